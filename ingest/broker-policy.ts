@@ -1,0 +1,70 @@
+/**
+ * The embedded broker's access policy (contract: MQTT), as plain functions over the device
+ * registry: who may connect, publish and subscribe. No sockets, no timers.
+ */
+import type { DeviceConfig } from './config.js';
+import { filterCovers, filterReaches, parseTopic, type InboundTopic } from './topics.js';
+
+export interface DeviceEntry {
+  id: string;
+  config: DeviceConfig;
+  assets: ReadonlySet<string>;
+}
+
+export type PublishDecision =
+  | { action: 'refuse'; reason: string } // protocol-level refusal: the connection is closed
+  | { action: 'telemetry'; topic: Extract<InboundTopic, { kind: 'telemetry' }> }
+  | { action: 'status'; deviceId: string; value: 'online' | 'offline' }
+  | { action: 'reject'; reason: 'not_allowed' | 'bad_topic' | 'bad_shape'; detail: string }; // reported on errors/, not stored
+
+export class DeviceRegistry {
+  private readonly devices = new Map<string, DeviceEntry>();
+  private readonly byAsset = new Map<string, string[]>();
+
+  constructor(devices: readonly DeviceConfig[]) {
+    for (const d of devices) {
+      this.devices.set(d.id, { id: d.id, config: d, assets: new Set(d.assets) });
+      for (const a of d.assets) {
+        const list = this.byAsset.get(a) ?? [];
+        list.push(d.id);
+        this.byAsset.set(a, list);
+      }
+    }
+  }
+
+  get(id: string): DeviceEntry | undefined {
+    return this.devices.get(id);
+  }
+
+  devicesForAsset(assetId: string): readonly string[] {
+    return this.byAsset.get(assetId) ?? [];
+  }
+}
+
+export function decidePublish(device: DeviceEntry | undefined, topic: string, payload: Buffer): PublishDecision {
+  if (topic.startsWith('$')) return { action: 'refuse', reason: `publishing to ${topic.split('/')[0]} topics is not allowed` };
+  if (!device) return { action: 'refuse', reason: 'anonymous clients may not publish' };
+  const parsed = parseTopic(topic);
+  switch (parsed.kind) {
+    case 'telemetry':
+      return { action: 'telemetry', topic: parsed };
+    case 'status': {
+      if (parsed.deviceId !== device.id) return { action: 'reject', reason: 'not_allowed', detail: `a device may publish only status/${device.id}` };
+      const value = payload.toString('utf8');
+      if (value !== 'online' && value !== 'offline') return { action: 'reject', reason: 'bad_shape', detail: 'status payload must be "online" or "offline"' };
+      return { action: 'status', deviceId: device.id, value };
+    }
+    default:
+      return { action: 'reject', reason: 'bad_topic', detail: 'devices publish to telemetry/{asset_id}/{sensor_id} or status/{device_id}' };
+  }
+}
+
+/** May this client subscribe to `filter`? Devices get errors/{own id} and their `subscribe` filters. */
+export function allowSubscribe(device: DeviceEntry | undefined, filter: string): boolean {
+  if (!device) return false;
+  if (filter === `errors/${device.id}`) return true;
+  if (filter.startsWith('$')) return false;
+  // errors/ of other devices are private, whatever the configured filters say.
+  if (filterReaches(filter, 'errors')) return false;
+  return device.config.subscribe.some((allowed) => filterCovers(allowed, filter));
+}

@@ -1,0 +1,127 @@
+/**
+ * Turns one telemetry message into accepted readings or rejections (contract: MQTT). Checks the
+ * topic's asset and sensor against the catalogue, the device's permission, each value against the
+ * metric catalogue; reports every rejection on errors/{device_id}, in the log and in metrics.
+ */
+import type { Logger } from '../lib/logger.js';
+import type { Clock } from '../lib/clock.js';
+import type { MetricsRegistry, Counter } from '../lib/metrics.js';
+import type { Catalogue } from './catalogue.js';
+import { decodePayload } from './payload.js';
+import type { Reading } from './reading.js';
+import type { Rejection, RejectionReason } from './rejections.js';
+
+export interface TelemetrySource {
+  /** The publishing device, when known (embedded broker). */
+  deviceId?: string;
+  /** Assets the device may publish for; undefined when the broker enforces this (external mode). */
+  allowedAssets?: ReadonlySet<string>;
+}
+
+export interface IngestDeps {
+  catalogue: Catalogue;
+  clock: Clock;
+  logger: Logger;
+  metrics: MetricsRegistry;
+  /** Receives a message's accepted readings; false means storage cannot take them now. */
+  accept: (readings: Reading[]) => boolean;
+  /** Sends a rejection line to a device's errors/ topic. */
+  feedback: (deviceId: string, line: { topic: string; reason: RejectionReason; detail: string }) => void;
+  /** Devices that may publish for an asset (to address errors/ when the publisher is unknown). */
+  devicesForAsset?: (assetId: string) => readonly string[];
+  maxPayloadBytes: number;
+}
+
+export interface IngestOutcome {
+  accepted: number;
+  rejected: number;
+  /** false: storage refused the readings; the message must not be acknowledged. */
+  stored: boolean;
+}
+
+export class IngestService {
+  private readonly readingsTotal: Counter;
+  private readonly rejectedTotal: Counter;
+  private readonly log: Logger;
+
+  constructor(private readonly deps: IngestDeps) {
+    this.readingsTotal = deps.metrics.counter('watchpost_ingest_readings_total', 'Readings accepted (one per metric value).');
+    this.rejectedTotal = deps.metrics.counter('watchpost_ingest_rejected_total', 'Messages or readings rejected, by reason.');
+    this.log = deps.logger.child({ module: 'ingest' });
+  }
+
+  /** Reports a message refused before decoding (bad topic, not allowed, too large). */
+  reject(source: TelemetrySource, topic: string, rejection: Rejection, assetId?: string): void {
+    this.report(source, topic, [rejection], assetId);
+  }
+
+  handleTelemetry(source: TelemetrySource, topic: string, assetId: string, sensorId: string, payload: Buffer): IngestOutcome {
+    const { catalogue } = this.deps;
+    if (payload.length > this.deps.maxPayloadBytes) {
+      this.report(source, topic, [{ reason: 'too_large', detail: `payload is ${payload.length} bytes; the limit is ${this.deps.maxPayloadBytes}` }], assetId);
+      return { accepted: 0, rejected: 1, stored: true };
+    }
+    const asset = catalogue.asset(assetId);
+    if (!asset) {
+      this.report(source, topic, [{ reason: 'unknown_asset', detail: `asset "${assetId}" is not configured` }], assetId);
+      return { accepted: 0, rejected: 1, stored: true };
+    }
+    if (source.allowedAssets && !source.allowedAssets.has(assetId)) {
+      this.report(source, topic, [{ reason: 'not_allowed', detail: `device may not publish for asset "${assetId}"` }], assetId);
+      return { accepted: 0, rejected: 1, stored: true };
+    }
+    let sensorMetrics: ReadonlySet<string> | undefined;
+    if (asset.sensors) {
+      if (!asset.sensors.has(sensorId)) {
+        this.report(source, topic, [{ reason: 'unknown_sensor', detail: `sensor "${sensorId}" is not configured on asset "${assetId}"` }], assetId);
+        return { accepted: 0, rejected: 1, stored: true };
+      }
+      sensorMetrics = asset.sensors.get(sensorId);
+    }
+
+    const decoded = decodePayload(payload, this.deps.clock.now());
+    const rejections = decoded.rejections;
+    const readings: Reading[] = [];
+    for (const r of decoded.readings) {
+      const problem = this.checkValues(r.values, sensorMetrics, sensorId);
+      if (problem) {
+        rejections.push({ ...problem, index: r.index });
+        continue;
+      }
+      for (const [metric, value] of r.values) {
+        readings.push({ assetId, sensorId, assetType: asset.type, street: asset.street, metric, value, ts: r.ts });
+      }
+    }
+
+    let stored = true;
+    if (readings.length > 0) {
+      stored = this.deps.accept(readings);
+      if (stored) this.readingsTotal.inc(undefined, readings.length);
+    }
+    if (rejections.length > 0) this.report(source, topic, rejections, assetId);
+    return { accepted: stored ? readings.length : 0, rejected: rejections.length, stored };
+  }
+
+  private checkValues(values: Array<[string, number]>, sensorMetrics: ReadonlySet<string> | undefined, sensorId: string): Rejection | undefined {
+    for (const [metric, value] of values) {
+      if (sensorMetrics && !sensorMetrics.has(metric)) {
+        return { reason: 'unknown_metric', detail: `metric "${metric}" is not configured on sensor "${sensorId}"` };
+      }
+      const spec = this.deps.catalogue.metric(metric);
+      if (spec && ((spec.min !== undefined && value < spec.min) || (spec.max !== undefined && value > spec.max))) {
+        return { reason: 'out_of_range', detail: `${metric} = ${value} is outside the plausible range [${spec.min ?? '-inf'}, ${spec.max ?? 'inf'}]` };
+      }
+    }
+    return undefined;
+  }
+
+  private report(source: TelemetrySource, topic: string, rejections: Rejection[], assetId?: string): void {
+    const recipients = source.deviceId ? [source.deviceId] : assetId && this.deps.devicesForAsset ? this.deps.devicesForAsset(assetId) : [];
+    for (const r of rejections) {
+      this.rejectedTotal.inc({ reason: r.reason });
+      const detail = r.index === undefined ? r.detail : `reading [${r.index}]: ${r.detail}`;
+      this.log.warn({ device_id: source.deviceId, topic, reason: r.reason, detail }, 'telemetry rejected');
+      for (const deviceId of recipients) this.deps.feedback(deviceId, { topic, reason: r.reason, detail });
+    }
+  }
+}

@@ -1,0 +1,25 @@
+/** What the ingest stage needs from MQTT, embedded broker or external broker alike. */
+import type { IngestOutcome, TelemetrySource } from './ingest-service.js';
+import type { Rejection } from './rejections.js';
+
+export interface InboundHandlers {
+  telemetry(source: TelemetrySource, topic: string, assetId: string, sensorId: string, payload: Buffer): IngestOutcome;
+  status(deviceId: string, value: 'online' | 'offline'): void;
+  rejected(source: TelemetrySource, topic: string, rejection: Rejection): void;
+  /** A device's last connection closed (embedded broker only). */
+  disconnected?(deviceId: string): void;
+}
+
+export interface PublishOptions {
+  qos?: 0 | 1;
+  retain?: boolean;
+}
+
+export interface MessageBus {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  publish(topic: string, payload: string, options?: PublishOptions): void;
+  /** Bound port of the embedded broker; undefined for an external broker. */
+  port(): number | undefined;
+  connected(): boolean;
+}

@@ -1,0 +1,137 @@
+/**
+ * The HTTP API (contract: HTTP API). `buildApi(deps)` returns a fastify instance without listening,
+ * so tests inject requests and the composition root decides where it listens.
+ */
+import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { constantTimeEqual } from '../ingest/device-auth.js';
+import type { Logger } from '../lib/logger.js';
+import { LEVELS } from '../lib/levels.js';
+import { ApiError } from './errors.js';
+import type { ApiConfig, Role } from './config/schema.js';
+
+const ROLE_RANK: Record<Role, number> = { viewer: 1, operator: 2, admin: 3 };
+
+export interface HealthReport {
+  status: 'ok' | 'degraded' | 'unavailable';
+  [detail: string]: unknown;
+}
+
+/** What the API needs from the alert stage; the AlertService satisfies it. */
+export interface AlertsPort {
+  list(query: { state?: string; level?: string; assetId?: string; limit?: number }): unknown[];
+  get(id: string): unknown | undefined;
+  acknowledge(id: string, action: { by: string; note?: string }): unknown;
+  resolve(id: string, action: { by: string; note?: string }): unknown;
+}
+
+export interface ApiDeps {
+  config: ApiConfig;
+  logger: Logger;
+  alerts: AlertsPort;
+  assets: () => unknown[];
+  rules: () => unknown;
+  health: () => HealthReport;
+  metrics: () => string;
+}
+
+const alertQuery = z.strictObject({
+  state: z.enum(['firing', 'acknowledged', 'resolved', 'open']).optional(),
+  level: z.enum(LEVELS).optional(),
+  asset_id: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).optional(),
+  limit: z.coerce.number().int().min(1).max(1000).optional(),
+});
+const actionBody = z.strictObject({ note: z.string().max(2000).optional() }).nullish();
+const idParams = z.strictObject({ id: z.string().min(1).max(100) });
+
+function parse<T extends z.ZodType>(schema: T, value: unknown, what: string): z.output<T> {
+  const result = schema.safeParse(value);
+  if (!result.success) {
+    const first = result.error.issues[0]!;
+    throw new ApiError('bad_request', `${what}${first.path.length ? `.${first.path.join('.')}` : ''}: ${first.message}`);
+  }
+  return result.data;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal?: { name: string; role: Role };
+  }
+}
+
+export function buildApi(deps: ApiDeps) {
+  const app = Fastify({
+    loggerInstance: deps.logger.child({ module: 'api' }),
+    disableRequestLogging: true,
+    bodyLimit: deps.config.max_body_bytes,
+    return503OnClosing: true,
+  });
+
+  function authenticate(req: FastifyRequest): { name: string; role: Role } {
+    const header = req.headers.authorization;
+    const match = header ? /^Bearer\s+(\S+)$/i.exec(header) : null;
+    if (!match) throw new ApiError('unauthorized', 'missing Authorization: Bearer <token>');
+    let found: { name: string; role: Role } | undefined;
+    // Compare with every token, so the time taken does not depend on which one matches.
+    for (const t of deps.config.tokens) if (constantTimeEqual(t.token, match[1]!) && !found) found = { name: t.name, role: t.role };
+    if (!found) throw new ApiError('unauthorized', 'unknown token');
+    return found;
+  }
+
+  function requireRole(role: Role) {
+    return async (req: FastifyRequest) => {
+      const principal = authenticate(req);
+      if (ROLE_RANK[principal.role] < ROLE_RANK[role]) throw new ApiError('forbidden', `this needs the ${role} role`);
+      req.principal = principal;
+    };
+  }
+
+  app.setErrorHandler((err: Error & { statusCode?: number; code?: string; status?: number }, req, reply: FastifyReply) => {
+    if (err instanceof ApiError) return reply.code(err.status).send({ error: err.code, message: err.message });
+    const status = err.status ?? err.statusCode ?? 500;
+    if (status === 413) return reply.code(413).send({ error: 'payload_too_large', message: `request body exceeds ${deps.config.max_body_bytes} bytes` });
+    if (status >= 400 && status < 500) {
+      const code = typeof err.code === 'string' && /^[a-z_]+$/.test(err.code) ? err.code : 'bad_request';
+      return reply.code(status).send({ error: code, message: err.message });
+    }
+    req.log.error({ err }, 'request failed');
+    return reply.code(500).send({ error: 'internal', message: 'internal error' });
+  });
+  app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0]}` }));
+
+  app.get('/healthz', async (_req, reply) => {
+    const health = deps.health();
+    return reply.code(health.status === 'unavailable' ? 503 : 200).send(health);
+  });
+  app.get('/metrics', async (_req, reply) => reply.type('text/plain; version=0.0.4').send(deps.metrics()));
+
+  app.get('/api/v1/assets', { onRequest: requireRole('viewer') }, async () => ({ assets: deps.assets() }));
+
+  app.get('/api/v1/alerts', { onRequest: requireRole('viewer') }, async (req) => {
+    const q = parse(alertQuery, req.query, 'query');
+    return { alerts: deps.alerts.list({ state: q.state, level: q.level, assetId: q.asset_id, limit: q.limit }) };
+  });
+
+  app.get('/api/v1/alerts/:id', { onRequest: requireRole('viewer') }, async (req) => {
+    const { id } = parse(idParams, req.params, 'path');
+    const alert = deps.alerts.get(id);
+    if (!alert) throw new ApiError('not_found', `alert ${id} not found`);
+    return alert;
+  });
+
+  app.post('/api/v1/alerts/:id/ack', { onRequest: requireRole('operator') }, async (req) => {
+    const { id } = parse(idParams, req.params, 'path');
+    const body = parse(actionBody, req.body, 'body');
+    return deps.alerts.acknowledge(id, { by: req.principal!.name, note: body?.note });
+  });
+
+  app.post('/api/v1/alerts/:id/resolve', { onRequest: requireRole('operator') }, async (req) => {
+    const { id } = parse(idParams, req.params, 'path');
+    const body = parse(actionBody, req.body, 'body');
+    return deps.alerts.resolve(id, { by: req.principal!.name, note: body?.note });
+  });
+
+  app.get('/api/v1/rules', { onRequest: requireRole('viewer') }, async () => deps.rules());
+
+  return app;
+}

@@ -1,0 +1,153 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { formatErrors, loadConfig } from './load.js';
+
+const dirs: string[] = [];
+function configDir(files: Record<string, string>): string {
+  const dir = mkdtempSync(join(tmpdir(), 'watchpost-config-'));
+  dirs.push(dir);
+  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
+  return dir;
+}
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+const ASSETS = `
+assets:
+  - id: lg-bridge-001
+    type: bridge
+    name: 龙岗河大桥
+    street: 龙城街道
+    location: [114.2466, 22.7209]
+    sensors:
+      - { id: strain-01, metrics: [strain] }
+metrics:
+  strain: { unit: "µε", min: -5000, max: 5000 }
+`;
+
+describe('loadConfig', () => {
+  it('merges sections across files, interpolates ${ENV} and applies defaults', () => {
+    const dir = configDir({
+      'a.yaml': ASSETS,
+      'b.yml': `
+devices:
+  - id: dau-bridge-001
+    secret: \${DAU_SECRET}
+    assets: [lg-bridge-001]
+rules:
+  - id: bridge-strain
+    match: { asset_type: bridge, metric: strain }
+    levels: { red: { above: 300 }, yellow: { above: 200 } }
+    for: 30s
+    escalation: bridge-duty
+channels:
+  - { id: ops-hook, type: webhook, url: "http://127.0.0.1:9000/alerts", secret: "literal $\${NOT_ENV}" }
+escalations:
+  - id: bridge-duty
+    tiers: [{ after: 0s, notify: [ops-hook] }, { after: 10m, notify: [{ channel: ops-hook }] }]
+`,
+    });
+    const result = loadConfig(dir, { DAU_SECRET: 's3cret-value' });
+    if (!result.ok) throw new Error(formatErrors(result.errors));
+    const c = result.config;
+    expect(c.devices[0]!.secret).toBe('s3cret-value');
+    expect(c.channels[0]!.secret).toBe('literal ${NOT_ENV}');
+    expect(c.broker).toEqual({ host: '0.0.0.0', port: 1883, allow_anonymous: false, max_payload_bytes: 1048576 });
+    expect(c.storage).toEqual({ data_dir: './data' });
+    expect(c.rules[0]!.for).toBe(30_000);
+    expect(c.rules[0]!.match.metric).toEqual(['strain']);
+    expect(c.escalations[0]!.tiers[1]).toEqual({ after: 600_000, notify: [{ channel: 'ops-hook', to: [] }] });
+    expect(c.metrics.strain).toEqual({ unit: 'µε', min: -5000, max: 5000 });
+  });
+
+  it('lists every error with file, path and reason', () => {
+    const dir = configDir({
+      'assets.yaml': ASSETS,
+      'devices.yaml': `
+devices:
+  - id: dau-1
+    secret: \${MISSING_SECRET}
+    assets: [no-such-asset]
+  - id: dau-1
+    secret: short
+`,
+      'rules.yaml': `
+rules:
+  - id: bad-order
+    match: { metric: strain }
+    levels: { red: { above: 100 }, yellow: { above: 200 } }
+  - id: bad-duration
+    match: { metric: strain }
+    levels: { red: { above: 100 } }
+    for: 30 seconds
+    escalation: nowhere
+  - id: silent
+    stale: 10m
+    level: yellow
+  - id: typo
+    match: { metric: strain }
+    levels: { red: { abvoe: 100 } }
+broker:
+  port: 99999
+`,
+    });
+    const result = loadConfig(dir, {});
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    const lines = result.errors.map((e) => `${e.file}: ${e.path}: ${e.message}`);
+    expect(lines).toEqual(
+      expect.arrayContaining([
+        'devices.yaml: devices[0].secret: environment variable MISSING_SECRET is not set',
+        'devices.yaml: devices[0] (dau-1).assets[0]: unknown asset "no-such-asset"',
+        'devices.yaml: devices[1] (dau-1).id: duplicate id "dau-1" (also devices[0])',
+        'devices.yaml: devices[1] (dau-1).secret: must be at least 8 characters',
+        expect.stringMatching(/^rules\.yaml: rules\[0\] \(bad-order\)\.levels\.red: red threshold must be stricter than yellow/),
+        'rules.yaml: rules[1] (bad-duration).for: "30 seconds" is not a duration (use 500ms, 30s, 10m, 6h or 1d)',
+        expect.stringMatching(/^rules\.yaml: rules\[2\] \(silent\)\.stale: rule kind "stale" is not supported/),
+        expect.stringMatching(/^rules\.yaml: rules\[3\] \(typo\)\.levels\.red/),
+        expect.stringMatching(/^rules\.yaml: broker\.port: /),
+      ]),
+    );
+  });
+
+  it('refuses unknown sections, a single section twice and broken YAML', () => {
+    const dir = configDir({
+      'a.yaml': 'api: { port: 8080 }\nbrokr: {}\n',
+      'b.yaml': 'api: { port: 8081 }\n',
+      'c.yaml': 'assets: [\n',
+    });
+    const result = loadConfig(dir, {});
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    const lines = result.errors.map((e) => `${e.file}: ${e.path}: ${e.message}`);
+    expect(lines).toContain('a.yaml: brokr: unknown section (expected one of broker, api, storage, metrics, assets, devices, rules, contacts, channels, escalations)');
+    expect(lines).toContain('b.yaml: api: already defined in a.yaml; a api section may appear in one file only');
+    expect(lines.some((l) => l.startsWith('c.yaml: line '))).toBe(true);
+  });
+
+  it('reports a missing directory', () => {
+    const result = loadConfig('/nonexistent/watchpost-config', {});
+    expect(result.ok).toBe(false);
+    if (!result.ok) expect(result.errors[0]!.message).toMatch(/cannot read configuration directory/);
+  });
+
+  it('flags a rule escalation or a channel that does not exist', () => {
+    const dir = configDir({
+      'x.yaml': `${ASSETS}
+escalations:
+  - id: e1
+    tiers: [{ after: 0s, notify: [{ channel: nope, to: [nobody] }] }]
+`,
+    });
+    const result = loadConfig(dir, {});
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    expect(result.errors.map((e) => `${e.file}: ${e.path}: ${e.message}`)).toEqual([
+      'x.yaml: escalations[0] (e1).tiers[0].notify[0].channel: unknown channel "nope"',
+      'x.yaml: escalations[0] (e1).tiers[0].notify[0].to[0]: unknown contact "nobody"',
+    ]);
+  });
+});

@@ -1,0 +1,137 @@
+/**
+ * The one configuration schema: every part contributes its section, this file composes them and
+ * adds the cross-references between sections (devices -> assets, rules -> escalations, ...).
+ */
+import { z } from 'zod';
+import { zId } from '../../lib/schema.js';
+import { assetSchema, brokerSchema, deviceSchema, metricSchema, storageSchema } from '../../ingest/config.js';
+import { ruleSchema } from '../../rules/config.js';
+import { channelSchema, contactSchema, escalationSchema } from '../../alerts/config.js';
+
+export const ROLES = ['viewer', 'operator', 'admin'] as const;
+export type Role = (typeof ROLES)[number];
+
+export const apiSchema = z
+  .strictObject({
+    host: z.string().default('0.0.0.0'),
+    port: z.number().int().min(0).max(65535).default(8080),
+    public_url: z.string().regex(/^https?:\/\//, 'must be an http:// or https:// URL').default('http://127.0.0.1:8080'),
+    max_body_bytes: z.number().int().min(1024).max(10 * 1024 * 1024).default(64 * 1024),
+    tokens: z
+      .array(
+        z.strictObject({
+          name: z.string().min(1).max(100),
+          token: z.string().min(16, 'must be at least 16 characters'),
+          role: z.enum(ROLES),
+        }),
+      )
+      .default([]),
+  })
+  .default({ host: '0.0.0.0', port: 8080, public_url: 'http://127.0.0.1:8080', max_body_bytes: 64 * 1024, tokens: [] });
+
+/** Sections that are lists: concatenated across files, items carry ids unique across files. */
+export const LIST_SECTIONS = ['assets', 'devices', 'rules', 'contacts', 'channels', 'escalations'] as const;
+/** Sections that are maps: merged key by key across files. */
+export const MAP_SECTIONS = ['metrics'] as const;
+/** Sections that may appear in one file only. */
+export const SINGLE_SECTIONS = ['broker', 'api', 'storage'] as const;
+export const SECTIONS = [...SINGLE_SECTIONS, ...MAP_SECTIONS, ...LIST_SECTIONS] as const;
+
+export const configSchema = z
+  .strictObject({
+    broker: brokerSchema,
+    api: apiSchema,
+    storage: storageSchema,
+    assets: z.array(assetSchema).default([]),
+    metrics: z.record(z.string().regex(/^[a-z][a-z0-9_]{0,63}$/, 'metric names must match [a-z][a-z0-9_]{0,63}'), metricSchema).default({}),
+    devices: z.array(deviceSchema).default([]),
+    rules: z.array(ruleSchema).default([]),
+    contacts: z.array(contactSchema).default([]),
+    channels: z.array(channelSchema).default([]),
+    escalations: z.array(escalationSchema).default([]),
+  })
+  // Cross-references are checked even when some items are invalid (`when` below), so
+  // `watchpost check` lists every error at once; the data is therefore read defensively.
+  .superRefine(
+    (config, ctx) => {
+      const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: 'custom', path, message });
+      const raw = config as unknown as Record<string, unknown>;
+      const items = (section: string): Array<Record<string, unknown>> =>
+        (Array.isArray(raw[section]) ? (raw[section] as unknown[]) : []).map((x) => (x !== null && typeof x === 'object' ? (x as Record<string, unknown>) : {}));
+      const list = (x: unknown): unknown[] => (Array.isArray(x) ? x : x === undefined || x === null ? [] : [x]);
+
+      for (const section of LIST_SECTIONS) {
+        const seen = new Map<string, number>();
+        items(section).forEach((item, i) => {
+          if (typeof item.id !== 'string') return;
+          const first = seen.get(item.id);
+          if (first !== undefined) issue([section, i, 'id'], `duplicate id "${item.id}" (also ${section}[${first}])`);
+          else seen.set(item.id, i);
+        });
+      }
+
+      const assetIds = new Set(items('assets').map((a) => a.id));
+      items('assets').forEach((asset, i) => {
+        const sensors = new Set<unknown>();
+        list(asset.sensors).forEach((s, j) => {
+          const id = (s as { id?: unknown } | null)?.id;
+          if (sensors.has(id)) issue(['assets', i, 'sensors', j, 'id'], `duplicate sensor id "${String(id)}"`);
+          sensors.add(id);
+        });
+      });
+
+      items('devices').forEach((device, i) => {
+        list(device.assets).forEach((assetId, j) => {
+          if (typeof assetId === 'string' && !assetIds.has(assetId)) issue(['devices', i, 'assets', j], `unknown asset "${assetId}"`);
+        });
+      });
+
+      const escalationIds = new Set(items('escalations').map((e) => e.id));
+      const checkEscalation = (path: (string | number)[], id: unknown) => {
+        if (typeof id === 'string' && !escalationIds.has(id)) issue(path, `unknown escalation "${id}"`);
+      };
+      items('rules').forEach((rule, i) => {
+        const ref = rule.escalation;
+        if (ref !== null && typeof ref === 'object') {
+          for (const [level, id] of Object.entries(ref)) checkEscalation(['rules', i, 'escalation', level], id);
+        } else checkEscalation(['rules', i, 'escalation'], ref);
+        const match = rule.match as Record<string, unknown> | undefined;
+        list(match?.asset_id).forEach((id, j) => {
+          if (typeof id === 'string' && !assetIds.has(id)) issue(['rules', i, 'match', 'asset_id', ...(Array.isArray(match?.asset_id) ? [j] : [])], `unknown asset "${id}"`);
+        });
+      });
+
+      const channelIds = new Set(items('channels').map((c) => c.id));
+      const contactIds = new Set(items('contacts').map((c) => c.id));
+      items('escalations').forEach((esc, i) => {
+        let previousAfter = -1;
+        list(esc.tiers).forEach((tier, t) => {
+          const { notify, after } = (tier ?? {}) as { notify?: unknown; after?: unknown };
+          list(notify).forEach((target, n) => {
+            const channel = typeof target === 'string' ? target : (target as { channel?: unknown } | null)?.channel;
+            if (typeof channel === 'string' && !channelIds.has(channel)) issue(['escalations', i, 'tiers', t, 'notify', n, 'channel'], `unknown channel "${channel}"`);
+            list((target as { to?: unknown } | null)?.to).forEach((contact, k) => {
+              if (typeof contact === 'string' && !contactIds.has(contact)) issue(['escalations', i, 'tiers', t, 'notify', n, 'to', k], `unknown contact "${contact}"`);
+            });
+          });
+          if (typeof after === 'number') {
+            if (after < previousAfter) issue(['escalations', i, 'tiers', t, 'after'], 'tiers must be in order of `after`');
+            previousAfter = after;
+          }
+        });
+      });
+
+      const api = (raw.api ?? {}) as { tokens?: unknown };
+      const tokens = new Set<unknown>();
+      list(api.tokens).forEach((t, i) => {
+        const token = (t as { token?: unknown } | null)?.token;
+        if (typeof token === 'string' && tokens.has(token)) issue(['api', 'tokens', i, 'token'], 'the same token is given twice');
+        tokens.add(token);
+      });
+    },
+    { when: () => true },
+  );
+
+export type WatchpostConfig = z.output<typeof configSchema>;
+export type ApiConfig = WatchpostConfig['api'];
+export { zId };
