@@ -2,11 +2,11 @@
  * The HTTP API (contract: HTTP API). `buildApi(deps)` returns a fastify instance without listening,
  * so tests inject requests and the composition root decides where it listens.
  */
-import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyReply, type FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { constantTimeEqual } from '../ingest/device-auth.js';
 import type { Logger } from '../lib/logger.js';
-import { LEVELS } from '../lib/levels.js';
+import { LEVELS, type Level } from '../lib/levels.js';
 import { ApiError } from './errors.js';
 import type { ApiConfig, Role } from './config/schema.js';
 
@@ -19,7 +19,7 @@ export interface HealthReport {
 
 /** What the API needs from the alert stage; the AlertService satisfies it. */
 export interface AlertsPort {
-  list(query: { state?: string; level?: string; assetId?: string; limit?: number }): unknown[];
+  list(query: { state?: 'firing' | 'acknowledged' | 'resolved'; level?: Level; assetId?: string; limit?: number }): unknown[];
   get(id: string): unknown | undefined;
   acknowledge(id: string, action: { by: string; note?: string }): unknown;
   resolve(id: string, action: { by: string; note?: string }): unknown;
@@ -36,7 +36,7 @@ export interface ApiDeps {
 }
 
 const alertQuery = z.strictObject({
-  state: z.enum(['firing', 'acknowledged', 'resolved', 'open']).optional(),
+  state: z.enum(['firing', 'acknowledged', 'resolved']).optional(),
   level: z.enum(LEVELS).optional(),
   asset_id: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).optional(),
   limit: z.coerce.number().int().min(1).max(1000).optional(),
@@ -62,7 +62,8 @@ declare module 'fastify' {
 export function buildApi(deps: ApiDeps) {
   const app = Fastify({
     loggerInstance: deps.logger.child({ module: 'api' }),
-    disableRequestLogging: true,
+    // Per-request lines are noise at a duty room's scrape rate; errors are still logged.
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: deps.config.max_body_bytes,
     return503OnClosing: true,
   });

@@ -1,0 +1,192 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { silentLogger } from '../lib/logger.js';
+import { MetricsRegistry } from '../lib/metrics.js';
+import { BatchWriter, type BatchSink, type BatchWriterOptions } from './batch-writer.js';
+import { MemoryPointQueue } from './point-queue.js';
+import { STORAGE_ERROR_CODES, StorageError, httpStorageError } from './storage-errors.js';
+
+type Outcome = 'ok' | StorageError | Promise<void>;
+
+/** A sink that records every call (with the fake clock's time) and answers from a script. */
+function scriptedSink(script: Outcome[] = []) {
+  const calls: Array<{ at: number; batch: string[] }> = [];
+  const sink: BatchSink<string> = {
+    async write(batch) {
+      calls.push({ at: Date.now(), batch: [...batch] });
+      const outcome = script.shift() ?? 'ok';
+      if (outcome instanceof StorageError) throw outcome;
+      if (outcome !== 'ok') await outcome;
+    },
+  };
+  return { sink, calls };
+}
+
+const networkDown = () => new StorageError(STORAGE_ERROR_CODES.NETWORK, 'cannot reach InfluxDB: ECONNREFUSED');
+
+describe('BatchWriter', () => {
+  let metrics: MetricsRegistry;
+  const writers: Array<BatchWriter<string>> = [];
+
+  beforeEach(() => {
+    vi.useFakeTimers({ now: 0 });
+    metrics = new MetricsRegistry();
+  });
+  afterEach(async () => {
+    await Promise.all(writers.splice(0).map((w) => w.stop()));
+    vi.useRealTimers();
+  });
+
+  function make(sink: BatchSink<string>, options: Partial<BatchWriterOptions> = {}, capacity = 100) {
+    const writer = new BatchWriter<string>(
+      { sink, queue: new MemoryPointQueue<string>(capacity), logger: silentLogger(), metrics, random: () => 0.5 },
+      { batchSize: 3, flushInterval: 1000, timeout: 500, minRetryDelay: 100, maxRetryDelay: 1000, ...options },
+    );
+    writers.push(writer);
+    writer.start();
+    return writer;
+  }
+
+  const counter = (name: string, labels?: Record<string, string>) =>
+    metrics.counter(`watchpost_storage_${name}_total`, '').get(labels);
+
+  it('sends a full batch at once and the rest on the flush interval, oldest first', async () => {
+    const { sink, calls } = scriptedSink();
+    const writer = make(sink);
+    writer.append(['a', 'b']);
+    await vi.advanceTimersByTimeAsync(10);
+    expect(calls).toEqual([]);
+    writer.append(['c', 'd']);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(calls).toEqual([{ at: 10, batch: ['a', 'b', 'c'] }]);
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(calls).toEqual([
+      { at: 10, batch: ['a', 'b', 'c'] },
+      { at: 1000, batch: ['d'] },
+    ]);
+    expect(counter('written')).toBe(4);
+    expect(metrics.render()).toContain('watchpost_spool_depth 0\n');
+  });
+
+  it('has one request in flight at a time', async () => {
+    let release!: () => void;
+    const slow = new Promise<void>((resolve) => (release = resolve));
+    const { sink, calls } = scriptedSink([slow]);
+    const writer = make(sink);
+    writer.append(['a', 'b', 'c']);
+    writer.append(['d', 'e', 'f']);
+    writer.append(['g']);
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(calls.map((c) => c.batch)).toEqual([['a', 'b', 'c']]);
+    expect(metrics.render()).toContain('watchpost_spool_depth 7\n');
+    release();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(calls.map((c) => c.batch)).toEqual([['a', 'b', 'c'], ['d', 'e', 'f'], ['g']]);
+  });
+
+  it('retries with exponential backoff and jitter, capped, resending the oldest batch first', async () => {
+    const { sink, calls } = scriptedSink([networkDown(), networkDown(), networkDown(), networkDown(), networkDown()]);
+    const writer = make(sink, { minRetryDelay: 100, maxRetryDelay: 600 });
+    writer.append(['a']);
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(writer.status()).toEqual({
+      state: 'degraded',
+      pending: 1,
+      accepting: true,
+      lastError: 'cannot reach InfluxDB: ECONNREFUSED',
+    });
+    writer.append(['b']);
+    await vi.advanceTimersByTimeAsync(5000);
+    // Steps 100, 200, 400, 600 (cap); equal jitter with random 0.5 waits 3/4 of each, the cap at most.
+    expect(calls.map((c) => c.at)).toEqual([1000, 1075, 1225, 1525, 1975, 2425]);
+    expect(calls.map((c) => c.batch.join(''))).toEqual(['a', 'ab', 'ab', 'ab', 'ab', 'ab']);
+    expect(counter('retries')).toBe(5);
+    expect(counter('written')).toBe(2);
+    expect(writer.status()).toEqual({ state: 'ok', pending: 0, accepting: true });
+  });
+
+  it('waits as long as Retry-After asks, within the cap', async () => {
+    const { sink, calls } = scriptedSink([httpStorageError(429, 'slow down', '0.5'), httpStorageError(503, 'busy', '120')]);
+    const writer = make(sink, { minRetryDelay: 100, maxRetryDelay: 2000 });
+    writer.append(['a']);
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(calls.map((c) => c.at)).toEqual([1000, 1500, 3500]);
+  });
+
+  it('drops a refused batch, counts it, and goes on with the next', async () => {
+    const { sink, calls } = scriptedSink([httpStorageError(400, 'unable to parse: bad timestamp')]);
+    const writer = make(sink);
+    writer.append(['a', 'b', 'c', 'd']);
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(calls.map((c) => c.batch)).toEqual([['a', 'b', 'c'], ['d']]);
+    expect(counter('failed', { reason: 'rejected' })).toBe(3);
+    expect(counter('written')).toBe(1);
+    expect(counter('retries')).toBe(0);
+  });
+
+  it('counts only the dropped points of an InfluxDB partial write as failed', async () => {
+    const { sink } = scriptedSink([
+      httpStorageError(400, 'partial write: field type conflict: input field "value" on measurement "m" is type string, already exists as type float dropped=2'),
+    ]);
+    const writer = make(sink);
+    writer.append(['a', 'b', 'c']);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(counter('failed', { reason: 'partial_write' })).toBe(2);
+    expect(counter('written')).toBe(1);
+    expect(writer.status().pending).toBe(0);
+  });
+
+  it('refuses an append that does not fit, all or nothing', async () => {
+    const { sink } = scriptedSink([networkDown()]);
+    const writer = make(sink, { batchSize: 10 }, 4);
+    expect(writer.append(['a', 'b', 'c'])).toBe(true);
+    expect(writer.append(['d', 'e'])).toBe(false);
+    expect(writer.status()).toMatchObject({ pending: 3, accepting: false });
+    expect(writer.append(['d'])).toBe(true);
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(writer.status()).toMatchObject({ state: 'degraded', pending: 4 });
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(writer.status()).toEqual({ state: 'ok', pending: 0, accepting: true });
+  });
+
+  it('flushes pending points on stop and refuses appends afterwards', async () => {
+    const { sink, calls } = scriptedSink();
+    const writer = make(sink);
+    writer.append(['a', 'b']);
+    await writer.stop();
+    expect(calls.map((c) => c.batch)).toEqual([['a', 'b']]);
+    expect(writer.append(['c'])).toBe(false);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it('gives up flushing at stop after the first failure, leaving the points pending', async () => {
+    const { sink, calls } = scriptedSink([networkDown()]);
+    const writer = make(sink);
+    writer.append(['a']);
+    await writer.stop();
+    expect(calls).toHaveLength(1);
+    expect(writer.status()).toMatchObject({ pending: 1, accepting: false });
+    expect(vi.getTimerCount()).toBe(0);
+  });
+});
+
+describe('BatchWriter.stop with a hanging backend', () => {
+  it('returns within the timeout: the request is aborted', async () => {
+    const metrics = new MetricsRegistry();
+    const sink: BatchSink<string> = {
+      write: (_batch, signal) =>
+        new Promise((_resolve, reject) =>
+          signal.addEventListener('abort', () => reject(new StorageError(STORAGE_ERROR_CODES.TIMEOUT, 'request timed out'))),
+        ),
+    };
+    const writer = new BatchWriter<string>(
+      { sink, queue: new MemoryPointQueue<string>(), logger: silentLogger(), metrics },
+      { timeout: 200, flushInterval: 60_000 },
+    );
+    writer.start();
+    writer.append(['a']);
+    const started = Date.now();
+    await writer.stop();
+    expect(Date.now() - started).toBeLessThan(1000);
+    expect(writer.status()).toMatchObject({ pending: 1, lastError: 'request timed out' });
+  });
+});

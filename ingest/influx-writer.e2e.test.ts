@@ -1,0 +1,308 @@
+/**
+ * The InfluxDB writers against real servers: influxd 1.x for the `/write` path (layout,
+ * partial writes, outages) and VictoriaMetrics for the 2.x `/api/v2/write` path.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { silentLogger } from '../lib/logger.js';
+import { MetricsRegistry } from '../lib/metrics.js';
+import { influxSchema } from './config.js';
+import { createInfluxWriter, type InfluxWriter } from './influx-writer.js';
+import type { Reading } from './reading.js';
+import type { AlertEventPoint } from './storage.js';
+import { waitFor } from '../test/support/binaries.js';
+import { influxdAvailable, startInfluxd, type Influxd } from '../test/support/influxd.js';
+import { startVictoriaMetrics, victoriaMetricsAvailable, type VictoriaMetrics } from '../test/support/victoria-metrics.js';
+
+const T0 = 1764295200123; // 2025-11-28T02:00:00.123Z
+
+function reading(over: Partial<Reading> = {}): Reading {
+  return {
+    assetId: 'lg-bridge-001',
+    sensorId: 'strain-01',
+    assetType: 'bridge',
+    street: '龙城街道',
+    metric: 'strain',
+    value: 123.4,
+    ts: T0,
+    ...over,
+  };
+}
+
+const alertEvent: AlertEventPoint = {
+  ruleId: 'bridge-strain',
+  assetId: 'lg-bridge-001',
+  level: 'red',
+  event: 'firing',
+  alertId: 'alert-0001',
+  value: 312.5,
+  message: '龙岗河大桥 strain-01 应变 312.5µε，超过红色阈值 300 "现场核查"',
+  ts: T0 + 500,
+};
+
+/** Short intervals and a fixed jitter so outages are ridden out in well under a second. */
+const FAST = { flushInterval: 50, minRetryDelay: 100, maxRetryDelay: 400 };
+
+function counters(metrics: MetricsRegistry) {
+  return {
+    written: () => metrics.counter('watchpost_storage_written_total', '').get(),
+    retries: () => metrics.counter('watchpost_storage_retries_total', '').get(),
+    failed: (reason: string) => metrics.counter('watchpost_storage_failed_total', '').get({ reason }),
+  };
+}
+
+describe.skipIf(!influxdAvailable)('InfluxDB 1.x writer against influxd', () => {
+  let influxd: Influxd;
+  const writers: InfluxWriter[] = [];
+
+  beforeAll(async () => {
+    influxd = await startInfluxd({ database: 'telemetry' });
+  });
+  afterEach(async () => {
+    await Promise.all(writers.splice(0).map((w) => w.stop()));
+  });
+  afterAll(async () => {
+    await influxd?.stop();
+  });
+
+  async function startWriter(metrics: MetricsRegistry, database = 'telemetry'): Promise<InfluxWriter> {
+    const config = influxSchema.parse({ url: influxd.url, version: 1, database, timeout: '2s' });
+    const writer = createInfluxWriter(config, { logger: silentLogger(), metrics, random: () => 0.5 }, FAST);
+    writers.push(writer);
+    await writer.start();
+    return writer;
+  }
+
+  it('writes readings and alert events in the contract layout, read back with InfluxQL', async () => {
+    const metrics = new MetricsRegistry();
+    const writer = await startWriter(metrics);
+    expect(
+      writer.writeReadings([
+        reading(),
+        reading({ value: 123, ts: T0 + 1 }),
+        reading({ sensorId: 'strain-02', street: '龙城街道, 东区=1', value: -0.25, ts: T0 + 2 }),
+      ]),
+    ).toBe(true);
+    writer.writeAlertEvent(alertEvent);
+    await writer.flush();
+
+    expect(await influxd.query('SELECT * FROM strain')).toEqual([
+      {
+        statement_id: 0,
+        series: [
+          {
+            name: 'strain',
+            columns: ['time', 'asset_id', 'asset_type', 'sensor_id', 'street', 'value'],
+            values: [
+              [T0, 'lg-bridge-001', 'bridge', 'strain-01', '龙城街道', 123.4],
+              [T0 + 1, 'lg-bridge-001', 'bridge', 'strain-01', '龙城街道', 123],
+              [T0 + 2, 'lg-bridge-001', 'bridge', 'strain-02', '龙城街道, 东区=1', -0.25],
+            ],
+          },
+        ],
+      },
+    ]);
+    expect(await influxd.query('SHOW TAG KEYS FROM strain; SHOW FIELD KEYS FROM strain')).toEqual([
+      {
+        statement_id: 0,
+        series: [{ name: 'strain', columns: ['tagKey'], values: [['asset_id'], ['asset_type'], ['sensor_id'], ['street']] }],
+      },
+      { statement_id: 1, series: [{ name: 'strain', columns: ['fieldKey', 'fieldType'], values: [['value', 'float']] }] },
+    ]);
+
+    expect(await influxd.query('SELECT * FROM alert_events')).toEqual([
+      {
+        statement_id: 0,
+        series: [
+          {
+            name: 'alert_events',
+            columns: ['time', 'alert_id', 'asset_id', 'event', 'level', 'message', 'rule_id', 'value'],
+            values: [[T0 + 500, 'alert-0001', 'lg-bridge-001', 'firing', 'red', alertEvent.message, 'bridge-strain', 312.5]],
+          },
+        ],
+      },
+    ]);
+    expect(await influxd.query('SHOW TAG KEYS FROM alert_events; SHOW FIELD KEYS FROM alert_events')).toEqual([
+      {
+        statement_id: 0,
+        series: [{ name: 'alert_events', columns: ['tagKey'], values: [['asset_id'], ['event'], ['level'], ['rule_id']] }],
+      },
+      {
+        statement_id: 1,
+        series: [
+          {
+            name: 'alert_events',
+            columns: ['fieldKey', 'fieldType'],
+            values: [
+              ['alert_id', 'string'],
+              ['message', 'string'],
+              ['value', 'float'],
+            ],
+          },
+        ],
+      },
+    ]);
+    expect(counters(metrics).written()).toBe(4);
+    expect(writer.status()).toEqual({ state: 'ok', pending: 0, accepting: true });
+  });
+
+  it('rides out an influxd outage: spools, retries, then writes every point exactly once, oldest first', async () => {
+    const metrics = new MetricsRegistry();
+    const c = counters(metrics);
+    const writer = await startWriter(metrics);
+    writer.writeReadings([reading({ metric: 'tilt', value: 1, ts: T0 })]);
+    await writer.flush();
+    expect(c.written()).toBe(1);
+
+    await influxd.pause();
+    const during = [2, 3, 4].map((v, i) => reading({ metric: 'tilt', value: v, ts: T0 + 1000 * (i + 1) }));
+    expect(writer.writeReadings(during.slice(0, 2))).toBe(true);
+    await waitFor('the writer to retry twice', async () => (c.retries() >= 2 ? true : undefined), 10_000);
+    expect(writer.writeReadings(during.slice(2))).toBe(true);
+    expect(writer.status()).toMatchObject({ state: 'degraded', pending: 3, accepting: true });
+    expect(writer.status().lastError).toMatch(/cannot reach InfluxDB/);
+    expect(metrics.render()).toContain('watchpost_spool_depth 3\n');
+
+    await influxd.resume();
+    await waitFor('the spooled points to be written', async () => (writer.status().pending === 0 ? true : undefined), 10_000);
+
+    expect(writer.status()).toEqual({ state: 'ok', pending: 0, accepting: true });
+    expect(c.written()).toBe(4);
+    expect(c.failed('rejected')).toBe(0);
+    expect(await influxd.query('SELECT value FROM tilt')).toEqual([
+      {
+        statement_id: 0,
+        series: [
+          {
+            name: 'tilt',
+            columns: ['time', 'value'],
+            values: [
+              [T0, 1],
+              [T0 + 1000, 2],
+              [T0 + 2000, 3],
+              [T0 + 3000, 4],
+            ],
+          },
+        ],
+      },
+    ]);
+    // The restarted server counts what it was sent: the three spooled points, once each.
+    const [stats] = await influxd.query(`SHOW STATS FOR 'httpd'`);
+    const httpd = stats!.series![0]!;
+    expect(httpd.values[0]![httpd.columns.indexOf('pointsWrittenOK')]).toBe(3);
+  });
+
+  it('counts the points InfluxDB drops in a partial write and moves on', async () => {
+    const metrics = new MetricsRegistry();
+    const c = counters(metrics);
+    // Make `rainfall.value` a string in this shard, so our float is a field type conflict.
+    const seed = await fetch(`${influxd.url}/write?db=telemetry&precision=ms`, {
+      method: 'POST',
+      body: `rainfall,asset_id=seed value="text" ${T0}`,
+    });
+    expect(seed.status).toBe(204);
+
+    const writer = await startWriter(metrics);
+    writer.writeReadings([
+      reading({ metric: 'displacement', value: 1.5, ts: T0 }),
+      reading({ metric: 'rainfall', value: 12, ts: T0 }),
+      reading({ metric: 'displacement', value: 1.75, ts: T0 + 1 }),
+    ]);
+    await writer.flush();
+
+    expect(c.failed('partial_write')).toBe(1);
+    expect(c.written()).toBe(2);
+    expect(writer.status()).toMatchObject({ state: 'ok', pending: 0 });
+    expect(writer.status().lastError).toMatch(/HTTP 400: partial write: field type conflict.*dropped=1/);
+    expect((await influxd.query('SELECT value FROM displacement'))[0]!.series![0]!.values).toEqual([
+      [T0, 1.5],
+      [T0 + 1, 1.75],
+    ]);
+
+    // The queue is not blocked: the next batch goes through.
+    writer.writeReadings([reading({ metric: 'displacement', value: 2, ts: T0 + 2 })]);
+    await writer.flush();
+    expect(c.written()).toBe(3);
+  });
+
+  it('drops a batch refused for good (unknown database) with the server message, and does not retry it', async () => {
+    const metrics = new MetricsRegistry();
+    const c = counters(metrics);
+    const writer = await startWriter(metrics, 'no_such_db');
+    writer.writeReadings([reading(), reading({ ts: T0 + 1 })]);
+    await writer.flush();
+    expect(c.failed('rejected')).toBe(2);
+    expect(c.retries()).toBe(0);
+    expect(c.written()).toBe(0);
+    expect(writer.status()).toEqual({
+      state: 'ok',
+      pending: 0,
+      accepting: true,
+      lastError: 'HTTP 404: database not found: "no_such_db"',
+    });
+  });
+});
+
+describe.skipIf(!victoriaMetricsAvailable)('InfluxDB 2.x writer against VictoriaMetrics /api/v2/write', () => {
+  let vm: VictoriaMetrics;
+
+  beforeAll(async () => {
+    vm = await startVictoriaMetrics();
+  });
+  afterAll(async () => {
+    await vm?.stop();
+  });
+
+  it('writes readings and alert events that export back exactly', async () => {
+    const metrics = new MetricsRegistry();
+    const config = influxSchema.parse({
+      url: vm.url,
+      version: 2,
+      org: 'longgang',
+      bucket: 'telemetry',
+      token: 'test-token',
+      batch_size: 2,
+      flush_interval: '50ms',
+      timeout: '5s',
+    });
+    const writer = createInfluxWriter(config, { logger: silentLogger(), metrics });
+    await writer.start();
+    try {
+      expect(
+        writer.writeReadings([
+          reading(),
+          reading({ value: 123, ts: T0 + 1 }),
+          reading({ sensorId: 'strain-02', street: '龙城街道 东区', value: -0.25, ts: T0 + 2 }),
+        ]),
+      ).toBe(true);
+      writer.writeAlertEvent(alertEvent);
+      await writer.flush();
+      expect(counters(metrics).written()).toBe(4);
+    } finally {
+      await writer.stop();
+    }
+
+    const selector = '{__name__=~"strain_value|alert_events_value"}';
+    const series = await waitFor('the samples to be searchable', async () => {
+      await vm.forceFlush();
+      const found = await vm.export(selector);
+      return found.reduce((n, s) => n + s.values.length, 0) >= 4 ? found : undefined;
+    });
+    expect(series).toEqual([
+      {
+        metric: { __name__: 'alert_events_value', asset_id: 'lg-bridge-001', event: 'firing', level: 'red', rule_id: 'bridge-strain' },
+        values: [312.5],
+        timestamps: [T0 + 500],
+      },
+      {
+        metric: { __name__: 'strain_value', asset_id: 'lg-bridge-001', asset_type: 'bridge', sensor_id: 'strain-01', street: '龙城街道' },
+        values: [123.4, 123],
+        timestamps: [T0, T0 + 1],
+      },
+      {
+        metric: { __name__: 'strain_value', asset_id: 'lg-bridge-001', asset_type: 'bridge', sensor_id: 'strain-02', street: '龙城街道 东区' },
+        values: [-0.25],
+        timestamps: [T0 + 2],
+      },
+    ]);
+  });
+});

@@ -1,0 +1,244 @@
+/**
+ * Telemetry writer for InfluxDB: readings and alert events become line protocol
+ * (line-protocol.ts) and go through the BatchWriter to one of two sinks:
+ *
+ * - version 1 (InfluxDB 1.x, and anything speaking its API): `POST {url}/write?db=&rp=&precision=ms`
+ *   with Node's fetch; credentials as HTTP basic auth (username/password) or `Token <token>`.
+ * - version 2 (InfluxDB 2.x/3.x/Cloud, VictoriaMetrics): `POST {url}/api/v2/write?org=&bucket=&precision=ms`
+ *   through @influxdata/influxdb-client's WriteApi. Its own batching, flush timer and retries
+ *   are switched off (flushInterval 0, maxRetries 0, a buffer larger than our batches) and each
+ *   of our batches is written with writeRecords + flush, so the BatchWriter alone owns
+ *   ordering and retries, and the body is exactly our lines joined by `\n` (gzipped above
+ *   1000 bytes, as the client does by default).
+ */
+import { HttpError, InfluxDB, RequestTimedOutError, type WriteApi } from '@influxdata/influxdb-client';
+import type { InfluxConfig } from './config.js';
+import type { Reading } from './reading.js';
+import type { AlertEventPoint, StorageStatus, TelemetryWriter } from './storage.js';
+import { BatchWriter, type BatchSink, type BatchWriterOptions, type StorageDeps } from './batch-writer.js';
+import { MemoryPointQueue, type PointQueue } from './point-queue.js';
+import { encodeAlertEvent, encodeReading } from './line-protocol.js';
+import { STORAGE_ERROR_CODES, StorageError, httpStorageError } from './storage-errors.js';
+import type { Logger } from '../lib/logger.js';
+
+export interface InfluxWriter extends TelemetryWriter {
+  /** Sends everything pending now (tests, shutdown hooks); resolves early while the backend is failing. */
+  flush(): Promise<void>;
+}
+
+export interface InfluxWriterOptions extends Partial<BatchWriterOptions> {
+  /** The queue between ingest and InfluxDB; a bounded in-memory queue by default (a spool later). */
+  queue?: PointQueue<string>;
+}
+
+/** A sink and what it holds open. */
+interface ClosableSink extends BatchSink<string> {
+  close(): Promise<void>;
+}
+
+export function createInfluxWriter(config: InfluxConfig, deps: StorageDeps, options: InfluxWriterOptions = {}): InfluxWriter {
+  const { queue, ...batchOptions } = options;
+  const logger = deps.logger.child({ module: 'storage', backend: `influx-v${config.version}` });
+  const sink = config.version === 1 ? new InfluxV1Sink(config) : new InfluxV2Sink(config);
+  const batch = new BatchWriter<string>(
+    {
+      sink,
+      queue: queue ?? new MemoryPointQueue<string>(),
+      logger,
+      metrics: deps.metrics,
+      ...(deps.clock ? { clock: deps.clock } : {}),
+      ...(deps.random ? { random: deps.random } : {}),
+      describePoint: (line) => line,
+    },
+    {
+      batchSize: config.batch_size,
+      flushInterval: config.flush_interval,
+      timeout: config.timeout,
+      ...batchOptions,
+    },
+  );
+  return new LineProtocolWriter(batch, sink, logger);
+}
+
+class LineProtocolWriter implements InfluxWriter {
+  constructor(
+    private readonly batch: BatchWriter<string>,
+    private readonly sink: ClosableSink,
+    private readonly logger: Logger,
+  ) {}
+
+  async start(): Promise<void> {
+    this.batch.start();
+  }
+
+  async stop(): Promise<void> {
+    await this.batch.stop();
+    await this.sink.close();
+  }
+
+  flush(): Promise<void> {
+    return this.batch.flush();
+  }
+
+  writeReadings(readings: readonly Reading[]): boolean {
+    const lines: string[] = [];
+    let invalid = 0;
+    for (const reading of readings) {
+      try {
+        lines.push(encodeReading(reading));
+      } catch (err) {
+        invalid += 1;
+        if (invalid === 1) {
+          this.logger.warn(
+            { err: (err as Error).message, assetId: reading.assetId, sensorId: reading.sensorId, metric: reading.metric },
+            'reading cannot be stored; dropped',
+          );
+        }
+      }
+    }
+    if (invalid > 0) this.batch.countFailed('invalid_point', invalid);
+    return this.batch.append(lines);
+  }
+
+  writeAlertEvent(event: AlertEventPoint): void {
+    let line: string;
+    try {
+      line = encodeAlertEvent(event);
+    } catch (err) {
+      this.batch.countFailed('invalid_point');
+      this.logger.error({ err: (err as Error).message, alertId: event.alertId }, 'alert event cannot be stored; dropped');
+      return;
+    }
+    if (!this.batch.append([line])) {
+      this.batch.countFailed('queue_full');
+      this.logger.error({ alertId: event.alertId, event: event.event }, 'storage queue is full; alert event dropped');
+    }
+  }
+
+  status(): StorageStatus {
+    return this.batch.status();
+  }
+}
+
+function trimSlash(url: string): string {
+  return url.endsWith('/') ? url.replace(/\/+$/, '') : url;
+}
+
+/** The message of an InfluxDB error body: 1.x `{"error"}`, 2.x `{"code","message"}`, or the text itself. */
+function serverMessage(body: string): string {
+  try {
+    const json = JSON.parse(body) as { error?: unknown; message?: unknown };
+    if (typeof json.error === 'string') return json.error;
+    if (typeof json.message === 'string') return json.message;
+  } catch {
+    // not JSON: use the text
+  }
+  return body.trim().slice(0, 1000);
+}
+
+/** A failed fetch or client call: timeout or network, both retryable. */
+function transportError(err: unknown, signal: AbortSignal): StorageError {
+  const e = err as { name?: string; message?: string; cause?: { code?: string; message?: string } };
+  if (signal.aborted || e.name === 'TimeoutError' || e.name === 'AbortError' || err instanceof RequestTimedOutError) {
+    return new StorageError(STORAGE_ERROR_CODES.TIMEOUT, 'request timed out', { cause: err });
+  }
+  const detail = e.cause?.code ?? e.cause?.message ?? (e as { code?: string }).code ?? e.message ?? String(err);
+  return new StorageError(STORAGE_ERROR_CODES.NETWORK, `cannot reach InfluxDB: ${detail}`, { cause: err });
+}
+
+/** InfluxDB 1.x `/write`. */
+class InfluxV1Sink implements ClosableSink {
+  private readonly url: string;
+  private readonly headers: Record<string, string>;
+
+  constructor(config: InfluxConfig) {
+    const params = new URLSearchParams({ db: config.database ?? '', precision: 'ms' });
+    if (config.retention_policy) params.set('rp', config.retention_policy);
+    this.url = `${trimSlash(config.url)}/write?${params}`;
+    this.headers = { 'content-type': 'text/plain; charset=utf-8' };
+    if (config.username !== undefined) {
+      const credentials = Buffer.from(`${config.username}:${config.password ?? ''}`).toString('base64');
+      this.headers.authorization = `Basic ${credentials}`;
+    } else if (config.token) {
+      this.headers.authorization = `Token ${config.token}`;
+    }
+  }
+
+  async write(batch: readonly string[], signal: AbortSignal): Promise<void> {
+    let response: Response;
+    let body: string;
+    try {
+      response = await fetch(this.url, { method: 'POST', headers: this.headers, body: batch.join('\n'), signal });
+      body = await response.text();
+    } catch (err) {
+      throw transportError(err, signal);
+    }
+    if (response.ok) return;
+    throw httpStorageError(response.status, serverMessage(body), response.headers.get('retry-after'));
+  }
+
+  async close(): Promise<void> {}
+}
+
+/** InfluxDB 2.x `/api/v2/write` through the official client, with its batching and retries off. */
+class InfluxV2Sink implements ClosableSink {
+  private readonly writeApi: WriteApi;
+
+  constructor(config: InfluxConfig) {
+    const client = new InfluxDB({
+      url: trimSlash(config.url),
+      ...(config.token ? { token: config.token } : {}),
+      timeout: config.timeout,
+    });
+    this.writeApi = client.getWriteApi(config.org ?? '', config.bucket ?? '', 'ms', {
+      // One of our batches never fills the client's buffer, so nothing is sent behind our back.
+      batchSize: config.batch_size + 1,
+      maxBatchBytes: Number.POSITIVE_INFINITY,
+      flushInterval: 0,
+      maxRetries: 0,
+      // Hand the error to flush()'s caller instead of the client's console logging and retry buffer.
+      writeFailed: (error: Error) => Promise.reject(error),
+    });
+  }
+
+  async write(batch: readonly string[], signal: AbortSignal): Promise<void> {
+    this.writeApi.writeRecords(batch as string[]);
+    try {
+      await abortable(this.writeApi.flush(), signal);
+    } catch (err) {
+      if (err instanceof HttpError) {
+        const retryAfter = err.headers?.['retry-after'];
+        throw httpStorageError(
+          err.statusCode,
+          serverMessage(err.body ?? err.message),
+          Array.isArray(retryAfter) ? retryAfter[0] : retryAfter,
+        );
+      }
+      throw transportError(err, signal);
+    }
+  }
+
+  async close(): Promise<void> {
+    // Nothing is buffered in the client between our batches; dispose releases its state.
+    this.writeApi.dispose();
+  }
+}
+
+/** Rejects when `signal` aborts, even if the client's request is still running (it has its own timeout). */
+function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
+  });
+}

@@ -1,0 +1,175 @@
+#!/usr/bin/env node
+/** `watchpost <command>`: start, simulate, check, replay, hash-secret (contract: Command line). */
+import { existsSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { hashSecret } from '../ingest/device-auth.js';
+import { createLogger } from '../lib/logger.js';
+import { formatErrors, loadConfig } from './config/load.js';
+import type { WatchpostConfig } from './config/schema.js';
+
+const USAGE = `usage: watchpost <command> [options]
+
+commands:
+  start [--config DIR]                     run the platform (broker, ingest, storage, rules, alerts, API)
+  simulate [--config DIR] [--url mqtt://…] [--scenario NAME] [--devices N] [--rate HZ] [--duration S] [--seed N]
+                                           device simulators publishing over MQTT with the devices' credentials
+  check [--config DIR]                     validate the configuration; lists every error
+  replay --config DIR --input FILE [--json]
+                                           run the rules over recorded readings (not in this version)
+  hash-secret                              read a device secret on stdin, print a secret_hash for the config
+
+Without --config, ./config is used if present, else the bundled Longgang demo configuration.`;
+
+/** The bundled demo configuration, next to the package root (dist/server/cli.js -> config-demo/). */
+export const DEMO_CONFIG_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'config-demo');
+
+export function resolveConfigDir(given: string | undefined): string {
+  if (given) return resolve(given);
+  if (existsSync('config')) return resolve('config');
+  return DEMO_CONFIG_DIR;
+}
+
+function loadOrExit(dir: string): WatchpostConfig {
+  const result = loadConfig(dir);
+  if (!result.ok) {
+    process.stderr.write(`configuration ${dir} is invalid (${result.errors.length} error${result.errors.length === 1 ? '' : 's'}):\n${formatErrors(result.errors)}\n`);
+    process.exit(2);
+  }
+  return result.config;
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (!command || command === '--help' || command === '-h' || command === 'help') {
+    process.stdout.write(`${USAGE}\n`);
+    return command ? 0 : 2;
+  }
+  const { values } = parseArgs({
+    args: rest,
+    strict: true,
+    options: {
+      config: { type: 'string' },
+      url: { type: 'string' },
+      scenario: { type: 'string' },
+      devices: { type: 'string' },
+      rate: { type: 'string' },
+      duration: { type: 'string' },
+      seed: { type: 'string' },
+      speed: { type: 'string' },
+      input: { type: 'string' },
+      json: { type: 'boolean' },
+    },
+  });
+  const configDir = resolveConfigDir(values.config);
+
+  switch (command) {
+    case 'check': {
+      const result = loadConfig(configDir);
+      if (!result.ok) {
+        process.stderr.write(`${formatErrors(result.errors)}\n${result.errors.length} error${result.errors.length === 1 ? '' : 's'} in ${configDir}\n`);
+        return 1;
+      }
+      const c = result.config;
+      process.stdout.write(
+        `${configDir}: valid (${result.files.length} files; ${c.assets.length} assets, ${c.devices.length} devices, ${c.rules.length} rules, ${c.escalations.length} escalations)\n`,
+      );
+      return 0;
+    }
+    case 'start': {
+      const config = loadOrExit(configDir);
+      const logger = createLogger();
+      const { Platform } = await import('./platform.js');
+      const platform = new Platform(config, { logger, configDir });
+      if (configDir === DEMO_CONFIG_DIR) {
+        logger.warn('running the bundled demo configuration: its device secrets and API tokens are public; do not expose it beyond this machine');
+      }
+      let stopping = false;
+      const shutdown = (signal: string) => {
+        if (stopping) {
+          logger.warn({ signal }, 'second signal: exiting without waiting');
+          process.exit(1);
+        }
+        stopping = true;
+        logger.info({ signal }, 'shutting down');
+        platform.stop().then(
+          () => process.exit(0),
+          (err: Error) => {
+            logger.error({ err }, 'shutdown failed');
+            process.exit(1);
+          },
+        );
+      };
+      process.on('SIGTERM', () => shutdown('SIGTERM'));
+      process.on('SIGINT', () => shutdown('SIGINT'));
+      try {
+        await platform.start();
+      } catch (err) {
+        logger.fatal({ err }, 'start failed');
+        await platform.stop().catch(() => undefined);
+        return 1;
+      }
+      return -1; // keep running
+    }
+    case 'simulate': {
+      const config = loadOrExit(configDir);
+      const logger = createLogger({ level: process.env.WATCHPOST_LOG_LEVEL ?? 'info' });
+      const { runSimulation } = await import('../simulators/simulate.js');
+      const num = (v: string | undefined, name: string): number | undefined => {
+        if (v === undefined) return undefined;
+        const n = Number(v);
+        if (!Number.isFinite(n) || n < 0) throw new Error(`--${name} must be a non-negative number`);
+        return n;
+      };
+      const port = 'url' in config.broker ? undefined : config.broker.port;
+      const url = values.url ?? ('url' in config.broker ? config.broker.url : `mqtt://127.0.0.1:${port}`);
+      const controller = new AbortController();
+      process.on('SIGINT', () => controller.abort());
+      process.on('SIGTERM', () => controller.abort());
+      const summary = await runSimulation(config, {
+        url,
+        scenario: values.scenario,
+        devices: num(values.devices, 'devices'),
+        rate: num(values.rate, 'rate'),
+        duration: num(values.duration, 'duration'),
+        seed: num(values.seed, 'seed'),
+        logger,
+        signal: controller.signal,
+      });
+      process.stdout.write(`${JSON.stringify(summary)}\n`);
+      return summary.errors > 0 ? 1 : 0;
+    }
+    case 'replay':
+      process.stderr.write('watchpost replay is not available in this version (it comes with the complete rule language)\n');
+      return 2;
+    case 'hash-secret': {
+      const secret = await readStdin();
+      if (secret.length < 8) {
+        process.stderr.write('a device secret must be at least 8 characters\n');
+        return 1;
+      }
+      process.stdout.write(`${await hashSecret(secret)}\n`);
+      return 0;
+    }
+    default:
+      process.stderr.write(`unknown command "${command}"\n${USAGE}\n`);
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code >= 0) process.exit(code);
+  },
+  (err: Error) => {
+    process.stderr.write(`watchpost: ${err.message}\n`);
+    process.exit(2);
+  },
+);

@@ -1,0 +1,151 @@
+/**
+ * A private InfluxDB 1.x for end-to-end tests: its own config file and data in a temp dir, free
+ * ports for HTTP and RPC, no reporting, no monitor store, quiet logs. `pause()` / `resume()`
+ * stop and start the same server (same ports, same data) to test writers riding out an outage.
+ *
+ * Without `influxd` on PATH the suites skip with a warning; under CI=true that is a failure.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort, requireBinary, waitFor } from './binaries.js';
+
+export const influxdBinary = requireBinary('influxd', 'influxdb');
+export const influxdAvailable = influxdBinary !== undefined;
+
+/** One statement's answer to `/query` (timestamps as epoch ms). */
+export interface InfluxQLResult {
+  statement_id: number;
+  error?: string;
+  series?: Array<{ name: string; tags?: Record<string, string>; columns: string[]; values: unknown[][] }>;
+}
+
+export interface Influxd {
+  url: string;
+  port: number;
+  database: string;
+  /** Runs InfluxQL against `database` (POST, epoch=ms); throws on an HTTP or statement error. */
+  query(influxql: string): Promise<InfluxQLResult[]>;
+  /** Stops the server, keeping its ports and data. */
+  pause(): Promise<void>;
+  /** Starts the paused server again and waits until it answers /ping. */
+  resume(): Promise<void>;
+  restart(): Promise<void>;
+  /** Stops the server and deletes its data. */
+  stop(): Promise<void>;
+}
+
+export async function startInfluxd(options: { database?: string } = {}): Promise<Influxd> {
+  if (!influxdBinary) throw new Error('influxd is not installed');
+  const binary = influxdBinary;
+  const database = options.database ?? 'telemetry';
+  const dir = mkdtempSync(join(tmpdir(), 'watchpost-influxd-'));
+  const port = await freePort();
+  const rpcPort = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const config = join(dir, 'influxdb.conf');
+  writeFileSync(
+    config,
+    [
+      'reporting-disabled = true',
+      `bind-address = "127.0.0.1:${rpcPort}"`,
+      '[meta]',
+      `  dir = "${join(dir, 'meta')}"`,
+      '  logging-enabled = false',
+      '[data]',
+      `  dir = "${join(dir, 'data')}"`,
+      `  wal-dir = "${join(dir, 'wal')}"`,
+      '  query-log-enabled = false',
+      '[monitor]',
+      '  store-enabled = false',
+      '[http]',
+      '  enabled = true',
+      `  bind-address = "127.0.0.1:${port}"`,
+      '  auth-enabled = false',
+      '  log-enabled = false',
+      '[logging]',
+      '  level = "error"',
+      '  suppress-logo = true',
+      '[continuous_queries]',
+      '  enabled = false',
+      '[retention]',
+      '  enabled = false',
+      '[subscriber]',
+      '  enabled = false',
+      '',
+    ].join('\n'),
+  );
+
+  let child: ChildProcess | undefined;
+  let output = '';
+  const killOnExit = () => child?.kill('SIGKILL');
+
+  const launch = async () => {
+    output = '';
+    const proc = spawn(binary, ['-config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child = proc;
+    const keep = (d: Buffer) => (output = (output + d.toString()).slice(-4000));
+    proc.stdout?.on('data', keep);
+    proc.stderr?.on('data', keep);
+    process.once('exit', killOnExit);
+    await waitFor(`influxd on port ${port}`, async () => {
+      if (proc.exitCode !== null) throw new Error(`influxd exited with ${proc.exitCode}: ${output}`);
+      const res = await fetch(`${url}/ping`);
+      return res.status === 204 ? true : undefined;
+    }, 30_000);
+  };
+
+  const halt = async () => {
+    const proc = child;
+    child = undefined;
+    process.off('exit', killOnExit);
+    if (!proc || proc.exitCode !== null) return;
+    const exited = new Promise((resolve) => proc.once('exit', resolve));
+    proc.kill('SIGTERM');
+    const timer = setTimeout(() => proc.kill('SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(timer);
+  };
+
+  const query = async (influxql: string): Promise<InfluxQLResult[]> => {
+    const res = await fetch(`${url}/query`, {
+      method: 'POST',
+      body: new URLSearchParams({ q: influxql, db: database, epoch: 'ms' }),
+    });
+    const body = (await res.json()) as { results?: InfluxQLResult[]; error?: string };
+    if (!res.ok || body.error) throw new Error(`InfluxQL "${influxql}" failed: HTTP ${res.status} ${body.error ?? ''}`);
+    const failed = body.results?.find((r) => r.error);
+    if (failed) throw new Error(`InfluxQL "${influxql}" failed: ${failed.error}`);
+    return body.results ?? [];
+  };
+
+  try {
+    await launch();
+    await query(`CREATE DATABASE "${database}"`);
+  } catch (err) {
+    await halt();
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+
+  return {
+    url,
+    port,
+    database,
+    query,
+    pause: halt,
+    async resume() {
+      if (child) return;
+      await launch();
+    },
+    async restart() {
+      await halt();
+      await launch();
+    },
+    async stop() {
+      await halt();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
