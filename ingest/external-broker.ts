@@ -4,7 +4,7 @@
  * several Watchpost instances split the load.
  */
 import mqtt, { type MqttClient } from 'mqtt';
-import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import type { Logger } from '../lib/logger.js';
 import type { ExternalBrokerConfig } from './config.js';
 import type { InboundHandlers, MessageBus, PublishOptions } from './message-bus.js';
@@ -30,8 +30,9 @@ export class ExternalBroker implements MessageBus {
       protocolVersion: 4,
       username: config.username,
       password: config.password,
-      clientId: config.client_id ?? `watchpost-${randomBytes(4).toString('hex')}`,
-      // A persistent session keeps QoS 1 telemetry queued at the broker while Watchpost restarts.
+      // A stable client id with a persistent session keeps QoS 1 telemetry queued at the broker
+      // while Watchpost restarts. Several instances on one host need their own `client_id`.
+      clientId: config.client_id ?? `watchpost-${hostname().replace(/[^A-Za-z0-9_.-]/g, '-').slice(0, 40)}`,
       clean: false,
       reconnectPeriod: 2000,
       connectTimeout: 10_000,

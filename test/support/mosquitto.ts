@@ -19,6 +19,8 @@ export async function startMosquitto(options: { users?: Record<string, string> }
   const dir = mkdtempSync(join(tmpdir(), 'watchpost-mosquitto-'));
   const port = await freePort();
   const lines = [`listener ${port} 127.0.0.1`, 'persistence false', 'log_dest stderr', 'log_type error', 'log_type warning'];
+  // Started as root, mosquitto drops to the `mosquitto` user, which cannot read our private temp dir.
+  if (process.getuid?.() === 0) lines.push('user root');
   if (options.users) {
     // mosquitto_passwd -U hashes a plain-text file in place.
     const passwd = join(dir, 'passwd');
@@ -37,9 +39,9 @@ export async function startMosquitto(options: { users?: Record<string, string> }
   const child: ChildProcess = spawn(mosquittoBinary, ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-  await waitFor(`mosquitto on port ${port} (${stderr})`, () =>
-    new Promise<true | undefined>((resolve) => {
-      if (child.exitCode !== null) return resolve(undefined);
+  await waitFor(`mosquitto on port ${port}`, () =>
+    new Promise<true | undefined>((resolve, reject) => {
+      if (child.exitCode !== null) return reject(new Error(`mosquitto exited with ${child.exitCode}: ${stderr.trim()}`));
       const s = connect(port, '127.0.0.1');
       s.once('connect', () => {
         s.destroy();
