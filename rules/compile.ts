@@ -41,11 +41,16 @@ export type CompiledRule = CompiledThresholdRule;
 export interface CompileOptions {
   /** How levels are classified; both give the same results. */
   classifier: ClassifierKind;
+  /**
+   * node-rules only: answer "no level" without running the engine for a series at no level whose
+   * value is inside the least severe level's band (exact; see level-classifier.ts).
+   */
+  quietGate: boolean;
   /** Bound of the rule index's per-series candidate cache. */
   cacheLimit: number;
 }
 
-export const DEFAULT_COMPILE_OPTIONS: CompileOptions = { classifier: 'node-rules', cacheLimit: 200_000 };
+export const DEFAULT_COMPILE_OPTIONS: CompileOptions = { classifier: 'node-rules', quietGate: true, cacheLimit: 200_000 };
 
 export class CompiledRuleSet {
   readonly rules: readonly CompiledRule[];
@@ -111,7 +116,7 @@ export function compileThresholdRule(config: ThresholdRuleConfig, options: Parti
     thresholds,
     forMs: config.for,
     hysteresis: config.hysteresis,
-    classifier: createClassifier(opts.classifier, levels),
+    classifier: createClassifier(opts.classifier, levels, { quietGate: opts.quietGate }),
     info,
   };
 }

@@ -31,8 +31,14 @@ function ev(ts: number, level: RuleEvent['level'], value: number, threshold: Rul
 
 const STEPS = { red: { above: 300 }, orange: { above: 250 }, yellow: { above: 200 } };
 
-describe.each(['node-rules', 'direct'] as const)('evaluate (%s classifier)', (classifier) => {
-  const compile = (rules: RuleInput[]) => ruleSet(rules, { classifier });
+const VARIANTS: [string, Partial<CompileOptions>][] = [
+  ['node-rules', { classifier: 'node-rules' }],
+  ['node-rules without quiet gate', { classifier: 'node-rules', quietGate: false }],
+  ['direct', { classifier: 'direct' }],
+];
+
+describe.each(VARIANTS)('evaluate (%s classifier)', (_name, options) => {
+  const compile = (rules: RuleInput[]) => ruleSet(rules, options);
 
   it('above: raises and drops through several levels', () => {
     const set = compile([{ id: 'r', levels: STEPS }]);
@@ -259,12 +265,15 @@ describe('node-rules and direct classifiers', () => {
       { id: 'plain', match: { metric: ['strain', 'tilt'], sensor_id: 's1' }, levels: { orange: { above: 220 } } },
     ];
     const viaRules = ruleSet(rules, { classifier: 'node-rules' });
+    const ungated = ruleSet(rules, { classifier: 'node-rules', quietGate: false });
     const direct = ruleSet(rules, { classifier: 'direct' });
     const a = createRuleState();
     const b = createRuleState();
+    const c = createRuleState();
     const value = new Map<string, number>();
     const eventsA: RuleEvent[] = [];
     const eventsB: RuleEvent[] = [];
+    const eventsC: RuleEvent[] = [];
     let ts = 0;
     for (let i = 0; i < 20_000; i++) {
       ts += Math.floor(rand() * 4000);
@@ -276,10 +285,12 @@ describe('node-rules and direct classifiers', () => {
       const reading: Reading = { ...base, sensorId, metric, value: Math.round(v * 10) / 10, ts: rand() < 0.02 ? ts - 10_000 : ts };
       eventsA.push(...evaluate(viaRules, a, reading).events);
       eventsB.push(...evaluate(direct, b, reading).events);
+      eventsC.push(...evaluate(ungated, c, reading).events);
     }
     expect(eventsA.length).toBeGreaterThan(500);
     expect(new Set(eventsA.map((e) => `${e.ruleId}:${e.level}`)).size).toBeGreaterThanOrEqual(9);
     expect(eventsA).toEqual(eventsB);
+    expect(eventsC).toEqual(eventsB);
     expect(a.outOfOrder).toBe(b.outOfOrder);
     expect(a.outOfOrder).toBeGreaterThan(0);
   });

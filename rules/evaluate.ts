@@ -2,8 +2,8 @@
  * Pure rule evaluation on event time: `evaluate(ruleSet, state, reading) -> { state, events }`.
  * No timers, no I/O, no clock; the reading's `ts` is the only time used.
  *
- * For speed the state is mutated in place and the same object returned; callers that need the
- * previous state must not keep references into it. Readings that match no rule, or match rules
+ * For speed the state is mutated in place and the same object returned; there is no copy of the
+ * previous state. Readings that match no rule, or match rules
  * without changing any effective level, return a shared result object with a frozen empty
  * `events` list and allocate nothing.
  *
@@ -22,7 +22,10 @@
  *   Continuity is judged at readings only: a gap between two readings that both meet the level
  *   counts as held.
  * - An alert is (rule, asset, sensor); its effective level is the highest among its metrics'
- *   series. An event is emitted whenever that level changes (null = resolved).
+ *   series. An event is emitted whenever that level changes (null = resolved). It names the
+ *   metric that holds the new level and that metric's last value (the reading's own when it is
+ *   the holder, and always for a clear), with the threshold of the new level (or of the level
+ *   left, for a clear).
  * - Out of order: a reading older than the last one seen for its series is ignored entirely (no
  *   change to levels, `for` runs or events) and counted in `state.outOfOrder`; equal timestamps
  *   are processed in arrival order. Once a series has been forgotten (see below) there is no

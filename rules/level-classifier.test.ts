@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { API, Fact } from 'node-rules';
 import { compileLevel, createDirectClassifier, createNodeRulesClassifier, SyncRuleEngine, type CompiledLevel } from './level-classifier.js';
 
@@ -53,6 +53,22 @@ describe('level classifiers', () => {
   it.each(cases)('case %#: value %s held %s', (levels, value, held, expected) => {
     expect(createDirectClassifier(levels).classify(value, held)).toBe(expected);
     expect(createNodeRulesClassifier(levels).classify(value, held)).toBe(expected);
+    expect(createNodeRulesClassifier(levels, { quietGate: false }).classify(value, held)).toBe(expected);
+  });
+
+  it('the quiet gate skips the engine only for a series at no level inside the least severe band', () => {
+    const execute = vi.spyOn(SyncRuleEngine.prototype, 'execute');
+    try {
+      const gated = createNodeRulesClassifier(above);
+      expect([gated.classify(150, 0), gated.classify(200, 0)]).toEqual([0, 0]);
+      expect(execute).toHaveBeenCalledTimes(0);
+      expect([gated.classify(150, 2), gated.classify(201, 0)]).toEqual([0, 2]);
+      expect(execute).toHaveBeenCalledTimes(2);
+      expect(createNodeRulesClassifier(above, { quietGate: false }).classify(150, 0)).toBe(0);
+      expect(execute).toHaveBeenCalledTimes(3);
+    } finally {
+      execute.mockRestore();
+    }
   });
 
   it('caps an outside hysteresis larger than half the band so the level can still clear', () => {
@@ -69,13 +85,15 @@ describe('level classifiers', () => {
       compileLevel('blue', 1, 'below', 0, 7),
     ];
     const viaRules = createNodeRulesClassifier(levels);
+    const ungated = createNodeRulesClassifier(levels, { quietGate: false });
     const direct = createDirectClassifier(levels);
     let seed = 7;
     const rand = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
     for (let i = 0; i < 5000; i++) {
       const value = Math.round((rand() * 140 - 90) * 10) / 10;
       const held = Math.floor(rand() * 5);
-      expect(viaRules.classify(value, held)).toBe(direct.classify(value, held));
+      const expected = direct.classify(value, held);
+      expect([viaRules.classify(value, held), ungated.classify(value, held)]).toEqual([expected, expected]);
     }
   });
 });

@@ -121,15 +121,14 @@ async function main(argv: string[]): Promise<number> {
     case 'simulate': {
       const config = loadOrExit(configDir);
       const logger = createLogger({ level: process.env.WATCHPOST_LOG_LEVEL ?? 'info' });
-      const { runSimulation } = await import('../simulators/simulate.js');
+      const { runSimulation, defaultBrokerUrl, formatSummary } = await import('../simulators/simulate.js');
       const num = (v: string | undefined, name: string): number | undefined => {
         if (v === undefined) return undefined;
         const n = Number(v);
         if (!Number.isFinite(n) || n < 0) throw new Error(`--${name} must be a non-negative number`);
         return n;
       };
-      const port = 'url' in config.broker ? undefined : config.broker.port;
-      const url = values.url ?? ('url' in config.broker ? config.broker.url : `mqtt://127.0.0.1:${port}`);
+      const url = values.url ?? defaultBrokerUrl(config);
       const controller = new AbortController();
       process.on('SIGINT', () => controller.abort());
       process.on('SIGTERM', () => controller.abort());
@@ -143,7 +142,7 @@ async function main(argv: string[]): Promise<number> {
         logger,
         signal: controller.signal,
       });
-      process.stdout.write(`${JSON.stringify(summary)}\n`);
+      process.stdout.write(`${formatSummary(summary)}\n`);
       return summary.errors > 0 ? 1 : 0;
     }
     case 'replay':
