@@ -30,6 +30,7 @@ export interface ApiDeps {
   logger: Logger;
   alerts: AlertsPort;
   assets: () => unknown[];
+  devices: () => unknown[];
   rules: () => unknown;
   health: () => HealthReport;
   metrics: () => string;
@@ -131,6 +132,8 @@ export function buildApi(deps: ApiDeps) {
     const body = parse(actionBody, req.body, 'body');
     return deps.alerts.resolve(id, { by: req.principal!.name, note: body?.note });
   });
+
+  app.get('/api/v1/devices', { onRequest: requireRole('viewer') }, async () => ({ devices: deps.devices() }));
 
   app.get('/api/v1/rules', { onRequest: requireRole('viewer') }, async () => deps.rules());
 

@@ -165,6 +165,31 @@ describe('platform on embedded defaults', () => {
     expect(fired).toMatch(/watchpost_alerts_fired_total\{level="red"\} 1/);
   });
 
+  it('tracks device status from status/ publishes and an unclean disconnect, and drops a client publishing to $SYS', async () => {
+    const device = await p.connect('dau-slope-002', OTHER_SECRET);
+    await device.publishAsync('status/dau-slope-002', 'online', { qos: 1, retain: true });
+    const online = await p.api('GET', '/api/v1/devices', undefined, VIEWER_TOKEN);
+    expect(online.body.devices.find((d: { id: string }) => d.id === 'dau-slope-002')).toMatchObject({ status: 'online', assets: ['bt-slope-002'] });
+
+    const willing = await mqtt.connectAsync(p.mqttUrl, {
+      username: 'dau-bridge-001',
+      password: DEVICE_SECRET,
+      protocolVersion: 4,
+      reconnectPeriod: 0,
+      will: { topic: 'status/dau-bridge-001', payload: Buffer.from('offline'), qos: 1, retain: true },
+    });
+    await willing.publishAsync('status/dau-bridge-001', 'online', { qos: 1, retain: true });
+    willing.stream.destroy(); // an unclean disconnect: the broker publishes the last will
+    await waitFor('last will', async () => {
+      const r = await p.api('GET', '/api/v1/devices', undefined, VIEWER_TOKEN);
+      return r.body.devices.find((d: { id: string; status: string }) => d.id === 'dau-bridge-001' && d.status === 'offline') ? true : undefined;
+    });
+
+    const closed = new Promise<void>((resolve) => device.once('close', () => resolve()));
+    device.publish('$SYS/broker/uptime', '1', { qos: 1 });
+    await closed;
+  });
+
   it('answers API errors with codes', async () => {
     expect(await p.api('GET', '/api/v1/alerts', undefined, 'not-a-token-at-all')).toEqual({ status: 401, body: { error: 'unauthorized', message: 'unknown token' } });
     expect((await p.api('GET', '/api/v1/alerts/nope', undefined, VIEWER_TOKEN)).status).toBe(404);

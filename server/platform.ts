@@ -124,6 +124,11 @@ export class Platform {
       logger,
       alerts,
       assets: () => this.assetsView(),
+      devices: () =>
+        this.config.devices.map((d) => {
+          const p = this.presence.get(d.id);
+          return { id: d.id, assets: d.assets, status: p?.status ?? 'unknown', since: p ? new Date(p.since).toISOString() : null };
+        }),
       rules: () => ({ rules: config.rules, error: null }),
       health: () => this.health(),
       metrics: () => metrics.render(),
@@ -176,7 +181,7 @@ export class Platform {
     const broker = this.bus?.connected() ?? false;
     const openByLevel = Object.fromEntries(LEVELS.map((l) => [l, 0]));
     for (const a of this.alerts?.openAlerts() ?? []) openByLevel[a.level]!++;
-    const status = !broker || !storage ? 'unavailable' : storage.state === 'ok' ? 'ok' : storage.state;
+    const status = !broker || !storage || storage.accepting === false ? 'unavailable' : storage.state;
     return { status, broker: broker ? 'up' : 'down', storage: storage ?? null, open_alerts: openByLevel };
   }
 

@@ -174,6 +174,10 @@ export function loadConfig(dir: string, env: NodeJS.ProcessEnv = process.env): L
       errors.push({ file, path: label, message: issue.message });
     }
   }
-  if (errors.length > 0 || !parsed.success) return { ok: false, errors, files };
+  if (errors.length > 0 || !parsed.success) {
+    // Grouped by file (stable, so each file's errors keep their order).
+    errors.sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : 0));
+    return { ok: false, errors, files };
+  }
   return { ok: true, config: parsed.data, files };
 }
