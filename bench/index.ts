@@ -3,6 +3,9 @@
  * Benchmarks are not tests: CI does not run them.
  */
 const SCENARIOS: Record<string, { describe: string; load: () => Promise<unknown> }> = {
+  'ingest-qos1': { describe: 'QoS 1, one reading per message, embedded broker -> InfluxDB; readings/s until queryable, lost', load: () => import('./ingest-bench.js').then((m) => m.main('ingest-qos1')) },
+  'ingest-batch': { describe: 'the same with 100 readings per message', load: () => import('./ingest-bench.js').then((m) => m.main('ingest-batch')) },
+  ceiling: { describe: 'the same points written straight to InfluxDB by a minimal batching writer', load: () => import('./ingest-bench.js').then((m) => m.main('ceiling')) },
   rules: { describe: 'rule evaluation cost per reading, 1,000 rules over 10,000 sensors', load: () => import('./rules-bench.js') },
 };
 
