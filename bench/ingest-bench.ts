@@ -9,19 +9,15 @@
  * queryable in InfluxDB, and readings lost (acknowledged but not in InfluxDB; must be 0).
  * Environment: DURATION_S (default 20), DEVICES (default 200), PUBLISHERS (default 2), INFLIGHT.
  */
-import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { fork } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { startInfluxd, type Influxd } from '../test/support/influxd.js';
+import { startInfluxd } from '../test/support/influxd.js';
 import type { CeilingJob } from './ceiling-writer.js';
-import type { PublisherJob, PublisherReport } from './publisher.js';
-
-const HERE = dirname(fileURLToPath(import.meta.url));
-const CLI = join(HERE, '..', 'server', 'cli.js');
-const env = (name: string, fallback: number) => (process.env[name] ? Number(process.env[name]) : fallback);
+import { countStored, endProgress, env, HERE, printTable, progress, runPublishers, startWatchpost, stopChild } from './harness.js';
+import type { PublisherJob } from './publisher.js';
 
 export interface IngestFigures {
   scenario: string;
@@ -33,43 +29,6 @@ export interface IngestFigures {
   readings_per_s: number;
   ceiling_readings_per_s?: number;
   ratio_to_ceiling?: number;
-}
-
-function progress(line: string): void {
-  if (process.stderr.isTTY) process.stderr.write(`\r${line.padEnd(100)}`);
-}
-
-async function countStored(influx: Influxd): Promise<number> {
-  const [result] = await influx.query('SELECT count(value) FROM load');
-  const value = result?.series?.[0]?.values[0]?.[1];
-  return typeof value === 'number' ? value : 0;
-}
-
-async function startWatchpost(configDir: string): Promise<{ child: ChildProcess; mqttUrl: string }> {
-  const child = spawn(process.execPath, [CLI, 'start', '--config', configDir], {
-    env: { ...process.env, NODE_ENV: 'production', WATCHPOST_LOG_LEVEL: 'info' },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  let out = '';
-  const port = await new Promise<number>((resolve, reject) => {
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const line = out.split('\n').find((l) => l.includes('"msg":"watchpost started"'));
-      if (line) resolve((JSON.parse(line) as { mqtt_port: number }).mqtt_port);
-      if (out.length > 1_000_000) out = out.slice(-10_000);
-    });
-    child.once('exit', (code) => reject(new Error(`watchpost exited with ${code}: ${out.slice(-2000)}`)));
-  });
-  return { child, mqttUrl: `mqtt://127.0.0.1:${port}` };
-}
-
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  const t = setTimeout(() => child.kill('SIGKILL'), 15_000);
-  await exited;
-  clearTimeout(t);
 }
 
 export async function runIngest(scenario: 'ingest-qos1' | 'ingest-batch'): Promise<IngestFigures> {
@@ -98,24 +57,17 @@ export async function runIngest(scenario: 'ingest-qos1' | 'ingest-batch'): Promi
   try {
     const started = performance.now();
     const perPublisher = Math.ceil(devices / publishers);
-    const reports: PublisherReport[] = [];
-    const live = new Map<number, PublisherReport>();
-    const timer = setInterval(() => {
-      const acked = [...live.values()].reduce((s, r) => s + r.acked, 0);
-      progress(`${scenario}: ${((performance.now() - started) / 1000).toFixed(0)} s, ${acked.toLocaleString()} readings acknowledged`);
-    }, 500);
-    await Promise.all(
-      Array.from({ length: publishers }, (_, p) => {
-        const job: PublisherJob = { url: mqttUrl, devices: deviceList.slice(p * perPublisher, (p + 1) * perPublisher), metric: 'load', readingsPerMessage, durationMs, inflight, t0 };
-        return new Promise<void>((resolve, reject) => {
-          const child = fork(join(HERE, 'publisher.js'), [JSON.stringify(job)], { stdio: 'inherit' });
-          child.on('message', (m: PublisherReport) => {
-            live.set(p, m);
-            if (m.type === 'done') reports.push(m);
-          });
-          child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`publisher ${p} exited with ${code}`))));
-        });
-      }),
+    const jobs: PublisherJob[] = Array.from({ length: publishers }, (_, p) => ({
+      url: mqttUrl,
+      devices: deviceList.slice(p * perPublisher, (p + 1) * perPublisher),
+      metric: 'load',
+      readingsPerMessage,
+      durationMs,
+      inflight,
+      t0,
+    }));
+    const reports = await runPublishers(jobs, (acked) =>
+      progress(`${scenario}: ${((performance.now() - started) / 1000).toFixed(0)} s, ${acked.toLocaleString()} readings acknowledged`),
     );
     const acked = reports.reduce((s, r) => s + r.acked, 0);
     const errors = reports.reduce((s, r) => s + r.errors, 0);
@@ -129,9 +81,8 @@ export async function runIngest(scenario: 'ingest-qos1' | 'ingest-batch'): Promi
       if (stored >= acked || performance.now() - lastChange > 30_000) break;
       await new Promise((r) => setTimeout(r, 250));
     }
-    clearInterval(timer);
     const seconds = (lastChange - started) / 1000;
-    if (process.stderr.isTTY) process.stderr.write('\n');
+    endProgress();
     return {
       scenario,
       readings_acked: acked,
@@ -166,10 +117,6 @@ export async function runCeiling(points: number): Promise<{ readings_per_s: numb
   }
 }
 
-function printTable(rows: Array<[string, string | number]>): void {
-  for (const [k, v] of rows) process.stdout.write(`${k.padEnd(28)} ${typeof v === 'number' ? v.toLocaleString('en-US') : v}\n`);
-}
-
 export async function main(scenario: string): Promise<void> {
   if (scenario === 'ceiling') {
     const c = await runCeiling(env('POINTS', 2_000_000));
@@ -182,6 +129,6 @@ export async function main(scenario: string): Promise<void> {
   const ceiling = await runCeiling(Math.max(figures.readings_acked, 100_000));
   figures.ceiling_readings_per_s = ceiling.readings_per_s;
   figures.ratio_to_ceiling = Number((figures.readings_per_s / ceiling.readings_per_s).toFixed(3));
-  printTable(Object.entries(figures) as Array<[string, string | number]>);
+  printTable(Object.entries(figures));
   process.stdout.write(`${JSON.stringify(figures)}\n`);
 }

@@ -16,6 +16,10 @@ export interface PublisherJob {
   inflight: number;
   /** Timestamp of every device's first reading; each next reading is 1 ms later. */
   t0: number;
+  /** Open loop: one message per device every intervalMs (first after a random offset), instead of as fast as PUBACKs allow. */
+  intervalMs?: number;
+  /** Spread connection attempts: at most this many connects in flight per publisher. */
+  connectConcurrency?: number;
 }
 
 export interface PublisherReport {
@@ -27,17 +31,51 @@ export interface PublisherReport {
   ackedPerDevice?: Record<string, number>;
 }
 
+/** At most `limit` connection attempts at once, so thousands of devices do not connect in one instant. */
+function gate(limit: number): <T>(fn: () => Promise<T>) => Promise<T> {
+  let active = 0;
+  const waiting: Array<() => void> = [];
+  return async (fn) => {
+    if (active >= limit) await new Promise<void>((r) => waiting.push(r));
+    active++;
+    try {
+      return await fn();
+    } finally {
+      active--;
+      waiting.shift()?.();
+    }
+  };
+}
+let connectGate: <T>(fn: () => Promise<T>) => Promise<T> = (fn) => fn();
+
 async function runDevice(job: PublisherJob, device: PublisherJob['devices'][number], counters: { sent: number; acked: number; errors: number }, deadline: number, ackedPerDevice: Record<string, number>): Promise<void> {
-  const client: MqttClient = await mqtt.connectAsync(job.url, {
-    username: device.id,
-    password: device.secret,
-    protocolVersion: 4,
-    reconnectPeriod: 0,
-    clean: true,
-  });
+  const client: MqttClient = await connectGate(() =>
+    mqtt.connectAsync(job.url, { username: device.id, password: device.secret, protocolVersion: 4, reconnectPeriod: 0, clean: true, connectTimeout: 60_000 }),
+  );
   const topic = `telemetry/${device.asset}/${device.sensor}`;
   let next = 0;
   let ackedReadings = 0;
+  if (job.intervalMs) {
+    await new Promise<void>((resolve) => {
+      const publishOne = () => {
+        if (Date.now() >= deadline) return resolve();
+        const first = next++;
+        counters.sent++;
+        client.publish(topic, `{"ts":${job.t0 + first},"values":{"${job.metric}":${(first % 1000) / 10}}}`, { qos: 1 }, (err) => {
+          if (err) counters.errors++;
+          else {
+            counters.acked++;
+            ackedReadings = Math.max(ackedReadings, first + 1);
+          }
+        });
+        setTimeout(publishOne, job.intervalMs);
+      };
+      setTimeout(publishOne, Math.random() * job.intervalMs!);
+    });
+    ackedPerDevice[device.id] = ackedReadings;
+    await client.endAsync();
+    return;
+  }
   // Readings are acknowledged per message; messages are acknowledged in order per connection.
   await new Promise<void>((resolve) => {
     let outstanding = 0;
@@ -76,6 +114,7 @@ async function runDevice(job: PublisherJob, device: PublisherJob['devices'][numb
 
 async function main(): Promise<void> {
   const job = JSON.parse(process.argv[2]!) as PublisherJob;
+  connectGate = gate(job.connectConcurrency ?? 200);
   const counters = { sent: 0, acked: 0, errors: 0 };
   const ackedPerDevice: Record<string, number> = {};
   const deadline = Date.now() + job.durationMs;

@@ -1,0 +1,99 @@
+/** Shared pieces of the benchmark scripts: Watchpost as a production process, publishers, progress, output. */
+import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Influxd } from '../test/support/influxd.js';
+import type { PublisherJob, PublisherReport } from './publisher.js';
+
+export const HERE = dirname(fileURLToPath(import.meta.url));
+const CLI = join(HERE, '..', 'server', 'cli.js');
+
+export const env = (name: string, fallback: number): number => (process.env[name] ? Number(process.env[name]) : fallback);
+
+/** A progress line on a terminal (stderr), nothing when piped. */
+export function progress(line: string): void {
+  if (process.stderr.isTTY) process.stderr.write(`\r${line.padEnd(100)}`);
+}
+
+export function endProgress(): void {
+  if (process.stderr.isTTY) process.stderr.write('\n');
+}
+
+export function printTable(rows: Array<[string, unknown]>): void {
+  for (const [k, v] of rows) process.stdout.write(`${k.padEnd(28)} ${typeof v === 'number' ? v.toLocaleString('en-US') : String(v)}\n`);
+}
+
+export async function countStored(influx: Influxd, measurement = 'load'): Promise<number> {
+  const [result] = await influx.query(`SELECT count(value) FROM ${measurement}`);
+  const value = result?.series?.[0]?.values[0]?.[1];
+  return typeof value === 'number' ? value : 0;
+}
+
+export interface RunningWatchpost {
+  child: ChildProcess;
+  mqttUrl: string;
+  apiUrl: string;
+}
+
+/** Starts `watchpost start --config DIR` from the build, production settings, and reads its ports. */
+export async function startWatchpost(configDir: string): Promise<RunningWatchpost> {
+  const child = spawn(process.execPath, [CLI, 'start', '--config', configDir], {
+    env: { ...process.env, NODE_ENV: 'production', WATCHPOST_LOG_LEVEL: 'info' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let out = '';
+  const ports = await new Promise<{ mqtt_port: number; http_port: number }>((resolve, reject) => {
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const line = out.split('\n').find((l) => l.includes('"msg":"watchpost started"'));
+      if (line) resolve(JSON.parse(line) as { mqtt_port: number; http_port: number });
+      if (out.length > 1_000_000) out = out.slice(-10_000);
+    });
+    child.once('exit', (code) => reject(new Error(`watchpost exited with ${code}: ${out.slice(-2000)}`)));
+  });
+  return { child, mqttUrl: `mqtt://127.0.0.1:${ports.mqtt_port}`, apiUrl: `http://127.0.0.1:${ports.http_port}` };
+}
+
+export async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  const t = setTimeout(() => child.kill('SIGKILL'), 15_000);
+  await exited;
+  clearTimeout(t);
+}
+
+/** Runs publisher processes, one per job; `onProgress` sees the summed live counts. */
+export async function runPublishers(jobs: PublisherJob[], onProgress?: (acked: number, sent: number) => void): Promise<PublisherReport[]> {
+  const live = new Map<number, PublisherReport>();
+  const done: PublisherReport[] = [];
+  await Promise.all(
+    jobs.map(
+      (job, p) =>
+        new Promise<void>((resolve, reject) => {
+          const child = fork(join(HERE, 'publisher.js'), [JSON.stringify(job)], { stdio: 'inherit' });
+          child.on('message', (m: PublisherReport) => {
+            live.set(p, m);
+            if (m.type === 'done') done.push(m);
+            onProgress?.(
+              [...live.values()].reduce((s, r) => s + r.acked, 0),
+              [...live.values()].reduce((s, r) => s + r.sent, 0),
+            );
+          });
+          child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`publisher ${p} exited with ${code}`))));
+        }),
+    ),
+  );
+  return done;
+}
+
+/** Resident memory (bytes) and total CPU time (ms) of a process, from /proc. */
+export function processUsage(pid: number): { rss: number; cpuMs: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]); // utime + stime, in clock ticks (100 Hz)
+  return { rss: rssKb * 1024, cpuMs: ticks * 10 };
+}

@@ -1,0 +1,119 @@
+/**
+ * alert-latency: time from the PUBLISH of a threshold-crossing reading to the webhook's arrival at
+ * a real HTTP receiver, under a background load of BACKGROUND readings/s (default 20,000) from
+ * separate publisher processes. One alarm device fires and resolves an alert CYCLES times; only
+ * `firing` deliveries are timed. Both timestamps are taken in this process (performance.now()).
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import mqtt from 'mqtt';
+import { stringify } from 'yaml';
+import { startInfluxd } from '../test/support/influxd.js';
+import { endProgress, env, printTable, progress, runPublishers, startWatchpost, stopChild } from './harness.js';
+import type { PublisherJob } from './publisher.js';
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+export async function main(): Promise<void> {
+  const background = env('BACKGROUND', 20_000);
+  const cycles = env('CYCLES', 200);
+  const devices = env('DEVICES', 200);
+  const publishers = env('PUBLISHERS', 2);
+  const influx = await startInfluxd({ database: 'telemetry' });
+  const dir = mkdtempSync(join(tmpdir(), 'watchpost-bench-latency-'));
+
+  let onFiring: ((arrivedAt: number) => void) | undefined;
+  let onResolved: (() => void) | undefined;
+  const receiver = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const arrived = performance.now();
+      res.end();
+      const event = (JSON.parse(Buffer.concat(chunks).toString()) as { event: string }).event;
+      if (event === 'firing') onFiring?.(arrived);
+      if (event === 'resolved') onResolved?.();
+    });
+  });
+  await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+  const hookPort = (receiver.address() as { port: number }).port;
+
+  const list = Array.from({ length: devices }, (_, i) => ({ id: `bench-dau-${i}`, secret: `bench-secret-${i}`, asset: `bench-${i}`, sensor: 's1' }));
+  writeFileSync(
+    join(dir, 'bench.yaml'),
+    stringify({
+      broker: { host: '127.0.0.1', port: 0 },
+      api: { host: '127.0.0.1', port: 0 },
+      storage: { data_dir: join(dir, 'data'), influx: { url: influx.url, version: 1, database: 'telemetry', batch_size: 5000, flush_interval: '200ms' } },
+      metrics: { load: { unit: '', min: -1e9, max: 1e9 }, trigger: { unit: '', min: 0, max: 1000 } },
+      assets: [
+        ...list.map((d) => ({ id: d.asset, type: 'bench', name: d.asset, street: 'bench-street' })),
+        { id: 'alarm-asset', type: 'bridge', name: 'alarm', street: 'bench-street' },
+      ],
+      devices: [...list.map((d) => ({ id: d.id, secret: d.secret, assets: [d.asset] })), { id: 'alarm-dau', secret: 'alarm-secret-01', assets: ['alarm-asset'] }],
+      rules: [{ id: 'latency', match: { asset_id: 'alarm-asset', metric: 'trigger' }, levels: { red: { above: 100 } }, escalation: 'hook' }],
+      channels: [{ id: 'bench-hook', type: 'webhook', url: `http://127.0.0.1:${hookPort}/`, secret: 'bench-hook-secret' }],
+      escalations: [{ id: 'hook', tiers: [{ after: '0s', notify: ['bench-hook'] }] }],
+    }),
+  );
+  const wp = await startWatchpost(dir);
+  try {
+    const durationMs = 15_000 + cycles * 60;
+    const perDeviceInterval = Math.round((1000 * devices) / background);
+    const per = Math.ceil(devices / publishers);
+    const t0 = Date.now() - 30 * 86_400_000;
+    const jobs: PublisherJob[] = Array.from({ length: publishers }, (_, p) => ({
+      url: wp.mqttUrl,
+      devices: list.slice(p * per, (p + 1) * per),
+      metric: 'load',
+      readingsPerMessage: 1,
+      durationMs,
+      inflight: 1,
+      t0,
+      intervalMs: perDeviceInterval,
+    }));
+    let backgroundAcked = 0;
+    const load = runPublishers(jobs, (acked) => (backgroundAcked = acked));
+
+    const alarm = await mqtt.connectAsync(wp.mqttUrl, { username: 'alarm-dau', password: 'alarm-secret-01', protocolVersion: 4 });
+    await new Promise((r) => setTimeout(r, 3000)); // let the background load settle
+    const loadStart = performance.now();
+    const ackedAtStart = backgroundAcked;
+    const latencies: number[] = [];
+    let ts = Date.now() - 86_400_000;
+    for (let i = 0; i < cycles; i++) {
+      const fired = new Promise<number>((resolve) => (onFiring = resolve));
+      const sentAt = performance.now();
+      alarm.publish('telemetry/alarm-asset/s1', JSON.stringify({ ts: ts++, values: { trigger: 500 } }), { qos: 1 });
+      latencies.push((await fired) - sentAt);
+      const resolved = new Promise<void>((resolve) => (onResolved = resolve));
+      alarm.publish('telemetry/alarm-asset/s1', JSON.stringify({ ts: ts++, values: { trigger: 1 } }), { qos: 1 });
+      await resolved;
+      progress(`alert-latency: ${i + 1}/${cycles} alerts, background ${Math.round(((backgroundAcked - ackedAtStart) * 1000) / (performance.now() - loadStart)).toLocaleString()} readings/s`);
+    }
+    const backgroundRate = Math.round(((backgroundAcked - ackedAtStart) * 1000) / (performance.now() - loadStart));
+    endProgress();
+    await alarm.endAsync();
+    await load;
+    latencies.sort((a, b) => a - b);
+    const figures = {
+      scenario: 'alert-latency',
+      alerts: latencies.length,
+      background_readings_per_s: backgroundRate,
+      p50_ms: Number(percentile(latencies, 50).toFixed(2)),
+      p99_ms: Number(percentile(latencies, 99).toFixed(2)),
+      max_ms: Number(latencies[latencies.length - 1]!.toFixed(2)),
+    };
+    printTable(Object.entries(figures));
+    process.stdout.write(`${JSON.stringify(figures)}\n`);
+  } finally {
+    await stopChild(wp.child);
+    receiver.close();
+    await influx.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
