@@ -6,6 +6,7 @@ const SCENARIOS: Record<string, { describe: string; load: () => Promise<unknown>
   'ingest-qos1': { describe: 'QoS 1, one reading per message, embedded broker -> InfluxDB; readings/s until queryable, lost', load: () => import('./ingest-bench.js').then((m) => m.main('ingest-qos1')) },
   'ingest-batch': { describe: 'the same with 100 readings per message', load: () => import('./ingest-bench.js').then((m) => m.main('ingest-batch')) },
   ceiling: { describe: 'the same points written straight to InfluxDB by a minimal batching writer', load: () => import('./ingest-bench.js').then((m) => m.main('ceiling')) },
+  'external-broker': { describe: 'ingest through mosquitto with shared subscriptions, 1 and 2 Watchpost instances', load: () => import('./external-bench.js').then((m) => m.main()) },
   'alert-latency': { describe: 'PUBLISH of a threshold crossing to webhook arrival, p50/p99/max, under 20,000 readings/s', load: () => import('./latency-bench.js').then((m) => m.main()) },
   connections: { describe: 'RSS and CPU with 10,000 connected devices each publishing every 10 s', load: () => import('./connections-bench.js').then((m) => m.main()) },
   rules: { describe: 'rule evaluation cost per reading, 1,000 rules over 10,000 sensors', load: () => import('./rules-bench.js') },

@@ -14,7 +14,7 @@ export interface Mosquitto {
   stop(): Promise<void>;
 }
 
-export async function startMosquitto(options: { users?: Record<string, string> } = {}): Promise<Mosquitto> {
+export async function startMosquitto(options: { users?: Record<string, string>; extraConfig?: string[] } = {}): Promise<Mosquitto> {
   if (!mosquittoBinary) throw new Error('mosquitto is not installed');
   const dir = mkdtempSync(join(tmpdir(), 'watchpost-mosquitto-'));
   const port = await freePort();
@@ -34,6 +34,7 @@ export async function startMosquitto(options: { users?: Record<string, string> }
   } else {
     lines.push('allow_anonymous true');
   }
+  lines.push(...(options.extraConfig ?? []));
   const conf = join(dir, 'mosquitto.conf');
   writeFileSync(conf, lines.join('\n') + '\n');
   const child: ChildProcess = spawn(mosquittoBinary, ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });

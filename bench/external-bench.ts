@@ -1,0 +1,94 @@
+/**
+ * external-broker: ingest through mosquitto with a shared subscription, with 1 and with 2
+ * Watchpost instances (`$share/watchpost/…`). Devices publish QoS 1 to mosquitto as fast as its
+ * PUBACKs allow; the figure is readings/s until every acknowledged reading is queryable in
+ * InfluxDB, and readings lost. mosquitto is configured not to drop queued QoS 1 messages
+ * (max_queued_messages 0): its default of 1000 per client silently drops bursts.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { startInfluxd } from '../test/support/influxd.js';
+import { startMosquitto } from '../test/support/mosquitto.js';
+import { countStored, endProgress, env, printTable, progress, runPublishers, startWatchpost, stopChild, type RunningWatchpost } from './harness.js';
+import type { PublisherJob } from './publisher.js';
+
+async function runWith(instances: number): Promise<Record<string, number | string>> {
+  const durationMs = env('DURATION_S', 20) * 1000;
+  const devices = env('DEVICES', 200);
+  const publishers = env('PUBLISHERS', 2);
+  const list = Array.from({ length: devices }, (_, i) => ({ id: `bench-dau-${i}`, secret: `bench-secret-${i}`, asset: `bench-${i}`, sensor: 's1' }));
+  const users: Record<string, string> = { watchpost: 'watchpost-pass-01' };
+  for (const d of list) users[d.id] = d.secret;
+  const broker = await startMosquitto({ users, extraConfig: ['max_queued_messages 0', 'max_inflight_messages 0'] });
+  const influx = await startInfluxd({ database: 'telemetry' });
+  const dirs: string[] = [];
+  const running: RunningWatchpost[] = [];
+  try {
+    for (let i = 0; i < instances; i++) {
+      const dir = mkdtempSync(join(tmpdir(), 'watchpost-bench-ext-'));
+      dirs.push(dir);
+      writeFileSync(
+        join(dir, 'bench.yaml'),
+        stringify({
+          broker: { url: broker.url, username: 'watchpost', password: 'watchpost-pass-01', shared_group: 'watchpost', client_id: `watchpost-bench-${i}` },
+          api: { host: '127.0.0.1', port: 0 },
+          storage: { data_dir: join(dir, 'data'), influx: { url: influx.url, version: 1, database: 'telemetry', batch_size: 5000, flush_interval: '200ms' } },
+          metrics: { load: { unit: '', min: -1e9, max: 1e9 } },
+          assets: list.map((d) => ({ id: d.asset, type: 'bench', name: d.asset, street: 'bench-street' })),
+          devices: list.map((d) => ({ id: d.id, secret: d.secret, assets: [d.asset] })),
+        }),
+      );
+      running.push(await startWatchpost(dir));
+    }
+    const started = performance.now();
+    const per = Math.ceil(devices / publishers);
+    const t0 = Date.now() - 30 * 86_400_000;
+    const jobs: PublisherJob[] = Array.from({ length: publishers }, (_, p) => ({
+      url: broker.url,
+      devices: list.slice(p * per, (p + 1) * per),
+      metric: 'load',
+      readingsPerMessage: 1,
+      durationMs,
+      inflight: env('INFLIGHT', 50),
+      t0,
+    }));
+    const reports = await runPublishers(jobs, (acked) => progress(`external-broker x${instances}: ${acked.toLocaleString()} readings acknowledged by mosquitto`));
+    const acked = reports.reduce((s, r) => s + r.acked, 0);
+    let stored = 0;
+    let lastChange = performance.now();
+    for (;;) {
+      const now = await countStored(influx);
+      if (now !== stored) lastChange = performance.now();
+      stored = now;
+      progress(`external-broker x${instances}: ${stored.toLocaleString()} of ${acked.toLocaleString()} queryable`);
+      if (stored >= acked || performance.now() - lastChange > 30_000) break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    endProgress();
+    const seconds = (lastChange - started) / 1000;
+    return {
+      scenario: `external-broker-x${instances}`,
+      instances,
+      readings_acked: acked,
+      readings_stored: stored,
+      readings_lost: Math.max(0, acked - stored),
+      seconds_to_queryable: Number(seconds.toFixed(2)),
+      readings_per_s: Math.round(acked / seconds),
+    };
+  } finally {
+    for (const r of running) await stopChild(r.child);
+    await influx.stop();
+    await broker.stop();
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  }
+}
+
+export async function main(): Promise<void> {
+  for (const instances of [1, 2]) {
+    const figures = await runWith(instances);
+    printTable(Object.entries(figures));
+    process.stdout.write(`${JSON.stringify(figures)}\n`);
+  }
+}
