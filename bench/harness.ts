@@ -36,9 +36,13 @@ export interface RunningWatchpost {
   apiUrl: string;
 }
 
-/** Starts `watchpost start --config DIR` from the build, production settings, and reads its ports. */
+/**
+ * Starts `watchpost start --config DIR` from the build, production settings, and reads its ports.
+ * WATCHPOST_NODE_ARGS are passed to its node (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`).
+ */
 export async function startWatchpost(configDir: string): Promise<RunningWatchpost> {
-  const child = spawn(process.execPath, [CLI, 'start', '--config', configDir], {
+  const nodeArgs = (process.env.WATCHPOST_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, CLI, 'start', '--config', configDir], {
     env: { ...process.env, NODE_ENV: 'production', WATCHPOST_LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
