@@ -15,25 +15,43 @@
  *   resolved) is published on `alerts/{level}/{asset_id}` and written as an alert_events point.
  *   Publishing and the point are best effort after the commit; notifications go through the
  *   durable outbox.
+ * - Holds: while a silence matches an alert, or the rules stage reports its (rule, asset, sensor)
+ *   as flapping, its notifications are held. Escalation steps that come due wait (the schedule is
+ *   kept); a raise, acknowledgement or resolve is remembered as the alert's held notice. When the
+ *   hold ends, the held notice is sent once, reflecting the alert's state then (`resolved` to those
+ *   notified before, `acknowledged`, or `level_raised` to those notified plus the new level's tier
+ *   0 — `firing` if nobody was notified yet), then every tier that came due, once each, in order.
+ *   An alert that opened and resolved within a hold is recorded, and notified to nobody.
+ * - Person channels (sms, e-mail) get one outbox row per contact; group channels one per step.
+ *   Each row's body carries its own signed, single-use `ack_url` (see ack-token.ts).
+ * - A delivery that fails for good opens (or raises) a `delivery_failed` alert for (asset, channel)
+ *   that goes to the escalation named `fallback`; failures of those alerts' own deliveries are
+ *   recorded and logged only, so a broken fallback cannot loop.
  */
 import { topics } from '../ingest/topics.js';
 import { randomBytes, randomUUID } from 'node:crypto';
+import { signAckToken, newNonce, verifyAckToken, type AckClaims } from './ack-token.js';
+import { createChannel as createConfiguredChannel } from './channels/index.js';
 import type { Clock } from '../lib/clock.js';
 import { isValidId } from '../lib/ids.js';
-import { LEVEL_NAMES_ZH, LEVELS, type Level } from '../lib/levels.js';
+import { LEVEL_NAMES_ZH, LEVELS, levelRank, type Level } from '../lib/levels.js';
 import type { Logger } from '../lib/logger.js';
 import type { Counter, MetricsRegistry } from '../lib/metrics.js';
 import type { AlertEventPoint } from '../ingest/storage.js';
 import type { EscalationRef } from '../rules/config.js';
-import type { RuleEvent, Threshold } from '../rules/types.js';
-import type { AlertFilter, AlertRecord, AlertStore, EscalationSchedule, NotificationEvent, TimelineEntry } from './alert-store.js';
-import type { ChannelConfig, ContactConfig, EscalationConfig, NotifyTarget } from './config.js';
+import type { RuleEvent } from '../rules/types.js';
+import type { AlertFilter, AlertKey, AlertRecord, AlertStore, EscalationSchedule, HeldNotice, NotificationEvent, OutboxRow, SilenceRecord, TimelineEntry } from './alert-store.js';
+import { channelAddressing, FALLBACK_ESCALATION, requiredContactField, type ChannelConfig, type ContactConfig, type EscalationConfig, type Language, type NotifyTarget } from './config.js';
 import { DueTimer } from './due-timer.js';
 import { AlertError } from './errors.js';
 import { dueSteps, mergeTargets, planRaise, scheduleFrom, selectPolicyId, type EscalationStep } from './escalation.js';
+import type { AlertBody, AlertEventBody } from './event-body.js';
+import { levelName, eventName } from './message-format.js';
 import { OutboxSender, type Channel, type RetryOptions } from './outbox.js';
-import { openAlert, transition, type AlertEvent, type AlertInput, type AlertState, type ResolveReason, type Transition } from './state-machine.js';
-import { WebhookChannel } from './webhook-channel.js';
+import { newSilenceId, silenceHold, silenceInputSchema, silenceState, silenceView, MAX_SILENCE_MS, type SilenceState, type SilenceSubject, type SilenceView } from './silences.js';
+import { openAlert, transition, type AlertEvent, type AlertInput, type ResolveReason, type Transition } from './state-machine.js';
+
+export type { AlertBody, AlertEventBody } from './event-body.js';
 
 /** What the alert stage needs to know about a rule; the rules stage provides a compatible object. */
 export interface RuleInfo {
@@ -71,38 +89,11 @@ export interface AlertServiceOptions {
   /** MQTT publish of `alerts/{level}/{asset_id}`; payload is the alert event body JSON. */
   publish: (topic: string, payload: string) => void;
   writeAlertEvent: (point: AlertEventPoint) => void;
-  /** Builds the sender of a configured channel (default: WebhookChannel). Tests and new channel types plug in here. */
+  /** Builds the sender of a configured channel (default: channels/index.ts). Tests plug in here. */
   createChannel?: (config: ChannelConfig) => Channel;
   retry?: Partial<RetryOptions>;
-}
-
-/** The alert object of the alert event body (contract: Notifications), in its key order. */
-export interface AlertBody {
-  id: string;
-  rule_id: string;
-  rule_name: string;
-  level: Level;
-  state: AlertState;
-  asset_id: string;
-  asset_name: string;
-  asset_type: string;
-  street: string;
-  sensor_id: string;
-  metric: string;
-  value: number;
-  threshold: Threshold | null;
-  started_at: string;
-  message: string;
-  plan: string[];
-  ack_url: string;
-}
-
-/** The alert event body: webhook body and MQTT payload. */
-export interface AlertEventBody {
-  delivery_id: string;
-  event: NotificationEvent | 'level_dropped';
-  tier: number;
-  alert: AlertBody;
+  /** How long an ack_url stays valid (default 24h); every repeat or escalation carries a fresh one. */
+  ackLinkTtlMs?: number;
 }
 
 /** An alert as the API shows it: the body's alert plus its lifecycle. */
@@ -134,6 +125,58 @@ export interface OperatorAction {
   note?: string;
 }
 
+/** The rule id of the alerts raised when a delivery fails for good. */
+export const DELIVERY_FAILED_RULE = 'delivery_failed';
+
+export const DEFAULT_ACK_LINK_TTL_MS = 24 * 3_600_000;
+
+/** What the acknowledgement page shows for a link. */
+export type AckLinkState =
+  | { kind: 'invalid' }
+  | { kind: 'expired'; language: Language }
+  | { kind: 'used'; language: Language; alert: AlertView }
+  | { kind: 'valid'; language: Language; alert: AlertView; timeline: TimelineEntryView[] };
+
+/** The outcome of acknowledging through a link. */
+export type AckLinkResult =
+  | { kind: 'invalid' }
+  | { kind: 'expired'; language: Language }
+  | { kind: 'used'; language: Language; alert: AlertView }
+  | { kind: 'resolved'; language: Language; alert: AlertView }
+  | { kind: 'acknowledged'; language: Language; alert: AlertView; already: boolean };
+
+/** Why an alert's notifications are held. */
+interface Hold {
+  reason: 'silence' | 'flapping';
+  /** When the hold ends on its own (silences); undefined for flapping. */
+  until?: number;
+  silenceIds?: string[];
+}
+
+/** What an alert is opened from: a rule event, or the platform itself (delivery_failed). */
+interface OpenSpec {
+  ruleId: string;
+  assetId: string;
+  sensorId: string;
+  metric: string;
+  level: Level;
+  value: number;
+  threshold: AlertRecord['threshold'];
+  ts: number;
+  ruleName: string;
+  assetName: string;
+  assetType: string;
+  street: string;
+  /** Fixed message; undefined renders the rule's template. */
+  message?: string;
+  plan: string[];
+  policy: EscalationConfig | undefined;
+}
+
+function keyString(k: AlertKey): string {
+  return `${k.ruleId}\u0000${k.assetId}\u0000${k.sensorId}`;
+}
+
 export const ALERTS_FIRED_METRIC = 'watchpost_alerts_fired_total';
 export const ALERTS_OPEN_METRIC = 'watchpost_alerts_open';
 
@@ -155,10 +198,16 @@ export class AlertService {
   private readonly logger: Logger;
   private readonly escalations: Map<string, EscalationConfig>;
   private readonly channelConfigs: Map<string, ChannelConfig>;
+  private readonly contacts: Map<string, ContactConfig>;
+  private readonly channels: Map<string, Channel>;
   private readonly outbox: OutboxSender;
   private readonly escalationTimer: DueTimer;
   private readonly fired: Counter;
+  private ackKeyCache: Buffer | undefined;
   private openCounts = new Map<string, number>();
+  /** Silences not deleted that had not ended when last loaded. */
+  private silences: SilenceRecord[] = [];
+  private flapping = new Set<string>();
   private running = false;
 
   constructor(private readonly options: AlertServiceOptions) {
@@ -167,16 +216,18 @@ export class AlertService {
     this.logger = options.logger.child({ module: 'alerts' });
     this.escalations = new Map(options.escalations.map((e) => [e.id, e]));
     this.channelConfigs = new Map(options.channels.map((c) => [c.id, c]));
-    const createChannel = options.createChannel ?? ((config: ChannelConfig) => new WebhookChannel(config, { clock: options.clock }));
+    this.contacts = new Map(options.contacts.map((c) => [c.id, c]));
+    const createChannel = options.createChannel ?? ((config: ChannelConfig) => createConfiguredChannel(config, { clock: options.clock }));
+    this.channels = new Map(options.channels.map((c) => [c.id, createChannel(c)]));
     this.outbox = new OutboxSender({
       store: options.store,
       clock: options.clock,
       logger: this.logger.child({ part: 'outbox' }),
       metrics: options.metrics,
-      channels: new Map(options.channels.map((c) => [c.id, createChannel(c)])),
-      contacts: new Map(options.contacts.map((c) => [c.id, c])),
+      channels: this.channels,
+      contacts: this.contacts,
       ...(options.retry ? { retry: options.retry } : {}),
-      onFailed: (row, error) => this.onDeliveryFailed(row.alertId, row.channelId, row.deliveryId, error),
+      onFailed: (row, error) => this.onDeliveryFailed(row, error),
     });
     this.escalationTimer = new DueTimer(options.clock, () => this.runEscalations());
     this.fired = options.metrics.counter(ALERTS_FIRED_METRIC, 'Alerts opened, by the level they opened at.');
@@ -190,8 +241,20 @@ export class AlertService {
     if (this.running) return;
     this.running = true;
     this.refreshOpenCounts();
+    this.loadHolds();
+    try {
+      this.store.pruneAckLinks(this.clock.now());
+    } catch (error) {
+      this.logger.warn({ err: error }, 'pruning used acknowledgement links failed');
+    }
     this.outbox.start();
     this.runEscalations();
+  }
+
+  /** The key that signs acknowledgement links: made once per data directory, kept in alerts.db. */
+  private get ackKey(): Buffer {
+    this.ackKeyCache ??= Buffer.from(this.store.meta('ack_link_key', () => randomBytes(32).toString('base64')), 'base64');
+    return this.ackKeyCache;
   }
 
   /** Releases timers; deliveries in flight stay pending for the next start. */
@@ -199,17 +262,150 @@ export class AlertService {
     this.running = false;
     this.escalationTimer.clear();
     await this.outbox.stop();
+    for (const channel of this.channels.values()) (channel as Channel & { close?: () => void }).close?.();
   }
 
-  /** Applies rule events in order; each is its own transaction. */
+  /**
+   * Applies rule events in order; each is its own transaction. A rule event may carry the rules
+   * stage's flapping mark: `started` and `flapping` hold the notifications of its (rule, asset,
+   * sensor) from this event on; `ended` (stable for one window) releases them after the event.
+   */
   handle(events: readonly RuleEvent[]): void {
+    let released = false;
     for (const event of events) {
+      const mark = event.flapping;
+      if (mark === 'started' || mark === 'flapping') this.markFlapping(event, true);
       try {
         this.commit((effects) => this.applyRuleEvent(event, effects));
       } catch (error) {
         this.logger.error({ err: error, rule_id: event.ruleId, asset_id: event.assetId, sensor_id: event.sensorId }, 'applying a rule event failed');
       }
+      if (mark === 'ended') released = this.markFlapping(event, false) === 'ended' || released;
     }
+    if (released) this.runEscalations();
+  }
+
+  /**
+   * The rules stage reports that the alerts of (rule, asset, sensor) are flapping (true) or have
+   * been stable for a window again (false). While flapping, their notifications are held; when it
+   * ends, one notification per alert reflecting its state then is sent (see the module comment).
+   * Kept in alerts.db, so a restart keeps holding.
+   */
+  setFlapping(key: AlertKey, flapping: boolean): void {
+    if (this.markFlapping(key, flapping) === 'ended') this.runEscalations();
+  }
+
+  isFlapping(key: AlertKey): boolean {
+    return this.flapping.has(keyString(key));
+  }
+
+  private markFlapping(key: AlertKey, flapping: boolean): 'started' | 'ended' | 'unchanged' {
+    const k = keyString(key);
+    if (this.flapping.has(k) === flapping) return 'unchanged';
+    try {
+      this.store.setFlapping({ ruleId: key.ruleId, assetId: key.assetId, sensorId: key.sensorId }, flapping ? this.clock.now() : null);
+    } catch (error) {
+      this.logger.error({ err: error, rule_id: key.ruleId, asset_id: key.assetId, sensor_id: key.sensorId }, 'recording flapping failed');
+      return 'unchanged';
+    }
+    if (flapping) this.flapping.add(k);
+    else this.flapping.delete(k);
+    this.logger.info({ rule_id: key.ruleId, asset_id: key.assetId, sensor_id: key.sensorId, flapping }, flapping ? 'alert is flapping; notifications held' : 'alert is stable again; held notifications released');
+    return flapping ? 'started' : 'ended';
+  }
+
+  private loadHolds(): void {
+    try {
+      this.silences = this.store.silencesEndingAfter(this.clock.now());
+      this.flapping = new Set(this.store.flappingKeys().map(keyString));
+    } catch (error) {
+      this.logger.error({ err: error }, 'reading silences and flapping state failed');
+    }
+  }
+
+  // ---- silences ----
+
+  /** Silences, newest first: active and pending by default, or those of one state. */
+  listSilences(state?: SilenceState): SilenceView[] {
+    const now = this.clock.now();
+    const rows = state === 'expired' ? this.store.expiredSilences(now) : this.store.silencesEndingAfter(now).filter((s) => state === undefined || silenceState(s, now) === state);
+    return rows.sort((a, b) => b.createdAt - a.createdAt || (a.id < b.id ? 1 : -1)).map((s) => silenceView(s, now));
+  }
+
+  /** Creates a silence from the API body; throws invalid_request with the reason. */
+  createSilence(input: unknown, by: string): SilenceView {
+    const parsed = silenceInputSchema.safeParse(input);
+    if (!parsed.success) {
+      const first = parsed.error.issues[0]!;
+      throw new AlertError('invalid_request', `body${first.path.length ? `.${first.path.join('.')}` : ''}: ${first.message}`);
+    }
+    const now = this.clock.now();
+    const startsAt = parsed.data.starts_at !== undefined ? Date.parse(parsed.data.starts_at) : now;
+    const endsAt = Date.parse(parsed.data.ends_at);
+    if (endsAt <= startsAt) throw new AlertError('invalid_request', 'body.ends_at: must be after starts_at');
+    if (endsAt <= now) throw new AlertError('invalid_request', 'body.ends_at: must be in the future');
+    if (endsAt - startsAt > MAX_SILENCE_MS) throw new AlertError('invalid_request', `body.ends_at: a silence may last at most ${MAX_SILENCE_MS / 86_400_000} days`);
+    const silence: SilenceRecord = {
+      id: newSilenceId(),
+      matchers: parsed.data.matchers,
+      startsAt,
+      endsAt,
+      reason: parsed.data.reason,
+      createdBy: by,
+      createdAt: now,
+      deletedAt: null,
+      deletedBy: null,
+    };
+    this.store.insertSilence(silence);
+    this.silences.push(silence);
+    this.logger.info({ silence_id: silence.id, matchers: silence.matchers, starts_at: new Date(startsAt).toISOString(), ends_at: new Date(endsAt).toISOString(), by }, 'silence created');
+    return silenceView(silence, now);
+  }
+
+  /** Ends a silence now; what it held is sent. Throws silence_not_found. */
+  deleteSilence(id: string, by: string): void {
+    if (!this.store.deleteSilence(id, this.clock.now(), by)) throw new AlertError('silence_not_found', `no silence with id "${id}"`);
+    this.silences = this.silences.filter((s) => s.id !== id);
+    this.logger.info({ silence_id: id, by }, 'silence deleted');
+    this.runEscalations();
+  }
+
+  // ---- acknowledgement links ----
+
+  /** What the page of an ack_url shows. */
+  ackLink(token: string): AckLinkState {
+    const check = verifyAckToken(this.ackKey, token, this.clock.now());
+    if (!check.ok) return check.reason === 'expired' ? { kind: 'expired', language: check.claims!.language } : { kind: 'invalid' };
+    const { claims } = check;
+    const alert = this.store.getAlert(claims.alertId);
+    if (!alert) return { kind: 'invalid' };
+    if (this.store.ackLinkUsed(claims.nonce)) return { kind: 'used', language: claims.language, alert: this.view(alert) };
+    return { kind: 'valid', language: claims.language, alert: this.view(alert), timeline: this.store.timeline(alert.id).filter((e) => e.kind === 'event').map(timelineView) };
+  }
+
+  /** Acknowledges through an ack_url; the link is used up by this, also when it finds the alert acknowledged. */
+  acknowledgeByLink(token: string, note?: string): AckLinkResult {
+    const now = this.clock.now();
+    const check = verifyAckToken(this.ackKey, token, now);
+    if (!check.ok) return check.reason === 'expired' ? { kind: 'expired', language: check.claims!.language } : { kind: 'invalid' };
+    const { claims } = check;
+    const language = claims.language;
+    const current = this.store.getAlert(claims.alertId);
+    if (!current) return { kind: 'invalid' };
+    if (current.state === 'resolved') return { kind: 'resolved', language, alert: this.view(current) };
+    const by = `link:${claims.channel}${claims.contact ? `/${claims.contact}` : ''}`;
+    const cleanNote = note?.trim().slice(0, 2000) || undefined;
+    let used = false;
+    const alert = this.commit((effects) => {
+      if (!this.store.useAckLink(claims.nonce, claims.alertId, now, claims.expiresAt)) {
+        used = true;
+        return current;
+      }
+      return this.operatorTransition(claims.alertId, { kind: 'acknowledge', by, ...(cleanNote ? { note: cleanNote } : {}) }, effects);
+    });
+    if (used) return { kind: 'used', language, alert: this.view(this.store.getAlert(claims.alertId) ?? current) };
+    this.logger.info({ alert_id: alert.id, by }, 'alert acknowledged through its link');
+    return { kind: 'acknowledged', language, alert: this.view(alert), already: current.state === 'acknowledged' };
   }
 
   acknowledge(id: string, action: OperatorAction): AlertView {
@@ -294,39 +490,68 @@ export class AlertService {
   private open(event: RuleEvent & { level: Level }, now: number, effects: Effect[]): void {
     const rule = this.options.rules(event.ruleId);
     const asset = this.options.assets(event.assetId);
-    const { alert: core, event: firing } = openAlert({ kind: 'rule', level: event.level, value: event.value, threshold: event.threshold, ts: event.ts }, now);
-    const policy = this.policyFor(rule?.escalation, event.level, event.ruleId);
+    this.openFrom(
+      {
+        ruleId: event.ruleId,
+        assetId: event.assetId,
+        sensorId: event.sensorId,
+        metric: event.metric,
+        level: event.level,
+        value: event.value,
+        threshold: event.threshold,
+        ts: event.ts,
+        ruleName: rule?.name ?? event.ruleId,
+        assetName: asset?.name ?? event.assetId,
+        assetType: asset?.type ?? '',
+        street: asset?.street ?? '',
+        plan: [...(rule?.plan ?? [])],
+        policy: this.policyFor(rule?.escalation, event.level, event.ruleId),
+      },
+      now,
+      effects,
+      rule,
+    );
+  }
+
+  private openFrom(spec: OpenSpec, now: number, effects: Effect[], rule?: RuleInfo): AlertRecord {
+    const { alert: core, event: firing } = openAlert({ kind: 'rule', level: spec.level, value: spec.value, threshold: spec.threshold, ts: spec.ts }, now);
     let alert: AlertRecord = {
       ...core,
       id: newAlertId(),
-      ruleId: event.ruleId,
-      assetId: event.assetId,
-      sensorId: event.sensorId,
-      metric: event.metric,
+      ruleId: spec.ruleId,
+      assetId: spec.assetId,
+      sensorId: spec.sensorId,
+      metric: spec.metric,
       startedAt: now,
-      ruleName: rule?.name ?? event.ruleId,
-      assetName: asset?.name ?? event.assetId,
-      assetType: asset?.type ?? '',
-      street: asset?.street ?? '',
-      message: '',
-      plan: [...(rule?.plan ?? [])],
-      escalationPolicy: policy?.id ?? null,
+      ruleName: spec.ruleName,
+      assetName: spec.assetName,
+      assetType: spec.assetType,
+      street: spec.street,
+      message: spec.message ?? '',
+      plan: spec.plan,
+      escalationPolicy: spec.policy?.id ?? null,
       lastTier: null,
+      heldNotice: null,
     };
-    alert.message = this.renderMessage(alert, rule);
+    if (spec.message === undefined) alert.message = this.renderMessage(alert, rule);
     this.store.insertAlert(alert);
     this.recordEvent(alert, firing, effects);
-    if (policy) alert = this.escalate(alert, policy, scheduleFrom(policy, alert.id, now, 0), now, effects);
-    effects.push(() => this.fired.inc({ level: alert.level }));
+    const hold = this.holdOf(alert, now);
+    if (hold) this.recordHeld(alert, hold, 'firing', now);
+    if (spec.policy) alert = this.escalate(alert, spec.policy, scheduleFrom(spec.policy, alert.id, now, 0), now, effects);
+    const level = alert.level;
+    effects.push(() => this.fired.inc({ level }));
     this.afterChange(effects);
+    return alert;
   }
 
   private applyTransition(before: AlertRecord, t: Transition<AlertRecord>, now: number, effects: Effect[]): AlertRecord {
     let alert = t.alert;
     const event = t.event;
-    if (event.type === 'level_raised' || event.type === 'level_dropped') {
+    if ((event.type === 'level_raised' || event.type === 'level_dropped') && alert.ruleId !== DELIVERY_FAILED_RULE) {
       alert = { ...alert, message: this.renderMessage(alert, this.options.rules(alert.ruleId)) };
     }
+    const hold = this.holdOf(alert, now);
     switch (event.type) {
       case 'level_raised': {
         const rule = this.options.rules(alert.ruleId);
@@ -341,10 +566,18 @@ export class AlertService {
           notifiedSoFar: this.store.notifiedTargets(alert.id),
         });
         const tier = plan.rearmed ? 0 : Math.max(alert.lastTier ?? 0, 0);
-        alert = { ...alert, escalationPolicy: plan.policyId, lastTier: plan.targets.length > 0 ? tier : alert.lastTier };
-        this.store.updateAlert(alert);
-        this.recordEvent(alert, event, effects);
-        this.enqueue(alert, 'level_raised', tier, plan.targets, now, effects);
+        if (hold) {
+          // Sent when the hold ends, to those notified by then plus the new level's tier 0.
+          alert = { ...alert, escalationPolicy: plan.policyId, heldNotice: 'level_raised' };
+          this.store.updateAlert(alert);
+          this.recordEvent(alert, event, effects);
+          this.recordHeld(alert, hold, 'level_raised', now);
+        } else {
+          alert = { ...alert, escalationPolicy: plan.policyId, lastTier: plan.targets.length > 0 ? tier : alert.lastTier, heldNotice: null };
+          this.store.updateAlert(alert);
+          this.recordEvent(alert, event, effects);
+          this.enqueue(alert, 'level_raised', tier, plan.targets, now, effects);
+        }
         const policy = plan.policyId ? this.escalations.get(plan.policyId) : undefined;
         if (policy) alert = this.escalate(alert, policy, plan.schedule, now, effects);
         else this.putSchedule(alert.id, undefined, effects);
@@ -352,10 +585,21 @@ export class AlertService {
       }
       case 'acknowledged':
       case 'resolved': {
+        const notified = this.store.notifiedTargets(alert.id);
+        if (hold) {
+          // Those notified before the hold hear of it when the hold ends; nobody else needs to.
+          alert = { ...alert, heldNotice: notified.length > 0 ? event.type : null };
+          this.store.updateAlert(alert);
+          this.recordEvent(alert, event, effects);
+          if (notified.length > 0) this.recordHeld(alert, hold, event.type, now);
+          this.putSchedule(alert.id, undefined, effects);
+          break;
+        }
+        alert = { ...alert, heldNotice: null };
         this.store.updateAlert(alert);
         this.recordEvent(alert, event, effects);
         this.putSchedule(alert.id, undefined, effects);
-        this.enqueue(alert, event.type, alert.lastTier ?? 0, this.store.notifiedTargets(alert.id), now, effects);
+        this.enqueue(alert, event.type, alert.lastTier ?? 0, notified, now, effects);
         break;
       }
       case 'level_dropped':
@@ -371,6 +615,11 @@ export class AlertService {
 
   /** Notifies every step of the schedule that is due now and stores what remains. */
   private escalate(alert: AlertRecord, policy: EscalationConfig, schedule: EscalationSchedule | undefined, now: number, effects: Effect[]): AlertRecord {
+    if (this.holdOf(alert, now)) {
+      // Held: due steps wait for the end of the hold; the schedule is kept as it is.
+      this.putSchedule(alert.id, schedule, effects);
+      return alert;
+    }
     const { steps, next } = dueSteps(policy, schedule, now);
     let current = alert;
     for (const step of steps) current = this.notifyStep(current, step, now, effects);
@@ -391,15 +640,37 @@ export class AlertService {
   private putSchedule(alertId: string, schedule: EscalationSchedule | undefined, effects: Effect[]): void {
     if (schedule) this.store.putSchedule(schedule);
     else this.store.deleteSchedule(alertId);
-    effects.push(() => {
-      if (this.running) this.escalationTimer.arm(this.store.nextScheduleDue());
-    });
+    effects.push(() => this.armEscalationTimer());
   }
 
-  /** Escalation timer: notifies every due tier and repeat, then re-arms for the next due time. */
+  /**
+   * Escalation timer: releases held notifications whose hold ended, notifies every due tier and
+   * repeat of alerts not held, then re-arms for the next due time or the end of a hold.
+   */
   private runEscalations(): void {
     if (!this.running) return;
     const now = this.clock.now();
+    let wake: number | undefined;
+    const wakeAt = (at: number | undefined) => {
+      if (at !== undefined) wake = wake === undefined ? at : Math.min(wake, at);
+    };
+    this.silences = this.silences.filter((s) => s.endsAt > now && s.deletedAt === null);
+    try {
+      for (const held of this.store.alertsWithHeldNotice()) {
+        const hold = this.holdOf(held, now);
+        if (hold) {
+          wakeAt(hold.until);
+          continue;
+        }
+        try {
+          this.commit((effects) => this.release(held.id, now, effects));
+        } catch (error) {
+          this.logger.error({ err: error, alert_id: held.id }, 'releasing a held notification failed');
+        }
+      }
+    } catch (error) {
+      this.logger.error({ err: error }, 'reading held notifications failed');
+    }
     let due: EscalationSchedule[] = [];
     try {
       due = this.store.dueSchedules(now);
@@ -420,6 +691,11 @@ export class AlertService {
             this.store.deleteSchedule(schedule.alertId);
             return;
           }
+          const hold = this.holdOf(alert, now);
+          if (hold) {
+            wakeAt(hold.until);
+            return;
+          }
           this.escalate(alert, policy, schedule, now, effects);
         });
       } catch (error) {
@@ -427,10 +703,69 @@ export class AlertService {
       }
     }
     try {
-      this.escalationTimer.arm(this.store.nextScheduleDue());
+      wakeAt(this.store.nextScheduleDueAfter(now));
+      this.escalationTimer.arm(wake);
     } catch (error) {
       this.logger.error({ err: error }, 'reading the escalation schedule failed');
     }
+  }
+
+  /**
+   * Arms the escalation timer for the next due step or the next end of a silence (when held
+   * notifications may be released); runEscalations() then works out exactly what is due.
+   */
+  private armEscalationTimer(): void {
+    if (!this.running) return;
+    const now = this.clock.now();
+    let wake = this.store.nextScheduleDue();
+    for (const s of this.silences) if (s.endsAt > now && (wake === undefined || s.endsAt < wake)) wake = s.endsAt;
+    this.escalationTimer.arm(wake);
+  }
+
+  /** Sends an alert's held notice, reflecting its state now (see the module comment). */
+  private release(alertId: string, now: number, effects: Effect[]): void {
+    const current = this.store.getAlert(alertId);
+    if (!current || current.heldNotice === null) return;
+    const notified = this.store.notifiedTargets(current.id);
+    let event: NotificationEvent;
+    let targets: NotifyTarget[];
+    if (current.state === 'firing') {
+      const policy = current.escalationPolicy ? this.escalations.get(current.escalationPolicy) : undefined;
+      targets = mergeTargets(notified, policy?.tiers[0]?.notify ?? []);
+      event = notified.length > 0 ? 'level_raised' : 'firing';
+    } else {
+      targets = notified;
+      event = current.state;
+    }
+    const alert: AlertRecord = { ...current, heldNotice: null, lastTier: targets.length > 0 ? Math.max(current.lastTier ?? 0, 0) : current.lastTier, updatedAt: current.updatedAt };
+    this.store.updateAlert(alert);
+    this.store.appendTimeline({
+      alertId: alert.id,
+      at: now,
+      kind: 'event',
+      type: 'released',
+      level: alert.level,
+      state: alert.state,
+      tier: null,
+      channel: null,
+      deliveryId: null,
+      detail: { held: current.heldNotice, event },
+    });
+    if (targets.length > 0) this.enqueue(alert, event, alert.lastTier ?? 0, targets, now, effects);
+  }
+
+  /** Why the alert's notifications are held at `now`, if they are. */
+  private holdOf(alert: AlertRecord, now: number): Hold | undefined {
+    if (this.flapping.has(keyString(alert))) return { reason: 'flapping' };
+    const hold = silenceHold(this.silences, subjectOf(alert), now);
+    return hold ? { reason: 'silence', until: hold.until, silenceIds: hold.silenceIds } : undefined;
+  }
+
+  private recordHeld(alert: AlertRecord, hold: Hold, notice: HeldNotice | 'firing', now: number): void {
+    const detail: Record<string, unknown> = { reason: hold.reason, notice };
+    if (hold.silenceIds) detail.silence_ids = hold.silenceIds;
+    if (hold.until !== undefined) detail.until = new Date(hold.until).toISOString();
+    this.store.appendTimeline({ alertId: alert.id, at: now, kind: 'event', type: 'held', level: alert.level, state: alert.state, tier: null, channel: null, deliveryId: null, detail });
   }
 
   // ---- records and effects ----
@@ -466,17 +801,18 @@ export class AlertService {
     effects.push(() => this.options.writeAlertEvent(point));
   }
 
-  /** Writes one outbox row per channel, each with its own delivery_id and serialized body. */
+  /**
+   * Writes the outbox rows of one notification: one per group channel, one per contact on person
+   * channels (sms, e-mail), each with its own delivery_id, serialized body and ack_url.
+   */
   private enqueue(alert: AlertRecord, event: NotificationEvent, tier: number, targets: readonly NotifyTarget[], now: number, effects: Effect[]): void {
     let queued = 0;
-    for (const target of mergeTargets(targets)) {
-      if (!this.channelConfigs.has(target.channel)) {
-        this.logger.warn({ alert_id: alert.id, channel: target.channel }, 'escalation names an unknown channel; skipping it');
-        continue;
-      }
+    const write = (channel: ChannelConfig, recipients: string[]) => {
       const deliveryId = randomUUID();
-      const body = JSON.stringify(this.eventBody(deliveryId, event, tier, alert));
-      this.store.insertOutbox({ deliveryId, alertId: alert.id, channelId: target.channel, recipients: target.to, event, tier, body, nextAttemptAt: now, createdAt: now });
+      const language = 'language' in channel ? channel.language : 'zh';
+      const ackUrl = this.ackLinkUrl({ alertId: alert.id, expiresAt: now, nonce: newNonce(), language, channel: channel.id, ...(recipients.length === 1 && channelAddressing(channel.type) === 'person' ? { contact: recipients[0]! } : {}) }, now);
+      const body = JSON.stringify(this.eventBody(deliveryId, event, tier, alert, ackUrl));
+      this.store.insertOutbox({ deliveryId, alertId: alert.id, channelId: channel.id, recipients, event, tier, body, nextAttemptAt: now, createdAt: now });
       this.store.appendTimeline({
         alertId: alert.id,
         at: now,
@@ -485,11 +821,31 @@ export class AlertService {
         level: alert.level,
         state: alert.state,
         tier,
-        channel: target.channel,
+        channel: channel.id,
         deliveryId,
-        detail: { event, recipients: target.to },
+        detail: { event, recipients },
       });
       queued++;
+    };
+    for (const target of mergeTargets(targets)) {
+      const channel = this.channelConfigs.get(target.channel);
+      if (!channel) {
+        this.logger.warn({ alert_id: alert.id, channel: target.channel }, 'escalation names an unknown channel; skipping it');
+        continue;
+      }
+      if (channelAddressing(channel.type) === 'group') {
+        write(channel, target.to);
+        continue;
+      }
+      const field = requiredContactField(channel.type)!;
+      for (const contactId of target.to) {
+        const contact = this.contacts.get(contactId);
+        if (!contact?.[field]) {
+          this.logger.warn({ alert_id: alert.id, channel: channel.id, contact: contactId }, `contact has no ${field}; skipping it on this channel`);
+          continue;
+        }
+        write(channel, [contactId]);
+      }
     }
     if (queued > 0) effects.push(() => this.outbox.kick());
   }
@@ -502,14 +858,71 @@ export class AlertService {
     this.openCounts = this.store.openCountsByLevel();
   }
 
-  private onDeliveryFailed(alertId: string, channel: string, deliveryId: string, error: string): void {
+  /**
+   * A delivery failed for good: recorded on its alert by the outbox already; here the
+   * alert_events point, and the delivery_failed alert for (asset, channel) to `fallback`.
+   */
+  private onDeliveryFailed(row: OutboxRow, error: string): void {
+    const now = this.clock.now();
+    let failed: AlertRecord | undefined;
     try {
-      const alert = this.store.getAlert(alertId);
-      if (!alert) return;
-      this.options.writeAlertEvent({ ruleId: alert.ruleId, assetId: alert.assetId, level: alert.level, event: 'delivery_failed', alertId, value: alert.value, message: `${channel} ${deliveryId}: ${error}`, ts: this.clock.now() });
+      failed = this.store.getAlert(row.alertId);
+      if (!failed) return;
+      this.options.writeAlertEvent({ ruleId: failed.ruleId, assetId: failed.assetId, level: failed.level, event: 'delivery_failed', alertId: failed.id, value: failed.value, message: `${row.channelId} ${row.deliveryId}: ${error}`, ts: now });
     } catch (err) {
-      this.logger.error({ err, alert_id: alertId }, 'writing the delivery_failed alert event failed');
+      this.logger.error({ err, alert_id: row.alertId }, 'writing the delivery_failed alert event failed');
     }
+    if (!failed || failed.ruleId === DELIVERY_FAILED_RULE) return;
+    const source = failed;
+    try {
+      this.commit((effects) => this.raiseDeliveryFailed(source, row, error, now, effects));
+    } catch (err) {
+      this.logger.error({ err, alert_id: row.alertId, channel: row.channelId }, 'raising the delivery_failed alert failed');
+    }
+  }
+
+  private raiseDeliveryFailed(failed: AlertRecord, row: OutboxRow, error: string, now: number, effects: Effect[]): void {
+    const channel = this.channelConfigs.get(row.channelId);
+    const language: Language = channel && 'language' in channel ? channel.language : 'zh';
+    const shortError = error.length > 300 ? `${error.slice(0, 300)}…` : error;
+    const message =
+      language === 'zh'
+        ? `通知渠道 ${row.channelId} 投递失败：${failed.assetName}「${failed.ruleName}」${levelName(failed.level, 'zh')}的${eventName(row.event, 'zh')}通知未送达（${shortError}）`
+        : `Channel ${row.channelId} failed to deliver the ${eventName(row.event, 'en').toLowerCase()} notification of ${levelName(failed.level, 'en')} alert "${failed.ruleName}" on ${failed.assetName} (${shortError})`;
+    const detail = { alert_id: failed.id, delivery_id: row.deliveryId, channel: row.channelId, event: row.event, error: shortError };
+    let alert = this.store.findOpenAlert(DELIVERY_FAILED_RULE, failed.assetId, row.channelId);
+    if (!alert) {
+      const policy = this.escalations.get(FALLBACK_ESCALATION);
+      alert = this.openFrom(
+        {
+          ruleId: DELIVERY_FAILED_RULE,
+          assetId: failed.assetId,
+          sensorId: row.channelId,
+          metric: 'delivery',
+          level: failed.level,
+          value: 1,
+          threshold: null,
+          ts: now,
+          ruleName: language === 'zh' ? '通知投递失败' : 'Notification delivery failed',
+          assetName: failed.assetName,
+          assetType: failed.assetType,
+          street: failed.street,
+          message,
+          plan:
+            language === 'zh'
+              ? [`检查通知渠道 ${row.channelId} 的配置（地址、密钥、签名、关键词）与服务商状态`, '用其他方式通知原告警的值班人员']
+              : [`Check channel ${row.channelId}: URL, secret, signature, keywords, provider status`, 'Reach the duty staff of the original alert another way'],
+          policy,
+        },
+        now,
+        effects,
+      );
+      if (!policy) this.logger.warn({ alert_id: alert.id, channel: row.channelId }, 'no escalation named "fallback": the delivery_failed alert is recorded and published, not notified');
+    } else if (levelRank(failed.level) > levelRank(alert.level)) {
+      const t = transition(alert, { kind: 'rule', level: failed.level, value: alert.value + 1, threshold: null, ts: now }, now);
+      if (t) alert = this.applyTransition(alert, { ...t, alert: { ...t.alert, message } }, now, effects);
+    }
+    this.store.appendTimeline({ alertId: alert.id, at: now, kind: 'event', type: 'delivery_failed', level: alert.level, state: alert.state, tier: null, channel: row.channelId, deliveryId: null, detail });
   }
 
   // ---- helpers ----
@@ -546,16 +959,25 @@ export class AlertService {
     }
   }
 
-  private ackUrl(id: string): string {
-    // The alert resource itself; operators acknowledge with POST {ack_url}/ack.
+  /**
+   * The alert's API resource: the ack_url of API views and MQTT events, which viewers and
+   * observers read (a signed link there would let any of them acknowledge).
+   */
+  private apiUrl(id: string): string {
     return `${this.options.publicUrl.replace(/\/+$/, '')}/api/v1/alerts/${encodeURIComponent(id)}`;
   }
 
-  private eventBody(deliveryId: string, event: AlertEventBody['event'], tier: number, alert: AlertRecord): AlertEventBody {
-    return { delivery_id: deliveryId, event, tier, alert: this.alertBody(alert) };
+  /** A signed, single-use acknowledgement link (`expiresAt` is set from now and the TTL). */
+  private ackLinkUrl(claims: AckClaims, now: number): string {
+    const expiresAt = Math.floor((now + (this.options.ackLinkTtlMs ?? DEFAULT_ACK_LINK_TTL_MS)) / 1000) * 1000;
+    return `${this.options.publicUrl.replace(/\/+$/, '')}/ack/${signAckToken(this.ackKey, { ...claims, expiresAt })}`;
   }
 
-  private alertBody(a: AlertRecord): AlertBody {
+  private eventBody(deliveryId: string, event: AlertEventBody['event'], tier: number, alert: AlertRecord, ackUrl?: string): AlertEventBody {
+    return { delivery_id: deliveryId, event, tier, alert: this.alertBody(alert, ackUrl) };
+  }
+
+  private alertBody(a: AlertRecord, ackUrl?: string): AlertBody {
     return {
       id: a.id,
       rule_id: a.ruleId,
@@ -573,7 +995,7 @@ export class AlertService {
       started_at: new Date(a.startedAt).toISOString(),
       message: a.message,
       plan: a.plan,
-      ack_url: this.ackUrl(a.id),
+      ack_url: ackUrl ?? this.apiUrl(a.id),
     };
   }
 
@@ -604,6 +1026,10 @@ function timelineView(e: TimelineEntry): TimelineEntryView {
 
 function isoOrNull(ms: number | null): string | null {
   return ms === null ? null : new Date(ms).toISOString();
+}
+
+function subjectOf(a: AlertRecord): SilenceSubject {
+  return { asset_id: a.assetId, rule_id: a.ruleId, street: a.street, level: a.level, asset_type: a.assetType };
 }
 
 function checkAction(action: OperatorAction): void {

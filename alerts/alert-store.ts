@@ -35,10 +35,17 @@ export interface AlertRecord extends AlertCore {
   escalationPolicy: string | null;
   /** The highest escalation tier notified so far, null before the first notification. */
   lastTier: number | null;
+  /**
+   * A transition notification (level_raised, acknowledged, resolved) that was held back while the
+   * alert was silenced or flapping; sent, reflecting the alert's state then, once the hold ends.
+   */
+  heldNotice: HeldNotice | null;
 }
 
-export type DeliveryEntryType = 'queued' | 'delivered' | 'retry' | 'delivery_failed';
-export type TimelineEntryType = AlertEventType | 'escalated' | 'repeated' | DeliveryEntryType;
+export type HeldNotice = 'level_raised' | 'acknowledged' | 'resolved';
+
+export type DeliveryEntryType = 'queued' | 'digested' | 'delivered' | 'retry' | 'delivery_failed';
+export type TimelineEntryType = AlertEventType | 'escalated' | 'repeated' | 'held' | 'released' | 'delivery_failed' | DeliveryEntryType;
 
 export interface TimelineEntry {
   seq: number;
@@ -75,6 +82,51 @@ export interface OutboxRow {
   createdAt: number;
   updatedAt: number;
   lastError: string | null;
+  /** Set while the row is part of a digest (rate limit); the digest's delivery decides its outcome. */
+  digestId: string | null;
+}
+
+/** Several outbox rows of one channel merged into one message because of a rate limit. */
+export interface DigestRow {
+  deliveryId: string;
+  channelId: string;
+  /** The rate-limit key the digest was formed for. */
+  rateKey: string;
+  recipients: string[];
+  /** delivery_ids of the merged rows, oldest first. */
+  members: string[];
+  status: OutboxStatus;
+  attempts: number;
+  nextAttemptAt: number;
+  createdAt: number;
+  updatedAt: number;
+  lastError: string | null;
+}
+
+export interface SilenceMatchers {
+  asset_id?: string[];
+  rule_id?: string[];
+  street?: string[];
+  level?: Level[];
+  asset_type?: string[];
+}
+
+export interface SilenceRecord {
+  id: string;
+  matchers: SilenceMatchers;
+  startsAt: number;
+  endsAt: number;
+  reason: string;
+  createdBy: string;
+  createdAt: number;
+  deletedAt: number | null;
+  deletedBy: string | null;
+}
+
+export interface AlertKey {
+  ruleId: string;
+  assetId: string;
+  sensorId: string;
 }
 
 export interface EscalationSchedule {
@@ -98,7 +150,7 @@ export interface AlertFilter {
 export const DEFAULT_LIST_LIMIT = 100;
 export const MAX_LIST_LIMIT = 1000;
 
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS alerts (
@@ -126,7 +178,8 @@ CREATE TABLE IF NOT EXISTS alerts (
   message TEXT NOT NULL,
   plan TEXT NOT NULL,
   escalation_policy TEXT,
-  last_tier INTEGER
+  last_tier INTEGER,
+  held_notice TEXT
 );
 -- One open alert per (rule, asset, sensor), enforced by the database itself.
 CREATE UNIQUE INDEX IF NOT EXISTS alerts_one_open ON alerts (rule_id, asset_id, sensor_id) WHERE state <> 'resolved';
@@ -162,9 +215,59 @@ CREATE TABLE IF NOT EXISTS outbox (
   next_attempt_at INTEGER NOT NULL,
   created_at INTEGER NOT NULL,
   updated_at INTEGER NOT NULL,
-  last_error TEXT
+  last_error TEXT,
+  digest_id TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (status, alert_id, channel_id, seq);
+
+CREATE TABLE IF NOT EXISTS outbox_digests (
+  delivery_id TEXT PRIMARY KEY,
+  channel_id TEXT NOT NULL,
+  rate_key TEXT NOT NULL,
+  recipients TEXT NOT NULL,
+  members TEXT NOT NULL,
+  status TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'failed')),
+  attempts INTEGER NOT NULL,
+  next_attempt_at INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  last_error TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_digests_pending ON outbox_digests (status, next_attempt_at);
+
+CREATE TABLE IF NOT EXISTS silences (
+  id TEXT PRIMARY KEY,
+  matchers TEXT NOT NULL,
+  starts_at INTEGER NOT NULL,
+  ends_at INTEGER NOT NULL,
+  reason TEXT NOT NULL,
+  created_by TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  deleted_at INTEGER,
+  deleted_by TEXT
+);
+
+-- (rule, asset, sensor) whose notifications are held because the rules stage reports flapping.
+CREATE TABLE IF NOT EXISTS flapping (
+  rule_id TEXT NOT NULL,
+  asset_id TEXT NOT NULL,
+  sensor_id TEXT NOT NULL,
+  since INTEGER NOT NULL,
+  PRIMARY KEY (rule_id, asset_id, sensor_id)
+);
+
+-- Single-use acknowledgement links: the nonce of every link that was used.
+CREATE TABLE IF NOT EXISTS ack_links_used (
+  nonce TEXT PRIMARY KEY,
+  alert_id TEXT NOT NULL,
+  used_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS meta (
+  key TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+);
 
 CREATE TABLE IF NOT EXISTS escalation_schedule (
   alert_id TEXT PRIMARY KEY REFERENCES alerts (id),
@@ -203,6 +306,7 @@ interface AlertRow {
   plan: string;
   escalation_policy: string | null;
   last_tier: number | null;
+  held_notice: string | null;
 }
 
 interface TimelineRow {
@@ -234,6 +338,33 @@ interface OutboxDbRow {
   created_at: number;
   updated_at: number;
   last_error: string | null;
+  digest_id: string | null;
+}
+
+interface DigestDbRow {
+  delivery_id: string;
+  channel_id: string;
+  rate_key: string;
+  recipients: string;
+  members: string;
+  status: string;
+  attempts: number;
+  next_attempt_at: number;
+  created_at: number;
+  updated_at: number;
+  last_error: string | null;
+}
+
+interface SilenceDbRow {
+  id: string;
+  matchers: string;
+  starts_at: number;
+  ends_at: number;
+  reason: string;
+  created_by: string;
+  created_at: number;
+  deleted_at: number | null;
+  deleted_by: string | null;
 }
 
 interface ScheduleRow {
@@ -267,6 +398,10 @@ export class AlertStore {
       if (version > SCHEMA_VERSION) {
         throw new Error(`alerts.db has schema version ${version}, newer than this version of watchpost understands (${SCHEMA_VERSION})`);
       }
+      if (version === 1) {
+        // Version 1 (the foundation) lacked digests and held notifications.
+        db.exec('ALTER TABLE outbox ADD COLUMN digest_id TEXT; ALTER TABLE alerts ADD COLUMN held_notice TEXT;');
+      }
       db.exec(SCHEMA);
       db.pragma(`user_version = ${SCHEMA_VERSION}`);
     } catch (error) {
@@ -297,10 +432,10 @@ export class AlertStore {
     this.stmt(
       `INSERT INTO alerts (id, rule_id, asset_id, sensor_id, metric, level, state, value, threshold, event_ts, started_at, updated_at,
          acknowledged_at, acknowledged_by, resolved_at, resolved_by, resolve_reason, rule_name, asset_name, asset_type, street, message, plan,
-         escalation_policy, last_tier)
+         escalation_policy, last_tier, held_notice)
        VALUES (@id, @rule_id, @asset_id, @sensor_id, @metric, @level, @state, @value, @threshold, @event_ts, @started_at, @updated_at,
          @acknowledged_at, @acknowledged_by, @resolved_at, @resolved_by, @resolve_reason, @rule_name, @asset_name, @asset_type, @street, @message, @plan,
-         @escalation_policy, @last_tier)`,
+         @escalation_policy, @last_tier, @held_notice)`,
     ).run(toAlertRow(a));
   }
 
@@ -309,7 +444,7 @@ export class AlertStore {
       `UPDATE alerts SET level = @level, state = @state, value = @value, threshold = @threshold, event_ts = @event_ts, updated_at = @updated_at,
          acknowledged_at = @acknowledged_at, acknowledged_by = @acknowledged_by, resolved_at = @resolved_at, resolved_by = @resolved_by,
          resolve_reason = @resolve_reason, rule_name = @rule_name, asset_name = @asset_name, asset_type = @asset_type, street = @street,
-         message = @message, plan = @plan, escalation_policy = @escalation_policy, last_tier = @last_tier
+         message = @message, plan = @plan, escalation_policy = @escalation_policy, last_tier = @last_tier, held_notice = @held_notice
        WHERE id = @id`,
     ).run(toAlertRow(a));
     if (info.changes !== 1) throw new Error(`alert ${a.id} does not exist`);
@@ -357,6 +492,11 @@ export class AlertStore {
     return (rows as AlertRow[]).map(fromAlertRow);
   }
 
+  /** Alerts (open or resolved) with a held transition notification. */
+  alertsWithHeldNotice(): AlertRecord[] {
+    return (this.stmt('SELECT * FROM alerts WHERE held_notice IS NOT NULL ORDER BY updated_at, rowid').all() as AlertRow[]).map(fromAlertRow);
+  }
+
   openCountsByLevel(): Map<string, number> {
     const rows = this.stmt(`SELECT level, COUNT(*) AS n FROM alerts WHERE state <> 'resolved' GROUP BY level`).all() as Array<{ level: string; n: number }>;
     return new Map(rows.map((r) => [r.level, r.n]));
@@ -391,7 +531,7 @@ export class AlertStore {
 
   // ---- outbox ----
 
-  insertOutbox(row: Omit<OutboxRow, 'seq' | 'status' | 'attempts' | 'updatedAt' | 'lastError'>): void {
+  insertOutbox(row: Omit<OutboxRow, 'seq' | 'status' | 'attempts' | 'updatedAt' | 'lastError' | 'digestId'>): void {
     this.stmt(
       `INSERT INTO outbox (delivery_id, alert_id, channel_id, recipients, event, tier, body, status, attempts, next_attempt_at, created_at, updated_at, last_error)
        VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?, NULL)`,
@@ -408,17 +548,130 @@ export class AlertStore {
   }
 
   /**
-   * Pending rows that are next in line: for each (alert, channel) only the oldest pending row,
-   * so one receiver gets an alert's notifications in the order they happened.
+   * Pending rows that are next in line: for each (alert, channel, recipients) only the oldest
+   * pending row, so one receiver gets an alert's notifications in the order they happened. Rows
+   * taken into a digest are not heads (the digest is), but still hold back later rows.
    */
   pendingOutboxHeads(): OutboxRow[] {
     const rows = this.stmt(
       `SELECT o.* FROM outbox o
-       WHERE o.status = 'pending'
-         AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.status = 'pending' AND p.alert_id = o.alert_id AND p.channel_id = o.channel_id AND p.seq < o.seq)
+       WHERE o.status = 'pending' AND o.digest_id IS NULL
+         AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.status = 'pending' AND p.alert_id = o.alert_id AND p.channel_id = o.channel_id
+                           AND p.recipients = o.recipients AND p.seq < o.seq)
        ORDER BY o.next_attempt_at, o.seq`,
     ).all() as OutboxDbRow[];
     return rows.map(fromOutboxRow);
+  }
+
+  // ---- digests ----
+
+  /** Records a digest and marks its members as taken into it. */
+  insertDigest(d: Omit<DigestRow, 'status' | 'attempts' | 'updatedAt' | 'lastError'>): void {
+    this.stmt(
+      `INSERT INTO outbox_digests (delivery_id, channel_id, rate_key, recipients, members, status, attempts, next_attempt_at, created_at, updated_at, last_error)
+       VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?, NULL)`,
+    ).run(d.deliveryId, d.channelId, d.rateKey, JSON.stringify(d.recipients), JSON.stringify(d.members), d.nextAttemptAt, d.createdAt, d.createdAt);
+    const claim = this.stmt(`UPDATE outbox SET digest_id = ? WHERE delivery_id = ? AND status = 'pending' AND digest_id IS NULL`);
+    for (const member of d.members) {
+      if (claim.run(d.deliveryId, member).changes !== 1) throw new Error(`outbox row ${member} cannot join digest ${d.deliveryId}`);
+    }
+  }
+
+  pendingDigests(): DigestRow[] {
+    return (this.stmt(`SELECT * FROM outbox_digests WHERE status = 'pending' ORDER BY next_attempt_at, created_at`).all() as DigestDbRow[]).map(fromDigestRow);
+  }
+
+  getDigest(deliveryId: string): DigestRow | undefined {
+    const row = this.stmt('SELECT * FROM outbox_digests WHERE delivery_id = ?').get(deliveryId) as DigestDbRow | undefined;
+    return row && fromDigestRow(row);
+  }
+
+  updateDigest(deliveryId: string, change: { status: OutboxStatus; attempts: number; nextAttemptAt: number; updatedAt: number; lastError: string | null }): void {
+    this.stmt(`UPDATE outbox_digests SET status = ?, attempts = ?, next_attempt_at = ?, updated_at = ?, last_error = ? WHERE delivery_id = ?`).run(
+      change.status,
+      change.attempts,
+      change.nextAttemptAt,
+      change.updatedAt,
+      change.lastError,
+      deliveryId,
+    );
+  }
+
+  /** Attempts made since `since` (platform time), by channel and recipients: seeds the rate limits after a restart. */
+  attemptsSince(since: number): Array<{ channelId: string; recipients: string[]; at: number }> {
+    const rows = this.stmt(
+      `SELECT channel_id, recipients, updated_at FROM outbox WHERE attempts > 0 AND digest_id IS NULL AND updated_at >= ?
+       UNION ALL SELECT channel_id, recipients, updated_at FROM outbox_digests WHERE attempts > 0 AND updated_at >= ?`,
+    ).all(since, since) as Array<{ channel_id: string; recipients: string; updated_at: number }>;
+    return rows.map((r) => ({ channelId: r.channel_id, recipients: JSON.parse(r.recipients) as string[], at: r.updated_at }));
+  }
+
+  // ---- silences ----
+
+  insertSilence(s: SilenceRecord): void {
+    this.stmt(
+      `INSERT INTO silences (id, matchers, starts_at, ends_at, reason, created_by, created_at, deleted_at, deleted_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ).run(s.id, JSON.stringify(s.matchers), s.startsAt, s.endsAt, s.reason, s.createdBy, s.createdAt, s.deletedAt, s.deletedBy);
+  }
+
+  getSilence(id: string): SilenceRecord | undefined {
+    const row = this.stmt('SELECT * FROM silences WHERE id = ?').get(id) as SilenceDbRow | undefined;
+    return row && fromSilenceRow(row);
+  }
+
+  /** Silences not deleted whose end is after `since`, by start time. */
+  silencesEndingAfter(since: number): SilenceRecord[] {
+    return (this.stmt('SELECT * FROM silences WHERE deleted_at IS NULL AND ends_at > ? ORDER BY starts_at, id').all(since) as SilenceDbRow[]).map(fromSilenceRow);
+  }
+
+  /** Silences not deleted that ended at or before `now`, newest first. */
+  expiredSilences(now: number, limit = 1000): SilenceRecord[] {
+    return (this.stmt('SELECT * FROM silences WHERE deleted_at IS NULL AND ends_at <= ? ORDER BY ends_at DESC, id LIMIT ?').all(now, limit) as SilenceDbRow[]).map(fromSilenceRow);
+  }
+
+  deleteSilence(id: string, at: number, by: string): boolean {
+    return this.stmt('UPDATE silences SET deleted_at = ?, deleted_by = ? WHERE id = ? AND deleted_at IS NULL').run(at, by, id).changes === 1;
+  }
+
+  // ---- flapping ----
+
+  setFlapping(key: AlertKey, since: number | null): void {
+    if (since === null) this.stmt('DELETE FROM flapping WHERE rule_id = ? AND asset_id = ? AND sensor_id = ?').run(key.ruleId, key.assetId, key.sensorId);
+    else this.stmt('INSERT INTO flapping (rule_id, asset_id, sensor_id, since) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING').run(key.ruleId, key.assetId, key.sensorId, since);
+  }
+
+  flappingKeys(): Array<AlertKey & { since: number }> {
+    return (this.stmt('SELECT * FROM flapping').all() as Array<{ rule_id: string; asset_id: string; sensor_id: string; since: number }>).map((r) => ({
+      ruleId: r.rule_id,
+      assetId: r.asset_id,
+      sensorId: r.sensor_id,
+      since: r.since,
+    }));
+  }
+
+  // ---- acknowledgement links and settings ----
+
+  /** Records a used link nonce; false when it was used before. */
+  useAckLink(nonce: string, alertId: string, usedAt: number, expiresAt: number): boolean {
+    return this.stmt('INSERT INTO ack_links_used (nonce, alert_id, used_at, expires_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING').run(nonce, alertId, usedAt, expiresAt).changes === 1;
+  }
+
+  ackLinkUsed(nonce: string): boolean {
+    return this.stmt('SELECT 1 FROM ack_links_used WHERE nonce = ?').get(nonce) !== undefined;
+  }
+
+  /** Forgets used nonces of links that expired before `now` (they are refused as expired anyway). */
+  pruneAckLinks(now: number): void {
+    this.stmt('DELETE FROM ack_links_used WHERE expires_at < ?').run(now);
+  }
+
+  /** A setting, created with `init()` on first use and kept from then on. */
+  meta(key: string, init: () => string): string {
+    const row = this.stmt('SELECT value FROM meta WHERE key = ?').get(key) as { value: string } | undefined;
+    if (row) return row.value;
+    const value = init();
+    this.stmt('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT DO NOTHING').run(key, value);
+    return (this.stmt('SELECT value FROM meta WHERE key = ?').get(key) as { value: string }).value;
   }
 
   pendingOutboxCount(): number {
@@ -472,6 +725,12 @@ export class AlertStore {
     return (this.stmt('SELECT * FROM escalation_schedule WHERE next_due_at <= ? ORDER BY next_due_at, alert_id').all(now) as ScheduleRow[]).map(fromScheduleRow);
   }
 
+  /** The earliest due time after `now` (due schedules that are held are not counted). */
+  nextScheduleDueAfter(now: number): number | undefined {
+    const row = this.stmt('SELECT MIN(next_due_at) AS due FROM escalation_schedule WHERE next_due_at > ?').get(now) as { due: number | null };
+    return row.due ?? undefined;
+  }
+
   nextScheduleDue(): number | undefined {
     const row = this.stmt('SELECT MIN(next_due_at) AS due FROM escalation_schedule').get() as { due: number | null };
     return row.due ?? undefined;
@@ -519,6 +778,7 @@ function toAlertRow(a: AlertRecord): AlertRow {
     plan: JSON.stringify(a.plan),
     escalation_policy: a.escalationPolicy,
     last_tier: a.lastTier,
+    held_notice: a.heldNotice,
   };
 }
 
@@ -549,6 +809,7 @@ function fromAlertRow(r: AlertRow): AlertRecord {
     plan: JSON.parse(r.plan) as string[],
     escalationPolicy: r.escalation_policy,
     lastTier: r.last_tier,
+    heldNotice: r.held_notice as HeldNotice | null,
   };
 }
 
@@ -568,6 +829,37 @@ function fromOutboxRow(r: OutboxDbRow): OutboxRow {
     createdAt: r.created_at,
     updatedAt: r.updated_at,
     lastError: r.last_error,
+    digestId: r.digest_id,
+  };
+}
+
+function fromDigestRow(r: DigestDbRow): DigestRow {
+  return {
+    deliveryId: r.delivery_id,
+    channelId: r.channel_id,
+    rateKey: r.rate_key,
+    recipients: JSON.parse(r.recipients) as string[],
+    members: JSON.parse(r.members) as string[],
+    status: r.status as OutboxStatus,
+    attempts: r.attempts,
+    nextAttemptAt: r.next_attempt_at,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+    lastError: r.last_error,
+  };
+}
+
+function fromSilenceRow(r: SilenceDbRow): SilenceRecord {
+  return {
+    id: r.id,
+    matchers: JSON.parse(r.matchers) as SilenceMatchers,
+    startsAt: r.starts_at,
+    endsAt: r.ends_at,
+    reason: r.reason,
+    createdBy: r.created_by,
+    createdAt: r.created_at,
+    deletedAt: r.deleted_at,
+    deletedBy: r.deleted_by,
   };
 }
 

@@ -6,6 +6,7 @@ export const ALERT_ERRORS = {
   alert_not_found: { statusCode: 404, message: 'no alert with this id' },
   alert_resolved: { statusCode: 409, message: 'the alert is already resolved' },
   invalid_request: { statusCode: 400, message: 'the request is not valid' },
+  silence_not_found: { statusCode: 404, message: 'no silence with this id' },
 } as const;
 
 export type AlertErrorCode = keyof typeof ALERT_ERRORS;

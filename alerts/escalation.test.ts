@@ -91,7 +91,7 @@ class RecordingChannel implements Channel {
 }
 
 function channelConfig(id: string): ChannelConfig {
-  return { id, type: 'webhook', url: 'http://127.0.0.1:9/unused', headers: {}, timeout: 1000, max_attempts: 3 };
+  return { id, type: 'webhook', url: 'http://127.0.0.1:9/unused', headers: {}, timeout: 1000, max_attempts: 3, max_age: 3_600_000 };
 }
 
 const RULES: Record<string, RuleInfo> = {

@@ -6,44 +6,74 @@
  * under its own delivery_id, so a crash between sending and recording can repeat a delivery
  * (receivers drop repeats by delivery_id) but never creates a second one for a notification.
  *
- * Order: for each (alert, channel) only the oldest pending row is in flight, so a receiver sees
- * firing before escalated before resolved even when an earlier delivery had to be retried.
+ * Order: for each (alert, channel, recipients) only the oldest pending row is in flight, so a
+ * receiver sees firing before escalated before resolved even when an earlier one was retried.
+ *
+ * Retries: network errors, timeouts, 408, 429 and 5xx (and providers' "busy" answers) are
+ * retried with exponential backoff and jitter, honouring Retry-After, until the notification is
+ * `max_age` old (or `max_attempts` were made); then it fails for good, like any other 4xx.
+ *
+ * Rate limits: a channel with `rate_limit` sends at most that many messages per window (per
+ * channel for robots, per recipient for sms and e-mail). Notifications beyond it wait; when the
+ * window has room for fewer than are waiting, the excess is merged into one digest message,
+ * recorded (with its own delivery_id and its members) before it is sent, so a digest survives a
+ * restart like any row and nothing is dropped or sent twice.
  */
+import { randomUUID } from 'node:crypto';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 import type { Counter, MetricsRegistry } from '../lib/metrics.js';
-import type { AlertStore, NotificationEvent, OutboxRow } from './alert-store.js';
-import type { ContactConfig } from './config.js';
+import type { AlertStore, DigestRow, NotificationEvent, OutboxRow, OutboxStatus } from './alert-store.js';
+import type { ContactConfig, RateLimit } from './config.js';
 import { DueTimer } from './due-timer.js';
+import { RateLimiter } from './rate-limit.js';
 
-/** One notification as a channel sees it. */
-export interface Notification {
+/** One notification of an alert. */
+export interface NotificationItem {
   deliveryId: string;
   alertId: string;
-  channelId: string;
   event: NotificationEvent;
   tier: number;
   /** The alert event body (contract: Notifications), serialized once; send these exact bytes. */
   body: string;
-  /** The contacts this notification is for (empty for a webhook without `to`). */
+}
+
+/** One message as a channel sees it: a notification, or a digest of several. */
+export interface Notification extends NotificationItem {
+  channelId: string;
+  /** The contacts this message is for (empty for a webhook without `to`). */
   recipients: ContactConfig[];
   /** 1 for the first attempt. */
   attempt: number;
+  /**
+   * Set for a digest: the merged notifications, oldest first. `deliveryId` is then the digest's
+   * own; alertId, event, tier and body are those of the first item.
+   */
+  digest?: NotificationItem[];
 }
 
 export type DeliveryOutcome =
   | { outcome: 'delivered'; statusCode?: number }
-  /** Worth trying again later; retryAfterMs overrides the backoff (HTTP Retry-After). */
-  | { outcome: 'retry'; error: string; statusCode?: number; retryAfterMs?: number }
+  /**
+   * Worth trying again later; retryAfterMs overrides the backoff (HTTP Retry-After), throttled
+   * says the provider refused because of its rate limit (no sends to it until then).
+   */
+  | { outcome: 'retry'; error: string; statusCode?: number; retryAfterMs?: number; throttled?: boolean }
   | { outcome: 'failed'; error: string; statusCode?: number };
 
-/** A notification channel. Only webhook exists now; sms, wecom, dingtalk, feishu and email implement the same. */
+/** A notification channel: webhook, wecom, dingtalk, feishu, email, sms. */
 export interface Channel {
   readonly id: string;
   readonly type: string;
-  /** Attempts before a retryable failure becomes permanent. */
-  readonly maxAttempts: number;
-  /** Sends one notification. Never throws for delivery problems: they are outcomes. */
+  /** Attempts before a retryable failure becomes permanent (none: only maxAgeMs limits). */
+  readonly maxAttempts?: number;
+  /** Age after which a retryable failure becomes permanent (default 1h). */
+  readonly maxAgeMs?: number;
+  /** Send limits; beyond them notifications are merged into digests. */
+  readonly rateLimits?: readonly RateLimit[];
+  /** person: one notification per recipient, rate-limited per recipient (sms, e-mail). */
+  readonly addressing?: 'group' | 'person';
+  /** Sends one message. Never throws for delivery problems: they are outcomes. */
   send(notification: Notification, signal: AbortSignal): Promise<DeliveryOutcome>;
 }
 
@@ -64,6 +94,8 @@ export const DEFAULT_RETRY_OPTIONS: RetryOptions = {
   maxRetryAfterMs: 60 * 60_000,
 };
 
+export const DEFAULT_MAX_AGE_MS = 60 * 60_000;
+
 /** Delay before attempt `attempt + 1`, after `attempt` attempts failed. */
 export function retryDelay(attempt: number, options: RetryOptions, random: () => number = Math.random, retryAfterMs?: number): number {
   if (retryAfterMs !== undefined) return Math.min(Math.max(0, retryAfterMs), options.maxRetryAfterMs);
@@ -72,6 +104,7 @@ export function retryDelay(attempt: number, options: RetryOptions, random: () =>
 }
 
 export const DELIVERIES_METRIC = 'watchpost_deliveries_total';
+export const DIGESTS_METRIC = 'watchpost_digests_total';
 
 export interface OutboxSenderOptions {
   store: AlertStore;
@@ -84,7 +117,7 @@ export interface OutboxSenderOptions {
   /** Deliveries in flight at once. */
   concurrency?: number;
   random?: () => number;
-  /** Called after a delivery failed for good and that was recorded. */
+  /** Called for every notification that failed for good, after that was recorded. */
   onFailed?: (row: OutboxRow, error: string) => void;
 }
 
@@ -93,11 +126,21 @@ interface InFlight {
   done: Promise<void>;
 }
 
+/** What an attempt's outcome means for the notification. */
+interface Verdict {
+  status: OutboxStatus;
+  type: 'delivered' | 'retry' | 'delivery_failed';
+  error: string | null;
+  nextAttemptAt: number;
+}
+
 export class OutboxSender {
   private readonly retry: RetryOptions;
   private readonly timer: DueTimer;
   private readonly deliveries: Counter;
+  private readonly digests: Counter;
   private readonly inFlight = new Map<string, InFlight>();
+  private readonly limiters = new Map<string, RateLimiter>();
   private running = false;
   private kicked = false;
 
@@ -105,12 +148,24 @@ export class OutboxSender {
     this.retry = { ...DEFAULT_RETRY_OPTIONS, ...options.retry };
     this.timer = new DueTimer(options.clock, () => this.pump());
     this.deliveries = options.metrics.counter(DELIVERIES_METRIC, 'Notification delivery attempts by channel and outcome (delivered, retry, failed).');
+    this.digests = options.metrics.counter(DIGESTS_METRIC, 'Digest messages formed because a channel hit its rate limit, by channel.');
+    for (const [id, channel] of options.channels) this.limiters.set(id, new RateLimiter(channel.rateLimits ?? []));
   }
 
-  /** Resumes every pending row. */
+  /** Resumes every pending row (and digest); rate limits remember the sends of their last window. */
   start(): void {
     if (this.running) return;
     this.running = true;
+    try {
+      const longest = Math.max(0, ...[...this.options.channels.values()].flatMap((c) => (c.rateLimits ?? []).map((l) => l.per)));
+      if (longest > 0) {
+        for (const sent of this.options.store.attemptsSince(this.options.clock.now() - longest)) {
+          this.limiters.get(sent.channelId)?.record(this.rateKey(sent.channelId, sent.recipients), sent.at);
+        }
+      }
+    } catch (error) {
+      this.options.logger.error({ err: error }, 'reading recent deliveries for the rate limits failed');
+    }
     this.kick();
   }
 
@@ -133,45 +188,93 @@ export class OutboxSender {
     });
   }
 
+  private rateKey(channelId: string, recipients: readonly string[]): string {
+    return this.options.channels.get(channelId)?.addressing === 'person' ? `${channelId}\u0000${recipients.join(',')}` : channelId;
+  }
+
   private pump(): void {
     if (!this.running) return;
     const { store, clock, logger } = this.options;
+    const concurrency = this.options.concurrency ?? 8;
     let nextAt: number | undefined;
+    const later = (at: number) => {
+      nextAt = nextAt === undefined ? at : Math.min(nextAt, at);
+    };
     try {
       const now = clock.now();
-      const concurrency = this.options.concurrency ?? 8;
+      // Digests first: they hold the oldest notifications of their key.
+      for (const digest of store.pendingDigests()) {
+        if (this.inFlight.has(digest.deliveryId)) continue;
+        if (digest.nextAttemptAt > now) {
+          later(digest.nextAttemptAt);
+          continue;
+        }
+        const limiter = this.limiters.get(digest.channelId);
+        if (limiter && limiter.room(digest.rateKey, now) < 1) {
+          later(limiter.nextFree(digest.rateKey, now));
+          continue;
+        }
+        if (this.inFlight.size >= concurrency) continue;
+        this.dispatchDigest(digest, now);
+      }
+      const waiting = new Map<string, OutboxRow[]>();
       for (const row of store.pendingOutboxHeads()) {
         if (this.inFlight.has(row.deliveryId)) continue;
         if (row.nextAttemptAt > now) {
-          nextAt = nextAt === undefined ? row.nextAttemptAt : Math.min(nextAt, row.nextAttemptAt);
+          later(row.nextAttemptAt);
           continue;
         }
-        // At the limit, a finishing delivery pumps again.
-        if (this.inFlight.size >= concurrency) continue;
-        this.dispatch(row);
+        const key = this.rateKey(row.channelId, row.recipients);
+        const group = waiting.get(key);
+        if (group) group.push(row);
+        else waiting.set(key, [row]);
+      }
+      for (const [key, rows] of waiting) {
+        const channelId = rows[0]!.channelId;
+        const limiter = this.limiters.get(channelId);
+        const room = limiter ? limiter.room(key, now) : Infinity;
+        if (room < 1) {
+          later(limiter!.nextFree(key, now));
+          continue;
+        }
+        rows.sort((a, b) => a.seq - b.seq);
+        // Within the room each goes alone; the excess is merged into one digest using the last slot.
+        const alone = rows.length <= room ? rows : rows.slice(0, room - 1);
+        for (const row of alone) {
+          // At the limit, a finishing delivery pumps again.
+          if (this.inFlight.size >= concurrency) break;
+          this.dispatchRow(row, now);
+        }
+        if (rows.length > room && this.inFlight.size < concurrency) {
+          const digest = this.formDigest(key, channelId, rows.slice(room - 1), now);
+          if (digest) this.dispatchDigest(digest, now);
+        }
       }
     } catch (error) {
       logger.error({ err: error }, 'reading the notification outbox failed');
-      nextAt = clock.now() + this.retry.baseDelayMs;
+      later(clock.now() + this.retry.baseDelayMs);
     }
     this.timer.arm(nextAt);
   }
 
-  private dispatch(row: OutboxRow): void {
-    const { channels, contacts, logger } = this.options;
-    const channel = channels.get(row.channelId);
+  private recipientsOf(ids: readonly string[], deliveryId: string, channelId: string): ContactConfig[] {
+    const recipients: ContactConfig[] = [];
+    for (const id of ids) {
+      const contact = this.options.contacts.get(id);
+      if (contact) recipients.push(contact);
+      else this.options.logger.warn({ channel: channelId, contact: id, delivery_id: deliveryId }, 'notification names an unknown contact; skipping that contact');
+    }
+    return recipients;
+  }
+
+  private dispatchRow(row: OutboxRow, now: number): void {
+    const channel = this.options.channels.get(row.channelId);
     const attempt = row.attempts + 1;
     if (!channel) {
-      this.record(row, attempt, { outcome: 'failed', error: `channel "${row.channelId}" is not configured` }, 1);
+      this.recordRow(row, attempt, { outcome: 'failed', error: `channel "${row.channelId}" is not configured` }, undefined);
       return;
     }
-    const recipients: ContactConfig[] = [];
-    for (const id of row.recipients) {
-      const contact = contacts.get(id);
-      if (contact) recipients.push(contact);
-      else logger.warn({ channel: row.channelId, contact: id, delivery_id: row.deliveryId }, 'notification names an unknown contact; skipping that contact');
-    }
-    const controller = new AbortController();
+    this.limiters.get(row.channelId)?.record(this.rateKey(row.channelId, row.recipients), now);
     const notification: Notification = {
       deliveryId: row.deliveryId,
       alertId: row.alertId,
@@ -179,76 +282,163 @@ export class OutboxSender {
       event: row.event,
       tier: row.tier,
       body: row.body,
-      recipients,
+      recipients: this.recipientsOf(row.recipients, row.deliveryId, row.channelId),
       attempt,
     };
+    this.send(channel, notification, (outcome) => this.recordRow(row, attempt, outcome, channel));
+  }
+
+  private dispatchDigest(digest: DigestRow, now: number): void {
+    const channel = this.options.channels.get(digest.channelId);
+    const members = digest.members.map((id) => this.options.store.getOutbox(id)).filter((r): r is OutboxRow => r !== undefined);
+    const attempt = digest.attempts + 1;
+    if (!channel || members.length === 0) {
+      this.recordDigest(digest, members, attempt, { outcome: 'failed', error: channel ? 'the digest has no notifications' : `channel "${digest.channelId}" is not configured` }, undefined);
+      return;
+    }
+    this.limiters.get(digest.channelId)?.record(digest.rateKey, now);
+    const first = members[0]!;
+    const notification: Notification = {
+      deliveryId: digest.deliveryId,
+      alertId: first.alertId,
+      channelId: digest.channelId,
+      event: first.event,
+      tier: first.tier,
+      body: first.body,
+      recipients: this.recipientsOf(digest.recipients, digest.deliveryId, digest.channelId),
+      attempt,
+      digest: members.map((m) => ({ deliveryId: m.deliveryId, alertId: m.alertId, event: m.event, tier: m.tier, body: m.body })),
+    };
+    this.send(channel, notification, (outcome) => this.recordDigest(digest, members, attempt, outcome, channel));
+  }
+
+  private send(channel: Channel, notification: Notification, record: (outcome: DeliveryOutcome) => void): void {
+    const controller = new AbortController();
     const done = channel
       .send(notification, controller.signal)
       .catch((error: unknown): DeliveryOutcome => ({ outcome: 'retry', error: error instanceof Error ? error.message : String(error) }))
       .then((outcome) => {
-        this.inFlight.delete(row.deliveryId);
-        // Stopping: leave the row pending; the next start sends it again under the same delivery_id.
+        this.inFlight.delete(notification.deliveryId);
+        // Stopping: leave it pending; the next start sends it again under the same delivery_id.
         if (controller.signal.aborted || !this.running) return;
-        this.record(row, attempt, outcome, channel.maxAttempts);
+        if (outcome.outcome === 'retry' && outcome.throttled && outcome.retryAfterMs !== undefined) {
+          const key = notification.digest ? this.options.store.getDigest(notification.deliveryId)?.rateKey : this.rateKey(notification.channelId, notification.recipients.map((r) => r.id));
+          if (key !== undefined) this.limiters.get(notification.channelId)?.block(key, this.options.clock.now() + outcome.retryAfterMs);
+        }
+        try {
+          record(outcome);
+        } catch (err) {
+          // Not recorded: it stays pending and is sent again under the same delivery_id.
+          this.options.logger.error({ err, delivery_id: notification.deliveryId }, 'recording a delivery outcome failed');
+        }
         this.pump();
       });
-    this.inFlight.set(row.deliveryId, { controller, done });
+    this.inFlight.set(notification.deliveryId, { controller, done });
   }
 
-  private record(row: OutboxRow, attempt: number, outcome: DeliveryOutcome, maxAttempts: number): void {
-    const { store, clock, logger } = this.options;
-    const now = clock.now();
-    let status: OutboxRow['status'];
-    let nextAttemptAt = row.nextAttemptAt;
-    let error: string | null = null;
-    let metricOutcome: 'delivered' | 'retry' | 'failed';
-    let type: 'delivered' | 'retry' | 'delivery_failed';
-    if (outcome.outcome === 'delivered') {
-      status = 'delivered';
-      metricOutcome = type = 'delivered';
-    } else if (outcome.outcome === 'retry' && attempt < maxAttempts) {
-      status = 'pending';
-      metricOutcome = type = 'retry';
-      error = outcome.error;
-      nextAttemptAt = now + retryDelay(attempt, this.retry, this.options.random, outcome.retryAfterMs);
-    } else {
-      status = 'failed';
-      metricOutcome = 'failed';
-      type = 'delivery_failed';
-      error = outcome.outcome === 'retry' ? `${outcome.error} (gave up after ${attempt} attempts)` : outcome.error;
-    }
-    const detail: Record<string, unknown> = { event: row.event, attempt };
-    if (outcome.statusCode !== undefined) detail.status_code = outcome.statusCode;
-    if (error !== null) detail.error = error;
-    if (status === 'pending') detail.next_attempt_at = new Date(nextAttemptAt).toISOString();
+  /** Merges rows into a digest, recorded before it is sent. */
+  private formDigest(key: string, channelId: string, rows: OutboxRow[], now: number): DigestRow | undefined {
+    const { store, logger } = this.options;
+    const recipients: string[] = [];
+    for (const row of rows) for (const r of row.recipients) if (!recipients.includes(r)) recipients.push(r);
+    const digest: DigestRow = {
+      deliveryId: randomUUID(),
+      channelId,
+      rateKey: key,
+      recipients,
+      members: rows.map((r) => r.deliveryId),
+      status: 'pending',
+      attempts: 0,
+      nextAttemptAt: now,
+      createdAt: now,
+      updatedAt: now,
+      lastError: null,
+    };
     try {
       store.transaction(() => {
-        store.updateOutbox(row.deliveryId, { status, attempts: attempt, nextAttemptAt, updatedAt: now, lastError: error });
-        store.appendTimeline({
-          alertId: row.alertId,
-          at: now,
-          kind: 'delivery',
-          type,
-          level: null,
-          state: null,
-          tier: row.tier,
-          channel: row.channelId,
-          deliveryId: row.deliveryId,
-          detail,
-        });
+        store.insertDigest(digest);
+        for (const row of rows) {
+          store.appendTimeline({
+            alertId: row.alertId,
+            at: now,
+            kind: 'delivery',
+            type: 'digested',
+            level: null,
+            state: null,
+            tier: row.tier,
+            channel: channelId,
+            deliveryId: row.deliveryId,
+            detail: { event: row.event, digest_id: digest.deliveryId, size: rows.length },
+          });
+        }
       });
-    } catch (err) {
-      // Not recorded: the row stays pending and is sent again under the same delivery_id.
-      logger.error({ err, delivery_id: row.deliveryId }, 'recording a delivery outcome failed');
-      return;
+    } catch (error) {
+      logger.error({ err: error, channel: channelId }, 'forming a digest failed');
+      return undefined;
     }
-    this.deliveries.inc({ channel: row.channelId, outcome: metricOutcome });
-    const fields = { alert_id: row.alertId, channel: row.channelId, delivery_id: row.deliveryId, event: row.event, attempt, status_code: outcome.statusCode };
-    if (type === 'delivered') logger.info(fields, 'notification delivered');
-    else if (type === 'retry') logger.warn({ ...fields, error, next_attempt_at: nextAttemptAt }, 'notification delivery failed; will retry');
+    this.digests.inc({ channel: channelId });
+    logger.warn({ channel: channelId, digest_id: digest.deliveryId, size: rows.length }, 'channel rate limit reached; notifications merged into a digest');
+    return digest;
+  }
+
+  private verdict(attempt: number, outcome: DeliveryOutcome, channel: Channel | undefined, createdAt: number, now: number, previousNext: number): Verdict {
+    if (outcome.outcome === 'delivered') return { status: 'delivered', type: 'delivered', error: null, nextAttemptAt: previousNext };
+    if (outcome.outcome === 'failed' || !channel) return { status: 'failed', type: 'delivery_failed', error: outcome.error, nextAttemptAt: previousNext };
+    const deadline = createdAt + (channel.maxAgeMs ?? DEFAULT_MAX_AGE_MS);
+    const outOfAttempts = channel.maxAttempts !== undefined && attempt >= channel.maxAttempts;
+    if (outOfAttempts || now >= deadline) {
+      const why = outOfAttempts ? `gave up after ${attempt} attempts` : `gave up after ${attempt} attempts in ${Math.round((now - createdAt) / 1000)} s (max_age)`;
+      return { status: 'failed', type: 'delivery_failed', error: `${outcome.error} (${why})`, nextAttemptAt: previousNext };
+    }
+    const delay = retryDelay(attempt, this.retry, this.options.random, outcome.retryAfterMs);
+    return { status: 'pending', type: 'retry', error: outcome.error, nextAttemptAt: Math.min(now + delay, deadline) };
+  }
+
+  private recordRow(row: OutboxRow, attempt: number, outcome: DeliveryOutcome, channel: Channel | undefined): void {
+    const { store, clock } = this.options;
+    const now = clock.now();
+    const v = this.verdict(attempt, outcome, channel, row.createdAt, now, row.nextAttemptAt);
+    store.transaction(() => {
+      store.updateOutbox(row.deliveryId, { status: v.status, attempts: attempt, nextAttemptAt: v.nextAttemptAt, updatedAt: now, lastError: v.error });
+      store.appendTimeline(this.timelineEntry(row, v, attempt, outcome, now, {}));
+    });
+    this.afterRecord(row, v, attempt, outcome, now, {});
+  }
+
+  private recordDigest(digest: DigestRow, members: OutboxRow[], attempt: number, outcome: DeliveryOutcome, channel: Channel | undefined): void {
+    const { store, clock } = this.options;
+    const now = clock.now();
+    const createdAt = Math.min(digest.createdAt, ...members.map((m) => m.createdAt));
+    const v = this.verdict(attempt, outcome, channel, createdAt, now, digest.nextAttemptAt);
+    const extra = { digest_id: digest.deliveryId };
+    store.transaction(() => {
+      store.updateDigest(digest.deliveryId, { status: v.status, attempts: attempt, nextAttemptAt: v.nextAttemptAt, updatedAt: now, lastError: v.error });
+      for (const m of members) {
+        // Members stay pending (and taken) while the digest is retried; its outcome is theirs.
+        store.updateOutbox(m.deliveryId, { status: v.status, attempts: attempt, nextAttemptAt: v.nextAttemptAt, updatedAt: now, lastError: v.error });
+        store.appendTimeline(this.timelineEntry(m, v, attempt, outcome, now, extra));
+      }
+    });
+    for (const m of members) this.afterRecord(m, v, attempt, outcome, now, extra);
+  }
+
+  private timelineEntry(row: OutboxRow, v: Verdict, attempt: number, outcome: DeliveryOutcome, now: number, extra: Record<string, unknown>) {
+    const detail: Record<string, unknown> = { event: row.event, attempt, ...extra };
+    if (outcome.statusCode !== undefined) detail.status_code = outcome.statusCode;
+    if (v.error !== null) detail.error = v.error;
+    if (v.status === 'pending') detail.next_attempt_at = new Date(v.nextAttemptAt).toISOString();
+    return { alertId: row.alertId, at: now, kind: 'delivery' as const, type: v.type, level: null, state: null, tier: row.tier, channel: row.channelId, deliveryId: row.deliveryId, detail };
+  }
+
+  private afterRecord(row: OutboxRow, v: Verdict, attempt: number, outcome: DeliveryOutcome, now: number, extra: Record<string, unknown>): void {
+    const { logger } = this.options;
+    this.deliveries.inc({ channel: row.channelId, outcome: v.status === 'delivered' ? 'delivered' : v.status === 'pending' ? 'retry' : 'failed' });
+    const fields = { alert_id: row.alertId, channel: row.channelId, delivery_id: row.deliveryId, event: row.event, attempt, status_code: outcome.statusCode, ...extra };
+    if (v.type === 'delivered') logger.info(fields, 'notification delivered');
+    else if (v.type === 'retry') logger.warn({ ...fields, error: v.error, next_attempt_at: v.nextAttemptAt }, 'notification delivery failed; will retry');
     else {
-      logger.error({ ...fields, error }, 'notification delivery failed for good');
-      this.options.onFailed?.({ ...row, status, attempts: attempt, updatedAt: now, lastError: error }, error ?? 'failed');
+      logger.error({ ...fields, error: v.error }, 'notification delivery failed for good');
+      this.options.onFailed?.({ ...row, status: v.status, attempts: attempt, updatedAt: now, lastError: v.error }, v.error ?? 'failed');
     }
   }
 }

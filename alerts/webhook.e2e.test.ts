@@ -108,7 +108,7 @@ describe('webhook delivery end to end', () => {
   const services: AlertService[] = [];
 
   function webhook(id: string, url: string, extra: Partial<WebhookChannelConfig> = {}): WebhookChannelConfig {
-    return { id, type: 'webhook', url, headers: {}, timeout: 2000, max_attempts: 3, ...extra };
+    return { id, type: 'webhook', url, headers: {}, timeout: 2000, max_attempts: 3, max_age: 3_600_000, ...extra };
   }
 
   function build(escalation: EscalationConfig, retry: Partial<RetryOptions> = {}): AlertService {
@@ -164,6 +164,7 @@ describe('webhook delivery end to end', () => {
     const alert = service.list()[0]!;
     const deliveryId = req!.headers['x-watchpost-delivery'] as string;
     expect(deliveryId).toMatch(UUID);
+    const ackUrl = (JSON.parse(req!.body) as { alert: { ack_url: string } }).alert.ack_url;
     expect(req!.body).toBe(
       JSON.stringify({
         delivery_id: deliveryId,
@@ -186,10 +187,13 @@ describe('webhook delivery end to end', () => {
           started_at: alert.started_at,
           message: '龙岗河大桥 strain-01 应变 312.5µε，超过红色阈值 300',
           plan: ['通知桥梁养护单位现场核查', '必要时封闭交通'],
-          ack_url: `https://watchpost.example.org/api/v1/alerts/${alert.id}`,
+          ack_url: ackUrl,
         },
       }),
     );
+    // Each notification carries its own signed, single-use acknowledgement link.
+    expect(ackUrl).toMatch(new RegExp(`^https://watchpost\\.example\\.org/ack/v1~${alert.id}~[0-9a-z]+~[A-Za-z0-9_-]{16}~zh~ops-hook~-~[A-Za-z0-9_-]{22}$`));
+    expect(alert.ack_url).toBe(`https://watchpost.example.org/api/v1/alerts/${alert.id}`);
     expect(alert.started_at).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
     expect(alert.id).toMatch(/^al_[0-9a-f]{20}$/);
     const timestamp = req!.headers['x-watchpost-timestamp'] as string;
@@ -258,14 +262,18 @@ describe('webhook delivery end to end', () => {
     build(opsOnly).start();
     service.handle([redEvent()]);
     await hook.waitFor(1);
-    const id = service.list()[0]!.id;
+    const id = service.list().find((a) => a.rule_id === 'bridge-strain')!.id;
     await until(() => service.get(id).timeline.some((e) => e.type === 'delivery_failed'));
     await sleep(300);
     expect(hook.requests.length).toBe(1);
     const failed = service.get(id).timeline.find((e) => e.type === 'delivery_failed')!;
     expect(failed).toMatchObject({ kind: 'delivery', channel: 'ops-hook', delivery_id: hook.requests[0]!.headers['x-watchpost-delivery'], attempt: 1, status_code: 400, error: 'HTTP 400: nope', event: 'firing' });
     expect(metrics.render()).toContain('watchpost_deliveries_total{channel="ops-hook",outcome="failed"} 1');
-    expect(points.map((p) => p.event)).toEqual(['firing', 'delivery_failed']);
+    // A delivery_failed alert for (asset, channel); without a `fallback` escalation it is recorded, not notified.
+    const df = service.list().find((a) => a.rule_id === 'delivery_failed')!;
+    expect(df).toMatchObject({ asset_id: 'lg-bridge-001', sensor_id: 'ops-hook', metric: 'delivery', level: 'red', state: 'firing', escalation: null, rule_name: '通知投递失败' });
+    expect(df.message).toBe('通知渠道 ops-hook 投递失败：龙岗河大桥「主梁应变超限」红色预警的告警通知未送达（HTTP 400: nope）');
+    expect(points.map((p) => p.event)).toEqual(['firing', 'delivery_failed', 'firing']);
   });
 
   it('gives up on network errors after max_attempts', async () => {

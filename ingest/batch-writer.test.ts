@@ -90,9 +90,12 @@ describe('BatchWriter', () => {
     await vi.advanceTimersByTimeAsync(1000);
     expect(writer.status()).toEqual({
       state: 'degraded',
+      reason: 'failing',
       pending: 1,
       accepting: true,
+      failingSince: 1000,
       lastError: 'cannot reach InfluxDB: ECONNREFUSED',
+      spool: { bytes: 1, capacityBytes: 100, usagePercent: 1, oldestAgeSeconds: 1 },
     });
     writer.append(['b']);
     await vi.advanceTimersByTimeAsync(5000);
@@ -101,7 +104,29 @@ describe('BatchWriter', () => {
     expect(calls.map((c) => c.batch.join(''))).toEqual(['a', 'ab', 'ab', 'ab', 'ab', 'ab']);
     expect(counter('retries')).toBe(5);
     expect(counter('written')).toBe(2);
-    expect(writer.status()).toEqual({ state: 'ok', pending: 0, accepting: true });
+    expect(writer.status()).toEqual({ state: 'ok', pending: 0, accepting: true, spool: { bytes: 0, capacityBytes: 100, usagePercent: 0, oldestAgeSeconds: 0 } });
+  });
+
+  it('sends a backlog in full batches back to back, degraded (draining) until less than a batch is left', async () => {
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const { sink, calls } = scriptedSink([networkDown(), 'ok', held]);
+    const writer = make(sink, { minRetryDelay: 100, maxRetryDelay: 100 });
+    for (const p of ['a', 'b', 'c', 'd', 'e', 'f', 'g']) writer.append([p]);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(calls.map((c) => c.batch.join(''))).toEqual(['abc']);
+    expect(writer.status()).toMatchObject({ state: 'degraded', reason: 'failing', pending: 7, failingSince: 0 });
+    await vi.advanceTimersByTimeAsync(75);
+    // The retry went through; the next batch followed at once and is in flight.
+    expect(calls.map((c) => [c.at, c.batch.join('')])).toEqual([[0, 'abc'], [75, 'abc'], [75, 'def']]);
+    expect(writer.status()).toMatchObject({ state: 'degraded', reason: 'draining', pending: 4 });
+    expect(writer.status().failingSince).toBeUndefined();
+    release();
+    await vi.advanceTimersByTimeAsync(0);
+    // No flush interval waited for: the rest went at once, and the writer is ok again.
+    expect(calls.map((c) => [c.at, c.batch.join('')])).toEqual([[0, 'abc'], [75, 'abc'], [75, 'def'], [75, 'g']]);
+    expect(writer.status()).toMatchObject({ state: 'ok', pending: 0 });
+    expect(writer.status().reason).toBeUndefined();
   });
 
   it('waits as long as Retry-After asks, within the cap', async () => {
@@ -138,14 +163,15 @@ describe('BatchWriter', () => {
   it('refuses an append that does not fit, all or nothing', async () => {
     const { sink } = scriptedSink([networkDown()]);
     const writer = make(sink, { batchSize: 10 }, 4);
-    expect(writer.append(['a', 'b', 'c'])).toBe(true);
-    expect(writer.append(['d', 'e'])).toBe(false);
+    expect(await writer.append(['a', 'b', 'c'])).toBe(true);
+    expect(await writer.append(['d', 'e'])).toBe(false);
     expect(writer.status()).toMatchObject({ pending: 3, accepting: false });
-    expect(writer.append(['d'])).toBe(true);
+    expect(await writer.append(['d'])).toBe(true);
     await vi.advanceTimersByTimeAsync(1000);
     expect(writer.status()).toMatchObject({ state: 'degraded', pending: 4 });
     await vi.advanceTimersByTimeAsync(1000);
-    expect(writer.status()).toEqual({ state: 'ok', pending: 0, accepting: true });
+    expect(writer.status()).toMatchObject({ state: 'ok', pending: 0, accepting: true });
+    expect(await writer.append(['e'], { force: true })).toBe(true);
   });
 
   it('flushes pending points on stop and refuses appends afterwards', async () => {
@@ -154,7 +180,7 @@ describe('BatchWriter', () => {
     writer.append(['a', 'b']);
     await writer.stop();
     expect(calls.map((c) => c.batch)).toEqual([['a', 'b']]);
-    expect(writer.append(['c'])).toBe(false);
+    expect(await writer.append(['c'])).toBe(false);
     expect(vi.getTimerCount()).toBe(0);
   });
 

@@ -1,6 +1,6 @@
 /**
- * The batching core shared by every telemetry writer. Points wait in a PointQueue and go to a
- * BatchSink one batch at a time, oldest first:
+ * The batching core shared by every telemetry writer. Points wait in a PointQueue (the durable
+ * spool in the platform) and go to a BatchSink one batch at a time, oldest first:
  *
  * - a batch is sent when `batchSize` points are pending, and whatever is pending every
  *   `flushInterval` ms;
@@ -10,15 +10,23 @@
  * - a batch refused for good (any other 4xx) is logged at error with the server's message,
  *   counted in `watchpost_storage_failed_total` and dropped, so it cannot block the queue;
  *   an InfluxDB partial write counts only the points the server dropped as failed;
- * - 413 halves the batch size and sends the same points again in smaller batches.
+ * - 413 halves the batch size and sends the same points again in smaller batches;
+ * - after a failure, the backlog is sent in full batches back to back (nothing waits for the
+ *   flush interval) while new points keep being appended behind it; the writer reports
+ *   `degraded` (reason `draining`) until fewer than one batch is pending.
+ *
+ * `append` resolves once the queue holds the points durably; only then may a caller acknowledge
+ * them. Committing happens after the backend confirmed, so a crash in between sends that one
+ * batch again.
  */
 import type { Logger } from '../lib/logger.js';
 import type { Clock } from '../lib/clock.js';
 import { systemClock } from '../lib/clock.js';
 import type { Counter, MetricsRegistry } from '../lib/metrics.js';
 import type { StorageStatus } from './storage.js';
-import type { PointQueue } from './point-queue.js';
+import type { AppendOptions, PointQueue } from './point-queue.js';
 import { STORAGE_ERROR_CODES, StorageError } from './storage-errors.js';
+import { LatencyWindow, quantileRows } from './latency-window.js';
 
 /** Where batches go: an HTTP backend, a SQLite transaction. */
 export interface BatchSink<T> {
@@ -72,20 +80,24 @@ export interface BatchWriterDeps<T> {
   describePoint?: (point: T) => string;
 }
 
-/** Counters of the storage stage; one set per registry, shared by whichever writer runs. */
+/** Metrics of the storage stage; one set per registry, shared by whichever writer runs. */
 export function storageMetrics(metrics: MetricsRegistry) {
   return {
     written: metrics.counter('watchpost_storage_written_total', 'Points the storage backend confirmed written.'),
     retries: metrics.counter('watchpost_storage_retries_total', 'Batches sent again after a retryable failure.'),
     failed: metrics.counter(
       'watchpost_storage_failed_total',
-      'Points given up for good, by reason (rejected by the backend, invalid, queue full).',
+      'Points dropped for good, by reason (refused by the backend, not encodable, corrupt in the spool); should stay 0.',
     ),
+    writeLatency: metrics.gauge('watchpost_storage_write_latency_seconds', 'Duration of the last 1024 batch writes to the backend, by quantile.'),
     spoolDepth: metrics.gauge('watchpost_spool_depth', 'Points accepted but not yet confirmed written.'),
+    spoolBytes: metrics.gauge('watchpost_spool_bytes', 'Bytes of the points in the spool.'),
+    spoolCapacity: metrics.gauge('watchpost_spool_capacity_bytes', 'storage.spool.max_bytes: appends past it are refused.'),
+    spoolOldestAge: metrics.gauge('watchpost_spool_oldest_age_seconds', 'How long the oldest point in the spool has waited (0 when empty).'),
   };
 }
 
-type SendOutcome = { kind: 'done' } | { kind: 'retry'; delay: number };
+type SendOutcome = { kind: 'done' } | { kind: 'empty' } | { kind: 'retry'; delay: number };
 
 const MAX_DESCRIBED_POINT = 300;
 
@@ -96,6 +108,7 @@ export class BatchWriter<T> {
   private readonly written: Counter;
   private readonly retries: Counter;
   private readonly failed: Counter;
+  private readonly latency = new LatencyWindow();
 
   private intervalTimer: ReturnType<typeof setInterval> | undefined;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
@@ -105,8 +118,13 @@ export class BatchWriter<T> {
   private batchSize: number;
   private failedAttempts = 0;
   private degraded = false;
+  /** Since when writes have failed without a success in between (epoch ms). */
+  private failingSince: number | undefined;
+  /** A backlog built up while the backend failed is being sent. */
+  private draining = false;
   private refusing = false;
   private lastError: string | undefined;
+  private appendError: string | undefined;
   private state: 'new' | 'started' | 'stopping' | 'stopped' = 'new';
 
   constructor(
@@ -121,35 +139,63 @@ export class BatchWriter<T> {
     this.written = m.written;
     this.retries = m.retries;
     this.failed = m.failed;
-    m.spoolDepth.collect(() => [[undefined, this.deps.queue.size()]]);
+    const queue = deps.queue;
+    m.spoolDepth.collect(() => [[undefined, queue.size()]]);
+    m.spoolBytes.collect(() => [[undefined, queue.stats().bytes]]);
+    m.spoolCapacity.collect(() => [[undefined, queue.stats().capacityBytes]]);
+    m.spoolOldestAge.collect(() => {
+      const oldest = queue.stats().oldestAppendedAt;
+      return [[undefined, oldest === undefined ? 0 : Math.max(0, this.clock.now() - oldest) / 1000]];
+    });
+    m.writeLatency.collect(() => quantileRows(this.latency));
   }
 
-  start(): void {
+  /** Opens the queue (recovering what a previous run left in the spool) and starts the flush timer. */
+  async start(): Promise<void> {
     if (this.state !== 'new') return;
+    if (this.deps.queue.open) await this.deps.queue.open();
     this.state = 'started';
     this.intervalTimer = setInterval(() => this.kick(true), this.options.flushInterval);
     this.intervalTimer.unref?.();
+    // What a previous run left in the spool is a backlog until it is sent.
+    if (this.deps.queue.size() > 0) this.draining = true;
     if (this.deps.queue.size() > 0) this.kick(true);
   }
 
   /**
-   * Queues points, all or none. Returns false when the queue cannot take them all (or the
-   * writer is stopping): the caller must refuse the message rather than lose it.
+   * Queues points, all or none, and resolves once the queue holds them durably. Resolves false
+   * when the queue cannot take them (full, failing, or the writer is stopping): the caller must
+   * refuse the message rather than lose it. Never rejects.
    */
-  append(points: readonly T[]): boolean {
+  async append(points: readonly T[], options?: AppendOptions): Promise<boolean> {
     if (this.state === 'stopping' || this.state === 'stopped') return false;
     if (points.length === 0) return true;
-    if (!this.deps.queue.append(points)) {
+    let ok: boolean;
+    try {
+      ok = await this.deps.queue.append(points, options);
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      if (this.appendError !== message) this.deps.logger.error({ err: message, refused: points.length }, 'storage queue cannot store points; refusing them');
+      this.appendError = message;
+      this.refusing = true;
+      return false;
+    }
+    if (!ok) {
       if (!this.refusing) {
         this.deps.logger.error(
-          { pending: this.deps.queue.size(), refused: points.length },
+          { pending: this.deps.queue.size(), bytes: this.deps.queue.stats().bytes, refused: points.length },
           'storage queue is full: refusing points until the backend catches up',
         );
       }
       this.refusing = true;
       return false;
     }
-    this.refusing = false;
+    // A forced append (an alert event) says nothing about room for readings.
+    if (!options?.force) {
+      if (this.refusing) this.deps.logger.info({ pending: this.deps.queue.size() }, 'storage queue accepts points again');
+      this.refusing = false;
+      this.appendError = undefined;
+    }
     if (this.deps.queue.size() >= this.batchSize) this.kick(false);
     return true;
   }
@@ -190,12 +236,23 @@ export class BatchWriter<T> {
   }
 
   status(): StorageStatus {
+    const stats = this.deps.queue.stats();
     const status: StorageStatus = {
-      state: this.degraded ? 'degraded' : 'ok',
-      pending: this.deps.queue.size(),
+      state: this.degraded || this.draining ? 'degraded' : 'ok',
+      pending: stats.depth,
       accepting: this.state !== 'stopped' && this.state !== 'stopping' && !this.refusing,
+      spool: {
+        bytes: stats.bytes,
+        capacityBytes: stats.capacityBytes,
+        usagePercent: stats.capacityBytes > 0 ? Math.round((stats.bytes / stats.capacityBytes) * 10_000) / 100 : 0,
+        oldestAgeSeconds: stats.oldestAppendedAt === undefined ? 0 : Math.max(0, this.clock.now() - stats.oldestAppendedAt) / 1000,
+      },
     };
+    if (this.degraded) status.reason = 'failing';
+    else if (this.draining) status.reason = 'draining';
+    if (this.failingSince !== undefined) status.failingSince = this.failingSince;
     if (this.lastError !== undefined) status.lastError = this.lastError;
+    if (this.appendError !== undefined) status.queueError = this.appendError;
     return status;
   }
 
@@ -213,12 +270,13 @@ export class BatchWriter<T> {
 
   private async drain(): Promise<void> {
     const queue = this.deps.queue;
-    while (this.state === 'started' && (queue.size() >= this.batchSize || (this.flushAll && queue.size() > 0))) {
+    while (this.state === 'started' && (queue.size() >= this.batchSize || ((this.flushAll || this.draining) && queue.size() > 0))) {
       const outcome = await this.sendOnce(this.options.timeout);
       if (outcome.kind === 'retry') {
         if (this.state === 'started') this.scheduleRetry(outcome.delay);
         return;
       }
+      if (outcome.kind === 'empty') break;
     }
     if (queue.size() === 0) this.flushAll = false;
   }
@@ -237,7 +295,7 @@ export class BatchWriter<T> {
       const remaining = deadline - this.clock.now();
       if (remaining <= 0) break;
       const outcome = await this.sendOnce(remaining);
-      if (outcome.kind === 'retry') break;
+      if (outcome.kind !== 'done') break;
     }
     if (queue.size() > 0) {
       this.deps.logger.warn(
@@ -249,35 +307,60 @@ export class BatchWriter<T> {
 
   /** Sends the oldest batch once and settles its points in the queue. */
   private async sendOnce(timeout: number): Promise<SendOutcome> {
-    const batch = this.deps.queue.peek(this.batchSize);
-    if (batch.length === 0) return { kind: 'done' };
+    let batch: T[];
+    try {
+      batch = await this.deps.queue.peek(this.batchSize);
+    } catch (err) {
+      return await this.handleFailure([], toStorageError(err));
+    }
+    if (batch.length === 0) return { kind: 'empty' };
+    const started = performance.now();
     try {
       await this.deps.sink.write(batch, AbortSignal.timeout(timeout));
     } catch (err) {
-      return this.handleFailure(batch, toStorageError(err));
+      return await this.handleFailure(batch, toStorageError(err));
     }
-    this.deps.queue.commit(batch.length);
-    this.refusing = false;
+    this.latency.record(performance.now() - started);
     this.written.inc(undefined, batch.length);
+    try {
+      await this.deps.queue.commit(batch.length);
+    } catch (err) {
+      // Written but not committed: the batch is sent again, which the backend's idempotency absorbs.
+      return await this.handleFailure([], toStorageError(err));
+    }
+    this.releaseRefusal();
     if (this.degraded) {
       this.deps.logger.info(
-        { attempts: this.failedAttempts, pending: this.deps.queue.size() },
-        'storage backend is writable again',
+        { attempts: this.failedAttempts, pending: this.deps.queue.size(), failingForMs: this.failingSince === undefined ? undefined : this.clock.now() - this.failingSince },
+        'storage backend is writable again; sending the backlog',
       );
     }
     this.degraded = false;
     this.failedAttempts = 0;
+    this.failingSince = undefined;
     this.lastError = undefined;
+    if (this.draining && this.deps.queue.size() < this.batchSize) {
+      this.draining = false;
+      this.deps.logger.info({ pending: this.deps.queue.size() }, 'storage backlog sent');
+    }
     return { kind: 'done' };
   }
 
-  private handleFailure(batch: readonly T[], error: StorageError): SendOutcome {
+  /** Room was made in the queue: report accepting again (the next append that does not fit says otherwise). */
+  private releaseRefusal(): void {
+    const stats = this.deps.queue.stats();
+    if (this.refusing && this.appendError === undefined && stats.bytes < stats.capacityBytes) this.refusing = false;
+  }
+
+  private async handleFailure(batch: readonly T[], error: StorageError): Promise<SendOutcome> {
     const logger = this.deps.logger;
     this.lastError = error.message;
 
-    if (error.canRetry()) {
+    if (error.canRetry() || batch.length === 0) {
       this.failedAttempts += 1;
       this.degraded = true;
+      this.draining = true;
+      this.failingSince ??= this.clock.now();
       this.retries.inc();
       const delay = this.retryDelay(error);
       logger.warn(
@@ -304,8 +387,12 @@ export class BatchWriter<T> {
     }
     const reason = error.code === STORAGE_ERROR_CODES.PARTIAL_WRITE ? 'partial_write' : 'rejected';
     this.failed.inc({ reason }, failedPoints);
-    this.deps.queue.commit(batch.length);
-    this.refusing = false;
+    try {
+      await this.deps.queue.commit(batch.length);
+      this.releaseRefusal();
+    } catch (err) {
+      logger.error({ err: (err as Error).message }, 'committing a refused batch failed; it will be sent again');
+    }
     logger.error(
       {
         code: error.code,

@@ -1,22 +1,40 @@
 /**
  * The embedded aedes broker (MQTT 3.1.1): authenticates devices, applies the broker policy and
- * hands telemetry to ingest inside `authorizePublish`, so a QoS 1 PUBACK is only sent once the
- * readings were accepted by storage.
+ * hands telemetry to ingest inside `authorizePublish`, which calls back only once the readings
+ * are durable in the spool, so a QoS 1 PUBACK is only sent then. aedes runs many
+ * authorizePublish calls of a client at once, so the spool commits them in groups.
+ *
+ * Hostile clients: connections per address are rate limited and an address that keeps failing
+ * to log in is locked out (connect-limiter.ts), both before the TLS handshake or MQTT parsing;
+ * a packet announcing more than `max_payload_bytes` + 64 KiB closes its connection before its
+ * body is read (mqtt-frame-guard.ts). Listens on plain TCP (`port`) and/or TLS (`tls.port`).
  */
-import { createServer, type AddressInfo, type Server } from 'node:net';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
 import { Aedes, type Client, type PublishPacket, type AuthenticateError } from 'aedes';
 import type { Logger } from '../lib/logger.js';
+import type { Counter, MetricsRegistry } from '../lib/metrics.js';
 import { allowSubscribe, decidePublish, type DeviceEntry, type DeviceRegistry } from './broker-policy.js';
 import type { EmbeddedBrokerConfig } from './config.js';
+import { ConnectLimiter, normalizeAddress } from './connect-limiter.js';
 import { verifySecret } from './device-auth.js';
 import type { InboundHandlers, MessageBus, PublishOptions } from './message-bus.js';
+import { MqttFrameGuard, type GuardedSocket } from './mqtt-frame-guard.js';
+import { loadTls } from './tls.js';
 
 export interface EmbeddedBrokerDeps {
   config: EmbeddedBrokerConfig;
   devices: DeviceRegistry;
   handlers: InboundHandlers;
   logger: Logger;
+  metrics?: MetricsRegistry;
+  clock?: { now(): number };
 }
+
+/** Room for the topic and headers on top of the payload limit (an MQTT topic is at most 64 KiB). */
+const FRAME_OVERHEAD = 64 * 1024 + 16;
+/** One warning per address and reason per this long; the rest are counted. */
+const REFUSAL_LOG_INTERVAL_MS = 60_000;
 
 function authError(message: string, returnCode: 4 | 5): AuthenticateError {
   return Object.assign(new Error(message), { returnCode }) as AuthenticateError;
@@ -25,6 +43,10 @@ function authError(message: string, returnCode: 4 | 5): AuthenticateError {
 export class EmbeddedBroker implements MessageBus {
   private broker?: Aedes;
   private server?: Server;
+  private tlsServer?: TlsServer;
+  private readonly limiter: ConnectLimiter;
+  private readonly refused: Counter | undefined;
+  private readonly refusalLogged = new Map<string, number>();
   private readonly clientDevice = new WeakMap<Client, DeviceEntry>();
   private readonly connections = new Map<string, number>();
   /** Packets refused by policy are acknowledged (so devices do not resend them) but never forwarded. */
@@ -33,10 +55,25 @@ export class EmbeddedBroker implements MessageBus {
 
   constructor(private readonly deps: EmbeddedBrokerDeps) {
     this.log = deps.logger.child({ module: 'broker' });
+    const limits = deps.config.limits;
+    this.limiter = new ConnectLimiter(
+      {
+        connectsPerSecond: limits.connects_per_second,
+        connectBurst: limits.connect_burst,
+        maxAuthFailures: limits.max_auth_failures,
+        authFailureWindow: limits.auth_failure_window,
+        lockout: limits.lockout,
+        exempt: limits.exempt,
+      },
+      deps.clock ? () => deps.clock!.now() : Date.now,
+    );
+    this.refused = deps.metrics?.counter('watchpost_mqtt_refused_total', 'MQTT connections refused or closed, by reason (rate_limited, locked_out, bad_credentials, too_large, malformed).');
   }
 
   async start(): Promise<void> {
     const { config, devices, handlers } = this.deps;
+    // Certificates are read before anything listens, so a bad file stops the start with its name.
+    const tls = config.tls ? loadTls(config.tls, 'broker.tls') : undefined;
     const broker = await Aedes.createBroker({
       maxClientsIdLength: 128,
       authenticate: (client, username, password, done) => {
@@ -49,7 +86,13 @@ export class EmbeddedBroker implements MessageBus {
         verifySecret(device?.config ?? { secret: '\u0000unknown-device\u0000' }, password).then(
           (ok) => {
             if (!device || !ok) {
-              this.log.warn({ username: username.slice(0, 64), client_id: client.id.slice(0, 128) }, 'MQTT connect refused: bad credentials');
+              const address = (client.conn as GuardedSocket).remoteAddress;
+              this.refused?.inc({ reason: 'bad_credentials' });
+              const locked = this.limiter.authFailed(address);
+              this.log.warn({ username: username.slice(0, 64), client_id: client.id.slice(0, 128), address: normalizeAddress(address) }, 'MQTT connect refused: bad credentials');
+              if (locked) {
+                this.log.warn({ address: normalizeAddress(address), lockout_ms: config.limits.lockout }, 'MQTT address locked out after repeated failed logins');
+              }
               return done(authError('bad username or password', 4), false);
             }
             this.clientDevice.set(client, device);
@@ -84,16 +127,55 @@ export class EmbeddedBroker implements MessageBus {
     broker.on('clientError', (client, err) => this.log.debug({ client_id: client.id, err: err.message }, 'MQTT client error'));
     this.broker = broker;
 
-    const server = createServer(broker.handle);
-    this.server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(config.port, config.host, () => {
-        server.off('error', reject);
-        resolve();
+    const maxPacket = config.max_payload_bytes + FRAME_OVERHEAD;
+    const handOff = (socket: GuardedSocket) => {
+      const guarded = new MqttFrameGuard(socket, maxPacket, (violation) => {
+        const reason = violation.kind;
+        this.refused?.inc({ reason });
+        this.log.warn({ address: normalizeAddress(socket.remoteAddress), reason, bytes: violation.kind === 'too_large' ? violation.bytes : undefined, limit: maxPacket }, 'MQTT connection closed: packet too large or malformed');
       });
-    });
-    this.log.info({ host: config.host, port: this.port() }, 'MQTT broker listening');
+      broker.handle(guarded);
+    };
+
+    if (tls) {
+      const tlsServer = createTlsServer(
+        { cert: tls.cert, key: tls.key, ...(tls.ca ? { ca: tls.ca, requestCert: true, rejectUnauthorized: true } : {}), handshakeTimeout: 10_000 },
+        (socket) => handOff(socket),
+      );
+      // Limits apply to the raw connection, before the (costly) handshake.
+      tlsServer.on('connection', (raw: Socket) => {
+        if (!this.admit(raw)) raw.destroy();
+      });
+      tlsServer.on('tlsClientError', (err, socket) => this.log.debug({ address: normalizeAddress(socket.remoteAddress), err: err.message }, 'MQTT TLS handshake failed'));
+      this.tlsServer = tlsServer;
+      await listen(tlsServer, config.tls!.port, config.host);
+      this.log.info({ host: config.host, port: this.tlsPort() }, 'MQTT broker listening (TLS)');
+    }
+    if (!tls || config.plaintext === true) {
+      const server = createServer((socket) => {
+        if (this.admit(socket)) handOff(socket);
+        else socket.destroy();
+      });
+      this.server = server;
+      await listen(server, config.port, config.host);
+      this.log.info({ host: config.host, port: this.port() }, 'MQTT broker listening');
+    }
+  }
+
+  /** Applies the per-address limits to a new connection. */
+  private admit(socket: Socket): boolean {
+    const decision = this.limiter.allowConnect(socket.remoteAddress);
+    if (decision.ok) return true;
+    this.refused?.inc({ reason: decision.reason });
+    const address = normalizeAddress(socket.remoteAddress);
+    const key = `${decision.reason}:${address}`;
+    const now = Date.now();
+    if ((this.refusalLogged.get(key) ?? 0) + REFUSAL_LOG_INTERVAL_MS <= now) {
+      if (this.refusalLogged.size > 10_000) this.refusalLogged.clear();
+      this.refusalLogged.set(key, now);
+      this.log.warn({ address, reason: decision.reason, retry_after_ms: decision.retryAfterMs }, 'MQTT connection refused');
+    }
+    return false;
   }
 
   private authorizePublish(client: Client | null, packet: PublishPacket, done: (err?: Error | null) => void): void {
@@ -114,13 +196,19 @@ export class EmbeddedBroker implements MessageBus {
         this.deps.handlers.status(decision.deviceId, decision.value);
         return done(null);
       case 'telemetry': {
-        const outcome = this.deps.handlers.telemetry(source, packet.topic, decision.topic.assetId, decision.topic.sensorId, packet.payload as Buffer);
-        if (!outcome.stored) {
-          // Storage cannot take the readings: no PUBACK; the connection closes and the device resends later.
-          return done(new Error('storage is full; try again later'));
-        }
-        if (outcome.accepted === 0) this.rejected.add(packet);
-        return done(null);
+        // done() (and so the PUBACK) waits until the readings are durable in the spool.
+        this.deps.handlers.telemetry(source, packet.topic, decision.topic.assetId, decision.topic.sensorId, packet.payload as Buffer).then(
+          (outcome) => {
+            if (!outcome.stored) {
+              // Storage cannot take the readings: no PUBACK; the connection closes and the device resends later.
+              return done(new Error('storage is full; try again later'));
+            }
+            if (outcome.accepted === 0) this.rejected.add(packet);
+            done(null);
+          },
+          (err: Error) => done(err),
+        );
+        return;
       }
     }
   }
@@ -136,12 +224,17 @@ export class EmbeddedBroker implements MessageBus {
     );
   }
 
+  /** Port of the plain listener (undefined when only TLS listens). */
   port(): number | undefined {
     return (this.server?.address() as AddressInfo | null)?.port;
   }
 
+  tlsPort(): number | undefined {
+    return (this.tlsServer?.address() as AddressInfo | null)?.port;
+  }
+
   connected(): boolean {
-    return this.server?.listening ?? false;
+    return (this.server?.listening ?? false) || (this.tlsServer?.listening ?? false);
   }
 
   connectedDevices(): string[] {
@@ -149,12 +242,22 @@ export class EmbeddedBroker implements MessageBus {
   }
 
   async stop(): Promise<void> {
-    const server = this.server;
+    const servers = [this.server, this.tlsServer];
     const broker = this.broker;
-    this.server = undefined;
+    this.server = this.tlsServer = undefined;
     this.broker = undefined;
-    // Closing the broker ends every client connection, which lets the listening socket close.
+    // Closing the broker ends every client connection, which lets the listening sockets close.
     if (broker) await new Promise<void>((resolve) => broker.close(() => resolve()));
-    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+    await Promise.all(servers.map((server) => (server ? new Promise<void>((resolve) => server.close(() => resolve())) : undefined)));
   }
+}
+
+function listen(server: Server | TlsServer, port: number, host: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
 }

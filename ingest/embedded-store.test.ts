@@ -5,7 +5,7 @@ import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../lib/logger.js';
 import { MetricsRegistry } from '../lib/metrics.js';
-import { createEmbeddedStore, TELEMETRY_DB_FILE, type EmbeddedStore, type EmbeddedStoreOptions } from './embedded-store.js';
+import { createEmbeddedStore, storedPointCodec, TELEMETRY_DB_FILE, type EmbeddedStore, type EmbeddedStoreOptions, type StoredPoint } from './embedded-store.js';
 import { MemoryPointQueue } from './point-queue.js';
 import type { Reading } from './reading.js';
 import type { AlertEventPoint } from './storage.js';
@@ -98,7 +98,7 @@ describe('embedded telemetry store', () => {
   it('writes a batch in one flush and answers query() and latest() exactly', async () => {
     const store = await open();
     expect(
-      store.writeReadings([
+      await store.writeReadings([
         reading(),
         reading({ value: 125, ts: T0 + 1000 }),
         reading({ sensorId: 'strain-02', value: -3.5, ts: T0 + 10 }),
@@ -107,11 +107,11 @@ describe('embedded telemetry store', () => {
       ]),
     ).toBe(true);
     expect(store.query({})).toEqual([]);
-    expect(store.status()).toEqual({ state: 'ok', pending: 5, accepting: true });
+    expect(store.status()).toMatchObject({ state: 'ok', pending: 5, accepting: true });
 
     await store.flush();
     expect(written()).toBe(5);
-    expect(store.status()).toEqual({ state: 'ok', pending: 0, accepting: true });
+    expect(store.status()).toMatchObject({ state: 'ok', pending: 0, accepting: true });
 
     expect(store.query({ metric: 'strain', assetId: 'lg-bridge-001', sensorId: 'strain-01' })).toEqual([
       reading(),
@@ -138,9 +138,9 @@ describe('embedded telemetry store', () => {
 
   it('overwrites the same series and timestamp, like InfluxDB; another series at that time is a new point', async () => {
     const store = await open();
-    store.writeReadings([reading({ value: 1 })]);
+    await store.writeReadings([reading({ value: 1 })]);
     await store.flush();
-    store.writeReadings([reading({ value: 2 }), reading({ value: 3, street: '南湾街道' })]);
+    await store.writeReadings([reading({ value: 2 }), reading({ value: 3, street: '南湾街道' })]);
     await store.flush();
     expect(store.query({ metric: 'strain' })).toEqual([reading({ value: 3, street: '南湾街道' }), reading({ value: 2 })]);
     expect(written()).toBe(3);
@@ -151,6 +151,7 @@ describe('embedded telemetry store', () => {
     store.writeAlertEvent(event);
     store.writeAlertEvent({ ...event, event: 'acknowledged', value: Number.NaN, message: 'ack "by" duty\nofficer', ts: T0 + 900 });
     store.writeAlertEvent({ ...event, assetId: 'other', ts: T0 + 950 });
+    await expect.poll(() => store.status().pending).toBe(3);
     await store.flush();
     expect(store.alertEvents({ assetId: 'lg-bridge-001' })).toEqual([
       event,
@@ -161,34 +162,36 @@ describe('embedded telemetry store', () => {
 
   it('drops readings that cannot be stored and counts them, keeping the rest', async () => {
     const store = await open();
-    expect(store.writeReadings([reading({ value: Number.NaN }), reading({ ts: Number.POSITIVE_INFINITY }), reading()])).toBe(true);
+    expect(await store.writeReadings([reading({ value: Number.NaN }), reading({ ts: Number.POSITIVE_INFINITY }), reading()])).toBe(true);
     await store.flush();
     expect(failed('invalid_point')).toBe(2);
     expect(store.query({})).toEqual([reading()]);
   });
 
-  it('refuses a whole write when the queue is full, and accepts again once it drains', async () => {
+  it('refuses a whole write when the queue is full, still takes alert events, and accepts again once it drains', async () => {
     const store = await open({ queue: new MemoryPointQueue(3), batchSize: 100 });
-    expect(store.writeReadings([reading({ ts: 1 }), reading({ ts: 2 })])).toBe(true);
-    expect(store.writeReadings([reading({ ts: 3 }), reading({ ts: 4 })])).toBe(false);
-    expect(store.status()).toEqual({ state: 'ok', pending: 2, accepting: false });
+    expect(await store.writeReadings([reading({ ts: 1 }), reading({ ts: 2 })])).toBe(true);
+    expect(await store.writeReadings([reading({ ts: 3 }), reading({ ts: 4 })])).toBe(false);
+    expect(store.status()).toMatchObject({ state: 'ok', pending: 2, accepting: false });
     store.writeAlertEvent(event);
     store.writeAlertEvent({ ...event, ts: event.ts + 1 });
-    expect(failed('queue_full')).toBe(1);
+    await expect.poll(() => store.status().pending).toBe(4);
+    expect(failed('alert_event_refused')).toBe(0);
 
     await store.flush();
-    expect(store.status()).toEqual({ state: 'ok', pending: 0, accepting: true });
+    expect(store.status()).toMatchObject({ state: 'ok', pending: 0, accepting: true });
     expect(store.query({}).map((r) => r.ts)).toEqual([1, 2]);
-    expect(store.writeReadings([reading({ ts: 3 }), reading({ ts: 4 })])).toBe(true);
+    expect(store.alertEvents().map((e) => e.ts)).toEqual([event.ts, event.ts + 1]);
+    expect(await store.writeReadings([reading({ ts: 3 }), reading({ ts: 4 })])).toBe(true);
   });
 
   it('flushes pending points on stop(), and they are there after a restart', async () => {
     const store = await open();
-    store.writeReadings([reading(), reading({ ts: T0 + 1 })]);
+    await store.writeReadings([reading(), reading({ ts: T0 + 1 })]);
     store.writeAlertEvent(event);
     await store.stop();
     expect(store.status()).toMatchObject({ pending: 0, accepting: false });
-    expect(store.writeReadings([reading()])).toBe(false);
+    expect(await store.writeReadings([reading()])).toBe(false);
 
     const reopened = await open();
     expect(reopened.query({})).toEqual([reading(), reading({ ts: T0 + 1 })]);
@@ -197,8 +200,25 @@ describe('embedded telemetry store', () => {
 
   it('writes in batches of batch_size as they fill, without waiting for the interval', async () => {
     const store = await open({ batchSize: 2 });
-    store.writeReadings([reading({ ts: 1 }), reading({ ts: 2 }), reading({ ts: 3 })]);
+    await store.writeReadings([reading({ ts: 1 }), reading({ ts: 2 }), reading({ ts: 3 })]);
     await expect.poll(() => written()).toBe(2);
     expect(store.status().pending).toBe(1);
+  });
+});
+
+describe('storedPointCodec', () => {
+  it('round-trips readings and alert events exactly, NaN included', () => {
+    const points: StoredPoint[] = [
+      { kind: 'reading', reading: reading({ value: -0.000123, street: 'a "quoted", \\ street' }) },
+      { kind: 'alert_event', event },
+      { kind: 'alert_event', event: { ...event, value: Number.NaN, message: '' } },
+    ];
+    for (const p of points) expect(storedPointCodec.decode(Buffer.from(storedPointCodec.encode(p) as string))).toEqual(p);
+  });
+
+  it('refuses a payload that is not a stored point', () => {
+    for (const bad of ['{}', '["r", 1]', '["x","a","b","c","d","e",1,2]', '["r","m","a","s","t","st","1",2]']) {
+      expect(() => storedPointCodec.decode(Buffer.from(bad))).toThrow(/not a stored point|is not a/);
+    }
   });
 });

@@ -12,8 +12,10 @@
  *   tags and timestamp like the `alert_events` measurement; `value` is NULL where the line
  *   protocol would leave the field out.
  *
- * Writes go through the same BatchWriter as InfluxDB (batch size, flush interval, retries on
- * I/O errors) and each batch is one transaction. Queries see what has been flushed.
+ * Writes go through the same spool and BatchWriter as InfluxDB (batch size, flush interval,
+ * retries on I/O errors) and each batch is one transaction, so an acknowledged reading is on disk
+ * in the spool before it reaches SQLite, and a locked or full database only delays it. Queries
+ * see what has been flushed.
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -22,6 +24,7 @@ import type { Reading } from './reading.js';
 import type { AlertEventPoint, StorageStatus, TelemetryWriter } from './storage.js';
 import { BatchWriter, type BatchSink, type BatchWriterOptions, type StorageDeps } from './batch-writer.js';
 import { MemoryPointQueue, type PointQueue } from './point-queue.js';
+import type { SpoolCodec } from './spool.js';
 import { STORAGE_ERROR_CODES, StorageError } from './storage-errors.js';
 import type { Logger } from '../lib/logger.js';
 
@@ -63,6 +66,7 @@ export interface EmbeddedStore extends TelemetryWriter {
 }
 
 export interface EmbeddedStoreOptions extends Partial<BatchWriterOptions> {
+  /** The platform passes the durable spool (with storedPointCodec); a bounded in-memory queue by default. */
   queue?: PointQueue<StoredPoint>;
 }
 
@@ -70,6 +74,43 @@ export const DEFAULT_EMBEDDED_STORE_OPTIONS: Pick<BatchWriterOptions, 'batchSize
   batchSize: 5000,
   flushInterval: 1000,
   timeout: 10_000,
+};
+
+/**
+ * Stored points in the spool: a JSON array per point, fields by position. NaN (an alert event
+ * without a value) goes through JSON as null and comes back as NaN.
+ */
+export const storedPointCodec: SpoolCodec<StoredPoint> = {
+  encode(p) {
+    if (p.kind === 'reading') {
+      const r = p.reading;
+      return JSON.stringify(['r', r.metric, r.assetId, r.sensorId, r.assetType, r.street, r.ts, r.value]);
+    }
+    const e = p.event;
+    return JSON.stringify(['a', e.ruleId, e.assetId, e.level, e.event, e.ts, e.alertId, Number.isFinite(e.value) ? e.value : null, e.message]);
+  },
+  decode(payload) {
+    const a = JSON.parse(payload.toString('utf8')) as unknown[];
+    if (!Array.isArray(a)) throw new Error('not a stored point');
+    const str = (i: number): string => {
+      if (typeof a[i] !== 'string') throw new Error(`field ${i} is not a string`);
+      return a[i] as string;
+    };
+    const num = (i: number): number => {
+      if (typeof a[i] !== 'number') throw new Error(`field ${i} is not a number`);
+      return a[i] as number;
+    };
+    if (a[0] === 'r' && a.length === 8) {
+      return { kind: 'reading', reading: { metric: str(1), assetId: str(2), sensorId: str(3), assetType: str(4), street: str(5), ts: num(6), value: num(7) } };
+    }
+    if (a[0] === 'a' && a.length === 9) {
+      return {
+        kind: 'alert_event',
+        event: { ruleId: str(1), assetId: str(2), level: str(3), event: str(4), ts: num(5), alertId: str(6), value: a[7] === null ? Number.NaN : num(7), message: str(8) },
+      };
+    }
+    throw new Error('not a stored point');
+  },
 };
 
 export function createEmbeddedStore(dataDir: string, deps: StorageDeps, options: EmbeddedStoreOptions = {}): EmbeddedStore {
@@ -184,7 +225,7 @@ class SqliteTelemetryStore implements EmbeddedStore {
       }
     });
     this.db = db;
-    this.batch.start();
+    await this.batch.start();
     this.logger.info({ file: join(this.dataDir, TELEMETRY_DB_FILE) }, 'embedded telemetry store open');
   }
 
@@ -200,7 +241,7 @@ class SqliteTelemetryStore implements EmbeddedStore {
     return this.batch.flush();
   }
 
-  writeReadings(readings: readonly Reading[]): boolean {
+  writeReadings(readings: readonly Reading[]): Promise<boolean> {
     const points: StoredPoint[] = [];
     let invalid = 0;
     for (const reading of readings) {
@@ -220,10 +261,11 @@ class SqliteTelemetryStore implements EmbeddedStore {
       this.logger.error({ alertId: event.alertId }, 'alert event without a finite timestamp cannot be stored; dropped');
       return;
     }
-    if (!this.batch.append([{ kind: 'alert_event', event }])) {
-      this.batch.countFailed('queue_full');
-      this.logger.error({ alertId: event.alertId, event: event.event }, 'storage queue is full; alert event dropped');
-    }
+    void this.batch.append([{ kind: 'alert_event', event }], { force: true }).then((ok) => {
+      if (ok) return;
+      this.batch.countFailed('alert_event_refused');
+      this.logger.error({ alertId: event.alertId, event: event.event }, 'storage cannot take the alert event (stopping, or the spool fails); dropped');
+    });
   }
 
   status(): StorageStatus {

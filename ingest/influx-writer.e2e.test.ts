@@ -2,6 +2,9 @@
  * The InfluxDB writers against real servers: influxd 1.x for the `/write` path (layout,
  * partial writes, outages) and VictoriaMetrics for the 2.x `/api/v2/write` path.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../lib/logger.js';
 import { MetricsRegistry } from '../lib/metrics.js';
@@ -9,6 +12,7 @@ import { influxSchema } from './config.js';
 import { createInfluxWriter, type InfluxWriter } from './influx-writer.js';
 import type { Reading } from './reading.js';
 import type { AlertEventPoint } from './storage.js';
+import { lineCodec, Spool } from './spool.js';
 import { waitFor } from '../test/support/binaries.js';
 import { influxdAvailable, startInfluxd, type Influxd } from '../test/support/influxd.js';
 import { startVictoriaMetrics, victoriaMetricsAvailable, type VictoriaMetrics } from '../test/support/victoria-metrics.js';
@@ -53,20 +57,26 @@ function counters(metrics: MetricsRegistry) {
 describe.skipIf(!influxdAvailable)('InfluxDB 1.x writer against influxd', () => {
   let influxd: Influxd;
   const writers: InfluxWriter[] = [];
+  const dirs: string[] = [];
 
   beforeAll(async () => {
     influxd = await startInfluxd({ database: 'telemetry' });
   });
   afterEach(async () => {
     await Promise.all(writers.splice(0).map((w) => w.stop()));
+    for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
   });
   afterAll(async () => {
     await influxd?.stop();
   });
 
+  /** A writer on the durable spool, as the platform builds it. */
   async function startWriter(metrics: MetricsRegistry, database = 'telemetry'): Promise<InfluxWriter> {
     const config = influxSchema.parse({ url: influxd.url, version: 1, database, timeout: '2s' });
-    const writer = createInfluxWriter(config, { logger: silentLogger(), metrics, random: () => 0.5 }, FAST);
+    const dir = mkdtempSync(join(tmpdir(), 'watchpost-writer-spool-'));
+    dirs.push(dir);
+    const queue = new Spool<string>({ dir, codec: lineCodec, logger: silentLogger() });
+    const writer = createInfluxWriter(config, { logger: silentLogger(), metrics, random: () => 0.5 }, { ...FAST, queue });
     writers.push(writer);
     await writer.start();
     return writer;
@@ -76,13 +86,14 @@ describe.skipIf(!influxdAvailable)('InfluxDB 1.x writer against influxd', () => 
     const metrics = new MetricsRegistry();
     const writer = await startWriter(metrics);
     expect(
-      writer.writeReadings([
+      await writer.writeReadings([
         reading(),
         reading({ value: 123, ts: T0 + 1 }),
         reading({ sensorId: 'strain-02', street: '龙城街道, 东区=1', value: -0.25, ts: T0 + 2 }),
       ]),
     ).toBe(true);
     writer.writeAlertEvent(alertEvent);
+    await waitFor('the alert event to be spooled', async () => (writer.status().pending === 4 ? true : undefined));
     await writer.flush();
 
     expect(await influxd.query('SELECT * FROM strain')).toEqual([
@@ -142,30 +153,30 @@ describe.skipIf(!influxdAvailable)('InfluxDB 1.x writer against influxd', () => 
       },
     ]);
     expect(counters(metrics).written()).toBe(4);
-    expect(writer.status()).toEqual({ state: 'ok', pending: 0, accepting: true });
+    expect(writer.status()).toMatchObject({ state: 'ok', pending: 0, accepting: true, spool: { bytes: 0 } });
   });
 
   it('rides out an influxd outage: spools, retries, then writes every point exactly once, oldest first', async () => {
     const metrics = new MetricsRegistry();
     const c = counters(metrics);
     const writer = await startWriter(metrics);
-    writer.writeReadings([reading({ metric: 'tilt', value: 1, ts: T0 })]);
+    await writer.writeReadings([reading({ metric: 'tilt', value: 1, ts: T0 })]);
     await writer.flush();
     expect(c.written()).toBe(1);
 
     await influxd.pause();
     const during = [2, 3, 4].map((v, i) => reading({ metric: 'tilt', value: v, ts: T0 + 1000 * (i + 1) }));
-    expect(writer.writeReadings(during.slice(0, 2))).toBe(true);
+    expect(await writer.writeReadings(during.slice(0, 2))).toBe(true);
     await waitFor('the writer to retry twice', async () => (c.retries() >= 2 ? true : undefined), 10_000);
-    expect(writer.writeReadings(during.slice(2))).toBe(true);
-    expect(writer.status()).toMatchObject({ state: 'degraded', pending: 3, accepting: true });
+    expect(await writer.writeReadings(during.slice(2))).toBe(true);
+    expect(writer.status()).toMatchObject({ state: 'degraded', reason: 'failing', pending: 3, accepting: true });
     expect(writer.status().lastError).toMatch(/cannot reach InfluxDB/);
     expect(metrics.render()).toContain('watchpost_spool_depth 3\n');
 
     await influxd.resume();
     await waitFor('the spooled points to be written', async () => (writer.status().pending === 0 ? true : undefined), 10_000);
 
-    expect(writer.status()).toEqual({ state: 'ok', pending: 0, accepting: true });
+    expect(writer.status()).toMatchObject({ state: 'ok', pending: 0, accepting: true });
     expect(c.written()).toBe(4);
     expect(c.failed('rejected')).toBe(0);
     expect(await influxd.query('SELECT value FROM tilt')).toEqual([
@@ -202,7 +213,7 @@ describe.skipIf(!influxdAvailable)('InfluxDB 1.x writer against influxd', () => 
     expect(seed.status).toBe(204);
 
     const writer = await startWriter(metrics);
-    writer.writeReadings([
+    await writer.writeReadings([
       reading({ metric: 'displacement', value: 1.5, ts: T0 }),
       reading({ metric: 'rainfall', value: 12, ts: T0 }),
       reading({ metric: 'displacement', value: 1.75, ts: T0 + 1 }),
@@ -219,7 +230,7 @@ describe.skipIf(!influxdAvailable)('InfluxDB 1.x writer against influxd', () => 
     ]);
 
     // The queue is not blocked: the next batch goes through.
-    writer.writeReadings([reading({ metric: 'displacement', value: 2, ts: T0 + 2 })]);
+    await writer.writeReadings([reading({ metric: 'displacement', value: 2, ts: T0 + 2 })]);
     await writer.flush();
     expect(c.written()).toBe(3);
   });
@@ -228,12 +239,12 @@ describe.skipIf(!influxdAvailable)('InfluxDB 1.x writer against influxd', () => 
     const metrics = new MetricsRegistry();
     const c = counters(metrics);
     const writer = await startWriter(metrics, 'no_such_db');
-    writer.writeReadings([reading(), reading({ ts: T0 + 1 })]);
+    await writer.writeReadings([reading(), reading({ ts: T0 + 1 })]);
     await writer.flush();
     expect(c.failed('rejected')).toBe(2);
     expect(c.retries()).toBe(0);
     expect(c.written()).toBe(0);
-    expect(writer.status()).toEqual({
+    expect(writer.status()).toMatchObject({
       state: 'ok',
       pending: 0,
       accepting: true,
@@ -268,13 +279,14 @@ describe.skipIf(!victoriaMetricsAvailable)('InfluxDB 2.x writer against Victoria
     await writer.start();
     try {
       expect(
-        writer.writeReadings([
+        await writer.writeReadings([
           reading(),
           reading({ value: 123, ts: T0 + 1 }),
           reading({ sensorId: 'strain-02', street: '龙城街道 东区', value: -0.25, ts: T0 + 2 }),
         ]),
       ).toBe(true);
       writer.writeAlertEvent(alertEvent);
+      await waitFor('the alert event to be queued', async () => (writer.status().pending === 4 ? true : undefined));
       await writer.flush();
       expect(counters(metrics).written()).toBe(4);
     } finally {

@@ -27,7 +27,7 @@ export interface InfluxWriter extends TelemetryWriter {
 }
 
 export interface InfluxWriterOptions extends Partial<BatchWriterOptions> {
-  /** The queue between ingest and InfluxDB; a bounded in-memory queue by default (a spool later). */
+  /** The queue between ingest and InfluxDB: the platform passes the durable spool; a bounded in-memory queue by default. */
   queue?: PointQueue<string>;
 }
 
@@ -54,6 +54,7 @@ export function createInfluxWriter(config: InfluxConfig, deps: StorageDeps, opti
       batchSize: config.batch_size,
       flushInterval: config.flush_interval,
       timeout: config.timeout,
+      maxRetryDelay: config.retry_max_delay,
       ...batchOptions,
     },
   );
@@ -68,7 +69,7 @@ class LineProtocolWriter implements InfluxWriter {
   ) {}
 
   async start(): Promise<void> {
-    this.batch.start();
+    await this.batch.start();
   }
 
   async stop(): Promise<void> {
@@ -80,7 +81,7 @@ class LineProtocolWriter implements InfluxWriter {
     return this.batch.flush();
   }
 
-  writeReadings(readings: readonly Reading[]): boolean {
+  writeReadings(readings: readonly Reading[]): Promise<boolean> {
     const lines: string[] = [];
     let invalid = 0;
     for (const reading of readings) {
@@ -109,10 +110,11 @@ class LineProtocolWriter implements InfluxWriter {
       this.logger.error({ err: (err as Error).message, alertId: event.alertId }, 'alert event cannot be stored; dropped');
       return;
     }
-    if (!this.batch.append([line])) {
-      this.batch.countFailed('queue_full');
-      this.logger.error({ alertId: event.alertId, event: event.event }, 'storage queue is full; alert event dropped');
-    }
+    void this.batch.append([line], { force: true }).then((ok) => {
+      if (ok) return;
+      this.batch.countFailed('alert_event_refused');
+      this.logger.error({ alertId: event.alertId, event: event.event }, 'storage cannot take the alert event (stopping, or the spool fails); dropped');
+    });
   }
 
   status(): StorageStatus {

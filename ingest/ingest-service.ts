@@ -23,8 +23,11 @@ export interface IngestDeps {
   clock: Clock;
   logger: Logger;
   metrics: MetricsRegistry;
-  /** Receives a message's accepted readings; false means storage cannot take them now. */
-  accept: (readings: Reading[]) => boolean;
+  /**
+   * Receives a message's accepted readings and resolves once they are durable (true), or false
+   * when storage cannot take them now. Resolutions come in call order.
+   */
+  accept: (readings: Reading[]) => Promise<boolean>;
   /** Sends a rejection line to a device's errors/ topic. */
   feedback: (deviceId: string, line: { topic: string; reason: RejectionReason; detail: string }) => void;
   /** Devices that may publish for an asset (to address errors/ when the publisher is unknown). */
@@ -38,6 +41,8 @@ export interface IngestOutcome {
   /** false: storage refused the readings; the message must not be acknowledged. */
   stored: boolean;
 }
+
+const NOTHING_TO_STORE = (rejected: number): IngestOutcome => ({ accepted: 0, rejected, stored: true });
 
 export class IngestService {
   private readonly readingsTotal: Counter;
@@ -55,26 +60,31 @@ export class IngestService {
     this.report(source, topic, [rejection], assetId);
   }
 
-  handleTelemetry(source: TelemetrySource, topic: string, assetId: string, sensorId: string, payload: Buffer): IngestOutcome {
+  /**
+   * Validates one telemetry message and stores its accepted readings. Resolves once they are
+   * durable (`stored`), so the caller acknowledges the message only then; rejections are
+   * reported at once. Never rejects.
+   */
+  async handleTelemetry(source: TelemetrySource, topic: string, assetId: string, sensorId: string, payload: Buffer): Promise<IngestOutcome> {
     const { catalogue } = this.deps;
     if (payload.length > this.deps.maxPayloadBytes) {
       this.report(source, topic, [{ reason: 'too_large', detail: `payload is ${payload.length} bytes; the limit is ${this.deps.maxPayloadBytes}` }], assetId);
-      return { accepted: 0, rejected: 1, stored: true };
+      return NOTHING_TO_STORE(1);
     }
     const asset = catalogue.asset(assetId);
     if (!asset) {
       this.report(source, topic, [{ reason: 'unknown_asset', detail: `asset "${assetId}" is not configured` }], assetId);
-      return { accepted: 0, rejected: 1, stored: true };
+      return NOTHING_TO_STORE(1);
     }
     if (source.allowedAssets && !source.allowedAssets.has(assetId)) {
       this.report(source, topic, [{ reason: 'not_allowed', detail: `device may not publish for asset "${assetId}"` }], assetId);
-      return { accepted: 0, rejected: 1, stored: true };
+      return NOTHING_TO_STORE(1);
     }
     let sensorMetrics: ReadonlySet<string> | undefined;
     if (asset.sensors) {
       if (!asset.sensors.has(sensorId)) {
         this.report(source, topic, [{ reason: 'unknown_sensor', detail: `sensor "${sensorId}" is not configured on asset "${assetId}"` }], assetId);
-        return { accepted: 0, rejected: 1, stored: true };
+        return NOTHING_TO_STORE(1);
       }
       sensorMetrics = asset.sensors.get(sensorId);
     }
@@ -93,12 +103,17 @@ export class IngestService {
       }
     }
 
-    let stored = true;
-    if (readings.length > 0) {
-      stored = this.deps.accept(readings);
-      if (stored) this.readingsTotal.inc(undefined, readings.length);
-    }
     if (rejections.length > 0) this.report(source, topic, rejections, assetId);
+    if (readings.length === 0) return NOTHING_TO_STORE(rejections.length);
+    let stored: boolean;
+    try {
+      stored = await this.deps.accept(readings);
+    } catch (err) {
+      this.log.error({ err: (err as Error).message, topic }, 'storing readings failed; the message is not acknowledged');
+      stored = false;
+    }
+    if (stored) this.readingsTotal.inc(undefined, readings.length);
+    else this.report(source, topic, [{ reason: 'storage_full', detail: 'storage cannot take readings now; the message is not acknowledged, send it again later' }], assetId);
     return { accepted: stored ? readings.length : 0, rejected: rejections.length, stored };
   }
 

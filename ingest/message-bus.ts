@@ -3,7 +3,8 @@ import type { IngestOutcome, TelemetrySource } from './ingest-service.js';
 import type { Rejection } from './rejections.js';
 
 export interface InboundHandlers {
-  telemetry(source: TelemetrySource, topic: string, assetId: string, sensorId: string, payload: Buffer): IngestOutcome;
+  /** Resolves once the message's readings are durable (or refused); only then is it acknowledged. */
+  telemetry(source: TelemetrySource, topic: string, assetId: string, sensorId: string, payload: Buffer): Promise<IngestOutcome>;
   status(deviceId: string, value: 'online' | 'offline'): void;
   rejected(source: TelemetrySource, topic: string, rejection: Rejection): void;
   /** A device's last connection closed (embedded broker only). */

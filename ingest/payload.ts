@@ -32,11 +32,16 @@ export interface DecodeResult {
   rejections: Rejection[];
 }
 
+/** An instant for a message: ISO 8601 when Date can show it (±8.64e15 ms), else the number. */
+function describeTs(ts: number): string {
+  return Math.abs(ts) <= 8.64e15 ? new Date(ts).toISOString() : String(ts);
+}
+
 function parseTs(raw: unknown, receivedAt: number): number | string {
   if (raw === undefined) return receivedAt;
   let ts: number;
   if (typeof raw === 'number') {
-    if (!Number.isInteger(raw)) return 'ts must be integer epoch milliseconds';
+    if (!Number.isSafeInteger(raw)) return 'ts must be integer epoch milliseconds';
     ts = raw;
   } else if (typeof raw === 'string') {
     if (!RFC3339.test(raw)) return 'ts string must be RFC 3339, e.g. 2025-11-28T10:00:00.123+08:00';
@@ -46,7 +51,7 @@ function parseTs(raw: unknown, receivedAt: number): number | string {
     return 'ts must be epoch milliseconds or an RFC 3339 string';
   }
   if (ts < MIN_TS_MS) return `ts ${ts} is before 2000-01-01 (epoch seconds instead of milliseconds?)`;
-  if (ts > receivedAt + MAX_FUTURE_MS) return `ts ${new Date(ts).toISOString()} is more than 1 h in the future`;
+  if (ts > receivedAt + MAX_FUTURE_MS) return `ts ${describeTs(ts)} is more than 1 h in the future`;
   return ts;
 }
 

@@ -1,17 +1,59 @@
 /**
  * Picks the telemetry writer the configuration asks for: InfluxDB (1.x or 2.x API) when
- * `storage.influx` is set, else the embedded SQLite store under `storage.data_dir`.
+ * `storage.influx` is set, else the embedded SQLite store under `storage.data_dir`. Either way
+ * the durable spool in `data_dir/spool/` sits in front of it.
  */
 import { mkdirSync } from 'node:fs';
-import type { StorageConfig } from './config.js';
+import { join } from 'node:path';
+import type { SpoolConfig, StorageConfig } from './config.js';
 import type { TelemetryWriter } from './storage.js';
-import type { StorageDeps } from './batch-writer.js';
+import { storageMetrics, type StorageDeps } from './batch-writer.js';
 import { createInfluxWriter } from './influx-writer.js';
-import { createEmbeddedStore } from './embedded-store.js';
+import { createEmbeddedStore, storedPointCodec } from './embedded-store.js';
+import { lineCodec, Spool, type SpoolCodec, type SpoolOptions } from './spool.js';
+import { LatencyWindow, quantileRows } from './latency-window.js';
+
+export const SPOOL_DIR = 'spool';
+
+export function spoolOptions(config: SpoolConfig): SpoolOptions {
+  return {
+    maxBytes: config.max_bytes,
+    segmentBytes: config.segment_bytes,
+    fsync: config.fsync,
+    fsyncInterval: config.fsync_interval,
+    groupCommitDelay: config.group_commit_delay,
+  };
+}
+
+/** The spool of `storage`, reporting corrupt records as drops and its fsync latency on /metrics. */
+export function createSpool<T>(storage: StorageConfig, codec: SpoolCodec<T>, deps: StorageDeps): Spool<T> {
+  const failed = storageMetrics(deps.metrics).failed;
+  const syncLatency = new LatencyWindow();
+  deps.metrics
+    .gauge('watchpost_spool_sync_latency_seconds', 'Duration of the last 1024 spool group commits (write + fdatasync), by quantile.')
+    .collect(() => quantileRows(syncLatency));
+  const groupSize = deps.metrics.counter('watchpost_spool_appended_total', 'Points appended to the spool.');
+  const groups = deps.metrics.counter('watchpost_spool_commits_total', 'Spool group commits (one write, and one fdatasync with fsync: always).');
+  return new Spool<T>(
+    {
+      dir: join(storage.data_dir, SPOOL_DIR),
+      codec,
+      logger: deps.logger.child({ module: 'spool' }),
+      ...(deps.clock ? { now: () => deps.clock!.now() } : {}),
+      onCorrupt: (lost) => failed.inc({ reason: 'spool_corrupt' }, lost),
+      onSync: (ms, records) => {
+        syncLatency.record(ms);
+        groups.inc();
+        groupSize.inc(undefined, records);
+      },
+    },
+    spoolOptions(storage.spool),
+  );
+}
 
 export function createTelemetryWriter(storage: StorageConfig, deps: StorageDeps): TelemetryWriter {
   // data_dir also holds the platform's state (alerts, outbox, spool), whichever backend is used.
   mkdirSync(storage.data_dir, { recursive: true });
-  if (storage.influx) return createInfluxWriter(storage.influx, deps);
-  return createEmbeddedStore(storage.data_dir, deps);
+  if (storage.influx) return createInfluxWriter(storage.influx, deps, { queue: createSpool(storage, lineCodec, deps) });
+  return createEmbeddedStore(storage.data_dir, deps, { queue: createSpool(storage, storedPointCodec, deps) });
 }

@@ -15,34 +15,52 @@ export interface AlertEventPoint {
 }
 
 export interface StorageStatus {
-  /** ok: writes succeed; degraded: the backend is failing and points wait in memory for a retry. */
+  /**
+   * ok: writes succeed and keep up; degraded: the backend is failing (points wait in the spool
+   * for a retry) or the backlog of an outage is being sent.
+   */
   state: 'ok' | 'degraded';
+  /** Why it is degraded. */
+  reason?: 'failing' | 'draining';
   /** Points accepted by the writer but not yet confirmed written. */
   pending: number;
   /**
-   * false while writeReadings refuses readings (the queue is full, or the writer is stopped):
-   * the API reports 503 and ingest rejects messages. Absent means true.
+   * false while writeReadings refuses readings (the spool is full or failing, or the writer is
+   * stopped): the API reports 503 and QoS 1 messages are not acknowledged. Absent means true.
    */
   accepting?: boolean;
+  /** Since when writes have been failing without a success (epoch ms). */
+  failingSince?: number;
   lastError?: string;
+  /** Why the spool refuses appends (an I/O error), when it does. */
+  queueError?: string;
+  spool?: {
+    bytes: number;
+    capacityBytes: number;
+    usagePercent: number;
+    /** How long the oldest waiting point has waited. */
+    oldestAgeSeconds: number;
+  };
 }
 
 export interface TelemetryWriter {
+  /** Opens the spool (recovering what a previous run left) and starts draining it. */
   start(): Promise<void>;
-  /** Flushes what is pending (bounded by the writer's timeout) and releases timers and sockets. */
+  /** Flushes what is pending (bounded by the writer's timeout) and releases timers, files and sockets. */
   stop(): Promise<void>;
   /**
-   * Queues readings for writing, all or none. Returns `accepted`: false when the writer cannot
-   * take them (its queue is full because the backend has been failing for long, or it is
-   * stopped); nothing was queued and the caller must refuse the message (reject it to the
-   * device) rather than count it as stored. Readings that cannot be encoded (a value or timestamp
-   * that is not finite) are dropped, logged and counted in `watchpost_storage_failed_total`.
+   * Appends readings to the spool, all or none, and resolves true once they are durable: only
+   * then may the caller acknowledge them. Resolves false when the writer cannot take them (the
+   * spool is full because the backend has been failing for long, the disk fails, or the writer
+   * is stopping); nothing was stored and the caller must not acknowledge the message. Readings
+   * that cannot be encoded (a value or timestamp that is not finite) are dropped, logged and
+   * counted in `watchpost_storage_failed_total`. Appends resolve in the order they were made.
    */
-  writeReadings(readings: readonly Reading[]): boolean;
+  writeReadings(readings: readonly Reading[]): Promise<boolean>;
   /**
-   * Queues one alert event. If the queue is full (or the writer stopped) the event is dropped, logged at error and
-   * counted in `watchpost_storage_failed_total{reason="queue_full"}`: the alert store keeps
-   * the alert and its timeline regardless, this is only the copy for dashboards.
+   * Spools one alert event, even past the spool's limit (alert events are few, and the alert
+   * store keeps every alert regardless: this is the copy for dashboards). Only a failing disk
+   * or a stopped writer drops it, logged at error and counted in `watchpost_storage_failed_total`.
    */
   writeAlertEvent(event: AlertEventPoint): void;
   status(): StorageStatus;

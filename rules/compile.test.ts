@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { compileRules } from './compile.js';
+import { compileRules, type CompiledThresholdRule } from './compile.js';
 import { thresholdRuleSchema } from './config.js';
 
 const parse = (r: Record<string, unknown>) => thresholdRuleSchema.parse(r);
+const threshold = (set: ReturnType<typeof compileRules>, id: string) => set.get(id) as CompiledThresholdRule;
 
 describe('compileRules', () => {
   const set = compileRules([
@@ -34,12 +35,13 @@ describe('compileRules', () => {
       message: '{asset_name} 应变 {value}{unit}',
       plan: ['通知桥梁养护单位现场核查'],
       escalation: { red: 'district-emergency', yellow: 'street-duty' },
+      kind: 'threshold',
     });
-    expect(set.info('low')).toEqual({ id: 'low', name: 'low', plan: [] });
+    expect(set.info('low')).toEqual({ id: 'low', name: 'low', plan: [], kind: 'threshold' });
   });
 
   it('orders levels most severe first, with thresholds by rank and durations in ms', () => {
-    const rule = set.get('bridge-strain')!;
+    const rule = threshold(set, 'bridge-strain');
     expect(rule.levels.map((l) => [l.level, l.rank, l.comparison, l.threshold])).toEqual([
       ['red', 4, 'above', 300],
       ['orange', 3, 'above', 250],
@@ -50,13 +52,13 @@ describe('compileRules', () => {
     expect(rule.match.metric).toEqual(new Set(['strain']));
     expect(rule.match.assetType).toEqual(new Set(['bridge']));
     expect(rule.match.assetId).toBeUndefined();
-    expect(set.get('low')!.match.metric).toEqual(new Set(['level', 'flow']));
+    expect(threshold(set, 'low').match.metric).toEqual(new Set(['level', 'flow']));
   });
 
   it('uses node-rules by default and the direct classifier on request', () => {
-    expect(set.get('low')!.classifier.kind).toBe('node-rules');
+    expect(threshold(set, 'low').classifier.kind).toBe('node-rules');
     const direct = compileRules([parse({ id: 'x', match: { metric: 'a' }, levels: { red: { above: 1 } } })], { classifier: 'direct' });
-    expect(direct.get('x')!.classifier.kind).toBe('direct');
+    expect(threshold(direct, 'x').classifier.kind).toBe('direct');
   });
 
   it('refuses duplicate ids', () => {

@@ -1,7 +1,22 @@
-/** The rule language's configuration schema (contract: Rules). */
+/**
+ * The rule language's configuration schema (contract: Rules). One schema per rule kind, chosen by
+ * the key that names the kind:
+ *
+ * - `levels`  threshold rule: levels on a signal of one metric (value, rate, moving aggregate,
+ *             tangent angle), with `for` and `hysteresis`;
+ * - `stale`   no reading from a matched sensor for a duration (platform clock);
+ * - `offline` a device's last will or disconnect, not back within the grace period;
+ * - `all` / `any` compound: conditions over one asset's metrics, one `level`.
+ *
+ * `flapping`, `escalation`, `message`, `plan`, `name` and `enabled` apply to every kind. Errors
+ * name the field and the reason; an unknown field is reported with the fields its kind accepts.
+ */
 import { z } from 'zod';
+import { MAX_WINDOW_MS } from './signals.js';
 import { LEVELS, type Level } from '../lib/levels.js';
 import { oneOrMany, zDuration, zId, zMetric } from '../lib/schema.js';
+
+// ---- building blocks ----
 
 const comparisonSchema = z
   .strictObject({
@@ -9,7 +24,9 @@ const comparisonSchema = z
     below: z.number().optional(),
     outside: z.tuple([z.number(), z.number()]).refine(([lo, hi]) => lo < hi, 'needs [low, high] with low < high').optional(),
   })
-  .refine((c) => Object.keys(c).length === 1, { message: 'needs exactly one of above, below or outside' });
+  .refine((c) => Object.keys(c).filter((k) => k === 'above' || k === 'below' || k === 'outside').length === 1, {
+    message: 'needs exactly one of above, below or outside',
+  });
 
 export type Condition = { above: number } | { below: number } | { outside: [number, number] };
 export const conditionSchema = comparisonSchema.transform((c) => c as Condition);
@@ -21,6 +38,27 @@ export const matchSchema = z.strictObject({
   street: oneOrMany(z.string().min(1)).optional(),
   metric: oneOrMany(zMetric).optional(),
 });
+
+/** `offline` rules watch devices: by device id, or by the assets they serve. */
+export const offlineMatchSchema = z.strictObject({
+  device_id: oneOrMany(zId).optional(),
+  asset_type: oneOrMany(z.string().min(1)).optional(),
+  asset_id: oneOrMany(zId).optional(),
+  street: oneOrMany(z.string().min(1)).optional(),
+});
+
+/** Compound rules name their metrics in the conditions; the match picks assets. */
+export const assetMatchSchema = z.strictObject({
+  asset_type: oneOrMany(z.string().min(1)).optional(),
+  asset_id: oneOrMany(zId).optional(),
+  street: oneOrMany(z.string().min(1)).optional(),
+});
+
+/** A duration that must be more than zero (`0s` is not a window). */
+const zPositiveDuration = zDuration.refine((ms) => ms > 0, 'must be longer than 0');
+const zWindow = zPositiveDuration.refine((ms) => ms <= MAX_WINDOW_MS, `must be at most ${MAX_WINDOW_MS / 86_400_000}d`);
+
+const levelSchema = z.enum(LEVELS, { error: `must be one of ${LEVELS.join(', ')}` });
 
 const levelsSchema = z
   .strictObject({ blue: conditionSchema.optional(), yellow: conditionSchema.optional(), orange: conditionSchema.optional(), red: conditionSchema.optional() })
@@ -57,44 +95,225 @@ const escalationRefSchema = z.union([
   z.strictObject({ blue: zId.optional(), yellow: zId.optional(), orange: zId.optional(), red: zId.optional() }),
 ]);
 
-export const thresholdRuleSchema = z.strictObject({
+// ---- signals ----
+
+/** What a threshold or condition compares, after parsing (durations in ms). */
+export type SignalConfig =
+  | { kind: 'value' }
+  | { kind: 'rate'; perMs: number; windowMs: number }
+  | { kind: 'avg' | 'min' | 'max' | 'sum'; windowMs: number }
+  | { kind: 'tangent_angle'; windowMs: number; velocity: number };
+
+const SIGNAL_HELP = 'use value, { rate: 1d, window: 6h }, { avg|min|max|sum: 10m } or { tangent_angle: 6h, velocity: 0.8 }';
+const AGGREGATES = ['avg', 'min', 'max', 'sum'] as const;
+
+/**
+ * `value` | `{ rate: PER, window: W }` (window defaults to PER) | `{ avg|min|max|sum: W }` |
+ * `{ tangent_angle: W, velocity: V }` (V: the slope's constant-deformation rate, in the metric's unit per day).
+ */
+export const signalSchema = z.unknown().transform((raw, ctx): SignalConfig => {
+  if (raw === 'value') return { kind: 'value' };
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    ctx.addIssue({ code: 'custom', message: `unknown signal ${JSON.stringify(raw)}; ${SIGNAL_HELP}` });
+    return z.NEVER;
+  }
+  const obj = raw as Record<string, unknown>;
+  const keys = Object.keys(obj);
+  const duration = (key: string, schema: typeof zWindow): number | undefined => {
+    const parsed = schema.safeParse(obj[key]);
+    if (parsed.success) return parsed.data;
+    ctx.addIssue({ code: 'custom', path: [key], message: parsed.error.issues[0]!.message });
+    return undefined;
+  };
+  const only = (allowed: string[]): boolean => {
+    const extra = keys.filter((k) => !allowed.includes(k));
+    for (const k of extra) ctx.addIssue({ code: 'custom', path: [k], message: `unknown field (this signal has ${allowed.join(', ')})` });
+    return extra.length === 0;
+  };
+  if ('rate' in obj) {
+    const okKeys = only(['rate', 'window']);
+    const perMs = duration('rate', zWindow);
+    const windowMs = 'window' in obj ? duration('window', zWindow) : perMs;
+    if (!okKeys || perMs === undefined || windowMs === undefined) return z.NEVER;
+    return { kind: 'rate', perMs, windowMs };
+  }
+  if ('tangent_angle' in obj) {
+    const okKeys = only(['tangent_angle', 'velocity']);
+    const windowMs = duration('tangent_angle', zWindow);
+    const velocity = obj.velocity;
+    let okVelocity = true;
+    if (typeof velocity !== 'number' || !Number.isFinite(velocity) || velocity <= 0) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['velocity'],
+        message: 'needs the slope’s constant-deformation rate per day from its calibration, a number > 0 (e.g. velocity: 0.8)',
+      });
+      okVelocity = false;
+    }
+    if (!okKeys || windowMs === undefined || !okVelocity) return z.NEVER;
+    return { kind: 'tangent_angle', windowMs, velocity: velocity as number };
+  }
+  const aggregate = AGGREGATES.find((a) => a in obj);
+  if (aggregate) {
+    const okKeys = only([aggregate]);
+    const windowMs = duration(aggregate, zWindow);
+    if (!okKeys || windowMs === undefined) return z.NEVER;
+    return { kind: aggregate, windowMs };
+  }
+  ctx.addIssue({ code: 'custom', message: `unknown signal ${JSON.stringify(raw)}; ${SIGNAL_HELP}` });
+  return z.NEVER;
+});
+
+// ---- flapping ----
+
+export const flappingSchema = z
+  .strictObject({
+    window: zWindow,
+    max_changes: z.number().int().min(1).max(1000),
+  })
+  .transform((f) => ({ windowMs: f.window, maxChanges: f.max_changes }));
+
+export type FlappingConfig = z.output<typeof flappingSchema>;
+
+// ---- rule kinds ----
+
+const commonFields = {
   id: zId,
   name: z.string().min(1).max(200).optional(),
-  match: matchSchema.refine((m) => m.metric !== undefined, { message: 'a threshold rule needs match.metric', path: ['metric'] }),
-  levels: levelsSchema,
-  for: zDuration.default(0),
-  hysteresis: z.number().min(0).default(0),
-  signal: z.literal('value', { error: 'only `value` is supported by this version (rate, aggregates and tangent_angle come with the complete rule language)' }).default('value'),
   escalation: escalationRefSchema.optional(),
   message: z.string().max(1000).optional(),
   plan: z.array(z.string().min(1).max(500)).max(50).default([]),
   enabled: z.boolean().default(true),
+  flapping: flappingSchema.optional(),
+};
+
+const thresholdShape = z.strictObject({
+  ...commonFields,
+  match: matchSchema.refine((m) => m.metric !== undefined, { message: 'a threshold rule needs match.metric', path: ['metric'] }),
+  levels: levelsSchema,
+  for: zDuration.default(0),
+  hysteresis: z.number().min(0).default(0),
+  signal: signalSchema.default({ kind: 'value' }),
 });
 
-/**
- * Rule kinds of the contract that this version does not evaluate yet. They are refused with a
- * clear message instead of being accepted and silently never firing.
- */
-const UNSUPPORTED_KINDS = ['stale', 'offline', 'all', 'any', 'flapping'] as const;
+export const thresholdRuleSchema = thresholdShape.transform((r) => ({ kind: 'threshold' as const, ...r }));
 
+const staleShape = z.strictObject({
+  ...commonFields,
+  match: matchSchema.default({}),
+  stale: zPositiveDuration,
+  level: levelSchema,
+});
+export const staleRuleSchema = staleShape.transform((r) => ({ kind: 'stale' as const, ...r }));
+
+const offlineShape = z.strictObject({
+  ...commonFields,
+  match: offlineMatchSchema.default({}),
+  offline: zDuration,
+  level: levelSchema,
+});
+export const offlineRuleSchema = offlineShape.transform((r) => ({ kind: 'offline' as const, ...r }));
+
+export const compoundConditionSchema = z
+  .strictObject({
+    metric: zMetric,
+    sensor_id: oneOrMany(zId).optional(),
+    signal: signalSchema.default({ kind: 'value' }),
+    /** Overrides the rule's hysteresis for this condition (conditions have their own units). */
+    hysteresis: z.number().min(0).optional(),
+    above: z.number().optional(),
+    below: z.number().optional(),
+    outside: z.tuple([z.number(), z.number()]).refine(([lo, hi]) => lo < hi, 'needs [low, high] with low < high').optional(),
+  })
+  .superRefine((c, ctx) => {
+    const n = ['above', 'below', 'outside'].filter((k) => (c as Record<string, unknown>)[k] !== undefined).length;
+    if (n !== 1) ctx.addIssue({ code: 'custom', message: 'needs exactly one of above, below or outside' });
+  })
+  .transform((c) => {
+    const condition: Condition = c.above !== undefined ? { above: c.above } : c.below !== undefined ? { below: c.below } : { outside: c.outside! };
+    return { metric: c.metric, sensor_id: c.sensor_id, signal: c.signal, hysteresis: c.hysteresis, condition };
+  });
+
+export type CompoundConditionConfig = z.output<typeof compoundConditionSchema>;
+
+const conditionsSchema = z.array(compoundConditionSchema).min(1, 'needs at least one condition').max(16, 'at most 16 conditions');
+
+const compoundShape = z.strictObject({
+  ...commonFields,
+  match: assetMatchSchema.default({}),
+  all: conditionsSchema.optional(),
+  any: conditionsSchema.optional(),
+  level: levelSchema,
+  for: zDuration.default(0),
+  hysteresis: z.number().min(0).default(0),
+});
+export const compoundRuleSchema = compoundShape.transform((r) => {
+  const { all, any, ...rest } = r;
+  return { kind: 'compound' as const, ...rest, mode: (all !== undefined ? 'all' : 'any') as 'all' | 'any', conditions: (all ?? any)! };
+});
+
+const KIND_SCHEMAS = {
+  levels: { kind: 'threshold', shape: thresholdShape, schema: thresholdRuleSchema },
+  stale: { kind: 'stale', shape: staleShape, schema: staleRuleSchema },
+  offline: { kind: 'offline', shape: offlineShape, schema: offlineRuleSchema },
+  all: { kind: 'compound (all)', shape: compoundShape, schema: compoundRuleSchema },
+  any: { kind: 'compound (any)', shape: compoundShape, schema: compoundRuleSchema },
+} as const;
+const KIND_KEYS = Object.keys(KIND_SCHEMAS) as Array<keyof typeof KIND_SCHEMAS>;
+
+/** Fields each kind accepts, for "unknown field" messages. */
+function fieldsOf(key: keyof typeof KIND_SCHEMAS): string[] {
+  const fields = Object.keys(KIND_SCHEMAS[key].shape.shape);
+  return key === 'all' ? fields.filter((f) => f !== 'any') : key === 'any' ? fields.filter((f) => f !== 'all') : fields;
+}
+
+/** Any rule: the kind is chosen by its key (levels, stale, offline, all, any). */
 export const ruleSchema = z.unknown().transform((raw, ctx) => {
-  if (raw !== null && typeof raw === 'object' && !Array.isArray(raw)) {
-    const kind = UNSUPPORTED_KINDS.find((k) => k in raw);
-    if (kind) {
-      ctx.addIssue({ code: 'custom', path: [kind], message: `rule kind "${kind}" is not supported by this version yet; only threshold rules (levels) are evaluated` });
-      return z.NEVER;
-    }
-  }
-  const parsed = thresholdRuleSchema.safeParse(raw);
-  if (!parsed.success) {
-    for (const issue of parsed.error.issues) ctx.addIssue({ ...issue, code: 'custom', message: issue.message, path: issue.path } as never);
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    ctx.addIssue({ code: 'custom', message: 'a rule must be a mapping with an id and one of levels, stale, offline, all or any' });
     return z.NEVER;
   }
-  return parsed.data;
+  const kinds = KIND_KEYS.filter((k) => k in raw);
+  if (kinds.length !== 1) {
+    ctx.addIssue({
+      code: 'custom',
+      path: kinds.length > 1 ? [kinds[1]!] : [],
+      message:
+        kinds.length === 0
+          ? 'a rule needs one of levels (threshold), stale, offline, all or any (compound)'
+          : `a rule is of one kind: it has both ${kinds.join(' and ')}`,
+    });
+    return z.NEVER;
+  }
+  const key = kinds[0]!;
+  const parsed = KIND_SCHEMAS[key].schema.safeParse(raw);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      if (issue.code === 'unrecognized_keys') {
+        const at = issue.path;
+        for (const k of issue.keys) {
+          ctx.addIssue({
+            code: 'custom',
+            path: [...at, k],
+            message: at.length === 0 ? `unknown field (a ${KIND_SCHEMAS[key].kind} rule has ${fieldsOf(key).join(', ')})` : 'unknown field',
+          });
+        }
+        continue;
+      }
+      ctx.addIssue({ code: 'custom', message: issue.message, path: issue.path });
+    }
+    return z.NEVER;
+  }
+  return parsed.data as RuleConfig;
 });
 
 export type RuleMatch = z.output<typeof matchSchema>;
+export type OfflineMatch = z.output<typeof offlineMatchSchema>;
+export type AssetMatch = z.output<typeof assetMatchSchema>;
 export type ThresholdRuleConfig = z.output<typeof thresholdRuleSchema>;
-export type RuleConfig = ThresholdRuleConfig;
+export type StaleRuleConfig = z.output<typeof staleRuleSchema>;
+export type OfflineRuleConfig = z.output<typeof offlineRuleSchema>;
+export type CompoundRuleConfig = z.output<typeof compoundRuleSchema>;
+export type RuleConfig = ThresholdRuleConfig | StaleRuleConfig | OfflineRuleConfig | CompoundRuleConfig;
 export type EscalationRef = z.output<typeof escalationRefSchema>;
 export type { Level };

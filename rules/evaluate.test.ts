@@ -29,6 +29,11 @@ function ev(ts: number, level: RuleEvent['level'], value: number, threshold: Rul
   return { ruleId: 'r', assetId: 'a1', sensorId: 's1', metric: 'strain', level, value, threshold, ts, ...extra };
 }
 
+const counts = (state: RuleState) => {
+  const { alerts, series, outOfOrder } = stateStats(state);
+  return { alerts, series, outOfOrder };
+};
+
 const STEPS = { red: { above: 300 }, orange: { above: 250 }, yellow: { above: 200 } };
 
 const VARIANTS: [string, Partial<CompileOptions>][] = [
@@ -193,20 +198,20 @@ describe('state', () => {
     expect(result.events).toEqual([]);
     expect(Object.isFrozen(result.events)).toBe(true);
     expect(evaluate(set, state, { ...base, value: 10 })).toBe(state.quiet);
-    expect(stateStats(state)).toEqual({ alerts: 0, series: 0, outOfOrder: 0 });
+    expect(counts(state)).toEqual({ alerts: 0, series: 0, outOfOrder: 0 });
   });
 
   it('only series at a level or pending are kept, and are removed once clear', () => {
     const set = ruleSet([{ id: 'r', match: { metric: ['strain', 'tilt'] }, levels: { yellow: { above: 200 } }, for: '10s' }]);
     const state = createRuleState();
     run(set, [{ ts: 0, value: 250 }], state);
-    expect(stateStats(state)).toEqual({ alerts: 1, series: 1, outOfOrder: 0 });
+    expect(counts(state)).toEqual({ alerts: 1, series: 1, outOfOrder: 0 });
     expect(activeAlerts(state)).toEqual([]);
     run(set, [{ ts: 10_000, value: 250 }, { ts: 10_000, value: 300, metric: 'tilt' }], state);
-    expect(stateStats(state)).toEqual({ alerts: 1, series: 2, outOfOrder: 0 });
+    expect(counts(state)).toEqual({ alerts: 1, series: 2, outOfOrder: 0 });
     expect(activeAlerts(state)).toEqual([{ ruleId: 'r', assetId: 'a1', sensorId: 's1', level: 'yellow' }]);
     run(set, [{ ts: 11_000, value: 0 }, { ts: 11_000, value: 0, metric: 'tilt' }], state);
-    expect(stateStats(state)).toEqual({ alerts: 0, series: 0, outOfOrder: 0 });
+    expect(counts(state)).toEqual({ alerts: 0, series: 0, outOfOrder: 0 });
     expect(state.alerts.size).toBe(0);
   });
 

@@ -1,15 +1,18 @@
 /**
- * Pure rule evaluation on event time: `evaluate(ruleSet, state, reading) -> { state, events }`.
- * No timers, no I/O, no clock; the reading's `ts` is the only time used.
+ * Pure rule evaluation on event time: `evaluate(ruleSet, state, reading, now) -> { state, events }`.
+ * No timers, no I/O, no clock: the reading's `ts` is the time of threshold and compound rules, and
+ * `now` (the platform clock, passed in) only tells stale rules when the sensor was last heard.
+ * Timed rule work (stale, offline, the end of flapping) is tick.ts.
  *
  * For speed the state is mutated in place and the same object returned; there is no copy of the
- * previous state. Readings that match no rule, or match rules
- * without changing any effective level, return a shared result object with a frozen empty
- * `events` list and allocate nothing.
+ * previous state. Readings that match no rule, or match rules without changing any effective
+ * level, return a shared result object with a frozen empty `events` list.
  *
- * Model (threshold rules):
- * - A series is (rule, asset, sensor, metric). For each, the classifier gives the highest level
- *   met by the value (with hysteresis relative to the level the series holds).
+ * Threshold rules:
+ * - A series is (rule, asset, sensor, metric). Its signal is the reading (`value`) or computed
+ *   from the series' window (signals.ts); a windowed signal that is not defined yet (a rate over
+ *   less than half its window) judges nothing. For each series, the classifier gives the highest
+ *   level met by the signal (with hysteresis relative to the level the series holds).
  * - Hysteresis is relative to the effective (fired) level: the held level and those below it
  *   stay met inside the hysteresis band, while a level that is still pending (waiting for `for`)
  *   must meet its plain threshold at every reading.
@@ -23,93 +26,68 @@
  *   counts as held.
  * - An alert is (rule, asset, sensor); its effective level is the highest among its metrics'
  *   series. An event is emitted whenever that level changes (null = resolved). It names the
- *   metric that holds the new level and that metric's last value (the reading's own when it is
+ *   metric that holds the new level and that metric's last signal (the reading's own when it is
  *   the holder, and always for a clear), with the threshold of the new level (or of the level
  *   left, for a clear).
- * - Out of order: a reading older than the last one seen for its series is ignored entirely (no
- *   change to levels, `for` runs or events) and counted in `state.outOfOrder`; equal timestamps
- *   are processed in arrival order. Once a series has been forgotten (see below) there is no
- *   last timestamp to compare with, so a late reading is then judged like a new one.
- * - Memory: only series that meet some level or have a pending `for` run are kept; a series
- *   back at no level with nothing pending is removed, and so are emptied alerts.
+ *
+ * Stale rules: every matched reading refreshes its sensor's last-heard time (platform clock); a
+ * sensor with an open stale alert resolves on its first reading (reason `data_returned`).
+ *
+ * Compound rules (`all` / `any`), one alert per (rule, asset) with sensor_id `*`:
+ * - each condition is met when some sensor of the asset with its metric (and sensor filter)
+ *   meets it: its own latest reading or window, judged at the current reading's ts;
+ * - `all`: every condition met; `any`: at least one. `for` and hysteresis (on each condition,
+ *   while the compound holds) work as for threshold rules; a clear is immediate.
+ *
+ * Out of order: a reading older than the last one seen for its series is ignored entirely (no
+ * change to levels, windows, `for` runs or events) and counted in `state.outOfOrder`; equal
+ * timestamps are processed in arrival order. Once a series has been forgotten there is no last
+ * timestamp to compare with, so a late reading is then judged like a new one.
  */
 import type { Reading } from '../ingest/reading.js';
-import { LEVELS, levelRank, type Level } from '../lib/levels.js';
-import type { CompiledRule, CompiledRuleSet } from './compile.js';
-import { matches } from './rule-index.js';
-import type { RuleEvent } from './types.js';
+import { LEVELS } from '../lib/levels.js';
+import type { CompiledCompoundRule, CompiledRuleSet, CompiledStaleRule, CompiledThresholdRule } from './compile.js';
+import { markFlapping } from './flapping.js';
+import { levelMet } from './level-classifier.js';
+import { displaySignal, SampleWindow, windowSignal, windowSignalAt, type WindowedSignal } from './signals.js';
+import { newSeries, scheduleDue, scheduleSweep, type CompoundState, type ConditionSeries, type EvaluateResult, type RuleState } from './state.js';
+import { COMPOUND_SENSOR_ID, type RuleEvent } from './types.js';
 
-export interface SeriesState {
-  /** Effective level rank of this metric (0 = none, 1 = blue .. 4 = red). */
-  level: number;
-  /**
-   * Per rank, the ts of the first reading of the current unbroken run meeting that level
-   * (NaN = not met by the last reading). Index 0 is unused.
-   */
-  readonly since: number[];
-  lastTs: number;
-  lastValue: number;
-}
-
-export interface AlertState {
-  readonly ruleId: string;
-  readonly assetId: string;
-  readonly sensorId: string;
-  /** Kept so a reload can tell whether the rule still matches (reconcileState). */
-  readonly assetType: string;
-  readonly street: string;
-  /** Effective level rank of the alert: the highest of its series (0 = none). */
-  level: number;
-  /** metric -> series */
-  readonly series: Map<string, SeriesState>;
-}
-
-export interface EvaluateResult {
-  /** The same object that was passed in. */
-  readonly state: RuleState;
-  /** In rule configuration order. Do not modify (the empty list is shared and frozen). */
-  readonly events: readonly RuleEvent[];
-}
-
-export interface RuleState {
-  /** ruleId -> assetId -> sensorId -> alert */
-  readonly alerts: Map<string, Map<string, Map<string, AlertState>>>;
-  /** Readings ignored because they were older than their series' last reading. */
-  outOfOrder: number;
-  /** The shared result for readings that change nothing. */
-  readonly quiet: EvaluateResult;
-}
-
-const NO_EVENTS: readonly RuleEvent[] = Object.freeze([]);
-
-export function createRuleState(): RuleState {
-  const state = { alerts: new Map(), outOfOrder: 0 } as { alerts: RuleState['alerts']; outOfOrder: number; quiet: EvaluateResult };
-  state.quiet = Object.freeze({ state, events: NO_EVENTS });
-  return state;
-}
+export * from './state.js';
+export { reconcileState, restoreAlert, type RestoredAlert } from './reconcile.js';
 
 /**
- * Runs one reading through every rule that matches it. `now` (platform clock) is accepted for
- * rule kinds that need it (stale, offline); threshold rules use only `reading.ts`.
+ * Runs one reading through every rule that matches it. `now` is the platform time the reading
+ * arrived (stale rules); it defaults to the reading's ts, as in replay.
  */
-export function evaluate(ruleSet: CompiledRuleSet, state: RuleState, reading: Reading, now?: number): EvaluateResult {
-  void now;
+export function evaluate(ruleSet: CompiledRuleSet, state: RuleState, reading: Reading, now: number = reading.ts): EvaluateResult {
   const rules = ruleSet.index.candidates(reading);
   if (rules.length === 0) return state.quiet;
   let events: RuleEvent[] | undefined;
   for (let i = 0; i < rules.length; i++) {
-    const event = stepThreshold(rules[i]!, state, reading);
-    if (event !== undefined) (events ??= []).push(event);
+    const rule = rules[i]!;
+    let event: RuleEvent | undefined;
+    switch (rule.kind) {
+      case 'threshold':
+        event = stepThreshold(rule, state, reading, now);
+        break;
+      case 'stale':
+        event = touchStale(rule, state, reading, now);
+        break;
+      case 'compound':
+        event = stepCompound(rule, state, reading, now);
+        break;
+    }
+    if (event !== undefined) {
+      if (rule.flapping !== undefined) markFlapping(rule, state, event, now);
+      (events ??= []).push(event);
+    }
   }
   return events === undefined ? state.quiet : { state, events };
 }
 
-function newSeries(ts: number, value: number): SeriesState {
-  return { level: 0, since: [NaN, NaN, NaN, NaN, NaN], lastTs: ts, lastValue: value };
-}
-
-function stepThreshold(rule: CompiledRule, state: RuleState, reading: Reading): RuleEvent | undefined {
-  const { assetId, sensorId, metric, value, ts } = reading;
+function stepThreshold(rule: CompiledThresholdRule, state: RuleState, reading: Reading, now: number): RuleEvent | undefined {
+  const { assetId, sensorId, metric, ts } = reading;
   let byAsset = state.alerts.get(rule.id);
   let bySensor = byAsset?.get(assetId);
   let alert = bySensor?.get(sensorId);
@@ -117,6 +95,27 @@ function stepThreshold(rule: CompiledRule, state: RuleState, reading: Reading): 
   if (series !== undefined && ts < series.lastTs) {
     state.outOfOrder++;
     return undefined;
+  }
+  const windowed = rule.windowMs > 0;
+  let value = reading.value;
+  if (windowed) {
+    if (series === undefined) {
+      if (byAsset === undefined) state.alerts.set(rule.id, (byAsset = new Map()));
+      if (bySensor === undefined) byAsset.set(assetId, (bySensor = new Map()));
+      if (alert === undefined) {
+        alert = { ruleId: rule.id, assetId, sensorId, assetType: reading.assetType, street: reading.street, level: 0, series: new Map() };
+        bySensor.set(sensorId, alert);
+      }
+      series = newSeries(ts, NaN, new SampleWindow(rule.windowMs));
+      alert.series.set(metric, series);
+      scheduleSweep(state, now);
+    }
+    const window = series.window ?? (series.window = new SampleWindow(rule.windowMs));
+    window.push(ts, value);
+    window.prune(ts);
+    series.lastTs = ts;
+    value = windowSignal(rule.signal as WindowedSignal, window);
+    if (Number.isNaN(value)) return undefined; // not defined yet: nothing is judged
   }
   const held = series === undefined ? 0 : series.level;
   const met = rule.classifier.classify(value, held);
@@ -129,7 +128,7 @@ function stepThreshold(rule: CompiledRule, state: RuleState, reading: Reading): 
       alert = { ruleId: rule.id, assetId, sensorId, assetType: reading.assetType, street: reading.street, level: 0, series: new Map() };
       bySensor.set(sensorId, alert);
     }
-    series = newSeries(ts, value);
+    series = newSeries(ts, value, undefined);
     alert.series.set(metric, series);
   }
 
@@ -154,6 +153,12 @@ function stepThreshold(rule: CompiledRule, state: RuleState, reading: Reading): 
       }
     }
   }
+  if (series.floor > 0) {
+    if (Number.isNaN(series.floorUntil)) series.floorUntil = ts + rule.windowMs;
+    if (ts < series.floorUntil) {
+      if (next < series.floor) next = series.floor;
+    } else series.floor = 0;
+  }
   series.level = next;
   series.lastTs = ts;
   series.lastValue = value;
@@ -163,7 +168,7 @@ function stepThreshold(rule: CompiledRule, state: RuleState, reading: Reading): 
     for (const s of alert!.series.values()) if (s.level > alertLevel) alertLevel = s.level;
   }
 
-  if (next === 0 && met === 0) {
+  if (!windowed && next === 0 && met === 0) {
     alert!.series.delete(metric);
     if (alert!.series.size === 0) {
       bySensor!.delete(sensorId);
@@ -178,7 +183,7 @@ function stepThreshold(rule: CompiledRule, state: RuleState, reading: Reading): 
   if (alertLevel === previous) return undefined;
   alert!.level = alertLevel;
   if (alertLevel === 0) {
-    return { ruleId: rule.id, assetId, sensorId, metric, level: null, value, threshold: rule.thresholds[previous] ?? null, ts };
+    return { ruleId: rule.id, assetId, sensorId, metric, level: null, value: displaySignal(rule.signal, value), threshold: rule.thresholds[previous] ?? null, ts };
   }
   // Report the metric that holds the new level: this reading's, or another one of the sensor.
   let holderMetric = metric;
@@ -198,104 +203,160 @@ function stepThreshold(rule: CompiledRule, state: RuleState, reading: Reading): 
     sensorId,
     metric: holderMetric,
     level: LEVELS[alertLevel - 1]!,
-    value: holderValue,
+    value: displaySignal(rule.signal, holderValue),
     threshold: rule.thresholds[alertLevel] ?? null,
     ts,
   };
 }
 
-export interface AlertRef {
-  ruleId: string;
-  assetId: string;
-  sensorId: string;
-  level: Level;
+function touchStale(rule: CompiledStaleRule, state: RuleState, reading: Reading, now: number): RuleEvent | undefined {
+  const { assetId, sensorId } = reading;
+  let byAsset = state.stale.get(rule.id);
+  if (byAsset === undefined) state.stale.set(rule.id, (byAsset = new Map()));
+  let bySensor = byAsset.get(assetId);
+  if (bySensor === undefined) byAsset.set(assetId, (bySensor = new Map()));
+  const entry = bySensor.get(sensorId);
+  if (entry === undefined) {
+    bySensor.set(sensorId, { assetId, sensorId, assetType: reading.assetType, street: reading.street, metric: reading.metric, lastSeen: now, fired: false });
+    scheduleDue(state, now + rule.staleMs);
+    return undefined;
+  }
+  const silentSince = entry.lastSeen;
+  if (now > entry.lastSeen) entry.lastSeen = now;
+  entry.metric = reading.metric;
+  if (!entry.fired) return undefined;
+  entry.fired = false;
+  scheduleDue(state, entry.lastSeen + rule.staleMs);
+  return {
+    ruleId: rule.id,
+    assetId,
+    sensorId,
+    metric: reading.metric,
+    level: null,
+    value: seconds(now - silentSince),
+    threshold: seconds(rule.staleMs),
+    ts: now,
+    reason: 'data_returned',
+  };
+}
+
+/** Milliseconds as seconds, to the millisecond. */
+export function seconds(ms: number): number {
+  return Math.max(0, Math.round(ms)) / 1000;
+}
+
+function stepCompound(rule: CompiledCompoundRule, state: RuleState, reading: Reading, now: number): RuleEvent | undefined {
+  const { assetId, sensorId, metric, ts, value } = reading;
+  let byAsset = state.compound.get(rule.id);
+  let cs = byAsset?.get(assetId);
+  let matched = false;
+  let own: { index: number; signal: number } | undefined;
+  for (const c of rule.conditions) {
+    if (c.metric !== metric || (c.sensorIds !== undefined && !c.sensorIds.has(sensorId))) continue;
+    matched = true;
+    if (cs === undefined) {
+      if (byAsset === undefined) state.compound.set(rule.id, (byAsset = new Map()));
+      cs = newCompound(rule, reading);
+      byAsset.set(assetId, cs);
+      scheduleSweep(state, now);
+    }
+    const bySensor = cs.conditions[c.index]!;
+    let s = bySensor.get(sensorId);
+    if (s !== undefined && ts < s.lastTs) continue;
+    if (s === undefined) {
+      s = { window: c.signal.kind === 'value' ? undefined : new SampleWindow(c.signal.windowMs), lastTs: ts, lastValue: value, signal: NaN, judgedAt: NaN };
+      bySensor.set(sensorId, s);
+    }
+    s.lastTs = ts;
+    s.lastValue = value;
+    if (s.window !== undefined) {
+      s.window.push(ts, value);
+      s.window.prune(ts);
+      s.signal = windowSignal(c.signal as WindowedSignal, s.window);
+    } else s.signal = value;
+    s.judgedAt = ts;
+    own ??= { index: c.index, signal: s.signal };
+  }
+  if (!matched || cs === undefined) return undefined;
+  if (own === undefined) {
+    state.outOfOrder++;
+    return undefined;
+  }
+
+  const held = cs.level > 0 ? rule.rank : 0;
+  let met = rule.mode === 'all';
+  let firstMet: { index: number; signal: number } | undefined;
+  for (const c of rule.conditions) {
+    const signal = conditionSignal(rule, c.index, cs, ts, held);
+    const ok = !Number.isNaN(signal);
+    if (ok) firstMet ??= { index: c.index, signal };
+    if (rule.mode === 'all' && !ok) {
+      met = false;
+      break;
+    }
+    if (rule.mode === 'any' && ok) {
+      met = true;
+      break;
+    }
+  }
+
+  let next = cs.level;
+  if (met) {
+    if (Number.isNaN(cs.since)) cs.since = ts;
+    if (cs.level === 0 && ts - cs.since >= rule.forMs) next = rule.rank;
+  } else {
+    cs.since = NaN;
+    next = 0;
+  }
+  if (cs.floor > 0) {
+    if (Number.isNaN(cs.floorUntil)) cs.floorUntil = ts + rule.windowMs;
+    if (ts < cs.floorUntil) {
+      if (next < cs.floor) next = cs.floor;
+    } else cs.floor = 0;
+  }
+  if (next === cs.level) return undefined;
+  cs.level = next;
+  // Report the reading's condition when its signal is defined, else the first condition met.
+  const report = !Number.isNaN(own.signal) ? own : (firstMet ?? own);
+  const condition = rule.conditions[report.index]!;
+  const reported = Number.isNaN(report.signal) ? value : displaySignal(condition.signal, report.signal);
+  return {
+    ruleId: rule.id,
+    assetId,
+    sensorId: COMPOUND_SENSOR_ID,
+    metric: condition.metric,
+    level: next === 0 ? null : rule.level,
+    value: reported,
+    threshold: condition.threshold,
+    ts,
+  };
+}
+
+function newCompound(rule: CompiledCompoundRule, reading: Reading): CompoundState {
+  return {
+    assetId: reading.assetId,
+    assetType: reading.assetType,
+    street: reading.street,
+    level: 0,
+    since: NaN,
+    floor: 0,
+    floorUntil: NaN,
+    conditions: rule.conditions.map(() => new Map<string, ConditionSeries>()),
+  };
 }
 
 /**
- * After a reload: forgets the state of rules that are gone (removed or disabled) and of series
- * the remaining rules no longer match. Returns the alerts that were at a level and have been
- * forgotten, so the alert stage can resolve them. An alert that keeps some series but loses the
- * one that held its level is not reported; its next reading emits the change.
+ * The signal of the first of the asset's sensors that meets condition `index` at event time ts,
+ * or NaN when none does.
  */
-export function reconcileState(ruleSet: CompiledRuleSet, state: RuleState): AlertRef[] {
-  const dropped: AlertRef[] = [];
-  for (const [ruleId, byAsset] of state.alerts) {
-    const rule = ruleSet.get(ruleId);
-    for (const [assetId, bySensor] of byAsset) {
-      for (const [sensorId, alert] of bySensor) {
-        if (rule === undefined) alert.series.clear();
-        else {
-          for (const metric of alert.series.keys()) {
-            if (!matches(rule.match, { assetId, sensorId, assetType: alert.assetType, street: alert.street, metric })) alert.series.delete(metric);
-          }
-        }
-        if (alert.series.size > 0) continue;
-        bySensor.delete(sensorId);
-        if (alert.level > 0) dropped.push({ ruleId, assetId, sensorId, level: LEVELS[alert.level - 1]! });
-      }
-      if (bySensor.size === 0) byAsset.delete(assetId);
-    }
-    if (byAsset.size === 0) state.alerts.delete(ruleId);
+function conditionSignal(rule: CompiledCompoundRule, index: number, cs: CompoundState, ts: number, held: number): number {
+  const condition = rule.conditions[index]!;
+  for (const s of cs.conditions[index]!.values()) {
+    let signal: number;
+    if (s.window === undefined) signal = s.lastValue;
+    else if (s.judgedAt === ts) signal = s.signal;
+    else signal = windowSignalAt(condition.signal as WindowedSignal, s.window, ts);
+    if (!Number.isNaN(signal) && levelMet(condition.level, signal, held)) return signal;
   }
-  return dropped;
-}
-
-/** An open alert as the alert stage persisted it, to seed the state after a restart. */
-export interface RestoredAlert extends AlertRef {
-  assetType: string;
-  street: string;
-  metric: string;
-  /** The last value reported for the alert. */
-  value: number;
-}
-
-/**
- * Seeds the state with an alert that was open before a restart, so that the next reading below
- * its threshold resolves it (a fresh state would hold no level and stay silent). The level is
- * taken as effective since forever and no reading is treated as out of order.
- */
-export function restoreAlert(state: RuleState, open: RestoredAlert): void {
-  const rank = levelRank(open.level);
-  let byAsset = state.alerts.get(open.ruleId);
-  if (byAsset === undefined) state.alerts.set(open.ruleId, (byAsset = new Map()));
-  let bySensor = byAsset.get(open.assetId);
-  if (bySensor === undefined) byAsset.set(open.assetId, (bySensor = new Map()));
-  let alert = bySensor.get(open.sensorId);
-  if (alert === undefined) {
-    alert = { ruleId: open.ruleId, assetId: open.assetId, sensorId: open.sensorId, assetType: open.assetType, street: open.street, level: 0, series: new Map() };
-    bySensor.set(open.sensorId, alert);
-  }
-  const series = newSeries(-Infinity, open.value);
-  series.level = rank;
-  for (let r = 1; r <= rank; r++) series.since[r] = -Infinity;
-  alert.series.set(open.metric, series);
-  if (rank > alert.level) alert.level = rank;
-}
-
-/** The alerts currently at a level, for inspection and tests. */
-export function activeAlerts(state: RuleState): AlertRef[] {
-  const out: AlertRef[] = [];
-  for (const byAsset of state.alerts.values()) {
-    for (const bySensor of byAsset.values()) {
-      for (const alert of bySensor.values()) {
-        if (alert.level > 0) out.push({ ruleId: alert.ruleId, assetId: alert.assetId, sensorId: alert.sensorId, level: LEVELS[alert.level - 1]! });
-      }
-    }
-  }
-  return out;
-}
-
-/** Counts for metrics and tests: alerts and series held, readings ignored as out of order. */
-export function stateStats(state: RuleState): { alerts: number; series: number; outOfOrder: number } {
-  let alerts = 0;
-  let series = 0;
-  for (const byAsset of state.alerts.values()) {
-    for (const bySensor of byAsset.values()) {
-      for (const alert of bySensor.values()) {
-        alerts++;
-        series += alert.series.size;
-      }
-    }
-  }
-  return { alerts, series, outOfOrder: state.outOfOrder };
+  return NaN;
 }

@@ -48,20 +48,28 @@ export interface LevelClassifier {
 
 export type ClassifierKind = 'node-rules' | 'direct';
 
+/**
+ * A threshold shifted by the hysteresis, as written in decimal: 0.14 + 0.02 is 0.16, not
+ * 0.16000000000000003, so a reading of exactly 0.16 is back past the threshold by the hysteresis.
+ */
+function shifted(t: number, by: number): number {
+  return by === 0 ? t : Number((t + by).toPrecision(15));
+}
+
 /** Builds the bands of one level. For `outside`, h is capped at half the band so it can clear. */
 export function compileLevel(level: Level, rank: number, comparison: Comparison, threshold: Threshold, hysteresis: number): CompiledLevel {
   const h = hysteresis;
   if (comparison === 'above') {
     const t = threshold as number;
-    return { level, rank, comparison, threshold, enterLo: -Infinity, enterHi: t, holdLo: -Infinity, holdHi: t - h };
+    return { level, rank, comparison, threshold, enterLo: -Infinity, enterHi: t, holdLo: -Infinity, holdHi: shifted(t, -h) };
   }
   if (comparison === 'below') {
     const t = threshold as number;
-    return { level, rank, comparison, threshold, enterLo: t, enterHi: Infinity, holdLo: t + h, holdHi: Infinity };
+    return { level, rank, comparison, threshold, enterLo: t, enterHi: Infinity, holdLo: shifted(t, h), holdHi: Infinity };
   }
   const [lo, hi] = threshold as [number, number];
   const capped = Math.min(h, (hi - lo) / 2);
-  return { level, rank, comparison, threshold, enterLo: lo, enterHi: hi, holdLo: lo + capped, holdHi: hi - capped };
+  return { level, rank, comparison, threshold, enterLo: lo, enterHi: hi, holdLo: shifted(lo, capped), holdHi: shifted(hi, -capped) };
 }
 
 /** Whether one level is met by `value` for a series holding `heldRank`. */

@@ -29,6 +29,15 @@ export type MessageVars = Partial<Record<MessagePlaceholder, string | number | T
 /** Used when a rule has no `message`. `level_zh` is derived from `level` when not given. */
 export const DEFAULT_MESSAGE = '{asset_name} {sensor_id} {metric} = {value}{unit}，达到{level_zh}预警阈值 {threshold}';
 
+/** Default of `stale` rules: {value} is the silence in seconds, {threshold} the rule's duration in seconds. */
+export const DEFAULT_STALE_MESSAGE = '{asset_name} {sensor_id} 已 {value}{unit} 未上报数据（{rule_name}，阈值 {threshold}{unit}），请检查传感器与采集仪';
+
+/** Default of `offline` rules: {sensor_id} is the device, {value} the seconds it has been offline. */
+export const DEFAULT_OFFLINE_MESSAGE = '{asset_name} 采集设备 {sensor_id} 离线 {value}{unit}（{rule_name}，宽限 {threshold}{unit}），请检查供电与通信';
+
+/** Default of compound rules: {metric}, {value} and {threshold} are those of the condition that changed last. */
+export const DEFAULT_COMPOUND_MESSAGE = '{asset_name} {rule_name}：复合预警条件满足（{metric} = {value}{unit}，阈值 {threshold}{unit}），达到{level_zh}预警';
+
 /** For the resolved event (level null): `threshold` and `level_zh` are those of the level left. */
 export const DEFAULT_RESOLVED_MESSAGE = '{asset_name} {sensor_id} {metric} = {value}{unit}，已回落至{level_zh}预警阈值 {threshold} 以内，预警解除';
 

@@ -7,7 +7,10 @@ import { z } from 'zod';
 import { constantTimeEqual } from '../ingest/device-auth.js';
 import type { Logger } from '../lib/logger.js';
 import { LEVELS, type Level } from '../lib/levels.js';
+import { registerAckPage, type AckLinksPort } from './ack-page.js';
 import { ApiError } from './errors.js';
+import { registerSilenceRoutes, type SilencesPort } from './silences-api.js';
+import type { ReloadOutcome } from './rules-reload.js';
 import type { ApiConfig, Role } from './config/schema.js';
 
 const ROLE_RANK: Record<Role, number> = { viewer: 1, operator: 2, admin: 3 };
@@ -32,8 +35,16 @@ export interface ApiDeps {
   assets: () => unknown[];
   devices: () => unknown[];
   rules: () => unknown;
+  /** Reloads the rules from the configuration directory (POST /api/v1/rules/reload). */
+  reloadRules?: () => ReloadOutcome;
   health: () => HealthReport;
   metrics: () => string;
+  /** PEM material for HTTPS (api.tls, read by ingest/tls.ts); absent = plain HTTP. */
+  tls?: { cert: Buffer; key: Buffer; ca?: Buffer };
+  /** Silences (GET/POST /api/v1/silences, DELETE /api/v1/silences/{id}); the AlertService satisfies it. */
+  silences?: SilencesPort;
+  /** The acknowledgement page of ack_url links (/ack/<token>); the AlertService satisfies it. */
+  ackLinks?: AckLinksPort;
 }
 
 const alertQuery = z.strictObject({
@@ -67,6 +78,8 @@ export function buildApi(deps: ApiDeps) {
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: deps.config.max_body_bytes,
     return503OnClosing: true,
+    // HTTPS when api.tls is configured (null: plain HTTP); with a CA, clients must present a certificate.
+    https: deps.tls ? { cert: deps.tls.cert, key: deps.tls.key, ...(deps.tls.ca ? { ca: deps.tls.ca, requestCert: true, rejectUnauthorized: true } : {}) } : null,
   });
 
   function authenticate(req: FastifyRequest): { name: string; role: Role } {
@@ -136,6 +149,35 @@ export function buildApi(deps: ApiDeps) {
   app.get('/api/v1/devices', { onRequest: requireRole('viewer') }, async () => ({ devices: deps.devices() }));
 
   app.get('/api/v1/rules', { onRequest: requireRole('viewer') }, async () => deps.rules());
+
+  // 200 with what changed, or 400 with every error; a refused reload keeps the rules in force.
+  app.post('/api/v1/rules/reload', { onRequest: requireRole('admin') }, async (req, reply) => {
+    if (!deps.reloadRules) throw new ApiError('not_found', 'rule reload is not available');
+    const outcome = deps.reloadRules();
+    if (!outcome.ok) {
+      const n = outcome.errors.length;
+      return reply.code(400).send({
+        error: 'invalid_rules',
+        message: `the configuration has ${n} error${n === 1 ? '' : 's'}; the rules in force are unchanged`,
+        errors: outcome.errors,
+      });
+    }
+    req.log.info({ by: req.principal?.name, changed: outcome.changed }, 'rules reloaded through the API');
+    const { added, removed, disabled, changed, updated, unmatched } = outcome.changes;
+    return {
+      reloaded: outcome.changed,
+      rules: outcome.rules,
+      added,
+      removed,
+      disabled,
+      changed,
+      updated,
+      no_longer_covered: unmatched.map((a) => ({ rule_id: a.ruleId, asset_id: a.assetId, sensor_id: a.sensorId })),
+    };
+  });
+
+  if (deps.silences) registerSilenceRoutes(app, { silences: deps.silences, requireRole });
+  if (deps.ackLinks) registerAckPage(app, deps.ackLinks);
 
   return app;
 }

@@ -14,10 +14,15 @@ const USAGE = `usage: watchpost <command> [options]
 commands:
   start [--config DIR]                     run the platform (broker, ingest, storage, rules, alerts, API)
   simulate [--config DIR] [--url mqtt://…] [--scenario NAME] [--devices N] [--rate HZ] [--duration S] [--seed N]
-                                           device simulators publishing over MQTT with the devices' credentials
+           [--speed X] [--start TIME] [--connections N]
+                                           device simulators publishing over MQTT with the devices' credentials;
+                                           scenarios: normal drift spike sensor_dropout device_offline landslide
+                                           pipe_burst gas_leak fire storm incident quiet
   check [--config DIR]                     validate the configuration; lists every error
-  replay --config DIR --input FILE [--json]
-                                           run the rules over recorded readings (not in this version)
+  replay --config DIR --input FILE [--json] [--end TIME] [--tz +08:00]
+  replay --config DIR --from-influx --start TIME --end TIME [--json] [--tz +08:00]
+                                           run the rules over recorded readings (JSONL or CSV, - = stdin) or a
+                                           stored time range on event time and print the alert timeline
   hash-secret                              read a device secret on stdin, print a secret_hash for the config
 
 Without --config, ./config is used if present, else the bundled Longgang demo configuration.`;
@@ -64,8 +69,13 @@ async function main(argv: string[]): Promise<number> {
       duration: { type: 'string' },
       seed: { type: 'string' },
       speed: { type: 'string' },
+      start: { type: 'string' },
+      connections: { type: 'string' },
       input: { type: 'string' },
       json: { type: 'boolean' },
+      'from-influx': { type: 'boolean' },
+      end: { type: 'string' },
+      tz: { type: 'string' },
     },
   });
   const configDir = resolveConfigDir(values.config);
@@ -109,6 +119,14 @@ async function main(argv: string[]): Promise<number> {
       };
       process.on('SIGTERM', () => shutdown('SIGTERM'));
       process.on('SIGINT', () => shutdown('SIGINT'));
+      // SIGHUP reloads the rules; an invalid configuration is logged and the rules in force stay.
+      process.on('SIGHUP', () => {
+        try {
+          platform.reloadRules('signal');
+        } catch (err) {
+          logger.error({ err }, 'rule reload failed');
+        }
+      });
       try {
         await platform.start();
       } catch (err) {
@@ -121,7 +139,8 @@ async function main(argv: string[]): Promise<number> {
     case 'simulate': {
       const config = loadOrExit(configDir);
       const logger = createLogger({ level: process.env.WATCHPOST_LOG_LEVEL ?? 'info' });
-      const { runSimulation, defaultBrokerUrl, formatSummary } = await import('../simulators/simulate.js');
+      const { runSimulation, defaultBrokerUrl, formatSummary, formatProgress } = await import('../simulators/simulate.js');
+      const { parseStart } = await import('../simulators/clock.js');
       const num = (v: string | undefined, name: string): number | undefined => {
         if (v === undefined) return undefined;
         const n = Number(v);
@@ -132,22 +151,80 @@ async function main(argv: string[]): Promise<number> {
       const controller = new AbortController();
       process.on('SIGINT', () => controller.abort());
       process.on('SIGTERM', () => controller.abort());
+      // Progress: one line rewritten in place on a terminal, a line every 10 s otherwise (stderr,
+      // so stdout keeps only the summary).
+      const tty = process.stderr.isTTY === true;
+      let previous: Parameters<typeof formatProgress>[0] | undefined;
+      let lastPrinted = 0;
+      const onProgress = (p: Parameters<typeof formatProgress>[0]) => {
+        if (!tty && p.elapsedMs - lastPrinted < 10_000) return;
+        const line = formatProgress(p, previous);
+        previous = p;
+        lastPrinted = p.elapsedMs;
+        process.stderr.write(tty ? `\r\x1b[2K${line}` : `${line}\n`);
+      };
       const summary = await runSimulation(config, {
         url,
         scenario: values.scenario,
         devices: num(values.devices, 'devices'),
+        connections: num(values.connections, 'connections'),
         rate: num(values.rate, 'rate'),
+        speed: num(values.speed, 'speed'),
+        start: values.start === undefined ? undefined : parseStart(values.start),
         duration: num(values.duration, 'duration'),
         seed: num(values.seed, 'seed'),
         logger,
         signal: controller.signal,
+        onProgress,
       });
+      if (tty) process.stderr.write('\n');
       process.stdout.write(`${formatSummary(summary)}\n`);
       return summary.errors > 0 ? 1 : 0;
     }
-    case 'replay':
-      process.stderr.write('watchpost replay is not available in this version (it comes with the complete rule language)\n');
-      return 2;
+    case 'replay': {
+      const replay = await import('./replay.js');
+      const fromStore = values['from-influx'] === true;
+      if (fromStore === (values.input !== undefined)) {
+        process.stderr.write(`replay needs either --input FILE or --from-influx --start TIME --end TIME\n${USAGE}\n`);
+        return 2;
+      }
+      let start: number | undefined;
+      let end: number | undefined;
+      try {
+        if (values.tz !== undefined && values.tz !== 'Z') replay.parseOffset(values.tz);
+        if (values.end !== undefined) end = replay.parseTimeOption(values.end, 'end');
+        if (fromStore) {
+          if (values.start === undefined || end === undefined) throw new Error('--from-influx needs --start and --end');
+          start = replay.parseTimeOption(values.start, 'start');
+          if (!(start < end)) throw new Error('--start must be before --end');
+        }
+      } catch (err) {
+        process.stderr.write(`${(err as Error).message}\n`);
+        return 2;
+      }
+      const config = loadOrExit(configDir);
+      let input;
+      try {
+        if (fromStore) {
+          const { readStoredRecords } = await import('./replay-storage.js');
+          const { compileRules } = await import('../rules/compile.js');
+          const { Catalogue } = await import('../ingest/catalogue.js');
+          const { parseStoredRecords } = await import('./replay-input.js');
+          const records = await readStoredRecords(config, compileRules(config.rules), start!, end!);
+          const catalogue = new Catalogue(config.assets, config.metrics);
+          input = parseStoredRecords(records, { catalogue, devices: replay.deviceAssets(config, catalogue) });
+        } else {
+          input = replay.readReplayFile(config, values.input!);
+        }
+      } catch (err) {
+        process.stderr.write(`watchpost replay: ${(err as Error).message}\n`);
+        return 1;
+      }
+      const report = replay.runReplay(config, input, { tz: values.tz, end });
+      process.stderr.write(replay.formatRejected(input.rejected));
+      process.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : replay.formatTable(report));
+      return 0;
+    }
     case 'hash-secret': {
       const secret = await readStdin();
       if (secret.length < 8) {

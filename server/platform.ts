@@ -6,7 +6,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import { AlertService } from '../alerts/alert-service.js';
+import { AlertService, DELIVERY_FAILED_RULE } from '../alerts/alert-service.js';
 import { AlertStore } from '../alerts/alert-store.js';
 import { DeviceRegistry } from '../ingest/broker-policy.js';
 import { Catalogue } from '../ingest/catalogue.js';
@@ -20,19 +20,29 @@ import type { Reading } from '../ingest/reading.js';
 import { createTelemetryWriter } from '../ingest/storage-factory.js';
 import type { TelemetryWriter } from '../ingest/storage.js';
 import { topics } from '../ingest/topics.js';
+import { IngestWatchdog, type WatchdogState } from '../ingest/watchdog.js';
+import { loadTls } from '../ingest/tls.js';
+import { FALLBACK_ESCALATION_ID, PLATFORM_ASSET_ID, PLATFORM_RULE_IDS, platformCheckOf, platformRuleEvent, platformRuleInfo } from './platform-alerts.js';
 import { systemClock, type Clock } from '../lib/clock.js';
 import { LEVELS, levelRank, type Level } from '../lib/levels.js';
 import type { Logger } from '../lib/logger.js';
 import { MetricsRegistry } from '../lib/metrics.js';
 import { DEFAULT_MESSAGE, renderMessage, type MessageVars } from '../rules/template.js';
 import { RuleRunner } from '../rules/rule-runner.js';
+import type { DeviceRef } from '../rules/state.js';
+import type { RuleEvent } from '../rules/types.js';
 import { buildApi, type HealthReport } from './api.js';
+import { resolveAfterReload, RulesReloader, type ReloadOutcome, type ReloadTrigger } from './rules-reload.js';
 import type { WatchpostConfig } from './config/schema.js';
 
 export interface PlatformOptions {
   logger: Logger;
   configDir: string;
   clock?: Clock;
+  /** How often stale, offline and flapping rules are checked on the platform clock (default 1000 ms). */
+  ruleTickMs?: number;
+  /** Reload the rules when a file in configDir changes (default true). */
+  watchRules?: boolean;
 }
 
 type Api = ReturnType<typeof buildApi>;
@@ -51,6 +61,9 @@ export class Platform {
   private rules?: RuleRunner;
   private bus?: MessageBus;
   private api?: Api;
+  private watchdog?: IngestWatchdog;
+  private reloader?: RulesReloader;
+  private ruleTimer?: NodeJS.Timeout;
 
   constructor(
     private readonly config: WatchpostConfig,
@@ -66,6 +79,8 @@ export class Platform {
     const { config, clock, metrics } = this;
     const logger = this.log;
     mkdirSync(config.storage.data_dir, { recursive: true });
+    // Certificates are read first, so a bad file stops the start before anything listens.
+    const apiTls = config.api.tls ? loadTls(config.api.tls, 'api.tls') : undefined;
 
     const writer = createTelemetryWriter(config.storage, { logger, metrics, clock });
     this.writer = writer;
@@ -74,6 +89,9 @@ export class Platform {
     const rules = new RuleRunner(config.rules);
     this.rules = rules;
 
+    // Platform alerts (spool filling, ingest silent, storage failing) go to the `fallback` escalation.
+    const hasFallback = config.escalations.some((e) => e.id === FALLBACK_ESCALATION_ID);
+    if (!hasFallback) logger.warn('no escalation named "fallback": platform alerts (spool, deadman) are recorded and published but notify nobody');
     const store = AlertStore.open(config.storage.data_dir);
     this.store = store;
     const alerts = new AlertService({
@@ -81,10 +99,12 @@ export class Platform {
       clock,
       logger,
       metrics,
-      rules: (id) => rules.rules.info(id),
+      rules: (id) => platformRuleInfo(id, hasFallback) ?? rules.rules.info(id),
       assets: (id) => this.catalogue.asset(id),
       units: (metric) => this.catalogue.unit(metric),
-      renderMessage: (template, vars) => renderMessage(template ?? DEFAULT_MESSAGE, vars as MessageVars),
+      // {unit} of the rule's signal: mm/d for a rate, ° for a tangent angle, s for stale and offline.
+      renderMessage: (template, vars) =>
+        renderMessage(template ?? DEFAULT_MESSAGE, { ...vars, unit: rules.rules.unit(String(vars.rule_id), String(vars.metric), String(vars.unit ?? '')) } as MessageVars),
       escalations: config.escalations,
       channels: config.channels,
       contacts: config.contacts,
@@ -93,9 +113,25 @@ export class Platform {
       writeAlertEvent: (point) => writer.writeAlertEvent(point),
     });
     this.alerts = alerts;
-    // Alerts open before a restart seed the rule state, so a reading back below the threshold resolves them.
-    rules.restore(alerts.openAlerts());
+    // Alerts open before a restart seed the rule state, so a reading back below the threshold resolves them;
+    // alerts of rules removed while the platform was down are resolved.
+    // (Platform and delivery_failed alerts are the alert stage's own, not the rules'.)
+    const openAtStart = alerts.openAlerts().filter((a) => !PLATFORM_RULE_IDS.includes(a.rule_id) && a.rule_id !== DELIVERY_FAILED_RULE);
+    for (const ruleId of rules.restore(openAtStart, clock.now())) {
+      alerts.resolveForRemovedRule(ruleId, { reason: 'rule_removed', note: `rule "${ruleId}" is no longer in the configuration (found at start)` });
+    }
+    rules.watch(this.watchedSensors(), clock.now());
     alerts.start();
+    // The alert stage keeps flapping holds across restarts; the rules end them after a stable window.
+    const flapping = openAtStart.filter((a) => alerts.isFlapping({ ruleId: a.rule_id, assetId: a.asset_id, sensorId: a.sensor_id }));
+    for (const a of rules.restoreFlapping(flapping, clock.now())) alerts.setFlapping({ ruleId: a.rule_id, assetId: a.asset_id, sensorId: a.sensor_id }, false);
+    this.reloader = new RulesReloader(
+      { configDir: this.options.configDir, running: config, runner: rules, clock, logger, onReloaded: (changes, trigger) => resolveAfterReload(alerts, changes, trigger, clock.now()) },
+      { watch: this.options.watchRules ?? true },
+    );
+    this.reloader.start();
+    this.ruleTimer = setInterval(() => this.ruleEvents(rules.tick(clock.now())), this.options.ruleTickMs ?? 1000);
+    this.ruleTimer.unref();
 
     const ingest = new IngestService({
       catalogue: this.catalogue,
@@ -116,12 +152,29 @@ export class Platform {
     const broker = config.broker;
     this.bus = isExternalBroker(broker)
       ? new ExternalBroker({ config: broker, handlers, logger })
-      : new EmbeddedBroker({ config: broker, devices: this.devices, handlers, logger });
+      : new EmbeddedBroker({ config: broker, devices: this.devices, handlers, logger, metrics, clock });
     await this.bus.start();
+
+    const watchdog = new IngestWatchdog({
+      config: { spoolAlertPercent: config.storage.spool.alert_percent, noReadings: config.storage.deadman.no_readings, failingWrites: config.storage.deadman.failing_writes },
+      clock,
+      logger,
+      storage: () => this.writer?.status(),
+      onSignal: (signal) => this.alerts?.handle([platformRuleEvent(signal, clock.now())]),
+    });
+    this.watchdog = watchdog;
+    // Platform alerts still open from a previous run are carried on, not resolved and raised again.
+    const open: WatchdogState = {};
+    for (const a of alerts.openAlerts()) {
+      const check = a.asset_id === PLATFORM_ASSET_ID ? platformCheckOf(a.rule_id) : undefined;
+      if (check) open[check] = a.level;
+    }
+    watchdog.start(open);
 
     const api = buildApi({
       config: config.api,
       logger,
+      ...(apiTls?.cert && apiTls.key ? { tls: { cert: apiTls.cert, key: apiTls.key, ...(apiTls.ca ? { ca: apiTls.ca } : {}) } } : {}),
       alerts,
       assets: () => this.assetsView(),
       devices: () =>
@@ -129,25 +182,66 @@ export class Platform {
           const p = this.presence.get(d.id);
           return { id: d.id, assets: d.assets, status: p?.status ?? 'unknown', since: p ? new Date(p.since).toISOString() : null };
         }),
-      rules: () => ({ rules: config.rules, error: null }),
+      rules: () => this.reloader?.view(),
+      reloadRules: () => this.reloadRules('api'),
       health: () => this.health(),
       metrics: () => metrics.render(),
+      silences: alerts,
+      ackLinks: alerts,
     });
     this.api = api;
     await api.listen({ host: config.api.host, port: config.api.port });
     this.log.info(
-      { mqtt_port: this.mqttPort(), http_port: this.httpPort(), storage: config.storage.influx ? `influxdb v${config.storage.influx.version}` : 'embedded', rules: config.rules.length },
+      { mqtt_port: this.mqttPort(), mqtts_port: this.mqttsPort(), http_port: this.httpPort(), storage: config.storage.influx ? `influxdb v${config.storage.influx.version}` : 'embedded', rules: config.rules.length },
       'watchpost started',
     );
   }
 
-  /** Accepted readings of one message: storage first (refusal = not acknowledged), then rules. */
-  private accept(readings: Reading[]): boolean {
-    if (!this.writer!.writeReadings(readings)) return false;
+  /**
+   * Accepted readings of one message: durable in the spool first (refusal = not acknowledged),
+   * then rules. Appends resolve in order, so rules see each series in arrival order.
+   */
+  private async accept(readings: Reading[]): Promise<boolean> {
+    const writer = this.writer;
+    if (!writer || !(await writer.writeReadings(readings))) return false;
+    this.watchdog?.readingsAccepted();
     this.latest.update(readings);
-    const events = this.rules!.process(readings);
-    if (events.length > 0) this.alerts!.handle(events);
+    this.ruleEvents(this.rules!.process(readings, this.clock.now()));
     return true;
+  }
+
+  private ruleEvents(events: readonly RuleEvent[]): void {
+    if (events.length > 0) this.alerts?.handle(events);
+  }
+
+  /** Reloads the rules from the configuration directory (SIGHUP, API, file change). */
+  reloadRules(trigger: ReloadTrigger): ReloadOutcome {
+    if (!this.reloader) throw new Error('the platform is not running');
+    return this.reloader.reload(trigger);
+  }
+
+  /** Configured sensors, for stale rules to watch before they first report. */
+  private watchedSensors() {
+    return [...this.catalogue.allAssets()].flatMap((a) =>
+      [...(a.sensors ?? new Map<string, ReadonlySet<string> | undefined>())].map(([sensorId, metrics]) => ({
+        assetId: a.id,
+        sensorId,
+        assetType: a.type,
+        street: a.street,
+        ...(metrics ? { metrics: [...metrics] } : {}),
+      })),
+    );
+  }
+
+  private deviceRef(deviceId: string): DeviceRef {
+    const assets = this.config.devices.find((d) => d.id === deviceId)?.assets ?? [];
+    return {
+      deviceId,
+      assets: assets.flatMap((id) => {
+        const a = this.catalogue.asset(id);
+        return a ? [{ assetId: a.id, assetType: a.type, street: a.street }] : [];
+      }),
+    };
   }
 
   private setPresence(deviceId: string, status: 'online' | 'offline'): void {
@@ -155,6 +249,7 @@ export class Platform {
     if (previous?.status === status) return;
     this.presence.set(deviceId, { status, since: this.clock.now() });
     this.log.info({ device_id: deviceId, status }, 'device status');
+    if (this.rules) this.ruleEvents(this.rules.presence(this.deviceRef(deviceId), status, this.clock.now()));
   }
 
   private assetsView(): unknown[] {
@@ -189,6 +284,11 @@ export class Platform {
     return this.bus?.port();
   }
 
+  /** Port of the embedded broker's TLS listener (broker.tls), if any. */
+  mqttsPort(): number | undefined {
+    return this.bus instanceof EmbeddedBroker ? this.bus.tlsPort() : undefined;
+  }
+
   httpPort(): number | undefined {
     return (this.api?.server.address() as AddressInfo | null)?.port;
   }
@@ -196,6 +296,12 @@ export class Platform {
   /** Stops intake first, then drains alerts and storage; safe to call twice. */
   async stop(): Promise<void> {
     const { api, bus, alerts, store, writer } = this;
+    this.watchdog?.stop();
+    this.watchdog = undefined;
+    this.reloader?.stop();
+    this.reloader = undefined;
+    if (this.ruleTimer) clearInterval(this.ruleTimer);
+    this.ruleTimer = undefined;
     this.api = this.bus = this.alerts = this.store = this.writer = undefined;
     await api?.close().catch((err: Error) => this.log.error({ err }, 'closing the API failed'));
     await bus?.stop().catch((err: Error) => this.log.error({ err }, 'stopping the broker failed'));

@@ -1,24 +1,51 @@
 /**
  * Simulation scenarios: what happens on top of the everyday signals, and when.
  *
- * An incident does not carry hard-coded values. It names a metric and the warning level it should
- * reach; the target value is derived from the configured rule that matches the chosen sensor, so
- * a scenario keeps firing the level it promises when thresholds are tuned, and works for any
- * configuration that has a rule for the metric. `prefer` picks the demo configuration's sensor
- * when it exists; otherwise the first sensor a rule with that level matches is used.
+ * A scenario is a list of effects on a timeline of *simulated* seconds from the start of the run
+ * (`--speed` compresses it; see ./clock.ts):
+ *
+ * - `value`: drives one metric of one sensor along a physical shape (a step, a linear drift, the
+ *   accelerating creep of a slope, the collapse of a burst main, the lagged rise of groundwater).
+ *   Where it ends up is either a warning level — the value is derived from the configured rule that
+ *   matches the sensor, so the scenario keeps raising the level it promises when thresholds are
+ *   tuned — or an offset from the everyday value, or an absolute value.
+ * - `spike`: one outlier reading (interference, a loose connector).
+ * - `rain`: a rainfall intensity profile (mm/h) over every sensor of a metric of an asset type.
+ * - `dropout`: a sensor stops reporting (cut cable, flat battery), optionally until a time.
+ * - `offline`: a device loses its link without saying goodbye (its last will fires), buffers its
+ *   readings, and replays them when it is back.
+ *
+ * Next to each scenario, `expected` lists the alerts the demo configuration's rules raise (rule,
+ * asset, sensor, the levels the alert passes through, whether it is still open at the end, and,
+ * for rule kinds that judge silence on the platform's clock, that they need `--speed 1`).
+ * `simulators/scenarios.e2e.test.ts` runs every scenario through the platform and asserts them.
  */
 import { LEVELS, type Level } from '../lib/levels.js';
 import type { WatchpostConfig } from '../server/config/schema.js';
-import type { Condition, ThresholdRuleConfig } from '../rules/config.js';
+import type { Condition } from '../rules/config.js';
 import { clampToRange, gaussian, type MetricRange, type Rng } from './signals.js';
 
-export interface IncidentSpec {
-  /** Seconds after the start of the run. */
+/** How a `value` effect moves from the everyday value to its target, over `ramp` seconds. */
+export type Shape = 'step' | 'linear' | 'creep' | 'collapse' | 'saturating';
+
+export interface SensorRef {
+  asset_id: string;
+  sensor_id: string;
+}
+
+export interface ValueEffect {
+  kind: 'value';
+  /** Simulated seconds after the start of the run. */
   at: number;
   metric: string;
-  /** The warning level the signal is driven into (and held in, below the next level). */
-  level: Level;
-  prefer?: { asset_id: string; sensor_id?: string };
+  sensor: SensorRef;
+  /** Drive the signal into this level of the matching rule (and hold it below the next level). */
+  level?: Level;
+  /** Else (or when no rule matches): end this far from the everyday value. */
+  offset?: number;
+  /** Else: end at this absolute value (booleans: 1 = true). */
+  value?: number;
+  shape?: Shape;
   /** Seconds to move from the everyday value to the target; 0 / absent = a step. */
   ramp?: number;
   /** Seconds at the target before returning to normal; absent = until the run ends. */
@@ -28,124 +55,392 @@ export interface IncidentSpec {
   note: string;
 }
 
+export interface SpikeEffect {
+  kind: 'spike';
+  at: number;
+  metric: string;
+  sensor: SensorRef;
+  /** The outlier, inside the metric's catalogue range (out-of-range readings are refused). */
+  value: number;
+  note: string;
+}
+
+export interface RainEffect {
+  kind: 'rain';
+  at: number;
+  asset_type: string;
+  metric: string;
+  /** [seconds after `at`, intensity in mm/h], linear in between, 0 after the last point. */
+  profile: ReadonlyArray<readonly [number, number]>;
+  note: string;
+}
+
+export interface DropoutEffect {
+  kind: 'dropout';
+  at: number;
+  sensor: SensorRef;
+  /** Simulated seconds after the start of the run when it reports again; absent = never. */
+  until?: number;
+  note: string;
+}
+
+export interface OfflineEffect {
+  kind: 'offline';
+  at: number;
+  device: string;
+  /** Simulated seconds without a link. */
+  duration: number;
+  note: string;
+}
+
+export type Effect = ValueEffect | SpikeEffect | RainEffect | DropoutEffect | OfflineEffect;
+
+/** An alert a scenario raises with the demo configuration. */
+export interface ExpectedAlert {
+  rule_id: string;
+  asset_id: string;
+  sensor_id: string;
+  /** The levels the alert reaches, in order (its raises); the last one is its final level. */
+  levels: readonly Level[];
+  /** Open at the end of the run, or resolved before it. */
+  open: boolean;
+  /** Roughly when (simulated seconds) the first level fires. */
+  about: number;
+  /**
+   * Rule kinds judged on the platform's clock (stale, offline) see silence in the platform's time,
+   * so against a real platform these alerts appear only when the run is not compressed
+   * (`--speed 1`); the e2e test runs the platform's clock at the simulation's speed instead.
+   */
+  needs_real_time?: boolean;
+  /**
+   * Measurement noise may raise this alert at yellow and resolve it again, any number of times (or
+   * never) — a tangent-angle rule's yellow sits at the slope's everyday creep rate, so a GNSS point
+   * crosses it now and then. Listed apart from the alert the story itself raises.
+   */
+  noise?: boolean;
+}
+
 export interface ScenarioSpec {
   name: string;
   description: string;
-  /** The alerts the demo configuration's rules raise, for people reading logs and the README. */
-  expected: readonly string[];
-  incidents: readonly IncidentSpec[];
+  /** Simulated seconds the story takes; absent = it goes on until stopped. */
+  length?: number;
+  /**
+   * Simulated seconds of everyday readings before the story, sent from the devices' buffers when
+   * the run starts, so rules with long windows are defined from the first minute (see ./clock.ts).
+   */
+  history?: number;
+  effects: readonly Effect[];
+  /** With config-demo; alerts of rules the configuration lacks are left out by the tests. */
+  expected: readonly ExpectedAlert[];
 }
 
 /**
  * 水径村 (Buji) is an urban village on a hillside at the far end of its supply zone: the hydrant
  * behind the village (hp-02) reads 0.21–0.24 MPa all day. That is above the GB 50974 minimum
  * (0.14 MPa) but below the water utility's 0.25 MPa warning level — a standing yellow alert that
- * the district knows about and that a fire crew must plan around.
+ * the district knows about and that a fire crew must plan around. Every scenario but `quiet` has it.
  */
-const CHRONIC_LOW_HYDRANT: IncidentSpec = {
+const CHRONIC_LOW_HYDRANT: ValueEffect = {
+  kind: 'value',
   at: 0,
   metric: 'hydrant_pressure',
   level: 'yellow',
-  prefer: { asset_id: 'lg-hydrant-002', sensor_id: 'hp-02' },
+  sensor: { asset_id: 'lg-hydrant-002', sensor_id: 'hp-02' },
   note: '水径村 hp-02: chronic low hydrant pressure (urban village at the end of the supply zone)',
 };
+const CHRONIC_EXPECTED: ExpectedAlert = { rule_id: 'hydrant-pressure-low', asset_id: 'lg-hydrant-002', sensor_id: 'hp-02', levels: ['yellow'], open: true, about: 5 };
+
+const MIN = 60;
+const HOUR = 3600;
+const DAY = 86_400;
+
+/** The tangent-angle yellow the 坂田 GNSS points may cross on noise during a day of history. */
+const BANTIAN_GNSS_NOISE: ExpectedAlert[] = ['gnss-01', 'gnss-02'].map((sensor_id) => ({
+  rule_id: 'landslide-tangent-angle-bantian',
+  asset_id: 'lg-slope-001',
+  sensor_id,
+  levels: ['yellow'],
+  open: false,
+  about: -DAY,
+  noise: true,
+}));
 
 export const SCENARIOS: Readonly<Record<string, ScenarioSpec>> = {
-  // Expected alerts with config-demo (rate 1/s):
-  //   ~5 s   hydrant-pressure-low  yellow  lg-hydrant-002 / hp-02   (for: 5s; stays open)
-  // Nothing else: every other signal stays inside every rule's quiet band.
+  // Everyday operation. Alerts (config-demo): hydrant-pressure-low yellow on lg-hydrant-002/hp-02
+  // after its `for: 5s`, open for good. Nothing else: every other signal stays inside every rule's
+  // quiet band over a whole day (signals.test checks that).
   normal: {
     name: 'normal',
     description: 'everyday operation of every asset, plus the one chronic low-pressure hydrant in 水径村',
-    expected: ['~5 s: hydrant-pressure-low yellow on lg-hydrant-002/hp-02 (chronic; stays open)'],
-    incidents: [CHRONIC_LOW_HYDRANT],
+    effects: [CHRONIC_LOW_HYDRANT],
+    expected: [CHRONIC_EXPECTED],
   },
 
-  // Expected alerts with config-demo (rate 1/s), in order of firing (seen against the platform):
-  //   ~2 s   fire-alarm           red      lg-building-001 / smoke-18f-01   (smoke detector, for: 0s)
-  //   ~4 s   fire-alarm           red      lg-building-001 / panel          (panel fire alarm)
-  //   ~5 s   hydrant-pressure-low yellow   lg-hydrant-002 / hp-02           (as in normal)
-  //   ~8 s   gas-leak             blue     lg-gas-001 / vw-02; raised to orange ~13 s and to red
-  //                                         ~19 s (LEL ramps to ~55 %LEL over 15 s from 3 s)
-  //   ~19 s  bridge-strain        yellow, orange ~20 s   lg-bridge-001 / strain-01 (for: 10s);
-  //                                         the overload ends at 40 s, resolved ~43 s
-  //   ~26 s  gas-pressure         yellow   lg-gas-001 / pt-02 (end-of-line pressure 0.21 MPa)
-  //   ~46 s  slope-pore-pressure  yellow   lg-slope-001 / piezo-01 (for: 30s)
+  // Sensor drift, an hour of it (a month of a poisoned catalytic bead or a wet strain-gauge cable,
+  // compressed so that a demo shows it). Alerts: gas-leak blue on lg-gas-001/vw-01 at ~35 min — a
+  // false alarm that sends a crew to recalibrate; bridge-strain yellow on lg-bridge-001/strain-02
+  // at ~50 min, where strain-01 next to it stays at its everyday 20–90 µε.
+  drift: {
+    name: 'drift',
+    description: 'the 1# valve-well gas detector and the L/4 strain gauge drift upwards over an hour',
+    length: HOUR,
+    effects: [
+      CHRONIC_LOW_HYDRANT,
+      { kind: 'value', at: 0, metric: 'gas_lel', level: 'blue', shape: 'linear', ramp: HOUR, sensor: { asset_id: 'lg-gas-001', sensor_id: 'vw-01' }, note: 'vw-01 catalytic sensor zero drifts upwards' },
+      { kind: 'value', at: 0, metric: 'strain', level: 'yellow', shape: 'linear', ramp: HOUR, sensor: { asset_id: 'lg-bridge-001', sensor_id: 'strain-02' }, note: 'strain-02 gauge drifts (moisture in its cable)' },
+    ],
+    expected: [
+      CHRONIC_EXPECTED,
+      { rule_id: 'gas-leak', asset_id: 'lg-gas-001', sensor_id: 'vw-01', levels: ['blue'], open: true, about: 35 * MIN },
+      { rule_id: 'bridge-strain', asset_id: 'lg-bridge-001', sensor_id: 'strain-02', levels: ['yellow'], open: true, about: 50 * MIN },
+    ],
+  },
+
+  // One-reading outliers on five sensors, each far past a red threshold and inside the catalogue
+  // range. Alerts: only the chronic hydrant — every rule on these metrics has a `for` longer than
+  // one reading, so a single outlier never raises an alert.
+  spike: {
+    name: 'spike',
+    description: 'single-reading spikes on strain, gas, hydrant, deflection and pore pressure that the rules must ride out',
+    length: 10 * MIN,
+    effects: [
+      CHRONIC_LOW_HYDRANT,
+      { kind: 'spike', at: 60, metric: 'strain', value: 850, sensor: { asset_id: 'lg-bridge-001', sensor_id: 'strain-01' }, note: 'electrical interference on strain-01' },
+      { kind: 'spike', at: 120, metric: 'gas_lel', value: 60, sensor: { asset_id: 'lg-gas-001', sensor_id: 'vw-01' }, note: 'vw-01 reads 60 %LEL once (water on the sensor head)' },
+      { kind: 'spike', at: 180, metric: 'hydrant_pressure', value: 0.05, sensor: { asset_id: 'lg-hydrant-001', sensor_id: 'hp-01' }, note: 'hp-01 pressure transient as a main valve is operated' },
+      { kind: 'spike', at: 240, metric: 'deflection', value: 90, sensor: { asset_id: 'lg-bridge-001', sensor_id: 'deflection-01' }, note: 'deflection-01 glitch' },
+      { kind: 'spike', at: 300, metric: 'pore_pressure', value: 500, sensor: { asset_id: 'lg-slope-001', sensor_id: 'piezo-01' }, note: 'piezo-01 glitch' },
+    ],
+    expected: [CHRONIC_EXPECTED],
+  },
+
+  // The 大康 slope's wire displacement meter is cut at 1 min and never reports again; the bridge
+  // accelerometer drops out from 5 to 7 min (shorter than any stale rule). Alerts: sensor-silent
+  // (stale: 10m) yellow on lg-slope-002/disp-01 at ~11 min, open — at `--speed 1` only, since
+  // silence is judged on the platform's clock.
+  sensor_dropout: {
+    name: 'sensor_dropout',
+    description: 'a displacement meter stops reporting for good, an accelerometer for two minutes',
+    length: 15 * MIN,
+    effects: [
+      CHRONIC_LOW_HYDRANT,
+      { kind: 'dropout', at: MIN, sensor: { asset_id: 'lg-slope-002', sensor_id: 'disp-01' }, note: 'disp-01 wire cut' },
+      { kind: 'dropout', at: 5 * MIN, until: 7 * MIN, sensor: { asset_id: 'lg-bridge-001', sensor_id: 'accel-01' }, note: 'accel-01 connector loose for two minutes' },
+    ],
+    expected: [CHRONIC_EXPECTED, { rule_id: 'sensor-silent', asset_id: 'lg-slope-002', sensor_id: 'disp-01', levels: ['yellow'], open: true, about: 11 * MIN, needs_real_time: true }],
+  },
+
+  // The 大康 slope's monitoring station loses its 4G link at 1 min (the broker fires its last will,
+  // `status/dau-slope-002` = offline), buffers its readings, and is back at 6 min, replaying the
+  // five minutes with their original timestamps. Alerts: dau-offline (offline: 2m) yellow on
+  // lg-slope-002 / device dau-slope-002 at ~3 min, resolved at ~6 min — at `--speed 1` only
+  // (platform clock).
+  device_offline: {
+    name: 'device_offline',
+    description: 'a slope monitoring station drops off the network for five minutes and replays its buffer',
+    length: 10 * MIN,
+    effects: [CHRONIC_LOW_HYDRANT, { kind: 'offline', at: MIN, duration: 5 * MIN, device: 'dau-slope-002', note: 'dau-slope-002 4G link lost' }],
+    expected: [CHRONIC_EXPECTED, { rule_id: 'dau-offline', asset_id: 'lg-slope-002', sensor_id: 'dau-slope-002', levels: ['yellow'], open: false, about: 3 * MIN, needs_real_time: true }],
+  },
+
+  // The 坂田 cut slope fails within the hour. A day of everyday creep comes first (the devices'
+  // buffers, so that day-long windows are defined). Then creep runs at the everyday rate for 5 min,
+  // accelerates exponentially (velocity ×e every 4 min: the initial and medium acceleration stages)
+  // and from 35 min keeps accelerating linearly (imminent sliding, ~5 mm per minute at the crest by
+  // the end, ~90 mm in all). The crest GNSS point moves most, the inclinometer at the sliding
+  // surface less, the second-platform GNSS point least. Alerts (config-demo), all open at the end:
+  // - landslide-tangent-angle-bantian (1-day window, v = 0.5 mm/d; yellow > 45°, orange > 80°,
+  //   red > 85°) on gnss-01 yellow ~26 min, orange ~33 min, red ~36 min; on incl-01 red ~40 min and
+  //   gnss-02 red ~42 min (at --speed 60: red within 36–42 s);
+  // - slope-displacement (cumulative 30/45/60 mm, for: 1m): gnss-01 yellow ~44 min, orange ~49 min,
+  //   red ~53 min; incl-01 yellow then orange; gnss-02 yellow;
+  // - the GNSS points' tangent angle may flip to yellow and back during the day of history (noise
+  //   of 0.1 mm against a calibration of 0.5 mm/d; the rule's flapping detection holds those).
+  landslide: {
+    name: 'landslide',
+    description: 'the 坂田 cut slope creeps, accelerates through the tangent-angle stages and reaches imminent sliding within the hour',
+    length: HOUR,
+    history: DAY,
+    effects: [
+      CHRONIC_LOW_HYDRANT,
+      { kind: 'value', at: 0, metric: 'displacement', offset: 90, shape: 'creep', ramp: HOUR, sensor: { asset_id: 'lg-slope-001', sensor_id: 'gnss-01' }, note: 'crest GNSS point: accelerating creep' },
+      { kind: 'value', at: 0, metric: 'displacement', level: 'orange', offset: 42, shape: 'creep', ramp: HOUR, sensor: { asset_id: 'lg-slope-001', sensor_id: 'incl-01' }, note: 'inclinometer at the sliding surface' },
+      { kind: 'value', at: 0, metric: 'displacement', level: 'yellow', offset: 28, shape: 'creep', ramp: HOUR, sensor: { asset_id: 'lg-slope-001', sensor_id: 'gnss-02' }, note: 'second-platform GNSS point' },
+    ],
+    expected: [
+      CHRONIC_EXPECTED,
+      { rule_id: 'landslide-tangent-angle-bantian', asset_id: 'lg-slope-001', sensor_id: 'gnss-01', levels: ['yellow', 'orange', 'red'], open: true, about: 26 * MIN },
+      { rule_id: 'landslide-tangent-angle-bantian', asset_id: 'lg-slope-001', sensor_id: 'incl-01', levels: ['yellow', 'orange', 'red'], open: true, about: 29 * MIN },
+      { rule_id: 'landslide-tangent-angle-bantian', asset_id: 'lg-slope-001', sensor_id: 'gnss-02', levels: ['yellow', 'orange', 'red'], open: true, about: 31 * MIN },
+      ...BANTIAN_GNSS_NOISE,
+      { rule_id: 'slope-displacement', asset_id: 'lg-slope-001', sensor_id: 'gnss-01', levels: ['yellow', 'orange', 'red'], open: true, about: 44 * MIN },
+      { rule_id: 'slope-displacement', asset_id: 'lg-slope-001', sensor_id: 'incl-01', levels: ['yellow', 'orange'], open: true, about: 48 * MIN },
+      { rule_id: 'slope-displacement', asset_id: 'lg-slope-001', sensor_id: 'gnss-02', levels: ['yellow'], open: true, about: 52 * MIN },
+    ],
+  },
+
+  // The medium-pressure main under 平湖大街 bursts at 2 min (an excavator): the end-of-line
+  // pressure collapses from 0.29 to ~0.1 MPa within half a minute, the regulator's outlet sags into
+  // the orange band, and the metered flow surges from ~600 to ~3000 m³/h. Alerts: gas-pressure red
+  // on lg-gas-001/pt-02 (~2.3 min) and orange on lg-gas-001/pt-01, both open.
+  pipe_burst: {
+    name: 'pipe_burst',
+    description: 'a medium-pressure gas main bursts: pressure collapses, flow surges',
+    length: 10 * MIN,
+    effects: [
+      CHRONIC_LOW_HYDRANT,
+      { kind: 'value', at: 2 * MIN, metric: 'pressure', level: 'red', direction: 'low', shape: 'collapse', ramp: 30, sensor: { asset_id: 'lg-gas-001', sensor_id: 'pt-02' }, note: 'end-of-line pressure collapses' },
+      { kind: 'value', at: 2 * MIN, metric: 'pressure', level: 'orange', direction: 'low', shape: 'collapse', ramp: 30, sensor: { asset_id: 'lg-gas-001', sensor_id: 'pt-01' }, note: 'regulator outlet sags under the flow' },
+      { kind: 'value', at: 2 * MIN, metric: 'flow', value: 3000, shape: 'collapse', ramp: 20, sensor: { asset_id: 'lg-gas-001', sensor_id: 'fm-01' }, note: 'flow surges through the break' },
+    ],
+    expected: [
+      CHRONIC_EXPECTED,
+      { rule_id: 'gas-pressure', asset_id: 'lg-gas-001', sensor_id: 'pt-02', levels: ['red'], open: true, about: 2 * MIN + 20 },
+      { rule_id: 'gas-pressure', asset_id: 'lg-gas-001', sensor_id: 'pt-01', levels: ['orange'], open: true, about: 2 * MIN + 20 },
+    ],
+  },
+
+  // Gas seeping into valve well 2# from 1 min: the concentration climbs steadily past 10, 25 and
+  // 50 %LEL over ten minutes. Alerts: gas-leak on lg-gas-001/vw-02, blue ~2.5 min, orange
+  // ~5.5 min, red ~10 min, open.
+  gas_leak: {
+    name: 'gas_leak',
+    description: 'combustible gas accumulating in a valve well, through 10, 25 and 50 %LEL',
+    length: 15 * MIN,
+    effects: [
+      CHRONIC_LOW_HYDRANT,
+      { kind: 'value', at: MIN, metric: 'gas_lel', level: 'red', shape: 'linear', ramp: 10 * MIN, sensor: { asset_id: 'lg-gas-001', sensor_id: 'vw-02' }, note: 'gas seeping into valve well 2#' },
+    ],
+    expected: [CHRONIC_EXPECTED, { rule_id: 'gas-leak', asset_id: 'lg-gas-001', sensor_id: 'vw-02', levels: ['blue', 'orange', 'red'], open: true, about: 150 }],
+  },
+
+  // A fire on the 18th floor of the 横岗 tower: the lift-lobby smoke detector at 30 s, the corridor
+  // detector at 60 s, the panel confirms the fire at 75 s (two detectors); the sprinklers open at
+  // 2 min (alarm valve: system pressure falls, the panel shows a supervisory signal, the roof tank
+  // starts to drain), and at 3 min firefighters open the indoor hydrants: the pressure at the most
+  // unfavourable hydrant falls below 0.14 MPa (the fire pump cannot keep up). Alerts: fire-alarm red
+  // on lg-building-001/smoke-18f-01 (30 s), smoke-18f-02 (60 s) and panel (75 s);
+  // hydrant-pressure-low on lg-building-001/hydrant-roof, red (~3.5 min); all open.
+  fire: {
+    name: 'fire',
+    description: 'smoke on 18F, the panel’s fire state, sprinklers, then the hydrant pressure drop',
+    length: 10 * MIN,
+    effects: [
+      CHRONIC_LOW_HYDRANT,
+      { kind: 'value', at: 30, metric: 'smoke', value: 1, sensor: { asset_id: 'lg-building-001', sensor_id: 'smoke-18f-01' }, note: '18F lift lobby smoke detector alarms' },
+      { kind: 'value', at: 60, metric: 'smoke', value: 1, sensor: { asset_id: 'lg-building-001', sensor_id: 'smoke-18f-02' }, note: '18F corridor smoke detector alarms' },
+      { kind: 'value', at: 75, metric: 'fire_alarm', value: 1, sensor: { asset_id: 'lg-building-001', sensor_id: 'panel' }, note: 'fire alarm panel confirms the fire (two detectors)' },
+      { kind: 'value', at: 2 * MIN, metric: 'supervisory', value: 1, sensor: { asset_id: 'lg-building-001', sensor_id: 'panel' }, note: 'alarm valve pressure switch: supervisory signal' },
+      { kind: 'value', at: 2 * MIN, metric: 'sprinkler_pressure', value: 0.18, shape: 'collapse', ramp: 30, sensor: { asset_id: 'lg-building-001', sensor_id: 'sprinkler-01' }, note: 'sprinklers flowing' },
+      { kind: 'value', at: 2 * MIN, metric: 'tank_level', offset: -1.2, shape: 'linear', ramp: 8 * MIN, sensor: { asset_id: 'lg-building-001', sensor_id: 'tank-roof' }, note: 'roof tank draining' },
+      { kind: 'value', at: 3 * MIN, metric: 'hydrant_pressure', level: 'red', shape: 'collapse', ramp: 40, sensor: { asset_id: 'lg-building-001', sensor_id: 'hydrant-roof' }, note: 'indoor hydrants opened: pressure at the most unfavourable hydrant falls' },
+    ],
+    expected: [
+      CHRONIC_EXPECTED,
+      { rule_id: 'fire-alarm', asset_id: 'lg-building-001', sensor_id: 'smoke-18f-01', levels: ['red'], open: true, about: 30 },
+      { rule_id: 'fire-alarm', asset_id: 'lg-building-001', sensor_id: 'smoke-18f-02', levels: ['red'], open: true, about: 60 },
+      { rule_id: 'fire-alarm', asset_id: 'lg-building-001', sensor_id: 'panel', levels: ['red'], open: true, about: 75 },
+      { rule_id: 'hydrant-pressure-low', asset_id: 'lg-building-001', sensor_id: 'hydrant-roof', levels: ['red'], open: true, about: 3.5 * MIN },
+    ],
+  },
+
+  // A rainstorm over every slope for three hours after a day of everyday weather: ~135 mm,
+  // peaking at 80 mm/h in the second hour (Guangdong's red rainstorm signal is ≥ 100 mm in 3 h;
+  // each gauge catches 85–115 % of it). Groundwater at the 坂田 slope toe rises with a lag into the
+  // yellow band of the pore-pressure rule; the saturated 大康 cut slope creeps 2 mm in 2.5 h (8 mm/d
+  // over 6 h against its 0.8 mm/d calibration). Alerts (config-demo), all open at the end:
+  // - slope-rainstorm (3-hour sum) on lg-slope-001/rain-01 and lg-slope-002/rain-01: orange > 50 mm
+  //   at ~1.1 h, red > 100 mm at ~2.1 h;
+  // - slope-pore-pressure yellow on lg-slope-001/piezo-01, ~1.6 h;
+  // - landslide-tangent-angle-yuanshan on lg-slope-002/disp-01: yellow ~45 min, orange ~1.9 h;
+  // - landslide-risk (24 h rain > 100 mm and > 5 mm/d over 6 h) red on lg-slope-002, ~2.1 h;
+  // - the 坂田 GNSS points' tangent-angle yellow may come and go on noise, as in `landslide`.
+  storm: {
+    name: 'storm',
+    description: 'three hours of heavy rain over all slopes; groundwater rises with a lag',
+    length: 3 * HOUR,
+    history: DAY,
+    effects: [
+      CHRONIC_LOW_HYDRANT,
+      {
+        kind: 'rain',
+        at: 0,
+        asset_type: 'slope',
+        metric: 'rainfall',
+        profile: [
+          [0, 8],
+          [20 * MIN, 35],
+          [60 * MIN, 80],
+          [100 * MIN, 70],
+          [140 * MIN, 25],
+          [3 * HOUR, 5],
+        ],
+        note: 'rainstorm over all slopes',
+      },
+      { kind: 'value', at: 15 * MIN, metric: 'pore_pressure', level: 'yellow', shape: 'saturating', ramp: 150 * MIN, sensor: { asset_id: 'lg-slope-001', sensor_id: 'piezo-01' }, note: 'groundwater rising at the slope toe' },
+      { kind: 'value', at: 30 * MIN, metric: 'displacement', offset: 2, shape: 'linear', ramp: 150 * MIN, sensor: { asset_id: 'lg-slope-002', sensor_id: 'disp-01' }, note: 'the saturated 大康 cut slope creeps faster: 2 mm in 2.5 h' },
+    ],
+    expected: [
+      CHRONIC_EXPECTED,
+      { rule_id: 'slope-rainstorm', asset_id: 'lg-slope-001', sensor_id: 'rain-01', levels: ['orange', 'red'], open: true, about: 65 * MIN },
+      { rule_id: 'slope-rainstorm', asset_id: 'lg-slope-002', sensor_id: 'rain-01', levels: ['orange', 'red'], open: true, about: 65 * MIN },
+      { rule_id: 'slope-pore-pressure', asset_id: 'lg-slope-001', sensor_id: 'piezo-01', levels: ['yellow'], open: true, about: 95 * MIN },
+      { rule_id: 'landslide-tangent-angle-yuanshan', asset_id: 'lg-slope-002', sensor_id: 'disp-01', levels: ['yellow', 'orange'], open: true, about: 45 * MIN },
+      { rule_id: 'landslide-risk', asset_id: 'lg-slope-002', sensor_id: '*', levels: ['red'], open: true, about: 125 * MIN },
+      ...BANTIAN_GNSS_NOISE,
+    ],
+  },
+
+  // The original demo story at real time: a fire alarm in the high-rise, a gas leak, a bridge
+  // overload that passes, and rising groundwater. Alerts (rate 1/s): fire-alarm red on
+  // smoke-18f-01 (~2 s) and panel (~4 s); gas-leak blue ~8 s, orange ~13 s, red ~19 s on vw-02;
+  // bridge-strain yellow then orange on strain-01 (~19 s), resolved ~43 s; gas-pressure yellow on
+  // pt-02 (~26 s); slope-pore-pressure yellow on piezo-01 (~46 s).
   incident: {
     name: 'incident',
     description: 'normal, then a fire alarm in a high-rise, a gas leak, a bridge overload and rising groundwater',
-    expected: [
-      '~2 s: fire-alarm red on lg-building-001/smoke-18f-01',
-      '~4 s: fire-alarm red on lg-building-001/panel',
-      '~5 s: hydrant-pressure-low yellow on lg-hydrant-002/hp-02',
-      '~8 s: gas-leak blue on lg-gas-001/vw-02, orange ~13 s, red ~19 s',
-      '~19 s: bridge-strain yellow then orange on lg-bridge-001/strain-01, resolved ~43 s',
-      '~26 s: gas-pressure yellow on lg-gas-001/pt-02',
-      '~46 s: slope-pore-pressure yellow on lg-slope-001/piezo-01',
-    ],
-    incidents: [
+    effects: [
       CHRONIC_LOW_HYDRANT,
-      {
-        at: 2,
-        metric: 'smoke',
-        level: 'red',
-        prefer: { asset_id: 'lg-building-001', sensor_id: 'smoke-18f-01' },
-        note: '18F lift lobby smoke detector alarms',
-      },
-      {
-        at: 4,
-        metric: 'fire_alarm',
-        level: 'red',
-        prefer: { asset_id: 'lg-building-001', sensor_id: 'panel' },
-        note: 'fire alarm panel confirms the alarm',
-      },
-      {
-        at: 3,
-        metric: 'gas_lel',
-        level: 'red',
-        ramp: 15,
-        prefer: { asset_id: 'lg-gas-001', sensor_id: 'vw-02' },
-        note: 'gas leaking into valve well 2#: 10 -> 25 -> 50 %LEL',
-      },
-      {
-        at: 3,
-        metric: 'pressure',
-        level: 'yellow',
-        direction: 'low',
-        ramp: 15,
-        prefer: { asset_id: 'lg-gas-001', sensor_id: 'pt-02' },
-        note: 'end-of-line gas pressure falls with the leak',
-      },
-      {
-        at: 5,
-        metric: 'strain',
-        level: 'orange',
-        ramp: 5,
-        hold: 30,
-        prefer: { asset_id: 'lg-bridge-001', sensor_id: 'strain-01' },
-        note: 'overloaded truck convoy held on the mid-span for 30 s',
-      },
-      {
-        at: 8,
-        metric: 'pore_pressure',
-        level: 'yellow',
-        ramp: 10,
-        prefer: { asset_id: 'lg-slope-001', sensor_id: 'piezo-01' },
-        note: 'groundwater rising at the slope toe after heavy rain',
-      },
+      { kind: 'value', at: 2, metric: 'smoke', level: 'red', sensor: { asset_id: 'lg-building-001', sensor_id: 'smoke-18f-01' }, note: '18F lift lobby smoke detector alarms' },
+      { kind: 'value', at: 4, metric: 'fire_alarm', level: 'red', sensor: { asset_id: 'lg-building-001', sensor_id: 'panel' }, note: 'fire alarm panel confirms the alarm' },
+      { kind: 'value', at: 3, metric: 'gas_lel', level: 'red', shape: 'linear', ramp: 15, sensor: { asset_id: 'lg-gas-001', sensor_id: 'vw-02' }, note: 'gas leaking into valve well 2#: 10 -> 25 -> 50 %LEL' },
+      { kind: 'value', at: 3, metric: 'pressure', level: 'yellow', direction: 'low', shape: 'linear', ramp: 15, sensor: { asset_id: 'lg-gas-001', sensor_id: 'pt-02' }, note: 'end-of-line gas pressure falls with the leak' },
+      { kind: 'value', at: 5, metric: 'strain', level: 'orange', shape: 'linear', ramp: 5, hold: 30, sensor: { asset_id: 'lg-bridge-001', sensor_id: 'strain-01' }, note: 'overloaded truck convoy held on the mid-span for 30 s' },
+      { kind: 'value', at: 8, metric: 'pore_pressure', level: 'yellow', shape: 'linear', ramp: 10, sensor: { asset_id: 'lg-slope-001', sensor_id: 'piezo-01' }, note: 'groundwater rising at the slope toe after heavy rain' },
+    ],
+    expected: [
+      CHRONIC_EXPECTED,
+      { rule_id: 'fire-alarm', asset_id: 'lg-building-001', sensor_id: 'smoke-18f-01', levels: ['red'], open: true, about: 2 },
+      { rule_id: 'fire-alarm', asset_id: 'lg-building-001', sensor_id: 'panel', levels: ['red'], open: true, about: 4 },
+      { rule_id: 'gas-leak', asset_id: 'lg-gas-001', sensor_id: 'vw-02', levels: ['blue', 'orange', 'red'], open: true, about: 8 },
+      { rule_id: 'bridge-strain', asset_id: 'lg-bridge-001', sensor_id: 'strain-01', levels: ['yellow', 'orange'], open: false, about: 19 },
+      { rule_id: 'gas-pressure', asset_id: 'lg-gas-001', sensor_id: 'pt-02', levels: ['yellow'], open: true, about: 26 },
+      { rule_id: 'slope-pore-pressure', asset_id: 'lg-slope-001', sensor_id: 'piezo-01', levels: ['yellow'], open: true, about: 46 },
     ],
   },
 
-  // Expected alerts: none. For soak and load runs where alerts would only be noise.
+  // Everyday operation only, without the chronic hydrant: no rule fires. For soak and load runs.
   quiet: {
     name: 'quiet',
     description: 'everyday operation only; no rule should fire',
+    effects: [],
     expected: [],
-    incidents: [],
   },
 };
 
 export const DEFAULT_SCENARIO = 'normal';
+
+/**
+ * Whether an alert's raises (its firing and level_raised levels, in order) match a documented
+ * `levels`: it passes through each of them in order and ends at the last one. Sparse readings (a
+ * high --speed) may add an intermediate level on the way, as a `for` is then met in one step.
+ */
+export function raisesMatch(path: readonly Level[], expected: readonly Level[]): boolean {
+  let i = 0;
+  for (const level of path) if (level === expected[i]) i++;
+  return i === expected.length && path.at(-1) === expected.at(-1);
+}
 
 /** One simulated (asset, sensor, metric) series, as the resolver sees it. */
 export interface SeriesTarget {
@@ -157,23 +452,31 @@ export interface SeriesTarget {
   range: MetricRange;
 }
 
-export interface ResolvedIncident {
-  spec: IncidentSpec;
-  assetId: string;
-  sensorId: string;
-  metric: string;
-  ruleId: string;
-  level: Level;
-  threshold: number | [number, number];
-  /** Values strictly inside (lo, hi) meet `level` and no higher level of the rule. */
-  band: [number, number];
-  target: number;
+/** A threshold rule on the plain value, reduced to what the scenarios need. */
+export interface ValueRule {
+  id: string;
+  levels: Partial<Record<Level, Condition>>;
+  hysteresis: number;
+  match: { metric?: string[]; asset_type?: string[]; asset_id?: string[]; sensor_id?: string[]; street?: string[] };
 }
 
-export function ruleMatches(rule: ThresholdRuleConfig, t: SeriesTarget): boolean {
+/** The enabled threshold rules on `value` (not on rates, aggregates or tangent angles). */
+export function valueRules(rules: WatchpostConfig['rules']): ValueRule[] {
+  const out: ValueRule[] = [];
+  for (const raw of rules as unknown[]) {
+    const r = raw as { id: string; kind?: string; enabled?: boolean; levels?: ValueRule['levels']; hysteresis?: number; match?: ValueRule['match']; signal?: unknown };
+    if (r.enabled === false || r.levels === undefined || r.match === undefined) continue;
+    if (r.kind !== undefined && r.kind !== 'threshold') continue;
+    const signal = r.signal as { kind?: string } | string | undefined;
+    if (signal !== undefined && signal !== 'value' && typeof signal === 'object' && signal.kind !== 'value') continue;
+    out.push({ id: r.id, levels: r.levels, hysteresis: r.hysteresis ?? 0, match: r.match });
+  }
+  return out;
+}
+
+export function ruleMatches(rule: ValueRule, t: SeriesTarget): boolean {
   const m = rule.match;
   return (
-    rule.enabled &&
     (m.metric === undefined || m.metric.includes(t.metric)) &&
     (m.asset_type === undefined || m.asset_type.includes(t.assetType)) &&
     (m.asset_id === undefined || m.asset_id.includes(t.assetId)) &&
@@ -183,7 +486,7 @@ export function ruleMatches(rule: ThresholdRuleConfig, t: SeriesTarget): boolean
 }
 
 /** The band of values that meets `level` of `rule` but not the next higher level. */
-export function levelBand(rule: ThresholdRuleConfig, level: Level, direction: 'high' | 'low' = 'high'): { band: [number, number]; threshold: number | [number, number] } | undefined {
+export function levelBand(rule: ValueRule, level: Level, direction: 'high' | 'low' = 'high'): { band: [number, number]; threshold: number | [number, number] } | undefined {
   const cond = rule.levels[level];
   if (!cond) return undefined;
   const higher = LEVELS.slice(LEVELS.indexOf(level) + 1)
@@ -206,74 +509,159 @@ export function levelBand(rule: ThresholdRuleConfig, level: Level, direction: 'h
   return { band: [hi, next ? next[1] : hi + 2 * margin(hi)], threshold: cond.outside };
 }
 
+/** Where a `value` effect ends up. */
+export type ValueTarget =
+  | { kind: 'level'; ruleId: string; level: Level; threshold: number | [number, number]; band: [number, number]; value: number }
+  | { kind: 'offset'; offset: number }
+  | { kind: 'absolute'; value: number };
+
+export interface ResolvedValueEffect {
+  effect: ValueEffect;
+  assetId: string;
+  sensorId: string;
+  metric: string;
+  target: ValueTarget;
+}
+
 /**
- * Binds a scenario's incidents to sensors and rules of the configuration. Incidents that find no
- * sensor with a matching rule, or whose band lies outside the metric's range, are skipped with a
- * warning.
+ * Binds a scenario's `value` effects to sensors and rules of the configuration: a level target
+ * needs a threshold rule on the value that matches the sensor and has that level; without one,
+ * `offset` or `value` is used when given, else the effect is skipped with a warning. Effects on a
+ * sensor the configuration does not simulate are skipped with a warning too.
  */
-export function resolveScenario(
+export function resolveValueEffects(
   scenario: ScenarioSpec,
   rules: WatchpostConfig['rules'],
   series: readonly SeriesTarget[],
-): { incidents: ResolvedIncident[]; warnings: string[] } {
-  const incidents: ResolvedIncident[] = [];
+): { effects: ResolvedValueEffect[]; warnings: string[] } {
+  const effects: ResolvedValueEffect[] = [];
   const warnings: string[] = [];
-  for (const spec of scenario.incidents) {
-    const candidates: Array<{ target: SeriesTarget; rule: ThresholdRuleConfig }> = [];
-    for (const target of series) {
-      if (target.metric !== spec.metric) continue;
-      const rule = rules.find((r) => ruleMatches(r, target) && r.levels[spec.level] !== undefined);
-      if (rule) candidates.push({ target, rule });
-    }
-    const preferred = spec.prefer
-      ? candidates.find((c) => c.target.assetId === spec.prefer!.asset_id && (spec.prefer!.sensor_id === undefined || c.target.sensorId === spec.prefer!.sensor_id))
-      : undefined;
-    const chosen = preferred ?? candidates[0];
-    if (!chosen) {
-      warnings.push(`scenario ${scenario.name}: no simulated sensor of metric ${spec.metric} has a rule with level ${spec.level}; skipped "${spec.note}"`);
+  const candidates = valueRules(rules);
+  for (const effect of scenario.effects) {
+    if (effect.kind !== 'value') continue;
+    const target = series.find((s) => s.assetId === effect.sensor.asset_id && s.sensorId === effect.sensor.sensor_id && s.metric === effect.metric);
+    if (!target) {
+      warnings.push(`scenario ${scenario.name}: ${effect.sensor.asset_id}/${effect.sensor.sensor_id} ${effect.metric} is not simulated; skipped "${effect.note}"`);
       continue;
     }
-    const { band: rawBand, threshold } = levelBand(chosen.rule, spec.level, spec.direction)!;
-    const range = chosen.target.range;
-    const band: [number, number] = [Math.max(rawBand[0], range.min ?? -Infinity), Math.min(rawBand[1], range.max ?? Infinity)];
-    if (!(band[0] < band[1])) {
-      warnings.push(`scenario ${scenario.name}: the ${spec.level} band of rule ${chosen.rule.id} lies outside the range of metric ${spec.metric}; skipped "${spec.note}"`);
+    let resolved: ValueTarget | undefined;
+    if (effect.level !== undefined) {
+      const rule = candidates.find((r) => ruleMatches(r, target) && r.levels[effect.level!] !== undefined);
+      const found = rule ? levelBand(rule, effect.level, effect.direction) : undefined;
+      if (rule && found) {
+        const band: [number, number] = [Math.max(found.band[0], target.range.min ?? -Infinity), Math.min(found.band[1], target.range.max ?? Infinity)];
+        if (band[0] < band[1]) resolved = { kind: 'level', ruleId: rule.id, level: effect.level, threshold: found.threshold, band, value: (band[0] + band[1]) / 2 };
+        else warnings.push(`scenario ${scenario.name}: the ${effect.level} band of rule ${rule.id} lies outside the range of metric ${effect.metric}`);
+      }
+    }
+    if (!resolved && effect.offset !== undefined) resolved = { kind: 'offset', offset: effect.offset };
+    if (!resolved && effect.value !== undefined) resolved = { kind: 'absolute', value: effect.value };
+    if (!resolved) {
+      warnings.push(`scenario ${scenario.name}: no rule with level ${effect.level} matches ${target.assetId}/${target.sensorId} ${effect.metric}; skipped "${effect.note}"`);
       continue;
     }
-    incidents.push({
-      spec,
-      assetId: chosen.target.assetId,
-      sensorId: chosen.target.sensorId,
-      metric: spec.metric,
-      ruleId: chosen.rule.id,
-      level: spec.level,
-      threshold,
-      band,
-      target: (band[0] + band[1]) / 2,
-    });
+    effects.push({ effect, assetId: target.assetId, sensorId: target.sensorId, metric: effect.metric, target: resolved });
   }
-  return { incidents, warnings };
+  return { effects, warnings };
 }
 
-/** Seconds for the return to normal after a held incident (at least this, or the ramp time). */
+/**
+ * Accelerating creep of a slope, normalised to 0..1 over the ramp: velocity constant for the first
+ * 1/12 (the constant-deformation stage), then growing by e every 1/15 of the ramp until 7/12, then
+ * growing linearly to 5× that (imminent sliding). Tabulated once: the integral of the velocity.
+ */
+const CREEP_TABLE: Float64Array = (() => {
+  const n = 1200;
+  const table = new Float64Array(n + 1);
+  const v = (u: number) => {
+    if (u < 1 / 12) return 1;
+    if (u < 7 / 12) return Math.exp((u - 1 / 12) * 15);
+    const vMax = Math.exp(0.5 * 15);
+    return vMax * (1 + 4 * ((u - 7 / 12) / (5 / 12)));
+  };
+  let x = 0;
+  for (let i = 1; i <= n; i++) {
+    x += (v((i - 0.5) / n) * 1) / n;
+    table[i] = x;
+  }
+  for (let i = 0; i <= n; i++) table[i] = table[i]! / x;
+  return table;
+})();
+
+/** The fraction 0..1 of the way to the target at fraction `u` 0..1 of the ramp. */
+export function shapeAt(shape: Shape, u: number): number {
+  if (u <= 0) return 0;
+  if (u >= 1) return 1;
+  switch (shape) {
+    case 'step':
+      return 1;
+    case 'linear':
+      return u;
+    case 'creep': {
+      const i = u * (CREEP_TABLE.length - 1);
+      const lo = Math.floor(i);
+      const f = i - lo;
+      return CREEP_TABLE[lo]! + f * ((CREEP_TABLE[lo + 1] ?? 1) - CREEP_TABLE[lo]!);
+    }
+    case 'collapse':
+      return (1 - Math.exp(-5 * u)) / (1 - Math.exp(-5));
+    case 'saturating':
+      return (1 - Math.exp(-3 * u)) / (1 - Math.exp(-3));
+  }
+}
+
+/** Seconds for the return to normal after a held effect (at least this, or the ramp time). */
 const RECOVERY_S = 5;
 
 /**
- * The value of a series under an incident, `elapsedMs` after the start of the run. Before and
- * after the incident it is the everyday value `normal`; while held it wanders around the target,
- * always inside the middle 60 % of the level's band.
+ * The value of a series under a `value` effect, `elapsedMs` (simulated) after the start of the
+ * run, given its everyday value `normal`. While ramping, the value moves from the everyday value
+ * towards the target along the effect's shape (so the everyday noise fades out as it gets there);
+ * a level target, once reached, wanders inside the middle 60 % of the level's band.
  */
-export function incidentValue(incident: ResolvedIncident, elapsedMs: number, normal: number, rng: Rng): number {
+export function effectValue(resolved: ResolvedValueEffect, elapsedMs: number, normal: number, rng: Rng): number {
   const e = elapsedMs / 1000;
-  const { at, ramp = 0, hold } = incident.spec;
+  const { at, ramp = 0, hold, shape = ramp > 0 ? 'linear' : 'step' } = resolved.effect;
   if (e < at) return normal;
-  const [lo, hi] = incident.band;
-  const width = hi - lo;
-  if (e < at + ramp) return normal + (incident.target - normal) * ((e - at) / ramp);
-  const held = clampToRange(incident.target + (width / 12) * gaussian(rng), { min: lo + 0.2 * width, max: hi - 0.2 * width });
-  if (hold === undefined || e < at + ramp + hold) return held;
+  const t = resolved.target;
+  const goal = t.kind === 'offset' ? normal + t.offset : t.value;
+  if (ramp > 0 && e < at + ramp) return normal + (goal - normal) * shapeAt(shape, (e - at) / ramp);
+  const held = (): number => {
+    if (t.kind !== 'level') return goal;
+    const [lo, hi] = t.band;
+    const width = hi - lo;
+    return clampToRange(t.value + (width / 12) * gaussian(rng), { min: lo + 0.2 * width, max: hi - 0.2 * width });
+  };
+  if (hold === undefined || e < at + ramp + hold) return held();
   const recovery = Math.max(ramp, RECOVERY_S);
   const r = (e - at - ramp - hold) / recovery;
-  if (r < 1) return incident.target + (normal - incident.target) * r;
+  if (r < 1) return goal + (normal - goal) * r;
   return normal;
+}
+
+/** Rainfall intensity (mm/h) of a rain effect `elapsedS` simulated seconds into the run. */
+export function rainIntensity(effect: RainEffect, elapsedS: number): number {
+  const s = elapsedS - effect.at;
+  const p = effect.profile;
+  if (s < 0 || p.length === 0 || s > p[p.length - 1]![0]) return 0;
+  for (let i = 1; i < p.length; i++) {
+    const [t0, v0] = p[i - 1]!;
+    const [t1, v1] = p[i]!;
+    if (s <= t1) return v0 + ((v1 - v0) * (s - t0)) / (t1 - t0);
+  }
+  return p[0]![1];
+}
+
+/** Millimetres of rain an effect delivers between two simulated instants (trapezoids per second-ish). */
+export function rainBetween(effect: RainEffect, fromS: number, toS: number): number {
+  if (toS <= fromS) return 0;
+  const steps = Math.max(1, Math.min(600, Math.ceil(toS - fromS)));
+  const h = (toS - fromS) / steps;
+  let mm = 0;
+  for (let i = 0; i < steps; i++) {
+    const a = rainIntensity(effect, fromS + i * h);
+    const b = rainIntensity(effect, fromS + (i + 1) * h);
+    mm += ((a + b) / 2) * (h / 3600);
+  }
+  return mm;
 }

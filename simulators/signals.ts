@@ -11,6 +11,11 @@
  * - gas pressure and flow, hydrant pressure: the daily demand cycle (morning, noon and evening
  *   peaks) pulls pressure down and flow up;
  * - combustible gas: a sensor near zero with drift; smoke, fire alarm, fault: false.
+ * - external prestressing tendon force: nearly constant, a little lower in the afternoon heat and
+ *   higher under passing trucks;
+ * - sprinkler pressure held by the jockey pump (slow saw-tooth between its cut-in and cut-out
+ *   pressures), roof tank level refilled by its float valve;
+ * - fire alarm panel states after GB 26875 (fire, fault, supervisory, disabled): all false.
  * Values are rounded to the sensor's resolution and clamped into the metric catalogue's range.
  */
 
@@ -49,7 +54,7 @@ export function gaussian(rng: Rng): number {
 }
 
 /** Metrics that devices send as JSON booleans (stored as 1 / 0). */
-export const BOOLEAN_METRICS: ReadonlySet<string> = new Set(['smoke', 'fire_alarm', 'fault']);
+export const BOOLEAN_METRICS: ReadonlySet<string> = new Set(['smoke', 'fire_alarm', 'fault', 'supervisory', 'disabled']);
 
 /** Decimal places each metric is reported with (the sensor's resolution). */
 const RESOLUTION: Readonly<Record<string, number>> = {
@@ -65,6 +70,9 @@ const RESOLUTION: Readonly<Record<string, number>> = {
   flow: 1,
   gas_lel: 1,
   hydrant_pressure: 3,
+  cable_force: 1,
+  sprinkler_pressure: 3,
+  tank_level: 3,
 };
 
 export interface MetricRange {
@@ -139,7 +147,18 @@ function pulses(rng: Rng, perHour: number, ampLo: number, ampHi: number, durLo: 
   };
 }
 
-type Factory = (rng: Rng, range: MetricRange) => (ts: number, dt: number) => number;
+type Factory = (rng: Rng, range: MetricRange, sensorId: string) => (ts: number, dt: number) => number;
+
+/**
+ * Displacement noise (1σ, mm) by instrument, told by the demo's sensor ids: a GNSS point's
+ * Kalman-filtered solution (raw epochs scatter by 1–3 mm), a fixed inclinometer, a draw-wire meter
+ * (0.01 mm resolution).
+ */
+export function displacementNoise(sensorId: string): number {
+  if (sensorId.startsWith('gnss')) return 0.1;
+  if (sensorId.startsWith('incl')) return 0.05;
+  return 0.02;
+}
 
 const FACTORIES: Readonly<Record<string, Factory>> = {
   strain: (rng) => {
@@ -161,26 +180,28 @@ const FACTORIES: Readonly<Record<string, Factory>> = {
     const base = 24 + 5 * rng();
     return (ts) => base + 6 * dailyCycle(ts - 3_600_000) + 0.1 * gaussian(rng);
   },
-  displacement: (rng) => {
+  displacement: (rng, _range, sensorId) => {
     const base = 6 + 6 * rng();
     const mmPerDay = 0.02 + 0.05 * rng();
+    const noise = displacementNoise(sensorId);
     let start: number | undefined;
     return (ts) => {
       start ??= ts;
-      return base + (mmPerDay * (ts - start)) / 86_400_000 + 0.3 * gaussian(rng);
+      return base + (mmPerDay * (ts - start)) / 86_400_000 + noise * gaussian(rng);
     };
   },
   rainfall: (rng) => {
-    // Shenzhen wet season: a shower starts about every 5 h, lasts 10–60 min at 1–26 mm/h.
-    let raining = rng() < 0.3;
-    let intensity = 1 + 25 * rng() ** 2;
-    let remaining = (10 + 50 * rng()) * 60;
+    // Shenzhen wet season: a shower starts about every 8 h, lasts 10–40 min at 1–15 mm/h (at most
+    // ~10 mm, far from the 50 mm in 3 h of an orange rainstorm signal).
+    let raining = rng() < 0.2;
+    let intensity = 1 + 14 * rng() ** 2;
+    let remaining = (10 + 30 * rng()) * 60;
     let bucket = 0;
     return (_ts, dt) => {
-      if (!raining && dt > 0 && rng() < 1 - Math.exp((-0.2 * dt) / 3600)) {
+      if (!raining && dt > 0 && rng() < 1 - Math.exp((-0.125 * dt) / 3600)) {
         raining = true;
-        intensity = 1 + 25 * rng() ** 2;
-        remaining = (10 + 50 * rng()) * 60;
+        intensity = 1 + 14 * rng() ** 2;
+        remaining = (10 + 30 * rng()) * 60;
       }
       if (raining) {
         remaining -= dt;
@@ -218,9 +239,52 @@ const FACTORIES: Readonly<Record<string, Factory>> = {
     const base = 0.32 + 0.05 * rng();
     return (ts) => base - 0.04 * waterDemand(ts) + 0.003 * gaussian(rng);
   },
+  cable_force: (rng) => {
+    // External prestressing tendon (体外预应力钢束) read by a magnetic-flux sensor: ~1300 kN,
+    // about 0.5 % lower in the afternoon as the girder warms, +2–8 kN under heavy vehicles.
+    const base = 1250 + 100 * rng();
+    const trucks = pulses(rng, 90, 2, 8, 2, 4);
+    return (ts, dt) => base * (1 - 0.005 * dailyCycle(ts)) + trucks(ts, dt) + 0.8 * gaussian(rng);
+  },
+  sprinkler_pressure: (rng) => {
+    // Wet-pipe system side of the alarm valve, kept between 0.42 and 0.48 MPa by the jockey pump:
+    // slow leakage lets it fall, the pump restores it in a minute.
+    const low = 0.42 + 0.01 * rng();
+    const high = low + 0.06;
+    let p = low + 0.06 * rng();
+    let pumping = false;
+    return (_ts, dt) => {
+      if (pumping) {
+        p += (0.06 * dt) / 60;
+        if (p >= high) pumping = false;
+      } else {
+        p -= (0.06 * dt) / 14_400; // about 4 h from cut-out to cut-in
+        if (p <= low) pumping = true;
+      }
+      p = Math.min(high, Math.max(low - 0.005, p));
+      return p + 0.001 * gaussian(rng);
+    };
+  },
+  tank_level: (rng) => {
+    // Roof fire-water tank (高位消防水箱, 18 m³): the float valve refills from 2.80 m to 2.95 m.
+    let level = 2.8 + 0.15 * rng();
+    let filling = false;
+    return (_ts, dt) => {
+      if (filling) {
+        level += (0.15 * dt) / 600;
+        if (level >= 2.95) filling = false;
+      } else {
+        level -= (0.15 * dt) / 21_600; // evaporation and seepage: a refill every ~6 h
+        if (level <= 2.8) filling = true;
+      }
+      return level + 0.002 * gaussian(rng);
+    };
+  },
   smoke: () => () => 0,
   fire_alarm: () => () => 0,
   fault: () => () => 0,
+  supervisory: () => () => 0,
+  disabled: () => () => 0,
 };
 
 /** Metrics the simulator has a physical model for. */
@@ -247,8 +311,8 @@ const genericFactory: Factory = (rng, range) => {
  * Creates the generator for one metric of one sensor. Values are rounded to the sensor's
  * resolution and always lie inside `range` (the metric catalogue's min / max).
  */
-export function createSignal(metric: string, range: MetricRange, rng: Rng): SignalGenerator {
-  const raw = (FACTORIES[metric] ?? genericFactory)(rng, range);
+export function createSignal(metric: string, range: MetricRange, rng: Rng, sensorId = ''): SignalGenerator {
+  const raw = (FACTORIES[metric] ?? genericFactory)(rng, range, sensorId);
   let last: number | undefined;
   return (ts: number) => {
     const dt = last === undefined ? 0 : Math.min(Math.max((ts - last) / 1000, 0), 3600);
@@ -259,9 +323,9 @@ export function createSignal(metric: string, range: MetricRange, rng: Rng): Sign
 
 /** Metrics a sensor of an asset type reports when the configuration does not list them. */
 export const DEFAULT_METRICS_BY_TYPE: Readonly<Record<string, readonly string[]>> = {
-  bridge: ['strain', 'deflection', 'acceleration', 'temperature'],
+  bridge: ['strain', 'deflection', 'acceleration', 'temperature', 'cable_force'],
   slope: ['displacement', 'rainfall', 'pore_pressure', 'tilt'],
   pipeline: ['pressure', 'flow', 'gas_lel'],
   fire: ['hydrant_pressure'],
-  building: ['smoke', 'fire_alarm', 'fault'],
+  building: ['smoke', 'fire_alarm', 'fault', 'supervisory', 'disabled', 'sprinkler_pressure', 'tank_level'],
 };

@@ -49,7 +49,7 @@ describe('default simulation against the platform on the demo configuration', ()
       ...loaded.config,
       broker: { ...loaded.config.broker, port: 0 },
       api: { ...loaded.config.api, port: 0 },
-      storage: { data_dir: (dataDir = tempDir('simulate-e2e')) },
+      storage: { ...loaded.config.storage, data_dir: (dataDir = tempDir('simulate-e2e')) },
       channels: loaded.config.channels.map((c) => ({ ...c, url: receiver.url })),
     };
     platform = new Platform(config, { logger: silentLogger(), configDir: 'config-demo' });

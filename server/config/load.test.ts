@@ -54,11 +54,20 @@ escalations:
     if (!result.ok) throw new Error(formatErrors(result.errors));
     const c = result.config;
     expect(c.devices[0]!.secret).toBe('s3cret-value');
-    expect(c.channels[0]!.secret).toBe('literal ${NOT_ENV}');
-    expect(c.broker).toEqual({ host: '0.0.0.0', port: 1883, allow_anonymous: false, max_payload_bytes: 1048576 });
-    expect(c.storage).toEqual({ data_dir: './data' });
-    expect(c.rules[0]!.for).toBe(30_000);
-    expect(c.rules[0]!.match.metric).toEqual(['strain']);
+    expect((c.channels[0] as { secret?: string }).secret).toBe('literal ${NOT_ENV}');
+    expect(c.broker).toEqual({
+      host: '0.0.0.0',
+      port: 1883,
+      allow_anonymous: false,
+      max_payload_bytes: 1048576,
+      limits: { connects_per_second: 20, connect_burst: 200, max_auth_failures: 20, auth_failure_window: 300_000, lockout: 600_000, exempt: ['127.0.0.1', '::1'] },
+    });
+    expect(c.storage).toEqual({
+      data_dir: './data',
+      spool: { max_bytes: 2 * 1024 ** 3, segment_bytes: 64 * 1024 ** 2, fsync: 'always', fsync_interval: 1000, group_commit_delay: 0, alert_percent: 80 },
+      deadman: { no_readings: 600_000, failing_writes: 300_000 },
+    });
+    expect(c.rules[0]).toMatchObject({ kind: 'threshold', for: 30_000, match: { metric: ['strain'] } });
     expect(c.escalations[0]!.tiers[1]).toEqual({ after: 600_000, notify: [{ channel: 'ops-hook', to: [] }] });
     expect(c.metrics.strain).toEqual({ unit: 'µε', min: -5000, max: 5000 });
   });
@@ -85,7 +94,7 @@ rules:
     for: 30 seconds
     escalation: nowhere
   - id: silent
-    stale: 10m
+    stale: 10 minutes
     level: yellow
   - id: typo
     match: { metric: strain }
@@ -106,7 +115,7 @@ broker:
         'devices.yaml: devices[1] (dau-1).secret: must be at least 8 characters',
         expect.stringMatching(/^rules\.yaml: rules\[0\] \(bad-order\)\.levels\.red: red threshold must be stricter than yellow/),
         'rules.yaml: rules[1] (bad-duration).for: "30 seconds" is not a duration (use 500ms, 30s, 10m, 6h or 1d)',
-        expect.stringMatching(/^rules\.yaml: rules\[2\] \(silent\)\.stale: rule kind "stale" is not supported/),
+        'rules.yaml: rules[2] (silent).stale: "10 minutes" is not a duration (use 500ms, 30s, 10m, 6h or 1d)',
         expect.stringMatching(/^rules\.yaml: rules\[3\] \(typo\)\.levels\.red/),
         expect.stringMatching(/^rules\.yaml: broker\.port: /),
       ]),

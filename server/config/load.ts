@@ -90,7 +90,14 @@ export function loadConfig(dir: string, env: NodeJS.ProcessEnv = process.env): L
       }
       continue;
     }
-    const raw = doc.toJS({ maxAliasCount: 100 }) as unknown;
+    let raw: unknown;
+    try {
+      raw = doc.toJS({ maxAliasCount: 100 });
+    } catch (err) {
+      // An alias without its anchor, or too many aliases: the parser reports these only here.
+      errors.push({ file, path: '(root)', message: `YAML: ${(err as Error).message.split('\n')[0]}` });
+      continue;
+    }
     if (raw === null || raw === undefined) continue;
     if (typeof raw !== 'object' || Array.isArray(raw)) {
       errors.push({ file, path: '(root)', message: 'must be a mapping of sections (broker, api, storage, assets, ...)' });

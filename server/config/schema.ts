@@ -4,9 +4,9 @@
  */
 import { z } from 'zod';
 import { zId } from '../../lib/schema.js';
-import { assetSchema, brokerSchema, deviceSchema, metricSchema, storageSchema } from '../../ingest/config.js';
+import { assetSchema, brokerSchema, deviceSchema, metricSchema, storageSchema, tlsFilesSchema } from '../../ingest/config.js';
 import { ruleSchema } from '../../rules/config.js';
-import { channelSchema, contactSchema, escalationSchema } from '../../alerts/config.js';
+import { channelSchema, contactSchema, escalationSchema, escalationTargetIssues } from '../../alerts/config.js';
 
 export const ROLES = ['viewer', 'operator', 'admin'] as const;
 export type Role = (typeof ROLES)[number];
@@ -17,6 +17,8 @@ export const apiSchema = z
     port: z.number().int().min(0).max(65535).default(8080),
     public_url: z.string().regex(/^https?:\/\//, 'must be an http:// or https:// URL').default('http://127.0.0.1:8080'),
     max_body_bytes: z.number().int().min(1024).max(10 * 1024 * 1024).default(64 * 1024),
+    /** HTTPS from PEM files (with ca_file: clients must present a certificate it signed). */
+    tls: tlsFilesSchema.optional(),
     tokens: z
       .array(
         z.strictObject({
@@ -91,6 +93,9 @@ export const configSchema = z
         if (typeof id === 'string' && !escalationIds.has(id)) issue(path, `unknown escalation "${id}"`);
       };
       items('rules').forEach((rule, i) => {
+        // Watchpost's own alerts (spool, deadman) use these rule ids.
+        if (typeof rule.id === 'string' && rule.id.startsWith('platform-')) issue(['rules', i, 'id'], 'rule ids starting with "platform-" are reserved for Watchpost\'s own alerts');
+        if (rule.id === 'delivery_failed') issue(['rules', i, 'id'], 'the rule id "delivery_failed" is reserved for failed-delivery alerts');
         const ref = rule.escalation;
         if (ref !== null && typeof ref === 'object') {
           for (const [level, id] of Object.entries(ref)) checkEscalation(['rules', i, 'escalation', level], id);
@@ -98,6 +103,10 @@ export const configSchema = z
         const match = rule.match as Record<string, unknown> | undefined;
         list(match?.asset_id).forEach((id, j) => {
           if (typeof id === 'string' && !assetIds.has(id)) issue(['rules', i, 'match', 'asset_id', ...(Array.isArray(match?.asset_id) ? [j] : [])], `unknown asset "${id}"`);
+        });
+        const deviceIds = new Set(items('devices').map((d) => d.id));
+        list(match?.device_id).forEach((id, j) => {
+          if (typeof id === 'string' && !deviceIds.has(id)) issue(['rules', i, 'match', 'device_id', ...(Array.isArray(match?.device_id) ? [j] : [])], `unknown device "${id}"`);
         });
       });
 
@@ -120,6 +129,9 @@ export const configSchema = z
           }
         });
       });
+
+      // SMS and e-mail targets need contacts with a phone number / e-mail address.
+      for (const i of escalationTargetIssues(items('channels'), items('contacts'), items('escalations'))) issue(i.path, i.message);
 
       const api = (raw.api ?? {}) as { tokens?: unknown };
       const tokens = new Set<unknown>();

@@ -6,11 +6,12 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { stringify } from 'yaml';
 import { silentLogger } from '../../lib/logger.js';
 import { formatErrors, loadConfig } from '../../server/config/load.js';
-import { Platform } from '../../server/platform.js';
+import { Platform, type PlatformOptions } from '../../server/platform.js';
 
 export const DEVICE_SECRET = 'bridge-secret-0001';
 export const OTHER_SECRET = 'slope-secret-00002';
 export const OPS_TOKEN = 'operator-token-0123456789';
+export const ADMIN_TOKEN = 'admin-token-0123456789abc';
 export const VIEWER_TOKEN = 'viewer-token-0123456789ab';
 export const HOOK_SECRET = 'hook-secret-xyz';
 
@@ -24,6 +25,7 @@ export function baseConfig(options: { webhookUrl: string; influx?: Record<string
       public_url: 'https://watchpost.example.org',
       tokens: [
         { name: 'duty-officer', token: OPS_TOKEN, role: 'operator' },
+        { name: 'platform-admin', token: ADMIN_TOKEN, role: 'admin' },
         { name: 'screen', token: VIEWER_TOKEN, role: 'viewer' },
       ],
     },
@@ -66,6 +68,8 @@ export interface RunningPlatform {
   mqttUrl: string;
   apiUrl: string;
   dataDir: string;
+  /** The configuration directory the platform was started from (one file, watchpost.yaml). */
+  configDir: string;
   api(method: string, path: string, body?: unknown, token?: string): Promise<{ status: number; body: any }>;
   connect(username: string, password: string, clientId?: string): Promise<MqttClient>;
   stop(): Promise<void>;
@@ -75,18 +79,19 @@ export function tempDir(prefix: string): string {
   return mkdtempSync(join(tmpdir(), `watchpost-${prefix}-`));
 }
 
-export async function startPlatform(config: object): Promise<RunningPlatform> {
+export async function startPlatform(config: object, options: Partial<Omit<PlatformOptions, 'logger' | 'configDir'>> = {}): Promise<RunningPlatform> {
   const dir = tempDir('e2e-config');
   writeFileSync(join(dir, 'watchpost.yaml'), stringify(config));
   const loaded = loadConfig(dir, {});
   if (!loaded.ok) throw new Error(formatErrors(loaded.errors));
-  const platform = new Platform(loaded.config, { logger: silentLogger(), configDir: dir });
+  const platform = new Platform(loaded.config, { logger: silentLogger(), configDir: dir, ...options });
   await platform.start();
   const mqttPort = platform.mqttPort();
   const apiUrl = `http://127.0.0.1:${platform.httpPort()}`;
   const clients: MqttClient[] = [];
   return {
     platform,
+    configDir: dir,
     mqttUrl: `mqtt://127.0.0.1:${mqttPort}`,
     apiUrl,
     dataDir: loaded.config.storage.data_dir,

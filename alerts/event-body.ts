@@ -1,0 +1,42 @@
+/** The alert event body (contract: Notifications): webhook body, MQTT payload, input of every message. */
+import type { Level } from '../lib/levels.js';
+import type { Threshold } from '../rules/types.js';
+import type { NotificationEvent } from './alert-store.js';
+import type { AlertState } from './state-machine.js';
+
+/** The alert object of the alert event body, in the contract's key order. */
+export interface AlertBody {
+  id: string;
+  rule_id: string;
+  rule_name: string;
+  level: Level;
+  state: AlertState;
+  asset_id: string;
+  asset_name: string;
+  asset_type: string;
+  street: string;
+  sensor_id: string;
+  metric: string;
+  value: number;
+  threshold: Threshold | null;
+  started_at: string;
+  message: string;
+  plan: string[];
+  ack_url: string;
+}
+
+export interface AlertEventBody {
+  delivery_id: string;
+  event: NotificationEvent | 'level_dropped';
+  tier: number;
+  alert: AlertBody;
+}
+
+/** Reads a stored body back; throws on anything that is not one. */
+export function parseEventBody(text: string): AlertEventBody {
+  const body = JSON.parse(text) as AlertEventBody;
+  if (!body || typeof body !== 'object' || typeof body.event !== 'string' || !body.alert || typeof body.alert.id !== 'string') {
+    throw new Error('not an alert event body');
+  }
+  return body;
+}

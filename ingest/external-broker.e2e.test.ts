@@ -1,0 +1,93 @@
+/**
+ * External-broker mode against a real mosquitto: Watchpost's PUBACK to the broker waits until
+ * the readings are durable, so a message not yet stored when Watchpost goes away is delivered
+ * again to the next Watchpost on the same session, and one that was stored is not.
+ */
+import mqtt from 'mqtt';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { silentLogger } from '../lib/logger.js';
+import { externalBrokerSchema } from './config.js';
+import { ExternalBroker } from './external-broker.js';
+import type { IngestOutcome } from './ingest-service.js';
+import type { InboundHandlers } from './message-bus.js';
+import { mosquittoBinary, startMosquitto, type Mosquitto } from '../test/support/mosquitto.js';
+
+const TOPIC = 'telemetry/lg-bridge-001/strain-01';
+
+interface Call {
+  payload: string;
+  resolve: (outcome: IngestOutcome) => void;
+}
+
+function consumer(url: string, clientId: string, answer?: (payload: string, attempt: number) => IngestOutcome | undefined) {
+  const calls: Call[] = [];
+  const attempts = new Map<string, number>();
+  const handlers: InboundHandlers = {
+    telemetry: (_source, _topic, _asset, _sensor, payload) =>
+      new Promise<IngestOutcome>((resolve) => {
+        const text = payload.toString();
+        const attempt = (attempts.get(text) ?? 0) + 1;
+        attempts.set(text, attempt);
+        calls.push({ payload: text, resolve });
+        const outcome = answer?.(text, attempt);
+        if (outcome) resolve(outcome);
+      }),
+    status: () => undefined,
+    rejected: () => undefined,
+  };
+  const broker = new ExternalBroker({ config: externalBrokerSchema.parse({ url, client_id: clientId }), handlers, logger: silentLogger() });
+  return { broker, calls };
+}
+
+const stored: IngestOutcome = { accepted: 1, rejected: 0, stored: true };
+const refused: IngestOutcome = { accepted: 0, rejected: 0, stored: false };
+
+describe.skipIf(!mosquittoBinary)('ExternalBroker acknowledgements against mosquitto', () => {
+  let mosquitto: Mosquitto;
+
+  beforeAll(async () => {
+    mosquitto = await startMosquitto();
+  });
+  afterAll(async () => {
+    await mosquitto?.stop();
+  });
+
+  async function publish(payload: string) {
+    const device = await mqtt.connectAsync(mosquitto.url, { protocolVersion: 4, reconnectPeriod: 0 });
+    await device.publishAsync(TOPIC, payload, { qos: 1 });
+    await device.endAsync();
+  }
+
+  it('holds the PUBACK until storage has the message: unstored messages come back to the next session, stored ones do not', async () => {
+    const first = consumer(mosquitto.url, 'wp-ack-test');
+    await first.broker.start();
+    await publish('m1');
+    await expect.poll(() => first.calls.map((c) => c.payload)).toEqual(['m1']);
+    // Watchpost goes away before m1 is durable.
+    await first.broker.stop();
+
+    const second = consumer(mosquitto.url, 'wp-ack-test', () => stored);
+    await second.broker.start();
+    await expect.poll(() => second.calls.map((c) => c.payload)).toEqual(['m1']);
+    await second.broker.stop();
+
+    await publish('m2');
+    const third = consumer(mosquitto.url, 'wp-ack-test', () => stored);
+    await third.broker.start();
+    await expect.poll(() => third.calls.map((c) => c.payload)).toEqual(['m2']);
+    await third.broker.stop();
+  });
+
+  it('keeps a message the spool refuses unacknowledged and tries it again until it is stored', async () => {
+    const c = consumer(mosquitto.url, 'wp-full-test', (_payload, attempt) => (attempt < 3 ? refused : stored));
+    await c.broker.start();
+    await publish('m3');
+    await expect.poll(() => c.calls.length, { timeout: 5000 }).toBe(3);
+    await c.broker.stop();
+    await publish('m4');
+    const next = consumer(mosquitto.url, 'wp-full-test', () => stored);
+    await next.broker.start();
+    await expect.poll(() => next.calls.map((x) => x.payload)).toEqual(['m4']);
+    await next.broker.stop();
+  });
+});

@@ -1,0 +1,235 @@
+import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { lineCodec, segmentName, Spool, SPOOL_CHECKPOINT_FILE, type SpoolOptions } from './spool.js';
+
+/** A logger that keeps what it logs, to assert on warnings. */
+function recordingLogger() {
+  const lines: Array<{ level: number; msg: string; [k: string]: unknown }> = [];
+  const logger = pino({ level: 'debug' }, { write: (s: string) => lines.push(JSON.parse(s)) });
+  return { logger, lines };
+}
+
+const HEADER = 16; // length + crc + append time
+
+describe('Spool', () => {
+  const dirs: string[] = [];
+  const open: Array<Spool<string>> = [];
+  afterEach(async () => {
+    await Promise.all(open.splice(0).map((s) => s.close()));
+    for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+  });
+
+  function tempDir(): string {
+    const dir = mkdtempSync(join(tmpdir(), 'watchpost-spool-'));
+    dirs.push(dir);
+    return dir;
+  }
+
+  async function openSpool(dir: string, options: Partial<SpoolOptions> = {}, extra: { onCorrupt?: (n: number) => void; onSync?: (ms: number, n: number) => void; now?: () => number } = {}) {
+    const { logger, lines } = recordingLogger();
+    const spool = new Spool<string>({ dir, codec: lineCodec, logger, ...extra }, options);
+    await spool.open();
+    open.push(spool);
+    return { spool, lines };
+  }
+
+  async function closeSpool(spool: Spool<string>) {
+    await spool.close();
+    open.splice(open.indexOf(spool), 1);
+  }
+
+  /** Everything in the spool, oldest first, without committing. */
+  async function contents(spool: Spool<string>): Promise<string[]> {
+    return spool.peek(1_000_000);
+  }
+
+  it('keeps appended points across a restart, oldest first, until they are committed', async () => {
+    const dir = tempDir();
+    const { spool } = await openSpool(dir);
+    expect(await spool.append(['a', 'b'])).toBe(true);
+    expect(await spool.append(['c'])).toBe(true);
+    expect(spool.size()).toBe(3);
+    expect(await spool.peek(2)).toEqual(['a', 'b']);
+    await spool.commit(2);
+    expect(spool.size()).toBe(1);
+    await closeSpool(spool);
+
+    const { spool: again } = await openSpool(dir);
+    expect(again.size()).toBe(1);
+    expect(await contents(again)).toEqual(['c']);
+    expect(await again.append(['d'])).toBe(true);
+    expect(await contents(again)).toEqual(['c', 'd']);
+  });
+
+  it('resends exactly the peeked but uncommitted batch after a restart', async () => {
+    const dir = tempDir();
+    const { spool } = await openSpool(dir);
+    await spool.append(['1', '2', '3', '4', '5']);
+    expect(await spool.peek(2)).toEqual(['1', '2']);
+    await spool.commit(2);
+    expect(await spool.peek(2)).toEqual(['3', '4']);
+    // no commit: the process "dies" here
+    await closeSpool(spool);
+    const { spool: again } = await openSpool(dir);
+    expect(await contents(again)).toEqual(['3', '4', '5']);
+  });
+
+  it('resolves appends in order, in one group commit per batch of concurrent appends', async () => {
+    const syncs: number[] = [];
+    const { spool } = await openSpool(tempDir(), {}, { onSync: (_ms, n) => syncs.push(n) });
+    const order: number[] = [];
+    const appends = Array.from({ length: 500 }, (_, i) => spool.append([`p${i}`]).then((ok) => (ok ? order.push(i) : undefined)));
+    await Promise.all(appends);
+    expect(order).toEqual(Array.from({ length: 500 }, (_, i) => i));
+    expect(syncs).toEqual([500]);
+    expect(await spool.append(['after'])).toBe(true);
+    expect(syncs).toEqual([500, 1]);
+  });
+
+  it('refuses appends past max_bytes until points are committed; forced appends still go in', async () => {
+    const line = 'x'.repeat(84); // 100 bytes with the record header
+    const { spool } = await openSpool(tempDir(), { maxBytes: 1000, segmentBytes: 64 * 1024 });
+    const items = Array.from({ length: 10 }, () => line);
+    expect(await spool.append(items)).toBe(true);
+    expect(spool.stats()).toMatchObject({ depth: 10, bytes: 1000, capacityBytes: 1000 });
+    expect(await spool.append([line])).toBe(false);
+    expect(spool.size()).toBe(10);
+    expect(await spool.append(['alert'], { force: true })).toBe(true);
+    expect(spool.size()).toBe(11);
+    await spool.peek(2);
+    await spool.commit(2);
+    expect(await spool.append([line])).toBe(true);
+    expect(spool.size()).toBe(10);
+  });
+
+  it('cuts a torn tail (a record cut short) and keeps every whole record before it', async () => {
+    const dir = tempDir();
+    const { spool } = await openSpool(dir);
+    await spool.append(['first', 'second', 'third']);
+    await closeSpool(spool);
+    const seg = join(dir, segmentName(0));
+    const whole = statSync(seg).size;
+    expect(whole).toBe(3 * HEADER + 'first'.length + 'second'.length + 'third'.length);
+    truncateSync(seg, whole - 3); // the last record loses its last 3 bytes
+
+    const { spool: again, lines } = await openSpool(dir);
+    expect(await contents(again)).toEqual(['first', 'second']);
+    expect(statSync(seg).size).toBe(2 * HEADER + 'first'.length + 'second'.length);
+    expect(lines.find((l) => l.msg.startsWith('spool: cut a torn tail'))).toMatchObject({ level: 40, bytes: HEADER + 'third'.length - 3 });
+    // New records follow the cut and are read back normally.
+    expect(await again.append(['fourth'])).toBe(true);
+    await closeSpool(again);
+    const { spool: third } = await openSpool(dir);
+    expect(await contents(third)).toEqual(['first', 'second', 'fourth']);
+  });
+
+  it('cuts a tail whose checksum does not match, and garbage after the last record', async () => {
+    const dir = tempDir();
+    const { spool } = await openSpool(dir);
+    await spool.append(['aaaa', 'bbbb', 'cccc']);
+    await closeSpool(spool);
+    const seg = join(dir, segmentName(0));
+    const bytes = readFileSync(seg);
+    bytes[bytes.length - 1]! ^= 0x01; // flip a bit of the last payload
+    writeFileSync(seg, bytes);
+    appendFileSync(seg, Buffer.from([0x05, 0, 0, 0, 1, 2, 3]));
+
+    const { spool: again, lines } = await openSpool(dir);
+    expect(await contents(again)).toEqual(['aaaa', 'bbbb']);
+    expect(lines.some((l) => l.msg.startsWith('spool: cut a torn tail'))).toBe(true);
+  });
+
+  it('rolls over to new segments and deletes a segment once it is drained', async () => {
+    const dir = tempDir();
+    const { spool } = await openSpool(dir, { segmentBytes: 64 * 1024, maxBytes: 10 * 1024 * 1024 });
+    const line = (i: number) => `p${i}-`.padEnd(1000, '.');
+    for (let i = 0; i < 200; i++) expect(await spool.append([line(i)])).toBe(true);
+    const segments = () => readdirSync(dir).filter((f) => f.endsWith('.seg')).sort();
+    // 200 records of 1016 bytes, 65 per 64 KiB segment (the 65th goes over): 4 segments.
+    expect(segments()).toEqual([segmentName(0), segmentName(65), segmentName(130), segmentName(195)]);
+    expect((await spool.peek(70)).map((l) => l.slice(0, 4))).toEqual(Array.from({ length: 70 }, (_, i) => line(i).slice(0, 4)));
+    await spool.commit(70);
+    expect(segments()).toEqual([segmentName(65), segmentName(130), segmentName(195)]);
+    await closeSpool(spool);
+
+    const { spool: again } = await openSpool(dir, { segmentBytes: 64 * 1024, maxBytes: 10 * 1024 * 1024 });
+    expect(again.size()).toBe(130);
+    const rest = await contents(again);
+    expect(rest.map((l) => l.split('-')[0])).toEqual(Array.from({ length: 130 }, (_, i) => `p${i + 70}`));
+  });
+
+  it('skips the rest of a closed segment whose records are corrupt, and counts exactly what is lost', async () => {
+    const dir = tempDir();
+    const lost: number[] = [];
+    const options = { segmentBytes: 64 * 1024, maxBytes: 10 * 1024 * 1024 };
+    const { spool } = await openSpool(dir, options);
+    const line = (i: number) => `p${i}-`.padEnd(1000, '.');
+    for (let i = 0; i < 100; i++) await spool.append([line(i)]);
+    await closeSpool(spool);
+    // Damage record 10 of the first segment (65 records).
+    const seg = join(dir, segmentName(0));
+    const bytes = readFileSync(seg);
+    bytes[10 * 1016 + 500]! ^= 0xff;
+    writeFileSync(seg, bytes);
+
+    const { spool: again, lines } = await openSpool(dir, options, { onCorrupt: (n) => lost.push(n) });
+    const got = await contents(again);
+    expect(got.map((l) => l.split('-')[0])).toEqual([...Array.from({ length: 10 }, (_, i) => `p${i}`), ...Array.from({ length: 35 }, (_, i) => `p${i + 65}`)]);
+    expect(lost).toEqual([55]);
+    expect(lines.find((l) => l.msg.startsWith('spool: corrupt record skipped'))).toMatchObject({ level: 50, lost: 55 });
+    await again.commit(got.length);
+    expect(again.size()).toBe(0);
+  });
+
+  it('sends the head segment again when the checkpoint is unreadable', async () => {
+    const dir = tempDir();
+    const { spool } = await openSpool(dir);
+    await spool.append(['a', 'b', 'c']);
+    await spool.peek(2);
+    await spool.commit(2);
+    await closeSpool(spool);
+    writeFileSync(join(dir, SPOOL_CHECKPOINT_FILE), Buffer.alloc(64, 0xab));
+    const { spool: again } = await openSpool(dir);
+    expect(await contents(again)).toEqual(['a', 'b', 'c']);
+  });
+
+  it('reports the age of the oldest point and its bytes', async () => {
+    let now = 1_000_000;
+    const { spool } = await openSpool(tempDir(), {}, { now: () => now });
+    expect(spool.stats()).toEqual({ depth: 0, bytes: 0, capacityBytes: 2 * 1024 ** 3, oldestAppendedAt: undefined });
+    await spool.append(['a']);
+    now += 5000;
+    await spool.append(['bb']);
+    expect(spool.stats()).toEqual({ depth: 2, bytes: 2 * HEADER + 3, capacityBytes: 2 * 1024 ** 3, oldestAppendedAt: 1_000_000 });
+    await spool.peek(1);
+    await spool.commit(1);
+    expect(spool.stats().oldestAppendedAt).toBe(1_005_000);
+  });
+
+  it('with fsync: interval, appends resolve and survive a close', async () => {
+    const dir = tempDir();
+    const { spool } = await openSpool(dir, { fsync: 'interval', fsyncInterval: 50 });
+    expect(await spool.append(['x', 'y'])).toBe(true);
+    await closeSpool(spool);
+    const { spool: again } = await openSpool(dir);
+    expect(await contents(again)).toEqual(['x', 'y']);
+  });
+
+  it('refuses appends after close instead of losing them', async () => {
+    const { spool } = await openSpool(tempDir());
+    await closeSpool(spool);
+    expect(await spool.append(['late'])).toBe(false);
+  });
+
+  it('ignores unknown files and refuses a point larger than a record may be', async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'README'), 'hello');
+    const { spool, lines } = await openSpool(dir);
+    expect(lines.some((l) => l.msg === 'spool: ignoring a file that is not a segment' && l.file === 'README')).toBe(true);
+    await expect(spool.append(['x'.repeat(17 * 1024 * 1024)])).rejects.toThrow(/exceeds the record limit/);
+    expect(spool.size()).toBe(0);
+  });
+});

@@ -1,0 +1,765 @@
+/**
+ * The durable spool: an append-only log of points on disk between ingest and the storage
+ * backend. Ingest acknowledges a device only once its readings are in the spool; the batch
+ * writer drains it to InfluxDB (or the embedded store) oldest first and commits what the backend
+ * confirmed. Nothing accepted is dropped: when the spool is full, appends are refused (and the
+ * device is not acknowledged) until the backend catches up.
+ *
+ * Files in `dir` (`storage.data_dir/spool/`):
+ * - `<base>.seg`: segments, `<base>` (20 digits) the sequence number of the segment's first
+ *   record. A segment grows to `segmentBytes`, is fsynced and closed, and the next one starts;
+ *   a segment is deleted once every record in it is committed. The record count of a closed
+ *   segment is the next segment's base minus its own, so opening reads only the head segment
+ *   and the last one.
+ * - `checkpoint`: where draining resumes (segment base, byte offset), two 32-byte slots written
+ *   alternately, each with a generation and a CRC, so a torn write leaves the other slot valid.
+ *
+ * A record is `u32 LE body length | u32 LE CRC-32 of (length bytes + body) | body`, the body
+ * `f64 LE append time (epoch ms) | payload` (the codec's bytes: a line of line protocol, or JSON).
+ *
+ * Durability (`fsync`):
+ * - `always`: appends are gathered into groups (group commit): one write() and one fdatasync()
+ *   per group, and every append of the group resolves after the fdatasync. While one group is
+ *   being synced the next one gathers, so throughput grows with load instead of falling.
+ * - `interval`: appends resolve after write() (in the page cache: survives a crash or kill -9
+ *   of Watchpost, not a power cut); the segment is fdatasynced every `fsyncInterval` ms.
+ * New segment files are fsynced with their directory before records go into them.
+ *
+ * Recovery at open: the last segment is read through; a torn tail (a record cut short, or whose
+ * CRC does not match, as a crash during a write leaves it) is cut off, logged at warn, and never
+ * read as data. Draining resumes at the checkpoint, which is checked to fall on a record
+ * boundary (if not, the whole head segment is sent again; InfluxDB overwrites same series and
+ * timestamp). Records found corrupt later (a disk error under a closed segment) are skipped up to
+ * the end of that segment, logged at error and counted through `onCorrupt`.
+ */
+import { mkdir, open, readdir, stat, statfs, unlink, type FileHandle } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
+import type { Logger } from '../lib/logger.js';
+import type { AppendOptions, PointQueue, QueueStats } from './point-queue.js';
+import { STORAGE_ERROR_CODES, StorageError } from './storage-errors.js';
+
+/** How points become record payloads and back. */
+export interface SpoolCodec<T> {
+  encode(item: T): string | Uint8Array;
+  decode(payload: Buffer): T;
+}
+
+/** Lines of line protocol, as UTF-8. */
+export const lineCodec: SpoolCodec<string> = {
+  encode: (line) => line,
+  decode: (payload) => payload.toString('utf8'),
+};
+
+export interface SpoolOptions {
+  /** Bytes of uncommitted records the spool may hold; appends past it are refused. */
+  maxBytes: number;
+  /** A segment is closed and a new one started once it reaches this size. */
+  segmentBytes: number;
+  fsync: 'always' | 'interval';
+  /** With `fsync: interval`, how often the active segment is fdatasynced (ms). */
+  fsyncInterval: number;
+  /** Wait this long for more appends before writing a group (ms); 0 = as soon as the previous group is done. */
+  groupCommitDelay: number;
+}
+
+export const DEFAULT_SPOOL_OPTIONS: SpoolOptions = {
+  maxBytes: 2 * 1024 ** 3,
+  segmentBytes: 64 * 1024 ** 2,
+  fsync: 'always',
+  fsyncInterval: 1000,
+  groupCommitDelay: 0,
+};
+
+export interface SpoolDeps<T> {
+  dir: string;
+  codec: SpoolCodec<T>;
+  logger: Logger;
+  now?: () => number;
+  /** Records lost to corruption found while reading (never a torn tail, which was never acknowledged). */
+  onCorrupt?: (lost: number) => void;
+  /** Observes how long each group's write + fdatasync took (ms). */
+  onSync?: (ms: number, records: number) => void;
+}
+
+export const SPOOL_SEGMENT_SUFFIX = '.seg';
+export const SPOOL_CHECKPOINT_FILE = 'checkpoint';
+
+const HEADER = 8;
+const TIME = 8;
+/** A body longer than this is a corrupt length field, not a record. */
+export const MAX_RECORD_BODY = 16 * 1024 * 1024;
+const READ_CHUNK = 1024 * 1024;
+const SEGMENT_NAME = /^(\d{20})\.seg$/;
+const CHECKPOINT_MAGIC = 0x3150_4b57; // "WKP1" little-endian
+const CHECKPOINT_SLOT = 32;
+
+interface Segment {
+  base: number;
+  path: string;
+  /** Bytes of whole records written to it. */
+  size: number;
+}
+
+interface Position {
+  seg: Segment;
+  offset: number;
+  seq: number;
+}
+
+interface Entry<T> {
+  item: T;
+  seq: number;
+  seg: Segment;
+  start: number;
+  appendedAt: number;
+}
+
+interface PendingAppend {
+  buf: Buffer;
+  count: number;
+  at: number;
+  resolve: (ok: boolean) => void;
+  reject: (err: Error) => void;
+}
+
+type State = 'new' | 'open' | 'closing' | 'closed' | 'failed';
+
+export function segmentName(base: number): string {
+  return String(base).padStart(20, '0') + SPOOL_SEGMENT_SUFFIX;
+}
+
+/** Appends one record for `payload` to `out` at `offset`; returns the new offset. */
+function writeRecord(out: Buffer, offset: number, payload: string | Uint8Array, payloadBytes: number, appendedAt: number): number {
+  const bodyLength = TIME + payloadBytes;
+  out.writeUInt32LE(bodyLength, offset);
+  out.writeDoubleLE(appendedAt, offset + HEADER);
+  if (typeof payload === 'string') out.write(payload, offset + HEADER + TIME, payloadBytes, 'utf8');
+  else out.set(payload, offset + HEADER + TIME);
+  const end = offset + HEADER + bodyLength;
+  const crc = crc32(out.subarray(offset + HEADER, end), crc32(out.subarray(offset, offset + 4)));
+  out.writeUInt32LE(crc, offset + 4);
+  return end;
+}
+
+type ParsedRecord = { kind: 'record'; length: number; appendedAt: number; payload: Buffer } | { kind: 'incomplete'; need: number } | { kind: 'corrupt'; why: string };
+
+/** The record at `pos` of `buf`, if whole and intact. */
+function parseRecord(buf: Buffer, pos: number): ParsedRecord {
+  if (buf.length - pos < HEADER) return { kind: 'incomplete', need: HEADER };
+  const bodyLength = buf.readUInt32LE(pos);
+  if (bodyLength < TIME || bodyLength > MAX_RECORD_BODY) return { kind: 'corrupt', why: `impossible record length ${bodyLength}` };
+  const end = pos + HEADER + bodyLength;
+  if (end > buf.length) return { kind: 'incomplete', need: HEADER + bodyLength };
+  const crc = crc32(buf.subarray(pos + HEADER, end), crc32(buf.subarray(pos, pos + 4)));
+  if (crc !== buf.readUInt32LE(pos + 4)) return { kind: 'corrupt', why: 'checksum mismatch' };
+  return { kind: 'record', length: HEADER + bodyLength, appendedAt: buf.readDoubleLE(pos + HEADER), payload: buf.subarray(pos + HEADER + TIME, end) };
+}
+
+async function writeFully(fh: FileHandle, buf: Buffer): Promise<void> {
+  let written = 0;
+  while (written < buf.length) {
+    const { bytesWritten } = await fh.write(buf, written, buf.length - written);
+    if (bytesWritten <= 0) throw new Error('write() wrote nothing');
+    written += bytesWritten;
+  }
+}
+
+async function readFully(fh: FileHandle, position: number, length: number): Promise<Buffer> {
+  const buf = Buffer.allocUnsafe(length);
+  let got = 0;
+  while (got < length) {
+    const { bytesRead } = await fh.read(buf, got, length - got, position + got);
+    if (bytesRead === 0) break;
+    got += bytesRead;
+  }
+  return got === length ? buf : buf.subarray(0, got);
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+function ioError(what: string, err: unknown): StorageError {
+  return new StorageError(STORAGE_ERROR_CODES.LOCAL_STORE, `spool: ${what}: ${(err as Error).message ?? String(err)}`, { cause: err });
+}
+
+export class Spool<T> implements PointQueue<T> {
+  private readonly options: SpoolOptions;
+  private readonly log: Logger;
+  private readonly now: () => number;
+  private state: State = 'new';
+  private failure: Error | undefined;
+
+  private segments: Segment[] = [];
+  /** Sum of `size` over `segments`. */
+  private totalSize = 0;
+  private nextSeq = 0;
+  private head!: Position;
+  private writeHandle: FileHandle | undefined;
+
+  private pending: PendingAppend[] = [];
+  private pendingBytes = 0;
+  private flushTimer: { kind: 'timeout'; handle: ReturnType<typeof setTimeout> } | { kind: 'immediate'; handle: ReturnType<typeof setImmediate> } | undefined;
+  private flushing: Promise<void> | undefined;
+  private fsyncTimer: ReturnType<typeof setInterval> | undefined;
+  private unsynced = false;
+  /** Append time of the oldest record when the read cache does not hold it. */
+  private oldestHint: number | undefined;
+
+  private cache: Array<Entry<T>> = [];
+  private cursor!: Position;
+  private readHandle: { seg: Segment; fh: FileHandle } | undefined;
+  private reading: Promise<unknown> = Promise.resolve();
+
+  private checkpointHandle: FileHandle | undefined;
+  private checkpointGeneration = 0;
+  private checkpointChain: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly deps: SpoolDeps<T>,
+    options: Partial<SpoolOptions> = {},
+  ) {
+    this.options = { ...DEFAULT_SPOOL_OPTIONS, ...options };
+    this.log = deps.logger;
+    this.now = deps.now ?? Date.now;
+  }
+
+  // ---- lifecycle ----
+
+  async open(): Promise<void> {
+    if (this.state !== 'new') return;
+    const { dir } = this.deps;
+    try {
+      await mkdir(dir, { recursive: true });
+      await this.loadSegments();
+      const truncated = await this.recoverTail();
+      await this.findHead();
+      this.writeHandle = await open(this.lastSegment().path, 'a');
+      this.checkpointHandle = await open(join(dir, SPOOL_CHECKPOINT_FILE), constants.O_RDWR | constants.O_CREAT, 0o600);
+      this.state = 'open';
+      await this.writeCheckpoint();
+      if (this.options.fsync === 'interval') {
+        this.fsyncTimer = setInterval(() => void this.syncNow(), this.options.fsyncInterval);
+        this.fsyncTimer.unref?.();
+      }
+      this.log.info(
+        { dir, depth: this.size(), bytes: this.liveBytes(), segments: this.segments.length, truncated_bytes: truncated, fsync: this.options.fsync },
+        'spool open',
+      );
+      await this.warnIfDiskSmall();
+      if (this.size() > 0) await this.fill(1);
+    } catch (err) {
+      this.state = 'failed';
+      this.failure = err instanceof StorageError ? err : ioError('cannot open', err);
+      await this.releaseHandles();
+      throw this.failure;
+    }
+  }
+
+  /** Writes what is pending, syncs, records the checkpoint and closes the files. */
+  async close(): Promise<void> {
+    if (this.state !== 'open' && this.state !== 'failed') return;
+    const failed = this.state === 'failed';
+    this.state = 'closing';
+    clearInterval(this.fsyncTimer);
+    this.fsyncTimer = undefined;
+    if (this.flushTimer?.kind === 'timeout') clearTimeout(this.flushTimer.handle);
+    if (this.flushTimer?.kind === 'immediate') clearImmediate(this.flushTimer.handle);
+    this.flushTimer = undefined;
+    if (!failed) {
+      if (this.pending.length > 0 && !this.flushing) this.flushing = this.flushLoop();
+      await this.flushing;
+      await this.reading.catch(() => undefined);
+      try {
+        if (this.unsynced) await this.writeHandle?.datasync();
+        await this.checkpointChain.catch(() => undefined);
+        await this.writeCheckpoint(true);
+      } catch (err) {
+        this.log.error({ err: (err as Error).message }, 'spool: final sync failed');
+      }
+    }
+    for (const p of this.pending.splice(0)) p.resolve(false);
+    await this.releaseHandles();
+    this.state = 'closed';
+  }
+
+  private async releaseHandles(): Promise<void> {
+    const handles = [this.writeHandle, this.readHandle?.fh, this.checkpointHandle];
+    this.writeHandle = this.checkpointHandle = undefined;
+    this.readHandle = undefined;
+    await Promise.all(handles.map((h) => h?.close().catch(() => undefined)));
+  }
+
+  // ---- PointQueue ----
+
+  size(): number {
+    return this.state === 'new' ? 0 : this.nextSeq - this.head.seq;
+  }
+
+  stats(): QueueStats {
+    const depth = this.size();
+    return {
+      depth,
+      bytes: this.state === 'new' ? 0 : this.liveBytes(),
+      capacityBytes: this.options.maxBytes,
+      oldestAppendedAt: depth === 0 ? undefined : (this.cache[0]?.appendedAt ?? this.oldestHint),
+    };
+  }
+
+  append(items: readonly T[], options: AppendOptions = {}): Promise<boolean> {
+    if (this.state === 'failed') return Promise.reject(this.failure ?? ioError('failed', new Error('unknown')));
+    if (this.state !== 'open') return Promise.resolve(false);
+    if (items.length === 0) return Promise.resolve(true);
+    const at = this.now();
+    let buf: Buffer;
+    try {
+      buf = this.encode(items, at);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (!options.force && this.liveBytes() + this.pendingBytes + buf.length > this.options.maxBytes) return Promise.resolve(false);
+    this.pendingBytes += buf.length;
+    return new Promise<boolean>((resolve, reject) => {
+      this.pending.push({ buf, count: items.length, at, resolve, reject });
+      this.scheduleFlush();
+    });
+  }
+
+  async peek(n: number): Promise<T[]> {
+    if (this.state !== 'open' && this.state !== 'closing') return [];
+    if (this.cache.length < n) await this.fill(n);
+    return this.cache.slice(0, n).map((e) => e.item);
+  }
+
+  async commit(n: number): Promise<void> {
+    if (n <= 0) return;
+    if (n > this.cache.length) throw new Error(`spool: commit(${n}) of more than the ${this.cache.length} records peeked`);
+    this.cache.splice(0, n);
+    const next = this.cache[0];
+    await this.moveHead(next ? { seg: next.seg, offset: next.start, seq: next.seq } : { ...this.cursor });
+    // Read the new oldest record now (the next peek needs it anyway), so its age is known.
+    if (this.cache.length === 0 && this.size() > 0 && this.state === 'open') await this.fill(1);
+  }
+
+  // ---- appending ----
+
+  private encode(items: readonly T[], at: number): Buffer {
+    const payloads = new Array<string | Uint8Array>(items.length);
+    const sizes = new Array<number>(items.length);
+    let total = 0;
+    for (let i = 0; i < items.length; i++) {
+      const payload = this.deps.codec.encode(items[i]!);
+      const bytes = typeof payload === 'string' ? Buffer.byteLength(payload, 'utf8') : payload.length;
+      if (TIME + bytes > MAX_RECORD_BODY) {
+        throw new StorageError(STORAGE_ERROR_CODES.INVALID_POINT, `spool: a point of ${bytes} bytes exceeds the record limit of ${MAX_RECORD_BODY}`);
+      }
+      payloads[i] = payload;
+      sizes[i] = bytes;
+      total += HEADER + TIME + bytes;
+    }
+    const out = Buffer.allocUnsafe(total);
+    let offset = 0;
+    for (let i = 0; i < items.length; i++) offset = writeRecord(out, offset, payloads[i]!, sizes[i]!, at);
+    return out;
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushing || this.flushTimer !== undefined) return;
+    const run = () => {
+      this.flushTimer = undefined;
+      if (!this.flushing) this.flushing = this.flushLoop();
+    };
+    this.flushTimer =
+      this.options.groupCommitDelay > 0
+        ? { kind: 'timeout', handle: setTimeout(run, this.options.groupCommitDelay) }
+        : { kind: 'immediate', handle: setImmediate(run) };
+  }
+
+  /** Writes groups until nothing is pending; appends made meanwhile form the next group. */
+  private async flushLoop(): Promise<void> {
+    try {
+      while (this.pending.length > 0 && (this.state === 'open' || this.state === 'closing')) {
+        const group = this.pending;
+        this.pending = [];
+        await this.writeGroup(group);
+      }
+    } finally {
+      this.flushing = undefined;
+      if (this.pending.length > 0 && this.state === 'open') this.scheduleFlush();
+    }
+  }
+
+  private async writeGroup(group: PendingAppend[]): Promise<void> {
+    let bytes = 0;
+    let count = 0;
+    for (const p of group) {
+      bytes += p.buf.length;
+      count += p.count;
+    }
+    const started = performance.now();
+    try {
+      const active = this.lastSegment();
+      if (active.size >= this.options.segmentBytes) await this.rotate();
+      await writeFully(this.writeHandle!, group.length === 1 ? group[0]!.buf : Buffer.concat(group.map((p) => p.buf), bytes));
+      if (this.options.fsync === 'always') await this.writeHandle!.datasync();
+      else this.unsynced = true;
+    } catch (err) {
+      this.pendingBytes -= bytes;
+      const error = ioError('write failed', err);
+      await this.undoPartialWrite(error);
+      for (const p of group) p.reject(error);
+      return;
+    }
+    this.deps.onSync?.(performance.now() - started, count);
+    this.pendingBytes -= bytes;
+    if (this.size() === 0 && this.cache.length === 0) this.oldestHint = group[0]!.at;
+    const active = this.lastSegment();
+    active.size += bytes;
+    this.totalSize += bytes;
+    this.nextSeq += count;
+    for (const p of group) p.resolve(true);
+  }
+
+  /** After a failed write or fsync the file may hold part of the group: cut it back, or stop taking appends. */
+  private async undoPartialWrite(error: StorageError): Promise<void> {
+    const active = this.lastSegment();
+    try {
+      await this.writeHandle!.truncate(active.size);
+      await this.writeHandle!.datasync();
+      this.log.error({ err: error.message, segment: active.path }, 'spool: write failed; the appends were refused and the segment cut back');
+    } catch (err) {
+      this.state = 'failed';
+      this.failure = ioError(`cannot cut ${active.path} back after a failed write (${error.message})`, err);
+      this.log.error({ err: this.failure.message }, 'spool: failed; no more readings are accepted until Watchpost restarts');
+      for (const p of this.pending.splice(0)) p.reject(this.failure);
+    }
+  }
+
+  private async rotate(): Promise<void> {
+    const old = this.writeHandle!;
+    await old.datasync();
+    const seg: Segment = { base: this.nextSeq, path: join(this.deps.dir, segmentName(this.nextSeq)), size: 0 };
+    const fh = await open(seg.path, 'ax');
+    try {
+      await fsyncDir(this.deps.dir);
+    } catch (err) {
+      await fh.close();
+      await unlink(seg.path).catch(() => undefined);
+      throw err;
+    }
+    this.segments.push(seg);
+    this.writeHandle = fh;
+    this.unsynced = false;
+    await old.close();
+  }
+
+  /** `fsync: interval`: fdatasync what was written, even while groups keep being written (under steady load they always are). */
+  private async syncNow(): Promise<void> {
+    if (!this.unsynced || this.state !== 'open') return;
+    const fh = this.writeHandle;
+    this.unsynced = false;
+    try {
+      await fh?.datasync();
+      await this.checkpointHandle?.datasync();
+    } catch (err) {
+      // A segment closed by a rotation meanwhile was fdatasynced by the rotation itself.
+      if (fh !== this.writeHandle) return;
+      this.unsynced = true;
+      this.log.error({ err: (err as Error).message }, 'spool: periodic fdatasync failed');
+    }
+  }
+
+  // ---- reading ----
+
+  /** Reads records at the cursor into the cache until it holds `n` or nothing more is written. Reads run one at a time. */
+  private fill(n: number): Promise<void> {
+    const run = this.reading.then(async () => {
+      while (this.cache.length < n) {
+        if (!(await this.readChunk(n - this.cache.length))) break;
+      }
+      // Everything between the head and the cursor was skipped as corrupt: commit the gap.
+      if (this.cache.length === 0 && this.cursor.seq !== this.head.seq) await this.moveHead({ ...this.cursor });
+    });
+    this.reading = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Reads one chunk at the cursor; false when there is nothing more to read now. */
+  private async readChunk(want: number): Promise<boolean> {
+    const seg = this.cursor.seg;
+    if (this.cursor.offset >= seg.size) {
+      const i = this.segments.indexOf(seg);
+      const next = this.segments[i + 1];
+      if (!next) return false;
+      if (next.base > this.cursor.seq) this.corrupt(seg, this.cursor.offset, next.base - this.cursor.seq, 'records missing at the end of a closed segment');
+      this.cursor = { seg: next, offset: 0, seq: next.base };
+      return true;
+    }
+    const available = seg.size - this.cursor.offset;
+    let buf = await this.readAt(seg, this.cursor.offset, Math.min(available, READ_CHUNK));
+    let pos = 0;
+    let added = 0;
+    while (pos < buf.length && (added < want || pos === 0)) {
+      const rec = parseRecord(buf, pos);
+      if (rec.kind === 'incomplete') {
+        if (pos > 0) break;
+        if (rec.need > available || buf.length < Math.min(available, READ_CHUNK)) {
+          this.skipRestOfSegment(seg, this.cursor.offset, 'record runs past the written end');
+          return true;
+        }
+        buf = await this.readAt(seg, this.cursor.offset, rec.need);
+        continue;
+      }
+      if (rec.kind === 'corrupt') {
+        this.cursor.offset += pos;
+        this.skipRestOfSegment(seg, this.cursor.offset, rec.why);
+        return true;
+      }
+      let item: T;
+      try {
+        item = this.deps.codec.decode(rec.payload);
+      } catch (err) {
+        this.corrupt(seg, this.cursor.offset + pos, 1, `payload cannot be decoded: ${(err as Error).message}`);
+        pos += rec.length;
+        this.cursor.seq += 1;
+        continue;
+      }
+      this.cache.push({ item, seq: this.cursor.seq, seg, start: this.cursor.offset + pos, appendedAt: rec.appendedAt });
+      pos += rec.length;
+      this.cursor.seq += 1;
+      added += 1;
+    }
+    this.cursor.offset += pos;
+    return true;
+  }
+
+  /** Moves the cursor past the rest of `seg` after corruption at `offset`, counting what is lost. */
+  private skipRestOfSegment(seg: Segment, offset: number, why: string): void {
+    const i = this.segments.indexOf(seg);
+    const next = this.segments[i + 1];
+    const endSeq = next ? next.base : this.nextSeq;
+    this.corrupt(seg, offset, Math.max(0, endSeq - this.cursor.seq), why);
+    this.cursor = { seg, offset: seg.size, seq: endSeq };
+  }
+
+  private corrupt(seg: Segment, offset: number, lost: number, why: string): void {
+    this.log.error({ segment: seg.path, offset, lost }, `spool: corrupt record skipped (${why})`);
+    if (lost > 0) this.deps.onCorrupt?.(lost);
+  }
+
+  private async readAt(seg: Segment, position: number, length: number): Promise<Buffer> {
+    if (this.readHandle?.seg !== seg) {
+      const previous = this.readHandle?.fh;
+      this.readHandle = undefined;
+      await previous?.close().catch(() => undefined);
+      this.readHandle = { seg, fh: await open(seg.path, 'r') };
+    }
+    try {
+      return await readFully(this.readHandle.fh, position, length);
+    } catch (err) {
+      throw ioError(`cannot read ${seg.path}`, err);
+    }
+  }
+
+  // ---- committing ----
+
+  private async moveHead(position: Position): Promise<void> {
+    this.head = position;
+    const gone: Segment[] = [];
+    while (this.segments.length > 1 && this.segments[0] !== position.seg) {
+      const seg = this.segments.shift()!;
+      this.totalSize -= seg.size;
+      gone.push(seg);
+    }
+    if (this.cache.length === 0 && this.size() > 0) this.oldestHint = undefined;
+    await this.writeCheckpoint();
+    for (const seg of gone) {
+      await unlink(seg.path).catch((err: Error) => this.log.warn({ segment: seg.path, err: err.message }, 'spool: cannot delete a drained segment'));
+    }
+  }
+
+  /** Records the head in the slot not written last; fdatasync with `fsync: always` (or `force`). */
+  private writeCheckpoint(force = false): Promise<void> {
+    const run = this.checkpointChain.then(async () => {
+      const fh = this.checkpointHandle;
+      if (!fh) return;
+      const generation = ++this.checkpointGeneration;
+      const slot = Buffer.alloc(CHECKPOINT_SLOT);
+      slot.writeUInt32LE(CHECKPOINT_MAGIC, 0);
+      slot.writeDoubleLE(generation, 8);
+      slot.writeDoubleLE(this.head.seg.base, 16);
+      slot.writeDoubleLE(this.head.offset, 24);
+      slot.writeUInt32LE(crc32(slot.subarray(8)), 4);
+      await fh.write(slot, 0, CHECKPOINT_SLOT, (generation % 2) * CHECKPOINT_SLOT);
+      if (force || this.options.fsync === 'always') await fh.datasync();
+    });
+    this.checkpointChain = run.catch((err: Error) => this.log.error({ err: err.message }, 'spool: cannot write the checkpoint'));
+    return run;
+  }
+
+  // ---- opening ----
+
+  private async loadSegments(): Promise<void> {
+    const names = await readdir(this.deps.dir);
+    const segments: Segment[] = [];
+    for (const name of names) {
+      const m = SEGMENT_NAME.exec(name);
+      if (!m) {
+        if (name !== SPOOL_CHECKPOINT_FILE) this.log.warn({ dir: this.deps.dir, file: name }, 'spool: ignoring a file that is not a segment');
+        continue;
+      }
+      const path = join(this.deps.dir, name);
+      segments.push({ base: Number(m[1]), path, size: (await stat(path)).size });
+    }
+    segments.sort((a, b) => a.base - b.base);
+    if (segments.length === 0) {
+      const seg: Segment = { base: 0, path: join(this.deps.dir, segmentName(0)), size: 0 };
+      await (await open(seg.path, 'ax')).close();
+      await fsyncDir(this.deps.dir);
+      segments.push(seg);
+    }
+    this.segments = segments;
+    this.totalSize = segments.reduce((sum, s) => sum + s.size, 0);
+  }
+
+  /** Reads the last segment through and cuts a torn tail; returns the bytes cut. */
+  private async recoverTail(): Promise<number> {
+    const last = this.lastSegment();
+    const { end, count } = await this.scan(last, last.size);
+    const cut = last.size - end;
+    if (cut > 0) {
+      const fh = await open(last.path, 'r+');
+      try {
+        await fh.truncate(end);
+        await fh.datasync();
+      } finally {
+        await fh.close();
+      }
+      this.log.warn({ segment: last.path, offset: end, bytes: cut }, 'spool: cut a torn tail left by a crash (those records were never acknowledged with fsync: always)');
+      this.totalSize -= cut;
+      last.size = end;
+    }
+    this.nextSeq = last.base + count;
+    return cut;
+  }
+
+  /** Whole, intact records of `seg` from its start up to `limit` bytes: where they end and how many. */
+  private async scan(seg: Segment, limit: number): Promise<{ end: number; count: number }> {
+    const fh = await open(seg.path, 'r');
+    try {
+      let offset = 0;
+      let count = 0;
+      for (;;) {
+        if (offset >= limit) break;
+        let buf = await readFully(fh, offset, Math.min(READ_CHUNK, limit - offset));
+        let pos = 0;
+        let stop = false;
+        while (pos < buf.length) {
+          const rec = parseRecord(buf, pos);
+          if (rec.kind === 'record') {
+            pos += rec.length;
+            count += 1;
+            continue;
+          }
+          if (rec.kind === 'incomplete' && pos === 0 && rec.need <= limit - offset && rec.need > buf.length) {
+            buf = await readFully(fh, offset, rec.need);
+            continue;
+          }
+          stop = rec.kind === 'corrupt' || pos === 0;
+          break;
+        }
+        offset += pos;
+        if (stop || pos === 0) break;
+      }
+      return { end: offset, count };
+    } finally {
+      await fh.close();
+    }
+  }
+
+  private async findHead(): Promise<void> {
+    const checkpoint = await this.readCheckpoint();
+    const first = this.segments[0]!;
+    let head: Position = { seg: first, offset: 0, seq: first.base };
+    if (checkpoint) {
+      const seg = this.segments.find((s) => s.base === checkpoint.segBase);
+      if (seg && checkpoint.offset <= seg.size) {
+        const { end, count } = await this.scan(seg, checkpoint.offset);
+        if (end === checkpoint.offset) head = { seg, offset: end, seq: seg.base + count };
+        else this.log.warn({ segment: seg.path, offset: checkpoint.offset }, 'spool: checkpoint is not on a record boundary; sending the segment again');
+      } else if (seg && seg === this.lastSegment()) {
+        // With fsync: interval a power cut can cut records that were already sent: nothing left to send there.
+        this.log.warn({ segment: seg.path, offset: checkpoint.offset, size: seg.size }, 'spool: checkpoint is past the end of the last segment (cut after a power cut)');
+        head = { seg, offset: seg.size, seq: this.nextSeq };
+      } else if (checkpoint.segBase > this.lastSegment().base) {
+        this.log.warn({ checkpoint }, 'spool: checkpoint points past the spool; sending everything in it again');
+      }
+      this.checkpointGeneration = checkpoint.generation;
+    }
+    this.head = head;
+    this.cursor = { ...head };
+    const stale = this.segments.filter((s) => s.base < head.seg.base);
+    this.segments = this.segments.filter((s) => s.base >= head.seg.base);
+    for (const seg of stale) {
+      this.totalSize -= seg.size;
+      await unlink(seg.path);
+    }
+  }
+
+  private async readCheckpoint(): Promise<{ generation: number; segBase: number; offset: number } | undefined> {
+    let buf: Buffer;
+    try {
+      const fh = await open(join(this.deps.dir, SPOOL_CHECKPOINT_FILE), 'r');
+      try {
+        buf = await readFully(fh, 0, 2 * CHECKPOINT_SLOT);
+      } finally {
+        await fh.close();
+      }
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+    let best: { generation: number; segBase: number; offset: number } | undefined;
+    for (let i = 0; i + CHECKPOINT_SLOT <= buf.length; i += CHECKPOINT_SLOT) {
+      const slot = buf.subarray(i, i + CHECKPOINT_SLOT);
+      if (slot.readUInt32LE(0) !== CHECKPOINT_MAGIC || slot.readUInt32LE(4) !== crc32(slot.subarray(8))) continue;
+      const value = { generation: slot.readDoubleLE(8), segBase: slot.readDoubleLE(16), offset: slot.readDoubleLE(24) };
+      if (!best || value.generation > best.generation) best = value;
+    }
+    return best;
+  }
+
+  private async warnIfDiskSmall(): Promise<void> {
+    try {
+      const fs = await statfs(this.deps.dir);
+      const free = fs.bavail * fs.bsize;
+      const room = this.options.maxBytes - this.liveBytes();
+      if (free < room) {
+        this.log.warn(
+          { dir: this.deps.dir, free_bytes: free, max_bytes: this.options.maxBytes },
+          'spool: the disk has less free space than storage.spool.max_bytes allows; a long outage will fill the disk first (appends then fail and devices are not acknowledged)',
+        );
+      }
+    } catch {
+      // statfs is informational only
+    }
+  }
+
+  // ---- helpers ----
+
+  private lastSegment(): Segment {
+    return this.segments[this.segments.length - 1]!;
+  }
+
+  /** Bytes of records not yet committed. */
+  private liveBytes(): number {
+    return this.totalSize - this.head.offset;
+  }
+}

@@ -1,0 +1,51 @@
+/**
+ * Silences through the HTTP API (contract: HTTP API): GET and POST /api/v1/silences and
+ * DELETE /api/v1/silences/{id}, operator role. The body is validated by the alert stage's
+ * schema (alerts/silences.ts), whose errors come back as 400 with the reason.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import type { Role } from './config/schema.js';
+import { ApiError } from './errors.js';
+
+export interface SilencesPort {
+  listSilences(state?: 'pending' | 'active' | 'expired'): unknown[];
+  createSilence(input: unknown, by: string): unknown;
+  deleteSilence(id: string, by: string): void;
+}
+
+const listQuery = z.strictObject({ state: z.enum(['pending', 'active', 'expired']).optional() });
+const idParams = z.strictObject({ id: z.string().regex(/^si_[0-9a-f]{16}$/, 'not a silence id') });
+
+function parse<T extends z.ZodType>(schema: T, value: unknown, what: string): z.output<T> {
+  const result = schema.safeParse(value);
+  if (!result.success) {
+    const first = result.error.issues[0]!;
+    throw new ApiError('bad_request', `${what}${first.path.length ? `.${first.path.join('.')}` : ''}: ${first.message}`);
+  }
+  return result.data;
+}
+
+export function registerSilenceRoutes(
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the API's instance carries its pino logger type
+  app: FastifyInstance<any, any, any, any>,
+  deps: { silences: SilencesPort; requireRole: (role: Role) => (req: FastifyRequest) => Promise<void> },
+): void {
+  const operator = { onRequest: deps.requireRole('operator') };
+
+  app.get('/api/v1/silences', operator, async (req) => {
+    const q = parse(listQuery, req.query, 'query');
+    return { silences: deps.silences.listSilences(q.state) };
+  });
+
+  app.post('/api/v1/silences', operator, async (req, reply) => {
+    const silence = deps.silences.createSilence(req.body ?? null, req.principal!.name);
+    return reply.code(201).send(silence);
+  });
+
+  app.delete('/api/v1/silences/:id', operator, async (req, reply) => {
+    const { id } = parse(idParams, req.params, 'path');
+    deps.silences.deleteSilence(id, req.principal!.name);
+    return reply.code(204).send();
+  });
+}
