@@ -474,7 +474,7 @@ export class AlertService {
       if (event.level !== null) this.open(event as RuleEvent & { level: Level }, now, effects);
       return;
     }
-    const t = transition(open, { kind: 'rule', level: event.level, value: event.value, threshold: event.threshold, ts: event.ts }, now);
+    const t = transition(open, { kind: 'rule', level: event.level, value: event.value, threshold: event.threshold, ts: event.ts, ...(event.reason ? { reason: event.reason } : {}) }, now);
     if (t) this.applyTransition(open, t, now, effects);
   }
 

@@ -71,6 +71,14 @@ describe('alert state machine', () => {
     expect(resolved.event).toMatchObject({ type: 'resolved', previousState: 'acknowledged', by: 'rule', reason: 'condition_cleared' });
   });
 
+  it('records the rule stage’s reason for a clear (data returned, device online, rule changed)', () => {
+    for (const reason of ['data_returned', 'device_online', 'rule_changed'] as const) {
+      const resolved = transition(opened(), { ...rule(null, 100, 200), reason }, T0 + 4)!;
+      expect(resolved.event).toMatchObject({ type: 'resolved', by: 'rule', reason });
+      expect(resolved.alert.resolveReason).toBe(reason);
+    }
+  });
+
   it('a raise after an acknowledgement makes the alert firing again', () => {
     const acked = transition(opened(), { kind: 'acknowledge', by: 'ops' }, T0 + 2)!.alert;
     const raised = transition(acked, rule('red', 320, 300), T0 + 3)!;

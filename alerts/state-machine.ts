@@ -57,6 +57,8 @@ export interface RuleInput {
   threshold: Threshold | null;
   /** Event time of the reading, epoch ms. */
   ts: number;
+  /** Why the rule stage cleared the level (data_returned, device_online, rule_changed); default condition_cleared. */
+  reason?: ResolveReason;
 }
 
 export interface AcknowledgeInput {
@@ -137,10 +139,11 @@ function applyRule<A extends AlertCore>(alert: A, input: RuleInput, now: number)
   if (alert.state === 'resolved') return null;
   const reading = { value: input.value, threshold: input.threshold, eventTs: input.ts, updatedAt: now };
   if (input.level === null) {
-    const next: A = { ...alert, ...reading, state: 'resolved', resolvedAt: now, resolvedBy: 'rule', resolveReason: 'condition_cleared' };
+    const reason = input.reason ?? 'condition_cleared';
+    const next: A = { ...alert, ...reading, state: 'resolved', resolvedAt: now, resolvedBy: 'rule', resolveReason: reason };
     return {
       alert: next,
-      event: { type: 'resolved', at: now, state: 'resolved', level: alert.level, previousState: alert.state, value: input.value, threshold: input.threshold, ts: input.ts, by: 'rule', reason: 'condition_cleared' },
+      event: { type: 'resolved', at: now, state: 'resolved', level: alert.level, previousState: alert.state, value: input.value, threshold: input.threshold, ts: input.ts, by: 'rule', reason },
     };
   }
   const diff = levelRank(input.level) - levelRank(alert.level);
