@@ -10,6 +10,7 @@ import type { Clock } from '../lib/clock.js';
 import { httpRequest, isAnswer, outcomeOfStatus, type HttpDeps } from './channels/http.js';
 import type { WebhookChannelConfig } from './config.js';
 import type { Channel, DeliveryOutcome, Notification } from './outbox.js';
+import { ConfiguredChannel } from './channels/configured.js';
 
 export { isRetryableStatus, parseRetryAfter } from './channels/http.js';
 
@@ -21,25 +22,15 @@ export interface WebhookChannelDeps extends HttpDeps {
   clock: Clock;
 }
 
-export class WebhookChannel implements Channel {
+export class WebhookChannel extends ConfiguredChannel<WebhookChannelConfig> implements Channel {
   readonly type = 'webhook';
   readonly addressing = 'group';
 
   constructor(
-    private readonly config: WebhookChannelConfig,
+    config: WebhookChannelConfig,
     private readonly deps: WebhookChannelDeps,
-  ) {}
-
-  get id(): string {
-    return this.config.id;
-  }
-
-  get maxAttempts(): number | undefined {
-    return this.config.max_attempts;
-  }
-
-  get maxAgeMs(): number {
-    return this.config.max_age;
+  ) {
+    super(config);
   }
 
   async send(notification: Notification, signal: AbortSignal): Promise<DeliveryOutcome> {

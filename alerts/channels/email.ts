@@ -5,10 +5,11 @@
  * and authentication failures fail for good.
  */
 import nodemailer, { type Transporter } from 'nodemailer';
-import type { ContactConfig, EmailChannelConfig, RateLimit } from '../config.js';
+import type { ContactConfig, EmailChannelConfig } from '../config.js';
 import type { RenderedMessage } from '../message-format.js';
 import type { Channel, DeliveryOutcome, Notification } from '../outbox.js';
 import { formatOptions, renderFor } from './render.js';
+import { ConfiguredChannel } from './configured.js';
 
 const LEVEL_COLOURS = { blue: '#1e6fd9', yellow: '#d4a000', orange: '#e8710a', red: '#d93025' } as const;
 
@@ -66,24 +67,13 @@ export function emailOutcome(error: unknown): DeliveryOutcome {
   return { outcome: 'retry', error: text };
 }
 
-export class EmailChannel implements Channel {
+export class EmailChannel extends ConfiguredChannel<EmailChannelConfig> implements Channel {
   readonly type = 'email';
   readonly addressing = 'person';
   private transporter: Transporter | undefined;
 
-  constructor(private readonly config: EmailChannelConfig) {}
-
-  get id(): string {
-    return this.config.id;
-  }
-  get maxAttempts(): number | undefined {
-    return this.config.max_attempts;
-  }
-  get maxAgeMs(): number {
-    return this.config.max_age;
-  }
-  get rateLimits(): readonly RateLimit[] {
-    return this.config.rate_limit ?? [];
+  constructor(config: EmailChannelConfig) {
+    super(config);
   }
 
   private transport(): Transporter {

@@ -8,10 +8,11 @@
 import { createHmac } from 'node:crypto';
 import type { Clock } from '../../lib/clock.js';
 import type { Level } from '../../lib/levels.js';
-import type { DingtalkChannelConfig, FeishuChannelConfig, RateLimit, WecomChannelConfig } from '../config.js';
+import type { DingtalkChannelConfig, FeishuChannelConfig, WecomChannelConfig } from '../config.js';
 import type { Channel, DeliveryOutcome, Notification } from '../outbox.js';
 import { httpRequest, isAnswer, jsonOf, outcomeOfStatus, snippet, truncateBytes, type HttpAnswer, type HttpDeps, type HttpRequest } from './http.js';
 import { formatOptions, localMobile, renderFor } from './render.js';
+import { ConfiguredChannel } from './configured.js';
 
 export interface RobotDeps extends HttpDeps {
   clock: Clock;
@@ -20,26 +21,15 @@ export interface RobotDeps extends HttpDeps {
 /** Providers' limits per minute: wait this long after a "too fast" answer. */
 const THROTTLE_PAUSE_MS = 60_000;
 
-abstract class RobotChannel<C extends WecomChannelConfig | DingtalkChannelConfig | FeishuChannelConfig> implements Channel {
+abstract class RobotChannel<C extends WecomChannelConfig | DingtalkChannelConfig | FeishuChannelConfig> extends ConfiguredChannel<C> implements Channel {
   abstract readonly type: string;
   readonly addressing = 'group';
 
   constructor(
-    protected readonly config: C,
+    config: C,
     protected readonly deps: RobotDeps,
-  ) {}
-
-  get id(): string {
-    return this.config.id;
-  }
-  get maxAttempts(): number | undefined {
-    return this.config.max_attempts;
-  }
-  get maxAgeMs(): number {
-    return this.config.max_age;
-  }
-  get rateLimits(): readonly RateLimit[] {
-    return this.config.rate_limit;
+  ) {
+    super(config);
   }
 
   abstract build(n: Notification, now: number): HttpRequest;

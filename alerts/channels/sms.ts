@@ -10,11 +10,12 @@
  */
 import { createHash, createHmac, randomUUID } from 'node:crypto';
 import type { Clock } from '../../lib/clock.js';
-import type { ContactConfig, RateLimit, SmsAliyunChannelConfig, SmsChannelConfig, SmsHttpChannelConfig, SmsTencentChannelConfig, SmsTwilioChannelConfig } from '../config.js';
+import type { ContactConfig, SmsAliyunChannelConfig, SmsChannelConfig, SmsHttpChannelConfig, SmsTencentChannelConfig, SmsTwilioChannelConfig } from '../config.js';
 import { fillTemplate } from '../message-format.js';
 import type { Channel, DeliveryOutcome, Notification } from '../outbox.js';
 import { httpRequest, isAnswer, jsonOf, outcomeOfStatus, snippet, type HttpAnswer, type HttpDeps, type HttpRequest } from './http.js';
 import { e164, formatOptions, renderFor, varsFor } from './render.js';
+import { ConfiguredChannel } from './configured.js';
 
 export interface SmsDeps extends HttpDeps {
   clock: Clock;
@@ -249,26 +250,15 @@ function judgeTwilio(answer: HttpAnswer, now: number): DeliveryOutcome {
 
 // ---- the channel ----
 
-export class SmsChannel implements Channel {
+export class SmsChannel extends ConfiguredChannel<SmsChannelConfig> implements Channel {
   readonly type = 'sms';
   readonly addressing = 'person';
 
   constructor(
-    private readonly config: SmsChannelConfig,
+    config: SmsChannelConfig,
     private readonly deps: SmsDeps,
-  ) {}
-
-  get id(): string {
-    return this.config.id;
-  }
-  get maxAttempts(): number | undefined {
-    return this.config.max_attempts;
-  }
-  get maxAgeMs(): number {
-    return this.config.max_age;
-  }
-  get rateLimits(): readonly RateLimit[] {
-    return this.config.rate_limit ?? [];
+  ) {
+    super(config);
   }
 
   async send(n: Notification, signal: AbortSignal): Promise<DeliveryOutcome> {
