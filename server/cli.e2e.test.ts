@@ -5,38 +5,20 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { cpSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../test/support/platform.js';
+import { CLI, ROOT, runCli } from '../test/support/watchpost-process.js';
 
-const ROOT = resolve(import.meta.dirname, '..');
-const CLI = join(ROOT, 'dist', 'server', 'cli.js');
 const VIEWER = 'demo-viewer-token-longgang';
 
-function run(args: string[], options: { timeoutMs?: number } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, env: { ...process.env, WATCHPOST_LOG_LEVEL: 'warn' } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`watchpost ${args.join(' ')} did not finish; stderr: ${stderr}`));
-    }, options.timeoutMs ?? 30_000);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolvePromise({ code, stdout, stderr });
-    });
-  });
-}
 
 describe.skipIf(!existsSync(CLI))('watchpost CLI', () => {
   const dirs: string[] = [];
   afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
   it('check passes the bundled demo configuration', async () => {
-    const result = await run(['check', '--config', 'config-demo']);
+    const result = await runCli(['check', '--config', 'config-demo']);
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
     expect(result.stdout).toMatch(/config-demo: valid \(6 files; 7 assets, 8 devices, 16 rules, 1 escalations\)/);
@@ -47,7 +29,7 @@ describe.skipIf(!existsSync(CLI))('watchpost CLI', () => {
     dirs.push(dir);
     writeFileSync(join(dir, 'a.yaml'), 'broker: { port: 70000 }\nrules:\n  - id: r1\n    match: { metric: strain }\n    levels: { red: { above: 1 } }\n    for: soon\n');
     writeFileSync(join(dir, 'b.yaml'), 'devices:\n  - { id: d1, secret: "${WATCHPOST_TEST_UNSET_VAR}", assets: [nope] }\n');
-    const result = await run(['check', '--config', dir]);
+    const result = await runCli(['check', '--config', dir]);
     expect(result.code).toBe(1);
     expect(result.stderr.split('\n').filter(Boolean)).toEqual([
       'a.yaml: broker.port: Too big: expected number to be <=65535',
@@ -97,7 +79,7 @@ describe.skipIf(!existsSync(CLI))('watchpost CLI', () => {
     });
 
     it('simulates every demo asset and an alert becomes visible through the API', async () => {
-      const sim = await run(['simulate', '--config', 'config-demo', '--url', `mqtt://127.0.0.1:${mqttPort}`, '--duration', '9', '--seed', '7'], { timeoutMs: 60_000 });
+      const sim = await runCli(['simulate', '--config', 'config-demo', '--url', `mqtt://127.0.0.1:${mqttPort}`, '--duration', '9', '--seed', '7'], { timeoutMs: 60_000 });
       expect(sim.code).toBe(0);
       expect(sim.stdout).toMatch(/0 errors, 0 unacknowledged, 0 rejected by the platform/);
 

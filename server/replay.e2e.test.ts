@@ -5,35 +5,16 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { cpSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { waitFor } from '../test/support/binaries.js';
 import { influxdAvailable, startInfluxd, type Influxd } from '../test/support/influxd.js';
 import { baseConfig, DEVICE_SECRET, startPlatform, tempDir } from '../test/support/platform.js';
+import { CLI, ROOT, runCli } from '../test/support/watchpost-process.js';
 
-const ROOT = resolve(import.meta.dirname, '..');
-const CLI = join(ROOT, 'dist', 'server', 'cli.js');
 const T0 = Date.parse('2025-06-01T00:00:00+08:00');
 
-function run(args: string[], options: { input?: string } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, env: { ...process.env, WATCHPOST_LOG_LEVEL: 'warn' } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`watchpost ${args.join(' ')} did not finish; stderr: ${stderr}`));
-    }, 30_000);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolvePromise({ code, stdout, stderr });
-    });
-    child.stdin.end(options.input ?? '');
-  });
-}
 
 /** Hydrant hp-03 sagging below 0.25 and 0.14 MPa and recovering, every 5 s. */
 function hydrantSag(): Array<{ ts: number; value: number }> {
@@ -63,7 +44,7 @@ describe.skipIf(!existsSync(CLI))('watchpost replay', () => {
     lines.splice(3, 0, JSON.stringify({ asset_id: 'lg-hydrant-001', sensor_id: 'hp-99', ts: T0, values: { hydrant_pressure: 0.3 } }));
     const file = join(dir, 'hydrant.jsonl');
     writeFileSync(file, `${lines.join('\n')}\n`);
-    const first = await run(['replay', '--config', 'config-demo', '--input', file]);
+    const first = await runCli(['replay', '--config', 'config-demo', '--input', file]);
     expect(first.stderr).toBe('line 4: unknown_sensor: sensor "hp-99" is not configured on asset "lg-hydrant-001"\n');
     expect(first.code).toBe(0);
     expect(first.stdout.split('\n')).toEqual([
@@ -73,19 +54,19 @@ describe.skipIf(!existsSync(CLI))('watchpost replay', () => {
       '1 alert, 0 still open at the end',
       '',
     ]);
-    const again = await run(['replay', '--config', 'config-demo', '--input', '-'], { input: lines.join('\n') });
+    const again = await runCli(['replay', '--config', 'config-demo', '--input', '-'], { input: lines.join('\n') });
     expect(again.stdout).toBe(first.stdout);
-    const json = await run(['replay', '--config', 'config-demo', '--input', file, '--json']);
+    const json = await runCli(['replay', '--config', 'config-demo', '--input', file, '--json']);
     expect(JSON.parse(json.stdout).alerts).toEqual([
       { alert: 1, rule_id: 'hydrant-pressure-low', asset_id: 'lg-hydrant-001', sensor_id: 'hp-03', fired_at: '2025-05-31T16:02:20Z', resolved_at: '2025-05-31T16:05:45Z', highest_level: 'red', events: 6 },
     ]);
   });
 
   it('refuses bad usage with exit 2', async () => {
-    expect((await run(['replay', '--config', 'config-demo'])).code).toBe(2);
-    const noEnd = await run(['replay', '--config', 'config-demo', '--from-influx', '--start', '2025-06-01T00:00:00Z']);
+    expect((await runCli(['replay', '--config', 'config-demo'])).code).toBe(2);
+    const noEnd = await runCli(['replay', '--config', 'config-demo', '--from-influx', '--start', '2025-06-01T00:00:00Z']);
     expect([noEnd.code, noEnd.stderr]).toEqual([2, '--from-influx needs --start and --end\n']);
-    const badTz = await run(['replay', '--config', 'config-demo', '--input', '-', '--tz', 'CST']);
+    const badTz = await runCli(['replay', '--config', 'config-demo', '--input', '-', '--tz', 'CST']);
     expect([badTz.code, badTz.stderr]).toEqual([2, '--tz must be Z or an offset such as +08:00 (got "CST")\n']);
   });
 
@@ -110,7 +91,7 @@ describe.skipIf(!existsSync(CLI))('watchpost replay', () => {
       platform.storage = { data_dir: join(dir, 'data'), influx: { url: influxd.url, version: 1, database: 'telemetry' } };
       writeFileSync(join(dir, 'platform.yaml'), stringify(platform));
       // [start, end): the last two hydrant readings (16:07:20, 16:07:25) are after the end.
-      const result = await run(['replay', '--config', dir, '--from-influx', '--start', '2025-05-31T16:00:00Z', '--end', '2025-05-31T16:07:20Z']);
+      const result = await runCli(['replay', '--config', dir, '--from-influx', '--start', '2025-05-31T16:00:00Z', '--end', '2025-05-31T16:07:20Z']);
       expect(result.stderr).toBe('');
       expect(result.stdout.split('\n')).toEqual([
         // The bridge reading of 16:00 falls silent: stale at 16:10 is after the end, so not shown.
@@ -136,7 +117,7 @@ describe.skipIf(!existsSync(CLI))('watchpost replay', () => {
     await device.publishAsync('telemetry/lg-bridge-001/strain-01', JSON.stringify(strain), { qos: 1 });
     await waitFor('the live alert', async () => ((await p.api('GET', '/api/v1/alerts?state=resolved')).body.alerts.length === 1 ? true : undefined));
     await p.stop(); // flushes the store
-    const result = await run(['replay', '--config', configDir, '--from-influx', '--start', String(T0), '--end', String(T0 + 3_600_000)]);
+    const result = await runCli(['replay', '--config', configDir, '--from-influx', '--start', String(T0), '--end', String(T0 + 3_600_000)]);
     expect(result.stderr).toBe('');
     expect(result.stdout.split('\n')).toEqual([
       'time                  event     alert  level       rule           asset/sensor             metric  value   threshold  note',
