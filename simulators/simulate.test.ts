@@ -591,7 +591,8 @@ describe('MQTT round trip against an aedes broker', () => {
     server = net.createServer(broker.handle);
     server.listen(port, '127.0.0.1');
     await once(server, 'listening');
-    await new Promise((r) => setTimeout(r, 2_500));
+    // Wait for the queued readings to arrive instead of for a fixed time.
+    await expect.poll(() => published.some((p) => p.topic.startsWith('telemetry/lg-bridge-001/')), { timeout: 15_000 }).toBe(true);
     controller.abort();
     const summary = await run;
     expect(summary.acknowledged).toBeGreaterThan(0);
