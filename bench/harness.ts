@@ -1,6 +1,6 @@
 /** Shared pieces of the benchmark scripts: Watchpost as a production process, publishers, progress, output. */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { createWriteStream, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Influxd } from '../test/support/influxd.js';
@@ -38,14 +38,19 @@ export interface RunningWatchpost {
 
 /**
  * Starts `watchpost start --config DIR` from the build, production settings, and reads its ports.
- * WATCHPOST_NODE_ARGS are passed to its node (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`).
+ * WATCHPOST_NODE_ARGS are passed to its node (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`);
+ * WATCHPOST_STDOUT=FILE keeps its stdout.
  */
 export async function startWatchpost(configDir: string): Promise<RunningWatchpost> {
   const nodeArgs = (process.env.WATCHPOST_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const child = spawn(process.execPath, [...nodeArgs, CLI, 'start', '--config', configDir], {
+  // The node flags `watchpost start` runs with (its `#!/usr/bin/env -S node …` line); WATCHPOST_NODE_ARGS come after and win.
+  const cliFlags = /^#!\S*env -S node(.*)$/.exec(readFileSync(CLI, 'utf8').split('\n', 1)[0] ?? '')?.[1]?.split(' ').filter(Boolean) ?? [];
+  const child = spawn(process.execPath, [...cliFlags, ...nodeArgs, CLI, 'start', '--config', configDir], {
     env: { ...process.env, NODE_ENV: 'production', WATCHPOST_LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
+  // WATCHPOST_STDOUT=FILE keeps Watchpost's stdout (its log, and --trace-gc output) in FILE.
+  if (process.env.WATCHPOST_STDOUT) child.stdout!.pipe(createWriteStream(process.env.WATCHPOST_STDOUT));
   let out = '';
   const ports = await new Promise<{ mqtt_port: number; http_port: number }>((resolve, reject) => {
     child.stdout!.on('data', (d: Buffer) => {
@@ -69,20 +74,26 @@ export async function stopChild(child: ChildProcess): Promise<void> {
 }
 
 /** Runs publisher processes, one per job; `onProgress` sees the summed live counts. */
-export async function runPublishers(jobs: PublisherJob[], onProgress?: (acked: number, sent: number) => void): Promise<PublisherReport[]> {
+export async function runPublishers(jobs: PublisherJob[], onProgress?: (acked: number, sent: number, reports: PublisherReport[]) => void, stop?: AbortSignal): Promise<PublisherReport[]> {
   const live = new Map<number, PublisherReport>();
   const done: PublisherReport[] = [];
   await Promise.all(
     jobs.map(
       (job, p) =>
         new Promise<void>((resolve, reject) => {
-          const child = fork(join(HERE, 'publisher.js'), [JSON.stringify(job)], { stdio: 'inherit' });
+          // The job goes over IPC, not argv: one argument is limited to 128 KiB (MAX_ARG_STRLEN),
+          // and thousands of devices exceed that (spawn E2BIG).
+          const child = fork(join(HERE, 'publisher.js'), [], { stdio: 'inherit' });
+          child.send(job);
+          // `stop` ends publishing before the jobs' durationMs (each device stops at its next message).
+          stop?.addEventListener('abort', () => child.connected && child.send({ type: 'stop' }), { once: true });
           child.on('message', (m: PublisherReport) => {
             live.set(p, m);
             if (m.type === 'done') done.push(m);
             onProgress?.(
               [...live.values()].reduce((s, r) => s + r.acked, 0),
               [...live.values()].reduce((s, r) => s + r.sent, 0),
+              [...live.values()],
             );
           });
           child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`publisher ${p} exited with ${code}`))));

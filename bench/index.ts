@@ -9,6 +9,7 @@ const SCENARIOS: Record<string, { describe: string; load: () => Promise<unknown>
   'external-broker': { describe: 'ingest through mosquitto with shared subscriptions, 1 and 2 Watchpost instances', load: () => import('./external-bench.js').then((m) => m.main()) },
   'alert-latency': { describe: 'PUBLISH of a threshold crossing to webhook arrival, p50/p99/max, under 20,000 readings/s', load: () => import('./latency-bench.js').then((m) => m.main()) },
   connections: { describe: 'RSS and CPU with 10,000 connected devices each publishing every 10 s', load: () => import('./connections-bench.js').then((m) => m.main()) },
+  'spool-drain': { describe: 'InfluxDB down for OUTAGE_S (30) under live QoS 1 load: backlog, readings/s drained after it is back, lost', load: () => import('./spool-drain-bench.js').then((m) => m.main()) },
   spool: { describe: 'the durable spool on this disk: appends/s with group commit (fsync always and interval), drain rate', load: () => import('./spool-bench.js').then((m) => m.main()) },
   rules: { describe: 'rule evaluation cost per reading, 1,000 rules over 10,000 sensors', load: () => import('./rules-bench.js') },
   'rules-signals': { describe: 'the complete rule language: cost per reading by signal and rule kind, 1,000 rules, 10,000 sensors', load: () => import('./rules-signals.js') },

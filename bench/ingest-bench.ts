@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { startInfluxd } from '../test/support/influxd.js';
 import type { CeilingJob } from './ceiling-writer.js';
-import { countStored, endProgress, env, HERE, printTable, progress, runPublishers, startWatchpost, stopChild } from './harness.js';
+import { countStored, endProgress, env, HERE, printTable, processUsage, progress, runPublishers, startWatchpost, stopChild } from './harness.js';
 import type { PublisherJob } from './publisher.js';
 
 export interface IngestFigures {
@@ -27,8 +27,15 @@ export interface IngestFigures {
   publish_errors: number;
   seconds_to_queryable: number;
   readings_per_s: number;
+  /** CPU time per stored reading (µs), by process, from the first publish until queryable. */
+  watchpost_cpu_us_per_reading: number;
+  influxd_cpu_us_per_reading: number;
+  publishers_cpu_us_per_reading: number;
+  /** 2 cores divided by the summed CPU time per reading: the most this machine could do with these costs. */
+  cpu_bound_readings_per_s: number;
   ceiling_readings_per_s?: number;
   ratio_to_ceiling?: number;
+  ceiling_influxd_cpu_us_per_reading?: number;
 }
 
 export async function runIngest(scenario: 'ingest-qos1' | 'ingest-batch'): Promise<IngestFigures> {
@@ -55,6 +62,8 @@ export async function runIngest(scenario: 'ingest-qos1' | 'ingest-batch'): Promi
   );
   const { child: watchpost, mqttUrl } = await startWatchpost(dir);
   try {
+    const wpBefore = processUsage(watchpost.pid!);
+    const influxBefore = processUsage(influx.pid()!);
     const started = performance.now();
     const perPublisher = Math.ceil(devices / publishers);
     const jobs: PublisherJob[] = Array.from({ length: publishers }, (_, p) => ({
@@ -83,6 +92,10 @@ export async function runIngest(scenario: 'ingest-qos1' | 'ingest-batch'): Promi
     }
     const seconds = (lastChange - started) / 1000;
     endProgress();
+    const perReading = (ms: number) => Number(((ms * 1000) / Math.max(1, stored)).toFixed(2));
+    const wpUs = perReading(processUsage(watchpost.pid!).cpuMs - wpBefore.cpuMs);
+    const influxUs = perReading(processUsage(influx.pid()!).cpuMs - influxBefore.cpuMs);
+    const publishersUs = perReading(reports.reduce((s, r) => s + (r.cpuMs ?? 0), 0));
     return {
       scenario,
       readings_acked: acked,
@@ -91,6 +104,10 @@ export async function runIngest(scenario: 'ingest-qos1' | 'ingest-batch'): Promi
       publish_errors: errors,
       seconds_to_queryable: Number(seconds.toFixed(2)),
       readings_per_s: Math.round(acked / seconds),
+      watchpost_cpu_us_per_reading: wpUs,
+      influxd_cpu_us_per_reading: influxUs,
+      publishers_cpu_us_per_reading: publishersUs,
+      cpu_bound_readings_per_s: Math.round(2e6 / (wpUs + influxUs + publishersUs)),
     };
   } finally {
     await stopChild(watchpost);
@@ -99,9 +116,10 @@ export async function runIngest(scenario: 'ingest-qos1' | 'ingest-batch'): Promi
   }
 }
 
-export async function runCeiling(points: number): Promise<{ readings_per_s: number; points: number; seconds: number }> {
+export async function runCeiling(points: number): Promise<{ readings_per_s: number; points: number; seconds: number; influxd_cpu_us_per_reading: number }> {
   const influx = await startInfluxd({ database: 'telemetry' });
   try {
+    const before = processUsage(influx.pid()!);
     const series = env('DEVICES', 200);
     const job: CeilingJob = { url: influx.url, database: 'telemetry', series, pointsPerSeries: Math.ceil(points / series), batchSize: 5000, concurrency: 2, t0: Date.now() - 30 * 86_400_000 };
     const result = await new Promise<{ written: number; ms: number }>((resolve, reject) => {
@@ -111,7 +129,8 @@ export async function runCeiling(points: number): Promise<{ readings_per_s: numb
     });
     const stored = await countStored(influx);
     if (stored !== result.written) throw new Error(`ceiling: wrote ${result.written} but ${stored} are queryable`);
-    return { readings_per_s: Math.round(result.written / (result.ms / 1000)), points: result.written, seconds: Number((result.ms / 1000).toFixed(2)) };
+    const influxdUs = Number((((processUsage(influx.pid()!).cpuMs - before.cpuMs) * 1000) / result.written).toFixed(2));
+    return { readings_per_s: Math.round(result.written / (result.ms / 1000)), points: result.written, seconds: Number((result.ms / 1000).toFixed(2)), influxd_cpu_us_per_reading: influxdUs };
   } finally {
     await influx.stop();
   }
@@ -120,7 +139,7 @@ export async function runCeiling(points: number): Promise<{ readings_per_s: numb
 export async function main(scenario: string): Promise<void> {
   if (scenario === 'ceiling') {
     const c = await runCeiling(env('POINTS', 2_000_000));
-    printTable([['scenario', 'ceiling'], ['points', c.points], ['seconds', c.seconds], ['readings/s', c.readings_per_s]]);
+    printTable([['scenario', 'ceiling'], ['points', c.points], ['seconds', c.seconds], ['readings/s', c.readings_per_s], ['influxd CPU µs/reading', c.influxd_cpu_us_per_reading]]);
     process.stdout.write(`${JSON.stringify({ scenario: 'ceiling', ...c })}\n`);
     return;
   }
@@ -129,6 +148,7 @@ export async function main(scenario: string): Promise<void> {
   const ceiling = await runCeiling(Math.max(figures.readings_acked, 100_000));
   figures.ceiling_readings_per_s = ceiling.readings_per_s;
   figures.ratio_to_ceiling = Number((figures.readings_per_s / ceiling.readings_per_s).toFixed(3));
+  figures.ceiling_influxd_cpu_us_per_reading = ceiling.influxd_cpu_us_per_reading;
   printTable(Object.entries(figures));
   process.stdout.write(`${JSON.stringify(figures)}\n`);
 }

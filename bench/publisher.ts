@@ -5,7 +5,8 @@
  * its parent. Each device publishes one series with strictly increasing timestamps, so every
  * reading is a distinct InfluxDB point.
  */
-import mqtt, { type MqttClient } from 'mqtt';
+import mqtt from 'mqtt';
+import { RawMqttClient } from './raw-mqtt.js';
 
 export interface PublisherJob {
   url: string;
@@ -20,6 +21,25 @@ export interface PublisherJob {
   intervalMs?: number;
   /** Spread connection attempts: at most this many connects in flight per publisher. */
   connectConcurrency?: number;
+  /** MQTT client: `raw` (bench/raw-mqtt.ts, default: little CPU per message) or `mqttjs`. */
+  client?: 'raw' | 'mqttjs';
+}
+
+/** What a device connection needs: QoS 1 publish with a callback at the PUBACK, and end. */
+interface DeviceConnection {
+  publish(topic: string, payload: string, cb: (err?: Error) => void): void;
+  end(): Promise<void>;
+}
+
+async function connectDevice(job: PublisherJob, device: PublisherJob['devices'][number]): Promise<DeviceConnection> {
+  if (job.client === 'mqttjs') {
+    const client = await mqtt.connectAsync(job.url, { username: device.id, password: device.secret, protocolVersion: 4, reconnectPeriod: 0, clean: true, connectTimeout: 60_000 });
+    return {
+      publish: (topic, payload, cb) => client.publish(topic, payload, { qos: 1 }, (err) => cb(err ?? undefined)),
+      end: () => client.endAsync(),
+    };
+  }
+  return RawMqttClient.connect(job.url, device.id, device.secret);
 }
 
 export interface PublisherReport {
@@ -27,8 +47,12 @@ export interface PublisherReport {
   sent: number;
   acked: number;
   errors: number;
+  /** Devices whose connection was accepted (CONNACK 0) so far. */
+  connected?: number;
   /** Per device: how many readings it had acknowledged (its ts are t0 .. t0 + n - 1). */
   ackedPerDevice?: Record<string, number>;
+  /** CPU time (user + system) this publisher process used, in ms. */
+  cpuMs?: number;
 }
 
 /** At most `limit` connection attempts at once, so thousands of devices do not connect in one instant. */
@@ -48,10 +72,12 @@ function gate(limit: number): <T>(fn: () => Promise<T>) => Promise<T> {
 }
 let connectGate: <T>(fn: () => Promise<T>) => Promise<T> = (fn) => fn();
 
-async function runDevice(job: PublisherJob, device: PublisherJob['devices'][number], counters: { sent: number; acked: number; errors: number }, deadline: number, ackedPerDevice: Record<string, number>): Promise<void> {
-  const client: MqttClient = await connectGate(() =>
-    mqtt.connectAsync(job.url, { username: device.id, password: device.secret, protocolVersion: 4, reconnectPeriod: 0, clean: true, connectTimeout: 60_000 }),
-  );
+/** When publishing ends: `durationMs` after the start, or sooner when the parent sends `{ type: 'stop' }`. */
+let deadline = Infinity;
+
+async function runDevice(job: PublisherJob, device: PublisherJob['devices'][number], counters: { sent: number; acked: number; errors: number; connected: number }, ackedPerDevice: Record<string, number>): Promise<void> {
+  const client = await connectGate(() => connectDevice(job, device));
+  counters.connected++;
   const topic = `telemetry/${device.asset}/${device.sensor}`;
   let next = 0;
   let ackedReadings = 0;
@@ -61,7 +87,7 @@ async function runDevice(job: PublisherJob, device: PublisherJob['devices'][numb
         if (Date.now() >= deadline) return resolve();
         const first = next++;
         counters.sent++;
-        client.publish(topic, `{"ts":${job.t0 + first},"values":{"${job.metric}":${(first % 1000) / 10}}}`, { qos: 1 }, (err) => {
+        client.publish(topic, `{"ts":${job.t0 + first},"values":{"${job.metric}":${(first % 1000) / 10}}}`, (err) => {
           if (err) counters.errors++;
           else {
             counters.acked++;
@@ -73,7 +99,7 @@ async function runDevice(job: PublisherJob, device: PublisherJob['devices'][numb
       setTimeout(publishOne, Math.random() * job.intervalMs!);
     });
     ackedPerDevice[device.id] = ackedReadings;
-    await client.endAsync();
+    await client.end();
     return;
   }
   // Readings are acknowledged per message; messages are acknowledged in order per connection.
@@ -93,7 +119,7 @@ async function runDevice(job: PublisherJob, device: PublisherJob['devices'][numb
         }
         outstanding++;
         counters.sent += n;
-        client.publish(topic, payload, { qos: 1 }, (err) => {
+        client.publish(topic, payload, (err) => {
           outstanding--;
           if (err) counters.errors++;
           else {
@@ -109,19 +135,24 @@ async function runDevice(job: PublisherJob, device: PublisherJob['devices'][numb
     pump();
   });
   ackedPerDevice[device.id] = ackedReadings;
-  await client.endAsync();
+  await client.end();
 }
 
 async function main(): Promise<void> {
-  const job = JSON.parse(process.argv[2]!) as PublisherJob;
+  // The job arrives as the first IPC message (see runPublishers), or as a JSON argument when run by hand.
+  const job = process.argv[2] ? (JSON.parse(process.argv[2]) as PublisherJob) : await new Promise<PublisherJob>((r) => process.once('message', (m) => r(m as PublisherJob)));
   connectGate = gate(job.connectConcurrency ?? 200);
-  const counters = { sent: 0, acked: 0, errors: 0 };
+  const counters = { sent: 0, acked: 0, errors: 0, connected: 0 };
   const ackedPerDevice: Record<string, number> = {};
-  const deadline = Date.now() + job.durationMs;
+  deadline = Date.now() + job.durationMs;
+  process.on('message', (m: { type?: string }) => {
+    if (m?.type === 'stop') deadline = Math.min(deadline, Date.now());
+  });
   const timer = setInterval(() => process.send?.({ type: 'progress', ...counters } satisfies PublisherReport), 500);
-  await Promise.all(job.devices.map((d) => runDevice(job, d, counters, deadline, ackedPerDevice).catch(() => void counters.errors++)));
+  await Promise.all(job.devices.map((d) => runDevice(job, d, counters, ackedPerDevice).catch(() => void counters.errors++)));
   clearInterval(timer);
-  process.send?.({ type: 'done', ...counters, ackedPerDevice } satisfies PublisherReport);
+  const cpu = process.cpuUsage();
+  process.send?.({ type: 'done', ...counters, ackedPerDevice, cpuMs: (cpu.user + cpu.system) / 1000 } satisfies PublisherReport);
   process.disconnect?.();
 }
 

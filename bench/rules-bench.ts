@@ -3,9 +3,10 @@
  *
  * Prints, per reading: (a) a reading no rule matches (unwatched metric; watched metric on an
  * asset no rule covers), (b) a reading matching one rule with the node-rules classifier (with
- * and without its quiet gate), (c) the same with the direct classifier, each for a quiet signal
+ * and without its stable gate), (c) the same with the direct classifier, each for a quiet signal
  * (below every threshold) and an active one (a random walk across the levels, with events).
- * A plain script: no assertions. PASSES (env) sets the timed passes over 100,000 readings.
+ * A plain script: no assertions. PASSES (env) sets the timed passes over 100,000 readings; ONLY
+ * (env) keeps the scenarios whose name contains it (ONLY=active).
  *
  * Run: npm run bench -- rules   (PASSES=10 npm run bench -- rules for longer runs)
  */
@@ -22,6 +23,7 @@ const ASSETS = 2_000;
 const SENSORS_PER_ASSET = 5;
 const READINGS = 100_000; // distinct reading objects, cycled
 const PASSES = Number(process.env.PASSES ?? 5); // timed readings = READINGS * PASSES
+const ONLY = process.env.ONLY;
 
 function rand32(seed: number) {
   return () => {
@@ -105,6 +107,8 @@ function pass(set: CompiledRuleSet, state: RuleState, readings: Reading[]): numb
 
 interface Figures {
   nsPerReading: number;
+  /** CPU time (user + system) of this process per reading: less disturbed by other processes on a shared machine. */
+  cpuNsPerReading: number;
   perSecond: number;
   events: number;
   gcs: number;
@@ -119,12 +123,14 @@ async function measure(set: CompiledRuleSet, readings: Reading[]): Promise<Figur
   await settle();
   const gcBefore = gcCount;
   let events = 0;
+  const cpuStart = process.cpuUsage();
   const start = process.hrtime.bigint();
   for (let p = 0; p < PASSES; p++) events += pass(set, state, readings);
   const ns = Number(process.hrtime.bigint() - start);
+  const cpu = process.cpuUsage(cpuStart);
   const n = readings.length * PASSES;
   await settle();
-  return { nsPerReading: ns / n, perSecond: (n / ns) * 1e9, events, gcs: gcCount - gcBefore };
+  return { nsPerReading: ns / n, cpuNsPerReading: ((cpu.user + cpu.system) * 1000) / n, perSecond: (n / ns) * 1e9, events, gcs: gcCount - gcBefore };
 }
 
 function time<T>(f: () => T): [T, number] {
@@ -136,7 +142,7 @@ function time<T>(f: () => T): [T, number] {
 async function main(): Promise<void> {
   const [viaRules, compileRulesMs] = time(() => compileRules(configs, { classifier: 'node-rules' }));
   const [direct, compileDirectMs] = time(() => compileRules(configs, { classifier: 'direct' }));
-  const ungated = compileRules(configs, { classifier: 'node-rules', quietGate: false });
+  const ungated = compileRules(configs, { classifier: 'node-rules', stableGate: false });
   console.log(`node ${process.version}; ${configs.length} rules, ${ASSETS * SENSORS_PER_ASSET} sensors, ${METRICS.length} watched metrics; ${READINGS * PASSES} timed readings per line`);
   console.log(`compile: node-rules ${compileRulesMs.toFixed(1)} ms, direct ${compileDirectMs.toFixed(1)} ms`);
 
@@ -144,20 +150,22 @@ async function main(): Promise<void> {
     ['(a) no rule: unwatched metric', viaRules, makeReadings('unwatched', 1)],
     ['(a) no rule: watched metric, uncovered asset', viaRules, makeReadings('uncovered', 2)],
     ['(b) one rule, node-rules, quiet', viaRules, makeReadings('quiet', 3)],
-    ['(b) one rule, node-rules without quiet gate, quiet', ungated, makeReadings('quiet', 3)],
+    ['(b) one rule, node-rules without stable gate, quiet', ungated, makeReadings('quiet', 3)],
     ['(c) one rule, direct, quiet', direct, makeReadings('quiet', 3)],
     ['(b) one rule, node-rules, active', viaRules, makeReadings('active', 4)],
-    ['(b) one rule, node-rules without quiet gate, active', ungated, makeReadings('active', 4)],
+    ['(b) one rule, node-rules without stable gate, active', ungated, makeReadings('active', 4)],
     ['(c) one rule, direct, active', direct, makeReadings('active', 4)],
   ];
-  console.log('scenario'.padEnd(56), 'ns/reading'.padStart(11), 'readings/s'.padStart(14), 'events'.padStart(9), 'GCs'.padStart(6), ' (best of 3 runs; GCs during that run)');
+  console.log('scenario'.padEnd(56), 'ns/reading'.padStart(11), 'cpu ns'.padStart(9), 'readings/s'.padStart(14), 'events'.padStart(9), 'GCs'.padStart(6), ' (best of 3 runs; GCs during that run)');
   for (const [name, set, readings] of scenarios) {
+    if (ONLY !== undefined && !name.includes(ONLY)) continue;
     const runs: Figures[] = [];
     for (let i = 0; i < 3; i++) runs.push(await measure(set, readings));
     const best = runs.sort((x, y) => x.nsPerReading - y.nsPerReading)[0]!;
     console.log(
       name.padEnd(56),
       best.nsPerReading.toFixed(1).padStart(11),
+      best.cpuNsPerReading.toFixed(1).padStart(9),
       Math.round(best.perSecond).toLocaleString('en-US').padStart(14),
       String(best.events).padStart(9),
       String(best.gcs).padStart(6),

@@ -6,7 +6,7 @@
  *   appends per fdatasync that group commit achieved.
  * - drain: records/s read back and committed in batches of 5000 (what the writer does after an
  *   outage, without the network).
- * Environment: BENCH_SECONDS (default 3 per case).
+ * Environment: BENCH_SECONDS (default 3 per case), DRAIN_RECORDS (default 1,000,000).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -66,13 +66,19 @@ async function drainCase(records: number) {
 export async function main(): Promise<void> {
   const seconds = env('BENCH_SECONDS', 3);
   const rows: Array<[string, unknown]> = [];
+  const figures: Record<string, number | string> = { scenario: 'spool' };
   for (const fsync of ['always', 'interval'] as const) {
     for (const c of [1, 10, 100, 1000]) {
       const r = await appendCase(fsync, c, seconds);
       rows.push([`append ${fsync} c=${c}`, `${r.perSecond.toLocaleString('en-US')} /s  (${r.perSync} per sync)`]);
+      figures[`append_${fsync}_c${c}_per_s`] = r.perSecond;
     }
   }
-  const d = await drainCase(1_000_000);
-  rows.push(['drain 1M records', `${d.perSecond.toLocaleString('en-US')} /s (open ${d.openMs} ms)`]);
+  const records = env('DRAIN_RECORDS', 1_000_000);
+  const d = await drainCase(records);
+  rows.push([`drain ${records.toLocaleString('en-US')} records`, `${d.perSecond.toLocaleString('en-US')} /s (open ${d.openMs} ms)`]);
+  figures.drain_per_s = d.perSecond;
+  figures.drain_open_ms = d.openMs;
   printTable(rows);
+  process.stdout.write(`${JSON.stringify(figures)}\n`);
 }

@@ -67,6 +67,42 @@ describe('BatchWriter', () => {
     expect(metrics.render()).toContain('watchpost_spool_depth 0\n');
   });
 
+  it('keeps `concurrency` requests in flight and commits them oldest first', async () => {
+    let releaseFirst!: () => void;
+    const first = new Promise<void>((resolve) => (releaseFirst = resolve));
+    const { sink, calls } = scriptedSink([first, 'ok', 'ok']);
+    const writer = make(sink, { concurrency: 2 });
+    writer.append(['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i']);
+    await vi.advanceTimersByTimeAsync(10);
+    // Two in flight; the second is confirmed but cannot be committed ahead of the first.
+    expect(calls.map((c) => c.batch)).toEqual([['a', 'b', 'c'], ['d', 'e', 'f']]);
+    expect(metrics.render()).toContain('watchpost_spool_depth 9\n');
+    releaseFirst();
+    await vi.advanceTimersByTimeAsync(10);
+    expect(calls.map((c) => c.batch)).toEqual([['a', 'b', 'c'], ['d', 'e', 'f'], ['g', 'h', 'i']]);
+    expect(counter('written')).toBe(9);
+    expect(metrics.render()).toContain('watchpost_spool_depth 0\n');
+  });
+
+  it('with requests in flight, a failed oldest batch sends the later ones again after the backoff', async () => {
+    let failFirst!: (err: StorageError) => void;
+    const first = new Promise<void>((_, reject) => (failFirst = reject));
+    first.catch(() => undefined);
+    const { sink, calls } = scriptedSink([first, 'ok']);
+    const writer = make(sink, { concurrency: 2 });
+    writer.append(['a', 'b', 'c', 'd', 'e', 'f']);
+    await vi.advanceTimersByTimeAsync(10);
+    failFirst(networkDown());
+    await vi.advanceTimersByTimeAsync(10);
+    expect(writer.status()).toMatchObject({ state: 'degraded', reason: 'failing', pending: 6 });
+    await vi.advanceTimersByTimeAsync(100);
+    // Nothing was committed out of order: both batches go again, in order.
+    expect(calls.map((c) => c.batch)).toEqual([['a', 'b', 'c'], ['d', 'e', 'f'], ['a', 'b', 'c'], ['d', 'e', 'f']]);
+    expect(writer.status()).toMatchObject({ state: 'ok', pending: 0 });
+    // The discarded confirmation is not counted: each point counts once, when it is committed.
+    expect(counter('written')).toBe(6);
+  });
+
   it('has one request in flight at a time', async () => {
     let release!: () => void;
     const slow = new Promise<void>((resolve) => (release = resolve));

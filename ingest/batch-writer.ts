@@ -49,6 +49,12 @@ export interface BatchWriterOptions {
   minRetryDelay: number;
   /** Cap of the retry delay, Retry-After included (ms). */
   maxRetryDelay: number;
+  /**
+   * Batches in flight at once. Batches are still committed oldest first: a later batch that
+   * the backend confirmed before an earlier one failed is sent again (InfluxDB overwrites the
+   * same series and timestamp, so this is harmless there; sinks that are not idempotent use 1).
+   */
+  concurrency: number;
 }
 
 export const DEFAULT_BATCH_WRITER_OPTIONS: BatchWriterOptions = {
@@ -57,6 +63,7 @@ export const DEFAULT_BATCH_WRITER_OPTIONS: BatchWriterOptions = {
   timeout: 10_000,
   minRetryDelay: 500,
   maxRetryDelay: 30_000,
+  concurrency: 1,
 };
 
 /** What every writer of the storage stage is built from. */
@@ -97,7 +104,14 @@ export function storageMetrics(metrics: MetricsRegistry) {
   };
 }
 
-type SendOutcome = { kind: 'done' } | { kind: 'empty' } | { kind: 'retry'; delay: number };
+/** `done` with `settled: false`: the batch was neither written nor committed (it was split). */
+type SendOutcome = { kind: 'done'; settled?: false } | { kind: 'empty' } | { kind: 'retry'; delay: number };
+
+interface InFlight<T> {
+  batch: T[];
+  started: number;
+  result: Promise<StorageError | undefined>;
+}
 
 const MAX_DESCRIBED_POINT = 300;
 
@@ -268,17 +282,61 @@ export class BatchWriter<T> {
     });
   }
 
+  /**
+   * Sends full batches (and the partial tail when flushing or draining a backlog), keeping up to
+   * `concurrency` requests in flight, and settles them in order. After any failure, what is
+   * still in flight is waited out and sent again later, since nothing may be committed ahead
+   * of an unsettled batch.
+   */
   private async drain(): Promise<void> {
     const queue = this.deps.queue;
-    while (this.state === 'started' && (queue.size() >= this.batchSize || ((this.flushAll || this.draining) && queue.size() > 0))) {
-      const outcome = await this.sendOnce(this.options.timeout);
-      if (outcome.kind === 'retry') {
-        if (this.state === 'started') this.scheduleRetry(outcome.delay);
-        return;
+    const inflight: InFlight<T>[] = [];
+    let sent = 0;
+    const more = () =>
+      this.state === 'started' && (queue.size() - sent >= this.batchSize || ((this.flushAll || this.draining) && queue.size() - sent > 0));
+    for (;;) {
+      while (inflight.length < this.options.concurrency && more()) {
+        let window: T[];
+        try {
+          window = await queue.peek(sent + this.batchSize);
+        } catch (err) {
+          inflight.push({ batch: [], started: 0, result: Promise.resolve(toStorageError(err)) });
+          break;
+        }
+        const batch = sent === 0 ? window : window.slice(sent);
+        if (batch.length === 0) break;
+        sent += batch.length;
+        inflight.push({ batch, started: performance.now(), result: this.write(batch, this.options.timeout) });
       }
-      if (outcome.kind === 'empty') break;
+      const head = inflight.shift();
+      if (!head) break;
+      sent -= head.batch.length;
+      const error = await head.result;
+      const outcome = error === undefined ? await this.settleWritten(head.batch, head.started) : await this.handleFailure(head.batch, error);
+      if (outcome.kind !== 'done' || inflight.length === 0) {
+        if (outcome.kind === 'retry') {
+          await Promise.all(inflight.map((f) => f.result));
+          if (this.state === 'started') this.scheduleRetry(outcome.delay);
+          return;
+        }
+        continue;
+      }
+      if (error !== undefined || outcome.settled === false) {
+        // The head was not written as sent (refused, split): later batches start over from the queue.
+        await Promise.all(inflight.map((f) => f.result));
+        inflight.length = 0;
+        sent = 0;
+      }
     }
     if (queue.size() === 0) this.flushAll = false;
+  }
+
+  /** Writes one batch; resolves with the error instead of rejecting. */
+  private write(batch: readonly T[], timeout: number): Promise<StorageError | undefined> {
+    return this.deps.sink.write(batch, AbortSignal.timeout(timeout)).then(
+      () => undefined,
+      (err: unknown) => toStorageError(err),
+    );
   }
 
   private scheduleRetry(delay: number): void {
@@ -315,11 +373,12 @@ export class BatchWriter<T> {
     }
     if (batch.length === 0) return { kind: 'empty' };
     const started = performance.now();
-    try {
-      await this.deps.sink.write(batch, AbortSignal.timeout(timeout));
-    } catch (err) {
-      return await this.handleFailure(batch, toStorageError(err));
-    }
+    const error = await this.write(batch, timeout);
+    return error === undefined ? await this.settleWritten(batch, started) : await this.handleFailure(batch, error);
+  }
+
+  /** The backend confirmed `batch` (the oldest pending points): commit it and leave any failing state. */
+  private async settleWritten(batch: readonly T[], started: number): Promise<SendOutcome> {
     this.latency.record(performance.now() - started);
     this.written.inc(undefined, batch.length);
     try {
@@ -377,7 +436,7 @@ export class BatchWriter<T> {
     if (error.code === STORAGE_ERROR_CODES.TOO_LARGE && batch.length > 1) {
       this.batchSize = Math.max(1, Math.floor(batch.length / 2));
       logger.warn({ code: error.code, err: error.message, batchSize: this.batchSize }, 'storage batch too large; splitting it');
-      return { kind: 'done' };
+      return { kind: 'done', settled: false };
     }
 
     let failedPoints = batch.length;

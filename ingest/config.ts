@@ -83,6 +83,11 @@ export const externalBrokerSchema = z.strictObject({
   client_id: zId.optional(),
   shared_group: zId.optional(),
   max_payload_bytes: z.number().int().min(256).max(16 * 1024 * 1024).default(1024 * 1024),
+  /**
+   * Messages being stored at once per connection, their PUBACKs held until durable (the broker's
+   * own in-flight window, e.g. mosquitto `max_inflight_messages`, may allow fewer).
+   */
+  max_inflight: z.number().int().min(1).max(65_535).default(300),
   /** For mqtts:// with a private CA, and client certificates if the broker asks for them. */
   ca_file: pemFile.optional(),
   cert_file: pemFile.optional(),
@@ -112,6 +117,8 @@ export const influxSchema = z
     timeout: zDuration.default(10_000),
     /** Cap of the retry backoff while InfluxDB is down: how soon after it is back the backlog starts draining. */
     retry_max_delay: zDuration.default(10_000),
+    /** Write requests in flight at once (InfluxDB 1.x; the 2.x client sends one at a time). */
+    concurrency: z.number().int().min(1).max(16).default(2),
   })
   .superRefine((influx, ctx) => {
     if (influx.version === 1 && !influx.database) {

@@ -19,7 +19,7 @@ import type { EmbeddedBrokerConfig } from './config.js';
 import { ConnectLimiter, normalizeAddress } from './connect-limiter.js';
 import { verifySecret } from './device-auth.js';
 import type { InboundHandlers, MessageBus, PublishOptions } from './message-bus.js';
-import { MqttFrameGuard, type GuardedSocket } from './mqtt-frame-guard.js';
+import { guardMqttFraming, type GuardedSocket } from './mqtt-frame-guard.js';
 import { loadTls } from './tls.js';
 
 export interface EmbeddedBrokerDeps {
@@ -128,8 +128,8 @@ export class EmbeddedBroker implements MessageBus {
     this.broker = broker;
 
     const maxPacket = config.max_payload_bytes + FRAME_OVERHEAD;
-    const handOff = (socket: GuardedSocket) => {
-      const guarded = new MqttFrameGuard(socket, maxPacket, (violation) => {
+    const handOff = (socket: Socket) => {
+      const guarded = guardMqttFraming(socket, maxPacket, (violation) => {
         const reason = violation.kind;
         this.refused?.inc({ reason });
         this.log.warn({ address: normalizeAddress(socket.remoteAddress), reason, bytes: violation.kind === 'too_large' ? violation.bytes : undefined, limit: maxPacket }, 'MQTT connection closed: packet too large or malformed');

@@ -19,7 +19,7 @@ interface Call {
   resolve: (outcome: IngestOutcome) => void;
 }
 
-function consumer(url: string, clientId: string, answer?: (payload: string, attempt: number) => IngestOutcome | undefined) {
+function consumer(url: string, clientId: string, answer?: (payload: string, attempt: number) => IngestOutcome | undefined, extra: Record<string, unknown> = {}) {
   const calls: Call[] = [];
   const attempts = new Map<string, number>();
   const handlers: InboundHandlers = {
@@ -35,7 +35,7 @@ function consumer(url: string, clientId: string, answer?: (payload: string, atte
     status: () => undefined,
     rejected: () => undefined,
   };
-  const broker = new ExternalBroker({ config: externalBrokerSchema.parse({ url, client_id: clientId }), handlers, logger: silentLogger() });
+  const broker = new ExternalBroker({ config: externalBrokerSchema.parse({ url, client_id: clientId, ...extra }), handlers, logger: silentLogger() });
   return { broker, calls };
 }
 
@@ -88,6 +88,43 @@ describe.skipIf(!mosquittoBinary)('ExternalBroker acknowledgements against mosqu
     const next = consumer(mosquitto.url, 'wp-full-test', () => stored);
     await next.broker.start();
     await expect.poll(() => next.calls.map((x) => x.payload)).toEqual(['m4']);
+    await next.broker.stop();
+  });
+
+  it('stores several messages at once but acknowledges each only once it and every earlier one are stored', async () => {
+    const first = consumer(mosquitto.url, 'wp-pipeline-test');
+    await first.broker.start();
+    for (const m of ['p1', 'p2', 'p3', 'p4', 'p5']) await publish(m);
+    // All five are handed to storage before any is stored: one fdatasync can commit them together.
+    await expect.poll(() => first.calls.map((c) => c.payload)).toEqual(['p1', 'p2', 'p3', 'p4', 'p5']);
+    // p1, p2 and p4 are stored; p3 is not, so p4 waits behind it.
+    for (const i of [0, 1, 3]) first.calls[i]!.resolve(stored);
+    await first.broker.stop();
+
+    const second = consumer(mosquitto.url, 'wp-pipeline-test', () => stored);
+    await second.broker.start();
+    await expect.poll(() => second.calls.map((c) => c.payload)).toEqual(['p3', 'p4', 'p5']);
+    await second.broker.stop();
+  });
+
+  it('hands at most max_inflight unstored messages to storage and takes the next as one is stored', async () => {
+    const c = consumer(mosquitto.url, 'wp-window-test', undefined, { max_inflight: 2 });
+    await c.broker.start();
+    for (const m of ['w1', 'w2', 'w3', 'w4']) await publish(m);
+    await expect.poll(() => c.calls.map((x) => x.payload)).toEqual(['w1', 'w2']);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(c.calls.map((x) => x.payload)).toEqual(['w1', 'w2']);
+    c.calls[1]!.resolve(stored);
+    await expect.poll(() => c.calls.map((x) => x.payload)).toEqual(['w1', 'w2', 'w3']);
+    for (const x of c.calls) x.resolve(stored);
+    await expect.poll(() => c.calls.map((x) => x.payload)).toEqual(['w1', 'w2', 'w3', 'w4']);
+    c.calls[3]!.resolve(stored);
+    await c.broker.stop();
+
+    const next = consumer(mosquitto.url, 'wp-window-test', () => stored);
+    await next.broker.start();
+    await publish('w5');
+    await expect.poll(() => next.calls.map((x) => x.payload)).toEqual(['w5']);
     await next.broker.stop();
   });
 });

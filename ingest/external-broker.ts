@@ -4,11 +4,26 @@
  * several Watchpost instances split the load.
  *
  * Acknowledgements: the session is persistent (`clean: false`, stable client id) and a QoS 1
- * message is PUBACKed to the broker only once its readings are durable in the spool: mqtt.js
- * sends the PUBACK when `handleMessage` calls back (its backpressure hook; `customHandleAcks`
- * exists only for MQTT 5). Until then the broker keeps the message, and resends it if Watchpost dies.
- * When the spool is full the message is tried again (with backoff) and not acknowledged; mqtt.js
- * handles inbound messages one at a time, so consumption pauses and the broker queues for us
+ * message is PUBACKed to the broker only once its readings are durable in the spool. Until then
+ * the broker keeps the message, and sends it again if Watchpost dies or the connection drops.
+ *
+ * Pipelining: mqtt.js hands inbound PUBLISHes to `handleMessage` one at a time and sends the
+ * PUBACK when it calls back, so waiting there would store one message per fdatasync. Instead
+ * `handleMessage` starts storing the message and calls back at once with an error, which tells
+ * mqtt.js not to send the PUBACK itself (`handlers/publish.js`: on an error it moves on to the
+ * next packet without acknowledging); `OrderedAcks` sends the PUBACK once the message is stored,
+ * in arrival order. So up to `max_inflight` messages (fewer if the broker limits unacknowledged
+ * messages per client: EMQX `max_inflight`, mosquitto `max_inflight_messages`) are stored at
+ * once and the spool commits them in groups. Beyond `max_inflight` the callback waits, which
+ * stops mqtt.js reading the socket (TCP backpressure).
+ *
+ * Why not several subscriber connections per instance instead (each on `$share/...`, so the
+ * broker spreads messages over them)? Measured, one pipelined connection already commits
+ * 100–500 messages per fdatasync, and each extra connection is one more persistent session to
+ * provision and, when their number shrinks, to orphan with queued messages at the broker.
+ *
+ * When the spool is full the message is tried again (with backoff) and not acknowledged; the
+ * acknowledgements behind it wait too, the broker's in-flight window fills and it queues for us
  * (size its per-client queue for the longest outage: mosquitto `max_queued_messages`).
  */
 import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
@@ -18,6 +33,7 @@ import type { ExternalBrokerConfig } from './config.js';
 import type { InboundHandlers, MessageBus, PublishOptions } from './message-bus.js';
 import { parseTopic, topics } from './topics.js';
 import { loadTls } from './tls.js';
+import { OrderedAcks } from './ordered-acks.js';
 
 export interface ExternalBrokerDeps {
   config: ExternalBrokerConfig;
@@ -29,10 +45,24 @@ export interface ExternalBrokerDeps {
 const STORE_RETRY_MIN_MS = 250;
 const STORE_RETRY_MAX_MS = 5000;
 
+/**
+ * Passed to mqtt.js's `handleMessage` callback for a QoS 1 message whose PUBACK Watchpost sends
+ * itself once the message is stored; mqtt.js then sends none.
+ */
+const PUBACK_DEFERRED = Object.assign(new Error('PUBACK deferred until the message is stored'), { code: 'WATCHPOST_PUBACK_DEFERRED' });
+
+/** The one mqtt.js internal used here: `_sendPacket` writes a packet (mqtt.js's own handlers call it so). */
+interface PacketSender {
+  _sendPacket(packet: { cmd: 'puback'; messageId: number }, cb?: (err?: Error) => void): void;
+}
+
 export class ExternalBroker implements MessageBus {
   private client?: MqttClient;
   private readonly log: Logger;
   private stopping = false;
+  /** Messages between handing over to storage and its answer (not those waiting to retry). */
+  private storing = 0;
+  private whenIdle?: () => void;
 
   constructor(private readonly deps: ExternalBrokerDeps) {
     this.log = deps.logger.child({ module: 'external-broker' });
@@ -52,19 +82,15 @@ export class ExternalBroker implements MessageBus {
       clean: false,
       reconnectPeriod: 2000,
       connectTimeout: 10_000,
+      // mqtt.js calls its `debug` logger several times per message, ~3 % of the CPU even when
+      // disabled; keep it only when DEBUG asks for it (DEBUG=mqttjs*).
+      ...(process.env.DEBUG ? {} : { log: () => undefined }),
       ...(tls.ca ? { ca: tls.ca } : {}),
       ...(tls.cert && tls.key ? { cert: tls.cert, key: tls.key } : {}),
     };
     const client = mqtt.connect(config.url, options);
     this.client = client;
-    // Called for every inbound PUBLISH, one at a time; for QoS 1 the PUBACK is sent when it calls back.
-    client.handleMessage = (packet, callback) => {
-      if (packet.cmd !== 'publish') return callback();
-      const done = () => callback();
-      this.onReliableMessage(packet.topic, packet.payload as Buffer, packet).then(done, (err: Error) => {
-        this.log.error({ err: err.message, topic: packet.topic.slice(0, 200) }, 'message handling failed; not acknowledged');
-      });
-    };
+    this.acceptFrom(client);
     client.on('error', (err) => this.log.error({ err: err.message }, 'external broker error'));
     client.on('reconnect', () => this.log.warn('reconnecting to external broker'));
     client.on('connect', (connack) => {
@@ -91,17 +117,72 @@ export class ExternalBroker implements MessageBus {
   }
 
   /**
-   * A message: resolves once it may be acknowledged (stored, or rejected for good). While the
-   * spool refuses a QoS 1 message, tries again with backoff; never resolves once stopping (the
-   * broker keeps the message and sends it again on the next connection). A refused QoS 0
-   * message is dropped (the device chose not to have it acknowledged).
+   * Takes every inbound PUBLISH of `client`: starts storing it, lets mqtt.js read the next one at
+   * once (up to `max_inflight` unfinished), and PUBACKs QoS 1 messages in arrival order once
+   * stored. A lost connection forgets what was not acknowledged: the broker sends it again.
    */
-  private async onReliableMessage(topic: string, payload: Buffer, packet: IPublishPacket): Promise<void> {
+  private acceptFrom(client: MqttClient): void {
+    const max = this.deps.config.max_inflight;
+    const sender = client as unknown as PacketSender;
+    const acks = new OrderedAcks((messageId) => {
+      if (!client.connected) return;
+      sender._sendPacket({ cmd: 'puback', messageId }, (err) => {
+        if (err) this.log.warn({ err: err.message, message_id: messageId }, 'PUBACK not sent; the broker will deliver the message again');
+      });
+    });
+    let connection = 0;
+    let inFlight = 0;
+    const waiting: Array<() => void> = [];
+    client.on('close', () => {
+      connection++;
+      acks.reset();
+    });
+    client.handleMessage = (packet, callback) => {
+      if (packet.cmd !== 'publish') return callback();
+      if (packet.qos === 2) {
+        // Never subscribed at QoS 2; should a broker send one, mqtt.js's own QoS 2 flow acknowledges it when stored.
+        this.onReliableMessage(packet.topic, packet.payload as Buffer, packet, () => true).then(() => callback(), (err: Error) => this.log.error({ err: err.message }, 'message handling failed; not acknowledged'));
+        return;
+      }
+      const reliable = packet.qos === 1 && packet.messageId !== undefined;
+      const release = reliable ? acks.add(packet.messageId!) : undefined;
+      const current = connection;
+      inFlight++;
+      this.onReliableMessage(packet.topic, packet.payload as Buffer, packet, () => current === connection).then(
+        () => {
+          inFlight--;
+          release?.();
+          if (inFlight < max) waiting.shift()?.();
+        },
+        (err: Error) => {
+          // Left unacknowledged (and counted in flight): the broker sends it again on the next connection.
+          this.log.error({ err: err.message, topic: packet.topic.slice(0, 200) }, 'message handling failed; not acknowledged');
+        },
+      );
+      const next = () => (reliable ? callback(PUBACK_DEFERRED) : callback());
+      if (inFlight < max) next();
+      else waiting.push(next);
+    };
+  }
+
+  /**
+   * A message: resolves once it may be acknowledged (stored, or rejected for good). While the
+   * spool refuses a QoS 1 message, tries again with backoff as long as its connection lasts;
+   * never resolves once stopping (the broker keeps the message and sends it again on the next
+   * connection). A refused QoS 0 message is dropped (the device chose not to have it acknowledged).
+   */
+  private async onReliableMessage(topic: string, payload: Buffer, packet: IPublishPacket, connectionLasts: () => boolean): Promise<void> {
     let delay = STORE_RETRY_MIN_MS;
     for (;;) {
       if (this.stopping) return new Promise<void>(() => undefined);
-      const stored = await this.onMessage(topic, payload);
-      if (stored || packet.qos === 0) return;
+      this.storing++;
+      let stored: boolean;
+      try {
+        stored = await this.onMessage(topic, payload);
+      } finally {
+        if (--this.storing === 0) this.whenIdle?.();
+      }
+      if (stored || packet.qos === 0 || !connectionLasts()) return;
       if (delay === STORE_RETRY_MIN_MS) {
         this.log.warn({ topic: topic.slice(0, 200), message_id: packet.messageId }, 'storage refuses readings; holding the acknowledgement and retrying');
       }
@@ -148,6 +229,18 @@ export class ExternalBroker implements MessageBus {
     const client = this.client;
     this.client = undefined;
     if (!client) return;
+    // Messages being stored finish (the spool commits within milliseconds) and are acknowledged
+    // before the connection ends, so the broker does not send them again; at most 2 s.
+    if (this.storing > 0) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await new Promise<void>((resolve) => {
+        this.whenIdle = resolve;
+        timer = setTimeout(resolve, 2000);
+      });
+      clearTimeout(timer);
+      this.whenIdle = undefined;
+    }
+    await new Promise((resolve) => setImmediate(resolve));
     // Gracefully first, so PUBACKs of messages already stored go out (else they are only
     // delivered again: harmless). A message still waiting for storage is never acknowledged:
     // its handler does not call back once stopping. A broker that does not answer gets 3 s.

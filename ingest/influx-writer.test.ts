@@ -8,7 +8,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../lib/logger.js';
 import { MetricsRegistry } from '../lib/metrics.js';
 import { influxSchema } from './config.js';
-import { createInfluxWriter, type InfluxWriter } from './influx-writer.js';
+import { createInfluxWriter, joinLines, type InfluxWriter } from './influx-writer.js';
 import type { Reading } from './reading.js';
 import type { AlertEventPoint } from './storage.js';
 
@@ -257,5 +257,17 @@ describe('InfluxDB writers on the wire', () => {
     await expect.poll(() => count(metrics, 'retries'), { timeout: 5000 }).toBeGreaterThanOrEqual(3);
     expect(writer.status()).toMatchObject({ state: 'degraded', pending: 1, accepting: true });
     expect(writer.status().lastError).toMatch(/^cannot reach InfluxDB: ECONNREFUSED/);
+  });
+});
+
+describe('joinLines', () => {
+  it('joins lines by \\n, whether they are strings or UTF-8 bytes read back from the spool', () => {
+    const a = 'strain,asset_id=lg-bridge-001,street=龙城街道 value=1 1700000000000';
+    const b = 'strain,asset_id=lg-bridge-002,street=坂田街道 value=2.5 1700000000001';
+    expect(joinLines([a, b])).toBe(`${a}\n${b}`);
+    const mixed = joinLines([Buffer.from(a), b, Buffer.from(b)]);
+    expect(Buffer.isBuffer(mixed)).toBe(true);
+    expect(mixed.toString()).toBe(`${a}\n${b}\n${b}`);
+    expect(joinLines([Buffer.from(a)]).toString()).toBe(a);
   });
 });

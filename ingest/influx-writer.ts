@@ -26,13 +26,16 @@ export interface InfluxWriter extends TelemetryWriter {
   flush(): Promise<void>;
 }
 
+/** A line of line protocol: a string when made, its UTF-8 bytes when read back from the spool. */
+export type Line = string | Buffer;
+
 export interface InfluxWriterOptions extends Partial<BatchWriterOptions> {
   /** The queue between ingest and InfluxDB: the platform passes the durable spool; a bounded in-memory queue by default. */
-  queue?: PointQueue<string>;
+  queue?: PointQueue<Line> | PointQueue<string>;
 }
 
 /** A sink and what it holds open. */
-interface ClosableSink extends BatchSink<string> {
+interface ClosableSink extends BatchSink<Line> {
   close(): Promise<void>;
 }
 
@@ -40,21 +43,24 @@ export function createInfluxWriter(config: InfluxConfig, deps: StorageDeps, opti
   const { queue, ...batchOptions } = options;
   const logger = deps.logger.child({ module: 'storage', backend: `influx-v${config.version}` });
   const sink = config.version === 1 ? new InfluxV1Sink(config) : new InfluxV2Sink(config);
-  const batch = new BatchWriter<string>(
+  const batch = new BatchWriter<Line>(
     {
       sink,
-      queue: queue ?? new MemoryPointQueue<string>(),
+      // Only strings are appended, so a queue of strings serves as a queue of lines.
+      queue: (queue as PointQueue<Line> | undefined) ?? new MemoryPointQueue<Line>(),
       logger,
       metrics: deps.metrics,
       ...(deps.clock ? { clock: deps.clock } : {}),
       ...(deps.random ? { random: deps.random } : {}),
-      describePoint: (line) => line,
+      describePoint: (line) => lineText(line),
     },
     {
       batchSize: config.batch_size,
       flushInterval: config.flush_interval,
       timeout: config.timeout,
       maxRetryDelay: config.retry_max_delay,
+      // The 2.x client's write API holds one buffer, so its requests cannot overlap.
+      concurrency: config.version === 1 ? config.concurrency : 1,
       ...batchOptions,
     },
   );
@@ -63,7 +69,7 @@ export function createInfluxWriter(config: InfluxConfig, deps: StorageDeps, opti
 
 class LineProtocolWriter implements InfluxWriter {
   constructor(
-    private readonly batch: BatchWriter<string>,
+    private readonly batch: BatchWriter<Line>,
     private readonly sink: ClosableSink,
     private readonly logger: Logger,
   ) {}
@@ -122,6 +128,24 @@ class LineProtocolWriter implements InfluxWriter {
   }
 }
 
+const NEWLINE = Buffer.from('\n');
+
+function lineText(line: Line): string {
+  return typeof line === 'string' ? line : line.toString('utf8');
+}
+
+/** The request body: the lines joined by `\n`, as one buffer when any came from the spool as bytes. */
+export function joinLines(batch: readonly Line[]): string | Buffer<ArrayBuffer> {
+  if (batch.every((line) => typeof line === 'string')) return (batch as readonly string[]).join('\n');
+  const parts: Buffer[] = new Array<Buffer>(batch.length * 2 - 1);
+  for (let i = 0; i < batch.length; i++) {
+    const line = batch[i]!;
+    if (i > 0) parts[2 * i - 1] = NEWLINE;
+    parts[2 * i] = typeof line === 'string' ? Buffer.from(line, 'utf8') : line;
+  }
+  return Buffer.concat(parts);
+}
+
 function trimSlash(url: string): string {
   return url.endsWith('/') ? url.replace(/\/+$/, '') : url;
 }
@@ -166,11 +190,11 @@ class InfluxV1Sink implements ClosableSink {
     }
   }
 
-  async write(batch: readonly string[], signal: AbortSignal): Promise<void> {
+  async write(batch: readonly Line[], signal: AbortSignal): Promise<void> {
     let response: Response;
     let body: string;
     try {
-      response = await fetch(this.url, { method: 'POST', headers: this.headers, body: batch.join('\n'), signal });
+      response = await fetch(this.url, { method: 'POST', headers: this.headers, body: joinLines(batch) as string | Uint8Array<ArrayBuffer>, signal });
       body = await response.text();
     } catch (err) {
       throw transportError(err, signal);
@@ -203,8 +227,8 @@ class InfluxV2Sink implements ClosableSink {
     });
   }
 
-  async write(batch: readonly string[], signal: AbortSignal): Promise<void> {
-    this.writeApi.writeRecords(batch as string[]);
+  async write(batch: readonly Line[], signal: AbortSignal): Promise<void> {
+    this.writeApi.writeRecords(batch.map(lineText));
     try {
       await abortable(this.writeApi.flush(), signal);
     } catch (err) {

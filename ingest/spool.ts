@@ -52,6 +52,15 @@ export const lineCodec: SpoolCodec<string> = {
   decode: (payload) => payload.toString('utf8'),
 };
 
+/**
+ * Lines of line protocol, appended as strings and read back as their UTF-8 bytes: a view into
+ * the read buffer, not a copy, so draining never decodes lines only to encode them again.
+ */
+export const lineBytesCodec: SpoolCodec<string | Buffer> = {
+  encode: (line) => line,
+  decode: (payload) => payload,
+};
+
 export interface SpoolOptions {
   /** Bytes of uncommitted records the spool may hold; appends past it are refused. */
   maxBytes: number;

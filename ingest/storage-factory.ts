@@ -10,7 +10,7 @@ import type { TelemetryWriter } from './storage.js';
 import { storageMetrics, type StorageDeps } from './batch-writer.js';
 import { createInfluxWriter } from './influx-writer.js';
 import { createEmbeddedStore, storedPointCodec } from './embedded-store.js';
-import { lineCodec, Spool, type SpoolCodec, type SpoolOptions } from './spool.js';
+import { lineBytesCodec, Spool, type SpoolCodec, type SpoolOptions } from './spool.js';
 import { LatencyWindow, quantileRows } from './latency-window.js';
 
 export const SPOOL_DIR = 'spool';
@@ -54,6 +54,6 @@ export function createSpool<T>(storage: StorageConfig, codec: SpoolCodec<T>, dep
 export function createTelemetryWriter(storage: StorageConfig, deps: StorageDeps): TelemetryWriter {
   // data_dir also holds the platform's state (alerts, outbox, spool), whichever backend is used.
   mkdirSync(storage.data_dir, { recursive: true });
-  if (storage.influx) return createInfluxWriter(storage.influx, deps, { queue: createSpool(storage, lineCodec, deps) });
+  if (storage.influx) return createInfluxWriter(storage.influx, deps, { queue: createSpool(storage, lineBytesCodec, deps) });
   return createEmbeddedStore(storage.data_dir, deps, { queue: createSpool(storage, storedPointCodec, deps) });
 }

@@ -118,21 +118,23 @@ export interface CompileOptions {
   /** How levels are classified; both give the same results. */
   classifier: ClassifierKind;
   /**
-   * node-rules only: answer "no level" without running the engine for a series at no level whose
-   * value is inside the least severe level's band (exact; see level-classifier.ts).
+   * node-rules only: answer without running the engine when the value keeps the series at the
+   * level it holds (quiet readings included; exact: StableGate in level-classifier.ts).
    */
-  quietGate: boolean;
-  /** Bound of the rule index's per-series candidate cache. */
+  stableGate: boolean;
+  /** Bound of the rule index's per-series candidate cache, and of each RuleState's series slots. */
   cacheLimit: number;
 }
 
-export const DEFAULT_COMPILE_OPTIONS: CompileOptions = { classifier: 'node-rules', quietGate: true, cacheLimit: 200_000 };
+export const DEFAULT_COMPILE_OPTIONS: CompileOptions = { classifier: 'node-rules', stableGate: true, cacheLimit: 200_000 };
 
 export class CompiledRuleSet {
   readonly rules: readonly CompiledRule[];
   readonly index: RuleIndex<ReadingRule>;
   readonly staleRules: readonly CompiledStaleRule[];
   readonly offlineRules: readonly CompiledOfflineRule[];
+  /** Bound of the per-series caches: the rule index's, and the slots evaluate() keeps in a RuleState. */
+  readonly cacheLimit: number;
   private readonly byId: ReadonlyMap<string, CompiledRule>;
 
   constructor(rules: readonly CompiledRule[], options: CompileOptions) {
@@ -143,6 +145,7 @@ export class CompiledRuleSet {
     }
     this.rules = rules;
     this.byId = byId;
+    this.cacheLimit = options.cacheLimit;
     this.index = new RuleIndex(rules.filter((r): r is ReadingRule => r.kind !== 'offline'), { cacheLimit: options.cacheLimit });
     this.staleRules = rules.filter((r): r is CompiledStaleRule => r.kind === 'stale');
     this.offlineRules = rules.filter((r): r is CompiledOfflineRule => r.kind === 'offline');
@@ -236,7 +239,7 @@ export function compileThresholdRule(config: ThresholdRuleConfig, options: Parti
     thresholds,
     forMs: config.for,
     hysteresis: config.hysteresis,
-    classifier: createClassifier(opts.classifier, levels, { quietGate: opts.quietGate }),
+    classifier: createClassifier(opts.classifier, levels, { stableGate: opts.stableGate }),
     signal,
     windowMs: windowOf(signal),
     info: infoOf(config, 'threshold', undefined),

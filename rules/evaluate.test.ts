@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import type { Reading } from '../ingest/reading.js';
 import { compileRules, type CompileOptions } from './compile.js';
 import { thresholdRuleSchema } from './config.js';
-import { activeAlerts, createRuleState, evaluate, reconcileState, restoreAlert, stateStats, type RuleState } from './evaluate.js';
+import { activeAlerts, createRuleState, evaluate, invalidateSlots, reconcileState, restoreAlert, stateStats, type RuleState } from './evaluate.js';
+import { tick } from './tick.js';
 import type { RuleEvent } from './types.js';
 
 type RuleInput = Record<string, unknown>;
@@ -34,11 +35,20 @@ const counts = (state: RuleState) => {
   return { alerts, series, outOfOrder };
 };
 
+function mulberry32(seed: number) {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
 const STEPS = { red: { above: 300 }, orange: { above: 250 }, yellow: { above: 200 } };
 
 const VARIANTS: [string, Partial<CompileOptions>][] = [
   ['node-rules', { classifier: 'node-rules' }],
-  ['node-rules without quiet gate', { classifier: 'node-rules', quietGate: false }],
+  ['node-rules without stable gate', { classifier: 'node-rules', stableGate: false }],
   ['direct', { classifier: 'direct' }],
 ];
 
@@ -252,15 +262,6 @@ describe('state', () => {
 });
 
 describe('node-rules and direct classifiers', () => {
-  function mulberry32(seed: number) {
-    return () => {
-      seed = (seed + 0x6d2b79f5) | 0;
-      let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
-  }
-
   it('agree on a randomized sequence of readings over varied rules', () => {
     const rand = mulberry32(20240607);
     const rules: RuleInput[] = [
@@ -270,7 +271,7 @@ describe('node-rules and direct classifiers', () => {
       { id: 'plain', match: { metric: ['strain', 'tilt'], sensor_id: 's1' }, levels: { orange: { above: 220 } } },
     ];
     const viaRules = ruleSet(rules, { classifier: 'node-rules' });
-    const ungated = ruleSet(rules, { classifier: 'node-rules', quietGate: false });
+    const ungated = ruleSet(rules, { classifier: 'node-rules', stableGate: false });
     const direct = ruleSet(rules, { classifier: 'direct' });
     const a = createRuleState();
     const b = createRuleState();
@@ -298,5 +299,58 @@ describe('node-rules and direct classifiers', () => {
     expect(eventsC).toEqual(eventsB);
     expect(a.outOfOrder).toBe(b.outOfOrder);
     expect(a.outOfOrder).toBeGreaterThan(0);
+  });
+});
+
+describe('series slots', () => {
+  it('give the events of looking every series up afresh, with any cache limit, across sweeps, restores, reloads and catalogue changes', () => {
+    const rand = mulberry32(977);
+    const rules: RuleInput[] = [
+      { id: 'up', match: { metric: ['strain', 'tilt'] }, levels: STEPS, hysteresis: 15, for: '20s' },
+      { id: 'avg', match: { metric: 'tilt' }, signal: { avg: '1m' }, levels: { red: { above: 280 }, yellow: { above: 220 } }, hysteresis: 5, for: '10s' },
+      { id: 'street', match: { metric: 'strain', street: '龙城街道' }, levels: { orange: { above: 230 } } },
+    ];
+    const options: Partial<CompileOptions>[] = [{}, { cacheLimit: 3 }, { classifier: 'direct', cacheLimit: 1 }];
+    const sets = options.map((o) => ruleSet(rules, o));
+    const reloaded = options.map((o) => ruleSet(rules, o)); // the same rules compiled again, as a reload does
+    const reference = ruleSet(rules);
+    const states = sets.map(() => createRuleState());
+    const refState = createRuleState();
+    const got: RuleEvent[][] = sets.map(() => []);
+    const expected: RuleEvent[] = [];
+    const value = new Map<string, number>();
+    let ts = 0;
+    for (let i = 0; i < 12_000; i++) {
+      ts += Math.floor(rand() * 3000);
+      const sensorId = ['s1', 's2', 's3'][Math.floor(rand() * (i % 2000 < 1000 ? 3 : 2))]!; // s3 goes quiet for a while: its windows are swept
+      const metric = rand() < 0.5 ? 'strain' : 'tilt';
+      const key = `${sensorId}/${metric}`;
+      const v = Math.min(400, Math.max(0, (value.get(key) ?? 200) + (rand() - 0.5) * 50));
+      value.set(key, v);
+      const street = rand() < 0.03 ? '南湾街道' : '龙城街道'; // a catalogue change now and then
+      const reading: Reading = { ...base, sensorId, metric, street, value: Math.round(v * 10) / 10, ts: rand() < 0.02 ? ts - 10_000 : ts };
+      const restore = i % 3001 === 3000;
+      const sweepNow = i % 97 === 0;
+      const reload = i % 4003 === 4002;
+      sets.forEach((set, k) => {
+        const state = states[k]!;
+        if (restore) restoreAlert(state, { ruleId: 'up', assetId: 'a1', sensorId: 's2', assetType: 'bridge', street: '龙城街道', metric: 'tilt', level: 'red', value: 310 }, set.get('up'));
+        if (reload) {
+          [sets[k], reloaded[k]] = [reloaded[k]!, set];
+          reconcileState(sets[k]!, state, set);
+        }
+        if (sweepNow) got[k]!.push(...tick(sets[k]!, state, ts));
+        got[k]!.push(...evaluate(sets[k]!, state, reading).events);
+      });
+      if (restore) restoreAlert(refState, { ruleId: 'up', assetId: 'a1', sensorId: 's2', assetType: 'bridge', street: '龙城街道', metric: 'tilt', level: 'red', value: 310 }, reference.get('up'));
+      if (sweepNow) expected.push(...tick(reference, refState, ts));
+      invalidateSlots(refState); // every series looked up in state.alerts, as if there were no slots
+      expected.push(...evaluate(reference, refState, reading).events);
+    }
+    expect(expected.length).toBeGreaterThan(500);
+    expect(new Set(expected.map((e) => `${e.ruleId}:${e.level}`)).size).toBeGreaterThanOrEqual(7);
+    for (const events of got) expect(events).toEqual(expected);
+    expect(stateStats(states[0]!)).toEqual(stateStats(refState));
+    expect(states[1]!.slotCount).toBeLessThanOrEqual(3);
   });
 });

@@ -46,11 +46,11 @@
  */
 import type { Reading } from '../ingest/reading.js';
 import { LEVELS } from '../lib/levels.js';
-import type { CompiledCompoundRule, CompiledRuleSet, CompiledStaleRule, CompiledThresholdRule } from './compile.js';
+import type { CompiledCompoundRule, CompiledRuleSet, CompiledStaleRule, CompiledThresholdRule, ReadingRule } from './compile.js';
 import { markFlapping } from './flapping.js';
 import { levelMet } from './level-classifier.js';
 import { displaySignal, SampleWindow, windowSignal, windowSignalAt, type WindowedSignal } from './signals.js';
-import { newSeries, scheduleDue, scheduleSweep, type CompoundState, type ConditionSeries, type EvaluateResult, type RuleState } from './state.js';
+import { newSeries, scheduleDue, scheduleSweep, type AlertState, type CompoundState, type ConditionSeries, type EvaluateResult, type RuleState, type SeriesSlot, type SeriesState } from './state.js';
 import { COMPOUND_SENSOR_ID, type RuleEvent } from './types.js';
 
 export * from './state.js';
@@ -61,7 +61,8 @@ export { reconcileState, restoreAlert, type RestoredAlert } from './reconcile.js
  * arrived (stale rules); it defaults to the reading's ts, as in replay.
  */
 export function evaluate(ruleSet: CompiledRuleSet, state: RuleState, reading: Reading, now: number = reading.ts): EvaluateResult {
-  const rules = ruleSet.index.candidates(reading);
+  const slot = currentSlot(ruleSet, state, reading);
+  const rules = slot !== undefined ? slot.rules : ruleSet.index.candidates(reading);
   if (rules.length === 0) return state.quiet;
   let events: RuleEvent[] | undefined;
   for (let i = 0; i < rules.length; i++) {
@@ -69,7 +70,7 @@ export function evaluate(ruleSet: CompiledRuleSet, state: RuleState, reading: Re
     let event: RuleEvent | undefined;
     switch (rule.kind) {
       case 'threshold':
-        event = stepThreshold(rule, state, reading, now);
+        event = stepThreshold(rule, state, reading, now, slot, rules, i);
         break;
       case 'stale':
         event = touchStale(rule, state, reading, now);
@@ -86,12 +87,149 @@ export function evaluate(ruleSet: CompiledRuleSet, state: RuleState, reading: Re
   return events === undefined ? state.quiet : { state, events };
 }
 
-function stepThreshold(rule: CompiledThresholdRule, state: RuleState, reading: Reading, now: number): RuleEvent | undefined {
-  const { assetId, sensorId, metric, ts } = reading;
-  let byAsset = state.alerts.get(rule.id);
+/**
+ * The reading's series slot (state.ts, SeriesSlot) when its series has threshold state: three
+ * lookups. Undefined otherwise (a quiet series keeps no slot: the rule index and `state.alerts`
+ * answer for it, as cheaply).
+ */
+function currentSlot(ruleSet: CompiledRuleSet, state: RuleState, reading: Reading): SeriesSlot | undefined {
+  if (state.slotsFor !== ruleSet) clearSlots(state, ruleSet);
+  const slot = state.slots.get(reading.metric)?.get(reading.assetId)?.get(reading.sensorId);
+  if (slot === undefined) return undefined;
+  if (slot.assetType !== reading.assetType || slot.street !== reading.street) {
+    dropSlot(state, reading); // a catalogue change: the rule index matches the rules again
+    return undefined;
+  }
+  if (slot.epoch !== state.slotEpoch) {
+    resolveSlot(state, slot, reading);
+    if (isEmpty(slot)) {
+      dropSlot(state, reading);
+      return undefined;
+    }
+  }
+  return slot;
+}
+
+/** The slot of the reading's series, created (and filled from `state.alerts`) when it has none. */
+function ensureSlot(state: RuleState, reading: Reading, rules: readonly ReadingRule[]): SeriesSlot {
+  const { metric, assetId, sensorId } = reading;
+  let byAsset = state.slots.get(metric);
   let bySensor = byAsset?.get(assetId);
-  let alert = bySensor?.get(sensorId);
-  let series = alert?.series.get(metric);
+  const slot = bySensor?.get(sensorId);
+  if (slot !== undefined && slot.rules === rules && slot.assetType === reading.assetType && slot.street === reading.street) {
+    if (slot.epoch !== state.slotEpoch) resolveSlot(state, slot, reading);
+    return slot;
+  }
+  if (slot === undefined && state.slotCount >= state.slotLimit) {
+    state.slots.clear();
+    state.slotCount = 0;
+    byAsset = bySensor = undefined;
+  }
+  const fresh: SeriesSlot = { assetType: reading.assetType, street: reading.street, rules, refs: new Array(rules.length * 2), epoch: -1 };
+  resolveSlot(state, fresh, reading);
+  if (byAsset === undefined) state.slots.set(metric, (byAsset = new Map()));
+  if (bySensor === undefined) byAsset.set(assetId, (bySensor = new Map()));
+  bySensor.set(sensorId, fresh);
+  if (slot === undefined) state.slotCount++;
+  return fresh;
+}
+
+function dropSlot(state: RuleState, reading: Reading): void {
+  const byAsset = state.slots.get(reading.metric);
+  const bySensor = byAsset?.get(reading.assetId);
+  if (bySensor === undefined || !bySensor.delete(reading.sensorId)) return;
+  state.slotCount--;
+  if (bySensor.size === 0) {
+    byAsset!.delete(reading.assetId);
+    if (byAsset!.size === 0) state.slots.delete(reading.metric);
+  }
+}
+
+function clearSlots(state: RuleState, ruleSet: CompiledRuleSet): void {
+  state.slots.clear();
+  state.slotCount = 0;
+  state.slotsFor = ruleSet;
+  state.slotLimit = ruleSet.cacheLimit;
+}
+
+function isEmpty(slot: SeriesSlot): boolean {
+  for (const ref of slot.refs) if (ref !== undefined) return false;
+  return true;
+}
+
+/** Looks up the alert and series of each threshold rule of the slot in `state.alerts`. */
+function resolveSlot(state: RuleState, slot: SeriesSlot, reading: Reading): void {
+  const { rules, refs } = slot;
+  for (let i = 0; i < rules.length; i++) {
+    const rule = rules[i]!;
+    const alert = rule.kind === 'threshold' ? state.alerts.get(rule.id)?.get(reading.assetId)?.get(reading.sensorId) : undefined;
+    const series = alert?.series.get(reading.metric);
+    refs[2 * i] = series === undefined ? undefined : alert;
+    refs[2 * i + 1] = series;
+  }
+  slot.epoch = state.slotEpoch;
+}
+
+/** Adds a new series to `state.alerts` (creating its alert when the sensor has none) and to its slot. */
+function attachSeries(rule: CompiledThresholdRule, state: RuleState, reading: Reading, rules: readonly ReadingRule[], i: number, series: SeriesState): AlertState {
+  const slot = ensureSlot(state, reading, rules);
+  const { assetId, sensorId } = reading;
+  let byAsset = state.alerts.get(rule.id);
+  if (byAsset === undefined) state.alerts.set(rule.id, (byAsset = new Map()));
+  let bySensor = byAsset.get(assetId);
+  if (bySensor === undefined) byAsset.set(assetId, (bySensor = new Map()));
+  let alert = bySensor.get(sensorId);
+  if (alert === undefined) {
+    alert = { ruleId: rule.id, assetId, sensorId, assetType: reading.assetType, street: reading.street, level: 0, series: new Map(), multiSeries: false };
+    bySensor.set(sensorId, alert);
+  }
+  alert.series.set(reading.metric, series);
+  if (alert.series.size > 1) alert.multiSeries = true;
+  slot.refs[2 * i] = alert;
+  slot.refs[2 * i + 1] = series;
+  return alert;
+}
+
+/** Forgets a series (and its alert once it has none) in `state.alerts`, and in its slot (and the slot once it holds nothing). */
+function detachSeries(rule: CompiledThresholdRule, state: RuleState, reading: Reading, i: number, alert: AlertState): void {
+  const slot = state.slots.get(reading.metric)?.get(reading.assetId)?.get(reading.sensorId);
+  if (slot !== undefined) {
+    if (slot.refs[2 * i + 1] === alert.series.get(reading.metric)) slot.refs[2 * i] = slot.refs[2 * i + 1] = undefined;
+    else slot.epoch = -1; // not the slot this reading was judged with: look it up again
+    if (isEmpty(slot)) dropSlot(state, reading);
+  }
+  alert.series.delete(reading.metric);
+  if (alert.series.size > 0) return;
+  const byAsset = state.alerts.get(rule.id)!;
+  const bySensor = byAsset.get(reading.assetId)!;
+  bySensor.delete(reading.sensorId);
+  if (bySensor.size === 0) {
+    byAsset.delete(reading.assetId);
+    if (byAsset.size === 0) state.alerts.delete(rule.id);
+  }
+}
+
+function stepThreshold(
+  rule: CompiledThresholdRule,
+  state: RuleState,
+  reading: Reading,
+  now: number,
+  slot: SeriesSlot | undefined,
+  rules: readonly ReadingRule[],
+  i: number,
+): RuleEvent | undefined {
+  const { assetId, sensorId, metric, ts } = reading;
+  let alert: AlertState | undefined;
+  let series: SeriesState | undefined;
+  if (slot !== undefined) {
+    alert = slot.refs[2 * i] as AlertState | undefined;
+    series = slot.refs[2 * i + 1] as SeriesState | undefined;
+  } else {
+    // No slot when the reading began: the series had no state (or the slots were emptied); an
+    // earlier rule of this reading may have added some since, so ask `state.alerts`.
+    alert = state.alerts.get(rule.id)?.get(assetId)?.get(sensorId);
+    series = alert?.series.get(metric);
+  }
   if (series !== undefined && ts < series.lastTs) {
     state.outOfOrder++;
     return undefined;
@@ -100,14 +238,8 @@ function stepThreshold(rule: CompiledThresholdRule, state: RuleState, reading: R
   let value = reading.value;
   if (windowed) {
     if (series === undefined) {
-      if (byAsset === undefined) state.alerts.set(rule.id, (byAsset = new Map()));
-      if (bySensor === undefined) byAsset.set(assetId, (bySensor = new Map()));
-      if (alert === undefined) {
-        alert = { ruleId: rule.id, assetId, sensorId, assetType: reading.assetType, street: reading.street, level: 0, series: new Map() };
-        bySensor.set(sensorId, alert);
-      }
       series = newSeries(ts, NaN, new SampleWindow(rule.windowMs));
-      alert.series.set(metric, series);
+      alert = attachSeries(rule, state, reading, rules, i, series);
       scheduleSweep(state, now);
     }
     const window = series.window ?? (series.window = new SampleWindow(rule.windowMs));
@@ -122,14 +254,8 @@ function stepThreshold(rule: CompiledThresholdRule, state: RuleState, reading: R
 
   if (series === undefined) {
     if (met === 0) return undefined; // nothing to remember, nothing to say
-    if (byAsset === undefined) state.alerts.set(rule.id, (byAsset = new Map()));
-    if (bySensor === undefined) byAsset.set(assetId, (bySensor = new Map()));
-    if (alert === undefined) {
-      alert = { ruleId: rule.id, assetId, sensorId, assetType: reading.assetType, street: reading.street, level: 0, series: new Map() };
-      bySensor.set(sensorId, alert);
-    }
     series = newSeries(ts, value, undefined);
-    alert.series.set(metric, series);
+    alert = attachSeries(rule, state, reading, rules, i, series);
   }
 
   // The unbroken run of each level: starts at its first meeting reading, ends at one that misses.
@@ -164,20 +290,11 @@ function stepThreshold(rule: CompiledThresholdRule, state: RuleState, reading: R
   series.lastValue = value;
 
   let alertLevel = next;
-  if (alert!.series.size > 1) {
+  if (alert!.multiSeries && alert!.series.size > 1) {
     for (const s of alert!.series.values()) if (s.level > alertLevel) alertLevel = s.level;
   }
 
-  if (!windowed && next === 0 && met === 0) {
-    alert!.series.delete(metric);
-    if (alert!.series.size === 0) {
-      bySensor!.delete(sensorId);
-      if (bySensor!.size === 0) {
-        byAsset!.delete(assetId);
-        if (byAsset!.size === 0) state.alerts.delete(rule.id);
-      }
-    }
-  }
+  if (!windowed && next === 0 && met === 0) detachSeries(rule, state, reading, i, alert!);
 
   const previous = alert!.level;
   if (alertLevel === previous) return undefined;

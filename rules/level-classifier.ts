@@ -117,28 +117,74 @@ interface LevelFact extends Fact {
   level: number;
 }
 
-export interface NodeRulesClassifierOptions {
+/**
+ * The values for which a series' level stays exactly as held: for held rank r, those that meet
+ * level r (with its hysteresis) and no more severe level (on its plain entry band). Then the
+ * classification is r whatever the engine, and no alert can change: the reading only continues
+ * the runs it is already part of. For r = 0 these are the values inside every level's entry band
+ * (the "quiet" readings).
+ *
+ * Exact by construction, for any set of levels (nesting is not assumed): it restates
+ * `levelMet` of the levels ranked above r (they are entered on their entry band only, since
+ * rank > held) and of level r itself, which is the first met in most-severe-first order. A held
+ * rank the rule has no level for (after a reload changed the levels) never passes.
+ */
+export class StableGate {
   /**
-   * Skip the engine when the series holds no level and the value is inside the least severe
-   * level's entry band: then no level can be met (levels are nested), so the answer is 0 without
-   * asking. Exact, and it keeps the common quiet reading off node-rules' deep-cloning path.
+   * Per held rank r (0..4), at 2r and 2r + 1: the intersection of the entry bands of the levels
+   * ranked above r. One plain array of doubles: a reading touches one small object, not several.
    */
-  quietGate: boolean;
+  private readonly bands: number[] = [];
+  /** Per held rank: its level (undefined for 0, and where the rule has no such level). */
+  private readonly own: (CompiledLevel | undefined)[] = [];
+
+  constructor(levels: readonly CompiledLevel[]) {
+    for (let r = 0; r <= 4; r++) {
+      let lo = -Infinity;
+      let hi = Infinity;
+      for (const l of levels) {
+        if (l.rank <= r) continue;
+        if (l.enterLo > lo) lo = l.enterLo;
+        if (l.enterHi < hi) hi = l.enterHi;
+      }
+      const own = levels.find((l) => l.rank === r);
+      if (r > 0 && own === undefined) [lo, hi] = [Infinity, -Infinity]; // empty: never passes
+      this.bands.push(lo, hi);
+      this.own.push(own);
+    }
+  }
+
+  /** Whether `value` classifies as `heldRank` itself (false when unsure, e.g. NaN or a rank outside 0..4). */
+  holds(value: number, heldRank: number): boolean {
+    if (!(value >= this.bands[2 * heldRank]! && value <= this.bands[2 * heldRank + 1]!)) return false;
+    const own = this.own[heldRank];
+    return own === undefined || value < own.enterLo || value > own.enterHi || value < own.holdLo || value > own.holdHi;
+  }
 }
 
-export const DEFAULT_NODE_RULES_OPTIONS: NodeRulesClassifierOptions = { quietGate: true };
+export interface NodeRulesClassifierOptions {
+  /**
+   * Skip the engine when the value keeps the series exactly at the level it holds (StableGate):
+   * a series at no level whose value meets no level (a quiet reading), or a series at a level
+   * whose value still meets it and no more severe one. Exact, and it keeps node-rules' deep-cloning
+   * path for the readings that change a level: those that can change an alert.
+   */
+  stableGate: boolean;
+}
+
+export const DEFAULT_NODE_RULES_OPTIONS: NodeRulesClassifierOptions = { stableGate: true };
 
 class NodeRulesClassifier implements LevelClassifier {
   readonly kind = 'node-rules' as const;
   private readonly engine: SyncRuleEngine;
-  private readonly gate: CompiledLevel | undefined;
+  private readonly gate: StableGate | undefined;
   private result = -1;
   private readonly done = (fact: Fact): void => {
     this.result = (fact as LevelFact).level;
   };
 
   constructor(levels: readonly CompiledLevel[], options: NodeRulesClassifierOptions) {
-    this.gate = options.quietGate ? levels[levels.length - 1] : undefined;
+    this.gate = options.stableGate ? new StableGate(levels) : undefined;
     const rules: Rule[] = levels.map((l) => ({
       id: l.level,
       name: l.level,
@@ -157,8 +203,7 @@ class NodeRulesClassifier implements LevelClassifier {
   }
 
   classify(value: number, heldRank: number): number {
-    const gate = this.gate;
-    if (heldRank === 0 && gate !== undefined && value >= gate.enterLo && value <= gate.enterHi) return 0;
+    if (this.gate !== undefined && this.gate.holds(value, heldRank)) return heldRank;
     this.result = -1;
     const fact: LevelFact = { value, held: heldRank, level: 0 };
     this.engine.execute(fact, this.done);

@@ -6,7 +6,7 @@ import { LEVELS, levelRank, type Level } from '../lib/levels.js';
 import type { CompiledOfflineRule, CompiledRule, CompiledRuleSet } from './compile.js';
 import { matches, type CompiledMatch } from './rule-index.js';
 import { SampleWindow } from './signals.js';
-import { newSeries, scheduleDue, scheduleSweep, type AlertRef, type AssetRef, type RuleState } from './state.js';
+import { invalidateSlots, newSeries, scheduleDue, scheduleSweep, type AlertRef, type AssetRef, type RuleState } from './state.js';
 import { flapKey } from './flapping.js';
 import { COMPOUND_SENSOR_ID, type Threshold } from './types.js';
 
@@ -34,6 +34,7 @@ export function offlineAssets(rule: CompiledOfflineRule, deviceId: string, asset
  */
 export function reconcileState(ruleSet: CompiledRuleSet, state: RuleState, previous?: CompiledRuleSet): AlertRef[] {
   const dropped: AlertRef[] = [];
+  invalidateSlots(state);
   const current = (ruleId: string): CompiledRule | undefined => {
     const rule = ruleSet.get(ruleId);
     if (rule === undefined) return undefined;
@@ -142,6 +143,7 @@ export interface RestoredAlert extends AlertRef {
  */
 export function restoreAlert(state: RuleState, open: RestoredAlert, rule?: CompiledRule, now = 0): void {
   const rank = levelRank(open.level);
+  invalidateSlots(state);
   if (rule?.kind === 'stale') {
     let byAsset = state.stale.get(rule.id);
     if (byAsset === undefined) state.stale.set(rule.id, (byAsset = new Map()));
@@ -180,7 +182,7 @@ export function restoreAlert(state: RuleState, open: RestoredAlert, rule?: Compi
   if (bySensor === undefined) byAsset.set(open.assetId, (bySensor = new Map()));
   let alert = bySensor.get(open.sensorId);
   if (alert === undefined) {
-    alert = { ruleId: open.ruleId, assetId: open.assetId, sensorId: open.sensorId, assetType: open.assetType, street: open.street, level: 0, series: new Map() };
+    alert = { ruleId: open.ruleId, assetId: open.assetId, sensorId: open.sensorId, assetType: open.assetType, street: open.street, level: 0, series: new Map(), multiSeries: false };
     bySensor.set(open.sensorId, alert);
   }
   const windowMs = rule?.kind === 'threshold' ? rule.windowMs : 0;
@@ -192,6 +194,7 @@ export function restoreAlert(state: RuleState, open: RestoredAlert, rule?: Compi
     scheduleSweep(state, now);
   }
   alert.series.set(open.metric, series);
+  if (alert.series.size > 1) alert.multiSeries = true;
   if (rank > alert.level) alert.level = rank;
 }
 

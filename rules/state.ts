@@ -12,6 +12,7 @@
  * - flapping: the times of the last max_changes + 1 level changes of an alert, within the window.
  */
 import { LEVELS, type Level } from '../lib/levels.js';
+import type { ReadingRule } from './compile.js';
 import type { SampleWindow } from './signals.js';
 import type { RuleEvent, Threshold } from './types.js';
 
@@ -48,6 +49,8 @@ export interface AlertState {
   level: number;
   /** metric -> series */
   readonly series: Map<string, SeriesState>;
+  /** `series` has held more than one series at some time (until then the alert's level is its one series'). */
+  multiSeries: boolean;
 }
 
 export interface StaleEntry {
@@ -124,6 +127,29 @@ export interface EvaluateResult {
   readonly events: readonly RuleEvent[];
 }
 
+/**
+ * What evaluate() keeps per series (asset, sensor, metric) that has threshold state, so that a
+ * reading of it costs three lookups: the rules that match it and, per threshold rule, its alert
+ * and series state. A quiet series (no state) has no slot. A cache derived from the rule set and
+ * from `RuleState.alerts` (the truth), never consulted by anything else:
+ * - `refs[2i]`, `refs[2i + 1]`: the AlertState and SeriesState of `rules[i]` for this series, both
+ *   undefined when the series has none for that rule;
+ * - evaluate() keeps it in step with what it creates and forgets (dropping a slot left empty);
+ *   whatever else changes `alerts` (tick's sweep, reconcileState, restoreAlert) calls
+ *   invalidateSlots, and a slot from an older epoch is looked up again before use;
+ * - it belongs to one rule set (`RuleState.slotsFor`) and is emptied when evaluate() is given
+ *   another, and when it reaches the rule set's cache limit;
+ * - a reading whose asset type or street differs from the slot's drops it (catalogue change).
+ */
+export interface SeriesSlot {
+  /** The catalogue attributes the rules were matched on; a reading that disagrees refills the slot. */
+  readonly assetType: string;
+  readonly street: string;
+  readonly rules: readonly ReadingRule[];
+  readonly refs: (AlertState | SeriesState | undefined)[];
+  epoch: number;
+}
+
 export interface RuleState {
   /** Threshold rules: ruleId -> assetId -> sensorId -> alert */
   readonly alerts: Map<string, Map<string, Map<string, AlertState>>>;
@@ -143,6 +169,15 @@ export interface RuleState {
   nextSweep: number;
   /** The shared result for readings that change nothing. */
   readonly quiet: EvaluateResult;
+  /** Per-series cache of evaluate(): metric -> assetId -> sensorId -> slot (see SeriesSlot). */
+  readonly slots: Map<string, Map<string, Map<string, SeriesSlot>>>;
+  /** Slots held, against `slotLimit` (the rule set's cache limit): past it they are emptied and refilled. */
+  slotCount: number;
+  slotLimit: number;
+  /** Bumped by invalidateSlots: slots of an older epoch are looked up again. */
+  slotEpoch: number;
+  /** The rule set the slots were filled for. */
+  slotsFor: object | undefined;
 }
 
 export const NO_EVENTS: readonly RuleEvent[] = Object.freeze([]);
@@ -157,9 +192,19 @@ export function createRuleState(): RuleState {
     outOfOrder: 0,
     due: Infinity,
     nextSweep: Infinity,
+    slots: new Map(),
+    slotCount: 0,
+    slotLimit: 0,
+    slotEpoch: 0,
+    slotsFor: undefined,
   } as Omit<RuleState, 'quiet'> & { quiet: EvaluateResult };
   state.quiet = Object.freeze({ state, events: NO_EVENTS });
   return state;
+}
+
+/** Call after changing `state.alerts` outside evaluate(): its per-series slots are looked up again. */
+export function invalidateSlots(state: RuleState): void {
+  state.slotEpoch++;
 }
 
 /** Lowers the time of the next due timed work. */

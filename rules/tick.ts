@@ -18,7 +18,7 @@ import type { CompiledRuleSet } from './compile.js';
 import { seconds } from './evaluate.js';
 import { endFlapping, markFlapping } from './flapping.js';
 import { offlineAssets } from './reconcile.js';
-import { NO_EVENTS, scheduleDue, SWEEP_INTERVAL_MS, type DeviceRef, type RuleState } from './state.js';
+import { invalidateSlots, NO_EVENTS, scheduleDue, SWEEP_INTERVAL_MS, type DeviceRef, type RuleState } from './state.js';
 import { OFFLINE_METRIC, type RuleEvent } from './types.js';
 
 /** The earliest platform time at which tick() may have work. */
@@ -179,6 +179,7 @@ export function watchSensors(ruleSet: CompiledRuleSet, state: RuleState, sensors
 
 /** Forgets windows and compound series with nothing left in their window, at no level. */
 function sweep(ruleSet: CompiledRuleSet, state: RuleState, now: number): void {
+  invalidateSlots(state);
   for (const [ruleId, byAsset] of state.alerts) {
     const rule = ruleSet.get(ruleId);
     if (rule === undefined || rule.kind !== 'threshold' || rule.windowMs === 0) continue;

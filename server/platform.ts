@@ -234,7 +234,8 @@ export class Platform {
   }
 
   private deviceRef(deviceId: string): DeviceRef {
-    const assets = this.config.devices.find((d) => d.id === deviceId)?.assets ?? [];
+    // By id from the registry: a scan of config.devices per status change is quadratic when thousands of devices reconnect at once.
+    const assets = this.devices.get(deviceId)?.config.assets ?? [];
     return {
       deviceId,
       assets: assets.flatMap((id) => {

@@ -25,6 +25,8 @@ export interface Influxd {
   url: string;
   port: number;
   database: string;
+  /** The running server's process id (undefined while paused): benchmarks read its CPU time. */
+  pid(): number | undefined;
   /** Runs InfluxQL against `database` (POST, epoch=ms); throws on an HTTP or statement error. */
   query(influxql: string): Promise<InfluxQLResult[]>;
   /** Stops the server, keeping its ports and data. */
@@ -133,6 +135,7 @@ export async function startInfluxd(options: { database?: string } = {}): Promise
     url,
     port,
     database,
+    pid: () => child?.pid,
     query,
     pause: halt,
     async resume() {
