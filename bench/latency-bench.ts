@@ -3,6 +3,7 @@
  * a real HTTP receiver, under a background load of BACKGROUND readings/s (default 20,000) from
  * separate publisher processes. One alarm device fires and resolves an alert CYCLES times; only
  * `firing` deliveries are timed. Both timestamps are taken in this process (performance.now()).
+ * Environment: BACKGROUND, CYCLES, DEVICES, PUBLISHERS, SPOOL_FSYNC (always | interval).
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -48,7 +49,12 @@ export async function main(): Promise<void> {
     stringify({
       broker: { host: '127.0.0.1', port: 0 },
       api: { host: '127.0.0.1', port: 0 },
-      storage: { data_dir: join(dir, 'data'), influx: { url: influx.url, version: 1, database: 'telemetry', batch_size: 5000, flush_interval: '200ms' } },
+      storage: {
+        data_dir: join(dir, 'data'),
+        influx: { url: influx.url, version: 1, database: 'telemetry', batch_size: 5000, flush_interval: '200ms' },
+        // SPOOL_FSYNC=interval shows what the spool's fdatasync adds to the latency (the default, always, is what ships).
+        spool: { fsync: process.env.SPOOL_FSYNC ?? 'always' },
+      },
       metrics: { load: { unit: '', min: -1e9, max: 1e9 }, trigger: { unit: '', min: 0, max: 1000 } },
       assets: [
         ...list.map((d) => ({ id: d.asset, type: 'bench', name: d.asset, street: 'bench-street' })),

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=1
+#!/usr/bin/env -S node --max-semi-space-size=64
 /** `watchpost <command>`: start, simulate, check, replay, hash-secret (contract: Command line). */
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
