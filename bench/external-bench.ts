@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { startInfluxd } from '../test/support/influxd.js';
 import { startMosquitto } from '../test/support/mosquitto.js';
-import { countStored, endProgress, env, printTable, processUsage, progress, runPublishers, startWatchpost, stopChild, type RunningWatchpost } from './harness.js';
+import { endProgress, env, printTable, processUsage, progress, runPublishers, startWatchpost, stopChild, waitQueryable, type RunningWatchpost } from './harness.js';
 import type { PublisherJob } from './publisher.js';
 
 function sampleValue(text: string, sample: string): number {
@@ -80,16 +80,7 @@ async function runWith(instances: number): Promise<Record<string, number | strin
     }));
     const reports = await runPublishers(jobs, (acked) => progress(`external-broker x${instances}: ${acked.toLocaleString()} readings acknowledged by mosquitto`));
     const acked = reports.reduce((s, r) => s + r.acked, 0);
-    let stored = 0;
-    let lastChange = performance.now();
-    for (;;) {
-      const now = await countStored(influx);
-      if (now !== stored) lastChange = performance.now();
-      stored = now;
-      progress(`external-broker x${instances}: ${stored.toLocaleString()} of ${acked.toLocaleString()} queryable`);
-      if (stored >= acked || performance.now() - lastChange > 30_000) break;
-      await new Promise((r) => setTimeout(r, 250));
-    }
+    const { stored, lastChange } = await waitQueryable(influx, acked, `external-broker x${instances}`);
     endProgress();
     const seconds = (lastChange - started) / 1000;
     const cpuMs = running.reduce((sum, r, i) => sum + processUsage(r.child.pid!).cpuMs - cpuBefore[i]!, 0);

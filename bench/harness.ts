@@ -30,6 +30,23 @@ export async function countStored(influx: Influxd, measurement = 'load'): Promis
   return typeof value === 'number' ? value : 0;
 }
 
+/**
+ * Polls InfluxDB until `expected` readings are queryable, or the count has not moved for 30 s.
+ * Returns the count and when it last changed (performance.now()): the end of ingest.
+ */
+export async function waitQueryable(influx: Influxd, expected: number, label: string): Promise<{ stored: number; lastChange: number }> {
+  let stored = 0;
+  let lastChange = performance.now();
+  for (;;) {
+    const now = await countStored(influx);
+    if (now !== stored) lastChange = performance.now();
+    stored = now;
+    progress(`${label}: ${stored.toLocaleString()} of ${expected.toLocaleString()} acknowledged readings queryable`);
+    if (stored >= expected || performance.now() - lastChange > 30_000) return { stored, lastChange };
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
 export interface RunningWatchpost {
   child: ChildProcess;
   mqttUrl: string;

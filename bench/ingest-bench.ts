@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { startInfluxd } from '../test/support/influxd.js';
 import type { CeilingJob } from './ceiling-writer.js';
-import { countStored, endProgress, env, HERE, printTable, processUsage, progress, runPublishers, startWatchpost, stopChild } from './harness.js';
+import { countStored, endProgress, env, HERE, printTable, processUsage, progress, runPublishers, startWatchpost, stopChild, waitQueryable } from './harness.js';
 import type { PublisherJob } from './publisher.js';
 
 export interface IngestFigures {
@@ -80,16 +80,7 @@ export async function runIngest(scenario: 'ingest-qos1' | 'ingest-batch'): Promi
     );
     const acked = reports.reduce((s, r) => s + r.acked, 0);
     const errors = reports.reduce((s, r) => s + r.errors, 0);
-    let stored = 0;
-    let lastChange = performance.now();
-    for (;;) {
-      const now = await countStored(influx);
-      if (now !== stored) lastChange = performance.now();
-      stored = now;
-      progress(`${scenario}: ${stored.toLocaleString()} of ${acked.toLocaleString()} acknowledged readings queryable`);
-      if (stored >= acked || performance.now() - lastChange > 30_000) break;
-      await new Promise((r) => setTimeout(r, 250));
-    }
+    const { stored, lastChange } = await waitQueryable(influx, acked, scenario);
     const seconds = (lastChange - started) / 1000;
     endProgress();
     const perReading = (ms: number) => Number(((ms * 1000) / Math.max(1, stored)).toFixed(2));

@@ -21,7 +21,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { startInfluxd, type Influxd } from '../test/support/influxd.js';
-import { countStored, endProgress, env, printTable, progress, runPublishers, startWatchpost, stopChild } from './harness.js';
+import { endProgress, env, printTable, progress, runPublishers, startWatchpost, stopChild, waitQueryable } from './harness.js';
 import type { PublisherJob, PublisherReport } from './publisher.js';
 
 interface Sample {
@@ -155,16 +155,7 @@ export async function main(): Promise<void> {
     const ackedTotal = reports.reduce((s, r) => s + r.acked, 0);
     const publishErrors = reports.reduce((s, r) => s + r.errors, 0);
 
-    let stored = 0;
-    let lastChange = performance.now();
-    for (;;) {
-      const now = await countStored(influx);
-      if (now !== stored) lastChange = performance.now();
-      stored = now;
-      progress(`spool-drain: ${stored.toLocaleString()} of ${ackedTotal.toLocaleString()} queryable`);
-      if (stored >= ackedTotal || performance.now() - lastChange > 30_000) break;
-      await sleep(250);
-    }
+    const { stored } = await waitQueryable(influx, ackedTotal, 'spool-drain');
     endProgress();
     const lost = await countLost(influx, list, reports, t0);
 
