@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { startInfluxd } from '../test/support/influxd.js';
-import { endProgress, env, printTable, processUsage, progress, runPublishers, startWatchpost, stopChild } from './harness.js';
+import { benchDevices, endProgress, env, printTable, processUsage, progress, runPublishers, startWatchpost, stopChild } from './harness.js';
 import type { PublisherJob, PublisherReport } from './publisher.js';
 
 const mb = (bytes: number): number => Number((bytes / 1048576).toFixed(1));
@@ -37,7 +37,7 @@ export async function main(): Promise<void> {
   const connectTimeoutS = env('CONNECT_TIMEOUT_S', Math.max(60, Math.ceil(devices / 50)));
   const influx = await startInfluxd({ database: 'telemetry' });
   const dir = mkdtempSync(join(tmpdir(), 'watchpost-bench-conn-'));
-  const list = Array.from({ length: devices }, (_, i) => ({ id: `bench-dau-${i}`, secret: `bench-secret-${i}`, asset: `bench-${i}`, sensor: 's1' }));
+  const list = benchDevices(devices);
   writeFileSync(
     join(dir, 'bench.yaml'),
     stringify({

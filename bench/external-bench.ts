@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { startInfluxd } from '../test/support/influxd.js';
 import { startMosquitto } from '../test/support/mosquitto.js';
-import { endProgress, env, printTable, processUsage, progress, runPublishers, startWatchpost, stopChild, waitQueryable, type RunningWatchpost } from './harness.js';
+import { benchDevices, endProgress, env, printTable, processUsage, progress, runPublishers, startWatchpost, stopChild, waitQueryable, type RunningWatchpost } from './harness.js';
 import type { PublisherJob } from './publisher.js';
 
 function sampleValue(text: string, sample: string): number {
@@ -41,7 +41,7 @@ async function runWith(instances: number): Promise<Record<string, number | strin
   const durationMs = env('DURATION_S', 20) * 1000;
   const devices = env('DEVICES', 200);
   const publishers = env('PUBLISHERS', 2);
-  const list = Array.from({ length: devices }, (_, i) => ({ id: `bench-dau-${i}`, secret: `bench-secret-${i}`, asset: `bench-${i}`, sensor: 's1' }));
+  const list = benchDevices(devices);
   const users: Record<string, string> = { watchpost: 'watchpost-pass-01' };
   for (const d of list) users[d.id] = d.secret;
   const broker = await startMosquitto({ users, extraConfig: ['max_queued_messages 0', `max_inflight_messages ${env('BROKER_INFLIGHT', 20)}`] });

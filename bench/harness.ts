@@ -30,6 +30,11 @@ export async function countStored(influx: Influxd, measurement = 'load'): Promis
   return typeof value === 'number' ? value : 0;
 }
 
+/** `count` bench devices, one asset and sensor each: bench-dau-<i> / bench-secret-<i> on bench-<i>/s1. */
+export function benchDevices(count: number): PublisherJob['devices'] {
+  return Array.from({ length: count }, (_, i) => ({ id: `bench-dau-${i}`, secret: `bench-secret-${i}`, asset: `bench-${i}`, sensor: 's1' }));
+}
+
 /**
  * Polls InfluxDB until `expected` readings are queryable, or the count has not moved for 30 s.
  * Returns the count and when it last changed (performance.now()): the end of ingest.

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { startInfluxd } from '../test/support/influxd.js';
 import type { CeilingJob } from './ceiling-writer.js';
-import { countStored, endProgress, env, HERE, printTable, processUsage, progress, runPublishers, startWatchpost, stopChild, waitQueryable } from './harness.js';
+import { benchDevices, countStored, endProgress, env, HERE, printTable, processUsage, progress, runPublishers, startWatchpost, stopChild, waitQueryable } from './harness.js';
 import type { PublisherJob } from './publisher.js';
 
 export interface IngestFigures {
@@ -48,7 +48,7 @@ export async function runIngest(scenario: 'ingest-qos1' | 'ingest-batch'): Promi
 
   const influx = await startInfluxd({ database: 'telemetry' });
   const dir = mkdtempSync(join(tmpdir(), 'watchpost-bench-'));
-  const deviceList = Array.from({ length: devices }, (_, i) => ({ id: `bench-dau-${i}`, secret: `bench-secret-${i}`, asset: `bench-${i}`, sensor: 's1' }));
+  const deviceList = benchDevices(devices);
   writeFileSync(
     join(dir, 'bench.yaml'),
     stringify({

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { stringify } from 'yaml';
 import { startInfluxd } from '../test/support/influxd.js';
-import { endProgress, env, printTable, progress, runPublishers, startWatchpost, stopChild } from './harness.js';
+import { benchDevices, endProgress, env, printTable, progress, runPublishers, startWatchpost, stopChild } from './harness.js';
 import type { PublisherJob } from './publisher.js';
 
 function percentile(sorted: number[], p: number): number {
@@ -43,7 +43,7 @@ export async function main(): Promise<void> {
   await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
   const hookPort = (receiver.address() as { port: number }).port;
 
-  const list = Array.from({ length: devices }, (_, i) => ({ id: `bench-dau-${i}`, secret: `bench-secret-${i}`, asset: `bench-${i}`, sensor: 's1' }));
+  const list = benchDevices(devices);
   writeFileSync(
     join(dir, 'bench.yaml'),
     stringify({

@@ -21,7 +21,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { startInfluxd, type Influxd } from '../test/support/influxd.js';
-import { endProgress, env, printTable, progress, runPublishers, startWatchpost, stopChild, waitQueryable } from './harness.js';
+import { benchDevices, endProgress, env, printTable, progress, runPublishers, startWatchpost, stopChild, waitQueryable } from './harness.js';
 import type { PublisherJob, PublisherReport } from './publisher.js';
 
 interface Sample {
@@ -75,7 +75,7 @@ export async function main(): Promise<void> {
 
   const influx = await startInfluxd({ database: 'telemetry' });
   const dir = mkdtempSync(join(tmpdir(), 'watchpost-bench-drain-'));
-  const list = Array.from({ length: devices }, (_, i) => ({ id: `bench-dau-${i}`, secret: `bench-secret-${i}`, asset: `bench-${i}`, sensor: 's1' }));
+  const list = benchDevices(devices);
   writeFileSync(
     join(dir, 'bench.yaml'),
     stringify({
