@@ -36,7 +36,10 @@ function harness(limits: Record<string, unknown> = {}, extra: Record<string, unk
   const metrics = new MetricsRegistry();
   const broker = new EmbeddedBroker({
     config: embeddedBrokerSchema.parse({ host: '127.0.0.1', port: 0, limits: { exempt: [], ...limits }, ...extra }),
-    devices: new DeviceRegistry([{ id: 'dau-bridge-001', secret: SECRET, assets: ['lg-bridge-001'], subscribe: [] }]),
+    devices: new DeviceRegistry([
+      { id: 'dau-bridge-001', secret: SECRET, assets: ['lg-bridge-001'], subscribe: [] },
+      { id: 'display-001', secret: SECRET, assets: [], subscribe: ['telemetry/lg-bridge-001/#'] },
+    ]),
     handlers,
     logger: silentLogger(),
     metrics,
@@ -61,9 +64,9 @@ describe('EmbeddedBroker over sockets', () => {
     return `mqtt://127.0.0.1:${h.broker.port()}`;
   }
 
-  async function device(url: string, password = SECRET) {
+  async function device(url: string, password = SECRET, username = 'dau-bridge-001') {
     // allowRetries false: a connection closed before CONNACK rejects instead of waiting.
-    const client = await mqtt.connectAsync(url, { username: 'dau-bridge-001', password, protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 3000 }, false);
+    const client = await mqtt.connectAsync(url, { username, password, protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 3000 }, false);
     clients.push(client);
     return client;
   }
@@ -83,6 +86,27 @@ describe('EmbeddedBroker over sockets', () => {
     for (const m of h.held.slice(10)) m.release(stored(1));
     await Promise.all(publishes);
     expect(acked).toHaveLength(50);
+  });
+
+  it('forwards telemetry to a device allowed to subscribe to it (forwarding is skipped only while no one can)', async () => {
+    const h = harness();
+    const url = await start(h);
+    const publisher = await device(url);
+    // Nobody subscribed yet: acknowledged after storage, forwarded to no one.
+    const first = publisher.publishAsync(TOPIC, JSON.stringify({ values: { strain: 1 } }), { qos: 1 });
+    await expect.poll(() => h.held.length).toBe(1);
+    h.held[0]!.release(stored(1));
+    await first;
+
+    const display = await device(url, SECRET, 'display-001');
+    const received: string[] = [];
+    display.on('message', (topic, payload) => received.push(`${topic} ${payload.toString()}`));
+    await display.subscribeAsync('telemetry/lg-bridge-001/+', { qos: 1 });
+    const second = publisher.publishAsync(TOPIC, JSON.stringify({ values: { strain: 2 } }), { qos: 1 });
+    await expect.poll(() => h.held.length).toBe(2);
+    h.held[1]!.release(stored(1));
+    await second;
+    await expect.poll(() => received).toEqual([`${TOPIC} {"values":{"strain":2}}`]);
   });
 
   it('does not acknowledge a publish storage refuses, and closes the connection so the device sends it again', async () => {

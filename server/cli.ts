@@ -1,5 +1,7 @@
 #!/usr/bin/env -S node --max-semi-space-size=64
 /** `watchpost <command>`: start, simulate, check, replay, hash-secret (contract: Command line). */
+// First: replaces the `debug` package with a disabled one (unless DEBUG is set) before aedes loads it.
+import '../lib/quiet-debug.js';
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -7,6 +9,7 @@ import { parseArgs } from 'node:util';
 import { hashSecret } from '../ingest/device-auth.js';
 import { createLogger } from '../lib/logger.js';
 import { formatErrors, loadConfig } from './config/load.js';
+import { loadConfigIsolated } from './config/load-isolated.js';
 import type { WatchpostConfig } from './config/schema.js';
 
 const USAGE = `usage: watchpost <command> [options]
@@ -36,8 +39,9 @@ export function resolveConfigDir(given: string | undefined): string {
   return DEMO_CONFIG_DIR;
 }
 
-function loadOrExit(dir: string): WatchpostConfig {
-  const result = loadConfig(dir);
+async function loadOrExit(dir: string): Promise<WatchpostConfig> {
+  // In a worker: the parser's garbage would otherwise stay in this long-running process.
+  const result = await loadConfigIsolated(dir);
   if (!result.ok) {
     process.stderr.write(`configuration ${dir} is invalid (${result.errors.length} error${result.errors.length === 1 ? '' : 's'}):\n${formatErrors(result.errors)}\n`);
     process.exit(2);
@@ -94,7 +98,7 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'start': {
-      const config = loadOrExit(configDir);
+      const config = await loadOrExit(configDir);
       const logger = createLogger();
       const { Platform } = await import('./platform.js');
       const platform = new Platform(config, { logger, configDir });
@@ -137,7 +141,7 @@ async function main(argv: string[]): Promise<number> {
       return -1; // keep running
     }
     case 'simulate': {
-      const config = loadOrExit(configDir);
+      const config = await loadOrExit(configDir);
       const logger = createLogger({ level: process.env.WATCHPOST_LOG_LEVEL ?? 'info' });
       const { runSimulation, defaultBrokerUrl, formatSummary, formatProgress } = await import('../simulators/simulate.js');
       const { parseStart } = await import('../simulators/clock.js');
@@ -202,7 +206,7 @@ async function main(argv: string[]): Promise<number> {
         process.stderr.write(`${(err as Error).message}\n`);
         return 2;
       }
-      const config = loadOrExit(configDir);
+      const config = await loadOrExit(configDir);
       let input;
       try {
         if (fromStore) {
