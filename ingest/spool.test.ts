@@ -209,6 +209,31 @@ describe('Spool', () => {
     expect(spool.stats().oldestAppendedAt).toBe(1_005_000);
   });
 
+  it('writes groups on the event loop while the disk is fast, moves to the thread pool for a while when it is slow, and keeps every point either way', async () => {
+    const dir = tempDir();
+    let now = 1_000_000;
+    // A limit no group can meet: the first group is written inline and found slow.
+    const { spool, lines } = await openSpool(dir, { inlineWriteLimit: -1, threadPoolPeriod: 60_000 }, { now: () => now });
+    const slow = () => lines.filter((l) => l.msg.startsWith('spool: the disk is slow'));
+    expect(await spool.append(['inline-1'])).toBe(true);
+    expect(slow()).toHaveLength(1);
+    expect(slow()[0]).toMatchObject({ limit_ms: -1, for_ms: 60_000 });
+    // Within the period: thread pool, so no new measurement and no new warning.
+    expect(await Promise.all([spool.append(['pool-1']), spool.append(['pool-2'])])).toEqual([true, true]);
+    expect(slow()).toHaveLength(1);
+    // After it: inline again (and, with this limit, slow again).
+    now += 60_000;
+    expect(await spool.append(['inline-2'])).toBe(true);
+    expect(slow()).toHaveLength(2);
+    await closeSpool(spool);
+
+    const { spool: again, lines: quiet } = await openSpool(dir, { inlineWriteLimit: 10_000 }, { now: () => now });
+    expect(await contents(again)).toEqual(['inline-1', 'pool-1', 'pool-2', 'inline-2']);
+    expect(await again.append(['fast'])).toBe(true);
+    expect(quiet.filter((l) => l.msg.startsWith('spool: the disk is slow'))).toEqual([]);
+    expect(await contents(again)).toEqual(['inline-1', 'pool-1', 'pool-2', 'inline-2', 'fast']);
+  });
+
   it('with fsync: interval, appends resolve and survive a close', async () => {
     const dir = tempDir();
     const { spool } = await openSpool(dir, { fsync: 'interval', fsyncInterval: 50 });

@@ -10,13 +10,14 @@ import type { TelemetryWriter } from './storage.js';
 import { storageMetrics, type StorageDeps } from './batch-writer.js';
 import { createInfluxWriter } from './influx-writer.js';
 import { createEmbeddedStore, storedPointCodec } from './embedded-store.js';
-import { lineBytesCodec, Spool, type SpoolCodec, type SpoolOptions } from './spool.js';
+import { DEFAULT_SPOOL_OPTIONS, lineBytesCodec, Spool, type SpoolCodec, type SpoolOptions } from './spool.js';
 import { LatencyWindow, quantileRows } from './latency-window.js';
 
 export const SPOOL_DIR = 'spool';
 
 export function spoolOptions(config: SpoolConfig): SpoolOptions {
   return {
+    ...DEFAULT_SPOOL_OPTIONS,
     maxBytes: config.max_bytes,
     segmentBytes: config.segment_bytes,
     fsync: config.fsync,
