@@ -83,6 +83,8 @@ async function runDevice(job: PublisherJob, device: PublisherJob['devices'][numb
   let ackedReadings = 0;
   if (job.intervalMs) {
     await new Promise<void>((resolve) => {
+      // Paced by absolute due times: a timer that fires late does not lower the rate.
+      let due = Date.now() + Math.random() * job.intervalMs!;
       const publishOne = () => {
         if (Date.now() >= deadline) return resolve();
         const first = next++;
@@ -94,9 +96,10 @@ async function runDevice(job: PublisherJob, device: PublisherJob['devices'][numb
             ackedReadings = Math.max(ackedReadings, first + 1);
           }
         });
-        setTimeout(publishOne, job.intervalMs);
+        due += job.intervalMs!;
+        setTimeout(publishOne, Math.max(0, due - Date.now()));
       };
-      setTimeout(publishOne, Math.random() * job.intervalMs!);
+      setTimeout(publishOne, Math.max(0, due - Date.now()));
     });
     ackedPerDevice[device.id] = ackedReadings;
     await client.end();

@@ -65,7 +65,19 @@ export class IngestService {
    * durable (`stored`), so the caller acknowledges the message only then; rejections are
    * reported at once. Never rejects.
    */
-  async handleTelemetry(source: TelemetrySource, topic: string, assetId: string, sensorId: string, payload: Buffer): Promise<IngestOutcome> {
+  handleTelemetry(source: TelemetrySource, topic: string, assetId: string, sensorId: string, payload: Buffer): Promise<IngestOutcome> {
+    let checked: ReturnType<IngestService['check']>;
+    try {
+      checked = this.check(source, topic, assetId, sensorId, payload);
+    } catch (err) {
+      return Promise.reject(err); // as an async function would: the caller's rejection path
+    }
+    if (!('readings' in checked)) return Promise.resolve(checked);
+    return this.store(checked.readings, checked.rejected, source, topic, assetId);
+  }
+
+  /** Decodes and checks a message: its readings to store (with the count of rejected ones), or the outcome when there is nothing to store. */
+  private check(source: TelemetrySource, topic: string, assetId: string, sensorId: string, payload: Buffer): { readings: Reading[]; rejected: number } | IngestOutcome {
     const { catalogue } = this.deps;
     if (payload.length > this.deps.maxPayloadBytes) {
       this.report(source, topic, [{ reason: 'too_large', detail: `payload is ${payload.length} bytes; the limit is ${this.deps.maxPayloadBytes}` }], assetId);
@@ -105,6 +117,14 @@ export class IngestService {
 
     if (rejections.length > 0) this.report(source, topic, rejections, assetId);
     if (readings.length === 0) return NOTHING_TO_STORE(rejections.length);
+    return { readings, rejected: rejections.length };
+  }
+
+  /**
+   * Stores accepted readings; resolves once they are durable. A small async function of its own:
+   * it runs for every message, and its frame lives until the spool's group commit.
+   */
+  private async store(readings: Reading[], rejected: number, source: TelemetrySource, topic: string, assetId: string): Promise<IngestOutcome> {
     let stored: boolean;
     try {
       stored = await this.deps.accept(readings);
@@ -114,7 +134,7 @@ export class IngestService {
     }
     if (stored) this.readingsTotal.inc(undefined, readings.length);
     else this.report(source, topic, [{ reason: 'storage_full', detail: 'storage cannot take readings now; the message is not acknowledged, send it again later' }], assetId);
-    return { accepted: stored ? readings.length : 0, rejected: rejections.length, stored };
+    return { accepted: stored ? readings.length : 0, rejected, stored };
   }
 
   private checkValues(values: Array<[string, number]>, sensorMetrics: ReadonlySet<string> | undefined, sensorId: string): Rejection | undefined {

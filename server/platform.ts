@@ -201,9 +201,15 @@ export class Platform {
    * Accepted readings of one message: durable in the spool first (refusal = not acknowledged),
    * then rules. Appends resolve in order, so rules see each series in arrival order.
    */
-  private async accept(readings: Reading[]): Promise<boolean> {
+  private accept(readings: Reading[]): Promise<boolean> {
     const writer = this.writer;
-    if (!writer || !(await writer.writeReadings(readings))) return false;
+    if (!writer) return Promise.resolve(false);
+    // .then rather than an async function: this runs for every message (allocation per call).
+    return writer.writeReadings(readings).then((stored) => stored && this.stored(readings));
+  }
+
+  /** Readings are durable: watchdog, latest values, rules. */
+  private stored(readings: Reading[]): true {
     this.watchdog?.readingsAccepted();
     this.latest.update(readings);
     this.ruleEvents(this.rules!.process(readings, this.clock.now()));
