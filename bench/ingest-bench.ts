@@ -7,7 +7,8 @@
  *
  * Figure: sustained readings/s from the first publish until every acknowledged reading is
  * queryable in InfluxDB, and readings lost (acknowledged but not in InfluxDB; must be 0).
- * Environment: DURATION_S (default 20), DEVICES (default 200), PUBLISHERS (default 2), INFLIGHT.
+ * Environment: DURATION_S (default 20), DEVICES (default 200), PUBLISHERS (default 2), INFLIGHT,
+ * BATCH_SIZE (InfluxDB batch, default 5000), CONCURRENCY (InfluxDB requests in flight, default: the platform's).
  */
 import { fork } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -54,7 +55,17 @@ export async function runIngest(scenario: 'ingest-qos1' | 'ingest-batch'): Promi
     stringify({
       broker: { host: '127.0.0.1', port: 0 },
       api: { host: '127.0.0.1', port: 0, tokens: [{ name: 'bench', token: 'bench-token-0123456789', role: 'admin' }] },
-      storage: { data_dir: join(dir, 'data'), influx: { url: influx.url, version: 1, database: 'telemetry', batch_size: 5000, flush_interval: '200ms' } },
+      storage: {
+        data_dir: join(dir, 'data'),
+        influx: {
+          url: influx.url,
+          version: 1,
+          database: 'telemetry',
+          batch_size: env('BATCH_SIZE', 5000),
+          flush_interval: '200ms',
+          ...(process.env.CONCURRENCY ? { concurrency: Number(process.env.CONCURRENCY) } : {}),
+        },
+      },
       metrics: { load: { unit: '', min: -1e9, max: 1e9 } },
       assets: deviceList.map((d) => ({ id: d.asset, type: 'bench', name: d.asset, street: 'bench-street', sensors: [{ id: d.sensor, metrics: ['load'] }] })),
       devices: deviceList.map((d) => ({ id: d.id, secret: d.secret, assets: [d.asset] })),
