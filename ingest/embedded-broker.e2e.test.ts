@@ -109,6 +109,22 @@ describe('EmbeddedBroker over sockets', () => {
     await expect.poll(() => received).toEqual([`${TOPIC} {"values":{"strain":2}}`]);
   });
 
+  it('keeps retained telemetry for a device that subscribes later, even while no one subscribes', async () => {
+    const h = harness();
+    const url = await start(h);
+    const publisher = await device(url);
+    const published = publisher.publishAsync(TOPIC, JSON.stringify({ values: { strain: 7 } }), { qos: 1, retain: true });
+    await expect.poll(() => h.held.length).toBe(1);
+    h.held[0]!.release(stored(1));
+    await published;
+
+    const display = await device(url, SECRET, 'display-001');
+    const received: string[] = [];
+    display.on('message', (topic, payload, packet) => received.push(`${topic} ${payload.toString()} retain=${packet.retain}`));
+    await display.subscribeAsync('telemetry/lg-bridge-001/+', { qos: 1 });
+    await expect.poll(() => received).toEqual([`${TOPIC} {"values":{"strain":7}} retain=true`]);
+  });
+
   it('does not acknowledge a publish storage refuses, and closes the connection so the device sends it again', async () => {
     const h = harness();
     const client = await device(await start(h));

@@ -182,7 +182,8 @@ export class EmbeddedBroker implements MessageBus {
     type Forward = (packet: PublishPacket, client: Client | null | ((err?: Error) => void), done?: (err?: Error) => void) => void;
     const forward = (broker.publish as unknown as Forward).bind(broker);
     const skipping: Forward = (packet, client, done) => {
-      if (typeof client === 'object' && client !== null && !this.telemetryWatched && packet.topic.startsWith('telemetry/')) {
+      // A retained message still goes through: aedes stores it for later subscribers.
+      if (typeof client === 'object' && client !== null && !this.telemetryWatched && !packet.retain && packet.topic.startsWith('telemetry/')) {
         done?.();
         return;
       }

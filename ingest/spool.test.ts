@@ -214,7 +214,7 @@ describe('Spool', () => {
     let now = 1_000_000;
     // A limit no group can meet: the first group is written inline and found slow.
     const { spool, lines } = await openSpool(dir, { inlineWriteLimit: -1, threadPoolPeriod: 60_000 }, { now: () => now });
-    const slow = () => lines.filter((l) => l.msg.startsWith('spool: a group took too long'));
+    const slow = () => lines.filter((l) => l.msg.startsWith('spool: groups take too long'));
     expect(await spool.append(['inline-1'])).toBe(true);
     expect(slow()).toHaveLength(1);
     expect(slow()[0]).toMatchObject({ limit_ms: -1, for_ms: 60_000 });
@@ -230,7 +230,7 @@ describe('Spool', () => {
     const { spool: again, lines: quiet } = await openSpool(dir, { inlineWriteLimit: 10_000 }, { now: () => now });
     expect(await contents(again)).toEqual(['inline-1', 'pool-1', 'pool-2', 'inline-2']);
     expect(await again.append(['fast'])).toBe(true);
-    expect(quiet.filter((l) => l.msg.startsWith('spool: a group took too long'))).toEqual([]);
+    expect(quiet.filter((l) => l.msg.startsWith('spool: groups take too long'))).toEqual([]);
     expect(await contents(again)).toEqual(['inline-1', 'pool-1', 'pool-2', 'inline-2', 'fast']);
   });
 

@@ -38,6 +38,7 @@ import { constants, fdatasyncSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { Logger } from '../lib/logger.js';
+import { InlineWrites } from './inline-writes.js';
 import type { AppendOptions, PointQueue, QueueStats } from './point-queue.js';
 import { STORAGE_ERROR_CODES, StorageError } from './storage-errors.js';
 
@@ -73,8 +74,9 @@ export interface SpoolOptions {
   /** Wait this long for more appends before writing a group (ms); 0 = as soon as the previous group is done. */
   groupCommitDelay: number;
   /**
-   * A group is written (and fdatasynced) on the event loop while that takes at most this long
-   * (ms); a slower group moves writing to the thread pool for `threadPoolPeriod` ms.
+   * Groups are written (and fdatasynced) on the event loop while that takes at most this long
+   * (ms) on average (inline-writes.ts); past it, writing moves to the thread pool for
+   * `threadPoolPeriod` ms.
    */
   inlineWriteLimit: number;
   threadPoolPeriod: number;
@@ -239,6 +241,7 @@ export class Spool<T> implements PointQueue<T> {
   private unsynced = false;
   /** Until then (epoch ms) groups are written from the thread pool: the disk was found slow. */
   private threadPoolUntil = 0;
+  private readonly inline: InlineWrites;
   /** Append time of the oldest record when the read cache does not hold it. */
   private oldestHint: number | undefined;
 
@@ -256,6 +259,7 @@ export class Spool<T> implements PointQueue<T> {
     options: Partial<SpoolOptions> = {},
   ) {
     this.options = { ...DEFAULT_SPOOL_OPTIONS, ...options };
+    this.inline = new InlineWrites(this.options.inlineWriteLimit);
     this.log = deps.logger;
     this.now = deps.now ?? Date.now;
   }
@@ -459,9 +463,9 @@ export class Spool<T> implements PointQueue<T> {
    * while the disk answers within `inlineWriteLimit`: under load each thread-pool round trip
    * waits for a whole turn of a busy event loop, and a group made two of them (write, then
    * fdatasync): at 18,000 readings/s that was 20-70 ms per group for 0.1 ms of disk time. A slow
-   * disk, or a big group (batched readings), would stall every connection instead, so a group
-   * over the limit moves writing to the thread pool for `threadPoolPeriod`; then the event loop
-   * is tried again.
+   * disk, or big groups (batched readings), would stall every connection instead, so groups over
+   * the limit on average (or one stalled group) move writing to the thread pool for
+   * `threadPoolPeriod`; then the event loop is tried again.
    */
   private async writeAndSync(buf: Buffer): Promise<void> {
     const handle = this.writeHandle!;
@@ -477,12 +481,13 @@ export class Spool<T> implements PointQueue<T> {
     if (sync) fdatasyncSync(handle.fd);
     else this.unsynced = true;
     const took = performance.now() - started;
-    if (took > this.options.inlineWriteLimit) {
+    if (this.inline.tooSlow(took)) {
       this.threadPoolUntil = this.now() + this.options.threadPoolPeriod;
+      this.inline.reset();
       // Info, not a warning: a big group (batched readings under load) takes longer on any disk.
       this.log.info(
         { ms: Number(took.toFixed(2)), bytes: buf.length, limit_ms: this.options.inlineWriteLimit, for_ms: this.options.threadPoolPeriod },
-        'spool: a group took too long to write on the event loop; groups are written from the thread pool for a while',
+        'spool: groups take too long to write on the event loop; they are written from the thread pool for a while',
       );
     }
   }
