@@ -11,6 +11,12 @@ const CLI = join(HERE, '..', 'server', 'cli.js');
 
 export const env = (name: string, fallback: number): number => (process.env[name] ? Number(process.env[name]) : fallback);
 
+/** The InfluxDB writer's batch size (BATCH_SIZE, default 5000) and, when CONCURRENCY is set, its requests in flight. */
+export const influxWriterTuning = (): { batch_size: number; concurrency?: number } => ({
+  batch_size: env('BATCH_SIZE', 5000),
+  ...(process.env.CONCURRENCY ? { concurrency: Number(process.env.CONCURRENCY) } : {}),
+});
+
 /** A progress line on a terminal (stderr), nothing when piped. */
 export function progress(line: string): void {
   if (process.stderr.isTTY) process.stderr.write(`\r${line.padEnd(100)}`);

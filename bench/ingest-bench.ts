@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { startInfluxd } from '../test/support/influxd.js';
 import type { CeilingJob } from './ceiling-writer.js';
-import { benchDevices, countStored, endProgress, env, HERE, printTable, processUsage, progress, runPublishers, startWatchpost, stopChild, waitQueryable } from './harness.js';
+import { benchDevices, countStored, endProgress, env, HERE, influxWriterTuning, printTable, processUsage, progress, runPublishers, startWatchpost, stopChild, waitQueryable } from './harness.js';
 import type { PublisherJob } from './publisher.js';
 
 export interface IngestFigures {
@@ -61,9 +61,8 @@ export async function runIngest(scenario: 'ingest-qos1' | 'ingest-batch'): Promi
           url: influx.url,
           version: 1,
           database: 'telemetry',
-          batch_size: env('BATCH_SIZE', 5000),
           flush_interval: '200ms',
-          ...(process.env.CONCURRENCY ? { concurrency: Number(process.env.CONCURRENCY) } : {}),
+          ...influxWriterTuning(),
         },
       },
       metrics: { load: { unit: '', min: -1e9, max: 1e9 } },

@@ -21,7 +21,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { startInfluxd, type Influxd } from '../test/support/influxd.js';
-import { benchDevices, endProgress, env, printTable, progress, runPublishers, startWatchpost, stopChild, waitQueryable } from './harness.js';
+import { benchDevices, endProgress, env, influxWriterTuning, printTable, progress, runPublishers, startWatchpost, stopChild, waitQueryable } from './harness.js';
 import type { PublisherJob, PublisherReport } from './publisher.js';
 
 interface Sample {
@@ -71,7 +71,7 @@ export async function main(): Promise<void> {
   const devices = env('DEVICES', 200);
   const intervalMs = env('INTERVAL_MS', 40);
   const publishers = env('PUBLISHERS', 2);
-  const batchSize = env('BATCH_SIZE', 5000);
+  const batchSize = influxWriterTuning().batch_size;
 
   const influx = await startInfluxd({ database: 'telemetry' });
   const dir = mkdtempSync(join(tmpdir(), 'watchpost-bench-drain-'));
@@ -87,8 +87,7 @@ export async function main(): Promise<void> {
           url: influx.url,
           version: 1,
           database: 'telemetry',
-          batch_size: batchSize,
-          ...(process.env.CONCURRENCY ? { concurrency: Number(process.env.CONCURRENCY) } : {}),
+          ...influxWriterTuning(),
           retry_max_delay: `${env('RETRY_MAX_DELAY_S', 10)}s`,
         },
       },

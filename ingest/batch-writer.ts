@@ -229,7 +229,6 @@ export class BatchWriter<T> {
     return true;
   }
 
-
   /** Counts points given up before they reached the queue (invalid, queue full). */
   countFailed(reason: string, n = 1): void {
     this.failed.inc({ reason }, n);

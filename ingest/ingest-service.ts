@@ -42,6 +42,9 @@ export interface IngestOutcome {
   stored: boolean;
 }
 
+/** A checked message: its readings to store (and how many were rejected), or the outcome when there is nothing to store. */
+type Checked = { readings: Reading[]; rejected: number } | IngestOutcome;
+
 const NOTHING_TO_STORE = (rejected: number): IngestOutcome => ({ accepted: 0, rejected, stored: true });
 
 export class IngestService {
@@ -66,7 +69,7 @@ export class IngestService {
    * reported at once. Never rejects.
    */
   handleTelemetry(source: TelemetrySource, topic: string, assetId: string, sensorId: string, payload: Buffer): Promise<IngestOutcome> {
-    let checked: ReturnType<IngestService['check']>;
+    let checked: Checked;
     try {
       checked = this.check(source, topic, assetId, sensorId, payload);
     } catch (err) {
@@ -77,7 +80,7 @@ export class IngestService {
   }
 
   /** Decodes and checks a message: its readings to store (with the count of rejected ones), or the outcome when there is nothing to store. */
-  private check(source: TelemetrySource, topic: string, assetId: string, sensorId: string, payload: Buffer): { readings: Reading[]; rejected: number } | IngestOutcome {
+  private check(source: TelemetrySource, topic: string, assetId: string, sensorId: string, payload: Buffer): Checked {
     const { catalogue } = this.deps;
     if (payload.length > this.deps.maxPayloadBytes) {
       this.report(source, topic, [{ reason: 'too_large', detail: `payload is ${payload.length} bytes; the limit is ${this.deps.maxPayloadBytes}` }], assetId);
