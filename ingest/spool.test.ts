@@ -152,7 +152,8 @@ describe('Spool', () => {
     expect(segments()).toEqual([segmentName(0), segmentName(65), segmentName(130), segmentName(195)]);
     expect((await spool.peek(70)).map((l) => l.slice(0, 4))).toEqual(Array.from({ length: 70 }, (_, i) => line(i).slice(0, 4)));
     await spool.commit(70);
-    expect(segments()).toEqual([segmentName(65), segmentName(130), segmentName(195)]);
+    // Deleted once the checkpoint past it is written, which commit does not wait for.
+    await expect.poll(segments).toEqual([segmentName(65), segmentName(130), segmentName(195)]);
     await closeSpool(spool);
 
     const { spool: again } = await openSpool(dir, { segmentBytes: 64 * 1024, maxBytes: 10 * 1024 * 1024 });
@@ -207,6 +208,27 @@ describe('Spool', () => {
     await spool.peek(1);
     await spool.commit(1);
     expect(spool.stats().oldestAppendedAt).toBe(1_005_000);
+  });
+
+  it('hands a caught-up reader the groups it writes without reading them back, up to writeThroughLimit records', async () => {
+    // The records on disk are overwritten behind the spool's back: what peek returns shows where it read from.
+    const scribble = (dir: string, from: string, to: string) => {
+      const path = join(dir, segmentName(0));
+      writeFileSync(path, readFileSync(path, 'latin1').replace(from, to), 'latin1');
+    };
+    const dir = tempDir();
+    const { spool } = await openSpool(dir, { writeThroughLimit: 3 });
+    expect(await contents(spool)).toEqual([]);
+    expect(await Promise.all([spool.append(['aaa', 'bbb']), spool.append(['ccc'])])).toEqual([true, true]);
+    // Three records fit the cache; the fourth would exceed it and stays on disk only.
+    expect(await spool.append(['ddd'])).toBe(true);
+    scribble(dir, 'bbb', 'xxx');
+    scribble(dir, 'ddd', 'yyy');
+    const onCorrupt = await contents(spool);
+    expect(onCorrupt.slice(0, 3)).toEqual(['aaa', 'bbb', 'ccc']);
+    // Read from disk: the checksum no longer matches, so it is not handed out as data.
+    expect(onCorrupt).not.toContain('yyy');
+    expect(onCorrupt).not.toContain('ddd');
   });
 
   it('writes groups on the event loop while the disk is fast, moves to the thread pool for a while when it is slow, and keeps every point either way', async () => {

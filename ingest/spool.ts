@@ -26,6 +26,12 @@
  *   of Watchpost, not a power cut); the segment is fdatasynced every `fsyncInterval` ms.
  * New segment files are fsynced with their directory before records go into them.
  *
+ * Reading: the batch writer peeks records from a read cache that reads fill from disk. While the
+ * reader is caught up (it has read everything written, the usual case when the backend keeps
+ * up), each group just written goes straight into the cache as well, up to `writeThroughLimit`
+ * records: no read back through the thread pool and no checksum of bytes that never left memory.
+ * Past the limit (the backend is slow or down) the backlog waits on disk and is read from there.
+ *
  * Recovery at open: the last segment is read through; a torn tail (a record cut short, or whose
  * CRC does not match, as a crash during a write leaves it) is cut off, logged at warn, and never
  * read as data. Draining resumes at the checkpoint, which is checked to fall on a record
@@ -80,6 +86,12 @@ export interface SpoolOptions {
    */
   inlineWriteLimit: number;
   threadPoolPeriod: number;
+  /**
+   * While the reader is caught up, a written group goes straight into the read cache (no read
+   * back from disk, no CRC check of bytes just written) as long as the cache holds at most this
+   * many records; past it (the backend is slow or down) records wait on disk only.
+   */
+  writeThroughLimit: number;
 }
 
 export const DEFAULT_SPOOL_OPTIONS: SpoolOptions = {
@@ -90,6 +102,7 @@ export const DEFAULT_SPOOL_OPTIONS: SpoolOptions = {
   groupCommitDelay: 0,
   inlineWriteLimit: 2,
   threadPoolPeriod: 60_000,
+  writeThroughLimit: 65_536,
 };
 
 export interface SpoolDeps<T> {
@@ -249,10 +262,16 @@ export class Spool<T> implements PointQueue<T> {
   private cursor!: Position;
   private readHandle: { seg: Segment; fh: FileHandle } | undefined;
   private reading: Promise<unknown> = Promise.resolve();
+  /** fill() calls not yet finished: while any runs, the cursor belongs to it. */
+  private fills = 0;
 
   private checkpointHandle: FileHandle | undefined;
   private checkpointGeneration = 0;
   private checkpointChain: Promise<unknown> = Promise.resolve();
+  /** A checkpoint write is queued and will record the head as it is when it runs. */
+  private checkpointQueued = false;
+  /** Segments drained but not yet deleted: deleted once a checkpoint past them is written. */
+  private drained: Segment[] = [];
 
   constructor(
     private readonly deps: SpoolDeps<T>,
@@ -376,7 +395,7 @@ export class Spool<T> implements PointQueue<T> {
     if (n > this.cache.length) throw new Error(`spool: commit(${n}) of more than the ${this.cache.length} records peeked`);
     this.cache.splice(0, n);
     const next = this.cache[0];
-    await this.moveHead(next ? { seg: next.seg, offset: next.start, seq: next.seq } : { ...this.cursor });
+    this.moveHead(next ? { seg: next.seg, offset: next.start, seq: next.seq } : { ...this.cursor });
     // Read the new oldest record now (the next peek needs it anyway), so its age is known.
     if (this.cache.length === 0 && this.size() > 0 && this.state === 'open') await this.fill(1);
   }
@@ -452,10 +471,53 @@ export class Spool<T> implements PointQueue<T> {
     this.pendingBytes -= bytes;
     if (this.size() === 0 && this.cache.length === 0) this.oldestHint = group[0]!.at;
     const active = this.lastSegment();
+    const writeThrough = this.readerAtTail(active, count);
+    const start = active.size;
     active.size += bytes;
     this.totalSize += bytes;
     this.nextSeq += count;
+    if (writeThrough) this.cacheWritten(group, active, start);
     for (const p of group) p.resolve(true);
+  }
+
+  /** The reader has read everything written to `active` and no read runs: a group of `count` records can go straight to the cache. */
+  private readerAtTail(active: Segment, count: number): boolean {
+    const cursor = this.cursor;
+    return (
+      this.fills === 0 &&
+      cursor.seg === active &&
+      cursor.offset === active.size &&
+      cursor.seq === this.nextSeq &&
+      this.cache.length + count <= this.options.writeThroughLimit
+    );
+  }
+
+  /**
+   * Puts the records of a group just written at `start` of `seg` into the read cache, as a read
+   * would, and moves the cursor past them. The bytes are the ones written, so no checksum is
+   * checked; a payload the codec cannot decode stops it there, and the rest is read from disk.
+   */
+  private cacheWritten(group: readonly PendingAppend[], seg: Segment, start: number): void {
+    const cursor = this.cursor;
+    let offset = start;
+    for (const p of group) {
+      const buf = p.buf;
+      let pos = 0;
+      while (pos < buf.length) {
+        const length = HEADER + buf.readUInt32LE(pos);
+        let item: T;
+        try {
+          item = this.deps.codec.decode(buf.subarray(pos + HEADER + TIME, pos + length));
+        } catch {
+          return;
+        }
+        this.cache.push({ item, seq: cursor.seq, seg, start: offset + pos, appendedAt: p.at });
+        pos += length;
+        cursor.seq += 1;
+        cursor.offset = offset + pos;
+      }
+      offset += buf.length;
+    }
   }
 
   /**
@@ -545,13 +607,18 @@ export class Spool<T> implements PointQueue<T> {
 
   /** Reads records at the cursor into the cache until it holds `n` or nothing more is written. Reads run one at a time. */
   private fill(n: number): Promise<void> {
-    const run = this.reading.then(async () => {
-      while (this.cache.length < n) {
-        if (!(await this.readChunk(n - this.cache.length))) break;
-      }
-      // Everything between the head and the cursor was skipped as corrupt: commit the gap.
-      if (this.cache.length === 0 && this.cursor.seq !== this.head.seq) await this.moveHead({ ...this.cursor });
-    });
+    this.fills += 1;
+    const run = this.reading
+      .then(async () => {
+        while (this.cache.length < n) {
+          if (!(await this.readChunk(n - this.cache.length))) break;
+        }
+        // Everything between the head and the cursor was skipped as corrupt: commit the gap.
+        if (this.cache.length === 0 && this.cursor.seq !== this.head.seq) this.moveHead({ ...this.cursor });
+      })
+      .finally(() => {
+        this.fills -= 1;
+      });
     this.reading = run.catch(() => undefined);
     return run;
   }
@@ -635,38 +702,60 @@ export class Spool<T> implements PointQueue<T> {
 
   // ---- committing ----
 
-  private async moveHead(position: Position): Promise<void> {
+  /**
+   * Moves the head past committed records. The checkpoint that records it is written (and
+   * fdatasynced with `fsync: always`) in the background, and segments drained by the move are
+   * deleted after it: the batch writer's next request does not wait for two thread-pool round
+   * trips. A crash before the checkpoint is on disk only sends those records again. Moves made
+   * while a checkpoint waits its turn share one write.
+   */
+  private moveHead(position: Position): void {
     this.head = position;
-    const gone: Segment[] = [];
     while (this.segments.length > 1 && this.segments[0] !== position.seg) {
       const seg = this.segments.shift()!;
       this.totalSize -= seg.size;
-      gone.push(seg);
+      this.drained.push(seg);
     }
     if (this.cache.length === 0 && this.size() > 0) this.oldestHint = undefined;
-    await this.writeCheckpoint();
-    for (const seg of gone) {
-      await unlink(seg.path).catch((err: Error) => this.log.warn({ segment: seg.path, err: err.message }, 'spool: cannot delete a drained segment'));
-    }
+    if (this.checkpointQueued) return;
+    this.checkpointQueued = true;
+    this.checkpointChain = this.checkpointChain.then(async () => {
+      this.checkpointQueued = false;
+      const gone = this.drained.splice(0);
+      try {
+        await this.writeCheckpointNow(false);
+      } catch (err) {
+        // Keep the segments the checkpoint on disk may still point into; the next move tries again.
+        this.drained.unshift(...gone);
+        this.log.error({ err: (err as Error).message }, 'spool: cannot write the checkpoint');
+        return;
+      }
+      for (const seg of gone) {
+        await unlink(seg.path).catch((err: Error) => this.log.warn({ segment: seg.path, err: err.message }, 'spool: cannot delete a drained segment'));
+      }
+    });
+  }
+
+  /** Records the head after whatever checkpoint work is queued. */
+  private writeCheckpoint(force = false): Promise<void> {
+    const run = this.checkpointChain.then(() => this.writeCheckpointNow(force));
+    this.checkpointChain = run.catch((err: Error) => this.log.error({ err: err.message }, 'spool: cannot write the checkpoint'));
+    return run;
   }
 
   /** Records the head in the slot not written last; fdatasync with `fsync: always` (or `force`). */
-  private writeCheckpoint(force = false): Promise<void> {
-    const run = this.checkpointChain.then(async () => {
-      const fh = this.checkpointHandle;
-      if (!fh) return;
-      const generation = ++this.checkpointGeneration;
-      const slot = Buffer.alloc(CHECKPOINT_SLOT);
-      slot.writeUInt32LE(CHECKPOINT_MAGIC, 0);
-      slot.writeDoubleLE(generation, 8);
-      slot.writeDoubleLE(this.head.seg.base, 16);
-      slot.writeDoubleLE(this.head.offset, 24);
-      slot.writeUInt32LE(crc32(slot.subarray(8)), 4);
-      await fh.write(slot, 0, CHECKPOINT_SLOT, (generation % 2) * CHECKPOINT_SLOT);
-      if (force || this.options.fsync === 'always') await fh.datasync();
-    });
-    this.checkpointChain = run.catch((err: Error) => this.log.error({ err: err.message }, 'spool: cannot write the checkpoint'));
-    return run;
+  private async writeCheckpointNow(force: boolean): Promise<void> {
+    const fh = this.checkpointHandle;
+    if (!fh) return;
+    const generation = ++this.checkpointGeneration;
+    const slot = Buffer.alloc(CHECKPOINT_SLOT);
+    slot.writeUInt32LE(CHECKPOINT_MAGIC, 0);
+    slot.writeDoubleLE(generation, 8);
+    slot.writeDoubleLE(this.head.seg.base, 16);
+    slot.writeDoubleLE(this.head.offset, 24);
+    slot.writeUInt32LE(crc32(slot.subarray(8)), 4);
+    await fh.write(slot, 0, CHECKPOINT_SLOT, (generation % 2) * CHECKPOINT_SLOT);
+    if (force || this.options.fsync === 'always') await fh.datasync();
   }
 
   // ---- opening ----
