@@ -67,6 +67,26 @@ describe('BatchWriter', () => {
     expect(metrics.render()).toContain('watchpost_spool_depth 0\n');
   });
 
+
+  it('on the flush interval sends what was pending then; points appended while it is sent wait for a full batch or the next interval', async () => {
+    let release!: () => void;
+    const slow = new Promise<void>((resolve) => (release = resolve));
+    const { sink, calls } = scriptedSink([slow]);
+    const writer = make(sink, { batchSize: 10, concurrency: 2 });
+    writer.append(['a', 'b']);
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(calls.map((c) => c.batch)).toEqual([['a', 'b']]);
+    // A steady trickle while the flush is in flight: not a request per handful of points.
+    writer.append(['c']);
+    await vi.advanceTimersByTimeAsync(10);
+    writer.append(['d']);
+    release();
+    await vi.advanceTimersByTimeAsync(10);
+    expect(calls.map((c) => c.batch)).toEqual([['a', 'b']]);
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(calls.map((c) => c.batch)).toEqual([['a', 'b'], ['c', 'd']]);
+    expect(counter('written')).toBe(4);
+  });
   it('keeps `concurrency` requests in flight and commits them oldest first', async () => {
     let releaseFirst!: () => void;
     const first = new Promise<void>((resolve) => (releaseFirst = resolve));

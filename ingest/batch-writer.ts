@@ -127,8 +127,12 @@ export class BatchWriter<T> {
   private intervalTimer: ReturnType<typeof setInterval> | undefined;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
   private running: Promise<void> | undefined;
-  /** Send the partial batch at the tail too, not only full batches. */
-  private flushAll = false;
+  /**
+   * The oldest points to send even as a partial batch: what was pending when the flush interval
+   * (or flush()) came round. Points appended after that wait for a full batch or the next
+   * interval, so a steady stream is not sent as a request per handful of points.
+   */
+  private flushPoints = 0;
   private batchSize: number;
   private failedAttempts = 0;
   private degraded = false;
@@ -286,10 +290,10 @@ export class BatchWriter<T> {
   }
 
   private kick(all: boolean): void {
-    if (all) this.flushAll = true;
+    if (all) this.flushPoints = this.deps.queue.size();
     if (this.state !== 'started' || this.running || this.retryTimer) return;
     if (this.deps.queue.size() === 0) {
-      this.flushAll = false;
+      this.flushPoints = 0;
       return;
     }
     this.running = this.drain().finally(() => {
@@ -308,7 +312,7 @@ export class BatchWriter<T> {
     const inflight: InFlight<T>[] = [];
     let sent = 0;
     const more = () =>
-      this.state === 'started' && (queue.size() - sent >= this.batchSize || ((this.flushAll || this.draining) && queue.size() - sent > 0));
+      this.state === 'started' && (queue.size() - sent >= this.batchSize || ((this.draining || this.flushPoints > sent) && queue.size() - sent > 0));
     for (;;) {
       while (inflight.length < this.options.concurrency && more()) {
         let window: T[];
@@ -328,6 +332,7 @@ export class BatchWriter<T> {
       sent -= head.batch.length;
       const error = await head.result;
       const outcome = error === undefined ? await this.settleWritten(head.batch, head.started) : await this.handleFailure(head.batch, error);
+      if (outcome.kind === 'done' && outcome.settled !== false) this.flushPoints = Math.max(0, this.flushPoints - head.batch.length);
       if (outcome.kind !== 'done' || inflight.length === 0) {
         if (outcome.kind === 'retry') {
           await Promise.all(inflight.map((f) => f.result));
@@ -343,7 +348,7 @@ export class BatchWriter<T> {
         sent = 0;
       }
     }
-    if (queue.size() === 0) this.flushAll = false;
+    if (queue.size() === 0) this.flushPoints = 0;
   }
 
   /** Writes one batch; resolves with the error instead of rejecting. */

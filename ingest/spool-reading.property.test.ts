@@ -16,14 +16,14 @@ import { params } from '../test/support/property.js';
 type Op =
   | { kind: 'append'; sizes: number[] }
   | { kind: 'peek'; n: number }
-  | { kind: 'commit'; fraction: number }
+  | { kind: 'commit'; n: number }
   | { kind: 'peekWhileAppending'; n: number; sizes: number[] };
 
 const sizes = fc.array(fc.integer({ min: 1, max: 6 }), { minLength: 1, maxLength: 4 });
 const op: fc.Arbitrary<Op> = fc.oneof(
   fc.record({ kind: fc.constant('append' as const), sizes }),
   fc.record({ kind: fc.constant('peek' as const), n: fc.integer({ min: 1, max: 40 }) }),
-  fc.record({ kind: fc.constant('commit' as const), fraction: fc.double({ min: 0, max: 1, noNaN: true }) }),
+  fc.record({ kind: fc.constant('commit' as const), n: fc.integer({ min: 0, max: 40 }) }),
   fc.record({ kind: fc.constant('peekWhileAppending' as const), n: fc.integer({ min: 1, max: 40 }), sizes }),
 );
 
@@ -40,9 +40,20 @@ describe('Spool reading (property)', () => {
       fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 30 }), fc.integer({ min: 0, max: 12 }), async (ops, writeThroughLimit) => {
         const dir = join(root, `r${runs++}`);
         const options = { segmentBytes: 200, writeThroughLimit };
-        let spool = new Spool<string>({ dir, codec: lineCodec, logger: silentLogger() }, options);
+        let time = 1_000;
+        const deps = { dir, codec: lineCodec, logger: silentLogger(), now: () => time };
+        let spool = new Spool<string>(deps, options);
         await spool.open();
         const model: string[] = [];
+        /** When each point in `model` was appended. */
+        const times: number[] = [];
+        /** Appends each group at its own time, so the oldest point's age tells which group it came from. */
+        const appendAll = (groups: string[][]) =>
+          groups.map((g) => {
+            time += 1;
+            for (const _ of g) times.push(time);
+            return spool.append(g);
+          });
         let next = 0;
         let peeked = 0;
         const batch = (groupSizes: number[]) => groupSizes.map((n) => Array.from({ length: n }, () => `p${next++}`));
@@ -51,12 +62,12 @@ describe('Spool reading (property)', () => {
             if (o.kind === 'append') {
               // Appends made in one turn form one group.
               const groups = batch(o.sizes);
-              const results = await Promise.all(groups.map((g) => spool.append(g)));
+              const results = await Promise.all(appendAll(groups));
               expect(results.every(Boolean)).toBe(true);
               for (const g of groups) model.push(...g);
             } else if (o.kind === 'peekWhileAppending') {
               const groups = batch(o.sizes);
-              const [got, ...results] = await Promise.all([spool.peek(o.n), ...groups.map((g) => spool.append(g))]);
+              const [got, ...results] = await Promise.all([spool.peek(o.n), ...appendAll(groups)]);
               expect(results.every(Boolean)).toBe(true);
               // A read that started before the appends may or may not see them, but always a prefix.
               expect(got).toEqual(model.concat(...groups).slice(0, got.length));
@@ -67,17 +78,20 @@ describe('Spool reading (property)', () => {
               const got = await spool.peek(o.n);
               expect(got).toEqual(model.slice(0, o.n));
               peeked = got.length;
+              expect(spool.stats().oldestAppendedAt).toBe(times[0]);
             } else {
-              const n = Math.floor(o.fraction * peeked);
+              const n = Math.min(o.n, peeked);
               await spool.commit(n);
               model.splice(0, n);
+              times.splice(0, n);
               peeked -= n;
             }
             expect(spool.size()).toBe(model.length);
+            expect(spool.stats().oldestAppendedAt).toBe(times[0]);
           }
           expect(await spool.peek(1000)).toEqual(model);
           await spool.close();
-          spool = new Spool<string>({ dir, codec: lineCodec, logger: silentLogger() }, options);
+          spool = new Spool<string>(deps, options);
           await spool.open();
           expect(await spool.peek(1000)).toEqual(model);
         } finally {

@@ -28,9 +28,10 @@
  *
  * Reading: the batch writer peeks records from a read cache that reads fill from disk. While the
  * reader is caught up (it has read everything written, the usual case when the backend keeps
- * up), each group just written goes straight into the cache as well, up to `writeThroughLimit`
- * records: no read back through the thread pool and no checksum of bytes that never left memory.
- * Past the limit (the backend is slow or down) the backlog waits on disk and is read from there.
+ * up), each group just written is also kept in memory as written, up to `writeThroughLimit`
+ * records, and peeks take records from it: no read back through the thread pool and no checksum
+ * of bytes that never left memory. Past the limit (the backend is slow or down) the backlog
+ * waits on disk only and is read from there.
  *
  * Recovery at open: the last segment is read through; a torn tail (a record cut short, or whose
  * CRC does not match, as a crash during a write leaves it) is cut off, logged at warn, and never
@@ -87,9 +88,9 @@ export interface SpoolOptions {
   inlineWriteLimit: number;
   threadPoolPeriod: number;
   /**
-   * While the reader is caught up, a written group goes straight into the read cache (no read
-   * back from disk, no CRC check of bytes just written) as long as the cache holds at most this
-   * many records; past it (the backend is slow or down) records wait on disk only.
+   * While the reader is caught up, a written group is kept in memory for it (no read back from
+   * disk, no CRC check of bytes just written) as long as at most this many records wait in
+   * memory; past it (the backend is slow or down) records wait on disk only.
    */
   writeThroughLimit: number;
 }
@@ -147,6 +148,23 @@ interface Entry<T> {
   seg: Segment;
   start: number;
   appendedAt: number;
+}
+
+/**
+ * A group written while the reader was caught up, kept as written: its records become cache
+ * entries only when a peek needs them (one object per group meanwhile, not one per record, so
+ * the young generation has little to copy while points wait for the next batch).
+ */
+interface WrittenGroup {
+  buf: Buffer;
+  seg: Segment;
+  /** File offset of `buf`. */
+  start: number;
+  /** Offset in `buf` of the first record not yet in the cache, and its sequence number. */
+  pos: number;
+  seq: number;
+  /** Records from `pos` on. */
+  left: number;
 }
 
 interface PendingAppend {
@@ -259,6 +277,10 @@ export class Spool<T> implements PointQueue<T> {
   private oldestHint: number | undefined;
 
   private cache: Array<Entry<T>> = [];
+  /** Groups written since the reader caught up, after the cache and before the cursor. */
+  private written: WrittenGroup[] = [];
+  /** Records in `written`. */
+  private writtenRecords = 0;
   private cursor!: Position;
   private readHandle: { seg: Segment; fh: FileHandle } | undefined;
   private reading: Promise<unknown> = Promise.resolve();
@@ -361,7 +383,7 @@ export class Spool<T> implements PointQueue<T> {
       depth,
       bytes: this.state === 'new' ? 0 : this.liveBytes(),
       capacityBytes: this.options.maxBytes,
-      oldestAppendedAt: depth === 0 ? undefined : (this.cache[0]?.appendedAt ?? this.oldestHint),
+      oldestAppendedAt: depth === 0 ? undefined : this.oldestAppendedAt(),
     };
   }
 
@@ -386,6 +408,7 @@ export class Spool<T> implements PointQueue<T> {
 
   async peek(n: number): Promise<T[]> {
     if (this.state !== 'open' && this.state !== 'closing') return [];
+    this.takeWritten(n);
     if (this.cache.length < n) await this.fill(n);
     return this.cache.slice(0, n).map((e) => e.item);
   }
@@ -395,7 +418,14 @@ export class Spool<T> implements PointQueue<T> {
     if (n > this.cache.length) throw new Error(`spool: commit(${n}) of more than the ${this.cache.length} records peeked`);
     this.cache.splice(0, n);
     const next = this.cache[0];
-    this.moveHead(next ? { seg: next.seg, offset: next.start, seq: next.seq } : { ...this.cursor });
+    const group = this.written[0];
+    this.moveHead(
+      next
+        ? { seg: next.seg, offset: next.start, seq: next.seq }
+        : group
+          ? { seg: group.seg, offset: group.start + group.pos, seq: group.seq }
+          : { ...this.cursor },
+    );
     // Read the new oldest record now (the next peek needs it anyway), so its age is known.
     if (this.cache.length === 0 && this.size() > 0 && this.state === 'open') await this.fill(1);
   }
@@ -456,10 +486,12 @@ export class Spool<T> implements PointQueue<T> {
       count += p.count;
     }
     const started = performance.now();
+    let data: Buffer;
     try {
       const active = this.lastSegment();
       if (active.size >= this.options.segmentBytes) await this.rotate();
-      await this.writeAndSync(group.length === 1 ? group[0]!.buf : Buffer.concat(group.map((p) => p.buf), bytes));
+      data = group.length === 1 ? group[0]!.buf : Buffer.concat(group.map((p) => p.buf), bytes);
+      await this.writeAndSync(data);
     } catch (err) {
       this.pendingBytes -= bytes;
       const error = ioError('write failed', err);
@@ -471,16 +503,19 @@ export class Spool<T> implements PointQueue<T> {
     this.pendingBytes -= bytes;
     if (this.size() === 0 && this.cache.length === 0) this.oldestHint = group[0]!.at;
     const active = this.lastSegment();
-    const writeThrough = this.readerAtTail(active, count);
-    const start = active.size;
+    if (this.readerAtTail(active, count)) {
+      this.written.push({ buf: data, seg: active, start: active.size, pos: 0, seq: this.nextSeq, left: count });
+      this.writtenRecords += count;
+      this.cursor.offset += bytes;
+      this.cursor.seq += count;
+    }
     active.size += bytes;
     this.totalSize += bytes;
     this.nextSeq += count;
-    if (writeThrough) this.cacheWritten(group, active, start);
     for (const p of group) p.resolve(true);
   }
 
-  /** The reader has read everything written to `active` and no read runs: a group of `count` records can go straight to the cache. */
+  /** The reader has read everything written to `active` and no read runs: a group of `count` records can skip the disk on its way to the reader. */
   private readerAtTail(active: Segment, count: number): boolean {
     const cursor = this.cursor;
     return (
@@ -488,36 +523,46 @@ export class Spool<T> implements PointQueue<T> {
       cursor.seg === active &&
       cursor.offset === active.size &&
       cursor.seq === this.nextSeq &&
-      this.cache.length + count <= this.options.writeThroughLimit
+      this.cache.length + this.writtenRecords + count <= this.options.writeThroughLimit
     );
   }
 
   /**
-   * Puts the records of a group just written at `start` of `seg` into the read cache, as a read
-   * would, and moves the cursor past them. The bytes are the ones written, so no checksum is
-   * checked; a payload the codec cannot decode stops it there, and the rest is read from disk.
+   * Moves records of groups kept as written into the cache until it holds `n`, as a read would.
+   * The bytes are the ones written, so no checksum is checked. A payload the codec cannot
+   * decode (it just encoded it) is counted as corrupt, as a read would count it.
    */
-  private cacheWritten(group: readonly PendingAppend[], seg: Segment, start: number): void {
-    const cursor = this.cursor;
-    let offset = start;
-    for (const p of group) {
-      const buf = p.buf;
-      let pos = 0;
-      while (pos < buf.length) {
+  private takeWritten(n: number): void {
+    while (this.cache.length < n && this.written.length > 0) {
+      const group = this.written[0]!;
+      const buf = group.buf;
+      while (group.left > 0 && this.cache.length < n) {
+        const pos = group.pos;
         const length = HEADER + buf.readUInt32LE(pos);
+        group.pos = pos + length;
+        group.left -= 1;
+        this.writtenRecords -= 1;
+        const seq = group.seq++;
         let item: T;
         try {
           item = this.deps.codec.decode(buf.subarray(pos + HEADER + TIME, pos + length));
-        } catch {
-          return;
+        } catch (err) {
+          this.corrupt(group.seg, group.start + pos, 1, `payload cannot be decoded: ${(err as Error).message}`);
+          continue;
         }
-        this.cache.push({ item, seq: cursor.seq, seg, start: offset + pos, appendedAt: p.at });
-        pos += length;
-        cursor.seq += 1;
-        cursor.offset = offset + pos;
+        this.cache.push({ item, seq, seg: group.seg, start: group.start + pos, appendedAt: buf.readDoubleLE(pos + HEADER) });
       }
-      offset += buf.length;
+      if (group.left === 0) this.written.shift();
     }
+  }
+
+  /** Append time of the oldest uncommitted record, when known. */
+  private oldestAppendedAt(): number | undefined {
+    const entry = this.cache[0];
+    if (entry) return entry.appendedAt;
+    const group = this.written[0];
+    if (group) return group.buf.readDoubleLE(group.pos + HEADER);
+    return this.oldestHint;
   }
 
   /**
@@ -610,11 +655,13 @@ export class Spool<T> implements PointQueue<T> {
     this.fills += 1;
     const run = this.reading
       .then(async () => {
+        // Records kept as written come before the cursor; the disk is read only once they are all taken.
+        this.takeWritten(n);
         while (this.cache.length < n) {
           if (!(await this.readChunk(n - this.cache.length))) break;
         }
         // Everything between the head and the cursor was skipped as corrupt: commit the gap.
-        if (this.cache.length === 0 && this.cursor.seq !== this.head.seq) this.moveHead({ ...this.cursor });
+        if (this.cache.length === 0 && this.written.length === 0 && this.cursor.seq !== this.head.seq) this.moveHead({ ...this.cursor });
       })
       .finally(() => {
         this.fills -= 1;
@@ -716,7 +763,7 @@ export class Spool<T> implements PointQueue<T> {
       this.totalSize -= seg.size;
       this.drained.push(seg);
     }
-    if (this.cache.length === 0 && this.size() > 0) this.oldestHint = undefined;
+    if (this.cache.length === 0 && this.written.length === 0 && this.size() > 0) this.oldestHint = undefined;
     if (this.checkpointQueued) return;
     this.checkpointQueued = true;
     this.checkpointChain = this.checkpointChain.then(async () => {
