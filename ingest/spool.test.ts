@@ -1,6 +1,7 @@
 import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { lineCodec, segmentName, Spool, SPOOL_CHECKPOINT_FILE, type SpoolOptions } from './spool.js';
@@ -208,6 +209,28 @@ describe('Spool', () => {
     await spool.peek(1);
     await spool.commit(1);
     expect(spool.stats().oldestAppendedAt).toBe(1_005_000);
+  });
+
+  it('writes records in the documented layout, with a CRC-32 of the length field and body, and reads such records back', async () => {
+    const dir = tempDir();
+    const { spool } = await openSpool(dir, {}, { now: () => 1_764_300_000_123 });
+    const payload = 'load,asset_id=坂田-1 value=1.5 1764300000000';
+    expect(await spool.append([payload])).toBe(true);
+    await closeSpool(spool);
+    // u32 LE body length | u32 LE CRC-32 of (length bytes + body) | body = f64 LE append time | payload
+    const body = Buffer.concat([Buffer.alloc(8), Buffer.from(payload, 'utf8')]);
+    body.writeDoubleLE(1_764_300_000_123, 0);
+    const length = Buffer.alloc(4);
+    length.writeUInt32LE(body.length, 0);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32LE(crc32(body, crc32(length)), 0);
+    const record = Buffer.concat([length, crc, body]);
+    expect(readFileSync(join(dir, segmentName(0)))).toEqual(record);
+
+    // A record made by hand in that layout (as an older build wrote it) is read back.
+    appendFileSync(join(dir, segmentName(0)), record);
+    const { spool: again } = await openSpool(dir);
+    expect(await contents(again)).toEqual([payload, payload]);
   });
 
   it('hands a caught-up reader the groups it writes without reading them back, up to writeThroughLimit records', async () => {

@@ -20,7 +20,8 @@
  * Durability (`fsync`):
  * - `always`: appends are gathered into groups (group commit): one write() and one fdatasync()
  *   per group, and every append of the group resolves after the fdatasync. Both run on the
- *   event loop while the disk is fast, else in the thread pool (see writeAndSync). While one
+ *   event loop while the disk is fast, else the fdatasync runs in the thread pool (see
+ *   writeAndSync). While one
  *   group is being synced the next one gathers, so throughput grows with load instead of falling.
  * - `interval`: appends resolve after write() (in the page cache: survives a crash or kill -9
  *   of Watchpost, not a power cut); the segment is fdatasynced every `fsyncInterval` ms.
@@ -82,7 +83,7 @@ export interface SpoolOptions {
   groupCommitDelay: number;
   /**
    * Groups are written (and fdatasynced) on the event loop while that takes at most this long
-   * (ms) on average (inline-writes.ts); past it, writing moves to the thread pool for
+   * (ms) on average (inline-writes.ts); past it, the fdatasync moves to the thread pool for
    * `threadPoolPeriod` ms.
    */
   inlineWriteLimit: number;
@@ -181,6 +182,33 @@ export function segmentName(base: number): string {
   return String(base).padStart(20, '0') + SPOOL_SEGMENT_SUFFIX;
 }
 
+/** CRC-32 (zlib's) lookup table, for the few header bytes a record's checksum starts with. */
+const CRC_TABLE = (() => {
+  const table = new Int32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    table[n] = c;
+  }
+  return table;
+})();
+
+/** zlib's crc32 of `buf[start, end)` continued from `crc`, without making a view for a few bytes. */
+function crcOfBytes(buf: Buffer, start: number, end: number, crc: number): number {
+  let c = ~crc;
+  for (let i = start; i < end; i++) c = CRC_TABLE[(c ^ buf[i]!) & 0xff]! ^ (c >>> 8);
+  return ~c >>> 0;
+}
+
+/**
+ * The checksum of the record at `offset`: over its length field and body (append time, then
+ * the payload). The payload is passed as given (a string is checksummed as its UTF-8 bytes), so
+ * writing a record makes no buffer views; the header bytes go through the table.
+ */
+function recordCrc(buf: Buffer, offset: number, payload: string | Uint8Array): number {
+  return crc32(payload, crcOfBytes(buf, offset + HEADER, offset + HEADER + TIME, crcOfBytes(buf, offset, offset + 4, 0)));
+}
+
 /** Appends one record for `payload` to `out` at `offset`; returns the new offset. */
 function writeRecord(out: Buffer, offset: number, payload: string | Uint8Array, payloadBytes: number, appendedAt: number): number {
   const bodyLength = TIME + payloadBytes;
@@ -188,10 +216,8 @@ function writeRecord(out: Buffer, offset: number, payload: string | Uint8Array, 
   out.writeDoubleLE(appendedAt, offset + HEADER);
   if (typeof payload === 'string') out.write(payload, offset + HEADER + TIME, payloadBytes, 'utf8');
   else out.set(payload, offset + HEADER + TIME);
-  const end = offset + HEADER + bodyLength;
-  const crc = crc32(out.subarray(offset + HEADER, end), crc32(out.subarray(offset, offset + 4)));
-  out.writeUInt32LE(crc, offset + 4);
-  return end;
+  out.writeUInt32LE(recordCrc(out, offset, payload), offset + 4);
+  return offset + HEADER + bodyLength;
 }
 
 type ParsedRecord = { kind: 'record'; length: number; appendedAt: number; payload: Buffer } | { kind: 'incomplete'; need: number } | { kind: 'corrupt'; why: string };
@@ -203,9 +229,9 @@ function parseRecord(buf: Buffer, pos: number): ParsedRecord {
   if (bodyLength < TIME || bodyLength > MAX_RECORD_BODY) return { kind: 'corrupt', why: `impossible record length ${bodyLength}` };
   const end = pos + HEADER + bodyLength;
   if (end > buf.length) return { kind: 'incomplete', need: HEADER + bodyLength };
-  const crc = crc32(buf.subarray(pos + HEADER, end), crc32(buf.subarray(pos, pos + 4)));
-  if (crc !== buf.readUInt32LE(pos + 4)) return { kind: 'corrupt', why: 'checksum mismatch' };
-  return { kind: 'record', length: HEADER + bodyLength, appendedAt: buf.readDoubleLE(pos + HEADER), payload: buf.subarray(pos + HEADER + TIME, end) };
+  const payload = buf.subarray(pos + HEADER + TIME, end);
+  if (recordCrc(buf, pos, payload) !== buf.readUInt32LE(pos + 4)) return { kind: 'corrupt', why: 'checksum mismatch' };
+  return { kind: 'record', length: HEADER + bodyLength, appendedAt: buf.readDoubleLE(pos + HEADER), payload };
 }
 
 function writeFullySync(fd: number, buf: Buffer): void {
@@ -214,15 +240,6 @@ function writeFullySync(fd: number, buf: Buffer): void {
     const bytes = writeSync(fd, buf, written, buf.length - written);
     if (bytes <= 0) throw new Error('write() wrote nothing');
     written += bytes;
-  }
-}
-
-async function writeFully(fh: FileHandle, buf: Buffer): Promise<void> {
-  let written = 0;
-  while (written < buf.length) {
-    const { bytesWritten } = await fh.write(buf, written, buf.length - written);
-    if (bytesWritten <= 0) throw new Error('write() wrote nothing');
-    written += bytesWritten;
   }
 }
 
@@ -270,7 +287,7 @@ export class Spool<T> implements PointQueue<T> {
   private flushing: Promise<void> | undefined;
   private fsyncTimer: ReturnType<typeof setInterval> | undefined;
   private unsynced = false;
-  /** Until then (epoch ms) groups are written from the thread pool: the disk was found slow. */
+  /** Until then (epoch ms) groups are fdatasynced from the thread pool: the disk was found slow. */
   private threadPoolUntil = 0;
   private readonly inline: InlineWrites;
   /** Append time of the oldest record when the read cache does not hold it. */
@@ -571,14 +588,16 @@ export class Spool<T> implements PointQueue<T> {
    * waits for a whole turn of a busy event loop, and a group made two of them (write, then
    * fdatasync): at 18,000 readings/s that was 20-70 ms per group for 0.1 ms of disk time. A slow
    * disk, or big groups (batched readings), would stall every connection instead, so groups over
-   * the limit on average (or one stalled group) move writing to the thread pool for
+   * the limit on average (or one stalled group) move the fdatasync to the thread pool for
    * `threadPoolPeriod`; then the event loop is tried again.
    */
   private async writeAndSync(buf: Buffer): Promise<void> {
     const handle = this.writeHandle!;
     const sync = this.options.fsync === 'always';
     if (this.now() < this.threadPoolUntil) {
-      await writeFully(handle, buf);
+      // The write only copies into the page cache (with fsync: always little is ever dirty, so it
+      // is not throttled); the fdatasync is what waits for the disk. One round trip, not two.
+      writeFullySync(handle.fd, buf);
       if (sync) await handle.datasync();
       else this.unsynced = true;
       return;
@@ -594,7 +613,7 @@ export class Spool<T> implements PointQueue<T> {
       // Info, not a warning: a big group (batched readings under load) takes longer on any disk.
       this.log.info(
         { ms: Number(took.toFixed(2)), bytes: buf.length, limit_ms: this.options.inlineWriteLimit, for_ms: this.options.threadPoolPeriod },
-        'spool: groups take too long to write on the event loop; they are written from the thread pool for a while',
+        'spool: groups take too long to sync on the event loop; their fdatasync runs in the thread pool for a while',
       );
     }
   }
