@@ -54,6 +54,8 @@ describe.skipIf(!influxdAvailable)('benchmark scenarios at a tiny size', () => {
     const figures = await runScenario('alert-latency', { ...tiny, BACKGROUND: '200', CYCLES: '3' });
     expect(figures).toMatchObject({ scenario: 'alert-latency', alerts: 3 });
     expect(figures.p50_ms).toBeGreaterThan(0);
+    // Scraped from Watchpost's /metrics: the spool committed groups during the run.
+    expect(figures.spool_sync_p50_ms).toBeGreaterThan(0);
   }, 180_000);
 
   it('connections measures a handful of devices', async () => {

@@ -3,6 +3,7 @@
  * a real HTTP receiver, under a background load of BACKGROUND readings/s (default 20,000) from
  * separate publisher processes. One alarm device fires and resolves an alert CYCLES times; only
  * `firing` deliveries are timed. Both timestamps are taken in this process (performance.now()).
+ * Also prints the spool's group-commit (write + fdatasync) quantiles from /metrics: the disk's share.
  * Environment: BACKGROUND, CYCLES, DEVICES, PUBLISHERS, SPOOL_FSYNC (always | interval).
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -17,6 +18,16 @@ import type { PublisherJob } from './publisher.js';
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+/** `watchpost_spool_sync_latency_seconds` by quantile from /metrics, in ms (null when absent). */
+async function spoolSyncQuantiles(apiUrl: string): Promise<Record<'0.5' | '0.99' | '1', number | null>> {
+  const text = await (await fetch(`${apiUrl}/metrics`)).text();
+  const value = (q: string) => {
+    const m = new RegExp(`^watchpost_spool_sync_latency_seconds\\{quantile="${q.replace('.', '\\.')}"\\} (\\S+)$`, 'm').exec(text);
+    return m ? Number((Number(m[1]) * 1000).toFixed(2)) : null;
+  };
+  return { '0.5': value('0.5'), '0.99': value('0.99'), '1': value('1') };
 }
 
 export async function main(): Promise<void> {
@@ -104,6 +115,8 @@ export async function main(): Promise<void> {
       progress(`alert-latency: ${i + 1}/${cycles} alerts, background ${Math.round(((backgroundAcked - ackedAtStart) * 1000) / (performance.now() - loadStart)).toLocaleString()} readings/s`);
     }
     const backgroundRate = Math.round(((backgroundAcked - ackedAtStart) * 1000) / (performance.now() - loadStart));
+    // The spool's group commits (write + fdatasync) over its last 1,024 groups: the disk's share of the latency.
+    const sync = await spoolSyncQuantiles(wp.apiUrl);
     endProgress();
     await alarm.endAsync();
     await load;
@@ -118,6 +131,9 @@ export async function main(): Promise<void> {
       max_ms: Number(latencies[latencies.length - 1]!.toFixed(2)),
       puback_p50_ms: Number(percentile(acks, 50).toFixed(2)),
       puback_p99_ms: Number(percentile(acks, 99).toFixed(2)),
+      spool_sync_p50_ms: sync['0.5'],
+      spool_sync_p99_ms: sync['0.99'],
+      spool_sync_max_ms: sync['1'],
     };
     printTable(Object.entries(figures));
     process.stdout.write(`${JSON.stringify(figures)}\n`);
