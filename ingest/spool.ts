@@ -787,6 +787,8 @@ export class Spool<T> implements PointQueue<T> {
     this.checkpointQueued = true;
     this.checkpointChain = this.checkpointChain.then(async () => {
       this.checkpointQueued = false;
+      // Closed meanwhile: the segments stay, and the next open deletes what its checkpoint passed.
+      if (!this.checkpointHandle) return;
       const gone = this.drained.splice(0);
       try {
         await this.writeCheckpointNow(false);
