@@ -14,6 +14,9 @@ import { freePort, requireBinary, waitFor } from './binaries.js';
 export const influxdBinary = requireBinary('influxd', 'influxdb');
 export const influxdAvailable = influxdBinary !== undefined;
 
+/** How long a test's query may wait for influxd. */
+const QUERY_TIMEOUT_MS = 10_000;
+
 /** One statement's answer to `/query` (timestamps as epoch ms). */
 export interface InfluxQLResult {
   statement_id: number;
@@ -111,10 +114,17 @@ export async function startInfluxd(options: { database?: string } = {}): Promise
   };
 
   const query = async (influxql: string): Promise<InfluxQLResult[]> => {
-    const res = await fetch(`${url}/query`, {
-      method: 'POST',
-      body: new URLSearchParams({ q: influxql, db: database, epoch: 'ms' }),
-    });
+    let res: Response;
+    try {
+      res = await fetch(`${url}/query`, {
+        method: 'POST',
+        body: new URLSearchParams({ q: influxql, db: database, epoch: 'ms' }),
+        // A stalled influxd fails the query with this message, not the test with a bare timeout.
+        signal: AbortSignal.timeout(QUERY_TIMEOUT_MS),
+      });
+    } catch (err) {
+      throw new Error(`InfluxQL "${influxql}" got no answer from influxd at ${url}: ${(err as Error).message}`, { cause: err });
+    }
     const body = (await res.json()) as { results?: InfluxQLResult[]; error?: string };
     if (!res.ok || body.error) throw new Error(`InfluxQL "${influxql}" failed: HTTP ${res.status} ${body.error ?? ''}`);
     const failed = body.results?.find((r) => r.error);
