@@ -14,8 +14,9 @@
  * - `checkpoint`: where draining resumes (segment base, byte offset), two 32-byte slots written
  *   alternately, each with a generation and a CRC, so a torn write leaves the other slot valid.
  *
- * A record is `u32 LE body length | u32 LE CRC-32 of (length bytes + body) | body`, the body
- * `f64 LE append time (epoch ms) | payload` (the codec's bytes: a line of line protocol, or JSON).
+ * A record (spool-record.ts) is `u32 LE body length | u32 LE CRC-32 of (length bytes + body) |
+ * body`, the body `f64 LE append time (epoch ms) | payload` (the codec's bytes: a line of line
+ * protocol, or JSON).
  *
  * Durability (`fsync`):
  * - `always`: appends are gathered into groups (group commit): one write() and one fdatasync()
@@ -47,6 +48,7 @@ import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { Logger } from '../lib/logger.js';
 import { InlineWrites } from './inline-writes.js';
+import { MAX_RECORD_BODY, RECORD_OVERHEAD, RECORD_TIME, parseRecord, writeRecord, writtenRecord } from './spool-record.js';
 import type { AppendOptions, PointQueue, QueueStats } from './point-queue.js';
 import { STORAGE_ERROR_CODES, StorageError } from './storage-errors.js';
 
@@ -121,10 +123,6 @@ export interface SpoolDeps<T> {
 export const SPOOL_SEGMENT_SUFFIX = '.seg';
 export const SPOOL_CHECKPOINT_FILE = 'checkpoint';
 
-const HEADER = 8;
-const TIME = 8;
-/** A body longer than this is a corrupt length field, not a record. */
-export const MAX_RECORD_BODY = 16 * 1024 * 1024;
 const READ_CHUNK = 1024 * 1024;
 const SEGMENT_NAME = /^(\d{20})\.seg$/;
 const CHECKPOINT_MAGIC = 0x3150_4b57; // "WKP1" little-endian
@@ -180,58 +178,6 @@ type State = 'new' | 'open' | 'closing' | 'closed' | 'failed';
 
 export function segmentName(base: number): string {
   return String(base).padStart(20, '0') + SPOOL_SEGMENT_SUFFIX;
-}
-
-/** CRC-32 (zlib's) lookup table, for the few header bytes a record's checksum starts with. */
-const CRC_TABLE = (() => {
-  const table = new Int32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    table[n] = c;
-  }
-  return table;
-})();
-
-/** zlib's crc32 of `buf[start, end)` continued from `crc`, without making a view for a few bytes. */
-function crcOfBytes(buf: Buffer, start: number, end: number, crc: number): number {
-  let c = ~crc;
-  for (let i = start; i < end; i++) c = CRC_TABLE[(c ^ buf[i]!) & 0xff]! ^ (c >>> 8);
-  return ~c >>> 0;
-}
-
-/**
- * The checksum of the record at `offset`: over its length field and body (append time, then
- * the payload). The payload is passed as given (a string is checksummed as its UTF-8 bytes), so
- * writing a record makes no buffer views; the header bytes go through the table.
- */
-function recordCrc(buf: Buffer, offset: number, payload: string | Uint8Array): number {
-  return crc32(payload, crcOfBytes(buf, offset + HEADER, offset + HEADER + TIME, crcOfBytes(buf, offset, offset + 4, 0)));
-}
-
-/** Appends one record for `payload` to `out` at `offset`; returns the new offset. */
-function writeRecord(out: Buffer, offset: number, payload: string | Uint8Array, payloadBytes: number, appendedAt: number): number {
-  const bodyLength = TIME + payloadBytes;
-  out.writeUInt32LE(bodyLength, offset);
-  out.writeDoubleLE(appendedAt, offset + HEADER);
-  if (typeof payload === 'string') out.write(payload, offset + HEADER + TIME, payloadBytes, 'utf8');
-  else out.set(payload, offset + HEADER + TIME);
-  out.writeUInt32LE(recordCrc(out, offset, payload), offset + 4);
-  return offset + HEADER + bodyLength;
-}
-
-type ParsedRecord = { kind: 'record'; length: number; appendedAt: number; payload: Buffer } | { kind: 'incomplete'; need: number } | { kind: 'corrupt'; why: string };
-
-/** The record at `pos` of `buf`, if whole and intact. */
-function parseRecord(buf: Buffer, pos: number): ParsedRecord {
-  if (buf.length - pos < HEADER) return { kind: 'incomplete', need: HEADER };
-  const bodyLength = buf.readUInt32LE(pos);
-  if (bodyLength < TIME || bodyLength > MAX_RECORD_BODY) return { kind: 'corrupt', why: `impossible record length ${bodyLength}` };
-  const end = pos + HEADER + bodyLength;
-  if (end > buf.length) return { kind: 'incomplete', need: HEADER + bodyLength };
-  const payload = buf.subarray(pos + HEADER + TIME, end);
-  if (recordCrc(buf, pos, payload) !== buf.readUInt32LE(pos + 4)) return { kind: 'corrupt', why: 'checksum mismatch' };
-  return { kind: 'record', length: HEADER + bodyLength, appendedAt: buf.readDoubleLE(pos + HEADER), payload };
 }
 
 function writeFullySync(fd: number, buf: Buffer): void {
@@ -456,12 +402,12 @@ export class Spool<T> implements PointQueue<T> {
     for (let i = 0; i < items.length; i++) {
       const payload = this.deps.codec.encode(items[i]!);
       const bytes = typeof payload === 'string' ? Buffer.byteLength(payload, 'utf8') : payload.length;
-      if (TIME + bytes > MAX_RECORD_BODY) {
+      if (RECORD_TIME + bytes > MAX_RECORD_BODY) {
         throw new StorageError(STORAGE_ERROR_CODES.INVALID_POINT, `spool: a point of ${bytes} bytes exceeds the record limit of ${MAX_RECORD_BODY}`);
       }
       payloads[i] = payload;
       sizes[i] = bytes;
-      total += HEADER + TIME + bytes;
+      total += RECORD_OVERHEAD + bytes;
     }
     const out = Buffer.allocUnsafe(total);
     let offset = 0;
@@ -555,19 +501,19 @@ export class Spool<T> implements PointQueue<T> {
       const buf = group.buf;
       while (group.left > 0 && this.cache.length < n) {
         const pos = group.pos;
-        const length = HEADER + buf.readUInt32LE(pos);
-        group.pos = pos + length;
+        const record = writtenRecord(buf, pos);
+        group.pos = pos + record.length;
         group.left -= 1;
         this.writtenRecords -= 1;
         const seq = group.seq++;
         let item: T;
         try {
-          item = this.deps.codec.decode(buf.subarray(pos + HEADER + TIME, pos + length));
+          item = this.deps.codec.decode(record.payload);
         } catch (err) {
           this.corrupt(group.seg, group.start + pos, 1, `payload cannot be decoded: ${(err as Error).message}`);
           continue;
         }
-        this.cache.push({ item, seq, seg: group.seg, start: group.start + pos, appendedAt: buf.readDoubleLE(pos + HEADER) });
+        this.cache.push({ item, seq, seg: group.seg, start: group.start + pos, appendedAt: record.appendedAt });
       }
       if (group.left === 0) this.written.shift();
     }
@@ -578,7 +524,7 @@ export class Spool<T> implements PointQueue<T> {
     const entry = this.cache[0];
     if (entry) return entry.appendedAt;
     const group = this.written[0];
-    if (group) return group.buf.readDoubleLE(group.pos + HEADER);
+    if (group) return writtenRecord(group.buf, group.pos).appendedAt;
     return this.oldestHint;
   }
 
