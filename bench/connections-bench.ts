@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { startInfluxd } from '../test/support/influxd.js';
-import { benchDevices, endProgress, env, printTable, processUsage, progress, runPublishers, startWatchpost, stopChild } from './harness.js';
+import { BENCH_METRICS, benchCatalogue, benchDevices, endProgress, env, printTable, processUsage, progress, runPublishers, startWatchpost, stopChild } from './harness.js';
 import type { PublisherJob, PublisherReport } from './publisher.js';
 
 const mb = (bytes: number): number => Number((bytes / 1048576).toFixed(1));
@@ -44,9 +44,8 @@ export async function main(): Promise<void> {
       broker: { host: '127.0.0.1', port: 0 },
       api: { host: '127.0.0.1', port: 0 },
       storage: { data_dir: join(dir, 'data'), influx: { url: influx.url, version: 1, database: 'telemetry' } },
-      metrics: { load: { unit: '', min: -1e9, max: 1e9 } },
-      assets: list.map((d) => ({ id: d.asset, type: 'bench', name: d.asset, street: 'bench-street' })),
-      devices: list.map((d) => ({ id: d.id, secret: d.secret, assets: [d.asset] })),
+      metrics: BENCH_METRICS,
+      ...benchCatalogue(list),
     }),
   );
   let wp: Awaited<ReturnType<typeof startWatchpost>> | undefined;

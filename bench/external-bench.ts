@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { startInfluxd } from '../test/support/influxd.js';
 import { startMosquitto } from '../test/support/mosquitto.js';
-import { benchDevices, endProgress, env, printTable, processUsage, progress, runPublishers, startWatchpost, stopChild, waitQueryable, type RunningWatchpost } from './harness.js';
+import { BENCH_METRICS, benchCatalogue, benchDevices, endProgress, env, printTable, processUsage, progress, runPublishers, startWatchpost, stopChild, waitQueryable, type RunningWatchpost } from './harness.js';
 import type { PublisherJob } from './publisher.js';
 
 function sampleValue(text: string, sample: string): number {
@@ -58,9 +58,8 @@ async function runWith(instances: number): Promise<Record<string, number | strin
           broker: { url: broker.url, username: 'watchpost', password: 'watchpost-pass-01', shared_group: 'watchpost', client_id: `watchpost-bench-${i}`, ...(process.env.MAX_INFLIGHT ? { max_inflight: Number(process.env.MAX_INFLIGHT) } : {}) },
           api: { host: '127.0.0.1', port: 0 },
           storage: { data_dir: join(dir, 'data'), influx: { url: influx.url, version: 1, database: 'telemetry', batch_size: 5000, flush_interval: '200ms' } },
-          metrics: { load: { unit: '', min: -1e9, max: 1e9 } },
-          assets: list.map((d) => ({ id: d.asset, type: 'bench', name: d.asset, street: 'bench-street' })),
-          devices: list.map((d) => ({ id: d.id, secret: d.secret, assets: [d.asset] })),
+          metrics: BENCH_METRICS,
+          ...benchCatalogue(list),
         }),
       );
       running.push(await startWatchpost(dir));

@@ -41,6 +41,26 @@ export function benchDevices(count: number): PublisherJob['devices'] {
   return Array.from({ length: count }, (_, i) => ({ id: `bench-dau-${i}`, secret: `bench-secret-${i}`, asset: `bench-${i}`, sensor: 's1' }));
 }
 
+/** The metric `load` the bench devices publish. */
+export const BENCH_METRICS = { load: { unit: '', min: -1e9, max: 1e9 } };
+
+/**
+ * Configuration of the bench devices: an asset each, and the device that may publish for it.
+ * With `sensors`, each asset declares its one sensor and metric (readings for others are refused).
+ */
+export function benchCatalogue(list: PublisherJob['devices'], options: { sensors?: boolean } = {}) {
+  return {
+    assets: list.map((d) => ({
+      id: d.asset,
+      type: 'bench',
+      name: d.asset,
+      street: 'bench-street',
+      ...(options.sensors ? { sensors: [{ id: d.sensor, metrics: ['load'] }] } : {}),
+    })),
+    devices: list.map((d) => ({ id: d.id, secret: d.secret, assets: [d.asset] })),
+  };
+}
+
 /**
  * Polls InfluxDB until `expected` readings are queryable, or the count has not moved for 30 s.
  * Returns the count and when it last changed (performance.now()): the end of ingest.

@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { startInfluxd } from '../test/support/influxd.js';
 import type { CeilingJob } from './ceiling-writer.js';
-import { benchDevices, countStored, endProgress, env, HERE, influxWriterTuning, printTable, processUsage, progress, runPublishers, startWatchpost, stopChild, waitQueryable } from './harness.js';
+import { BENCH_METRICS, benchCatalogue, benchDevices, countStored, endProgress, env, HERE, influxWriterTuning, printTable, processUsage, progress, runPublishers, startWatchpost, stopChild, waitQueryable } from './harness.js';
 import type { PublisherJob } from './publisher.js';
 
 export interface IngestFigures {
@@ -65,9 +65,8 @@ export async function runIngest(scenario: 'ingest-qos1' | 'ingest-batch'): Promi
           ...influxWriterTuning(),
         },
       },
-      metrics: { load: { unit: '', min: -1e9, max: 1e9 } },
-      assets: deviceList.map((d) => ({ id: d.asset, type: 'bench', name: d.asset, street: 'bench-street', sensors: [{ id: d.sensor, metrics: ['load'] }] })),
-      devices: deviceList.map((d) => ({ id: d.id, secret: d.secret, assets: [d.asset] })),
+      metrics: BENCH_METRICS,
+      ...benchCatalogue(deviceList, { sensors: true }),
     }),
   );
   const { child: watchpost, mqttUrl } = await startWatchpost(dir);

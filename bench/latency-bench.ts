@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { stringify } from 'yaml';
 import { startInfluxd } from '../test/support/influxd.js';
-import { benchDevices, endProgress, env, printTable, progress, runPublishers, startWatchpost, stopChild } from './harness.js';
+import { BENCH_METRICS, benchCatalogue, benchDevices, endProgress, env, printTable, progress, runPublishers, startWatchpost, stopChild } from './harness.js';
 import type { PublisherJob } from './publisher.js';
 
 function percentile(sorted: number[], p: number): number {
@@ -55,6 +55,7 @@ export async function main(): Promise<void> {
   const hookPort = (receiver.address() as { port: number }).port;
 
   const list = benchDevices(devices);
+  const bench = benchCatalogue(list);
   writeFileSync(
     join(dir, 'bench.yaml'),
     stringify({
@@ -66,12 +67,9 @@ export async function main(): Promise<void> {
         // SPOOL_FSYNC=interval shows what the spool's fdatasync adds to the latency (the default, always, is what ships).
         spool: { fsync: process.env.SPOOL_FSYNC ?? 'always' },
       },
-      metrics: { load: { unit: '', min: -1e9, max: 1e9 }, trigger: { unit: '', min: 0, max: 1000 } },
-      assets: [
-        ...list.map((d) => ({ id: d.asset, type: 'bench', name: d.asset, street: 'bench-street' })),
-        { id: 'alarm-asset', type: 'bridge', name: 'alarm', street: 'bench-street' },
-      ],
-      devices: [...list.map((d) => ({ id: d.id, secret: d.secret, assets: [d.asset] })), { id: 'alarm-dau', secret: 'alarm-secret-01', assets: ['alarm-asset'] }],
+      metrics: { ...BENCH_METRICS, trigger: { unit: '', min: 0, max: 1000 } },
+      assets: [...bench.assets, { id: 'alarm-asset', type: 'bridge', name: 'alarm', street: 'bench-street' }],
+      devices: [...bench.devices, { id: 'alarm-dau', secret: 'alarm-secret-01', assets: ['alarm-asset'] }],
       rules: [{ id: 'latency', match: { asset_id: 'alarm-asset', metric: 'trigger' }, levels: { red: { above: 100 } }, escalation: 'hook' }],
       channels: [{ id: 'bench-hook', type: 'webhook', url: `http://127.0.0.1:${hookPort}/`, secret: 'bench-hook-secret' }],
       escalations: [{ id: 'hook', tiers: [{ after: '0s', notify: ['bench-hook'] }] }],

@@ -21,7 +21,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { startInfluxd, type Influxd } from '../test/support/influxd.js';
-import { benchDevices, endProgress, env, influxWriterTuning, printTable, progress, runPublishers, startWatchpost, stopChild, waitQueryable } from './harness.js';
+import { BENCH_METRICS, benchCatalogue, benchDevices, endProgress, env, influxWriterTuning, printTable, progress, runPublishers, startWatchpost, stopChild, waitQueryable } from './harness.js';
 import type { PublisherJob, PublisherReport } from './publisher.js';
 
 interface Sample {
@@ -91,9 +91,8 @@ export async function main(): Promise<void> {
           retry_max_delay: `${env('RETRY_MAX_DELAY_S', 10)}s`,
         },
       },
-      metrics: { load: { unit: '', min: -1e9, max: 1e9 } },
-      assets: list.map((d) => ({ id: d.asset, type: 'bench', name: d.asset, street: 'bench-street', sensors: [{ id: d.sensor, metrics: ['load'] }] })),
-      devices: list.map((d) => ({ id: d.id, secret: d.secret, assets: [d.asset] })),
+      metrics: BENCH_METRICS,
+      ...benchCatalogue(list, { sensors: true }),
     }),
   );
   const watchpost = await startWatchpost(dir);
