@@ -15,28 +15,13 @@ import { loadConfig } from '../server/config/load.js';
 import type { WatchpostConfig } from '../server/config/schema.js';
 import { Platform } from '../server/platform.js';
 import { tempDir } from '../test/support/platform.js';
+import { RATE, RUNS } from '../test/support/scenario-runs.js';
 import { startReceiver, type Receiver } from '../test/support/receiver.js';
 import { SCENARIOS, raisesMatch } from './scenarios.js';
 import { runSimulation, type SimulationSummary } from './simulate.js';
 
 const VIEWER = 'demo-viewer-token-longgang';
 
-/** How each scenario is compressed: simulated seconds between readings, and the run for open-ended ones. */
-const RUNS: Record<string, { step: number; duration?: number }> = {
-  normal: { step: 1, duration: 3 },
-  quiet: { step: 1, duration: 3 },
-  incident: { step: 2, duration: 4 },
-  drift: { step: 60 },
-  spike: { step: 10 },
-  sensor_dropout: { step: 10 },
-  device_offline: { step: 10 },
-  landslide: { step: 60 },
-  pipe_burst: { step: 10 },
-  gas_leak: { step: 10 },
-  fire: { step: 5 },
-  storm: { step: 90 },
-};
-const RATE = 20;
 
 interface ApiAlert {
   id: string;
