@@ -75,6 +75,15 @@ let connectGate: <T>(fn: () => Promise<T>) => Promise<T> = (fn) => fn();
 /** When publishing ends: `durationMs` after the start, or sooner when the parent sends `{ type: 'stop' }`. */
 let deadline = Infinity;
 
+/** The message carrying a device's readings `first` .. `first + readingsPerMessage - 1` (one reading per millisecond of event time). */
+function payloadOf(job: PublisherJob, first: number): string {
+  const n = job.readingsPerMessage;
+  if (n === 1) return `{"ts":${job.t0 + first},"values":{"${job.metric}":${(first % 1000) / 10}}}`;
+  const parts: string[] = [];
+  for (let i = 0; i < n; i++) parts.push(`{"ts":${job.t0 + first + i},"values":{"${job.metric}":${((first + i) % 1000) / 10}}}`);
+  return `[${parts.join(',')}]`;
+}
+
 async function runDevice(job: PublisherJob, device: PublisherJob['devices'][number], counters: { sent: number; acked: number; errors: number; connected: number }, ackedPerDevice: Record<string, number>): Promise<void> {
   const client = await connectGate(() => connectDevice(job, device));
   counters.connected++;
@@ -87,13 +96,15 @@ async function runDevice(job: PublisherJob, device: PublisherJob['devices'][numb
       let due = Date.now() + Math.random() * job.intervalMs!;
       const publishOne = () => {
         if (Date.now() >= deadline) return resolve();
-        const first = next++;
-        counters.sent++;
-        client.publish(topic, `{"ts":${job.t0 + first},"values":{"${job.metric}":${(first % 1000) / 10}}}`, (err) => {
+        const n = job.readingsPerMessage;
+        const first = next;
+        next += n;
+        counters.sent += n;
+        client.publish(topic, payloadOf(job, first), (err) => {
           if (err) counters.errors++;
           else {
-            counters.acked++;
-            ackedReadings = Math.max(ackedReadings, first + 1);
+            counters.acked += n;
+            ackedReadings = Math.max(ackedReadings, first + n);
           }
         });
         due += job.intervalMs!;
@@ -113,16 +124,9 @@ async function runDevice(job: PublisherJob, device: PublisherJob['devices'][numb
         const n = job.readingsPerMessage;
         const first = next;
         next += n;
-        let payload: string;
-        if (n === 1) payload = `{"ts":${job.t0 + first},"values":{"${job.metric}":${(first % 1000) / 10}}}`;
-        else {
-          const parts: string[] = [];
-          for (let i = 0; i < n; i++) parts.push(`{"ts":${job.t0 + first + i},"values":{"${job.metric}":${((first + i) % 1000) / 10}}}`);
-          payload = `[${parts.join(',')}]`;
-        }
         outstanding++;
         counters.sent += n;
-        client.publish(topic, payload, (err) => {
+        client.publish(topic, payloadOf(job, first), (err) => {
           outstanding--;
           if (err) counters.errors++;
           else {

@@ -27,6 +27,7 @@ import { systemClock, type Clock } from '../lib/clock.js';
 import { LEVELS, levelRank, type Level } from '../lib/levels.js';
 import type { Logger } from '../lib/logger.js';
 import { MetricsRegistry } from '../lib/metrics.js';
+import { RuntimeMetrics } from '../lib/runtime-metrics.js';
 import { DEFAULT_MESSAGE, renderMessage, type MessageVars } from '../rules/template.js';
 import { RuleRunner } from '../rules/rule-runner.js';
 import type { DeviceRef } from '../rules/state.js';
@@ -49,6 +50,7 @@ type Api = ReturnType<typeof buildApi>;
 
 export class Platform {
   readonly metrics = new MetricsRegistry();
+  private readonly runtime = new RuntimeMetrics(this.metrics);
   private readonly clock: Clock;
   private readonly log: Logger;
   private readonly catalogue: Catalogue;
@@ -81,6 +83,7 @@ export class Platform {
     mkdirSync(config.storage.data_dir, { recursive: true });
     // Certificates are read first, so a bad file stops the start before anything listens.
     const apiTls = config.api.tls ? loadTls(config.api.tls, 'api.tls') : undefined;
+    this.runtime.start();
 
     const writer = createTelemetryWriter(config.storage, { logger, metrics, clock });
     this.writer = writer;
@@ -305,6 +308,7 @@ export class Platform {
     const { api, bus, alerts, store, writer } = this;
     this.watchdog?.stop();
     this.watchdog = undefined;
+    this.runtime.stop();
     this.reloader?.stop();
     this.reloader = undefined;
     if (this.ruleTimer) clearInterval(this.ruleTimer);

@@ -1,0 +1,51 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { MetricsRegistry } from './metrics.js';
+import { RuntimeMetrics } from './runtime-metrics.js';
+
+function value(text: string, series: string): number | undefined {
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function spin(ms: number): void {
+  const end = performance.now() + ms;
+  while (performance.now() < end);
+}
+
+describe('RuntimeMetrics', () => {
+  let runtime: RuntimeMetrics | undefined;
+  afterEach(() => runtime?.stop());
+
+  it('reports a busy main thread, and how late it ran timers, for the last window', async () => {
+    const metrics = new MetricsRegistry();
+    runtime = new RuntimeMetrics(metrics, { windowMs: 100, resolutionMs: 1 });
+    runtime.start();
+    // No window has closed yet: nothing to report rather than a made-up zero.
+    expect(value(metrics.render(), 'watchpost_event_loop_utilization')).toBeUndefined();
+
+    await sleep(20); // the delay sampler has taken its first sample (it measures from there)
+    spin(250); // blocks the loop: the window's timer and the delay sampler run late
+    await sleep(30); // the window closes on its (late) timer
+    const busy = metrics.render();
+    expect(value(busy, 'watchpost_event_loop_utilization')).toBeGreaterThan(0.5);
+    expect(value(busy, 'watchpost_event_loop_delay_seconds{quantile="1"}')).toBeGreaterThanOrEqual(0.2);
+
+    await sleep(250); // at least one whole window of waiting
+    const idle = metrics.render();
+    expect(value(idle, 'watchpost_event_loop_utilization')).toBeLessThan(0.5);
+    expect(value(idle, 'watchpost_event_loop_delay_seconds{quantile="1"}')).toBeLessThan(0.2);
+  });
+
+  it('reports resident memory and heap in use', () => {
+    const metrics = new MetricsRegistry();
+    runtime = new RuntimeMetrics(metrics);
+    runtime.start();
+    const text = metrics.render();
+    const rss = value(text, 'watchpost_process_resident_memory_bytes')!;
+    const heap = value(text, 'watchpost_heap_used_bytes')!;
+    expect(rss).toBeGreaterThan(heap);
+    expect(heap).toBeGreaterThan(1024 * 1024);
+  });
+});
