@@ -54,8 +54,15 @@ describe.skipIf(!influxdAvailable)('benchmark scenarios at a tiny size', () => {
     const figures = await runScenario('alert-latency', { ...tiny, BACKGROUND: '200', CYCLES: '3' });
     expect(figures).toMatchObject({ scenario: 'alert-latency', alerts: 3 });
     expect(figures.p50_ms).toBeGreaterThan(0);
-    // Scraped from Watchpost's /metrics: the spool committed groups during the run.
+    // Scraped from Watchpost's /metrics: the spool committed groups, and the main thread worked, during the run.
     expect(figures.spool_sync_p50_ms).toBeGreaterThan(0);
+    expect(figures.event_loop_utilization).toBeGreaterThan(0);
+  }, 180_000);
+
+  it.skipIf(mosquittoBinary === undefined)('alert-latency through mosquitto times every alert it fires', async () => {
+    const figures = await runScenario('alert-latency', { ...tiny, BACKGROUND: '200', CYCLES: '3', BROKER: 'mosquitto' });
+    expect(figures).toMatchObject({ scenario: 'alert-latency', broker: 'mosquitto', alerts: 3 });
+    expect(figures.p50_ms).toBeGreaterThan(0);
   }, 180_000);
 
   it('connections measures a handful of devices', async () => {

@@ -6,8 +6,12 @@
  * Also prints, from /metrics, the spool's group-commit (write + fdatasync) quantiles (the disk's
  * share) and the main thread's utilization and delay over the last 10 s of load (how close
  * ingest is to saturating it: near 1, the alarm waits behind the background messages).
+ * BROKER=mosquitto puts a mosquitto in front (external-broker mode, one Watchpost instance): the
+ * devices publish to it, Watchpost reads them all over one subscription. Then the PUBACK columns
+ * are mosquitto's (it acknowledges on receipt), not Watchpost's durability.
  * Environment: BACKGROUND (readings/s), READINGS_PER_MESSAGE (of the background, default 1),
- * CYCLES, DEVICES, PUBLISHERS, SPOOL_FSYNC (always | interval).
+ * CYCLES, DEVICES, PUBLISHERS, SPOOL_FSYNC (always | interval), BROKER (embedded | mosquitto),
+ * BROKER_INFLIGHT (mosquitto `max_inflight_messages`, default 20).
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -16,6 +20,7 @@ import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { stringify } from 'yaml';
 import { startInfluxd } from '../test/support/influxd.js';
+import { startMosquitto, type Mosquitto } from '../test/support/mosquitto.js';
 import { BENCH_METRICS, benchCatalogue, benchDevices, endProgress, env, printTable, progress, runPublishers, startWatchpost, stopChild } from './harness.js';
 import type { PublisherJob } from './publisher.js';
 
@@ -38,6 +43,16 @@ export async function main(): Promise<void> {
   const devices = env('DEVICES', 200);
   const publishers = env('PUBLISHERS', 2);
   const readingsPerMessage = env('READINGS_PER_MESSAGE', 1);
+  const brokerKind = process.env.BROKER ?? 'embedded';
+  if (brokerKind !== 'embedded' && brokerKind !== 'mosquitto') throw new Error(`BROKER must be embedded or mosquitto, not ${brokerKind}`);
+  const list = benchDevices(devices);
+  let mosquitto: Mosquitto | undefined;
+  if (brokerKind === 'mosquitto') {
+    const users: Record<string, string> = { watchpost: 'watchpost-pass-01', 'alarm-dau': 'alarm-secret-01' };
+    for (const d of list) users[d.id] = d.secret;
+    // As in external-broker: no silent drop of queued QoS 1 messages.
+    mosquitto = await startMosquitto({ users, extraConfig: ['max_queued_messages 0', `max_inflight_messages ${env('BROKER_INFLIGHT', 20)}`] });
+  }
   const influx = await startInfluxd({ database: 'telemetry' });
   const dir = mkdtempSync(join(tmpdir(), 'watchpost-bench-latency-'));
 
@@ -57,12 +72,11 @@ export async function main(): Promise<void> {
   await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
   const hookPort = (receiver.address() as { port: number }).port;
 
-  const list = benchDevices(devices);
   const bench = benchCatalogue(list);
   writeFileSync(
     join(dir, 'bench.yaml'),
     stringify({
-      broker: { host: '127.0.0.1', port: 0 },
+      broker: mosquitto ? { url: mosquitto.url, username: 'watchpost', password: 'watchpost-pass-01', client_id: 'watchpost-bench-latency' } : { host: '127.0.0.1', port: 0 },
       api: { host: '127.0.0.1', port: 0 },
       storage: {
         data_dir: join(dir, 'data'),
@@ -78,15 +92,25 @@ export async function main(): Promise<void> {
       escalations: [{ id: 'hook', tiers: [{ after: '0s', notify: ['bench-hook'] }] }],
     }),
   );
-  const wp = await startWatchpost(dir);
+  const stopServers = async () => {
+    receiver.close();
+    await influx.stop();
+    await mosquitto?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  const wp = await startWatchpost(dir).catch(async (err: unknown) => {
+    await stopServers();
+    throw err;
+  });
   const wpStarted = performance.now();
+  const deviceUrl = mosquitto ? mosquitto.url : wp.mqttUrl;
   try {
     const durationMs = 15_000 + cycles * 60;
     const perDeviceInterval = Math.round((1000 * devices * readingsPerMessage) / background);
     const per = Math.ceil(devices / publishers);
     const t0 = Date.now() - 30 * 86_400_000;
     const jobs: PublisherJob[] = Array.from({ length: publishers }, (_, p) => ({
-      url: wp.mqttUrl,
+      url: deviceUrl,
       devices: list.slice(p * per, (p + 1) * per),
       metric: 'load',
       readingsPerMessage,
@@ -98,7 +122,7 @@ export async function main(): Promise<void> {
     let backgroundAcked = 0; // readings
     const load = runPublishers(jobs, (acked) => (backgroundAcked = acked));
 
-    const alarm = await mqtt.connectAsync(wp.mqttUrl, { username: 'alarm-dau', password: 'alarm-secret-01', protocolVersion: 4 });
+    const alarm = await mqtt.connectAsync(deviceUrl, { username: 'alarm-dau', password: 'alarm-secret-01', protocolVersion: 4 });
     await new Promise((r) => setTimeout(r, 3000)); // let the background load settle
     const loadStart = performance.now();
     const ackedAtStart = backgroundAcked;
@@ -131,6 +155,7 @@ export async function main(): Promise<void> {
     acks.sort((a, b) => a - b);
     const figures = {
       scenario: 'alert-latency',
+      broker: brokerKind,
       alerts: latencies.length,
       background_readings_per_s: backgroundRate,
       background_readings_per_message: readingsPerMessage,
@@ -150,8 +175,6 @@ export async function main(): Promise<void> {
     process.stdout.write(`${JSON.stringify(figures)}\n`);
   } finally {
     await stopChild(wp.child);
-    receiver.close();
-    await influx.stop();
-    rmSync(dir, { recursive: true, force: true });
+    await stopServers();
   }
 }
