@@ -5,6 +5,7 @@
 import mqtt from 'mqtt';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../test/support/binaries.js';
 import { mosquittoBinary, startMosquitto, type Mosquitto } from '../test/support/mosquitto.js';
@@ -17,6 +18,7 @@ describe.skipIf(!mosquittoBinary)('platform with an external mosquitto broker', 
   let broker: Mosquitto;
   let receiver: Receiver;
   let p: RunningPlatform;
+  const logLines: Array<{ level: number; msg: string; [k: string]: unknown }> = [];
 
   beforeAll(async () => {
     broker = await startMosquitto({ users: { watchpost: 'platform-pass-1', 'dau-bridge-001': 'bridge-secret-0001' } });
@@ -27,12 +29,19 @@ describe.skipIf(!mosquittoBinary)('platform with an external mosquitto broker', 
         dataDir: tempDir('data'),
         broker: { url: broker.url, username: 'watchpost', password: 'platform-pass-1', shared_group: 'watchpost' },
       }),
+      { logger: pino({ level: 'info' }, { write: (line: string) => logLines.push(JSON.parse(line)) }) },
     );
   });
   afterAll(async () => {
     await p?.stop();
     await receiver?.close();
     await broker?.stop();
+  });
+
+  it('warns at start that with a shared subscription each instance judges rules on its share of the messages', () => {
+    const warning = logLines.find((l) => l.msg.startsWith('broker.shared_group:'));
+    expect(warning).toMatchObject({ level: 40, shared_group: 'watchpost' });
+    expect(warning!.msg).toContain('hash_clientid');
   });
 
   it('ingests through a shared subscription and publishes alert events back', async () => {

@@ -153,6 +153,13 @@ export class Platform {
       disconnected: (deviceId) => this.setPresence(deviceId, 'offline'),
     };
     const broker = config.broker;
+    if (isExternalBroker(broker) && broker.shared_group !== undefined && config.rules.length > 0) {
+      // README, MQTT: "Several instances and rules". Round robin (mosquitto's way) splits every series between instances.
+      logger.warn(
+        { shared_group: broker.shared_group },
+        'broker.shared_group: each instance judges rules only on the messages the broker gives it, and keeps its own alerts; the broker must give all of a device\'s messages to one instance (EMQX: broker.shared_subscription_strategy = hash_clientid), or run one instance',
+      );
+    }
     this.bus = isExternalBroker(broker)
       ? new ExternalBroker({ config: broker, handlers, logger })
       : new EmbeddedBroker({ config: broker, devices: this.devices, handlers, logger, metrics, clock });

@@ -79,7 +79,7 @@ export function tempDir(prefix: string): string {
   return mkdtempSync(join(tmpdir(), `watchpost-${prefix}-`));
 }
 
-export async function startPlatform(config: object, options: Partial<Omit<PlatformOptions, 'logger' | 'configDir'>> = {}): Promise<RunningPlatform> {
+export async function startPlatform(config: object, options: Partial<Omit<PlatformOptions, 'configDir'>> = {}): Promise<RunningPlatform> {
   const dir = tempDir('e2e-config');
   writeFileSync(join(dir, 'watchpost.yaml'), stringify(config));
   const loaded = loadConfig(dir, {});
