@@ -93,8 +93,12 @@ describe.skipIf(!influxdAvailable)('InfluxDB 1.x writer against influxd', () => 
       ]),
     ).toBe(true);
     writer.writeAlertEvent(alertEvent);
-    await waitFor('the alert event to be spooled', async () => (writer.status().pending === 4 ? true : undefined));
-    await writer.flush();
+    // The alert event reaches the spool asynchronously, and the flush interval may already have
+    // written the readings meanwhile (so "4 pending" need never be true): wait until all four are written.
+    await waitFor('the readings and the alert event to be written', async () => {
+      await writer.flush();
+      return counters(metrics).written() === 4 ? true : undefined;
+    });
 
     expect(await influxd.query('SELECT * FROM strain')).toEqual([
       {
@@ -286,8 +290,11 @@ describe.skipIf(!victoriaMetricsAvailable)('InfluxDB 2.x writer against Victoria
         ]),
       ).toBe(true);
       writer.writeAlertEvent(alertEvent);
-      await waitFor('the alert event to be queued', async () => (writer.status().pending === 4 ? true : undefined));
-      await writer.flush();
+      // As above: the readings may be written before the alert event is queued, so wait for all four written.
+      await waitFor('the readings and the alert event to be written', async () => {
+        await writer.flush();
+        return counters(metrics).written() >= 4 ? true : undefined;
+      });
       expect(counters(metrics).written()).toBe(4);
     } finally {
       await writer.stop();
