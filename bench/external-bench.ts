@@ -17,13 +17,11 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { startInfluxd } from '../test/support/influxd.js';
 import { startMosquitto } from '../test/support/mosquitto.js';
+import { metricValue } from '../test/support/watchpost-process.js';
 import { BENCH_METRICS, benchCatalogue, benchDevices, endProgress, env, printTable, processUsage, progress, runPublishers, startWatchpost, stopChild, waitQueryable, type RunningWatchpost } from './harness.js';
 import type { PublisherJob } from './publisher.js';
 
-function sampleValue(text: string, sample: string): number {
-  for (const line of text.split('\n')) if (line.startsWith(`${sample} `)) return Number(line.slice(sample.length + 1));
-  return NaN;
-}
+const sampleValue = (text: string, sample: string): number => metricValue(text, sample) ?? NaN;
 
 /** Group commit as the instances saw it: points per spool commit, and fdatasync latency (first instance). */
 async function spoolFigures(running: RunningWatchpost[]): Promise<Record<string, number>> {

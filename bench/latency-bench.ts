@@ -21,17 +21,12 @@ import mqtt from 'mqtt';
 import { stringify } from 'yaml';
 import { startInfluxd } from '../test/support/influxd.js';
 import { startMosquitto, type Mosquitto } from '../test/support/mosquitto.js';
+import { metricValue } from '../test/support/watchpost-process.js';
 import { BENCH_METRICS, benchCatalogue, benchDevices, endProgress, env, printTable, progress, runPublishers, startWatchpost, stopChild } from './harness.js';
 import type { PublisherJob } from './publisher.js';
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
-
-/** A series' value from /metrics text (null when absent). */
-function metricValue(text: string, series: string): number | null {
-  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
-  return line === undefined ? null : Number(line.slice(series.length + 1));
 }
 
 /** Seconds as ms with two decimals (null stays null). */
@@ -146,8 +141,9 @@ export async function main(): Promise<void> {
     // (Its first window closes 10 s after the start; the background load runs for at least 15 s.)
     while (performance.now() - wpStarted < 11_000) await new Promise((r) => setTimeout(r, 250));
     const metrics = await (await fetch(`${wp.apiUrl}/metrics`)).text();
-    const sync = (q: string) => ms(metricValue(metrics, `watchpost_spool_sync_latency_seconds{quantile="${q}"}`));
-    const loopDelay = (q: string) => ms(metricValue(metrics, `watchpost_event_loop_delay_seconds{quantile="${q}"}`));
+    const sample = (name: string) => metricValue(metrics, name) ?? null; // null, not undefined, so the JSON line keeps the key
+    const sync = (q: string) => ms(sample(`watchpost_spool_sync_latency_seconds{quantile="${q}"}`));
+    const loopDelay = (q: string) => ms(sample(`watchpost_event_loop_delay_seconds{quantile="${q}"}`));
     endProgress();
     await alarm.endAsync();
     await load;
@@ -167,7 +163,7 @@ export async function main(): Promise<void> {
       spool_sync_p50_ms: sync('0.5'),
       spool_sync_p99_ms: sync('0.99'),
       spool_sync_max_ms: sync('1'),
-      event_loop_utilization: metricValue(metrics, 'watchpost_event_loop_utilization'),
+      event_loop_utilization: sample('watchpost_event_loop_utilization'),
       event_loop_delay_p50_ms: loopDelay('0.5'),
       event_loop_delay_p99_ms: loopDelay('0.99'),
     };
