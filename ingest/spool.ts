@@ -22,8 +22,8 @@
  * - `always`: appends are gathered into groups (group commit): one write() and one fdatasync()
  *   per group, and every append of the group resolves after the fdatasync. Both run on the
  *   event loop while the disk is fast, else the fdatasync runs in the thread pool (see
- *   writeAndSync). While one
- *   group is being synced the next one gathers, so throughput grows with load instead of falling.
+ *   writeAndSync). While one group is being synced the next one gathers, so throughput grows
+ *   with load instead of falling.
  * - `interval`: appends resolve after write() (in the page cache: survives a crash or kill -9
  *   of Watchpost, not a power cut); the segment is fdatasynced every `fsyncInterval` ms.
  * New segment files are fsynced with their directory before records go into them.
