@@ -6,8 +6,8 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { influxdAvailable } from '../test/support/influxd.js';
-import { mosquittoBinary } from '../test/support/mosquitto.js';
+import { influxdAvailable } from './support/influxd.js';
+import { mosquittoBinary } from './support/mosquitto.js';
 import { ROOT } from '../test/support/watchpost-process.js';
 
 const BENCH = join(ROOT, 'dist', 'bench', 'index.js');

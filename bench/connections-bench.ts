@@ -13,7 +13,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { startInfluxd } from '../test/support/influxd.js';
+import { startInfluxd } from './support/influxd.js';
 import { BENCH_METRICS, benchCatalogue, benchDevices, endProgress, env, printTable, processUsage, progress, runPublishers, startWatchpost, stopChild } from './harness.js';
 import type { PublisherJob, PublisherReport } from './publisher.js';
 

@@ -15,9 +15,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { startInfluxd } from '../test/support/influxd.js';
-import { startMosquitto } from '../test/support/mosquitto.js';
-import { metricValue } from '../test/support/watchpost-process.js';
+import { startInfluxd } from './support/influxd.js';
+import { startMosquitto } from './support/mosquitto.js';
+import { metricValue } from './support/metric-value.js';
 import { BENCH_METRICS, benchCatalogue, benchDevices, endProgress, env, printTable, processUsage, progress, runPublishers, startWatchpost, stopChild, waitQueryable, type RunningWatchpost } from './harness.js';
 import type { PublisherJob } from './publisher.js';
 

@@ -3,7 +3,7 @@ import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Influxd } from '../test/support/influxd.js';
+import type { Influxd } from './support/influxd.js';
 import type { PublisherJob, PublisherReport } from './publisher.js';
 
 export const HERE = dirname(fileURLToPath(import.meta.url));

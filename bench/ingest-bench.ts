@@ -15,7 +15,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { startInfluxd } from '../test/support/influxd.js';
+import { startInfluxd } from './support/influxd.js';
 import type { CeilingJob } from './ceiling-writer.js';
 import { BENCH_METRICS, benchCatalogue, benchDevices, countStored, endProgress, env, HERE, influxWriterTuning, printTable, processUsage, progress, runPublishers, startWatchpost, stopChild, waitQueryable } from './harness.js';
 import type { PublisherJob } from './publisher.js';

@@ -19,9 +19,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { stringify } from 'yaml';
-import { startInfluxd } from '../test/support/influxd.js';
-import { startMosquitto, type Mosquitto } from '../test/support/mosquitto.js';
-import { metricValue } from '../test/support/watchpost-process.js';
+import { startInfluxd } from './support/influxd.js';
+import { startMosquitto, type Mosquitto } from './support/mosquitto.js';
+import { metricValue } from './support/metric-value.js';
 import { BENCH_METRICS, benchCatalogue, benchDevices, endProgress, env, printTable, progress, runPublishers, startWatchpost, stopChild } from './harness.js';
 import type { PublisherJob } from './publisher.js';
 

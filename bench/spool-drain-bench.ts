@@ -20,7 +20,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { startInfluxd, type Influxd } from '../test/support/influxd.js';
+import { startInfluxd, type Influxd } from './support/influxd.js';
 import { BENCH_METRICS, benchCatalogue, benchDevices, endProgress, env, influxWriterTuning, printTable, progress, runPublishers, startWatchpost, stopChild, waitQueryable } from './harness.js';
 import type { PublisherJob, PublisherReport } from './publisher.js';
 

@@ -1,6 +1,6 @@
 /**
- * Real servers for end-to-end tests. A missing binary skips the suite with a message on a
- * developer's machine; under CI=true it is a failure.
+ * Real servers for end-to-end tests and benchmarks. A missing binary skips the suite with a
+ * message on a developer's machine; under CI=true it is a failure.
  */
 import { execFileSync } from 'node:child_process';
 import { createServer } from 'node:net';
