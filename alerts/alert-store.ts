@@ -65,6 +65,9 @@ export interface TimelineEntry {
 
 export type OutboxStatus = 'pending' | 'delivered' | 'failed';
 
+/** A pending outbox row without its body (read when it is sent). */
+export type PendingRow = Omit<OutboxRow, 'body' | 'status' | 'updatedAt' | 'lastError'>;
+
 export interface OutboxRow {
   seq: number;
   deliveryId: string;
@@ -385,11 +388,19 @@ export class AlertStore {
     this.db = db;
   }
 
-  /** Opens (creating if needed) `${dataDir}/alerts.db`. */
+  /**
+   * Opens (creating if needed) `${dataDir}/alerts.db`. It holds the key that signs
+   * acknowledgement links, so the file and its -wal and -shm files are readable by the owner only
+   * (0600); the database file is created that way before SQLite opens it, and SQLite gives its
+   * -wal and -shm files the mode of the database file.
+   */
   static open(dataDir: string): AlertStore {
     fs.mkdirSync(dataDir, { recursive: true });
-    const db = new Database(path.join(dataDir, 'alerts.db'));
+    const file = path.join(dataDir, 'alerts.db');
+    restrictToOwner(file, true);
+    const db = new Database(file);
     try {
+      for (const suffix of ['-wal', '-shm']) restrictToOwner(file + suffix, false);
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = FULL');
       db.pragma('foreign_keys = ON');
@@ -561,6 +572,27 @@ export class AlertStore {
        ORDER BY o.next_attempt_at, o.seq`,
     ).all() as OutboxDbRow[];
     return rows.map(fromOutboxRow);
+  }
+
+  /** Pending rows with a seq above `afterSeq`, oldest first, without their bodies (the outbox sender's index). */
+  pendingOutboxRows(afterSeq = 0): PendingRow[] {
+    const rows = this.stmt(
+      `SELECT seq, delivery_id, alert_id, channel_id, recipients, event, tier, attempts, next_attempt_at, created_at, digest_id
+       FROM outbox WHERE seq > ? AND status = 'pending' ORDER BY seq`,
+    ).all(afterSeq) as Array<Omit<OutboxDbRow, 'body' | 'status' | 'updated_at' | 'last_error'>>;
+    return rows.map((r) => ({
+      seq: r.seq,
+      deliveryId: r.delivery_id,
+      alertId: r.alert_id,
+      channelId: r.channel_id,
+      recipients: JSON.parse(r.recipients) as string[],
+      event: r.event as NotificationEvent,
+      tier: r.tier,
+      attempts: r.attempts,
+      nextAttemptAt: r.next_attempt_at,
+      createdAt: r.created_at,
+      digestId: r.digest_id,
+    }));
   }
 
   // ---- digests ----
@@ -743,6 +775,16 @@ export class AlertStore {
       this.statements.set(sql, statement);
     }
     return statement;
+  }
+}
+
+/** Makes `file` mode 0600 (creating it empty when `create`), also when an older version made it wider. */
+function restrictToOwner(file: string, create: boolean): void {
+  if (create) fs.closeSync(fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600));
+  try {
+    fs.chmodSync(file, 0o600);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
   }
 }
 

@@ -8,6 +8,8 @@
  *
  * Order: for each (alert, channel, recipients) only the oldest pending row is in flight, so a
  * receiver sees firing before escalated before resolved even when an earlier one was retried.
+ * Pending rows are indexed in memory (outbox-queue.ts): read once at start, then only new ones,
+ * so the work of a pump is proportional to what it sends, also while a channel is down.
  *
  * Retries: network errors, timeouts, 408, 429 and 5xx (and providers' "busy" answers) are
  * retried with exponential backoff and jitter, honouring Retry-After, until the notification is
@@ -26,6 +28,7 @@ import type { Counter, MetricsRegistry } from '../lib/metrics.js';
 import type { AlertStore, DigestRow, NotificationEvent, OutboxRow, OutboxStatus } from './alert-store.js';
 import type { ContactConfig, RateLimit } from './config.js';
 import { DueTimer } from './due-timer.js';
+import { PendingOutbox, type PendingRow } from './outbox-queue.js';
 import { RateLimiter } from './rate-limit.js';
 
 /** One notification of an alert. */
@@ -141,6 +144,13 @@ export class OutboxSender {
   private readonly digests: Counter;
   private readonly inFlight = new Map<string, InFlight>();
   private readonly limiters = new Map<string, RateLimiter>();
+  private pending: PendingOutbox;
+  /** Pending digests (few: at most one per rate-limit key in flight at a time). */
+  private digestQueue: DigestRow[] = [];
+  /** Rows were added since the index last read the store. */
+  private added = true;
+  /** The pending digests were read since start. */
+  private loaded = false;
   private running = false;
   private kicked = false;
 
@@ -150,12 +160,21 @@ export class OutboxSender {
     this.deliveries = options.metrics.counter(DELIVERIES_METRIC, 'Notification delivery attempts by channel and outcome (delivered, retry, failed).');
     this.digests = options.metrics.counter(DIGESTS_METRIC, 'Digest messages formed because a channel hit its rate limit, by channel.');
     for (const [id, channel] of options.channels) this.limiters.set(id, new RateLimiter(channel.rateLimits ?? []));
+    this.pending = this.newIndex();
+  }
+
+  private newIndex(): PendingOutbox {
+    return new PendingOutbox((row) => this.rateKey(row.channelId, row.recipients));
   }
 
   /** Resumes every pending row (and digest); rate limits remember the sends of their last window. */
   start(): void {
     if (this.running) return;
     this.running = true;
+    this.pending = this.newIndex();
+    this.digestQueue = [];
+    this.added = true;
+    this.loaded = false;
     try {
       const longest = Math.max(0, ...[...this.options.channels.values()].flatMap((c) => (c.rateLimits ?? []).map((l) => l.per)));
       if (longest > 0) {
@@ -180,6 +199,7 @@ export class OutboxSender {
 
   /** New rows were written: look for due rows once the current task (and its commit) is done. */
   kick(): void {
+    this.added = true;
     if (!this.running || this.kicked) return;
     this.kicked = true;
     queueMicrotask(() => {
@@ -192,18 +212,30 @@ export class OutboxSender {
     return this.options.channels.get(channelId)?.addressing === 'person' ? `${channelId}\u0000${recipients.join(',')}` : channelId;
   }
 
+  /** Reads rows added since the last read (and, on the first read, the pending digests). */
+  private refresh(): void {
+    if (!this.added) return;
+    const { store } = this.options;
+    if (!this.loaded) this.digestQueue = store.pendingDigests();
+    this.loaded = true;
+    this.pending.add(store.pendingOutboxRows(this.pending.lastSeq));
+    this.added = false;
+  }
+
   private pump(): void {
     if (!this.running) return;
-    const { store, clock, logger } = this.options;
+    const { clock, logger } = this.options;
     const concurrency = this.options.concurrency ?? 8;
+    const pending = this.pending;
     let nextAt: number | undefined;
     const later = (at: number) => {
       nextAt = nextAt === undefined ? at : Math.min(nextAt, at);
     };
+    const now = clock.now();
     try {
-      const now = clock.now();
+      this.refresh();
       // Digests first: they hold the oldest notifications of their key.
-      for (const digest of store.pendingDigests()) {
+      for (const digest of this.digestQueue) {
         if (this.inFlight.has(digest.deliveryId)) continue;
         if (digest.nextAttemptAt > now) {
           later(digest.nextAttemptAt);
@@ -217,42 +249,43 @@ export class OutboxSender {
         if (this.inFlight.size >= concurrency) continue;
         this.dispatchDigest(digest, now);
       }
-      const waiting = new Map<string, OutboxRow[]>();
-      for (const row of store.pendingOutboxHeads()) {
-        if (this.inFlight.has(row.deliveryId)) continue;
-        if (row.nextAttemptAt > now) {
-          later(row.nextAttemptAt);
-          continue;
-        }
-        const key = this.rateKey(row.channelId, row.recipients);
-        const group = waiting.get(key);
-        if (group) group.push(row);
-        else waiting.set(key, [row]);
-      }
-      for (const [key, rows] of waiting) {
-        const channelId = rows[0]!.channelId;
-        const limiter = this.limiters.get(channelId);
+      // At the limit, a finishing delivery pumps again.
+      while (this.inFlight.size < concurrency) {
+        const head = pending.takeDue(now);
+        if (!head) break;
+        const key = this.rateKey(head.channelId, head.recipients);
+        const limiter = this.limiters.get(head.channelId);
         const room = limiter ? limiter.room(key, now) : Infinity;
-        if (room < 1) {
-          later(limiter!.nextFree(key, now));
+        if (room === Infinity) {
+          this.dispatchRow(head, now);
           continue;
         }
-        rows.sort((a, b) => a.seq - b.seq);
+        const rows = [head, ...pending.takeDueOfKey(key, now)].sort((a, b) => a.seq - b.seq);
+        if (room < 1) {
+          const free = Math.max(limiter!.nextFree(key, now), now + 1);
+          for (const row of rows) pending.wait(row, free);
+          continue;
+        }
         // Within the room each goes alone; the excess is merged into one digest using the last slot.
         const alone = rows.length <= room ? rows : rows.slice(0, room - 1);
-        for (const row of alone) {
-          // At the limit, a finishing delivery pumps again.
-          if (this.inFlight.size >= concurrency) break;
-          this.dispatchRow(row, now);
+        let sent = 0;
+        for (; sent < alone.length && this.inFlight.size < concurrency; sent++) this.dispatchRow(alone[sent]!, now);
+        for (const row of alone.slice(sent)) pending.wait(row, row.nextAttemptAt);
+        if (rows.length <= room) continue;
+        const excess = rows.slice(room - 1);
+        if (this.inFlight.size >= concurrency) {
+          for (const row of excess) pending.wait(row, row.nextAttemptAt);
+          continue;
         }
-        if (rows.length > room && this.inFlight.size < concurrency) {
-          const digest = this.formDigest(key, channelId, rows.slice(room - 1), now);
-          if (digest) this.dispatchDigest(digest, now);
-        }
+        const digest = this.formDigest(key, head.channelId, excess, now);
+        if (digest) this.dispatchDigest(digest, now);
+        else for (const row of excess) pending.wait(row, now + this.retry.baseDelayMs);
       }
+      const due = pending.nextDue();
+      if (due !== undefined && (due > now || this.inFlight.size < concurrency)) later(due);
     } catch (error) {
       logger.error({ err: error }, 'reading the notification outbox failed');
-      later(clock.now() + this.retry.baseDelayMs);
+      later(now + this.retry.baseDelayMs);
     }
     this.timer.arm(nextAt);
   }
@@ -267,11 +300,16 @@ export class OutboxSender {
     return recipients;
   }
 
-  private dispatchRow(row: OutboxRow, now: number): void {
+  private dispatchRow(head: PendingRow, now: number): void {
+    const row = this.options.store.getOutbox(head.deliveryId);
+    if (!row || row.status !== 'pending') {
+      this.pending.done(head);
+      return;
+    }
     const channel = this.options.channels.get(row.channelId);
     const attempt = row.attempts + 1;
     if (!channel) {
-      this.recordRow(row, attempt, { outcome: 'failed', error: `channel "${row.channelId}" is not configured` }, undefined);
+      this.settleRow(head, () => this.recordRow(row, attempt, { outcome: 'failed', error: `channel "${row.channelId}" is not configured` }, undefined), now);
       return;
     }
     this.limiters.get(row.channelId)?.record(this.rateKey(row.channelId, row.recipients), now);
@@ -285,7 +323,47 @@ export class OutboxSender {
       recipients: this.recipientsOf(row.recipients, row.deliveryId, row.channelId),
       attempt,
     };
-    this.send(channel, notification, (outcome) => this.recordRow(row, attempt, outcome, channel));
+    this.send(channel, notification, (outcome) => this.settleRow(head, () => this.recordRow(row, attempt, outcome, channel), this.options.clock.now()));
+  }
+
+  /** Records an outcome and updates the index: the row waits for its retry, or its queue moves on. */
+  private settleRow(head: PendingRow, record: () => Verdict, now: number): void {
+    let v: Verdict;
+    try {
+      v = record();
+    } catch (err) {
+      // Not recorded: it stays pending and is sent again under the same delivery_id.
+      this.options.logger.error({ err, delivery_id: head.deliveryId }, 'recording a delivery outcome failed');
+      this.pending.wait(head, now + this.retry.baseDelayMs);
+      return;
+    }
+    if (v.status === 'pending') {
+      head.attempts++;
+      head.nextAttemptAt = v.nextAttemptAt;
+      this.pending.wait(head, v.nextAttemptAt);
+    } else this.pending.done(head);
+  }
+
+  /** Like settleRow, for a digest and its members. */
+  private settleDigest(digest: DigestRow, record: () => Verdict, now: number): void {
+    let v: Verdict;
+    try {
+      v = record();
+    } catch (err) {
+      this.options.logger.error({ err, delivery_id: digest.deliveryId }, 'recording a delivery outcome failed');
+      digest.nextAttemptAt = now + this.retry.baseDelayMs;
+      return;
+    }
+    if (v.status === 'pending') {
+      digest.attempts++;
+      digest.nextAttemptAt = v.nextAttemptAt;
+      return;
+    }
+    this.digestQueue = this.digestQueue.filter((d) => d !== digest);
+    for (const id of digest.members) {
+      const member = this.pending.get(id);
+      if (member) this.pending.done(member);
+    }
   }
 
   private dispatchDigest(digest: DigestRow, now: number): void {
@@ -293,7 +371,8 @@ export class OutboxSender {
     const members = digest.members.map((id) => this.options.store.getOutbox(id)).filter((r): r is OutboxRow => r !== undefined);
     const attempt = digest.attempts + 1;
     if (!channel || members.length === 0) {
-      this.recordDigest(digest, members, attempt, { outcome: 'failed', error: channel ? 'the digest has no notifications' : `channel "${digest.channelId}" is not configured` }, undefined);
+      const error = channel ? 'the digest has no notifications' : `channel "${digest.channelId}" is not configured`;
+      this.settleDigest(digest, () => this.recordDigest(digest, members, attempt, { outcome: 'failed', error }, undefined), now);
       return;
     }
     this.limiters.get(digest.channelId)?.record(digest.rateKey, now);
@@ -309,7 +388,7 @@ export class OutboxSender {
       attempt,
       digest: members.map((m) => ({ deliveryId: m.deliveryId, alertId: m.alertId, event: m.event, tier: m.tier, body: m.body })),
     };
-    this.send(channel, notification, (outcome) => this.recordDigest(digest, members, attempt, outcome, channel));
+    this.send(channel, notification, (outcome) => this.settleDigest(digest, () => this.recordDigest(digest, members, attempt, outcome, channel), this.options.clock.now()));
   }
 
   private send(channel: Channel, notification: Notification, record: (outcome: DeliveryOutcome) => void): void {
@@ -325,19 +404,14 @@ export class OutboxSender {
           const key = notification.digest ? this.options.store.getDigest(notification.deliveryId)?.rateKey : this.rateKey(notification.channelId, notification.recipients.map((r) => r.id));
           if (key !== undefined) this.limiters.get(notification.channelId)?.block(key, this.options.clock.now() + outcome.retryAfterMs);
         }
-        try {
-          record(outcome);
-        } catch (err) {
-          // Not recorded: it stays pending and is sent again under the same delivery_id.
-          this.options.logger.error({ err, delivery_id: notification.deliveryId }, 'recording a delivery outcome failed');
-        }
+        record(outcome);
         this.pump();
       });
     this.inFlight.set(notification.deliveryId, { controller, done });
   }
 
   /** Merges rows into a digest, recorded before it is sent. */
-  private formDigest(key: string, channelId: string, rows: OutboxRow[], now: number): DigestRow | undefined {
+  private formDigest(key: string, channelId: string, rows: PendingRow[], now: number): DigestRow | undefined {
     const { store, logger } = this.options;
     const recipients: string[] = [];
     for (const row of rows) for (const r of row.recipients) if (!recipients.includes(r)) recipients.push(r);
@@ -376,6 +450,8 @@ export class OutboxSender {
       logger.error({ err: error, channel: channelId }, 'forming a digest failed');
       return undefined;
     }
+    this.pending.joinDigest(rows, digest.deliveryId);
+    this.digestQueue.push(digest);
     this.digests.inc({ channel: channelId });
     logger.warn({ channel: channelId, digest_id: digest.deliveryId, size: rows.length }, 'channel rate limit reached; notifications merged into a digest');
     return digest;
@@ -394,7 +470,7 @@ export class OutboxSender {
     return { status: 'pending', type: 'retry', error: outcome.error, nextAttemptAt: Math.min(now + delay, deadline) };
   }
 
-  private recordRow(row: OutboxRow, attempt: number, outcome: DeliveryOutcome, channel: Channel | undefined): void {
+  private recordRow(row: OutboxRow, attempt: number, outcome: DeliveryOutcome, channel: Channel | undefined): Verdict {
     const { store, clock } = this.options;
     const now = clock.now();
     const v = this.verdict(attempt, outcome, channel, row.createdAt, now, row.nextAttemptAt);
@@ -403,9 +479,10 @@ export class OutboxSender {
       store.appendTimeline(this.timelineEntry(row, v, attempt, outcome, now, {}));
     });
     this.afterRecord(row, v, attempt, outcome, now, {});
+    return v;
   }
 
-  private recordDigest(digest: DigestRow, members: OutboxRow[], attempt: number, outcome: DeliveryOutcome, channel: Channel | undefined): void {
+  private recordDigest(digest: DigestRow, members: OutboxRow[], attempt: number, outcome: DeliveryOutcome, channel: Channel | undefined): Verdict {
     const { store, clock } = this.options;
     const now = clock.now();
     const createdAt = Math.min(digest.createdAt, ...members.map((m) => m.createdAt));
@@ -420,6 +497,7 @@ export class OutboxSender {
       }
     });
     for (const m of members) this.afterRecord(m, v, attempt, outcome, now, extra);
+    return v;
   }
 
   private timelineEntry(row: OutboxRow, v: Verdict, attempt: number, outcome: DeliveryOutcome, now: number, extra: Record<string, unknown>) {

@@ -81,6 +81,8 @@ export interface HarnessOptions {
   retry?: Partial<RetryOptions>;
   ackLinkTtlMs?: number;
   publicUrl?: string;
+  /** Wraps the store the service uses (fault injection, counting queries). */
+  wrapStore?: (store: AlertStore) => AlertStore;
 }
 
 export function startHarness(options: HarnessOptions = {}): Harness {
@@ -100,7 +102,7 @@ export function startHarness(options: HarnessOptions = {}): Harness {
     );
     const metrics = new MetricsRegistry();
     const service = new AlertService({
-      store,
+      store: options.wrapStore ? options.wrapStore(store) : store,
       clock: { now: () => Date.now() },
       logger: silentLogger(),
       metrics,
