@@ -36,6 +36,10 @@ export class DeviceRegistry {
     return this.devices.get(id);
   }
 
+  all(): IterableIterator<DeviceEntry> {
+    return this.devices.values();
+  }
+
   devicesForAsset(assetId: string): readonly string[] {
     return this.byAsset.get(assetId) ?? [];
   }

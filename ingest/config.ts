@@ -64,6 +64,21 @@ export const DEFAULT_CONNECT_LIMITS: z.output<typeof connectLimitsSchema> = {
   exempt: ['127.0.0.1', '::1'],
 };
 
+/**
+ * Retained messages the embedded broker keeps: devices' own status/{device_id} and the
+ * platform's retained publishes (nothing else is retained). Past either bound a new retained
+ * message is not kept (it is still delivered live) and its topic's old one is dropped.
+ */
+export const retainedLimitsSchema = z.strictObject({
+  max_messages: z.number().int().min(1).max(10_000_000).default(100_000),
+  max_bytes: zBytes.pipe(z.number().int().min(1024, 'must be at least 1KiB')).default(64 * 1024 ** 2),
+});
+
+export const DEFAULT_RETAINED_LIMITS: z.output<typeof retainedLimitsSchema> = { max_messages: 100_000, max_bytes: 64 * 1024 ** 2 };
+
+/** Persistent sessions (clean: false) one device may hold under distinct client ids at once. */
+export const DEFAULT_PERSISTENT_SESSIONS_PER_DEVICE = 16;
+
 export const embeddedBrokerSchema = z.strictObject({
   host: z.string().default('0.0.0.0'),
   port: port.default(1883),
@@ -74,6 +89,8 @@ export const embeddedBrokerSchema = z.strictObject({
   /** Keep the plain listener on `port` when `tls` is set. */
   plaintext: z.boolean().optional(),
   limits: connectLimitsSchema.default(DEFAULT_CONNECT_LIMITS),
+  retained: retainedLimitsSchema.default(DEFAULT_RETAINED_LIMITS),
+  persistent_sessions_per_device: z.number().int().min(1).max(100_000).default(DEFAULT_PERSISTENT_SESSIONS_PER_DEVICE),
 });
 
 export const externalBrokerSchema = z.strictObject({
@@ -96,7 +113,15 @@ export const externalBrokerSchema = z.strictObject({
 
 export const brokerSchema = z
   .union([externalBrokerSchema, embeddedBrokerSchema])
-  .default({ host: '0.0.0.0', port: 1883, allow_anonymous: false, max_payload_bytes: 1024 * 1024, limits: DEFAULT_CONNECT_LIMITS });
+  .default({
+    host: '0.0.0.0',
+    port: 1883,
+    allow_anonymous: false,
+    max_payload_bytes: 1024 * 1024,
+    limits: DEFAULT_CONNECT_LIMITS,
+    retained: DEFAULT_RETAINED_LIMITS,
+    persistent_sessions_per_device: DEFAULT_PERSISTENT_SESSIONS_PER_DEVICE,
+  });
 
 export const influxSchema = z
   .strictObject({
@@ -231,6 +256,7 @@ export type StorageConfig = z.output<typeof storageSchema>;
 export type SpoolConfig = z.output<typeof spoolSchema>;
 export type DeadmanConfig = z.output<typeof deadmanSchema>;
 export type ConnectLimitsConfig = z.output<typeof connectLimitsSchema>;
+export type RetainedLimitsConfig = z.output<typeof retainedLimitsSchema>;
 export type TlsFilesConfig = z.output<typeof tlsFilesSchema>;
 export type AssetConfig = z.output<typeof assetSchema>;
 export type MetricConfig = z.output<typeof metricSchema>;

@@ -6,7 +6,7 @@
  */
 import { connect as netConnect } from 'node:net';
 import mqtt, { type MqttClient } from 'mqtt';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { silentLogger } from '../lib/logger.js';
 import { MetricsRegistry } from '../lib/metrics.js';
 import { DeviceRegistry } from './broker-policy.js';
@@ -38,14 +38,16 @@ function harness(limits: Record<string, unknown> = {}, extra: Record<string, unk
     config: embeddedBrokerSchema.parse({ host: '127.0.0.1', port: 0, limits: { exempt: [], ...limits }, ...extra }),
     devices: new DeviceRegistry([
       { id: 'dau-bridge-001', secret: SECRET, assets: ['lg-bridge-001'], subscribe: [] },
-      { id: 'display-001', secret: SECRET, assets: [], subscribe: ['telemetry/lg-bridge-001/#'] },
+      { id: 'display-001', secret: SECRET, assets: [], subscribe: ['telemetry/lg-bridge-001/#', 'status/#', 'alerts/#'] },
+      { id: 'dau-slope-002', secret: SECRET, assets: [], subscribe: [] },
+      { id: 'dau-slope-003', secret: SECRET, assets: [], subscribe: [] },
     ]),
     handlers,
     logger: silentLogger(),
     metrics,
   });
   const refused = (reason: string) => metrics.counter('watchpost_mqtt_refused_total', '').get({ reason });
-  return { broker, held, rejected, refused };
+  return { broker, held, rejected, refused, metrics };
 }
 
 const stored = (n: number): IngestOutcome => ({ accepted: n, rejected: 0, stored: true });
@@ -64,9 +66,9 @@ describe('EmbeddedBroker over sockets', () => {
     return `mqtt://127.0.0.1:${h.broker.port()}`;
   }
 
-  async function device(url: string, password = SECRET, username = 'dau-bridge-001') {
+  async function device(url: string, password = SECRET, username = 'dau-bridge-001', session: { clientId?: string; clean?: boolean } = {}) {
     // allowRetries false: a connection closed before CONNACK rejects instead of waiting.
-    const client = await mqtt.connectAsync(url, { username, password, protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 3000 }, false);
+    const client = await mqtt.connectAsync(url, { username, password, protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 3000, ...session }, false);
     clients.push(client);
     return client;
   }
@@ -109,7 +111,7 @@ describe('EmbeddedBroker over sockets', () => {
     await expect.poll(() => received).toEqual([`${TOPIC} {"values":{"strain":2}}`]);
   });
 
-  it('keeps retained telemetry for a device that subscribes later, even while no one subscribes', async () => {
+  it('forwards a device\'s telemetry without retaining it: a device retains only its own status', async () => {
     const h = harness();
     const url = await start(h);
     const publisher = await device(url);
@@ -117,12 +119,14 @@ describe('EmbeddedBroker over sockets', () => {
     await expect.poll(() => h.held.length).toBe(1);
     h.held[0]!.release(stored(1));
     await published;
+    await publisher.publishAsync('status/dau-bridge-001', 'online', { qos: 1, retain: true });
+    expect(h.broker.retainedCount()).toBe(1);
 
     const display = await device(url, SECRET, 'display-001');
     const received: string[] = [];
     display.on('message', (topic, payload, packet) => received.push(`${topic} ${payload.toString()} retain=${packet.retain}`));
-    await display.subscribeAsync('telemetry/lg-bridge-001/+', { qos: 1 });
-    await expect.poll(() => received).toEqual([`${TOPIC} {"values":{"strain":7}} retain=true`]);
+    await display.subscribeAsync(['telemetry/lg-bridge-001/+', 'status/+'], { qos: 1 });
+    await expect.poll(() => received).toEqual(['status/dau-bridge-001 online retain=true']);
   });
 
   it('does not acknowledge a publish storage refuses, and closes the connection so the device sends it again', async () => {
@@ -187,5 +191,93 @@ describe('EmbeddedBroker over sockets', () => {
     socket.write(Buffer.from([0x10, 0xff, 0xff, 0xff, 0xff, 0x01]));
     await closed;
     expect(h.refused('malformed')).toBe(1);
+  });
+
+  it('keeps no retained message of a device publishing thousands to topics it may not use', async () => {
+    const h = harness();
+    const url = await start(h);
+    const publisher = await device(url);
+    const payload = Buffer.alloc(10 * 1024, 0x61);
+    for (let batch = 0; batch < 20; batch++) {
+      await Promise.all(Array.from({ length: 100 }, (_, i) => publisher.publishAsync(`alerts/red/forged-${batch * 100 + i}`, payload, { qos: 1, retain: true })));
+    }
+    expect(h.rejected).toHaveLength(2000);
+    expect(h.rejected[0]!.rejection.reason).toBe('bad_topic');
+    expect(h.broker.retainedCount()).toBe(0);
+    expect(h.metrics.render()).toMatch(/watchpost_mqtt_retained_bytes 0\n/);
+  });
+
+  it('keeps at most broker.retained.max_messages retained messages, and drops the rest', async () => {
+    const h = harness({}, { retained: { max_messages: 2 } });
+    const url = await start(h);
+    for (const id of ['dau-bridge-001', 'dau-slope-002', 'dau-slope-003']) {
+      const d = await device(url, SECRET, id);
+      await d.publishAsync(`status/${id}`, 'online', { qos: 1, retain: true });
+    }
+    expect(h.broker.retainedCount()).toBe(2);
+    expect(h.metrics.counter('watchpost_mqtt_retained_dropped_total', '').get()).toBe(1);
+    // A new value for a topic already retained replaces it within the limits.
+    const bridge = await device(url);
+    await bridge.publishAsync('status/dau-bridge-001', 'offline', { qos: 1, retain: true });
+    expect(h.broker.retainedCount()).toBe(2);
+    const later = await device(url, SECRET, 'display-001');
+    const received: string[] = [];
+    later.on('message', (topic, payload) => received.push(`${topic} ${payload.toString()}`));
+    await later.subscribeAsync('status/#', { qos: 1 });
+    await expect.poll(() => received.length).toBe(2);
+    expect(received.sort()).toEqual(['status/dau-bridge-001 offline', 'status/dau-slope-002 online']);
+  });
+
+  it('refuses a client id held by another device (CONNACK 2); the holder stays connected and keeps its session', async () => {
+    const h = harness();
+    const url = await start(h);
+    const session = { clientId: 'gateway-7', clean: false };
+    const holder = await device(url, SECRET, 'dau-bridge-001', session);
+    await holder.subscribeAsync('errors/dau-bridge-001', { qos: 1 });
+    const holderClosed = vi.fn();
+    holder.on('close', holderClosed);
+
+    await expect(device(url, SECRET, 'display-001', session)).rejects.toThrow(/Identifier rejected/);
+    expect(h.refused('client_id_taken')).toBe(1);
+    expect(holder.connected).toBe(true);
+    expect(holderClosed).not.toHaveBeenCalled();
+    // Still the holder's session: a message for it arrives on this connection.
+    const received: string[] = [];
+    holder.on('message', (topic, payload) => received.push(`${topic} ${payload.toString()}`));
+    h.broker.publish('errors/dau-bridge-001', 'first', { qos: 1 });
+    await expect.poll(() => received).toEqual(['errors/dau-bridge-001 first']);
+
+    // Offline, the session queues; another device presenting the id still gets neither it nor the queue.
+    await holder.endAsync();
+    h.broker.publish('errors/dau-bridge-001', 'queued', { qos: 1 });
+    await expect(device(url, SECRET, 'display-001', session)).rejects.toThrow(/Identifier rejected/);
+    expect(h.refused('client_id_taken')).toBe(2);
+
+    // The holder takes its session back, queued message included.
+    const back = await device(url, SECRET, 'dau-bridge-001', session);
+    const again: string[] = [];
+    back.on('message', (topic, payload) => again.push(`${topic} ${payload.toString()}`));
+    await expect.poll(() => again).toEqual(['errors/dau-bridge-001 queued']);
+    // ...and may take its own connection over (normal MQTT): the older one is closed.
+    const backClosed = new Promise<void>((resolve) => back.once('close', () => resolve()));
+    const takeover = await device(url, SECRET, 'dau-bridge-001', session);
+    await backClosed;
+    expect(takeover.connected).toBe(true);
+    // A clean connection ends the session and the binding: the id is free for another device once it closes.
+    await takeover.endAsync();
+    const clean = await device(url, SECRET, 'dau-bridge-001', { clientId: 'gateway-7', clean: true });
+    await clean.endAsync();
+    const other = await device(url, SECRET, 'display-001', { clientId: 'gateway-7', clean: true });
+    expect(other.connected).toBe(true);
+  });
+
+  it('bounds the persistent sessions one device holds under distinct client ids', async () => {
+    const h = harness({}, { persistent_sessions_per_device: 2 });
+    const url = await start(h);
+    for (const id of ['p-1', 'p-2']) await (await device(url, SECRET, 'dau-bridge-001', { clientId: id, clean: false })).endAsync();
+    await expect(device(url, SECRET, 'dau-bridge-001', { clientId: 'p-3', clean: false })).rejects.toThrow(/Identifier rejected/);
+    // Its existing sessions and clean connections are still fine.
+    expect((await device(url, SECRET, 'dau-bridge-001', { clientId: 'p-1', clean: false })).connected).toBe(true);
+    expect((await device(url, SECRET, 'dau-bridge-001', { clientId: 'p-3', clean: true })).connected).toBe(true);
   });
 });

@@ -8,9 +8,18 @@
  * to log in is locked out (connect-limiter.ts), both before the TLS handshake or MQTT parsing;
  * a packet announcing more than `max_payload_bytes` + 64 KiB closes its connection before its
  * body is read (mqtt-frame-guard.ts). Listens on plain TCP (`port`) and/or TLS (`tls.port`).
+ *
+ * Trust: a device reaches other clients only with what the policy accepts. A publish the policy
+ * or ingest rejects is acknowledged (the device must not resend it) but withheld: it is neither
+ * forwarded nor retained. aedes copies a packet before it routes it, so the withheld packet is
+ * caught at `broker.publish`, which receives the very object `authorizePublish` judged. Only a
+ * device's own status/{id} (and whatever the platform publishes) is retained, within
+ * `retained` limits. A client id held by one device is refused to others (client-ids.ts). With
+ * `tls.ca_file`, a TLS client's certificate must name the device it logs in as.
  */
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
+import { Readable } from 'node:stream';
+import { createServer as createTlsServer, TLSSocket, type Server as TlsServer } from 'node:tls';
 import { Aedes, type Client, type PublishPacket, type AuthenticateError } from 'aedes';
 import type { Logger } from '../lib/logger.js';
 import type { Counter, MetricsRegistry } from '../lib/metrics.js';
@@ -18,7 +27,9 @@ import { allowSubscribe, decidePublish, type DeviceEntry, type DeviceRegistry } 
 import { filterReaches } from './topics.js';
 import type { EmbeddedBrokerConfig } from './config.js';
 import { ConnectLimiter, normalizeAddress } from './connect-limiter.js';
-import { verifySecret } from './device-auth.js';
+import { certificateNamesDevice, SecretVerifier } from './device-auth.js';
+import { ClientIdRegistry } from './client-ids.js';
+import { RetainedBudget } from './retained-budget.js';
 import type { InboundHandlers, MessageBus, PublishOptions } from './message-bus.js';
 import { guardMqttFraming, type GuardedSocket } from './mqtt-frame-guard.js';
 import { loadTls } from './tls.js';
@@ -37,7 +48,7 @@ const FRAME_OVERHEAD = 64 * 1024 + 16;
 /** One warning per address and reason per this long; the rest are counted. */
 const REFUSAL_LOG_INTERVAL_MS = 60_000;
 
-function authError(message: string, returnCode: 4 | 5): AuthenticateError {
+function authError(message: string, returnCode: 2 | 4 | 5): AuthenticateError {
   return Object.assign(new Error(message), { returnCode }) as AuthenticateError;
 }
 
@@ -50,8 +61,11 @@ export class EmbeddedBroker implements MessageBus {
   private readonly refusalLogged = new Map<string, number>();
   private readonly clientDevice = new WeakMap<Client, DeviceEntry>();
   private readonly connections = new Map<string, number>();
-  /** Packets refused by policy are acknowledged (so devices do not resend them) but never forwarded. */
-  private readonly rejected = new WeakSet<object>();
+  /** Packets rejected by policy or ingest: acknowledged (so devices do not resend them), never forwarded or retained. */
+  private readonly withheld = new WeakSet<object>();
+  private readonly verifier: SecretVerifier;
+  private readonly clientIds: ClientIdRegistry;
+  private readonly retained: RetainedBudget;
   /**
    * Set once any client is allowed a subscription that can match telemetry/…. Until then no one
    * can receive telemetry, and aedes' forwarding work for it (subscription matching, offline
@@ -74,7 +88,15 @@ export class EmbeddedBroker implements MessageBus {
       },
       deps.clock ? () => deps.clock!.now() : Date.now,
     );
-    this.refused = deps.metrics?.counter('watchpost_mqtt_refused_total', 'MQTT connections refused or closed, by reason (rate_limited, locked_out, bad_credentials, too_large, malformed).');
+    this.refused = deps.metrics?.counter(
+      'watchpost_mqtt_refused_total',
+      'MQTT connections refused or closed, by reason (rate_limited, locked_out, bad_credentials, client_id_taken, too_large, malformed, publish_refused).',
+    );
+    this.verifier = new SecretVerifier([...deps.devices.all()].map((d) => d.config));
+    this.clientIds = new ClientIdRegistry(deps.config.persistent_sessions_per_device);
+    this.retained = new RetainedBudget({ maxMessages: deps.config.retained.max_messages, maxBytes: deps.config.retained.max_bytes });
+    deps.metrics?.gauge('watchpost_mqtt_retained_messages', 'Retained messages the embedded broker holds.').collect(() => [[undefined, this.retained.messages()]]);
+    deps.metrics?.gauge('watchpost_mqtt_retained_bytes', 'Bytes (topics and payloads) of the retained messages the embedded broker holds.').collect(() => [[undefined, this.retained.totalBytes()]]);
   }
 
   async start(): Promise<void> {
@@ -85,14 +107,15 @@ export class EmbeddedBroker implements MessageBus {
       maxClientsIdLength: 128,
       authenticate: (client, username, password, done) => {
         if (username === undefined || username === '') {
-          if (config.allow_anonymous) return done(null, true);
+          // Anonymous clients share one identity ('' is no device id): they may not take a device's client id.
+          if (config.allow_anonymous) return this.claimClientId(client, '') ? done(null, true) : done(authError('client id is held by a device', 2), false);
           return done(authError('anonymous clients are not allowed', 4), false);
         }
         const device = devices.get(username);
-        // Verify against a dummy secret when the device is unknown, so timing does not reveal which ids exist.
-        verifySecret(device?.config ?? { secret: '\u0000unknown-device\u0000' }, password).then(
+        // An unknown id costs the same work as a known one (device-auth.ts), so timing does not reveal which ids exist.
+        this.verifier.verify(device?.config, password).then(
           (ok) => {
-            if (!device || !ok) {
+            if (!device || !ok || !this.certificateNames(client, device.id)) {
               const address = (client.conn as GuardedSocket).remoteAddress;
               this.refused?.inc({ reason: 'bad_credentials' });
               const locked = this.limiter.authFailed(address);
@@ -102,6 +125,7 @@ export class EmbeddedBroker implements MessageBus {
               }
               return done(authError('bad username or password', 4), false);
             }
+            if (!this.claimClientId(client, device.id)) return done(authError('client id is held by another device', 2), false);
             this.clientDevice.set(client, device);
             done(null, true);
           },
@@ -118,13 +142,13 @@ export class EmbeddedBroker implements MessageBus {
         this.log.warn({ device_id: device?.id, filter: sub.topic.slice(0, 200) }, 'MQTT subscribe refused');
         done(null, null);
       },
-      authorizeForward: (_client, packet) => (this.rejected.has(packet) ? null : packet),
     });
     broker.on('clientReady', (client) => {
       const device = this.clientDevice.get(client);
       if (device) this.connections.set(device.id, (this.connections.get(device.id) ?? 0) + 1);
     });
     broker.on('clientDisconnect', (client) => {
+      this.clientIds.release(client.id, client);
       const device = this.clientDevice.get(client);
       if (!device) return;
       const left = (this.connections.get(device.id) ?? 1) - 1;
@@ -135,7 +159,8 @@ export class EmbeddedBroker implements MessageBus {
       }
     });
     broker.on('clientError', (client, err) => this.log.debug({ client_id: client.id, err: err.message }, 'MQTT client error'));
-    this.skipUnwatchedTelemetry(broker);
+    this.guardForwarding(broker);
+    this.boundRetained(broker);
     this.broker = broker;
 
     const maxPacket = config.max_payload_bytes + FRAME_OVERHEAD;
@@ -174,22 +199,76 @@ export class EmbeddedBroker implements MessageBus {
   }
 
   /**
-   * aedes forwards every accepted PUBLISH through `broker.publish` (after the PUBACK for QoS 1).
-   * A device's telemetry that no subscription can match ends there instead.
+   * aedes hands every PUBLISH it accepted from a client (QoS 1 after the PUBACK, and last wills)
+   * to `broker.publish` as the object `authorizePublish` judged; it copies it only there. So
+   * this is where a withheld packet stops: forwarded to no one, retained nowhere. A device's
+   * retain flag counts only on its own status/{id}. Telemetry that no subscription can match
+   * also ends here, sparing aedes' forwarding work for it.
    */
-  private skipUnwatchedTelemetry(broker: Aedes): void {
+  private guardForwarding(broker: Aedes): void {
     // Called as publish(packet, client, done) by aedes and publish(packet, done) by the platform.
     type Forward = (packet: PublishPacket, client: Client | null | ((err?: Error) => void), done?: (err?: Error) => void) => void;
     const forward = (broker.publish as unknown as Forward).bind(broker);
-    const skipping: Forward = (packet, client, done) => {
-      // A retained message still goes through: aedes stores it for later subscribers.
-      if (typeof client === 'object' && client !== null && !this.telemetryWatched && !packet.retain && packet.topic.startsWith('telemetry/')) {
-        done?.();
-        return;
+    const guarded: Forward = (packet, client, done) => {
+      if (typeof client === 'object' && client !== null) {
+        if (this.withheld.has(packet)) {
+          done?.();
+          return;
+        }
+        const telemetry = packet.topic.startsWith('telemetry/');
+        if (packet.retain && telemetry) packet.retain = false;
+        if (telemetry && !this.telemetryWatched) {
+          done?.();
+          return;
+        }
       }
       forward(packet, client, done);
     };
-    (broker as unknown as { publish: Forward }).publish = skipping;
+    (broker as unknown as { publish: Forward }).publish = guarded;
+  }
+
+  /**
+   * The retained store within `retained` limits: a message past them is not kept (and its
+   * topic's older one is dropped). Stored last wills are never replayed by the periodic sweep,
+   * which publishes them without a client, past the policy: this broker is the only one using
+   * its store, and it publishes a will itself when a connection drops.
+   */
+  private boundRetained(broker: Aedes): void {
+    interface Persistence {
+      storeRetained(packet: PublishPacket): Promise<void>;
+      streamWill(brokers: unknown): Readable;
+    }
+    const persistence = (broker as unknown as { persistence: Persistence }).persistence;
+    const store = persistence.storeRetained.bind(persistence);
+    const dropped = this.deps.metrics?.counter('watchpost_mqtt_retained_dropped_total', 'Retained messages not kept because the retained store is at its limits (broker.retained).');
+    persistence.storeRetained = (packet) => {
+      if (this.retained.admit(packet.topic, packet.payload.length)) return store(packet);
+      dropped?.inc();
+      this.log.warn({ topic: packet.topic.slice(0, 200), messages: this.retained.messages(), bytes: this.retained.totalBytes() }, 'retained message not kept: the retained store is at its limits');
+      return store({ ...packet, payload: Buffer.alloc(0) });
+    };
+    persistence.streamWill = () => Readable.from([]);
+  }
+
+  /** Binds the connection's client id to `deviceId` ('' for anonymous clients); false (counted, logged) when another device holds it. */
+  private claimClientId(client: Client, deviceId: string): boolean {
+    const refusal = this.clientIds.claim(client.id, deviceId, client, !client.clean);
+    if (!refusal) return true;
+    this.refused?.inc({ reason: 'client_id_taken' });
+    this.log.warn(
+      { device_id: deviceId || undefined, client_id: client.id.slice(0, 128), address: normalizeAddress((client.conn as GuardedSocket).remoteAddress), why: refusal },
+      refusal === 'too_many_sessions' ? 'MQTT connect refused: too many persistent sessions for this device' : 'MQTT connect refused: the client id is held by another device',
+    );
+    return false;
+  }
+
+  /** With `tls.ca_file`, a TLS client's certificate must name the device (CN or a DNS subject alternative name). */
+  private certificateNames(client: Client, deviceId: string): boolean {
+    if (!this.deps.config.tls?.ca_file) return true;
+    const conn = client.conn as unknown;
+    // The plain listener (plaintext: true) has no client certificates; its devices log in by secret alone.
+    if (!(conn instanceof TLSSocket)) return true;
+    return certificateNamesDevice(conn.getPeerCertificate(), deviceId);
   }
 
   /** Applies the per-address limits to a new connection. */
@@ -216,10 +295,12 @@ export class EmbeddedBroker implements MessageBus {
     const source = { deviceId: device?.id, allowedAssets: device?.assets };
     switch (decision.action) {
       case 'refuse':
+        this.refused?.inc({ reason: 'publish_refused' });
         this.log.warn({ device_id: device?.id, topic: packet.topic.slice(0, 200) }, `MQTT publish refused: ${decision.reason}`);
+        if (device) this.deps.handlers.rejected(source, packet.topic, { reason: 'not_allowed', detail: decision.reason });
         return done(new Error(decision.reason));
       case 'reject':
-        this.rejected.add(packet);
+        this.withheld.add(packet);
         this.deps.handlers.rejected(source, packet.topic, { reason: decision.reason, detail: decision.detail });
         return done(null);
       case 'status':
@@ -233,7 +314,8 @@ export class EmbeddedBroker implements MessageBus {
               // Storage cannot take the readings: no PUBACK; the connection closes and the device resends later.
               return done(new Error('storage is full; try again later'));
             }
-            if (outcome.accepted === 0) this.rejected.add(packet);
+            // Observers see a device's telemetry only when all of it was accepted.
+            if (outcome.rejected > 0 || outcome.accepted === 0) this.withheld.add(packet);
             done(null);
           },
           (err: Error) => done(err),
@@ -265,6 +347,11 @@ export class EmbeddedBroker implements MessageBus {
 
   connected(): boolean {
     return (this.server?.listening ?? false) || (this.tlsServer?.listening ?? false);
+  }
+
+  /** Retained messages held (the store is bounded by `retained`). */
+  retainedCount(): number {
+    return this.retained.messages();
   }
 
   connectedDevices(): string[] {
