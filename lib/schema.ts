@@ -20,3 +20,48 @@ export const zDuration = z.string().transform((text, ctx) => {
 export function oneOrMany<T extends z.ZodType>(item: T) {
   return z.union([item, z.array(item).min(1)]).transform((v) => (Array.isArray(v) ? v : [v]) as z.output<T>[]);
 }
+
+/**
+ * Edit distance between two words (optimal string alignment: insertions, deletions,
+ * substitutions and swaps of neighbours each count 1), case-insensitive.
+ */
+export function editDistance(a: string, b: string): number {
+  const s = a.toLowerCase();
+  const t = b.toLowerCase();
+  let prev2: number[] = [];
+  let prev = Array.from({ length: t.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= s.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= t.length; j++) {
+      const cost = s[i - 1] === t[j - 1] ? 0 : 1;
+      let d = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + cost);
+      if (i > 1 && j > 1 && s[i - 1] === t[j - 2] && s[i - 2] === t[j - 1]) d = Math.min(d, prev2[j - 2]! + 1);
+      row.push(d);
+    }
+    prev2 = prev;
+    prev = row;
+  }
+  return prev[t.length]!;
+}
+
+/** The candidate a mistyped word most likely meant: the nearest within a third of its length. */
+export function didYouMean(word: string, candidates: readonly string[]): string | undefined {
+  const limit = Math.min(3, Math.max(1, Math.floor(word.length / 3)));
+  let best: string | undefined;
+  let bestDistance = limit + 1;
+  for (const candidate of candidates) {
+    const d = editDistance(word, candidate);
+    if (d < bestDistance) {
+      best = candidate;
+      bestDistance = d;
+    }
+  }
+  return best;
+}
+
+/** `unknown field "levles" (did you mean "levels"?)`, or the accepted names when none is near. */
+export function unknownFieldMessage(key: string, accepted: readonly string[], noun = 'field'): string {
+  const near = didYouMean(key, accepted);
+  if (near !== undefined) return `unknown ${noun} "${key}" (did you mean "${near}"?)`;
+  return accepted.length > 0 ? `unknown ${noun} "${key}" (accepted: ${accepted.join(', ')})` : `unknown ${noun} "${key}"`;
+}

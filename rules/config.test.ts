@@ -103,6 +103,15 @@ describe('rule schema: bad rules name the field and the reason', () => {
     ['offline with a sensor match', { id: 'x', offline: '2m', level: 'yellow', match: { sensor_id: 's1' } }, ['match.sensor_id: unknown field']],
     ['levels on a stale rule', { id: 'x', stale: '2m', level: 'yellow', levels: LEVELS }, ['stale: a rule is of one kind: it has both levels and stale']],
     ['no kind', { id: 'x', match: { metric: 'm' } }, ['(rule): a rule needs one of levels (threshold), stale, offline, all or any (compound)']],
+    ['a misspelt kind', { id: 'x', match: { metric: 'm' }, levles: LEVELS }, ['levles: unknown field "levles" (did you mean "levels"?)']],
+    [
+      'no kind and an unknown field',
+      { id: 'x', match: { metric: 'm' }, colour: 'red' },
+      [
+        'colour: unknown field "colour" (accepted: id, name, escalation, message, plan, enabled, flapping, match, levels, for, hysteresis, signal, stale, level, offline, all, any)',
+        '(rule): a rule needs one of levels (threshold), stale, offline, all or any (compound)',
+      ],
+    ],
     ['all and any', { id: 'x', all: [], any: [], level: 'red' }, ['any: a rule is of one kind: it has both all and any']],
     ['compound condition without comparison', { id: 'x', all: [{ metric: 'rainfall', signal: { sum: '1h' } }], level: 'red' }, ['all.0: needs exactly one of above, below or outside']],
     ['compound without conditions', { id: 'x', any: [], level: 'red' }, ['any: needs at least one condition']],

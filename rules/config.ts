@@ -14,7 +14,7 @@
 import { z } from 'zod';
 import { MAX_WINDOW_MS } from './signals.js';
 import { LEVELS, type Level } from '../lib/levels.js';
-import { oneOrMany, zDuration, zId, zMetric } from '../lib/schema.js';
+import { didYouMean, oneOrMany, unknownFieldMessage, zDuration, zId, zMetric } from '../lib/schema.js';
 
 // ---- building blocks ----
 
@@ -274,6 +274,13 @@ export const ruleSchema = z.unknown().transform((raw, ctx) => {
     return z.NEVER;
   }
   const kinds = KIND_KEYS.filter((k) => k in raw);
+  if (kinds.length === 0) {
+    // A misspelt kind key (`levles`) is the cause; "needs one of levels, ..." would only follow from it.
+    const known = new Set<string>(KIND_KEYS.flatMap(fieldsOf));
+    const unknown = Object.keys(raw).filter((k) => !known.has(k));
+    for (const k of unknown) ctx.addIssue({ code: 'custom', path: [k], message: unknownFieldMessage(k, [...known]) });
+    if (unknown.some((k) => didYouMean(k, KIND_KEYS) !== undefined)) return z.NEVER;
+  }
   if (kinds.length !== 1) {
     ctx.addIssue({
       code: 'custom',

@@ -32,10 +32,10 @@ describe.skipIf(!existsSync(CLI))('watchpost CLI', () => {
     const result = await runCli(['check', '--config', dir]);
     expect(result.code).toBe(1);
     expect(result.stderr.split('\n').filter(Boolean)).toEqual([
-      'a.yaml: broker.port: Too big: expected number to be <=65535',
-      'a.yaml: rules[0] (r1).for: "soon" is not a duration (use 500ms, 30s, 10m, 6h or 1d)',
-      'b.yaml: devices[0].secret: environment variable WATCHPOST_TEST_UNSET_VAR is not set',
-      'b.yaml: devices[0] (d1).assets[0]: unknown asset "nope"',
+      'a.yaml:1: broker.port: Too big: expected number to be <=65535',
+      'a.yaml:6: rules[0] (r1).for: "soon" is not a duration (use 500ms, 30s, 10m, 6h or 1d)',
+      'b.yaml:2: devices[0].secret: environment variable WATCHPOST_TEST_UNSET_VAR is not set',
+      'b.yaml:2: devices[0] (d1).assets[0]: unknown asset "nope"',
       `4 errors in ${dir}`,
     ]);
   });

@@ -76,7 +76,7 @@ describe('loadConfig (property)', () => {
     const result = load(stringify({ ...VALID, rules: [{ ...VALID.rules[0], id: 'platform-spool' }] }));
     expect(result.ok).toBe(false);
     if (!result.ok) {
-      expect(result.errors).toContainEqual({ file: 'watchpost.yaml', path: 'rules[0] (platform-spool).id', message: 'rule ids starting with "platform-" are reserved for Watchpost\'s own alerts' });
+      expect(result.errors).toContainEqual({ file: 'watchpost.yaml', path: 'rules[0] (platform-spool).id', message: 'rule ids starting with "platform-" are reserved for Watchpost\'s own alerts', line: expect.any(Number) });
     }
   });
 
@@ -118,7 +118,7 @@ describe('loadConfig (property)', () => {
         else expect(ok.errors.map((e) => e.path)).toContain('devices[0].secret');
         const missing = load(stringify(doc), {});
         expect(missing.ok).toBe(false);
-        if (!missing.ok) expect(missing.errors).toContainEqual({ file: 'watchpost.yaml', path: 'devices[0].secret', message: `environment variable ${name} is not set` });
+        if (!missing.ok) expect(missing.errors).toContainEqual({ file: 'watchpost.yaml', path: 'devices[0].secret', message: `environment variable ${name} is not set`, line: expect.any(Number) });
       }),
       params(100),
     );

@@ -131,10 +131,11 @@ broker:
     const result = loadConfig(dir, {});
     expect(result.ok).toBe(false);
     if (result.ok) return;
-    const lines = result.errors.map((e) => `${e.file}: ${e.path}: ${e.message}`);
-    expect(lines).toContain('a.yaml: brokr: unknown section (expected one of broker, api, storage, metrics, assets, devices, rules, contacts, channels, escalations)');
-    expect(lines).toContain('b.yaml: api: already defined in a.yaml; a api section may appear in one file only');
-    expect(lines.some((l) => l.startsWith('c.yaml: line '))).toBe(true);
+    expect(formatErrors(result.errors).split('\n')).toEqual([
+      'a.yaml:2: brokr: unknown section "brokr" (did you mean "broker"?)',
+      'b.yaml:1: api: already defined in a.yaml; a api section may appear in one file only',
+      'c.yaml:2:1: YAML: Flow sequence in block collection must be sufficiently indented and end with a ]',
+    ]);
   });
 
   it('reports a missing directory', () => {
@@ -158,5 +159,80 @@ escalations:
       'x.yaml: escalations[0] (e1).tiers[0].notify[0].channel: unknown channel "nope"',
       'x.yaml: escalations[0] (e1).tiers[0].notify[0].to[0]: unknown contact "nobody"',
     ]);
+  });
+
+  describe('one cause, one error', () => {
+    const DEMO_LIKE = {
+      'escalation.yaml': `contacts:
+  - { id: duty, name: 值班员 }
+channels:
+  - id: ops-hook
+    type: webhook
+    url: "http://127.0.0.1:9000/alerts"
+    secret: "\${OPS_HOOK_SECRET}"
+escalations:
+  - id: duty
+    tiers:
+      - after: 0s
+        notify: [{ channel: ops-hook, to: [duty] }]
+      - after: 10m
+        notify: [{ channel: ops-hook, to: [duty] }]
+`,
+      'rules.yaml': `rules:
+  - id: strain-high
+    match: { metric: strain }
+    levels: { red: { above: 300 } }
+    escalation: duty
+  - id: strain-low
+    match: { metric: strain }
+    levels: { yellow: { below: -300 } }
+    escalation: duty
+`,
+    };
+    const errorLines = (dir: string, env: NodeJS.ProcessEnv = {}) => {
+      const result = loadConfig(dir, env);
+      if (result.ok) throw new Error('expected errors');
+      return formatErrors(result.errors).split('\n');
+    };
+
+    it('reports a broken quote once, at its line and column, and nothing that follows from the unreadable file', () => {
+      const broken = DEMO_LIKE['escalation.yaml'].replace('url: "http://127.0.0.1:9000/alerts"', 'url: "http://127.0.0.1:9000/alerts');
+      const dir = configDir({ ...DEMO_LIKE, 'escalation.yaml': broken });
+      expect(errorLines(dir, { OPS_HOOK_SECRET: 'hook-secret-value' })).toEqual(['escalation.yaml:6:39: YAML: Missing closing "quote']);
+    });
+
+    it('reports a missing variable once, without the references to the item it broke', () => {
+      const dir = configDir({
+        ...DEMO_LIKE,
+        'more.yaml': 'channels:\n  - { id: spare-hook, type: webhook, url: "http://127.0.0.1:9001/", secret: "${OPS_HOOK_SECRET}" }\n',
+      });
+      expect(errorLines(dir)).toEqual(['escalation.yaml:7: channels[0].secret: environment variable OPS_HOOK_SECRET is not set (also used at more.yaml: channels[0].secret)']);
+    });
+
+    it('names a misspelt field and what was meant, not what its absence implies', () => {
+      const rules = DEMO_LIKE['rules.yaml'].replace('levels: { red', 'levles: { red');
+      const dir = configDir({ ...DEMO_LIKE, 'rules.yaml': rules });
+      expect(errorLines(dir, { OPS_HOOK_SECRET: 'hook-secret-value' })).toEqual(['rules.yaml:4: rules[0] (strain-high).levles: unknown field "levles" (did you mean "levels"?)']);
+    });
+
+    it('names an unknown field with the fields accepted, and leaves out the required field it stands for', () => {
+      const dir = configDir({
+        'devices.yaml': 'devices:\n  - id: d1\n    secrte: "long-enough-secret"\n  - id: d2\n    secret: "long-enough-secret"\n    colour: red\n',
+      });
+      expect(errorLines(dir)).toEqual([
+        'devices.yaml:3: devices[0] (d1).secrte: unknown field "secrte" (did you mean "secret"?)',
+        'devices.yaml:6: devices[1] (d2).colour: unknown field "colour" (accepted: id, secret, secret_hash, assets, subscribe)',
+      ]);
+    });
+
+    it('drops references into a misspelt section, but not to ids that are nowhere', () => {
+      const dir = configDir({
+        'escalation.yaml': DEMO_LIKE['escalation.yaml'].replace('escalations:', 'escalatons:'),
+        'rules.yaml': DEMO_LIKE['rules.yaml'],
+      });
+      expect(errorLines(dir, { OPS_HOOK_SECRET: 'hook-secret-value' })).toEqual(['escalation.yaml:8: escalatons: unknown section "escalatons" (did you mean "escalations"?)']);
+      const other = configDir({ ...DEMO_LIKE, 'devices.yaml': 'devices:\n  - { id: d1, secret: "long-enough-secret", assets: [nowhere] }\n' });
+      expect(errorLines(other, { OPS_HOOK_SECRET: 'hook-secret-value' })).toEqual(['devices.yaml:2: devices[0] (d1).assets[0]: unknown asset "nowhere"']);
+    });
   });
 });

@@ -1,26 +1,37 @@
 /**
  * Loads a configuration directory: every *.yaml / *.yml file, sections merged across files,
  * `${NAME}` replaced from the environment, then validated against the one schema. Every error
- * names the file, the path inside it and the reason.
+ * names the file, the line, the path inside the file and the reason, once per cause: a file that
+ * is not valid YAML gives its first syntax error and is not validated further; a missing variable
+ * is reported once; an error that only follows from another one is left out (a reference to an
+ * item that failed or that may be in an unreadable file, a missing field beside its misspelling).
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseDocument } from 'yaml';
-import { configSchema, LIST_SECTIONS, MAP_SECTIONS, SECTIONS, SINGLE_SECTIONS, type WatchpostConfig } from './schema.js';
+import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
+import { z } from 'zod';
+import { didYouMean, unknownFieldMessage } from '../../lib/schema.js';
+import { configSchema, LIST_SECTIONS, MAP_SECTIONS, SECTIONS, SINGLE_SECTIONS, type ReferenceParams, type WatchpostConfig } from './schema.js';
 
 export interface ConfigError {
   file: string;
+  /** Where inside the file: `rules[3] (bridge-strain).levels.red`, or `(root)`. */
   path: string;
   message: string;
+  /** 1-based line in the file where YAML knows it (the key's line for a field); column for syntax errors. */
+  line?: number;
+  column?: number;
 }
 
 export type LoadResult = { ok: true; config: WatchpostConfig; files: string[] } | { ok: false; errors: ConfigError[]; files: string[] };
 
 type Origin = { file: string; index?: number };
 type PathPart = string | number;
+type ParsedFile = { doc: Document; lines: LineCounter };
 
 const ENV_REF = /\$(\$)?\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
 const MAX_FILE_BYTES = 4 * 1024 * 1024;
+const REQUIRED = 'is required';
 
 export function formatPath(path: readonly PathPart[]): string {
   let out = '';
@@ -28,8 +39,14 @@ export function formatPath(path: readonly PathPart[]): string {
   return out || '(root)';
 }
 
+/** `file:line: path: message`, one line per error (`file:line:column: message` for YAML syntax). */
 export function formatErrors(errors: readonly ConfigError[]): string {
-  return errors.map((e) => `${e.file}: ${e.path}: ${e.message}`).join('\n');
+  return errors
+    .map((e) => {
+      const at = e.line === undefined ? e.file : `${e.file}:${e.line}${e.column === undefined ? '' : `:${e.column}`}`;
+      return e.path === '(root)' ? `${at}: ${e.message}` : `${at}: ${e.path}: ${e.message}`;
+    })
+    .join('\n');
 }
 
 /** Replaces `${NAME}` in every string; `$${NAME}` stands for a literal `${NAME}`. */
@@ -54,6 +71,53 @@ function interpolate(value: unknown, env: NodeJS.ProcessEnv, path: PathPart[], o
   return value;
 }
 
+/** The line of the deepest node of `path` that the file has (a field's key line; a missing field's parent). */
+function lineOf(parsed: ParsedFile | undefined, path: readonly PathPart[]): number | undefined {
+  if (!parsed) return undefined;
+  let node: unknown = parsed.doc.contents;
+  let offset = (node as { range?: [number, number, number] } | null)?.range?.[0];
+  for (const part of path) {
+    if (isAlias(node)) node = node.resolve(parsed.doc);
+    if (isMap(node)) {
+      const pair = node.items.find((p) => String(isScalar(p.key) ? p.key.value : p.key) === String(part));
+      if (!pair) break;
+      offset = (pair.key as { range?: [number, number, number] } | null)?.range?.[0] ?? offset;
+      node = pair.value;
+    } else if (isSeq(node) && typeof part === 'number' && node.items[part]) {
+      node = node.items[part];
+      offset = (node as { range?: [number, number, number] }).range?.[0] ?? offset;
+    } else break;
+  }
+  return offset === undefined ? undefined : parsed.lines.linePos(offset).line;
+}
+
+/**
+ * Runs a parse with zod's error map set to name unknown and missing fields with what is accepted.
+ * Set globally for the duration of this synchronous call, so that schemas which parse their items
+ * themselves (rules, channels) use it too; `accepted` maps each unknown-keys issue's `keys` array
+ * (which re-raised issues keep) to the fields its object accepts.
+ */
+function withFieldMessages<T>(accepted: WeakMap<readonly string[], string[]>, run: () => T): T {
+  const previous = z.config().customError;
+  z.config({
+    customError: (iss) => {
+      if (iss.code === 'unrecognized_keys') {
+        const shape = (iss.inst as { _zod?: { def?: { shape?: Record<string, unknown> } } } | undefined)?._zod?.def?.shape;
+        const fields = shape ? Object.keys(shape) : [];
+        accepted.set(iss.keys, fields);
+        return iss.keys.map((k) => unknownFieldMessage(k, fields)).join('; ');
+      }
+      if (iss.code === 'invalid_type' && iss.input === undefined) return `${REQUIRED} (${iss.expected})`;
+      return previous?.(iss);
+    },
+  });
+  try {
+    return run();
+  } finally {
+    z.config({ customError: previous });
+  }
+}
+
 function listConfigFiles(dir: string): string[] {
   return readdirSync(dir)
     .filter((name) => /\.ya?ml$/.test(name) && statSync(join(dir, name)).isFile())
@@ -73,21 +137,35 @@ export function loadConfig(dir: string, env: NodeJS.ProcessEnv = process.env): L
 
   const merged: Record<string, unknown> = {};
   const origins = new Map<string, Origin[] | Origin>();
+  const parsedFiles = new Map<string, ParsedFile>();
   /** Values whose environment variable was missing: their schema errors would only repeat that. */
   const unresolved = new Set<string>();
+  /** The first report of each missing variable, to which later uses are added. */
+  const missing = new Map<string, { error: ConfigError; also: string[] }>();
+  /**
+   * Sections that may hold more than was read (a file that is not valid YAML, a misspelt or
+   * malformed section): "unknown asset" and the like would only follow from that.
+   */
+  const uncertain = new Set<string>();
+  const unreadable = (file: string, error: Omit<ConfigError, 'file'>) => {
+    errors.push({ file, ...error });
+    for (const section of SECTIONS) uncertain.add(section);
+  };
 
   for (const file of files) {
     const full = join(dir, file);
     if (statSync(full).size > MAX_FILE_BYTES) {
-      errors.push({ file, path: '(root)', message: `file is larger than ${MAX_FILE_BYTES} bytes` });
+      unreadable(file, { path: '(root)', message: `file is larger than ${MAX_FILE_BYTES} bytes` });
       continue;
     }
-    const doc = parseDocument(readFileSync(full, 'utf8'), { uniqueKeys: true, prettyErrors: true });
-    if (doc.errors.length > 0) {
-      for (const e of doc.errors) {
-        const pos = e.linePos?.[0];
-        errors.push({ file, path: pos ? `line ${pos.line}, column ${pos.col}` : '(root)', message: `YAML: ${e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')}` });
-      }
+    const lines = new LineCounter();
+    const doc = parseDocument(readFileSync(full, 'utf8'), { uniqueKeys: true, prettyErrors: true, lineCounter: lines });
+    const syntax = doc.errors[0];
+    if (syntax) {
+      // Only the first: after a syntax error the parser's further errors are mostly its consequences.
+      const pos = syntax.linePos?.[0];
+      const message = `YAML: ${syntax.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')}`;
+      unreadable(file, pos ? { path: '(root)', message, line: pos.line, column: pos.col } : { path: '(root)', message });
       continue;
     }
     let raw: unknown;
@@ -95,28 +173,41 @@ export function loadConfig(dir: string, env: NodeJS.ProcessEnv = process.env): L
       raw = doc.toJS({ maxAliasCount: 100 });
     } catch (err) {
       // An alias without its anchor, or too many aliases: the parser reports these only here.
-      errors.push({ file, path: '(root)', message: `YAML: ${(err as Error).message.split('\n')[0]}` });
+      unreadable(file, { path: '(root)', message: `YAML: ${(err as Error).message.split('\n')[0]}` });
       continue;
     }
     if (raw === null || raw === undefined) continue;
     if (typeof raw !== 'object' || Array.isArray(raw)) {
-      errors.push({ file, path: '(root)', message: 'must be a mapping of sections (broker, api, storage, assets, ...)' });
+      unreadable(file, { path: '(root)', message: 'must be a mapping of sections (broker, api, storage, assets, ...)', line: 1 });
       continue;
     }
+    const parsed: ParsedFile = { doc, lines };
+    parsedFiles.set(file, parsed);
     const data = interpolate(raw, env, [], (path, name) => {
-      errors.push({ file, path: formatPath(path), message: `environment variable ${name} is not set` });
-      unresolved.add(`${file}|${formatPath(path)}`);
+      const where = formatPath(path);
+      unresolved.add(`${file}|${where}`);
+      const first = missing.get(name);
+      if (first) first.also.push(first.error.file === file ? where : `${file}: ${where}`);
+      else {
+        const error = { file, path: where, message: `environment variable ${name} is not set`, line: lineOf(parsed, path) };
+        errors.push(error);
+        missing.set(name, { error, also: [] });
+      }
     }) as Record<string, unknown>;
 
     for (const [section, value] of Object.entries(data)) {
+      const line = lineOf(parsed, [section]);
       if (!(SECTIONS as readonly string[]).includes(section)) {
-        errors.push({ file, path: section, message: `unknown section (expected one of ${SECTIONS.join(', ')})` });
+        errors.push({ file, path: section, message: unknownFieldMessage(section, SECTIONS, 'section'), line });
+        const near = didYouMean(section, SECTIONS);
+        if (near !== undefined) uncertain.add(near);
         continue;
       }
       if ((LIST_SECTIONS as readonly string[]).includes(section)) {
         if (value === null) continue;
         if (!Array.isArray(value)) {
-          errors.push({ file, path: section, message: 'must be a list' });
+          errors.push({ file, path: section, message: 'must be a list', line });
+          uncertain.add(section);
           continue;
         }
         const list = (merged[section] ??= []) as unknown[];
@@ -129,14 +220,15 @@ export function loadConfig(dir: string, env: NodeJS.ProcessEnv = process.env): L
       } else if ((MAP_SECTIONS as readonly string[]).includes(section)) {
         if (value === null) continue;
         if (typeof value !== 'object' || Array.isArray(value)) {
-          errors.push({ file, path: section, message: 'must be a mapping' });
+          errors.push({ file, path: section, message: 'must be a mapping', line });
+          uncertain.add(section);
           continue;
         }
         const map = (merged[section] ??= {}) as Record<string, unknown>;
         for (const [key, item] of Object.entries(value)) {
           const previous = origins.get(`${section}.${key}`) as Origin | undefined;
           if (previous) {
-            errors.push({ file, path: `${section}.${key}`, message: `already defined in ${previous.file}` });
+            errors.push({ file, path: `${section}.${key}`, message: `already defined in ${previous.file}`, line: lineOf(parsed, [section, key]) });
             continue;
           }
           map[key] = item;
@@ -145,7 +237,7 @@ export function loadConfig(dir: string, env: NodeJS.ProcessEnv = process.env): L
       } else if ((SINGLE_SECTIONS as readonly string[]).includes(section)) {
         const previous = origins.get(section) as Origin | undefined;
         if (previous) {
-          errors.push({ file, path: section, message: `already defined in ${previous.file}; a ${section} section may appear in one file only` });
+          errors.push({ file, path: section, message: `already defined in ${previous.file}; a ${section} section may appear in one file only`, line });
           continue;
         }
         merged[section] = value ?? undefined;
@@ -153,11 +245,27 @@ export function loadConfig(dir: string, env: NodeJS.ProcessEnv = process.env): L
       }
     }
   }
+  for (const { error, also } of missing.values()) if (also.length > 0) error.message += ` (also used at ${also.join(', ')})`;
 
-  const parsed = configSchema.safeParse(merged);
-  if (!parsed.success) {
-    for (const issue of parsed.error.issues) {
-      const path = issue.path as PathPart[];
+  const accepted = new WeakMap<readonly string[], string[]>();
+  const result = withFieldMessages(accepted, () => {
+    const parsed = configSchema.safeParse(merged);
+    // Issues may be finalised (their messages made) when first read: read them while the map is set.
+    if (!parsed.success) void parsed.error.issues.length;
+    return parsed;
+  });
+  if (!result.success) {
+    /** Ids each list section has in the input, valid or not. */
+    const present = (section: string): Set<unknown> =>
+      new Set((Array.isArray(merged[section]) ? (merged[section] as unknown[]) : []).map((item) => (item !== null && typeof item === 'object' ? (item as { id?: unknown }).id : undefined)));
+    const schemaErrors: Array<ConfigError & { at: string; kind: 'unknown' | 'required' | 'other' }> = [];
+    /**
+     * `file|path` of fields probably meant by a misspelt field beside them, and of the objects that
+     * hold one: "is required" there, or the object's own "needs one of ...", only follows from it.
+     */
+    const meant = new Set<string>();
+    const misspeltIn = new Set<string>();
+    const locate = (path: PathPart[], message: string): (ConfigError & { at: string }) | undefined => {
       const [section, index, ...rest] = path;
       let file = files.length === 1 ? files[0]! : dir;
       let localPath: PathPart[] = path;
@@ -171,20 +279,49 @@ export function loadConfig(dir: string, env: NodeJS.ProcessEnv = process.env): L
         const keyOrigin = origins.get(`${String(section)}.${String(index)}`);
         if (keyOrigin && !Array.isArray(keyOrigin)) file = keyOrigin.file;
       }
-      if (unresolved.has(`${file}|${formatPath(localPath)}`)) continue;
+      const at = `${file}|${formatPath(localPath)}`;
+      if (unresolved.has(at)) return undefined;
       // Name the offending item by id where it has one: "rules[3] (bridge-strain).levels.red".
       let label = formatPath(localPath);
       if (Array.isArray(origin) && typeof index === 'number') {
         const item = (merged[String(section)] as unknown[])[index] as { id?: unknown } | undefined;
         if (item && typeof item.id === 'string') label = label.replace(`[${String(localPath[1])}]`, `[${String(localPath[1])}] (${item.id})`);
       }
-      errors.push({ file, path: label, message: issue.message });
+      const line = lineOf(parsedFiles.get(file), localPath);
+      return line === undefined ? { file, path: label, message, at } : { file, path: label, message, line, at };
+    };
+    for (const issue of result.error.issues) {
+      const path = issue.path as PathPart[];
+      const reference = (issue as { params?: Partial<ReferenceParams> }).params?.reference;
+      // The referenced item failed (its own error says why), or may be in what could not be read.
+      if (reference && (uncertain.has(reference.section) || present(reference.section).has(reference.id))) continue;
+      const keys = (issue as { keys?: unknown }).keys;
+      if (Array.isArray(keys)) {
+        for (const key of keys as string[]) {
+          const fields = accepted.get(keys) ?? [];
+          const error = locate([...path, key], unknownFieldMessage(key, fields));
+          if (!error) continue;
+          schemaErrors.push({ ...error, kind: 'unknown' });
+          const near = didYouMean(key, fields);
+          if (near === undefined) continue;
+          const parent = error.at.slice(0, error.at.length - key.length - 1);
+          meant.add(`${parent}.${near}`);
+          misspeltIn.add(parent);
+        }
+        continue;
+      }
+      const error = locate(path, issue.message);
+      if (error) schemaErrors.push({ ...error, kind: issue.code === 'invalid_type' && issue.message.startsWith(REQUIRED) ? 'required' : 'other' });
+    }
+    for (const { at, kind, ...error } of schemaErrors) {
+      if ((kind === 'required' && meant.has(at)) || (kind === 'other' && misspeltIn.has(at))) continue;
+      errors.push(error);
     }
   }
-  if (errors.length > 0 || !parsed.success) {
-    // Grouped by file (stable, so each file's errors keep their order).
-    errors.sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : 0));
+  if (errors.length > 0 || !result.success) {
+    // Grouped by file, in line order within a file (stable, so errors on one line keep their order).
+    errors.sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : (a.line ?? 0) - (b.line ?? 0)));
     return { ok: false, errors, files };
   }
-  return { ok: true, config: parsed.data, files };
+  return { ok: true, config: result.data, files };
 }

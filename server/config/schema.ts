@@ -39,6 +39,13 @@ export const MAP_SECTIONS = ['metrics'] as const;
 export const SINGLE_SECTIONS = ['broker', 'api', 'storage'] as const;
 export const SECTIONS = [...SINGLE_SECTIONS, ...MAP_SECTIONS, ...LIST_SECTIONS] as const;
 
+const REFERENCE_NOUN: Record<string, string> = { assets: 'asset', devices: 'device', escalations: 'escalation', channels: 'channel', contacts: 'contact' };
+
+/** What a cross-reference issue carries in `params`: the section and id it names. */
+export interface ReferenceParams {
+  reference: { section: (typeof LIST_SECTIONS)[number]; id: string };
+}
+
 export const configSchema = z
   .strictObject({
     broker: brokerSchema,
@@ -57,6 +64,9 @@ export const configSchema = z
   .superRefine(
     (config, ctx) => {
       const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: 'custom', path, message });
+      // A reference to another item: the loader drops it when that item exists but failed (its own error is the cause).
+      const reference = (path: (string | number)[], section: ReferenceParams['reference']['section'], id: string) =>
+        ctx.addIssue({ code: 'custom', path, message: `unknown ${REFERENCE_NOUN[section]} "${id}"`, params: { reference: { section, id } } });
       const raw = config as unknown as Record<string, unknown>;
       const items = (section: string): Array<Record<string, unknown>> =>
         (Array.isArray(raw[section]) ? (raw[section] as unknown[]) : []).map((x) => (x !== null && typeof x === 'object' ? (x as Record<string, unknown>) : {}));
@@ -84,13 +94,13 @@ export const configSchema = z
 
       items('devices').forEach((device, i) => {
         list(device.assets).forEach((assetId, j) => {
-          if (typeof assetId === 'string' && !assetIds.has(assetId)) issue(['devices', i, 'assets', j], `unknown asset "${assetId}"`);
+          if (typeof assetId === 'string' && !assetIds.has(assetId)) reference(['devices', i, 'assets', j], 'assets', assetId);
         });
       });
 
       const escalationIds = new Set(items('escalations').map((e) => e.id));
       const checkEscalation = (path: (string | number)[], id: unknown) => {
-        if (typeof id === 'string' && !escalationIds.has(id)) issue(path, `unknown escalation "${id}"`);
+        if (typeof id === 'string' && !escalationIds.has(id)) reference(path, 'escalations', id);
       };
       items('rules').forEach((rule, i) => {
         // Watchpost's own alerts (spool, deadman) use these rule ids.
@@ -102,11 +112,11 @@ export const configSchema = z
         } else checkEscalation(['rules', i, 'escalation'], ref);
         const match = rule.match as Record<string, unknown> | undefined;
         list(match?.asset_id).forEach((id, j) => {
-          if (typeof id === 'string' && !assetIds.has(id)) issue(['rules', i, 'match', 'asset_id', ...(Array.isArray(match?.asset_id) ? [j] : [])], `unknown asset "${id}"`);
+          if (typeof id === 'string' && !assetIds.has(id)) reference(['rules', i, 'match', 'asset_id', ...(Array.isArray(match?.asset_id) ? [j] : [])], 'assets', id);
         });
         const deviceIds = new Set(items('devices').map((d) => d.id));
         list(match?.device_id).forEach((id, j) => {
-          if (typeof id === 'string' && !deviceIds.has(id)) issue(['rules', i, 'match', 'device_id', ...(Array.isArray(match?.device_id) ? [j] : [])], `unknown device "${id}"`);
+          if (typeof id === 'string' && !deviceIds.has(id)) reference(['rules', i, 'match', 'device_id', ...(Array.isArray(match?.device_id) ? [j] : [])], 'devices', id);
         });
       });
 
@@ -118,9 +128,9 @@ export const configSchema = z
           const { notify, after } = (tier ?? {}) as { notify?: unknown; after?: unknown };
           list(notify).forEach((target, n) => {
             const channel = typeof target === 'string' ? target : (target as { channel?: unknown } | null)?.channel;
-            if (typeof channel === 'string' && !channelIds.has(channel)) issue(['escalations', i, 'tiers', t, 'notify', n, 'channel'], `unknown channel "${channel}"`);
+            if (typeof channel === 'string' && !channelIds.has(channel)) reference(['escalations', i, 'tiers', t, 'notify', n, 'channel'], 'channels', channel);
             list((target as { to?: unknown } | null)?.to).forEach((contact, k) => {
-              if (typeof contact === 'string' && !contactIds.has(contact)) issue(['escalations', i, 'tiers', t, 'notify', n, 'to', k], `unknown contact "${contact}"`);
+              if (typeof contact === 'string' && !contactIds.has(contact)) reference(['escalations', i, 'tiers', t, 'notify', n, 'to', k], 'contacts', contact);
             });
           });
           if (typeof after === 'number') {
