@@ -28,6 +28,20 @@
  *   of Watchpost, not a power cut); the segment is fdatasynced every `fsyncInterval` ms.
  * New segment files are fsynced with their directory before records go into them.
  *
+ * A failed fdatasync (of a segment or the directory) is never retried: the kernel may have
+ * dropped the dirty pages, so a retry could succeed with the data not on disk. The spool stops
+ * taking appends until a restart (fail-stop: every append is refused, so devices are not
+ * acknowledged and send again later), logs the file at error and calls `onFail`. What it still
+ * holds is drained to the backend while Watchpost runs. What that guarantees:
+ * - `always`: every acknowledged record was fdatasynced before its acknowledgement, so it is on
+ *   disk; the group whose fdatasync failed was not acknowledged.
+ * - `interval`: records acknowledged since the last good fdatasync (at most `fsyncInterval` ms
+ *   of them) are not known to be on disk. They are still sent from memory and the page cache
+ *   while Watchpost runs; after a restart, any the disk lost show up as a torn tail or as
+ *   corrupt records (counted through `onCorrupt`), never as wrong data.
+ * A failed write() (a full disk) refuses that group and cuts it back; if that fails, the spool
+ * stops the same way. A checkpoint that cannot be written or synced only sends records again.
+ *
  * Reading: the batch writer peeks records from a read cache that reads fill from disk. While the
  * reader is caught up (it has read everything written, the usual case when the backend keeps
  * up), each group just written is also kept in memory as written, up to `writeThroughLimit`
@@ -42,12 +56,13 @@
  * timestamp). Records found corrupt later (a disk error under a closed segment) are skipped up to
  * the end of that segment, logged at error and counted through `onCorrupt`.
  */
-import { mkdir, open, readdir, stat, statfs, unlink, type FileHandle } from 'node:fs/promises';
-import { constants, fdatasyncSync, writeSync } from 'node:fs';
+import { mkdir, readdir, stat, statfs, unlink } from 'node:fs/promises';
+import { constants } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { Logger } from '../lib/logger.js';
 import { InlineWrites } from './inline-writes.js';
+import { nodeSpoolFs, type SpoolFile, type SpoolFs } from './spool-fs.js';
 import { MAX_RECORD_BODY, RECORD_OVERHEAD, RECORD_TIME, parseRecord, writeRecord, writtenRecord } from './spool-record.js';
 import type { AppendOptions, PointQueue, QueueStats } from './point-queue.js';
 import { STORAGE_ERROR_CODES, StorageError } from './storage-errors.js';
@@ -118,6 +133,10 @@ export interface SpoolDeps<T> {
   onCorrupt?: (lost: number) => void;
   /** Observes how long each group's write + fdatasync took (ms). */
   onSync?: (ms: number, records: number) => void;
+  /** The spool stopped taking appends for good (a failed fdatasync); called once. */
+  onFail?: (error: StorageError) => void;
+  /** File operations; node:fs unless a test injects a failing disk. */
+  fs?: SpoolFs;
 }
 
 export const SPOOL_SEGMENT_SUFFIX = '.seg';
@@ -180,16 +199,16 @@ export function segmentName(base: number): string {
   return String(base).padStart(20, '0') + SPOOL_SEGMENT_SUFFIX;
 }
 
-function writeFullySync(fd: number, buf: Buffer): void {
+function writeFullySync(fs: SpoolFs, fd: number, buf: Buffer): void {
   let written = 0;
   while (written < buf.length) {
-    const bytes = writeSync(fd, buf, written, buf.length - written);
+    const bytes = fs.writeSync(fd, buf, written, buf.length - written);
     if (bytes <= 0) throw new Error('write() wrote nothing');
     written += bytes;
   }
 }
 
-async function readFully(fh: FileHandle, position: number, length: number): Promise<Buffer> {
+async function readFully(fh: SpoolFile, position: number, length: number): Promise<Buffer> {
   const buf = Buffer.allocUnsafe(length);
   let got = 0;
   while (got < length) {
@@ -200,8 +219,8 @@ async function readFully(fh: FileHandle, position: number, length: number): Prom
   return got === length ? buf : buf.subarray(0, got);
 }
 
-async function fsyncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
+async function fsyncDir(fs: SpoolFs, dir: string): Promise<void> {
+  const fh = await fs.open(dir, 'r');
   try {
     await fh.sync();
   } finally {
@@ -213,19 +232,42 @@ function ioError(what: string, err: unknown): StorageError {
   return new StorageError(STORAGE_ERROR_CODES.LOCAL_STORE, `spool: ${what}: ${(err as Error).message ?? String(err)}`, { cause: err });
 }
 
+/** An fdatasync (or fsync) of `file` failed: the spool stops taking appends (Spool.failStop). */
+class SyncFailed extends Error {
+  readonly error: StorageError;
+
+  constructor(
+    readonly file: string,
+    cause: unknown,
+  ) {
+    super(`fdatasync of ${file} failed`);
+    this.error = ioError(`fdatasync of ${file} failed`, cause);
+  }
+}
+
+async function datasync(fh: SpoolFile, file: string): Promise<void> {
+  try {
+    await fh.datasync();
+  } catch (err) {
+    throw new SyncFailed(file, err);
+  }
+}
+
 export class Spool<T> implements PointQueue<T> {
   private readonly options: SpoolOptions;
   private readonly log: Logger;
   private readonly now: () => number;
+  private readonly fs: SpoolFs;
   private state: State = 'new';
-  private failure: Error | undefined;
+  /** Set when the spool cannot open, or has stopped taking appends for good (fail-stop): every append is refused with it. */
+  private failedWith: StorageError | undefined;
 
   private segments: Segment[] = [];
   /** Sum of `size` over `segments`. */
   private totalSize = 0;
   private nextSeq = 0;
   private head!: Position;
-  private writeHandle: FileHandle | undefined;
+  private writeHandle: SpoolFile | undefined;
 
   private pending: PendingAppend[] = [];
   private pendingBytes = 0;
@@ -245,12 +287,12 @@ export class Spool<T> implements PointQueue<T> {
   /** Records in `written`. */
   private writtenRecords = 0;
   private cursor!: Position;
-  private readHandle: { seg: Segment; fh: FileHandle } | undefined;
+  private readHandle: { seg: Segment; fh: SpoolFile } | undefined;
   private reading: Promise<unknown> = Promise.resolve();
   /** fill() calls not yet finished: while any runs, the cursor belongs to it. */
   private fills = 0;
 
-  private checkpointHandle: FileHandle | undefined;
+  private checkpointHandle: SpoolFile | undefined;
   private checkpointGeneration = 0;
   private checkpointChain: Promise<unknown> = Promise.resolve();
   /** A checkpoint write is queued and will record the head as it is when it runs. */
@@ -266,6 +308,7 @@ export class Spool<T> implements PointQueue<T> {
     this.inline = new InlineWrites(this.options.inlineWriteLimit);
     this.log = deps.logger;
     this.now = deps.now ?? Date.now;
+    this.fs = deps.fs ?? nodeSpoolFs;
   }
 
   // ---- lifecycle ----
@@ -274,12 +317,12 @@ export class Spool<T> implements PointQueue<T> {
     if (this.state !== 'new') return;
     const { dir } = this.deps;
     try {
-      await mkdir(dir, { recursive: true });
+      await mkdir(dir, { recursive: true, mode: 0o700 });
       await this.loadSegments();
       const truncated = await this.recoverTail();
       await this.findHead();
-      this.writeHandle = await open(this.lastSegment().path, 'a');
-      this.checkpointHandle = await open(join(dir, SPOOL_CHECKPOINT_FILE), constants.O_RDWR | constants.O_CREAT, 0o600);
+      this.writeHandle = await this.fs.open(this.lastSegment().path, 'a', 0o600);
+      this.checkpointHandle = await this.fs.open(join(dir, SPOOL_CHECKPOINT_FILE), constants.O_RDWR | constants.O_CREAT, 0o600);
       this.state = 'open';
       await this.writeCheckpoint();
       if (this.options.fsync === 'interval') {
@@ -294,13 +337,17 @@ export class Spool<T> implements PointQueue<T> {
       if (this.size() > 0) await this.fill(1);
     } catch (err) {
       this.state = 'failed';
-      this.failure = err instanceof StorageError ? err : ioError('cannot open', err);
+      this.failedWith = err instanceof StorageError ? err : ioError('cannot open', err);
       await this.releaseHandles();
-      throw this.failure;
+      throw this.failedWith;
     }
   }
 
-  /** Writes what is pending, syncs, records the checkpoint and closes the files. */
+  /**
+   * Writes what is pending, syncs, records the checkpoint and closes the files. After a fail-stop
+   * nothing is pending and the segment is not fdatasynced again (a second fdatasync after a
+   * failed one can succeed without the data being on disk); the checkpoint is still recorded.
+   */
   async close(): Promise<void> {
     if (this.state !== 'open' && this.state !== 'failed') return;
     const failed = this.state === 'failed';
@@ -315,7 +362,7 @@ export class Spool<T> implements PointQueue<T> {
       await this.flushing;
       await this.reading.catch(() => undefined);
       try {
-        if (this.unsynced) await this.writeHandle?.datasync();
+        if (this.unsynced && !this.failedWith) await this.writeHandle?.datasync();
         await this.checkpointChain.catch(() => undefined);
         await this.writeCheckpoint(true);
       } catch (err) {
@@ -350,8 +397,13 @@ export class Spool<T> implements PointQueue<T> {
     };
   }
 
+  /** Why the spool refuses every append until a restart (it could not open, or an fdatasync failed); undefined while it takes them. */
+  failure(): StorageError | undefined {
+    return this.failedWith;
+  }
+
   append(items: readonly T[], options: AppendOptions = {}): Promise<boolean> {
-    if (this.state === 'failed') return Promise.reject(this.failure ?? ioError('failed', new Error('unknown')));
+    if (this.failedWith) return Promise.reject(this.failedWith);
     if (this.state !== 'open') return Promise.resolve(false);
     if (items.length === 0) return Promise.resolve(true);
     const at = this.now();
@@ -457,6 +509,12 @@ export class Spool<T> implements PointQueue<T> {
       await this.writeAndSync(data);
     } catch (err) {
       this.pendingBytes -= bytes;
+      if (err instanceof SyncFailed) {
+        // The group may be in the file, but is not known to be on disk: refused, and no more I/O to cut it back.
+        this.failStop(err.error, err.file);
+        for (const p of group) p.reject(err.error);
+        return;
+      }
       const error = ioError('write failed', err);
       await this.undoPartialWrite(error);
       for (const p of group) p.reject(error);
@@ -475,7 +533,9 @@ export class Spool<T> implements PointQueue<T> {
     active.size += bytes;
     this.totalSize += bytes;
     this.nextSeq += count;
-    for (const p of group) p.resolve(true);
+    // A periodic fdatasync failed while this group was written: it is in the file (and is sent) but not acknowledged.
+    if (this.failedWith) for (const p of group) p.reject(this.failedWith);
+    else for (const p of group) p.resolve(true);
   }
 
   /** The reader has read everything written to `active` and no read runs: a group of `count` records can skip the disk on its way to the reader. */
@@ -539,19 +599,25 @@ export class Spool<T> implements PointQueue<T> {
    */
   private async writeAndSync(buf: Buffer): Promise<void> {
     const handle = this.writeHandle!;
+    const path = this.lastSegment().path;
     const sync = this.options.fsync === 'always';
     if (this.now() < this.threadPoolUntil) {
       // The write only copies into the page cache (with fsync: always little is ever dirty, so it
       // is not throttled); the fdatasync is what waits for the disk. One round trip, not two.
-      writeFullySync(handle.fd, buf);
-      if (sync) await handle.datasync();
+      writeFullySync(this.fs, handle.fd, buf);
+      if (sync) await datasync(handle, path);
       else this.unsynced = true;
       return;
     }
     const started = performance.now();
-    writeFullySync(handle.fd, buf);
-    if (sync) fdatasyncSync(handle.fd);
-    else this.unsynced = true;
+    writeFullySync(this.fs, handle.fd, buf);
+    if (sync) {
+      try {
+        this.fs.fdatasyncSync(handle.fd);
+      } catch (err) {
+        throw new SyncFailed(path, err);
+      }
+    } else this.unsynced = true;
     const took = performance.now() - started;
     if (this.inline.tooSlow(took)) {
       this.threadPoolUntil = this.now() + this.options.threadPoolPeriod;
@@ -564,7 +630,10 @@ export class Spool<T> implements PointQueue<T> {
     }
   }
 
-  /** After a failed write or fsync the file may hold part of the group: cut it back, or stop taking appends. */
+  /**
+   * After a failed write() (a full disk, say) the file may hold part of the group: cut it back
+   * and keep going, since what was acknowledged before is untouched. If that fails too, stop.
+   */
   private async undoPartialWrite(error: StorageError): Promise<void> {
     const active = this.lastSegment();
     try {
@@ -572,24 +641,45 @@ export class Spool<T> implements PointQueue<T> {
       await this.writeHandle!.datasync();
       this.log.error({ err: error.message, segment: active.path }, 'spool: write failed; the appends were refused and the segment cut back');
     } catch (err) {
-      this.state = 'failed';
-      this.failure = ioError(`cannot cut ${active.path} back after a failed write (${error.message})`, err);
-      this.log.error({ err: this.failure.message }, 'spool: failed; no more readings are accepted until Watchpost restarts');
-      for (const p of this.pending.splice(0)) p.reject(this.failure);
+      this.failStop(ioError(`cannot cut ${active.path} back after a failed write (${error.message})`, err), active.path);
     }
+  }
+
+  /**
+   * Stops taking appends until Watchpost restarts. After a failed fdatasync the kernel may have
+   * dropped the dirty pages and marked them clean, so a second fdatasync can succeed with the
+   * data not on disk: what was written since the last good one is not known to be durable, and
+   * nothing more may be acknowledged as if it were. Pending appends are refused; reading and
+   * committing go on, so what the spool holds still reaches the backend while Watchpost runs.
+   */
+  private failStop(error: StorageError, file: string): void {
+    if (this.failedWith) return;
+    this.failedWith = error;
+    clearInterval(this.fsyncTimer);
+    this.fsyncTimer = undefined;
+    this.log.error(
+      { err: error.message, file, fsync: this.options.fsync },
+      'spool: fdatasync failed; no more readings are accepted (devices are not acknowledged) until Watchpost restarts on a working disk',
+    );
+    for (const p of this.pending.splice(0)) {
+      this.pendingBytes -= p.buf.length;
+      p.reject(error);
+    }
+    this.deps.onFail?.(error);
   }
 
   private async rotate(): Promise<void> {
     const old = this.writeHandle!;
-    await old.datasync();
+    const oldPath = this.lastSegment().path;
+    await datasync(old, oldPath);
     const seg: Segment = { base: this.nextSeq, path: join(this.deps.dir, segmentName(this.nextSeq)), size: 0 };
-    const fh = await open(seg.path, 'ax');
+    const fh = await this.fs.open(seg.path, 'ax', 0o600);
     try {
-      await fsyncDir(this.deps.dir);
+      await fsyncDir(this.fs, this.deps.dir);
     } catch (err) {
       await fh.close();
       await unlink(seg.path).catch(() => undefined);
-      throw err;
+      throw new SyncFailed(this.deps.dir, err);
     }
     this.segments.push(seg);
     this.writeHandle = fh;
@@ -597,19 +687,28 @@ export class Spool<T> implements PointQueue<T> {
     await old.close();
   }
 
-  /** `fsync: interval`: fdatasync what was written, even while groups keep being written (under steady load they always are). */
+  /**
+   * `fsync: interval`: fdatasync what was written, even while groups keep being written (under
+   * steady load they always are). A failure is not retried: it stops the spool (failStop).
+   */
   private async syncNow(): Promise<void> {
-    if (!this.unsynced || this.state !== 'open') return;
+    if (!this.unsynced || this.state !== 'open' || this.failedWith) return;
     const fh = this.writeHandle;
+    const path = this.lastSegment().path;
     this.unsynced = false;
     try {
       await fh?.datasync();
-      await this.checkpointHandle?.datasync();
     } catch (err) {
       // A segment closed by a rotation meanwhile was fdatasynced by the rotation itself.
-      if (fh !== this.writeHandle) return;
-      this.unsynced = true;
-      this.log.error({ err: (err as Error).message }, 'spool: periodic fdatasync failed');
+      if (fh !== this.writeHandle && (err as NodeJS.ErrnoException).code === 'EBADF') return;
+      this.failStop(ioError(`fdatasync of ${path} failed`, err), path);
+      return;
+    }
+    try {
+      await this.checkpointHandle?.datasync();
+    } catch (err) {
+      // The checkpoint only says where draining resumes: a stale one sends records again, and loses none.
+      this.log.error({ err: (err as Error).message, file: join(this.deps.dir, SPOOL_CHECKPOINT_FILE) }, 'spool: cannot fdatasync the checkpoint');
     }
   }
 
@@ -703,7 +802,7 @@ export class Spool<T> implements PointQueue<T> {
       const previous = this.readHandle?.fh;
       this.readHandle = undefined;
       await previous?.close().catch(() => undefined);
-      this.readHandle = { seg, fh: await open(seg.path, 'r') };
+      this.readHandle = { seg, fh: await this.fs.open(seg.path, 'r') };
     }
     try {
       return await readFully(this.readHandle.fh, position, length);
@@ -789,8 +888,8 @@ export class Spool<T> implements PointQueue<T> {
     segments.sort((a, b) => a.base - b.base);
     if (segments.length === 0) {
       const seg: Segment = { base: 0, path: join(this.deps.dir, segmentName(0)), size: 0 };
-      await (await open(seg.path, 'ax')).close();
-      await fsyncDir(this.deps.dir);
+      await (await this.fs.open(seg.path, 'ax', 0o600)).close();
+      await fsyncDir(this.fs, this.deps.dir);
       segments.push(seg);
     }
     this.segments = segments;
@@ -803,7 +902,7 @@ export class Spool<T> implements PointQueue<T> {
     const { end, count } = await this.scan(last, last.size);
     const cut = last.size - end;
     if (cut > 0) {
-      const fh = await open(last.path, 'r+');
+      const fh = await this.fs.open(last.path, 'r+');
       try {
         await fh.truncate(end);
         await fh.datasync();
@@ -820,7 +919,7 @@ export class Spool<T> implements PointQueue<T> {
 
   /** Whole, intact records of `seg` from its start up to `limit` bytes: where they end and how many. */
   private async scan(seg: Segment, limit: number): Promise<{ end: number; count: number }> {
-    const fh = await open(seg.path, 'r');
+    const fh = await this.fs.open(seg.path, 'r');
     try {
       let offset = 0;
       let count = 0;
@@ -884,7 +983,7 @@ export class Spool<T> implements PointQueue<T> {
   private async readCheckpoint(): Promise<{ generation: number; segBase: number; offset: number } | undefined> {
     let buf: Buffer;
     try {
-      const fh = await open(join(this.deps.dir, SPOOL_CHECKPOINT_FILE), 'r');
+      const fh = await this.fs.open(join(this.deps.dir, SPOOL_CHECKPOINT_FILE), 'r');
       try {
         buf = await readFully(fh, 0, 2 * CHECKPOINT_SLOT);
       } finally {

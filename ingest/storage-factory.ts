@@ -1,19 +1,30 @@
 /**
  * Picks the telemetry writer the configuration asks for: InfluxDB (1.x or 2.x API) when
  * `storage.influx` is set, else the embedded SQLite store under `storage.data_dir`. Either way
- * the durable spool in `data_dir/spool/` sits in front of it.
+ * the durable spool in `data_dir/spool/` sits in front of it, and lines InfluxDB refuses for
+ * their content go to `data_dir/quarantine.jsonl`.
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { SpoolConfig, StorageConfig } from './config.js';
+import { DEFAULT_QUARANTINE, type SpoolConfig, type StorageConfig } from './config.js';
 import type { TelemetryWriter } from './storage.js';
 import { storageMetrics, type StorageDeps } from './batch-writer.js';
-import { createInfluxWriter } from './influx-writer.js';
+import { createInfluxWriter, type Line } from './influx-writer.js';
+import { QuarantineFile } from './quarantine.js';
 import { createEmbeddedStore, storedPointCodec } from './embedded-store.js';
 import { DEFAULT_SPOOL_OPTIONS, lineBytesCodec, Spool, type SpoolCodec, type SpoolOptions } from './spool.js';
+import type { SpoolFs } from './spool-fs.js';
+import type { StorageError } from './storage-errors.js';
 import { LatencyWindow, quantileRows } from './latency-window.js';
 
 export const SPOOL_DIR = 'spool';
+
+/** What the composition root hears from the spool, and (in tests) the disk it writes to. */
+export interface SpoolHooks {
+  /** The spool stopped taking appends for good (a failed fdatasync): readings cannot be accepted. */
+  onFail?: (error: StorageError) => void;
+  fs?: SpoolFs;
+}
 
 export function spoolOptions(config: SpoolConfig): SpoolOptions {
   return {
@@ -27,7 +38,7 @@ export function spoolOptions(config: SpoolConfig): SpoolOptions {
 }
 
 /** The spool of `storage`, reporting corrupt records as drops and its fsync latency on /metrics. */
-export function createSpool<T>(storage: StorageConfig, codec: SpoolCodec<T>, deps: StorageDeps): Spool<T> {
+export function createSpool<T>(storage: StorageConfig, codec: SpoolCodec<T>, deps: StorageDeps, hooks: SpoolHooks = {}): Spool<T> {
   const failed = storageMetrics(deps.metrics).failed;
   const syncLatency = new LatencyWindow();
   deps.metrics
@@ -47,14 +58,16 @@ export function createSpool<T>(storage: StorageConfig, codec: SpoolCodec<T>, dep
         groups.inc();
         groupSize.inc(undefined, records);
       },
+      ...(hooks.onFail ? { onFail: hooks.onFail } : {}),
+      ...(hooks.fs ? { fs: hooks.fs } : {}),
     },
     spoolOptions(storage.spool),
   );
 }
 
-export function createTelemetryWriter(storage: StorageConfig, deps: StorageDeps): TelemetryWriter {
-  // data_dir also holds the platform's state (alerts, outbox, spool), whichever backend is used.
-  mkdirSync(storage.data_dir, { recursive: true });
-  if (storage.influx) return createInfluxWriter(storage.influx, deps, { queue: createSpool(storage, lineBytesCodec, deps) });
-  return createEmbeddedStore(storage.data_dir, deps, { queue: createSpool(storage, storedPointCodec, deps) });
+export function createTelemetryWriter(storage: StorageConfig, deps: StorageDeps, hooks: SpoolHooks = {}): TelemetryWriter {
+  // data_dir also holds the platform's state (alerts, outbox, spool), whichever backend is used: only its owner may enter.
+  mkdirSync(storage.data_dir, { recursive: true, mode: 0o700 });
+  if (storage.influx) return createInfluxWriter(storage.influx, deps, { queue: createSpool(storage, lineBytesCodec, deps, hooks) });
+  return createEmbeddedStore(storage.data_dir, deps, { queue: createSpool(storage, storedPointCodec, deps, hooks) });
 }

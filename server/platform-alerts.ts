@@ -25,7 +25,11 @@ const RULES: Record<string, Omit<RuleInfo, 'escalation'>> = {
     id: 'platform-spool',
     name: 'Watchpost 存储缓冲区将满',
     message: 'Watchpost 存储缓冲区（spool）已用 {value}%（告警阈值 {threshold}%）：写入 InfluxDB 积压；缓冲区满后设备数据将不被确认，设备需自行重发',
-    plan: ['检查 InfluxDB 是否在线、可写（/healthz 的 storage.lastError、Watchpost 日志）', '恢复写入后积压会自动补写；必要时扩大 storage.spool.max_bytes 或磁盘'],
+    plan: [
+      '检查 InfluxDB 是否在线、可写（/healthz 的 storage.lastError、Watchpost 日志）',
+      '恢复写入后积压会自动补写；必要时扩大 storage.spool.max_bytes 或磁盘',
+      '若 /healthz 的 storage.queueError 为 fdatasync 失败：本地磁盘故障，Watchpost 已停止确认数据；修复或更换磁盘后重启 Watchpost',
+    ],
   },
   'platform-deadman': {
     id: 'platform-deadman',

@@ -18,7 +18,8 @@ import { LatestReadings } from '../ingest/latest-readings.js';
 import type { InboundHandlers, MessageBus } from '../ingest/message-bus.js';
 import type { Reading } from '../ingest/reading.js';
 import { createTelemetryWriter } from '../ingest/storage-factory.js';
-import type { TelemetryWriter } from '../ingest/storage.js';
+import type { SpoolFs } from '../ingest/spool-fs.js';
+import type { StorageStatus, TelemetryWriter } from '../ingest/storage.js';
 import { topics } from '../ingest/topics.js';
 import { IngestWatchdog, type WatchdogState } from '../ingest/watchdog.js';
 import { loadTls } from '../ingest/tls.js';
@@ -44,6 +45,8 @@ export interface PlatformOptions {
   ruleTickMs?: number;
   /** Reload the rules when a file in configDir changes (default true). */
   watchRules?: boolean;
+  /** The spool's file operations (tests inject a failing disk); node:fs by default. */
+  spoolFs?: SpoolFs;
 }
 
 type Api = ReturnType<typeof buildApi>;
@@ -66,6 +69,8 @@ export class Platform {
   private watchdog?: IngestWatchdog;
   private reloader?: RulesReloader;
   private ruleTimer?: NodeJS.Timeout;
+  /** Why the spool stopped taking appends (a failed fdatasync), once it has: readings cannot be accepted until a restart. */
+  private spoolFailure?: string;
 
   constructor(
     private readonly config: WatchpostConfig,
@@ -80,12 +85,22 @@ export class Platform {
   async start(): Promise<void> {
     const { config, clock, metrics } = this;
     const logger = this.log;
-    mkdirSync(config.storage.data_dir, { recursive: true });
+    mkdirSync(config.storage.data_dir, { recursive: true, mode: 0o700 });
     // Certificates are read first, so a bad file stops the start before anything listens.
     const apiTls = config.api.tls ? loadTls(config.api.tls, 'api.tls') : undefined;
     this.runtime.start();
 
-    const writer = createTelemetryWriter(config.storage, { logger, metrics, clock });
+    const writer = createTelemetryWriter(
+      config.storage,
+      { logger, metrics, clock },
+      {
+        ...(this.options.spoolFs ? { fs: this.options.spoolFs } : {}),
+        onFail: (error) => {
+          this.spoolFailure = error.message;
+          this.watchdog?.check(); // the platform alert at once, not at the next check
+        },
+      },
+    );
     this.writer = writer;
     await writer.start();
 
@@ -169,7 +184,7 @@ export class Platform {
       config: { spoolAlertPercent: config.storage.spool.alert_percent, noReadings: config.storage.deadman.no_readings, failingWrites: config.storage.deadman.failing_writes },
       clock,
       logger,
-      storage: () => this.writer?.status(),
+      storage: () => this.storageStatus(),
       onSignal: (signal) => this.alerts?.handle([platformRuleEvent(signal, clock.now())]),
     });
     this.watchdog = watchdog;
@@ -288,8 +303,14 @@ export class Platform {
     }));
   }
 
+  /** The writer's status; not accepting once the spool has failed, even before an append finds out. */
+  private storageStatus(): StorageStatus | undefined {
+    const status = this.writer?.status();
+    return status && this.spoolFailure !== undefined ? { ...status, accepting: false, queueError: this.spoolFailure } : status;
+  }
+
   private health(): HealthReport {
-    const storage = this.writer?.status();
+    const storage = this.storageStatus();
     const broker = this.bus?.connected() ?? false;
     const openByLevel = Object.fromEntries(LEVELS.map((l) => [l, 0]));
     for (const a of this.alerts?.openAlerts() ?? []) openByLevel[a.level]!++;
