@@ -349,9 +349,9 @@ export class EmbeddedBroker implements MessageBus {
     return (this.server?.listening ?? false) || (this.tlsServer?.listening ?? false);
   }
 
-  /** Retained messages held (the store is bounded by `retained`). */
-  retainedCount(): number {
-    return this.retained.messages();
+  /** What the retained store holds (bounded by `retained`). */
+  retainedStore(): { messages: number; bytes: number } {
+    return { messages: this.retained.messages(), bytes: this.retained.totalBytes() };
   }
 
   connectedDevices(): string[] {

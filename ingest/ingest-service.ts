@@ -1,7 +1,9 @@
 /**
  * Turns one telemetry message into accepted readings or rejections (contract: MQTT). Checks the
  * topic's asset and sensor against the catalogue, the device's permission, each value against the
- * metric catalogue; reports every rejection on errors/{device_id}, in the log and in metrics.
+ * metric catalogue. A message's rejections are reported together: one line on
+ * errors/{device_id} (a batch's lists its rejected readings), one warn log line with counts by
+ * reason, and each rejected reading counted in metrics by reason.
  */
 import type { Logger } from '../lib/logger.js';
 import type { Clock } from '../lib/clock.js';
@@ -9,7 +11,7 @@ import type { MetricsRegistry, Counter } from '../lib/metrics.js';
 import type { Catalogue } from './catalogue.js';
 import { decodePayload } from './payload.js';
 import type { Reading } from './reading.js';
-import type { Rejection, RejectionReason } from './rejections.js';
+import { countByReason, rejectionLine, type Rejection, type RejectionLine, type RejectionReason } from './rejections.js';
 
 export interface TelemetrySource {
   /** The publishing device, when known (embedded broker). */
@@ -28,8 +30,8 @@ export interface IngestDeps {
    * when storage cannot take them now. Resolutions come in call order.
    */
   accept: (readings: Reading[]) => Promise<boolean>;
-  /** Sends a rejection line to a device's errors/ topic. */
-  feedback: (deviceId: string, line: { topic: string; reason: RejectionReason; detail: string }) => void;
+  /** Sends a message's rejection line to a device's errors/ topic. */
+  feedback: (deviceId: string, line: RejectionLine) => void;
   /** Devices that may publish for an asset (to address errors/ when the publisher is unknown). */
   devicesForAsset?: (assetId: string) => readonly string[];
   maxPayloadBytes: number;
@@ -155,11 +157,10 @@ export class IngestService {
 
   private report(source: TelemetrySource, topic: string, rejections: Rejection[], assetId?: string): void {
     const recipients = source.deviceId ? [source.deviceId] : assetId && this.deps.devicesForAsset ? this.deps.devicesForAsset(assetId) : [];
-    for (const r of rejections) {
-      this.rejectedTotal.inc({ reason: r.reason });
-      const detail = r.index === undefined ? r.detail : `reading [${r.index}]: ${r.detail}`;
-      this.log.warn({ device_id: source.deviceId, topic, reason: r.reason, detail }, 'telemetry rejected');
-      for (const deviceId of recipients) this.deps.feedback(deviceId, { topic, reason: r.reason, detail });
-    }
+    const counts = countByReason(rejections);
+    for (const reason of Object.keys(counts) as RejectionReason[]) this.rejectedTotal.inc({ reason }, counts[reason]);
+    const line = rejectionLine(topic, rejections);
+    this.log.warn({ device_id: source.deviceId, topic, reason: line.reason, detail: line.detail, rejected: rejections.length, reasons: counts }, 'telemetry rejected');
+    for (const deviceId of recipients) this.deps.feedback(deviceId, line);
   }
 }

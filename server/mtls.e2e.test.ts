@@ -52,7 +52,6 @@ describe.skipIf(!opensslBinary)('mTLS: the client certificate names the device',
     await expect(connect('dau-bridge-001', DEVICE_SECRET, slope)).rejects.toThrow(/Bad username or password/);
     const client = await connect('dau-slope-002', OTHER_SECRET, slope);
     await client.endAsync();
-    const metrics = await (await fetch(`${p.apiUrl}/metrics`)).text();
-    expect(metrics).toMatch(/watchpost_mqtt_refused_total\{reason="bad_credentials"\} 1\n/);
+    expect(p.platform.metrics.counter('watchpost_mqtt_refused_total', '').get({ reason: 'bad_credentials' })).toBe(1);
   });
 });

@@ -2,10 +2,12 @@
  * What a hostile device can make observers see, on the embedded broker with the whole platform:
  * a publish the policy rejects (platform topics, another device's status, an asset the device
  * does not own, a last will to an alert topic) reaches no subscriber and is never retained; it
- * is counted and reported on errors/{device_id}.
+ * is counted and reported on errors/{device_id}. A batch's rejections make one errors/ line and
+ * one log line.
  */
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLogger } from '../lib/logger.js';
 import { baseConfig, DEVICE_SECRET, startPlatform, tempDir, type RunningPlatform } from '../test/support/platform.js';
 
 const OBSERVER_SECRET = 'observer-secret-0001';
@@ -25,14 +27,16 @@ function collect(client: MqttClient): Seen[] {
 
 describe('platform: forged publishes reach no observer', () => {
   let p: RunningPlatform;
+  const logLines: Array<Record<string, unknown>> = [];
 
   beforeAll(async () => {
     const config = baseConfig({ webhookUrl: 'http://127.0.0.1:9/hook', dataDir: tempDir('trust-data') });
     p = await startPlatform({
       ...config,
       devices: [...config.devices, { id: 'city-ops-centre', secret: OBSERVER_SECRET, subscribe: ['alerts/#', 'status/#', 'telemetry/#'] }],
-    });
+    }, { logger: createLogger({ level: 'warn', destination: { write: (line: string) => void logLines.push(JSON.parse(line) as Record<string, unknown>) } }) });
   });
+  const rejectedTotal = (reason: string) => p.platform.metrics.counter('watchpost_ingest_rejected_total', '').get({ reason });
   afterAll(async () => {
     await p?.stop();
   });
@@ -87,11 +91,8 @@ describe('platform: forged publishes reach no observer', () => {
         'telemetry/lg-bridge-001/strain-01 out_of_range',
       ].sort(),
     );
-    const metrics = await (await fetch(`${p.apiUrl}/metrics`)).text();
-    expect(metrics).toMatch(/watchpost_ingest_rejected_total\{reason="bad_topic"\} 3\n/);
-    expect(metrics).toMatch(/watchpost_ingest_rejected_total\{reason="not_allowed"\} 3\n/);
-    expect(metrics).toMatch(/watchpost_ingest_rejected_total\{reason="out_of_range"\} 1\n/);
-    expect(metrics).toMatch(/watchpost_mqtt_refused_total\{reason="publish_refused"\} 1\n/);
+    expect(['bad_topic', 'not_allowed', 'out_of_range'].map((reason) => rejectedTotal(reason))).toEqual([3, 3, 1]);
+    expect(p.platform.metrics.counter('watchpost_mqtt_refused_total', '').get({ reason: 'publish_refused' })).toBe(1);
 
     // A later subscriber gets the retained messages: only the device's own status.
     await device.publishAsync('status/dau-bridge-001', 'online', { qos: 1, retain: true });
@@ -102,5 +103,39 @@ describe('platform: forged publishes reach no observer', () => {
     await expect.poll(() => retained.length, { timeout: 10_000 }).toBeGreaterThan(0);
     await expect.poll(() => retained.some((m) => m.topic === 'status/dau-bridge-001'), { timeout: 10_000 }).toBe(true);
     expect(retained).toEqual([{ topic: 'status/dau-bridge-001', payload: 'online', retain: true }]);
+  });
+
+  it('reports a 1,000-reading batch with bad readings in one errors/ line and one log line, counting each reading', async () => {
+    const device = await p.connect('dau-bridge-001', DEVICE_SECRET);
+    const errors = collect(device);
+    await device.subscribeAsync('errors/dau-bridge-001', { qos: 1 });
+    const batch = Array.from({ length: 1000 }, (_, i) => ({ ts: T0 + 10_000 + i, values: { strain: i % 5 === 0 ? 99_999 : i % 7 === 3 ? 'x' : i } }));
+    const bad = batch.flatMap((r, i) => (r.values.strain === 99_999 ? [{ index: i, reason: 'out_of_range' }] : r.values.strain === 'x' ? [{ index: i, reason: 'bad_value' }] : []));
+    const outOfRange = bad.filter((b) => b.reason === 'out_of_range').length;
+    expect([bad.length, outOfRange]).toEqual([314, 200]);
+    const before = { range: rejectedTotal('out_of_range'), value: rejectedTotal('bad_value') };
+    const logsBefore = logLines.length;
+
+    await device.publishAsync('telemetry/lg-bridge-001/strain-01', JSON.stringify(batch), { qos: 1 });
+    // Barrier: a later rejected message's line comes after every line of the batch.
+    await device.publishAsync('telemetry/lg-bridge-001/strain-99', JSON.stringify({ ts: T0, values: { strain: 1 } }), { qos: 1 });
+    await expect.poll(() => errors.some((e) => e.payload.includes('strain-99')), { timeout: 10_000 }).toBe(true);
+
+    expect(errors).toHaveLength(2);
+    const line = JSON.parse(errors[0]!.payload);
+    expect(line).toEqual({
+      topic: 'telemetry/lg-bridge-001/strain-01',
+      reason: 'out_of_range',
+      detail: 'reading [0]: strain = 99999 is outside the plausible range [-5000, 5000]',
+      rejected_count: 314,
+      rejected_readings: bad.slice(0, 100).map((b) => ({ ...b, detail: expect.any(String) })),
+    });
+    expect(line.rejected_readings[1]).toEqual({ index: 3, reason: 'bad_value', detail: 'strain must be a finite number or a boolean' });
+    expect(JSON.parse(errors[1]!.payload)).toEqual({ topic: 'telemetry/lg-bridge-001/strain-99', reason: 'unknown_sensor', detail: 'sensor "strain-99" is not configured on asset "lg-bridge-001"' });
+
+    const logged = logLines.slice(logsBefore).filter((l) => l.msg === 'telemetry rejected');
+    expect(logged).toHaveLength(2);
+    expect(logged[0]).toMatchObject({ level: 40, device_id: 'dau-bridge-001', topic: 'telemetry/lg-bridge-001/strain-01', rejected: 314, reasons: { out_of_range: 200, bad_value: 114 } });
+    expect([rejectedTotal('out_of_range'), rejectedTotal('bad_value')]).toEqual([before.range + 200, before.value + 114]);
   });
 });
