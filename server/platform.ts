@@ -277,6 +277,8 @@ export class Platform {
   }
 
   private setPresence(deviceId: string, status: 'online' | 'offline'): void {
+    // Only configured devices have a presence (an external broker passes status/ of any id), so the map stays bounded.
+    if (!this.devices.get(deviceId)) return;
     const previous = this.presence.get(deviceId);
     if (previous?.status === status) return;
     this.presence.set(deviceId, { status, since: this.clock.now() });
