@@ -199,14 +199,27 @@ export const deadmanSchema = z.strictObject({
 
 export const DEFAULT_DEADMAN: z.output<typeof deadmanSchema> = { no_readings: 600_000, failing_writes: 300_000 };
 
+/** How long stored data is kept. */
+export const retentionSchema = z.strictObject({
+  /**
+   * Readings and alert events in the embedded telemetry store (telemetry.db) older than this are
+   * deleted; 0s keeps them forever. Default 400d: the district's archive year plus margin, so the
+   * readings behind an archived alert are still there. InfluxDB keeps its own retention policy.
+   */
+  telemetry: zDuration.default(400 * 86_400_000),
+});
+
+export const DEFAULT_RETENTION: z.output<typeof retentionSchema> = { telemetry: 400 * 86_400_000 };
+
 export const storageSchema = z
   .strictObject({
     data_dir: z.string().min(1).default('./data'),
     influx: influxSchema.optional(),
     spool: spoolSchema.default(DEFAULT_SPOOL),
     deadman: deadmanSchema.default(DEFAULT_DEADMAN),
+    retention: retentionSchema.default(DEFAULT_RETENTION),
   })
-  .default({ data_dir: './data', spool: DEFAULT_SPOOL, deadman: DEFAULT_DEADMAN });
+  .default({ data_dir: './data', spool: DEFAULT_SPOOL, deadman: DEFAULT_DEADMAN, retention: DEFAULT_RETENTION });
 
 export const sensorSchema = z.strictObject({
   id: zId,

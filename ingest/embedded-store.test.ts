@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { silentLogger } from '../lib/logger.js';
 import { MetricsRegistry } from '../lib/metrics.js';
 import { createEmbeddedStore, storedPointCodec, TELEMETRY_DB_FILE, type EmbeddedStore, type EmbeddedStoreOptions, type StoredPoint } from './embedded-store.js';
@@ -203,6 +203,74 @@ describe('embedded telemetry store', () => {
     await store.writeReadings([reading({ ts: 1 }), reading({ ts: 2 }), reading({ ts: 3 })]);
     await expect.poll(() => written()).toBe(2);
     expect(store.status().pending).toBe(1);
+  });
+
+  describe('retention', () => {
+    const DAY = 86_400_000;
+    afterEach(() => {
+      vi.useRealTimers();
+    });
+
+    async function openWithClock(clock: { now: () => number }, options: EmbeddedStoreOptions) {
+      const store = createEmbeddedStore(dataDir, { logger: silentLogger(), metrics, clock }, { flushInterval: 60_000, ...options });
+      stores.push(store);
+      await store.start();
+      return store;
+    }
+
+    it('deletes rows older than the retention every prune interval, on the injected clock', async () => {
+      vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+      let now = T0;
+      const store = await openWithClock({ now: () => now }, { retention: DAY, pruneInterval: 60_000, pruneBatch: 3 });
+      const ages = [2 * DAY, 1.5 * DAY, DAY + 1, DAY, DAY - 1, 3_600_000];
+      await store.writeReadings(ages.map((age) => reading({ ts: T0 - age })));
+      await store.writeReadings(ages.map((age) => reading({ sensorId: 'strain-02', ts: T0 - age })));
+      await store.writeReadings([reading({ assetId: 'lg-slope-007', metric: 'rainfall', ts: T0 })]);
+      store.writeAlertEvent({ ...event, ts: T0 - 2 * DAY });
+      store.writeAlertEvent({ ...event, ts: T0 - DAY });
+      await expect.poll(() => store.status().pending).toBe(15);
+      await store.flush();
+      const series = (sensorId: string) => store.query({ assetId: 'lg-bridge-001', sensorId }).map((r) => T0 - r.ts);
+
+      await vi.advanceTimersByTimeAsync(59_999);
+      expect(series('strain-01')).toEqual(ages);
+
+      // Strictly older than now - retention goes; a row exactly at the cutoff stays.
+      const left = () => ({
+        'strain-01': series('strain-01'),
+        'strain-02': series('strain-02'),
+        slope: store.query({ assetId: 'lg-slope-007' }).map((r) => T0 - r.ts),
+        events: store.alertEvents().map((e) => T0 - e.ts),
+      });
+      await vi.advanceTimersByTimeAsync(1);
+      await vi.waitFor(() => expect(left()).toEqual({ 'strain-01': [DAY, DAY - 1, 3_600_000], 'strain-02': [DAY, DAY - 1, 3_600_000], slope: [0], events: [DAY] }));
+
+      // The clock moves on: the next pass takes what has aged past the retention since.
+      now += 1;
+      await vi.advanceTimersByTimeAsync(60_000);
+      await vi.waitFor(() => expect(left()).toEqual({ 'strain-01': [DAY - 1, 3_600_000], 'strain-02': [DAY - 1, 3_600_000], slope: [0], events: [] }));
+    });
+
+    it('deletes in transactions of at most pruneBatch rows, letting the event loop turn between them', async () => {
+      const store = await openWithClock({ now: () => T0 }, { retention: DAY, pruneInterval: 3_600_000, pruneBatch: 4 });
+      await store.writeReadings(Array.from({ length: 10 }, (_, i) => reading({ ts: T0 - 2 * DAY + i })));
+      await store.writeReadings([reading({ sensorId: 'strain-02', ts: T0 - 3 * DAY }), reading({ ts: T0 })]);
+      await store.flush();
+      const pass = store.prune();
+      // The first transaction ran at once; the rest wait for the next turns of the event loop.
+      expect(store.query({}).length).toBe(12 - 4);
+      expect(await pass).toBe(11);
+      expect(store.query({})).toEqual([reading({ ts: T0 })]);
+      expect(await store.prune()).toBe(0);
+    });
+
+    it('keeps everything with retention 0', async () => {
+      const store = await openWithClock({ now: () => T0 + 1000 * DAY }, { retention: 0 });
+      await store.writeReadings([reading({ ts: 1 })]);
+      await store.flush();
+      expect(await store.prune()).toBe(0);
+      expect(store.query({}).map((r) => r.ts)).toEqual([1]);
+    });
   });
 });
 

@@ -69,5 +69,5 @@ export function createTelemetryWriter(storage: StorageConfig, deps: StorageDeps,
   // data_dir also holds the platform's state (alerts, outbox, spool), whichever backend is used: only its owner may enter.
   mkdirSync(storage.data_dir, { recursive: true, mode: 0o700 });
   if (storage.influx) return createInfluxWriter(storage.influx, deps, { queue: createSpool(storage, lineBytesCodec, deps, hooks) });
-  return createEmbeddedStore(storage.data_dir, deps, { queue: createSpool(storage, storedPointCodec, deps, hooks) });
+  return createEmbeddedStore(storage.data_dir, deps, { queue: createSpool(storage, storedPointCodec, deps, hooks), retention: storage.retention.telemetry });
 }
