@@ -184,8 +184,8 @@ describe('escalation with fake timers', () => {
     expect(alert).toMatchObject({ rule_id: 'bridge-strain', level: 'red', state: 'firing', tier: 1, escalation: 'bridge-duty', started_at: '2025-11-28T02:00:00.000Z' });
     expect(alert!.message).toBe('龙岗河大桥 strain-01 应变 312.5µε，超过红色阈值 300');
     expect(alert!.ack_url).toBe(`https://watchpost.example.org/api/v1/alerts/${alert!.id}`);
-    expect(metrics.render()).toContain('watchpost_alerts_fired_total{level="red"} 1');
-    expect(metrics.render()).toContain('watchpost_alerts_open{level="red"} 1');
+    expect(await metrics.render()).toContain('watchpost_alerts_fired_total{level="red"} 1');
+    expect(await metrics.render()).toContain('watchpost_alerts_open{level="red"} 1');
     expect(published.map(([topic, payload]) => [topic, (JSON.parse(payload) as { event: string; tier: number }).event, (JSON.parse(payload) as { tier: number }).tier])).toEqual([
       ['alerts/red/lg-bridge-001', 'firing', 0],
       ['alerts/red/lg-bridge-001', 'escalated', 1],
@@ -250,7 +250,7 @@ describe('escalation with fake timers', () => {
     expect(takeSent()).toEqual([]);
     expect(() => service.acknowledge(id, { by: 'x' })).toThrow(expect.objectContaining({ code: 'alert_resolved', statusCode: 409 }));
     expect(() => service.get('al_missing')).toThrow(expect.objectContaining({ code: 'alert_not_found', statusCode: 404 }));
-    expect(metrics.render()).toContain('watchpost_alerts_open{level="red"} 0');
+    expect(await metrics.render()).toContain('watchpost_alerts_open{level="red"} 0');
   });
 
   it('resolves on its own when no level is met, and a new level opens a new alert', async () => {

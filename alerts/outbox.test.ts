@@ -74,8 +74,8 @@ describe('outbox with fake timers', () => {
     ]);
     const alerts = h.service.list();
     expect(alerts.length).toBe(8);
-    expect(h.metrics.render()).toContain('watchpost_digests_total{channel="duty-group"} 1');
-    expect(h.metrics.render()).toContain('watchpost_deliveries_total{channel="duty-group",outcome="delivered"} 8');
+    expect(await h.metrics.render()).toContain('watchpost_digests_total{channel="duty-group"} 1');
+    expect(await h.metrics.render()).toContain('watchpost_deliveries_total{channel="duty-group",outcome="delivered"} 8');
     // A merged notification's timeline: queued, digested, delivered with the digest's id.
     const merged = alerts.find((a) => a.sensor_id === 'strain-06')!;
     const deliveries = h.service.get(merged.id).timeline.filter((e) => e.kind === 'delivery');

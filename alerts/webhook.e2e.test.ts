@@ -205,7 +205,7 @@ describe('webhook delivery end to end', () => {
     const expected = createHmac('sha256', SECRET).update(`${timestamp}.${req!.body}`).digest('hex');
     expect(req!.headers['x-watchpost-signature']).toBe(`sha256=${expected}`);
     await until(() => service.get(alert.id).timeline.some((e) => e.type === 'delivered'));
-    expect(metrics.render()).toContain('watchpost_deliveries_total{channel="ops-hook",outcome="delivered"} 1');
+    expect(await metrics.render()).toContain('watchpost_deliveries_total{channel="ops-hook",outcome="delivered"} 1');
   });
 
   it('retries a 503 under the same delivery_id with the same bytes, then records the delivery', async () => {
@@ -228,8 +228,8 @@ describe('webhook delivery end to end', () => {
       { kind: 'delivery', type: 'retry', tier: 0, channel: 'ops-hook', delivery_id: deliveryId, event: 'firing', attempt: 1, status_code: 503, error: 'HTTP 503: nope' },
       { kind: 'delivery', type: 'delivered', tier: 0, channel: 'ops-hook', delivery_id: deliveryId, event: 'firing', attempt: 2, status_code: 200 },
     ]);
-    expect(metrics.render()).toContain('watchpost_deliveries_total{channel="ops-hook",outcome="retry"} 1');
-    expect(metrics.render()).toContain('watchpost_deliveries_total{channel="ops-hook",outcome="delivered"} 1');
+    expect(await metrics.render()).toContain('watchpost_deliveries_total{channel="ops-hook",outcome="retry"} 1');
+    expect(await metrics.render()).toContain('watchpost_deliveries_total{channel="ops-hook",outcome="delivered"} 1');
   });
 
   it('keeps an alert\'s notifications to one receiver in order while an earlier one is retried', async () => {
@@ -268,7 +268,7 @@ describe('webhook delivery end to end', () => {
     expect(hook.requests.length).toBe(1);
     const failed = service.get(id).timeline.find((e) => e.type === 'delivery_failed')!;
     expect(failed).toMatchObject({ kind: 'delivery', channel: 'ops-hook', delivery_id: hook.requests[0]!.headers['x-watchpost-delivery'], attempt: 1, status_code: 400, error: 'HTTP 400: nope', event: 'firing' });
-    expect(metrics.render()).toContain('watchpost_deliveries_total{channel="ops-hook",outcome="failed"} 1');
+    expect(await metrics.render()).toContain('watchpost_deliveries_total{channel="ops-hook",outcome="failed"} 1');
     // A delivery_failed alert for (asset, channel); without a `fallback` escalation it is recorded, not notified.
     const df = service.list().find((a) => a.rule_id === 'delivery_failed')!;
     expect(df).toMatchObject({ asset_id: 'lg-bridge-001', sensor_id: 'ops-hook', metric: 'delivery', level: 'red', state: 'firing', escalation: null, rule_name: '通知投递失败' });

@@ -17,21 +17,22 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { startInfluxd } from './support/influxd.js';
 import { startMosquitto } from './support/mosquitto.js';
+import { histogramQuantile } from '../lib/histogram-quantile.js';
 import { metricValue } from './support/metric-value.js';
 import { BENCH_METRICS, benchCatalogue, benchDevices, endProgress, env, printTable, processUsage, progress, runPublishers, startWatchpost, stopChild, waitQueryable, type RunningWatchpost } from './harness.js';
 import type { PublisherJob } from './publisher.js';
 
 const sampleValue = (text: string, sample: string): number => metricValue(text, sample) ?? NaN;
 
-/** Group commit as the instances saw it: points per spool commit, and fdatasync latency (first instance). */
+/** Group commit as the instances saw it: points per spool commit, and fdatasync latency (first instance, from its histogram's buckets). */
 async function spoolFigures(running: RunningWatchpost[]): Promise<Record<string, number>> {
   const texts = await Promise.all(running.map(async (r) => (await fetch(`${r.apiUrl}/metrics`)).text()));
   const sum = (name: string) => texts.reduce((s, t) => s + sampleValue(t, name), 0);
-  const ms = (q: string) => Number((sampleValue(texts[0]!, `watchpost_spool_sync_latency_seconds{quantile="${q}"}`) * 1000).toFixed(3));
+  const ms = (q: number) => Number(((histogramQuantile(texts[0]!, 'watchpost_spool_sync_latency_seconds', q) ?? NaN) * 1000).toFixed(3));
   return {
     points_per_spool_commit: Number((sum('watchpost_spool_appended_total') / sum('watchpost_spool_commits_total')).toFixed(1)),
-    spool_sync_p50_ms: ms('0.5'),
-    spool_sync_p99_ms: ms('0.99'),
+    spool_sync_p50_ms: ms(0.5),
+    spool_sync_p99_ms: ms(0.99),
   };
 }
 

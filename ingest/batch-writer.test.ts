@@ -64,7 +64,7 @@ describe('BatchWriter', () => {
       { at: 1000, batch: ['d'] },
     ]);
     expect(counter('written')).toBe(4);
-    expect(metrics.render()).toContain('watchpost_spool_depth 0\n');
+    expect(await metrics.render()).toContain('watchpost_spool_depth 0\n');
   });
 
 
@@ -96,12 +96,12 @@ describe('BatchWriter', () => {
     await vi.advanceTimersByTimeAsync(10);
     // Two in flight; the second is confirmed but cannot be committed ahead of the first.
     expect(calls.map((c) => c.batch)).toEqual([['a', 'b', 'c'], ['d', 'e', 'f']]);
-    expect(metrics.render()).toContain('watchpost_spool_depth 9\n');
+    expect(await metrics.render()).toContain('watchpost_spool_depth 9\n');
     releaseFirst();
     await vi.advanceTimersByTimeAsync(10);
     expect(calls.map((c) => c.batch)).toEqual([['a', 'b', 'c'], ['d', 'e', 'f'], ['g', 'h', 'i']]);
     expect(counter('written')).toBe(9);
-    expect(metrics.render()).toContain('watchpost_spool_depth 0\n');
+    expect(await metrics.render()).toContain('watchpost_spool_depth 0\n');
   });
 
   it('with requests in flight, a failed oldest batch sends the later ones again after the backoff', async () => {
@@ -133,7 +133,7 @@ describe('BatchWriter', () => {
     writer.append(['g']);
     await vi.advanceTimersByTimeAsync(5000);
     expect(calls.map((c) => c.batch)).toEqual([['a', 'b', 'c']]);
-    expect(metrics.render()).toContain('watchpost_spool_depth 7\n');
+    expect(await metrics.render()).toContain('watchpost_spool_depth 7\n');
     release();
     await vi.advanceTimersByTimeAsync(0);
     expect(calls.map((c) => c.batch)).toEqual([['a', 'b', 'c'], ['d', 'e', 'f'], ['g']]);

@@ -22,11 +22,10 @@
 import type { Logger } from '../lib/logger.js';
 import type { Clock } from '../lib/clock.js';
 import { systemClock } from '../lib/clock.js';
-import type { Counter, MetricsRegistry } from '../lib/metrics.js';
+import type { Counter, Histogram, MetricsRegistry } from '../lib/metrics.js';
 import type { StorageStatus } from './storage.js';
 import type { AppendOptions, PointQueue } from './point-queue.js';
 import { STORAGE_ERROR_CODES, StorageError } from './storage-errors.js';
-import { LatencyWindow, quantileRows } from './latency-window.js';
 
 /** Where batches go: an HTTP backend, a SQLite transaction. */
 export interface BatchSink<T> {
@@ -96,7 +95,7 @@ export function storageMetrics(metrics: MetricsRegistry) {
       'watchpost_storage_failed_total',
       'Points dropped for good, by reason (refused by the backend, not encodable, corrupt in the spool); should stay 0.',
     ),
-    writeLatency: metrics.gauge('watchpost_storage_write_latency_seconds', 'Duration of the last 1024 batch writes to the backend, by quantile.'),
+    writeLatency: metrics.histogram('watchpost_storage_write_latency_seconds', 'Duration of each batch write to the backend, from sending to its confirmation.'),
     spoolDepth: metrics.gauge('watchpost_spool_depth', 'Points accepted but not yet confirmed written.'),
     spoolBytes: metrics.gauge('watchpost_spool_bytes', 'Bytes of the points in the spool.'),
     spoolCapacity: metrics.gauge('watchpost_spool_capacity_bytes', 'storage.spool.max_bytes: appends past it are refused.'),
@@ -122,7 +121,7 @@ export class BatchWriter<T> {
   private readonly written: Counter;
   private readonly retries: Counter;
   private readonly failed: Counter;
-  private readonly latency = new LatencyWindow();
+  private readonly latency: Histogram;
 
   private intervalTimer: ReturnType<typeof setInterval> | undefined;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
@@ -165,7 +164,7 @@ export class BatchWriter<T> {
       const oldest = queue.stats().oldestAppendedAt;
       return [[undefined, oldest === undefined ? 0 : Math.max(0, this.clock.now() - oldest) / 1000]];
     });
-    m.writeLatency.collect(() => quantileRows(this.latency));
+    this.latency = m.writeLatency;
   }
 
   /** Opens the queue (recovering what a previous run left in the spool) and starts the flush timer. */
@@ -399,7 +398,7 @@ export class BatchWriter<T> {
 
   /** The backend confirmed `batch` (the oldest pending points): commit it and leave any failing state. */
   private async settleWritten(batch: readonly T[], started: number): Promise<SendOutcome> {
-    this.latency.record(performance.now() - started);
+    this.latency.observe((performance.now() - started) / 1000);
     this.written.inc(undefined, batch.length);
     try {
       await this.deps.queue.commit(batch.length);

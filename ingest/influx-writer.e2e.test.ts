@@ -175,7 +175,7 @@ describe.skipIf(!influxdAvailable)('InfluxDB 1.x writer against influxd', () => 
     expect(await writer.writeReadings(during.slice(2))).toBe(true);
     expect(writer.status()).toMatchObject({ state: 'degraded', reason: 'failing', pending: 3, accepting: true });
     expect(writer.status().lastError).toMatch(/cannot reach InfluxDB/);
-    expect(metrics.render()).toContain('watchpost_spool_depth 3\n');
+    expect(await metrics.render()).toContain('watchpost_spool_depth 3\n');
 
     await influxd.resume();
     await waitFor('the spooled points to be written', async () => (writer.status().pending === 0 ? true : undefined), 10_000);

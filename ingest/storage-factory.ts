@@ -15,7 +15,6 @@ import { createEmbeddedStore, storedPointCodec } from './embedded-store.js';
 import { DEFAULT_SPOOL_OPTIONS, lineBytesCodec, Spool, type SpoolCodec, type SpoolOptions } from './spool.js';
 import type { SpoolFs } from './spool-fs.js';
 import type { StorageError } from './storage-errors.js';
-import { LatencyWindow, quantileRows } from './latency-window.js';
 
 export const SPOOL_DIR = 'spool';
 
@@ -40,10 +39,7 @@ export function spoolOptions(config: SpoolConfig): SpoolOptions {
 /** The spool of `storage`, reporting corrupt records as drops and its fsync latency on /metrics. */
 export function createSpool<T>(storage: StorageConfig, codec: SpoolCodec<T>, deps: StorageDeps, hooks: SpoolHooks = {}): Spool<T> {
   const failed = storageMetrics(deps.metrics).failed;
-  const syncLatency = new LatencyWindow();
-  deps.metrics
-    .gauge('watchpost_spool_sync_latency_seconds', 'Duration of the last 1024 spool group commits (write + fdatasync), by quantile.')
-    .collect(() => quantileRows(syncLatency));
+  const syncLatency = deps.metrics.histogram('watchpost_spool_sync_latency_seconds', 'Duration of each spool group commit (write + fdatasync).');
   const groupSize = deps.metrics.counter('watchpost_spool_appended_total', 'Points appended to the spool.');
   const groups = deps.metrics.counter('watchpost_spool_commits_total', 'Spool group commits (one write, and one fdatasync with fsync: always).');
   return new Spool<T>(
@@ -54,7 +50,7 @@ export function createSpool<T>(storage: StorageConfig, codec: SpoolCodec<T>, dep
       ...(deps.clock ? { now: () => deps.clock!.now() } : {}),
       onCorrupt: (lost) => failed.inc({ reason: 'spool_corrupt' }, lost),
       onSync: (ms, records) => {
-        syncLatency.record(ms);
+        syncLatency.observe(ms / 1000);
         groups.inc();
         groupSize.inc(undefined, records);
       },

@@ -38,7 +38,8 @@ export interface ApiDeps {
   /** Reloads the rules from the configuration directory (POST /api/v1/rules/reload). */
   reloadRules?: () => ReloadOutcome;
   health: () => HealthReport;
-  metrics: () => string;
+  /** The Prometheus text of /metrics. */
+  metrics: () => string | Promise<string>;
   /** PEM material for HTTPS (api.tls, read by ingest/tls.ts); absent = plain HTTP. */
   tls?: { cert: Buffer; key: Buffer; ca?: Buffer };
   /** Silences (GET/POST /api/v1/silences, DELETE /api/v1/silences/{id}); the AlertService satisfies it. */
@@ -118,7 +119,7 @@ export function buildApi(deps: ApiDeps) {
     const health = deps.health();
     return reply.code(health.status === 'unavailable' ? 503 : 200).send(health);
   });
-  app.get('/metrics', async (_req, reply) => reply.type('text/plain; version=0.0.4').send(deps.metrics()));
+  app.get('/metrics', async (_req, reply) => reply.type('text/plain; version=0.0.4; charset=utf-8').send(await deps.metrics()));
 
   app.get('/api/v1/assets', { onRequest: requireRole('viewer') }, async () => ({ assets: deps.assets() }));
 

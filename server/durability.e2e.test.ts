@@ -175,8 +175,14 @@ async function killDuringOutage(mode: Mode, { expect, onTestFailed }: TestContex
   }, 20_000);
   expect((await alertList(api())).filter((a) => a.asset_id === 'watchpost').map((a) => [a.rule_id, a.state])).toEqual([['platform-storage', 'resolved']]);
   const final = await metricsText(api());
-  expect(metricValue(final, 'watchpost_storage_write_latency_seconds{quantile="0.5"}')).toBeGreaterThan(0);
-  expect(metricValue(final, 'watchpost_spool_sync_latency_seconds{quantile="0.99"}')).toBeGreaterThan(0);
+  // Latency histograms: one observation per batch written (each of at least one point) and one per spool group commit.
+  const writes = metricValue(final, 'watchpost_storage_write_latency_seconds_count')!;
+  expect(writes).toBeGreaterThan(0);
+  expect(writes).toBeLessThanOrEqual(metricValue(final, 'watchpost_storage_written_total')!);
+  expect(metricValue(final, 'watchpost_storage_write_latency_seconds_bucket{le="+Inf"}')).toBe(writes);
+  expect(metricValue(final, 'watchpost_storage_write_latency_seconds_sum')).toBeGreaterThan(0);
+  expect(metricValue(final, 'watchpost_spool_sync_latency_seconds_count')).toBe(metricValue(final, 'watchpost_spool_commits_total'));
+  expect(metricValue(final, 'watchpost_spool_sync_latency_seconds_sum')).toBeGreaterThan(0);
   expect(drops(final)).toEqual([]);
   expect(metricValue(final, 'watchpost_storage_written_total')).toBeGreaterThan(0);
   // Secrets never reach the logs.
