@@ -53,4 +53,15 @@ describe('ingest configuration', () => {
     expect(embeddedBrokerSchema.parse({}).limits.exempt).toEqual(['127.0.0.1', '::1']);
     expect(issues(embeddedBrokerSchema.safeParse({ tls: { cert_file: 'a.pem' } }))).toEqual(['tls.key_file: Invalid input: expected string, received undefined']);
   });
+
+  it('bounds the embedded broker\'s retained store and persistent sessions, with defaults', () => {
+    const defaults = embeddedBrokerSchema.parse({});
+    expect([defaults.retained, defaults.persistent_sessions_per_device]).toEqual([{ max_messages: 100_000, max_bytes: 64 * 1024 ** 2 }, 16]);
+    expect(embeddedBrokerSchema.parse({ retained: { max_bytes: '1MiB' } }).retained).toEqual({ max_messages: 100_000, max_bytes: 1024 ** 2 });
+    expect(issues(embeddedBrokerSchema.safeParse({ retained: { max_messages: 0, max_bytes: 10 }, persistent_sessions_per_device: 0 }))).toEqual([
+      'retained.max_messages: Too small: expected number to be >=1',
+      'retained.max_bytes: must be at least 1KiB',
+      'persistent_sessions_per_device: Too small: expected number to be >=1',
+    ]);
+  });
 });
