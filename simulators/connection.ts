@@ -30,7 +30,10 @@ const HISTORY_BATCH = 1000;
 export interface Stats {
   sent: number;
   acknowledged: number;
-  errors: number;
+  /** Readings whose publish failed (the client gave up on them). */
+  failed: number;
+  /** Connection attempts that ended before a CONNACK (nothing listening, network, timeout). */
+  connectFailures: number;
   rejected: RejectedMessage[];
   rejectedTotal: number;
   perAsset: Record<string, number>;
@@ -88,6 +91,8 @@ export class SimulatedConnection {
   private inflight = 0;
   private attempt = 0;
   private everConnected = false;
+  /** The current connection attempt got its CONNACK. */
+  private connackThisAttempt = false;
   private subscribed = false;
   private online = false;
   private stopping = false;
@@ -124,13 +129,24 @@ export class SimulatedConnection {
     return this.dead || (steps !== undefined && this.devices.every((d) => d.next >= steps));
   }
 
+  /** The broker accepted this connection at least once. */
+  get hasConnected(): boolean {
+    return this.everConnected;
+  }
+
+  /**
+   * Readings (one per sensor and step) this connection never published: the rest of a run with an
+   * end, or those due so far of an open-ended one, and the history if it was never sent.
+   */
   unsent(): number {
-    const steps = this.ctx.time.steps;
-    if (steps === undefined) return 0;
+    const { time, wallStart } = this.ctx;
     const now = Date.now();
     let n = 0;
     for (const d of this.devices) {
-      for (let k = d.next; k < steps && dueAt(this.ctx.time, k, this.ctx.wallStart, d.phaseMs) <= now; k++) n += d.plan.sensors.length;
+      const sensors = d.plan.sensors.length;
+      if (!d.historySent) n += time.historySteps * sensors;
+      if (time.steps !== undefined) n += Math.max(0, time.steps - d.next) * sensors;
+      else for (let k = d.next; dueAt(time, k, wallStart, d.phaseMs) <= now; k++) n += sensors;
     }
     return n;
   }
@@ -154,6 +170,7 @@ export class SimulatedConnection {
     this.client = client;
 
     client.on('connect', () => {
+      this.connackThisAttempt = true;
       if (this.everConnected) this.log.info({ attempts: this.attempt }, 'reconnected');
       else this.log.debug({ client_id: options.clientId }, 'connected');
       this.everConnected = true;
@@ -172,10 +189,12 @@ export class SimulatedConnection {
     });
     client.on('reconnect', () => {
       this.attempt += 1;
+      this.connackThisAttempt = false;
       const base = Math.min(DEFAULT_SIMULATION_OPTIONS.backoffMs * 2 ** this.attempt, DEFAULT_SIMULATION_OPTIONS.maxBackoffMs);
       client.options.reconnectPeriod = Math.round(base * (0.8 + 0.4 * this.jitter()));
     });
     client.on('close', () => {
+      if (!this.connackThisAttempt && !this.stopping && !this.dead) this.ctx.stats.connectFailures += 1;
       if (this.online && !this.stopping && this.link !== 'down') this.log.warn('connection lost; reconnecting with backoff, readings are kept until then');
       this.online = false;
     });
@@ -185,7 +204,6 @@ export class SimulatedConnection {
         // not help, so this connection stops.
         this.log.error({ reason: err.message }, `broker refused device ${this.deviceId}; check its secret`);
         if (!this.ctx.stats.refused.includes(this.deviceId)) this.ctx.stats.refused.push(this.deviceId);
-        this.ctx.stats.errors += 1;
         this.dead = true;
         this.stopTimers();
         return;
@@ -262,7 +280,7 @@ export class SimulatedConnection {
           client.publish(sensor.topic, JSON.stringify(reading), { qos: 1 }, (err) => {
             this.inflight -= 1;
             if (stats.frozen) return;
-            if (err) stats.errors += 1;
+            if (err) stats.failed += 1;
             else stats.acknowledged += 1;
           });
         }
@@ -287,7 +305,7 @@ export class SimulatedConnection {
         client.publish(sensor.topic, JSON.stringify(batch), { qos: 1 }, (err) => {
           this.inflight -= n;
           if (stats.frozen) return;
-          if (err) stats.errors += n;
+          if (err) stats.failed += n;
           else stats.acknowledged += n;
         });
         batch = [];

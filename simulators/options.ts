@@ -43,7 +43,12 @@ export const DEFAULT_SIMULATION_OPTIONS = {
   maxInflight: 10_000,
   /** How long stopping waits for outstanding PUBACKs before closing the connection anyway. */
   stopTimeoutMs: 3_000,
-  /** A run with a length that cannot deliver (broker gone) gives up this long after its planned end. */
+  /**
+   * After the planned end of a run with a length, a live connection may still be delivering
+   * (buffered readings, PUBACKs in flight): the run waits while acknowledgements keep arriving at
+   * least this often, and never longer than overrunMs. With no connection up it ends at once.
+   */
+  endGraceMs: 5_000,
   overrunMs: 60_000,
   /** Rejections kept in the summary (all are counted). */
   maxRejectedKept: 1_000,

@@ -22,16 +22,24 @@ export interface RejectedMessage {
 
 export interface SimulationSummary {
   scenario: string;
+  /** The broker the run published to. */
+  url: string;
   /** Readings published (QoS 1). */
   sent: number;
   /** Readings the broker acknowledged (PUBACK). */
   acknowledged: number;
-  /** Readings that failed, plus connections refused by the broker. */
+  /** Everything that did not go through: failed + unacknowledged + unsent + connectFailures + refused. */
   errors: number;
+  /** Readings whose publish failed. */
+  failed: number;
   /** Readings still waiting for PUBACK when the run ended. */
   unacknowledged: number;
-  /** Readings that fell due but were never published (broker unreachable to the end). */
+  /** Readings of the run (one per sensor and step) never published: the link was not up in time. */
   unsent: number;
+  /** Connection attempts that ended before the broker answered (nothing listening, network, timeout). */
+  connectFailures: number;
+  /** Connections the broker never accepted during the run. */
+  neverConnected: number;
   /** Rejections reported by the platform on errors/<device> (the first maxRejectedKept). */
   rejected: RejectedMessage[];
   rejectedTotal: number;
@@ -58,7 +66,17 @@ export function formatSummary(summary: SimulationSummary): string {
     `scenario ${summary.scenario}: ${summary.sent} readings sent, ${summary.acknowledged} acknowledged, ${summary.errors} errors, ${summary.unacknowledged} unacknowledged, ${summary.rejectedTotal} rejected by the platform (${(summary.durationMs / 1000).toFixed(1)} s)`,
     `  ${summary.devices} devices on ${summary.connections} connections; speed ${summary.speed}×, a reading every ${summary.stepSeconds} simulated s per sensor; simulated ${summary.simulatedFrom ?? '-'} … ${summary.simulatedTo ?? '-'}`,
   ];
-  if (summary.unsent > 0) lines.push(`  ${summary.unsent} readings never sent (broker unreachable)`);
+  if (summary.errors > 0) {
+    const parts = [
+      [summary.failed, 'readings failed to publish'],
+      [summary.unacknowledged, 'readings published but not acknowledged'],
+      [summary.unsent, 'readings never sent'],
+      [summary.connectFailures, 'failed connection attempts'],
+      [summary.refused.length, 'devices refused by the broker'],
+    ] as const;
+    lines.push(`  errors: ${parts.filter(([n]) => n > 0).map(([n, what]) => `${n} ${what}`).join(', ')}`);
+  }
+  if (summary.acknowledged === 0 && summary.errors > 0) lines.unshift(nothingDelivered(summary));
   const perAsset = Object.entries(summary.perAsset);
   if (perAsset.length <= 20) for (const [asset, n] of perAsset) lines.push(`  ${asset}: ${n} readings`);
   if (summary.refused.length > 0) lines.push(`refused by the broker: ${summary.refused.join(', ')}`);
@@ -67,6 +85,14 @@ export function formatSummary(summary: SimulationSummary): string {
   for (const r of summary.rejected) reasons.set(r.reason, (reasons.get(r.reason) ?? 0) + 1);
   for (const [reason, n] of reasons) lines.push(`  rejected ${reason}: ${n}`);
   return lines.join('\n');
+}
+
+/** Why a run delivered nothing, as far as the simulators can tell. */
+function nothingDelivered(summary: SimulationSummary): string {
+  const { url, connections, neverConnected, refused } = summary;
+  if (neverConnected < connections) return `nothing was delivered: connected to ${url}, but no reading was acknowledged`;
+  if (refused.length > 0) return `nothing was delivered: the broker at ${url} accepted no connection (refused: ${refused.join(', ')})`;
+  return `nothing was delivered: none of the ${connections} connections to ${url} succeeded (is the platform running and listening there?)`;
 }
 
 /** One progress line for a terminal: elapsed, counts, rate since the previous line. */

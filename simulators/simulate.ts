@@ -89,7 +89,7 @@ export async function runSimulation(config: SimulatorConfig, options: Simulation
     log.info({ configured: plan.devices.length, simulated: wanted }, 'load mode: replicas of the configured devices, timestamps offset by the replica number in ms');
   }
 
-  const stats: Stats = { sent: 0, acknowledged: 0, errors: 0, rejected: [], rejectedTotal: 0, perAsset: {}, refused: [], frozen: false, firstTs: undefined, lastTs: undefined, unsent: 0 };
+  const stats: Stats = { sent: 0, acknowledged: 0, failed: 0, connectFailures: 0, rejected: [], rejectedTotal: 0, perAsset: {}, refused: [], frozen: false, firstTs: undefined, lastTs: undefined, unsent: 0 };
   const ctx: RunContext = { url: options.url, time, wallStart, seed, log, stats };
   const outagesOf = new Map(plan.devices.map((d) => [d.id, d.outages]));
   const connections = assignConnections(virtual, options.connections).map(
@@ -124,7 +124,7 @@ export async function runSimulation(config: SimulatorConfig, options: Simulation
     elapsedMs: Date.now() - wallStart,
     sent: stats.sent,
     acknowledged: stats.acknowledged,
-    errors: stats.errors,
+    errors: stats.failed + stats.connectFailures + stats.refused.length,
     inflight: connections.reduce((n, c) => n + c.pending, 0),
     connected: connections.filter((c) => c.connected).length,
     connections: connections.length,
@@ -135,11 +135,22 @@ export async function runSimulation(config: SimulatorConfig, options: Simulation
   try {
     for (const c of connections) c.start();
     await new Promise<void>((resolve) => {
-      const deadline = time.durationS === undefined ? undefined : wallStart + time.durationS * 1000 + DEFAULT_SIMULATION_OPTIONS.overrunMs;
+      // The last reading falls due at the planned end plus its device's phase (under a second).
+      const lastPhaseMs = virtual.reduce((max, d) => Math.max(max, d.phaseMs), 0);
+      const plannedEnd = time.durationS === undefined ? undefined : wallStart + time.durationS * 1000 + lastPhaseMs;
+      let acknowledged = stats.acknowledged;
+      let lastAckAt = Date.now();
       const check = setInterval(() => {
-        if (time.steps === undefined) return;
-        const done = connections.every((c) => c.finished() && c.pending === 0);
-        if (done || (deadline !== undefined && Date.now() > deadline)) finish();
+        if (plannedEnd === undefined) return; // open-ended: until aborted
+        const now = Date.now();
+        if (stats.acknowledged !== acknowledged) [acknowledged, lastAckAt] = [stats.acknowledged, now];
+        if (connections.every((c) => c.finished() && c.pending === 0)) return finish();
+        if (now < plannedEnd) return;
+        // Past the planned end, readings still to go can only get through a live connection: wait
+        // for them while acknowledgements keep coming, within bounds; what is left counts as errors.
+        const { endGraceMs, overrunMs } = DEFAULT_SIMULATION_OPTIONS;
+        const live = connections.some((c) => c.connected);
+        if (!live || now - Math.max(lastAckAt, plannedEnd) > endGraceMs || now > plannedEnd + overrunMs) finish();
       }, 50);
       function finish() {
         clearInterval(check);
@@ -158,13 +169,18 @@ export async function runSimulation(config: SimulatorConfig, options: Simulation
   }
   options.onProgress?.(progress());
 
+  const unacknowledged = Math.max(0, stats.sent - stats.acknowledged - stats.failed);
   const summary: SimulationSummary = {
     scenario: plan.scenario.name,
+    url: options.url,
     sent: stats.sent,
     acknowledged: stats.acknowledged,
-    errors: stats.errors,
-    unacknowledged: Math.max(0, stats.sent - stats.acknowledged - stats.errors + stats.refused.length),
+    errors: stats.failed + unacknowledged + stats.unsent + stats.connectFailures + stats.refused.length,
+    failed: stats.failed,
+    unacknowledged,
     unsent: stats.unsent,
+    connectFailures: stats.connectFailures,
+    neverConnected: connections.filter((c) => !c.hasConnected).length,
     rejected: stats.rejected,
     rejectedTotal: stats.rejectedTotal,
     perAsset: stats.perAsset,
