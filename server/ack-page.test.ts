@@ -6,11 +6,17 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { parseEventBody } from '../alerts/event-body.js';
 import { silentLogger } from '../lib/logger.js';
 import { MIN, ruleEvent, startHarness, type Harness } from '../test/support/alerts.js';
+import { zonedTime, type AckLinksPort } from './ack-page.js';
 import { buildApi } from './api.js';
 
 const OPERATOR = 'operator-token-0123456789';
 const VIEWER = 'viewer-token-0123456789ab';
 const T0 = Date.UTC(2025, 10, 28, 2, 0, 0);
+
+/** The alert service's links, with the metric catalogue's unit for strain. */
+function links(h: Harness): AckLinksPort {
+  return { ackLink: (token) => h.service.ackLink(token), acknowledgeByLink: (token, note) => h.service.acknowledgeByLink(token, note), unitOf: (metric) => (metric === 'strain' ? 'µε' : '') };
+}
 
 function api(h: Harness) {
   return buildApi({
@@ -32,7 +38,7 @@ function api(h: Harness) {
     health: () => ({ status: 'ok' }),
     metrics: () => '',
     silences: h.service,
-    ackLinks: h.service,
+    ackLinks: links(h),
   } as Parameters<typeof buildApi>[0]);
 }
 
@@ -71,7 +77,10 @@ describe('acknowledgement page', () => {
     expect(page.headers['referrer-policy']).toBe('no-referrer');
     expect(page.headers['content-security-policy']).toBe("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'");
     expect(page.body).toContain('<span class="badge" style="background:#d93025">红色预警</span><h1>主梁应变超限</h1><p>龙岗河大桥 strain-01 应变 312.5µε，超过红色阈值 300</p>');
-    expect(page.body).toContain('<dt>开始时间</dt><dd>2025-11-28 10:00:00</dd><dt>状态</dt><dd>告警中，未确认</dd>');
+    expect(page.body).toContain(
+      '<dl><dt>资产</dt><dd>龙岗河大桥 (lg-bridge-001)</dd><dt>街道</dt><dd>龙城街道</dd><dt>测点</dt><dd>strain-01 · strain</dd>' +
+        '<dt>读数</dt><dd>312.5 µε</dd><dt>阈值</dt><dd>300 µε</dd><dt>开始时间</dt><dd>2025-11-28 10:00:00 (UTC+8)</dd><dt>状态</dt><dd>告警中，未确认</dd><dt>已通知至</dt><dd>第 1 级</dd></dl>',
+    );
     expect(page.body).toContain('<h2>处置预案</h2><ol><li>通知桥梁养护单位现场核查</li></ol>');
     expect(page.body).toContain('<form class="card" method="post">');
     expect(page.body).not.toMatch(/<script|https?:\/\/(?!watchpost)/);
@@ -89,6 +98,21 @@ describe('acknowledgement page', () => {
     const again = await app.inject({ method: 'GET', url: path });
     expect(again.statusCode).toBe(409);
     expect(again.body).not.toContain('<form');
+  });
+
+  it('shows the notes already made on the alert, with who made them and when', async () => {
+    const path = await firstLink();
+    const [alert] = h.service.list();
+    vi.setSystemTime(T0 + 5 * MIN);
+    h.service.acknowledge(alert!.id, { by: 'duty-officer', note: '已通知养护单位 <现场核查>\n预计 30 分钟到达' });
+    const page = await app.inject({ method: 'GET', url: path });
+    expect(page.statusCode).toBe(200);
+    expect(page.body).toContain('<dt>状态</dt><dd>已确认（由 duty-officer 于 2025-11-28 10:05:00 (UTC+8) 确认）</dd>');
+    expect(page.body).toContain(
+      '<h2>记录</h2><ul><li><small>2025-11-28 10:00:00 (UTC+8)</small> 告警 · 红色预警</li>' +
+        '<li><small>2025-11-28 10:05:00 (UTC+8)</small> 已确认 · 红色预警 · duty-officer<div class="note">已通知养护单位 &lt;现场核查&gt;\n预计 30 分钟到达</div></li></ul>',
+    );
+    expect(page.body).not.toContain('<form');
   });
 
   it('refuses expired and tampered links, and needs no other credential', async () => {
@@ -111,6 +135,15 @@ describe('acknowledgement page', () => {
     const res = await app.inject({ method: 'POST', url: path, headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: '' });
     expect(res.statusCode).toBe(409);
     expect(res.body).toContain('<h1>告警已解除</h1>');
+  });
+});
+
+describe('zonedTime', () => {
+  it('shows the time in the zone with its UTC offset', () => {
+    expect(zonedTime('2026-12-01T00:30:00Z')).toBe('2026-12-01 08:30:00 (UTC+8)');
+    expect(zonedTime('2026-12-01T00:30:00Z', 'UTC')).toBe('2026-12-01 00:30:00 (UTC)');
+    expect(zonedTime('2026-07-01T00:30:00Z', 'Asia/Kolkata')).toBe('2026-07-01 06:00:00 (UTC+5:30)');
+    expect(zonedTime('not a time')).toBe('not a time');
   });
 });
 

@@ -1,7 +1,8 @@
 /**
  * The acknowledgement page behind every notification's `ack_url` (`/ack/<token>`): a small,
- * server-rendered page for a phone that shows the alert and its response plan, with one button
- * to acknowledge. The signed token is the only credential (alerts/ack-token.ts): it names one
+ * server-rendered page for a phone that shows the alert (readings with their unit, times with
+ * their UTC offset), its response plan and the history with the notes already made, with one
+ * button to acknowledge. The signed token is the only credential (alerts/ack-token.ts): it names one
  * alert, expires, and is used up by the acknowledgement; replays and expired links are refused.
  * No scripts, no external assets; CSP forbids everything but inline styles and posting back here;
  * no caching, no referrer (the token is in the URL).
@@ -14,10 +15,13 @@ import { eventName, formatTime, levelName } from '../alerts/message-format.js';
 export interface AckLinksPort {
   ackLink(token: string): AckLinkState;
   acknowledgeByLink(token: string, note?: string): AckLinkResult;
+  /** The unit of a metric's readings (the metric catalogue's); readings are shown without one if absent. */
+  unitOf?(metric: string): string;
 }
 
 const TOKEN = /^[A-Za-z0-9_.~-]{20,400}$/;
-const TIME_ZONE = 'Asia/Shanghai';
+/** The district's zone; every time on the page is shown in it, with its UTC offset. */
+export const ACK_PAGE_TIME_ZONE = 'Asia/Shanghai';
 
 const TEXT = {
   zh: {
@@ -70,6 +74,25 @@ const TEXT = {
 
 const COLOURS = { blue: '#1e6fd9', yellow: '#b88a00', orange: '#e8710a', red: '#d93025' } as const;
 
+/** `UTC+8`, `UTC-3:30` or `UTC`: the zone's offset at that instant. */
+function utcOffset(date: Date, timeZone: string): string {
+  const name = new Intl.DateTimeFormat('en-US', { timeZone, timeZoneName: 'shortOffset' }).formatToParts(date).find((p) => p.type === 'timeZoneName')?.value ?? 'GMT';
+  return name.replace(/^(GMT|UTC)([+-]0(:00)?)?/, 'UTC');
+}
+
+/** `2026-12-01 08:30:00 (UTC+8)`. */
+export function zonedTime(iso: string, timeZone = ACK_PAGE_TIME_ZONE): string {
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return iso;
+  return `${formatTime(iso, { language: 'zh', timeZone })} (${utcOffset(date, timeZone)})`;
+}
+
+/** A number with its unit: `312.5 µε`; a band as `0.2~0.4 MPa`. */
+function withUnit(value: number | [number, number], unit: string): string {
+  const text = Array.isArray(value) ? `${value[0]}~${value[1]}` : String(value);
+  return unit ? `${text} ${unit}` : text;
+}
+
 /** Every text that reaches the page passes through here. */
 export function escapeHtml(text: unknown): string {
   return String(text).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
@@ -83,7 +106,8 @@ h1{font-size:1.3em;margin:10px 0 6px}h2{font-size:1.05em;margin:0 0 8px}
 dl{display:grid;grid-template-columns:auto 1fr;gap:4px 12px;margin:8px 0 0}dt{color:#59636e}dd{margin:0}
 textarea{width:100%;box-sizing:border-box;min-height:4em;font:inherit;margin:6px 0 12px}
 button{width:100%;padding:14px;font-size:1.1em;font-weight:600;color:#fff;border:0;border-radius:6px}
-.notice{font-size:1.05em}ol,ul{margin:0;padding-left:1.4em}li{margin:2px 0}small{color:#59636e}`;
+.notice{font-size:1.05em}ol,ul{margin:0;padding-left:1.4em}li{margin:2px 0}small{color:#59636e}
+.note{margin:2px 0 6px;padding:4px 8px;border-left:3px solid #d0d7de;white-space:pre-wrap}`;
 
 function page(language: Language, title: string, body: string): string {
   return `<!doctype html><html lang="${language === 'zh' ? 'zh-CN' : 'en'}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><meta name="robots" content="noindex"><title>${escapeHtml(title)} · Watchpost</title><style>${STYLE}</style></head><body><main>${body}</main></body></html>`;
@@ -93,20 +117,19 @@ function noticeCard(heading: string, text: string): string {
   return `<div class="card notice"><h1>${escapeHtml(heading)}</h1><p>${escapeHtml(text)}</p></div>`;
 }
 
-function alertCard(alert: AlertView, language: Language): string {
+function alertCard(alert: AlertView, language: Language, unit: string): string {
   const t = TEXT[language];
   const colour = COLOURS[alert.level];
-  const threshold = alert.threshold === null ? '' : Array.isArray(alert.threshold) ? `${alert.threshold[0]}~${alert.threshold[1]}` : String(alert.threshold);
-  const options = { language, timeZone: TIME_ZONE };
+  const threshold = alert.threshold === null ? '' : withUnit(alert.threshold, unit);
   let state: string = t.states[alert.state];
-  if (alert.state === 'acknowledged' && alert.acknowledged_by && alert.acknowledged_at) state += `（${t.by(alert.acknowledged_by, formatTime(alert.acknowledged_at, options))}）`;
+  if (alert.state === 'acknowledged' && alert.acknowledged_by && alert.acknowledged_at) state += `（${t.by(alert.acknowledged_by, zonedTime(alert.acknowledged_at))}）`;
   const rows: Array<[string, string]> = [
     [t.asset, `${alert.asset_name} (${alert.asset_id})`],
     [t.street, alert.street],
     [t.sensor, `${alert.sensor_id} · ${alert.metric}`],
-    [t.reading, String(alert.value)],
+    [t.reading, withUnit(alert.value, unit)],
     ...(threshold ? ([[t.threshold, threshold]] as Array<[string, string]>) : []),
-    [t.started, formatTime(alert.started_at, options)],
+    [t.started, zonedTime(alert.started_at)],
     [t.state, state],
     ...(alert.tier !== null ? ([[t.tier, t.tierN(alert.tier)]] as Array<[string, string]>) : []),
   ];
@@ -118,14 +141,19 @@ function alertCard(alert: AlertView, language: Language): string {
   );
 }
 
+/** The last events, and every note made on the alert (an older note stays when its event is cut). */
 function historyCard(timeline: TimelineEntryView[], language: Language): string {
   const known = new Set(['firing', 'level_raised', 'level_dropped', 'escalated', 'repeated', 'acknowledged', 'resolved']);
-  const items = timeline.filter((e) => known.has(e.type)).slice(-10);
+  const events = timeline.filter((e) => known.has(e.type));
+  const items = events.filter((e, i) => i >= events.length - 10 || typeof e.note === 'string');
   if (items.length === 0) return '';
-  const options = { language, timeZone: TIME_ZONE };
-  return `<div class="card"><h2>${escapeHtml(TEXT[language].history)}</h2><ul>${items
-    .map((e) => `<li><small>${escapeHtml(formatTime(e.at, options))}</small> ${escapeHtml(eventName(e.type as never, language))}${e.level ? ` · ${escapeHtml(levelName(e.level as never, language))}` : ''}</li>`)
-    .join('')}</ul></div>`;
+  const item = (e: TimelineEntryView): string => {
+    const level = e.level ? ` · ${escapeHtml(levelName(e.level as never, language))}` : '';
+    const by = typeof e.by === 'string' ? ` · ${escapeHtml(e.by)}` : '';
+    const note = typeof e.note === 'string' && e.note ? `<div class="note">${escapeHtml(e.note)}</div>` : '';
+    return `<li><small>${escapeHtml(zonedTime(e.at))}</small> ${escapeHtml(eventName(e.type as never, language))}${level}${by}${note}</li>`;
+  };
+  return `<div class="card"><h2>${escapeHtml(TEXT[language].history)}</h2><ul>${items.map(item).join('')}</ul></div>`;
 }
 
 function send(reply: FastifyReply, status: number, html: string): FastifyReply {
@@ -140,7 +168,10 @@ function send(reply: FastifyReply, status: number, html: string): FastifyReply {
     .send(html);
 }
 
-export function renderAckLinkState(state: AckLinkState): { status: number; html: string } {
+type UnitOf = (metric: string) => string;
+const NO_UNIT: UnitOf = () => '';
+
+export function renderAckLinkState(state: AckLinkState, unitOf: UnitOf = NO_UNIT): { status: number; html: string } {
   switch (state.kind) {
     case 'invalid':
       return { status: 404, html: page('zh', TEXT.zh.invalid[0], noticeCard(TEXT.zh.invalid[0], TEXT.zh.invalid[1]) + noticeCard(TEXT.en.invalid[0], TEXT.en.invalid[1])) };
@@ -150,7 +181,7 @@ export function renderAckLinkState(state: AckLinkState): { status: number; html:
     }
     case 'used': {
       const t = TEXT[state.language];
-      return { status: 409, html: page(state.language, t.used[0], noticeCard(t.used[0], t.used[1]) + alertCard(state.alert, state.language)) };
+      return { status: 409, html: page(state.language, t.used[0], noticeCard(t.used[0], t.used[1]) + alertCard(state.alert, state.language, unitOf(state.alert.metric))) };
     }
     case 'valid': {
       const t = TEXT[state.language];
@@ -159,32 +190,33 @@ export function renderAckLinkState(state: AckLinkState): { status: number; html:
         state.alert.state === 'firing'
           ? `<form class="card" method="post"><label>${escapeHtml(t.note)}<textarea name="note" maxlength="500"></textarea></label><button type="submit" style="background:${colour}">${escapeHtml(t.button)}</button></form>`
           : '';
-      return { status: 200, html: page(state.language, state.alert.rule_name, alertCard(state.alert, state.language) + form + historyCard(state.timeline, state.language)) };
+      return { status: 200, html: page(state.language, state.alert.rule_name, alertCard(state.alert, state.language, unitOf(state.alert.metric)) + form + historyCard(state.timeline, state.language)) };
     }
   }
 }
 
-export function renderAckLinkResult(result: AckLinkResult): { status: number; html: string } {
+export function renderAckLinkResult(result: AckLinkResult, unitOf: UnitOf = NO_UNIT): { status: number; html: string } {
   switch (result.kind) {
     case 'invalid':
     case 'expired':
       return renderAckLinkState(result);
     case 'used':
-      return renderAckLinkState(result);
+      return renderAckLinkState(result, unitOf);
     case 'resolved': {
       const t = TEXT[result.language];
-      return { status: 409, html: page(result.language, t.resolved[0], noticeCard(t.resolved[0], t.resolved[1]) + alertCard(result.alert, result.language)) };
+      return { status: 409, html: page(result.language, t.resolved[0], noticeCard(t.resolved[0], t.resolved[1]) + alertCard(result.alert, result.language, unitOf(result.alert.metric))) };
     }
     case 'acknowledged': {
       const t = TEXT[result.language];
       const [heading, text] = result.already ? t.already : t.acknowledged;
-      return { status: 200, html: page(result.language, heading, noticeCard(heading, text) + alertCard(result.alert, result.language)) };
+      return { status: 200, html: page(result.language, heading, noticeCard(heading, text) + alertCard(result.alert, result.language, unitOf(result.alert.metric))) };
     }
   }
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the API's instance carries its pino logger type
 export function registerAckPage(app: FastifyInstance<any, any, any, any>, port: AckLinksPort): void {
+  const unitOf: UnitOf = (metric) => port.unitOf?.(metric) ?? '';
   void app.register(async (scope) => {
     // The page's form posts application/x-www-form-urlencoded; parsed here only.
     scope.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 8 * 1024 }, (_req, body, done) => {
@@ -193,7 +225,7 @@ export function registerAckPage(app: FastifyInstance<any, any, any, any>, port: 
 
     scope.get<{ Params: { token: string } }>('/ack/:token', async (req, reply) => {
       const token = req.params.token;
-      const { status, html } = TOKEN.test(token) ? renderAckLinkState(port.ackLink(token)) : renderAckLinkState({ kind: 'invalid' });
+      const { status, html } = TOKEN.test(token) ? renderAckLinkState(port.ackLink(token), unitOf) : renderAckLinkState({ kind: 'invalid' });
       return send(reply, status, html);
     });
 
@@ -201,7 +233,7 @@ export function registerAckPage(app: FastifyInstance<any, any, any, any>, port: 
       const token = req.params.token;
       const body = req.body as { note?: unknown } | null | undefined;
       const note = typeof body?.note === 'string' ? body.note.slice(0, 500) : undefined;
-      const { status, html } = TOKEN.test(token) ? renderAckLinkResult(port.acknowledgeByLink(token, note)) : renderAckLinkState({ kind: 'invalid' });
+      const { status, html } = TOKEN.test(token) ? renderAckLinkResult(port.acknowledgeByLink(token, note), unitOf) : renderAckLinkState({ kind: 'invalid' });
       return send(reply, status, html);
     });
   });

@@ -212,7 +212,7 @@ export class Platform {
       health: () => this.health(),
       metrics: () => metrics.render(),
       silences: alerts,
-      ackLinks: alerts,
+      ackLinks: { ackLink: (token) => alerts.ackLink(token), acknowledgeByLink: (token, note) => alerts.acknowledgeByLink(token, note), unitOf: (metric) => this.catalogue.unit(metric) },
     });
     this.api = api;
     await api.listen({ host: config.api.host, port: config.api.port });
