@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { silentLogger } from '../lib/logger.js';
 import { MetricsRegistry } from '../lib/metrics.js';
-import { BatchWriter, type BatchSink, type BatchWriterOptions } from './batch-writer.js';
+import { BatchWriter, type BatchSink, type BatchWriterOptions, type Quarantine } from './batch-writer.js';
 import { MemoryPointQueue } from './point-queue.js';
 import { STORAGE_ERROR_CODES, StorageError, httpStorageError } from './storage-errors.js';
 
@@ -114,7 +114,7 @@ describe('BatchWriter', () => {
     await vi.advanceTimersByTimeAsync(10);
     failFirst(networkDown());
     await vi.advanceTimersByTimeAsync(10);
-    expect(writer.status()).toMatchObject({ state: 'degraded', reason: 'failing', pending: 6 });
+    expect(writer.status()).toMatchObject({ state: 'degraded', reason: 'unreachable', pending: 6 });
     await vi.advanceTimersByTimeAsync(100);
     // Nothing was committed out of order: both batches go again, in order.
     expect(calls.map((c) => c.batch)).toEqual([['a', 'b', 'c'], ['d', 'e', 'f'], ['a', 'b', 'c'], ['d', 'e', 'f']]);
@@ -146,7 +146,7 @@ describe('BatchWriter', () => {
     await vi.advanceTimersByTimeAsync(1000);
     expect(writer.status()).toEqual({
       state: 'degraded',
-      reason: 'failing',
+      reason: 'unreachable',
       pending: 1,
       accepting: true,
       failingSince: 1000,
@@ -171,7 +171,7 @@ describe('BatchWriter', () => {
     for (const p of ['a', 'b', 'c', 'd', 'e', 'f', 'g']) writer.append([p]);
     await vi.advanceTimersByTimeAsync(0);
     expect(calls.map((c) => c.batch.join(''))).toEqual(['abc']);
-    expect(writer.status()).toMatchObject({ state: 'degraded', reason: 'failing', pending: 7, failingSince: 0 });
+    expect(writer.status()).toMatchObject({ state: 'degraded', reason: 'unreachable', pending: 7, failingSince: 0 });
     await vi.advanceTimersByTimeAsync(75);
     // The retry went through; the next batch followed at once and is in flight.
     expect(calls.map((c) => [c.at, c.batch.join('')])).toEqual([[0, 'abc'], [75, 'abc'], [75, 'def']]);
@@ -193,28 +193,157 @@ describe('BatchWriter', () => {
     expect(calls.map((c) => c.at)).toEqual([1000, 1500, 3500]);
   });
 
-  it('drops a refused batch, counts it, and goes on with the next', async () => {
-    const { sink, calls } = scriptedSink([httpStorageError(400, 'unable to parse: bad timestamp')]);
+  it('without a quarantine, drops the points refused for their content, counts them, and goes on with the next batch', async () => {
+    const calls: string[][] = [];
+    const sink: BatchSink<string> = {
+      async write(batch) {
+        calls.push([...batch]);
+        if (batch.includes('b')) throw httpStorageError(400, "unable to parse 'b': bad timestamp");
+      },
+    };
     const writer = make(sink);
     writer.append(['a', 'b', 'c', 'd']);
     await vi.advanceTimersByTimeAsync(1000);
-    expect(calls.map((c) => c.batch)).toEqual([['a', 'b', 'c'], ['d']]);
-    expect(counter('failed', { reason: 'rejected' })).toBe(3);
-    expect(counter('written')).toBe(1);
+    // Halves until b is alone; a and c are written, then the next batch.
+    expect(calls).toEqual([['a', 'b', 'c'], ['a', 'b'], ['c'], ['a'], ['b'], ['d']]);
+    expect(counter('failed', { reason: 'parse_error' })).toBe(1);
+    expect(counter('written')).toBe(3);
     expect(counter('retries')).toBe(0);
   });
 
-  it('counts only the dropped points of an InfluxDB partial write as failed', async () => {
-    const { sink } = scriptedSink([
-      httpStorageError(400, 'partial write: field type conflict: input field "value" on measurement "m" is type string, already exists as type float dropped=2'),
-    ]);
-    const writer = make(sink);
-    writer.append(['a', 'b', 'c']);
-    await vi.advanceTimersByTimeAsync(0);
-    expect(counter('failed', { reason: 'partial_write' })).toBe(2);
-    expect(counter('written')).toBe(1);
-    expect(writer.status().pending).toBe(0);
+  describe('a batch refused for its content', () => {
+    /** A backend that refuses the points starting with "x" (a field type conflict), InfluxDB 1.x style: it writes the rest. */
+    function conflictingSink(options: { split?: boolean } = {}) {
+      const calls: string[][] = [];
+      const sink: BatchSink<string> = {
+        async write(batch) {
+          calls.push([...batch]);
+          const bad = batch.filter((p) => p.startsWith('x')).length;
+          if (bad > 0) throw httpStorageError(400, `partial write: field type conflict: input field "value" on measurement "x" is type string, already exists as type float dropped=${bad}`);
+        },
+        ...(options.split ? { split: (batch) => [batch.filter((p) => !p.startsWith('x')), batch.filter((p) => p.startsWith('x'))] } : {}),
+      };
+      return { sink, calls };
+    }
+
+    function quarantine() {
+      const added: Array<{ points: string[]; reason: string; error: string }> = [];
+      let failing: Error | undefined;
+      const q: Quarantine<string> = {
+        location: '/data/quarantine.jsonl',
+        async add(points, reason, error) {
+          if (failing) throw failing;
+          added.push({ points: [...points], reason, error });
+        },
+      };
+      return { q, added, fail: (err: Error | undefined) => (failing = err) };
+    }
+
+    function makeWith(sink: BatchSink<string>, q: Quarantine<string>, options: Partial<BatchWriterOptions> = {}) {
+      const writer = new BatchWriter<string>(
+        { sink, queue: new MemoryPointQueue<string>(100), logger: silentLogger(), metrics, random: () => 0.5, quarantine: q },
+        { batchSize: 8, flushInterval: 1000, timeout: 500, minRetryDelay: 100, maxRetryDelay: 1000, ...options },
+      );
+      writers.push(writer);
+      writer.start();
+      return writer;
+    }
+
+    it('is split until only the refused points are left; they go to the quarantine, the rest is written', async () => {
+      const { sink, calls } = conflictingSink();
+      const { q, added } = quarantine();
+      const writer = makeWith(sink, q);
+      writer.append(['a', 'x1', 'b', 'c', 'd', 'e', 'f', 'g']);
+      await vi.advanceTimersByTimeAsync(0);
+      expect(calls).toEqual([
+        ['a', 'x1', 'b', 'c', 'd', 'e', 'f', 'g'],
+        ['a', 'x1', 'b', 'c'],
+        ['d', 'e', 'f', 'g'],
+        ['a', 'x1'],
+        ['b', 'c'],
+        // [a, x1] answered dropped=1 of 2: split once more; x1 alone is refused for good.
+        ['a'],
+        ['x1'],
+      ]);
+      expect(added).toEqual([
+        {
+          points: ['x1'],
+          reason: 'field_type_conflict',
+          error: 'HTTP 400: partial write: field type conflict: input field "value" on measurement "x" is type string, already exists as type float dropped=1',
+        },
+      ]);
+      expect(counter('written')).toBe(7);
+      expect(metrics.counter('watchpost_storage_quarantined_total', '').get({ reason: 'field_type_conflict' })).toBe(1);
+      expect(counter('failed', { reason: 'field_type_conflict' })).toBe(0);
+      expect(writer.status()).toMatchObject({ state: 'ok', pending: 0 });
+      expect(writer.status().lastError).toMatch(/field type conflict/);
+    });
+
+    it('uses the sink\'s split, and quarantines a part the backend dropped entirely without splitting it further', async () => {
+      const { sink, calls } = conflictingSink({ split: true });
+      const { q, added } = quarantine();
+      const writer = makeWith(sink, q);
+      writer.append(['a', 'x1', 'b', 'x2', 'x3', 'c']);
+      await writer.flush();
+      expect(calls).toEqual([['a', 'x1', 'b', 'x2', 'x3', 'c'], ['a', 'b', 'c'], ['x1', 'x2', 'x3']]);
+      expect(added.map((a) => [a.points, a.reason])).toEqual([[['x1', 'x2', 'x3'], 'field_type_conflict']]);
+      expect(counter('written')).toBe(3);
+      expect(writer.status()).toMatchObject({ state: 'ok', pending: 0 });
+    });
+
+    it('stays in the queue, retried, while the quarantine cannot be written', async () => {
+      const { sink } = conflictingSink({ split: true });
+      const { q, added, fail } = quarantine();
+      fail(new Error('ENOSPC: no space left on device'));
+      const writer = makeWith(sink, q);
+      writer.append(['a', 'x1']);
+      await writer.flush();
+      expect(writer.status()).toMatchObject({
+        state: 'degraded',
+        reason: 'quarantine_failed',
+        pending: 2,
+        lastError: 'cannot keep refused points in the quarantine: ENOSPC: no space left on device',
+      });
+      fail(undefined);
+      await vi.advanceTimersByTimeAsync(100);
+      expect(added.map((a) => a.points)).toEqual([['x1']]);
+      expect(writer.status()).toMatchObject({ state: 'ok', pending: 0 });
+    });
+
+    it('is retried whole when a part fails for another reason (the backend went away meanwhile)', async () => {
+      const script: Outcome[] = [httpStorageError(400, 'unable to parse \'x\': invalid field format'), networkDown()];
+      const { sink, calls } = scriptedSink(script);
+      const { q, added } = quarantine();
+      const writer = makeWith(sink, q);
+      writer.append(['a', 'b']);
+      await writer.flush();
+      expect(writer.status()).toMatchObject({ state: 'degraded', reason: 'unreachable', pending: 2 });
+      await vi.advanceTimersByTimeAsync(100);
+      expect(calls.map((c) => c.batch)).toEqual([['a', 'b'], ['a'], ['a', 'b']]);
+      expect(added).toEqual([]);
+      expect(writer.status()).toMatchObject({ state: 'ok', pending: 0 });
+    });
   });
+
+  for (const [status, message, reason] of [
+    [401, 'authorization failed', 'unauthorized'],
+    [403, '"writer" user is not authorized to write to database "telemetry"', 'forbidden'],
+    [404, 'database not found: "telemetry"', 'database_not_found'],
+    [404, 'bucket "telemetry" not found', 'bucket_not_found'],
+  ] as const) {
+    it(`keeps the batch and retries it after HTTP ${status} (${reason}), with the reason on status`, async () => {
+      const { sink, calls } = scriptedSink([httpStorageError(status, message), httpStorageError(status, message)]);
+      const writer = make(sink);
+      writer.append(['a', 'b']);
+      await vi.advanceTimersByTimeAsync(1000);
+      expect(writer.status()).toMatchObject({ state: 'degraded', reason, pending: 2, failingSince: 1000, lastError: `HTTP ${status}: ${message}` });
+      await vi.advanceTimersByTimeAsync(1000);
+      expect(calls.map((c) => c.batch)).toEqual([['a', 'b'], ['a', 'b'], ['a', 'b']]);
+      expect(writer.status()).toMatchObject({ state: 'ok', pending: 0 });
+      expect(counter('written')).toBe(2);
+      expect(counter('retries')).toBe(2);
+    });
+  }
 
   it('refuses an append that does not fit, all or nothing', async () => {
     const { sink } = scriptedSink([networkDown()]);

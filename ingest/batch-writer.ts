@@ -4,12 +4,18 @@
  *
  * - a batch is sent when `batchSize` points are pending, and whatever is pending every
  *   `flushInterval` ms;
- * - a batch that fails with a retryable error (network, timeout, 408, 429, 5xx, local I/O) is
- *   sent again, unchanged, after an exponential backoff with jitter capped at `maxRetryDelay`;
- *   nothing behind it overtakes it, and the writer reports `degraded` until a batch succeeds;
- * - a batch refused for good (any other 4xx) is logged at error with the server's message,
- *   counted in `watchpost_storage_failed_total` and dropped, so it cannot block the queue;
- *   an InfluxDB partial write counts only the points the server dropped as failed;
+ * - a batch that fails with a retryable error (network, timeout, 401, 403, 404, 408, 429, 5xx,
+ *   local I/O; see storage-errors.ts) is sent again, unchanged, after an exponential backoff
+ *   with jitter capped at `maxRetryDelay`; nothing behind it overtakes it, and the writer
+ *   reports `degraded` with the reason (`unauthorized`, `database_not_found`, …) until a batch
+ *   succeeds;
+ * - a batch the backend refuses for its content (400/422: parse error, field type conflict,
+ *   partial write) is split (by the sink's hint, else in halves) and the parts sent again until
+ *   every point is either written or refused on its own; the refused points go to the
+ *   quarantine (a file under data_dir) with the reason, are counted in
+ *   `watchpost_storage_quarantined_total{reason}`, and the batch is committed, so it cannot
+ *   block the queue. Good points sent again are harmless (InfluxDB overwrites the same series
+ *   and timestamp). If the quarantine cannot be written, the whole batch stays and is retried;
  * - 413 halves the batch size and sends the same points again in smaller batches;
  * - after a failure, the backlog is sent in full batches back to back (nothing waits for the
  *   flush interval) while new points keep being appended behind it; the writer reports
@@ -25,7 +31,7 @@ import { systemClock } from '../lib/clock.js';
 import type { Counter, Histogram, MetricsRegistry } from '../lib/metrics.js';
 import type { StorageStatus } from './storage.js';
 import type { AppendOptions, PointQueue } from './point-queue.js';
-import { STORAGE_ERROR_CODES, StorageError } from './storage-errors.js';
+import { STORAGE_ERROR_CODES, StorageError, type RejectionReason, type StorageFailureReason } from './storage-errors.js';
 
 /** Where batches go: an HTTP backend, a SQLite transaction. */
 export interface BatchSink<T> {
@@ -35,6 +41,22 @@ export interface BatchSink<T> {
    * any other rejection is treated as retryable. `signal` aborts at the request timeout.
    */
   write(batch: readonly T[], signal: AbortSignal): Promise<void>;
+  /**
+   * Splits a batch the backend refused for its content into smaller parts to send again, using
+   * what the error says (InfluxDB names the measurement of a field type conflict and quotes
+   * lines it cannot parse). Every part must be smaller than the batch; halves when absent.
+   */
+  split?(batch: readonly T[], error: StorageError): T[][];
+}
+
+/** Where points refused for their content are kept (never silently dropped). */
+export interface Quarantine<T> {
+  /** Appends the points with why they were refused; resolves once they are durable, rejects when they are not. */
+  add(points: readonly T[], reason: RejectionReason, error: string): Promise<void>;
+  /** Where the records go, for logs. */
+  readonly location: string;
+  /** Releases the file (the writer calls it at stop). */
+  close?(): Promise<void>;
 }
 
 export interface BatchWriterOptions {
@@ -84,6 +106,10 @@ export interface BatchWriterDeps<T> {
   random?: () => number;
   /** Shows the first point of a refused batch in the error log (kept short). */
   describePoint?: (point: T) => string;
+  /** Points refused for their content go here; without it they are dropped and counted in `watchpost_storage_failed_total`. */
+  quarantine?: Quarantine<T>;
+  /** What to do about a failure that needs an operator (missing database, rejected credentials), logged when it starts. */
+  explainFailure?: (error: StorageError) => string | undefined;
 }
 
 /** Metrics of the storage stage; one set per registry, shared by whichever writer runs. */
@@ -93,7 +119,11 @@ export function storageMetrics(metrics: MetricsRegistry) {
     retries: metrics.counter('watchpost_storage_retries_total', 'Batches sent again after a retryable failure.'),
     failed: metrics.counter(
       'watchpost_storage_failed_total',
-      'Points dropped for good, by reason (refused by the backend, not encodable, corrupt in the spool); should stay 0.',
+      'Points dropped for good, by reason (not encodable, corrupt in the spool, refused without a quarantine); should stay 0.',
+    ),
+    quarantined: metrics.counter(
+      'watchpost_storage_quarantined_total',
+      'Points the backend refused for their content (field type conflict, parse error), kept in the quarantine file under data_dir, by reason.',
     ),
     writeLatency: metrics.histogram('watchpost_storage_write_latency_seconds', 'Duration of each batch write to the backend, from sending to its confirmation.'),
     spoolDepth: metrics.gauge('watchpost_spool_depth', 'Points accepted but not yet confirmed written.'),
@@ -105,6 +135,12 @@ export function storageMetrics(metrics: MetricsRegistry) {
 
 /** `done` with `settled: false`: the batch was neither written nor committed (it was split). */
 type SendOutcome = { kind: 'done'; settled?: false } | { kind: 'empty' } | { kind: 'retry'; delay: number };
+
+/** Points the backend refused, with its answer. */
+interface Refused<T> {
+  points: T[];
+  error: StorageError;
+}
 
 interface InFlight<T> {
   batch: T[];
@@ -121,6 +157,7 @@ export class BatchWriter<T> {
   private readonly written: Counter;
   private readonly retries: Counter;
   private readonly failed: Counter;
+  private readonly quarantined: Counter;
   private readonly latency: Histogram;
 
   private intervalTimer: ReturnType<typeof setInterval> | undefined;
@@ -137,6 +174,8 @@ export class BatchWriter<T> {
   private degraded = false;
   /** Since when writes have failed without a success in between (epoch ms). */
   private failingSince: number | undefined;
+  /** Why writes fail, while they do. */
+  private failure: StorageFailureReason | undefined;
   /** A backlog built up while the backend failed is being sent. */
   private draining = false;
   private refusing = false;
@@ -156,6 +195,7 @@ export class BatchWriter<T> {
     this.written = m.written;
     this.retries = m.retries;
     this.failed = m.failed;
+    this.quarantined = m.quarantined;
     const queue = deps.queue;
     m.spoolDepth.collect(() => [[undefined, queue.size()]]);
     m.spoolBytes.collect(() => [[undefined, queue.stats().bytes]]);
@@ -264,6 +304,7 @@ export class BatchWriter<T> {
     await this.running;
     if (wasStarted) await this.drainBeforeStop(deadline);
     await this.deps.queue.close?.();
+    await this.deps.quarantine?.close?.();
     this.state = 'stopped';
   }
 
@@ -280,7 +321,7 @@ export class BatchWriter<T> {
         oldestAgeSeconds: stats.oldestAppendedAt === undefined ? 0 : Math.max(0, this.clock.now() - stats.oldestAppendedAt) / 1000,
       },
     };
-    if (this.degraded) status.reason = 'failing';
+    if (this.degraded) status.reason = this.failure ?? 'unavailable';
     else if (this.draining) status.reason = 'draining';
     if (this.failingSince !== undefined) status.failingSince = this.failingSince;
     if (this.lastError !== undefined) status.lastError = this.lastError;
@@ -406,6 +447,12 @@ export class BatchWriter<T> {
       // Written but not committed: the batch is sent again, which the backend's idempotency absorbs.
       return await this.handleFailure([], toStorageError(err));
     }
+    this.recovered();
+    return { kind: 'done' };
+  }
+
+  /** A batch was settled: report accepting again if there is room, and leave any failing state. */
+  private recovered(): void {
     this.releaseRefusal();
     if (this.degraded) {
       this.deps.logger.info(
@@ -416,12 +463,12 @@ export class BatchWriter<T> {
     this.degraded = false;
     this.failedAttempts = 0;
     this.failingSince = undefined;
+    this.failure = undefined;
     this.lastError = undefined;
     if (this.draining && this.deps.queue.size() < this.batchSize) {
       this.draining = false;
       this.deps.logger.info({ pending: this.deps.queue.size() }, 'storage backlog sent');
     }
-    return { kind: 'done' };
   }
 
   /** Room was made in the queue: report accepting again (the next append that does not fit says otherwise). */
@@ -431,57 +478,125 @@ export class BatchWriter<T> {
   }
 
   private async handleFailure(batch: readonly T[], error: StorageError): Promise<SendOutcome> {
-    const logger = this.deps.logger;
+    if (error.canRetry() || batch.length === 0) return this.retryLater(error);
+
     this.lastError = error.message;
-
-    if (error.canRetry() || batch.length === 0) {
-      this.failedAttempts += 1;
-      this.degraded = true;
-      this.draining = true;
-      this.failingSince ??= this.clock.now();
-      this.retries.inc();
-      const delay = this.retryDelay(error);
-      logger.warn(
-        { code: error.code, err: error.message, attempt: this.failedAttempts, retryInMs: delay, pending: this.deps.queue.size() },
-        'storage write failed; will retry',
-      );
-      return { kind: 'retry', delay };
-    }
-
-    // The backend answered, so it is reachable: whatever happens to this batch, it is not down.
-    this.degraded = false;
-    this.failedAttempts = 0;
-
     if (error.code === STORAGE_ERROR_CODES.TOO_LARGE && batch.length > 1) {
       this.batchSize = Math.max(1, Math.floor(batch.length / 2));
-      logger.warn({ code: error.code, err: error.message, batchSize: this.batchSize }, 'storage batch too large; splitting it');
+      this.deps.logger.warn({ code: error.code, err: error.message, batchSize: this.batchSize }, 'storage batch too large; splitting it');
       return { kind: 'done', settled: false };
     }
-
-    let failedPoints = batch.length;
-    if (error.code === STORAGE_ERROR_CODES.PARTIAL_WRITE && error.dropped !== undefined) {
-      failedPoints = Math.min(error.dropped, batch.length);
-      this.written.inc(undefined, batch.length - failedPoints);
+    if (!error.isContentRejection()) {
+      // A point that cannot be sent at all (413 for a single point): kept like a refused one.
+      return await this.settleRefused(batch, [{ points: [...batch], error }]);
     }
-    const reason = error.code === STORAGE_ERROR_CODES.PARTIAL_WRITE ? 'partial_write' : 'rejected';
-    this.failed.inc({ reason }, failedPoints);
+    const isolated = await this.isolateRefused(batch, error);
+    if ('retry' in isolated) return this.retryLater(isolated.retry);
+    return await this.settleRefused(batch, isolated.refused);
+  }
+
+  /** A retryable failure: degraded with its reason, the batch is sent again after the backoff. */
+  private retryLater(error: StorageError): SendOutcome {
+    const logger = this.deps.logger;
+    const reason = error.failureReason();
+    this.lastError = error.message;
+    this.failedAttempts += 1;
+    this.degraded = true;
+    this.draining = true;
+    this.failingSince ??= this.clock.now();
+    this.retries.inc();
+    const delay = this.retryDelay(error);
+    if (reason !== this.failure) {
+      const hint = this.deps.explainFailure?.(error);
+      if (hint) logger.error({ code: error.code, reason, err: error.message, pending: this.deps.queue.size() }, hint);
+    }
+    this.failure = reason;
+    logger.warn(
+      { code: error.code, reason, err: error.message, attempt: this.failedAttempts, retryInMs: delay, pending: this.deps.queue.size() },
+      'storage write failed; will retry',
+    );
+    return { kind: 'retry', delay };
+  }
+
+  /**
+   * Sends the parts of a batch refused for its content again, splitting the refused parts,
+   * until each refused part is a single point or one the backend dropped entirely. Resolves with
+   * the refused parts, or with the error of a part that failed for another reason (the whole
+   * batch is then retried later: parts written meanwhile are written again, harmlessly).
+   */
+  private async isolateRefused(batch: readonly T[], error: StorageError): Promise<{ refused: Refused<T>[] } | { retry: StorageError }> {
+    const refused: Refused<T>[] = [];
+    const work: Refused<T>[] = [{ points: [...batch], error }];
+    for (let item = work.shift(); item; item = work.shift()) {
+      const { points, error: partError } = item;
+      if (points.length === 1 || (partError.dropped !== undefined && partError.dropped >= points.length)) {
+        refused.push(item);
+        continue;
+      }
+      for (const part of this.split(points, partError)) {
+        const answer = await this.write(part, this.options.timeout);
+        if (answer === undefined) continue;
+        if (!answer.isContentRejection()) return { retry: answer.canRetry() ? answer : toStorageError(new Error(answer.message)) };
+        work.push({ points: part, error: answer });
+      }
+    }
+    return { refused };
+  }
+
+  /** The sink's split when it gives smaller non-empty parts covering the batch, else halves. */
+  private split(points: readonly T[], error: StorageError): T[][] {
+    const hinted = this.deps.sink.split?.(points, error).filter((part) => part.length > 0);
+    if (hinted && hinted.length > 1 && hinted.every((part) => part.length < points.length) && hinted.reduce((n, part) => n + part.length, 0) === points.length) {
+      return hinted;
+    }
+    const half = Math.ceil(points.length / 2);
+    return [points.slice(0, half), points.slice(half)];
+  }
+
+  /** Keeps the refused points in the quarantine (or counts them dropped without one) and commits the batch. */
+  private async settleRefused(batch: readonly T[], refused: readonly Refused<T>[]): Promise<SendOutcome> {
+    const { quarantine, describePoint, logger } = this.deps;
+    const byReason = new Map<RejectionReason, number>();
+    let refusedPoints = 0;
+    try {
+      for (const { points, error } of refused) {
+        const reason = error.rejectionReason();
+        if (quarantine) await quarantine.add(points, reason, error.message);
+        byReason.set(reason, (byReason.get(reason) ?? 0) + points.length);
+        refusedPoints += points.length;
+      }
+    } catch (err) {
+      // Nothing is committed: the batch is sent again, and refused again, once the file is writable.
+      return this.retryLater(new StorageError(STORAGE_ERROR_CODES.QUARANTINE, `cannot keep refused points in the quarantine: ${(err as Error).message}`, { cause: err }));
+    }
+    for (const [reason, n] of byReason) (quarantine ? this.quarantined : this.failed).inc({ reason }, n);
+    this.written.inc(undefined, batch.length - refusedPoints);
     try {
       await this.deps.queue.commit(batch.length);
-      this.releaseRefusal();
     } catch (err) {
       logger.error({ err: (err as Error).message }, 'committing a refused batch failed; it will be sent again');
+      return { kind: 'done' };
     }
+    const first = refused[0];
     logger.error(
       {
-        code: error.code,
-        status: error.status,
-        err: error.message,
+        code: first?.error.code,
+        status: first?.error.status,
+        err: first?.error.message,
         points: batch.length,
-        failed: failedPoints,
-        ...(this.deps.describePoint ? { firstPoint: this.deps.describePoint(batch[0]!).slice(0, MAX_DESCRIBED_POINT) } : {}),
+        refused: refusedPoints,
+        reasons: Object.fromEntries(byReason),
+        ...(quarantine ? { quarantine: quarantine.location } : {}),
+        ...(describePoint && first ? { firstRefused: describePoint(first.points[0]!).slice(0, MAX_DESCRIBED_POINT) } : {}),
       },
-      'storage backend refused a batch; its points are dropped',
+      quarantine
+        ? 'storage backend refused points for their content; they are kept in the quarantine file, the rest is written'
+        : 'storage backend refused points for their content; they are dropped, the rest is written',
     );
+    const lastError = this.lastError;
+    this.recovered();
+    // The refusal stays visible on /healthz until the next failure or success replaces it.
+    this.lastError = lastError;
     return { kind: 'done' };
   }
 

@@ -199,6 +199,18 @@ export const deadmanSchema = z.strictObject({
 
 export const DEFAULT_DEADMAN: z.output<typeof deadmanSchema> = { no_readings: 600_000, failing_writes: 300_000 };
 
+/**
+ * Points the backend refuses for their content (field type conflict, parse error) are kept in
+ * `data_dir/quarantine.jsonl`, rotated at `max_bytes` with `keep` older files (ingest/quarantine.ts).
+ * Absent: these defaults.
+ */
+export const quarantineSchema = z.strictObject({
+  max_bytes: zBytes.pipe(z.number().int().min(64 * 1024, 'must be at least 64KiB')).default(64 * 1024 ** 2),
+  keep: z.number().int().min(0).max(100).default(3),
+});
+
+export const DEFAULT_QUARANTINE: z.output<typeof quarantineSchema> = { max_bytes: 64 * 1024 ** 2, keep: 3 };
+
 /** How long stored data is kept. */
 export const retentionSchema = z.strictObject({
   /**
@@ -217,6 +229,7 @@ export const storageSchema = z
     influx: influxSchema.optional(),
     spool: spoolSchema.default(DEFAULT_SPOOL),
     deadman: deadmanSchema.default(DEFAULT_DEADMAN),
+    quarantine: quarantineSchema.optional(),
     retention: retentionSchema.default(DEFAULT_RETENTION),
   })
   .default({ data_dir: './data', spool: DEFAULT_SPOOL, deadman: DEFAULT_DEADMAN, retention: DEFAULT_RETENTION });
@@ -268,6 +281,7 @@ export type InfluxConfig = z.output<typeof influxSchema>;
 export type StorageConfig = z.output<typeof storageSchema>;
 export type SpoolConfig = z.output<typeof spoolSchema>;
 export type DeadmanConfig = z.output<typeof deadmanSchema>;
+export type QuarantineConfig = z.output<typeof quarantineSchema>;
 export type ConnectLimitsConfig = z.output<typeof connectLimitsSchema>;
 export type RetainedLimitsConfig = z.output<typeof retainedLimitsSchema>;
 export type TlsFilesConfig = z.output<typeof tlsFilesSchema>;

@@ -13,6 +13,8 @@ import { createInfluxWriter, type InfluxWriter } from './influx-writer.js';
 import type { Reading } from './reading.js';
 import type { AlertEventPoint } from './storage.js';
 import { lineCodec, Spool } from './spool.js';
+import { QuarantineFile } from './quarantine.js';
+import { readFileSync, statSync } from 'node:fs';
 import { waitFor } from '../test/support/binaries.js';
 import { influxdAvailable, startInfluxd, type Influxd } from '../test/support/influxd.js';
 import { startVictoriaMetrics, victoriaMetricsAvailable, type VictoriaMetrics } from '../test/support/victoria-metrics.js';
@@ -71,12 +73,15 @@ describe.skipIf(!influxdAvailable)('InfluxDB 1.x writer against influxd', () => 
   });
 
   /** A writer on the durable spool, as the platform builds it. */
+  let quarantinePath = '';
   async function startWriter(metrics: MetricsRegistry, database = 'telemetry'): Promise<InfluxWriter> {
     const config = influxSchema.parse({ url: influxd.url, version: 1, database, timeout: '2s' });
     const dir = mkdtempSync(join(tmpdir(), 'watchpost-writer-spool-'));
     dirs.push(dir);
     const queue = new Spool<string>({ dir, codec: lineCodec, logger: silentLogger() });
-    const writer = createInfluxWriter(config, { logger: silentLogger(), metrics, random: () => 0.5 }, { ...FAST, queue });
+    const quarantine = new QuarantineFile<string>({ dir, logger: silentLogger(), describe: (line) => line });
+    quarantinePath = quarantine.location;
+    const writer = createInfluxWriter(config, { logger: silentLogger(), metrics, random: () => 0.5 }, { ...FAST, queue, quarantine });
     writers.push(writer);
     await writer.start();
     return writer;
@@ -173,7 +178,7 @@ describe.skipIf(!influxdAvailable)('InfluxDB 1.x writer against influxd', () => 
     expect(await writer.writeReadings(during.slice(0, 2))).toBe(true);
     await waitFor('the writer to retry twice', async () => (c.retries() >= 2 ? true : undefined), 10_000);
     expect(await writer.writeReadings(during.slice(2))).toBe(true);
-    expect(writer.status()).toMatchObject({ state: 'degraded', reason: 'failing', pending: 3, accepting: true });
+    expect(writer.status()).toMatchObject({ state: 'degraded', reason: 'unreachable', pending: 3, accepting: true });
     expect(writer.status().lastError).toMatch(/cannot reach InfluxDB/);
     expect(await metrics.render()).toContain('watchpost_spool_depth 3\n');
 
@@ -206,7 +211,7 @@ describe.skipIf(!influxdAvailable)('InfluxDB 1.x writer against influxd', () => 
     expect(httpd.values[0]![httpd.columns.indexOf('pointsWrittenOK')]).toBe(3);
   });
 
-  it('counts the points InfluxDB drops in a partial write and moves on', async () => {
+  it('writes the good points of a batch with a field type conflict and keeps the conflicting ones in the quarantine', async () => {
     const metrics = new MetricsRegistry();
     const c = counters(metrics);
     // Make `rainfall.value` a string in this shard, so our float is a field type conflict.
@@ -221,17 +226,27 @@ describe.skipIf(!influxdAvailable)('InfluxDB 1.x writer against influxd', () => 
       reading({ metric: 'displacement', value: 1.5, ts: T0 }),
       reading({ metric: 'rainfall', value: 12, ts: T0 }),
       reading({ metric: 'displacement', value: 1.75, ts: T0 + 1 }),
+      reading({ metric: 'rainfall', value: 13, ts: T0 + 1 }),
     ]);
     await writer.flush();
 
-    expect(c.failed('partial_write')).toBe(1);
+    expect(metrics.counter('watchpost_storage_quarantined_total', '').get({ reason: 'field_type_conflict' })).toBe(2);
+    expect(c.failed('field_type_conflict')).toBe(0);
     expect(c.written()).toBe(2);
     expect(writer.status()).toMatchObject({ state: 'ok', pending: 0 });
-    expect(writer.status().lastError).toMatch(/HTTP 400: partial write: field type conflict.*dropped=1/);
+    expect(writer.status().lastError).toMatch(/HTTP 400: partial write: field type conflict.*dropped=2/);
     expect((await influxd.query('SELECT value FROM displacement'))[0]!.series![0]!.values).toEqual([
       [T0, 1.5],
       [T0 + 1, 1.75],
     ]);
+    const rainfall = (value: number, ts: number) => `rainfall,asset_id=lg-bridge-001,asset_type=bridge,sensor_id=strain-01,street=龙城街道 value=${value} ${ts}`;
+    const records = readFileSync(quarantinePath, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(records.map((r) => [r.reason, r.point])).toEqual([
+      ['field_type_conflict', rainfall(12, T0)],
+      ['field_type_conflict', rainfall(13, T0 + 1)],
+    ]);
+    expect(records[0].error).toMatch(/^HTTP 400: partial write: field type conflict: input field "value" on measurement "rainfall" is type float, already exists as type string dropped=2$/);
+    expect(statSync(quarantinePath).mode & 0o777).toBe(0o600);
 
     // The queue is not blocked: the next batch goes through.
     await writer.writeReadings([reading({ metric: 'displacement', value: 2, ts: T0 + 2 })]);
@@ -239,21 +254,29 @@ describe.skipIf(!influxdAvailable)('InfluxDB 1.x writer against influxd', () => 
     expect(c.written()).toBe(3);
   });
 
-  it('drops a batch refused for good (unknown database) with the server message, and does not retry it', async () => {
+  it('creates a missing database at start', async () => {
+    const metrics = new MetricsRegistry();
+    const writer = await startWriter(metrics, 'created_at_start');
+    expect((await influxd.query('SHOW DATABASES'))[0]!.series![0]!.values).toContainEqual(['created_at_start']);
+    await writer.writeReadings([reading()]);
+    await writer.flush();
+    expect(counters(metrics).written()).toBe(1);
+  });
+
+  it('keeps the points while the database is gone (404), and writes every one once it is back', async () => {
     const metrics = new MetricsRegistry();
     const c = counters(metrics);
-    const writer = await startWriter(metrics, 'no_such_db');
+    const writer = await startWriter(metrics, 'dropped_meanwhile');
+    await influxd.query('DROP DATABASE "dropped_meanwhile"');
     await writer.writeReadings([reading(), reading({ ts: T0 + 1 })]);
-    await writer.flush();
-    expect(c.failed('rejected')).toBe(2);
-    expect(c.retries()).toBe(0);
+    await waitFor('the writer to retry', async () => (c.retries() >= 2 ? true : undefined), 10_000);
+    expect(writer.status()).toMatchObject({ state: 'degraded', reason: 'database_not_found', pending: 2, lastError: 'HTTP 404: database not found: "dropped_meanwhile"' });
     expect(c.written()).toBe(0);
-    expect(writer.status()).toMatchObject({
-      state: 'ok',
-      pending: 0,
-      accepting: true,
-      lastError: 'HTTP 404: database not found: "no_such_db"',
-    });
+    await influxd.query('CREATE DATABASE "dropped_meanwhile"');
+    await waitFor('the points to be written', async () => (writer.status().pending === 0 ? true : undefined), 10_000);
+    const [count] = await influxd.query('SELECT count(value) FROM "dropped_meanwhile".."strain"');
+    expect(count!.series![0]!.values[0]![1]).toBe(2);
+    expect(c.written()).toBe(2);
   });
 });
 

@@ -5,7 +5,7 @@
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { silentLogger } from '../lib/logger.js';
+import { createLogger, silentLogger } from '../lib/logger.js';
 import { MetricsRegistry } from '../lib/metrics.js';
 import { influxSchema } from './config.js';
 import { createInfluxWriter, joinLines, type InfluxWriter } from './influx-writer.js';
@@ -41,6 +41,17 @@ function reading(over: Partial<Reading> = {}): Reading {
   };
 }
 
+const SHOW_TELEMETRY = JSON.stringify({ results: [{ statement_id: 0, series: [{ name: 'databases', columns: ['name'], values: [['_internal'], ['telemetry']] }] }] });
+const SHOW_NONE = JSON.stringify({ results: [{ statement_id: 0, series: [{ name: 'databases', columns: ['name'] }] }] });
+const ONE_BUCKET = JSON.stringify({ buckets: [{ id: '0123', name: 'telemetry' }] });
+
+/** A logger that keeps every line (level, msg and fields) for assertions. */
+function capturingLogger() {
+  const lines: Array<Record<string, unknown>> = [];
+  const logger = createLogger({ level: 'debug', destination: { write: (s: string) => void lines.push(JSON.parse(s)) } });
+  return { logger, lines, messages: (level: number) => lines.filter((l) => l.level === level).map((l) => l.msg) };
+}
+
 const line = (value: number, ts: number) =>
   `strain,asset_id=lg-bridge-001,asset_type=bridge,sensor_id=strain-01,street=龙城街道 value=${value} ${ts}`;
 
@@ -63,6 +74,8 @@ describe('InfluxDB writers on the wire', () => {
   let baseUrl: string;
   const requests: Captured[] = [];
   const script: Scripted[] = [];
+  const checks: Captured[] = [];
+  const checkScript: Scripted[] = [];
   const writers: InfluxWriter[] = [];
 
   beforeAll(async () => {
@@ -72,8 +85,10 @@ describe('InfluxDB writers on the wire', () => {
       req.on('end', () => {
         const raw = Buffer.concat(chunks);
         const body = (req.headers['content-encoding'] === 'gzip' ? gunzipSync(raw) : raw).toString('utf8');
-        requests.push({ method: req.method!, url: req.url!, headers: req.headers, body });
-        const answer = script.shift() ?? { status: 204 };
+        // The start checks (SHOW/CREATE DATABASE, the bucket lookup) have their own record and script.
+        const checking = req.url!.startsWith('/query') || req.url!.startsWith('/api/v2/buckets');
+        (checking ? checks : requests).push({ method: req.method!, url: req.url!, headers: req.headers, body });
+        const answer = checking ? (checkScript.shift() ?? { status: 200, body: req.url!.startsWith('/query') ? SHOW_TELEMETRY : ONE_BUCKET }) : (script.shift() ?? { status: 204 });
         setTimeout(() => {
           res.writeHead(answer.status, { 'content-type': 'application/json', ...answer.headers });
           res.end(answer.body ?? '');
@@ -87,16 +102,18 @@ describe('InfluxDB writers on the wire', () => {
     await Promise.all(writers.splice(0).map((w) => w.stop()));
     requests.length = 0;
     script.length = 0;
+    checks.length = 0;
+    checkScript.length = 0;
   });
   afterAll(async () => {
     server.closeAllConnections();
     await new Promise((resolve) => server.close(resolve));
   });
 
-  async function start(config: Record<string, unknown>, metrics = new MetricsRegistry()): Promise<InfluxWriter> {
+  async function start(config: Record<string, unknown>, metrics = new MetricsRegistry(), logger = silentLogger()): Promise<InfluxWriter> {
     const writer = createInfluxWriter(
       influxSchema.parse({ url: baseUrl, ...config }),
-      { logger: silentLogger(), metrics, random: () => 0.5 },
+      { logger, metrics, random: () => 0.5 },
       { flushInterval: 60_000, minRetryDelay: 20, maxRetryDelay: 100 },
     );
     writers.push(writer);
@@ -190,26 +207,99 @@ describe('InfluxDB writers on the wire', () => {
       expect(writer.status().reason).toBeUndefined();
     });
 
-    it(`v${version} drops a batch refused with another 4xx, logs the server message and moves on`, async () => {
+    it(`v${version} keeps a batch refused with 401 in the queue, reports why, and writes it once the credentials work`, async () => {
       const metrics = new MetricsRegistry();
       script.push({ status: 401, body: '{"code":"unauthorized","message":"unauthorized access"}' });
       const writer = await start(config, metrics);
       await writer.writeReadings([reading(), reading({ ts: T0 + 1 })]);
       await writer.flush();
       expect(writer.status()).toMatchObject({
-        state: 'ok',
-        pending: 0,
+        state: 'degraded',
+        reason: 'unauthorized',
+        pending: 2,
         accepting: true,
         lastError: 'HTTP 401: unauthorized access',
       });
-      await writer.writeReadings([reading({ ts: T0 + 2 })]);
+      await expect.poll(() => writer.status().pending, { timeout: 5000 }).toBe(0);
+      expect(requests.map((r) => r.body)).toEqual(Array(2).fill(`${line(123.4, T0)}\n${line(123.4, T0 + 1)}`));
+      expect(count(metrics, 'failed', { reason: 'rejected' })).toBe(0);
+      expect(count(metrics, 'retries')).toBe(1);
+      expect(count(metrics, 'written')).toBe(2);
+      expect(writer.status()).toMatchObject({ state: 'ok', pending: 0 });
+    });
+
+    it(`v${version} splits a batch with a field type conflict by the measurement InfluxDB names, and drops only the conflicting lines without a quarantine`, async () => {
+      const metrics = new MetricsRegistry();
+      const conflict = 'partial write: field type conflict: input field \\"value\\" on measurement \\"temperature\\" is type float, already exists as type string dropped=2';
+      script.push({ status: 400, body: `{"error":"${conflict}"}` }, { status: 204 }, { status: 400, body: `{"error":"${conflict}"}` });
+      const writer = await start(config, metrics);
+      await writer.writeReadings([reading(), reading({ metric: 'temperature', value: 21, ts: T0 }), reading({ value: 124, ts: T0 + 1 }), reading({ metric: 'temperature', value: 22, ts: T0 + 1 })]);
       await writer.flush();
-      expect(requests).toHaveLength(2);
-      expect(count(metrics, 'failed', { reason: 'rejected' })).toBe(2);
-      expect(count(metrics, 'retries')).toBe(0);
-      expect(count(metrics, 'written')).toBe(1);
+      const temperature = (value: number, ts: number) => line(value, ts).replace(/^strain/, 'temperature');
+      expect(requests.map((r) => r.body)).toEqual([
+        [line(123.4, T0), temperature(21, T0), line(124, T0 + 1), temperature(22, T0 + 1)].join('\n'),
+        [line(123.4, T0), line(124, T0 + 1)].join('\n'),
+        [temperature(21, T0), temperature(22, T0 + 1)].join('\n'),
+      ]);
+      expect(count(metrics, 'written')).toBe(2);
+      expect(count(metrics, 'failed', { reason: 'field_type_conflict' })).toBe(2);
+      expect(writer.status()).toMatchObject({ state: 'ok', pending: 0 });
     });
   }
+
+  it('v1 at start leaves an existing database alone', async () => {
+    await start({ version: 1, database: 'telemetry', username: 'watchpost', password: 's3cret' });
+    expect(checks.map((c) => [c.method, c.url, c.headers.authorization, c.body])).toEqual([
+      ['POST', '/query', `Basic ${Buffer.from('watchpost:s3cret').toString('base64')}`, 'q=SHOW+DATABASES'],
+    ]);
+  });
+
+  it('v1 at start creates a missing database, with the configured credentials, and says so', async () => {
+    const { logger, messages } = capturingLogger();
+    checkScript.push({ status: 200, body: SHOW_NONE }, { status: 200, body: '{"results":[{"statement_id":0}]}' });
+    await start({ version: 1, database: 'tele"metry', username: 'watchpost', password: 's3cret' }, new MetricsRegistry(), logger);
+    expect(checks.map((c) => [c.url, c.headers.authorization, new URLSearchParams(c.body).get('q')])).toEqual([
+      ['/query', `Basic ${Buffer.from('watchpost:s3cret').toString('base64')}`, 'SHOW DATABASES'],
+      ['/query', `Basic ${Buffer.from('watchpost:s3cret').toString('base64')}`, 'CREATE DATABASE "tele\\"metry"'],
+    ]);
+    expect(messages(30)).toContain('created the InfluxDB database "tele"metry" (it did not exist)');
+  });
+
+  it('v1 at start says the database is missing and how to create it when the user may not, and keeps the readings', async () => {
+    const { logger, lines } = capturingLogger();
+    checkScript.push(
+      { status: 200, body: SHOW_NONE },
+      { status: 403, body: '{"error":"error authorizing query: writer not authorized to execute statement \'CREATE DATABASE telemetry\', requires admin privilege"}' },
+    );
+    script.push({ status: 404, body: '{"error":"database not found: \\"telemetry\\""}' });
+    const writer = await start({ version: 1, database: 'telemetry', username: 'writer', password: 'pw-writer' }, new MetricsRegistry(), logger);
+    const errors = lines.filter((l) => l.level === 50);
+    expect(errors.map((l) => [l.msg, l.status, l.err])).toEqual([
+      [
+        'InfluxDB database "telemetry" does not exist (or user "writer" has no privilege on it), and these credentials may not create it: as an InfluxDB admin run  CREATE DATABASE "telemetry"  and  GRANT WRITE ON "telemetry" TO "writer" (e.g. influx -execute \'…\'); until then readings are kept in the spool and /healthz reports degraded',
+        403,
+        "HTTP 403: error authorizing query: writer not authorized to execute statement 'CREATE DATABASE telemetry', requires admin privilege",
+      ],
+    ]);
+    await writer.writeReadings([reading()]);
+    await writer.flush();
+    expect(writer.status()).toMatchObject({ state: 'degraded', reason: 'database_not_found', pending: 1 });
+    // The failure is explained once, when it starts.
+    expect(lines.filter((l) => l.level === 50).map((l) => l.msg)).toContain(
+      'InfluxDB database "telemetry" does not exist: as an InfluxDB admin run  CREATE DATABASE "telemetry"  (e.g. influx -execute \'…\'); readings are kept in the spool meanwhile',
+    );
+    await expect.poll(() => writer.status().pending, { timeout: 5000 }).toBe(0);
+  });
+
+  it('v2 at start looks the bucket up and says when it is missing', async () => {
+    const { logger, messages } = capturingLogger();
+    checkScript.push({ status: 200, body: '{"buckets":[]}' });
+    await start({ version: 2, org: 'longgang', bucket: 'telemetry', token: 'test-token' }, new MetricsRegistry(), logger);
+    expect(checks.map((c) => [c.method, c.url, c.headers.authorization])).toEqual([['GET', '/api/v2/buckets?org=longgang&name=telemetry', 'Token test-token']]);
+    expect(messages(50)).toEqual([
+      'InfluxDB bucket "telemetry" does not exist in org "longgang": create it (influx bucket create --name telemetry --org longgang); readings are kept in the spool meanwhile',
+    ]);
+  });
 
   it('retries a request that times out', async () => {
     const metrics = new MetricsRegistry();

@@ -1,5 +1,6 @@
 /** What every telemetry writer (InfluxDB 1, InfluxDB 2, embedded SQLite) offers the rest of the platform. */
 import type { Reading } from './reading.js';
+import type { StorageFailureReason } from './storage-errors.js';
 
 /** One row of the `alert_events` measurement (contract: InfluxDB layout). */
 export interface AlertEventPoint {
@@ -20,8 +21,12 @@ export interface StorageStatus {
    * for a retry) or the backlog of an outage is being sent.
    */
   state: 'ok' | 'degraded';
-  /** Why it is degraded. */
-  reason?: 'failing' | 'draining';
+  /**
+   * Why it is degraded: why writes fail (`unreachable`, `timeout`, `unavailable`, `unauthorized`,
+   * `forbidden`, `database_not_found`, `bucket_not_found`, …; see storage-errors.ts), or
+   * `draining` while the backlog of an outage is sent.
+   */
+  reason?: StorageFailureReason | 'draining';
   /** Points accepted by the writer but not yet confirmed written. */
   pending: number;
   /**

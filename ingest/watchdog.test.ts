@@ -64,7 +64,7 @@ describe('evaluateWatchdog', () => {
   });
 
   it('fires the storage deadman after failing_writes of failures, and clears on success', () => {
-    const failing = storage({ state: 'degraded', reason: 'failing', failingSince: 10_000 });
+    const failing = storage({ state: 'degraded', reason: 'unreachable', failingSince: 10_000 });
     const signals = run([
       { now: 10_000, storage: failing },
       { now: 309_999, storage: failing },
@@ -78,6 +78,30 @@ describe('evaluateWatchdog', () => {
       [310_000, { check: 'storage', level: 'orange', value: 300, threshold: 300 }],
       [330_000, { check: 'storage', level: null, value: 0, threshold: 300 }],
     ]);
+  });
+
+  for (const reason of ['unauthorized', 'forbidden', 'database_not_found', 'bucket_not_found'] as const) {
+    it(`fires the storage alert at once when writes fail as ${reason} (waiting does not fix it), and clears on success`, () => {
+      const failing = storage({ state: 'degraded', reason, failingSince: 10_000 });
+      const signals = run([
+        { now: 9_000, storage: storage() },
+        { now: 10_000, storage: failing },
+        { now: 310_000, storage: failing },
+        { now: 320_000, storage: storage({ state: 'degraded', reason: 'draining' }) },
+        { now: 330_000, storage: storage() },
+      ]).filter(([, s]) => s.check === 'storage');
+      expect(signals).toEqual([
+        [9_000, { check: 'storage', level: null, value: 0, threshold: 300 }],
+        [10_000, { check: 'storage', level: 'orange', value: 0, threshold: 0 }],
+        [330_000, { check: 'storage', level: null, value: 0, threshold: 300 }],
+      ]);
+    });
+  }
+
+  it('fires at once for a failure that needs an operator even with failing_writes off', () => {
+    const off = { ...config, failingWrites: 0 };
+    const r = evaluateWatchdog({ storage: null }, { lastReadingAt: 0, storage: storage({ state: 'degraded', reason: 'unauthorized', failingSince: 0 }) }, off, 1000);
+    expect(r.signals.filter((s) => s.check === 'storage')).toEqual([{ check: 'storage', level: 'orange', value: 1, threshold: 0 }]);
   });
 
   it('keeps an alert carried over from a previous run until there is evidence it cleared', () => {

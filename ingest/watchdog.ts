@@ -8,7 +8,10 @@
  * - `ingest`: no reading accepted from any device for `noReadings` ms (orange): the district
  *   is unwatched. Clears when readings arrive.
  * - `storage`: writes to the backend have failed without a success for `failingWrites` ms
- *   (orange). Clears on the first successful write.
+ *   (orange), or at once when they fail for a reason that waiting does not fix (credentials
+ *   rejected, no write privilege, database or bucket missing: someone has to act, and the
+ *   spool is filling meanwhile); an outage of the server itself gets the `failingWrites` grace,
+ *   so a restart of InfluxDB does not page anyone. Clears on the first successful write.
  *
  * `evaluateWatchdog` is pure (state, inputs, now) -> (state, signals); `IngestWatchdog` owns the
  * timer. A signal is emitted only when a check's level changes, and on the first evaluation for
@@ -21,6 +24,7 @@ import type { Clock } from '../lib/clock.js';
 import type { Level } from '../lib/levels.js';
 import type { Logger } from '../lib/logger.js';
 import type { StorageStatus } from './storage.js';
+import { OPERATOR_REASONS, type StorageFailureReason } from './storage-errors.js';
 
 export const WATCHDOG_CHECKS = ['spool', 'ingest', 'storage'] as const;
 export type WatchdogCheck = (typeof WATCHDOG_CHECKS)[number];
@@ -30,7 +34,7 @@ export interface WatchdogConfig {
   spoolAlertPercent: number;
   /** ms without any reading before the ingest deadman fires; 0 = off. */
   noReadings: number;
-  /** ms of failing storage writes before the storage deadman fires; 0 = off. */
+  /** ms of failing storage writes before the storage deadman fires; 0 = off (failures that need an operator still fire). */
   failingWrites: number;
 }
 
@@ -89,9 +93,14 @@ export function evaluateWatchdog(
 
   const failingSince = inputs.storage?.failingSince;
   const failingMs = failingSince === undefined ? 0 : Math.max(0, now - failingSince);
-  const failing = config.failingWrites > 0 && failingSince !== undefined && failingMs >= config.failingWrites;
-  const storageHeld = !failing && config.failingWrites > 0 && state.storage && inputs.storage?.state !== 'ok';
-  report('storage', failing ? 'orange' : storageHeld ? state.storage! : null, Math.floor(failingMs / 1000), config.failingWrites / 1000);
+  const reason = inputs.storage?.state === 'degraded' ? inputs.storage.reason : undefined;
+  const needsOperator = failingSince !== undefined && reason !== undefined && OPERATOR_REASONS.has(reason as StorageFailureReason);
+  const overdue = config.failingWrites > 0 && failingSince !== undefined && failingMs >= config.failingWrites;
+  const failing = overdue || needsOperator;
+  const storageHeld = !failing && state.storage && inputs.storage?.state !== 'ok';
+  // An alert raised at once reports 0 as its threshold: it did not wait for failingWrites.
+  const threshold = needsOperator && !overdue ? 0 : config.failingWrites / 1000;
+  report('storage', failing ? 'orange' : storageHeld ? state.storage! : null, Math.floor(failingMs / 1000), threshold);
 
   return { state: next, signals };
 }

@@ -114,7 +114,7 @@ async function killDuringOutage(mode: Mode, { expect, onTestFailed }: TestContex
   const outageStarted = Date.now();
   await waitFor('Watchpost to report storage degraded', async () => {
     const h = await health(api());
-    return h.code === 200 && h.body.status === 'degraded' && h.body.storage.reason === 'failing' ? true : undefined;
+    return h.code === 200 && h.body.status === 'degraded' && h.body.storage.reason === 'unreachable' ? true : undefined;
   }, 15_000);
   const ackedAtOutage = ackedTotal();
   await sleep(KILL_AFTER_MS - (Date.now() - outageStarted));
@@ -145,7 +145,7 @@ async function killDuringOutage(mode: Mode, { expect, onTestFailed }: TestContex
   await influx.resume();
   const outageMs = Date.now() - outageStarted;
   expect(outageMs).toBeGreaterThan(60_000);
-  await waitFor('storage no longer failing', async () => ((await health(api())).body.storage.reason !== 'failing' ? true : undefined), 15_000);
+  await waitFor('storage no longer failing', async () => ((await health(api())).body.storage.reason !== 'unreachable' ? true : undefined), 15_000);
   // Live data keeps flowing (and being acknowledged) while the backlog drains.
   const ackedAtResume = ackedTotal();
   await sleep(5000);

@@ -39,9 +39,14 @@ const RULES: Record<string, Omit<RuleInfo, 'escalation'>> = {
   },
   'platform-storage': {
     id: 'platform-storage',
-    name: 'Watchpost 存储写入持续失败',
-    message: 'Watchpost 写入存储已持续失败 {value} 秒（阈值 {threshold} 秒）；数据暂存于本地缓冲区',
-    plan: ['检查 InfluxDB 服务、磁盘、认证与网络', '查看 /healthz 的 storage.lastError'],
+    name: 'Watchpost 存储写入失败',
+    message: 'Watchpost 写入存储已失败 {value} 秒；数据暂存于本地缓冲区（spool），写入恢复后自动补写',
+    plan: [
+      '查看 /healthz 的 storage.reason 与 storage.lastError',
+      'unauthorized / forbidden：检查 storage.influx 的用户名、密码或 token 及其写权限（InfluxDB 1.x：GRANT WRITE ON <数据库> TO <用户>）',
+      'database_not_found / bucket_not_found：以 InfluxDB 管理员创建数据库（CREATE DATABASE）或 bucket',
+      'unreachable / timeout / unavailable：检查 InfluxDB 服务、磁盘与网络',
+    ],
   },
 };
 
