@@ -115,7 +115,7 @@ export class EmbeddedBroker implements MessageBus {
         // An unknown id costs the same work as a known one (device-auth.ts), so timing does not reveal which ids exist.
         this.verifier.verify(device?.config, password).then(
           (ok) => {
-            if (!device || !ok || !this.certificateNames(client, device.id)) {
+            if (!device || !ok || !this.certificateMatches(client, device.id)) {
               const address = (client.conn as GuardedSocket).remoteAddress;
               this.refused?.inc({ reason: 'bad_credentials' });
               const locked = this.limiter.authFailed(address);
@@ -252,6 +252,8 @@ export class EmbeddedBroker implements MessageBus {
 
   /** Binds the connection's client id to `deviceId` ('' for anonymous clients); false (counted, logged) when another device holds it. */
   private claimClientId(client: Client, deviceId: string): boolean {
+    // Closed while its credentials were checked: aedes drops it, and it must not bind the id.
+    if (client.closed) return false;
     const refusal = this.clientIds.claim(client.id, deviceId, client, !client.clean);
     if (!refusal) return true;
     this.refused?.inc({ reason: 'client_id_taken' });
@@ -263,7 +265,7 @@ export class EmbeddedBroker implements MessageBus {
   }
 
   /** With `tls.ca_file`, a TLS client's certificate must name the device (CN or a DNS subject alternative name). */
-  private certificateNames(client: Client, deviceId: string): boolean {
+  private certificateMatches(client: Client, deviceId: string): boolean {
     if (!this.deps.config.tls?.ca_file) return true;
     const conn = client.conn as unknown;
     // The plain listener (plaintext: true) has no client certificates; its devices log in by secret alone.
