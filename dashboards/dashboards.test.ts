@@ -74,7 +74,7 @@ describe('generated dashboards', () => {
   it('are committed exactly as the generator writes them for the demo configuration', () => {
     const generated = generateDashboards(config);
     expect(files).toEqual(generated.map((g) => g.file).sort());
-    for (const { file, dashboard } of generated) expect(readFileSync(`dashboards/json/${file}`, 'utf8'), `${file} is stale: run node dist/dashboards/generate.js`).toBe(serialize(dashboard));
+    for (const { file, dashboard } of generated) expect(readFileSync(`dashboards/json/${file}`, 'utf8'), `${file} is stale: run node dist/server/generate-dashboards.js`).toBe(serialize(dashboard));
   });
 
   it('are an overview, an alert history and one dashboard per asset type', () => {
