@@ -27,6 +27,11 @@
  * - A delivery that fails for good opens (or raises) a `delivery_failed` alert for (asset, channel)
  *   that goes to the escalation named `fallback`; failures of those alerts' own deliveries are
  *   recorded and logged only, so a broken fallback cannot loop.
+ * - A rule event whose transaction fails (disk full, I/O error, busy) is not dropped: it waits in
+ *   memory with every later one, in order, and is retried with backoff until stored (see
+ *   transition-queue.ts). While that lasts the platform alert `platform-alerts-db` is published
+ *   on MQTT at once; when alerts.db works again it is recorded (firing at the first failure,
+ *   resolved at the recovery) and notified to `fallback`.
  */
 import { topics } from '../ingest/topics.js';
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -50,6 +55,8 @@ import { levelName, eventName } from './message-format.js';
 import { OutboxSender, type Channel, type RetryOptions } from './outbox.js';
 import { newSilenceId, silenceHold, silenceInputSchema, silenceState, silenceView, MAX_SILENCE_MS, type SilenceState, type SilenceSubject, type SilenceView } from './silences.js';
 import { openAlert, transition, type AlertEvent, type AlertInput, type ResolveReason, type Transition } from './state-machine.js';
+import { AlertRetention, DEFAULT_ALERT_RETENTION_MS, type RetentionOptions } from './retention.js';
+import { TransitionQueue } from './transition-queue.js';
 
 export type { AlertBody, AlertEventBody } from './event-body.js';
 
@@ -94,6 +101,12 @@ export interface AlertServiceOptions {
   retry?: Partial<RetryOptions>;
   /** How long an ack_url stays valid (default 24h); every repeat or escalation carries a fresh one. */
   ackLinkTtlMs?: number;
+  /** Rule events that may wait for alerts.db before readings are refused (default 10,000). */
+  maxQueuedTransitions?: number;
+  /** Retry delays while alerts.db fails (default 500 ms doubling to 30 s). */
+  storeRetry?: { baseDelayMs?: number; maxDelayMs?: number };
+  /** How long resolved alerts are kept (default 400 days; see retention.ts). */
+  retention?: RetentionOptions;
 }
 
 /** An alert as the API shows it: the body's alert plus its lifecycle. */
@@ -127,6 +140,20 @@ export interface OperatorAction {
 
 /** The rule id of the alerts raised when a delivery fails for good. */
 export const DELIVERY_FAILED_RULE = 'delivery_failed';
+
+/** The platform alert raised while alerts.db cannot store transitions, on the platform's pseudo-asset. */
+export const STORE_FAILING_RULE = 'platform-alerts-db';
+export const PLATFORM_ASSET = 'watchpost';
+
+export const TRANSITIONS_WAITING_METRIC = 'watchpost_alert_transitions_waiting';
+export const STORE_FAILURES_METRIC = 'watchpost_alert_store_failures_total';
+
+/** What the alert stage reports for /healthz while transitions wait for alerts.db. */
+export interface AlertStoreHealth {
+  waiting: number;
+  failing_since: string;
+  error: string;
+}
 
 export const DEFAULT_ACK_LINK_TTL_MS = 24 * 3_600_000;
 
@@ -192,6 +219,17 @@ export function newAlertId(): string {
 /** Effects of a committed transaction; run only after the commit. */
 type Effect = () => void;
 
+/** Work waiting for alerts.db: a rule event (with the platform time it arrived), or the record of an outage. */
+type Queued =
+  | { kind: 'rule'; event: RuleEvent; at: number; applied: boolean }
+  | { kind: 'delivery_failed'; row: OutboxRow; error: string; at: number; pointWritten: boolean }
+  | { kind: 'outage'; alert: AlertRecord; until: number; stored: number };
+
+function errorText(error: unknown): string {
+  const text = error instanceof Error ? error.message : String(error);
+  return text.length > 300 ? `${text.slice(0, 300)}…` : text;
+}
+
 export class AlertService {
   private readonly store: AlertStore;
   private readonly clock: Clock;
@@ -209,6 +247,13 @@ export class AlertService {
   private silences: SilenceRecord[] = [];
   private flapping = new Set<string>();
   private running = false;
+  private readonly transitions: TransitionQueue<Queued>;
+  private readonly retention: AlertRetention;
+  private readonly storeFailures: Counter;
+  /** The platform alert of the current alerts.db outage, published and not yet stored. */
+  private outage: AlertRecord | undefined;
+  /** A flapping hold ended while applying rule events: held notifications are due. */
+  private holdEnded = false;
 
   constructor(private readonly options: AlertServiceOptions) {
     this.store = options.store;
@@ -230,6 +275,22 @@ export class AlertService {
       onFailed: (row, error) => this.onDeliveryFailed(row, error),
     });
     this.escalationTimer = new DueTimer(options.clock, () => this.runEscalations());
+    this.transitions = new TransitionQueue<Queued>({
+      clock: options.clock,
+      apply: (item) => this.applyQueued(item),
+      onFailing: (error, since, waiting) => this.storeFailing(error, since, waiting),
+      onStillFailing: (error, since, waiting) => {
+        this.storeFailures.inc();
+        this.logger.warn({ err: error, waiting, failing_since: new Date(since).toISOString() }, 'alerts.db still cannot store alert transitions; retrying');
+      },
+      onRecovered: (since, stored) => this.storeRecovered(since, stored),
+      afterRun: () => this.releaseEndedHolds(),
+      ...(options.maxQueuedTransitions !== undefined ? { maxItems: options.maxQueuedTransitions } : {}),
+      ...options.storeRetry,
+    });
+    this.retention = new AlertRetention(options.store, options.clock, this.logger.child({ part: 'retention' }), options.metrics, options.retention ?? { maxAgeMs: DEFAULT_ALERT_RETENTION_MS });
+    this.storeFailures = options.metrics.counter(STORE_FAILURES_METRIC, 'Alert transactions that alerts.db failed to store (each is retried until stored).');
+    options.metrics.gauge(TRANSITIONS_WAITING_METRIC, 'Rule events waiting in memory for alerts.db to store them.').collect(() => [[{}, this.transitions.size]]);
     this.fired = options.metrics.counter(ALERTS_FIRED_METRIC, 'Alerts opened, by the level they opened at.');
     options.metrics
       .gauge(ALERTS_OPEN_METRIC, 'Alerts currently open (firing or acknowledged), by level.')
@@ -249,6 +310,7 @@ export class AlertService {
     }
     this.outbox.start();
     this.runEscalations();
+    this.retention.start();
   }
 
   /** The key that signs acknowledgement links: made once per data directory, kept in alerts.db. */
@@ -261,6 +323,10 @@ export class AlertService {
   async stop(): Promise<void> {
     this.running = false;
     this.escalationTimer.clear();
+    // A last attempt for what waits for alerts.db; what still fails is judged again from the next start's readings.
+    this.retention.stop();
+    this.transitions.flush();
+    if (this.transitions.size > 0) this.logger.error({ waiting: this.transitions.size }, 'stopping with alert transitions that alerts.db did not store');
     await this.outbox.stop();
     for (const channel of this.channels.values()) (channel as Channel & { close?: () => void }).close?.();
   }
@@ -269,20 +335,49 @@ export class AlertService {
    * Applies rule events in order; each is its own transaction. A rule event may carry the rules
    * stage's flapping mark: `started` and `flapping` hold the notifications of its (rule, asset,
    * sensor) from this event on; `ended` (stable for one window) releases them after the event.
+   * An event alerts.db cannot store waits, with all later ones, until it can (see the module comment).
    */
   handle(events: readonly RuleEvent[]): void {
-    let released = false;
-    for (const event of events) {
-      const mark = event.flapping;
-      if (mark === 'started' || mark === 'flapping') this.markFlapping(event, true);
-      try {
-        this.commit((effects) => this.applyRuleEvent(event, effects));
-      } catch (error) {
-        this.logger.error({ err: error, rule_id: event.ruleId, asset_id: event.assetId, sensor_id: event.sensorId }, 'applying a rule event failed');
-      }
-      if (mark === 'ended') released = this.markFlapping(event, false) === 'ended' || released;
+    const at = this.clock.now();
+    this.transitions.push(events.map((event) => ({ kind: 'rule', event, at, applied: false })));
+  }
+
+  /** False while so many rule events wait for alerts.db that readings should not be acknowledged. */
+  accepting(): boolean {
+    return this.transitions.accepting();
+  }
+
+  /** Set while rule events wait for alerts.db. */
+  storeHealth(): AlertStoreHealth | undefined {
+    const since = this.transitions.since;
+    if (since === undefined) return undefined;
+    return { waiting: this.transitions.size, failing_since: new Date(since).toISOString(), error: errorText(this.transitions.error) };
+  }
+
+  /** Stores one queued item; throws (to be retried, unchanged) when alerts.db cannot. */
+  private applyQueued(item: Queued): void {
+    if (item.kind === 'outage') {
+      this.commit((effects) => this.recordOutage(item.alert, item.until, item.stored, effects));
+      return;
     }
-    if (released) this.runEscalations();
+    if (item.kind === 'delivery_failed') {
+      this.deliveryFailed(item);
+      return;
+    }
+    const { event, at } = item;
+    const mark = event.flapping;
+    if (!item.applied) {
+      if (mark === 'started' || mark === 'flapping') this.recordFlapping(event, true, at);
+      this.commit((effects) => this.applyRuleEvent(event, at, effects));
+      item.applied = true;
+    }
+    if (mark === 'ended' && this.recordFlapping(event, false, at) === 'ended') this.holdEnded = true;
+  }
+
+  private releaseEndedHolds(): void {
+    if (!this.holdEnded) return;
+    this.holdEnded = false;
+    this.runEscalations();
   }
 
   /**
@@ -292,22 +387,25 @@ export class AlertService {
    * Kept in alerts.db, so a restart keeps holding.
    */
   setFlapping(key: AlertKey, flapping: boolean): void {
-    if (this.markFlapping(key, flapping) === 'ended') this.runEscalations();
+    let change: 'started' | 'ended' | 'unchanged';
+    try {
+      change = this.recordFlapping(key, flapping, this.clock.now());
+    } catch (error) {
+      this.logger.error({ err: error, rule_id: key.ruleId, asset_id: key.assetId, sensor_id: key.sensorId }, 'recording flapping failed');
+      return;
+    }
+    if (change === 'ended') this.runEscalations();
   }
 
   isFlapping(key: AlertKey): boolean {
     return this.flapping.has(keyString(key));
   }
 
-  private markFlapping(key: AlertKey, flapping: boolean): 'started' | 'ended' | 'unchanged' {
+  /** Records a flapping hold starting or ending; throws when alerts.db cannot. */
+  private recordFlapping(key: AlertKey, flapping: boolean, at: number): 'started' | 'ended' | 'unchanged' {
     const k = keyString(key);
     if (this.flapping.has(k) === flapping) return 'unchanged';
-    try {
-      this.store.setFlapping({ ruleId: key.ruleId, assetId: key.assetId, sensorId: key.sensorId }, flapping ? this.clock.now() : null);
-    } catch (error) {
-      this.logger.error({ err: error, rule_id: key.ruleId, asset_id: key.assetId, sensor_id: key.sensorId }, 'recording flapping failed');
-      return 'unchanged';
-    }
+    this.store.setFlapping({ ruleId: key.ruleId, assetId: key.assetId, sensorId: key.sensorId }, flapping ? at : null);
     if (flapping) this.flapping.add(k);
     else this.flapping.delete(k);
     this.logger.info({ rule_id: key.ruleId, asset_id: key.assetId, sensor_id: key.sensorId, flapping }, flapping ? 'alert is flapping; notifications held' : 'alert is stable again; held notifications released');
@@ -457,6 +555,11 @@ export class AlertService {
   private commit<T>(fn: (effects: Effect[]) => T): T {
     const effects: Effect[] = [];
     const result = this.store.transaction(() => fn(effects));
+    this.runEffects(effects);
+    return result;
+  }
+
+  private runEffects(effects: readonly Effect[]): void {
     for (const effect of effects) {
       try {
         effect();
@@ -464,11 +567,10 @@ export class AlertService {
         this.logger.error({ err: error }, 'an alert effect failed after the transition was recorded');
       }
     }
-    return result;
   }
 
-  private applyRuleEvent(event: RuleEvent, effects: Effect[]): void {
-    const now = this.clock.now();
+  /** Applies a rule event as of `now`, the platform time it reached the alert stage. */
+  private applyRuleEvent(event: RuleEvent, now: number, effects: Effect[]): void {
     const open = this.store.findOpenAlert(event.ruleId, event.assetId, event.sensorId);
     if (!open) {
       if (event.level !== null) this.open(event as RuleEvent & { level: Level }, now, effects);
@@ -860,25 +962,27 @@ export class AlertService {
 
   /**
    * A delivery failed for good: recorded on its alert by the outbox already; here the
-   * alert_events point, and the delivery_failed alert for (asset, channel) to `fallback`.
+   * alert_events point, and the delivery_failed alert for (asset, channel) to `fallback`. It
+   * queues behind waiting rule events, so an alerts.db failure delays it instead of losing it.
    */
   private onDeliveryFailed(row: OutboxRow, error: string): void {
-    const now = this.clock.now();
-    let failed: AlertRecord | undefined;
-    try {
-      failed = this.store.getAlert(row.alertId);
-      if (!failed) return;
-      this.options.writeAlertEvent({ ruleId: failed.ruleId, assetId: failed.assetId, level: failed.level, event: 'delivery_failed', alertId: failed.id, value: failed.value, message: `${row.channelId} ${row.deliveryId}: ${error}`, ts: now });
-    } catch (err) {
-      this.logger.error({ err, alert_id: row.alertId }, 'writing the delivery_failed alert event failed');
+    this.transitions.push([{ kind: 'delivery_failed', row, error, at: this.clock.now(), pointWritten: false }]);
+  }
+
+  private deliveryFailed(item: Queued & { kind: 'delivery_failed' }): void {
+    const { row, error, at: now } = item;
+    const failed = this.store.getAlert(row.alertId);
+    if (!failed) return;
+    if (!item.pointWritten) {
+      item.pointWritten = true;
+      try {
+        this.options.writeAlertEvent({ ruleId: failed.ruleId, assetId: failed.assetId, level: failed.level, event: 'delivery_failed', alertId: failed.id, value: failed.value, message: `${row.channelId} ${row.deliveryId}: ${error}`, ts: now });
+      } catch (err) {
+        this.logger.error({ err, alert_id: row.alertId }, 'writing the delivery_failed alert event failed');
+      }
     }
-    if (!failed || failed.ruleId === DELIVERY_FAILED_RULE) return;
-    const source = failed;
-    try {
-      this.commit((effects) => this.raiseDeliveryFailed(source, row, error, now, effects));
-    } catch (err) {
-      this.logger.error({ err, alert_id: row.alertId, channel: row.channelId }, 'raising the delivery_failed alert failed');
-    }
+    if (failed.ruleId === DELIVERY_FAILED_RULE) return;
+    this.commit((effects) => this.raiseDeliveryFailed(failed, row, error, now, effects));
   }
 
   private raiseDeliveryFailed(failed: AlertRecord, row: OutboxRow, error: string, now: number, effects: Effect[]): void {
@@ -923,6 +1027,60 @@ export class AlertService {
       if (t) alert = this.applyTransition(alert, { ...t, alert: { ...t.alert, message } }, now, effects);
     }
     this.store.appendTimeline({ alertId: alert.id, at: now, kind: 'event', type: 'delivery_failed', level: alert.level, state: alert.state, tier: null, channel: row.channelId, deliveryId: null, detail });
+  }
+
+  // ---- alerts.db outages ----
+
+  /** The first failure of a run: log, and publish the platform alert now (it is stored on recovery). */
+  private storeFailing(error: unknown, since: number, waiting: number): void {
+    this.storeFailures.inc();
+    this.logger.error({ err: error, waiting }, 'alerts.db cannot store alert transitions; they wait in memory, in order, and are retried until stored');
+    if (this.outage) return;
+    const asset = this.options.assets(PLATFORM_ASSET);
+    const { alert: core } = openAlert({ kind: 'rule', level: 'red', value: waiting, threshold: null, ts: since }, since);
+    const policy = this.escalations.get(FALLBACK_ESCALATION);
+    this.outage = {
+      ...core,
+      id: newAlertId(),
+      ruleId: STORE_FAILING_RULE,
+      assetId: PLATFORM_ASSET,
+      sensorId: 'alerts-db',
+      metric: 'transitions_waiting',
+      startedAt: since,
+      ruleName: 'Watchpost 告警库写入失败',
+      assetName: asset?.name ?? PLATFORM_ASSET,
+      assetType: asset?.type ?? '',
+      street: asset?.street ?? '',
+      message: `Watchpost 无法写入告警库 alerts.db（${errorText(error)}）：告警状态变化暂存于内存，按顺序重试，恢复后补记并通知`,
+      plan: ['检查 data_dir 所在磁盘的空间、权限与 I/O 错误（Watchpost 日志、/healthz 的 alerts）', '暂存过多时 Watchpost 暂停确认设备数据，设备将重发'],
+      escalationPolicy: policy?.id ?? null,
+      lastTier: null,
+      heldNotice: null,
+    };
+    const effects: Effect[] = [];
+    this.publishEvent(this.outage, 'firing', 0, since, effects);
+    this.runEffects(effects);
+  }
+
+  private storeRecovered(since: number, stored: number): void {
+    this.logger.info({ stored, failing_since: new Date(since).toISOString() }, 'alerts.db stores alert transitions again; those that waited are stored');
+    const alert = this.outage;
+    this.outage = undefined;
+    if (alert) this.transitions.push([{ kind: 'outage', alert, until: this.clock.now(), stored }]);
+  }
+
+  /** Records an outage's platform alert: firing when it began (already published), resolved at `until`; notified to `fallback`. */
+  private recordOutage(alert: AlertRecord, until: number, stored: number, effects: Effect[]): void {
+    this.store.insertAlert(alert);
+    this.store.appendTimeline({ alertId: alert.id, at: alert.startedAt, kind: 'event', type: 'firing', level: alert.level, state: alert.state, tier: null, channel: null, deliveryId: null, detail: { value: alert.value, reading_ts: new Date(alert.eventTs).toISOString() } });
+    let current = alert;
+    const policy = alert.escalationPolicy ? this.escalations.get(alert.escalationPolicy) : undefined;
+    if (policy) current = this.escalate(current, policy, scheduleFrom(policy, alert.id, alert.startedAt, 0), until, effects);
+    const t = transition(current, { kind: 'rule', level: null, value: stored, threshold: null, ts: until, reason: 'store_recovered' }, until);
+    if (t) this.applyTransition(current, t, until, effects);
+    const level = alert.level;
+    effects.push(() => this.fired.inc({ level }));
+    this.afterChange(effects);
   }
 
   // ---- helpers ----

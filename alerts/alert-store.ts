@@ -188,6 +188,7 @@ CREATE TABLE IF NOT EXISTS alerts (
 CREATE UNIQUE INDEX IF NOT EXISTS alerts_one_open ON alerts (rule_id, asset_id, sensor_id) WHERE state <> 'resolved';
 CREATE INDEX IF NOT EXISTS alerts_started ON alerts (started_at);
 CREATE INDEX IF NOT EXISTS alerts_asset ON alerts (asset_id, started_at);
+CREATE INDEX IF NOT EXISTS alerts_resolved ON alerts (resolved_at) WHERE state = 'resolved';
 
 CREATE TABLE IF NOT EXISTS alert_timeline (
   seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -222,6 +223,7 @@ CREATE TABLE IF NOT EXISTS outbox (
   digest_id TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (status, alert_id, channel_id, seq);
+CREATE INDEX IF NOT EXISTS outbox_alert ON outbox (alert_id, seq);
 
 CREATE TABLE IF NOT EXISTS outbox_digests (
   delivery_id TEXT PRIMARY KEY,
@@ -501,6 +503,33 @@ export class AlertStore {
         ? this.stmt(`SELECT * FROM alerts WHERE state <> 'resolved' ORDER BY started_at DESC, rowid DESC`).all()
         : this.stmt(`SELECT * FROM alerts WHERE state <> 'resolved' AND rule_id = ? ORDER BY started_at DESC, rowid DESC`).all(ruleId);
     return (rows as AlertRow[]).map(fromAlertRow);
+  }
+
+  /**
+   * Deletes up to `limit` alerts resolved before `before`, oldest first, with their timeline,
+   * outbox rows and schedule, in one transaction; alerts with a pending notification are kept.
+   * Then up to `limit` settled digests last updated before `before`. Returns the alerts deleted.
+   */
+  pruneResolved(before: number, limit: number): { alerts: number; digests: number } {
+    return this.transaction(() => {
+      const ids = (
+        this.stmt(
+          `SELECT id FROM alerts a WHERE state = 'resolved' AND resolved_at < ?
+             AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.alert_id = a.id AND o.status = 'pending')
+           ORDER BY resolved_at LIMIT ?`,
+        ).all(before, limit) as Array<{ id: string }>
+      ).map((r) => r.id);
+      for (const id of ids) {
+        this.stmt('DELETE FROM alert_timeline WHERE alert_id = ?').run(id);
+        this.stmt('DELETE FROM outbox WHERE alert_id = ?').run(id);
+        this.stmt('DELETE FROM escalation_schedule WHERE alert_id = ?').run(id);
+        this.stmt('DELETE FROM alerts WHERE id = ?').run(id);
+      }
+      const digests = this.stmt(
+        `DELETE FROM outbox_digests WHERE delivery_id IN (SELECT delivery_id FROM outbox_digests WHERE status <> 'pending' AND updated_at < ? LIMIT ?)`,
+      ).run(before, limit).changes;
+      return { alerts: ids.length, digests };
+    });
   }
 
   /** Alerts (open or resolved) with a held transition notification. */

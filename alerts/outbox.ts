@@ -301,7 +301,14 @@ export class OutboxSender {
   }
 
   private dispatchRow(head: PendingRow, now: number): void {
-    const row = this.options.store.getOutbox(head.deliveryId);
+    let row: OutboxRow | undefined;
+    try {
+      row = this.options.store.getOutbox(head.deliveryId);
+    } catch (error) {
+      this.options.logger.error({ err: error, delivery_id: head.deliveryId }, 'reading a notification from the outbox failed');
+      this.pending.wait(head, now + this.retry.baseDelayMs);
+      return;
+    }
     if (!row || row.status !== 'pending') {
       this.pending.done(head);
       return;

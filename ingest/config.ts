@@ -219,9 +219,14 @@ export const retentionSchema = z.strictObject({
    * readings behind an archived alert are still there. InfluxDB keeps its own retention policy.
    */
   telemetry: zDuration.default(400 * 86_400_000),
+  /**
+   * Alerts in alerts.db resolved longer ago than this are deleted with their timeline and
+   * notifications (alerts/retention.ts); 0s keeps them forever. Default 400d, as for telemetry.
+   */
+  alerts: zDuration.default(400 * 86_400_000),
 });
 
-export const DEFAULT_RETENTION: z.output<typeof retentionSchema> = { telemetry: 400 * 86_400_000 };
+export const DEFAULT_RETENTION: z.output<typeof retentionSchema> = { telemetry: 400 * 86_400_000, alerts: 400 * 86_400_000 };
 
 export const storageSchema = z
   .strictObject({

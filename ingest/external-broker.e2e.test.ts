@@ -1,7 +1,8 @@
 /**
  * External-broker mode against a real mosquitto: Watchpost's PUBACK to the broker waits until
  * the readings are durable, so a message not yet stored when Watchpost goes away is delivered
- * again to the next Watchpost on the same session, and one that was stored is not.
+ * again to the next Watchpost on the same session, and one that was stored is not. A message
+ * whose handler fails neither blocks the ones behind it nor gets lost.
  */
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,7 +20,13 @@ interface Call {
   resolve: (outcome: IngestOutcome) => void;
 }
 
-function consumer(url: string, clientId: string, answer?: (payload: string, attempt: number) => IngestOutcome | undefined, extra: Record<string, unknown> = {}) {
+function consumer(
+  url: string,
+  clientId: string,
+  answer?: (payload: string, attempt: number) => IngestOutcome | undefined,
+  extra: Record<string, unknown> = {},
+  deps: { redeliverAfterMs?: number } = {},
+) {
   const calls: Call[] = [];
   const attempts = new Map<string, number>();
   const handlers: InboundHandlers = {
@@ -35,7 +42,7 @@ function consumer(url: string, clientId: string, answer?: (payload: string, atte
     status: () => undefined,
     rejected: () => undefined,
   };
-  const broker = new ExternalBroker({ config: externalBrokerSchema.parse({ url, client_id: clientId, ...extra }), handlers, logger: silentLogger() });
+  const broker = new ExternalBroker({ config: externalBrokerSchema.parse({ url, client_id: clientId, ...extra }), handlers, logger: silentLogger(), ...deps });
   return { broker, calls };
 }
 
@@ -105,6 +112,51 @@ describe.skipIf(!mosquittoBinary)('ExternalBroker acknowledgements against mosqu
     await second.broker.start();
     await expect.poll(() => second.calls.map((c) => c.payload)).toEqual(['p3', 'p4', 'p5']);
     await second.broker.stop();
+  });
+
+  it('tries a message whose handler fails again, holding the acknowledgements behind it, until it is stored', async () => {
+    const c = consumer(mosquitto.url, 'wp-handler-retry', (payload, attempt) => {
+      if (payload === 'f1' && attempt < 3) throw new Error('injected handler failure');
+      return stored;
+    });
+    await c.broker.start();
+    await publish('f1');
+    await publish('f2');
+    await expect.poll(() => c.calls.map((x) => x.payload), { timeout: 10_000 }).toEqual(['f1', 'f2', 'f1', 'f1']);
+    await c.broker.stop();
+
+    // Both were acknowledged: the next session gets only what came after.
+    await publish('f3');
+    const next = consumer(mosquitto.url, 'wp-handler-retry', () => stored);
+    await next.broker.start();
+    await expect.poll(() => next.calls.map((x) => x.payload)).toEqual(['f3']);
+    await next.broker.stop();
+  });
+
+  it('releases a message whose handler keeps failing: later messages are acknowledged and stored, and the broker delivers it again', async () => {
+    // One message in flight at a time: a slot that is never freed would stop everything behind it.
+    const c = consumer(
+      mosquitto.url,
+      'wp-handler-release',
+      (payload, attempt) => {
+        if (payload === 'bad' && attempt <= 4) throw new Error('injected handler failure');
+        return stored;
+      },
+      { max_inflight: 1 },
+      { redeliverAfterMs: 300 },
+    );
+    await c.broker.start();
+    for (const m of ['bad', 'g1', 'g2']) await publish(m);
+    // Four attempts, released; g1 and g2 are taken and stored; after the reconnect the broker delivers 'bad' again, and it is stored.
+    await expect.poll(() => c.calls.map((x) => x.payload), { timeout: 20_000 }).toEqual(['bad', 'bad', 'bad', 'bad', 'g1', 'g2', 'bad']);
+    await c.broker.stop();
+
+    // Everything was acknowledged in the end: nothing comes back to the next session but what is new.
+    await publish('h1');
+    const next = consumer(mosquitto.url, 'wp-handler-release', () => stored);
+    await next.broker.start();
+    await expect.poll(() => next.calls.map((x) => x.payload)).toEqual(['h1']);
+    await next.broker.stop();
   });
 
   it('hands at most max_inflight unstored messages to storage and takes the next as one is stored', async () => {

@@ -25,6 +25,15 @@
  * When the spool is full the message is tried again (with backoff) and not acknowledged; the
  * acknowledgements behind it wait too, the broker's in-flight window fills and it queues for us
  * (size its per-client queue for the longest outage: mosquitto `max_queued_messages`).
+ *
+ * When handling a message fails (the handler throws: a bug, or a part that cannot take it
+ * now), it is tried again the same way, up to HANDLER_ATTEMPTS times, holding the
+ * acknowledgements behind it. If it still fails it is released without an acknowledgement:
+ * its in-flight slot is freed and the PUBACKs behind it go out, so one bad message does not
+ * stop the rest. The broker still holds it; `redeliverAfterMs` later Watchpost drops the
+ * connection and reconnects on the same session, and the broker delivers it (and whatever else
+ * was not yet acknowledged) again. So it is eventually stored or keeps failing loudly, never
+ * acknowledged unstored, and released messages never fill the broker's in-flight window.
  */
 import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
 import { hostname } from 'node:os';
@@ -39,11 +48,19 @@ export interface ExternalBrokerDeps {
   config: ExternalBrokerConfig;
   handlers: InboundHandlers;
   logger: Logger;
+  /** After a message is released unacknowledged, reconnect this much later so that the broker delivers it again (ms). */
+  redeliverAfterMs?: number;
 }
 
-/** Backoff between attempts to store a message the spool refused. */
+/** Backoff between attempts to store a message the spool refused, or whose handling failed. */
 const STORE_RETRY_MIN_MS = 250;
 const STORE_RETRY_MAX_MS = 5000;
+/** Attempts at a message whose handling fails (250 + 500 + 1000 ms of backoff) before it is released unacknowledged. */
+const HANDLER_ATTEMPTS = 4;
+export const DEFAULT_REDELIVER_AFTER_MS = 10_000;
+
+/** How a message ended: acknowledge it (stored, or refused for good), or release it unacknowledged. */
+type MessageOutcome = 'done' | 'release';
 
 /**
  * Passed to mqtt.js's `handleMessage` callback for a QoS 1 message whose PUBACK Watchpost sends
@@ -133,32 +150,51 @@ export class ExternalBroker implements MessageBus {
     let connection = 0;
     let inFlight = 0;
     const waiting: Array<() => void> = [];
+    let redeliver: ReturnType<typeof setTimeout> | undefined;
+    let released = 0;
     client.on('close', () => {
       connection++;
       acks.reset();
+      clearTimeout(redeliver);
+      redeliver = undefined;
+      released = 0;
     });
+    /** A message was released unacknowledged: reconnect soon, so the broker delivers it again. */
+    const redeliverLater = () => {
+      released++;
+      if (redeliver) return;
+      redeliver = setTimeout(() => {
+        redeliver = undefined;
+        if (this.stopping || !client.connected) return;
+        this.log.warn({ released }, 'reconnecting to the external broker so that it delivers the messages released unacknowledged again');
+        // As a network drop would: mqtt.js reconnects on the same session and keeps its own outgoing messages.
+        client.stream.destroy();
+      }, this.deps.redeliverAfterMs ?? DEFAULT_REDELIVER_AFTER_MS);
+      redeliver.unref?.();
+    };
     client.handleMessage = (packet, callback) => {
       if (packet.cmd !== 'publish') return callback();
       if (packet.qos === 2) {
         // Never subscribed at QoS 2; should a broker send one, mqtt.js's own QoS 2 flow acknowledges it when stored.
-        this.onReliableMessage(packet.topic, packet.payload as Buffer, packet, () => true).then(() => callback(), (err: Error) => this.log.error({ err: err.message }, 'message handling failed; not acknowledged'));
+        void this.onReliableMessage(packet.topic, packet.payload as Buffer, packet, () => true).then((outcome) => {
+          if (outcome === 'done') callback();
+        });
         return;
       }
       const reliable = packet.qos === 1 && packet.messageId !== undefined;
       const release = reliable ? acks.add(packet.messageId!) : undefined;
       const current = connection;
       inFlight++;
-      this.onReliableMessage(packet.topic, packet.payload as Buffer, packet, () => current === connection).then(
-        () => {
-          inFlight--;
-          release?.();
-          if (inFlight < max) waiting.shift()?.();
-        },
-        (err: Error) => {
-          // Left unacknowledged (and counted in flight): the broker sends it again on the next connection.
-          this.log.error({ err: err.message, topic: packet.topic.slice(0, 200) }, 'message handling failed; not acknowledged');
-        },
-      );
+      // Never rejects: a failing handler ends in 'release', so the slot and the PUBACKs behind it are always freed.
+      void this.onReliableMessage(packet.topic, packet.payload as Buffer, packet, () => current === connection).then((outcome) => {
+        inFlight--;
+        if (outcome === 'done') release?.();
+        else if (release && current === connection) {
+          release(false);
+          redeliverLater();
+        }
+        if (inFlight < max) waiting.shift()?.();
+      });
       const next = () => (reliable ? callback(PUBACK_DEFERRED) : callback());
       if (inFlight < max) next();
       else waiting.push(next);
@@ -166,24 +202,34 @@ export class ExternalBroker implements MessageBus {
   }
 
   /**
-   * A message: resolves once it may be acknowledged (stored, or rejected for good). While the
-   * spool refuses a QoS 1 message, tries again with backoff as long as its connection lasts;
-   * never resolves once stopping (the broker keeps the message and sends it again on the next
+   * A message: resolves 'done' once it may be acknowledged (stored, or rejected for good). While
+   * the spool refuses a QoS 1 message, tries again with backoff as long as its connection lasts;
+   * a handler that throws gets HANDLER_ATTEMPTS attempts, then 'release'. Never rejects; never
+   * resolves once stopping (the broker keeps the message and sends it again on the next
    * connection). A refused QoS 0 message is dropped (the device chose not to have it acknowledged).
    */
-  private async onReliableMessage(topic: string, payload: Buffer, packet: IPublishPacket, connectionLasts: () => boolean): Promise<void> {
+  private async onReliableMessage(topic: string, payload: Buffer, packet: IPublishPacket, connectionLasts: () => boolean): Promise<MessageOutcome> {
     let delay = STORE_RETRY_MIN_MS;
+    let failures = 0;
     for (;;) {
-      if (this.stopping) return new Promise<void>(() => undefined);
+      if (this.stopping) return new Promise<MessageOutcome>(() => undefined);
       this.storing++;
-      let stored: boolean;
+      let stored = false;
       try {
         stored = await this.onMessage(topic, payload);
+      } catch (err) {
+        failures++;
+        const fields = { err: (err as Error).message, topic: topic.slice(0, 200), message_id: packet.messageId, attempt: failures };
+        if (failures >= HANDLER_ATTEMPTS || packet.qos === 0) {
+          this.log.error(fields, 'message handling keeps failing; released without acknowledgement (the broker delivers it again)');
+          return 'release';
+        }
+        if (failures === 1) this.log.error(fields, 'message handling failed; holding the acknowledgement and retrying');
       } finally {
         if (--this.storing === 0) this.whenIdle?.();
       }
-      if (stored || packet.qos === 0 || !connectionLasts()) return;
-      if (delay === STORE_RETRY_MIN_MS) {
+      if (stored || (packet.qos === 0 && failures === 0) || !connectionLasts()) return 'done';
+      if (delay === STORE_RETRY_MIN_MS && failures === 0) {
         this.log.warn({ topic: topic.slice(0, 200), message_id: packet.messageId }, 'storage refuses readings; holding the acknowledgement and retrying');
       }
       await new Promise((resolve) => setTimeout(resolve, delay));

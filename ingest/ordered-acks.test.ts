@@ -55,6 +55,22 @@ describe('OrderedAcks', () => {
     expect(sent).toEqual([1]);
   });
 
+  it('passes over a message released without acknowledgement, and never acknowledges it later', () => {
+    const sent: number[] = [];
+    const acks = new OrderedAcks((id) => sent.push(id));
+    const a = acks.add(1);
+    const b = acks.add(2);
+    const c = acks.add(3);
+    c();
+    a(false);
+    expect(sent).toEqual([]);
+    b();
+    expect(sent).toEqual([2, 3]);
+    a();
+    expect(sent).toEqual([2, 3]);
+    expect(acks.pending).toBe(0);
+  });
+
   it('keeps order over many messages finishing in reverse', () => {
     const sent: number[] = [];
     const acks = new OrderedAcks((id) => sent.push(id));

@@ -6,12 +6,18 @@
  * spool refuses holds back the acknowledgements behind it, so the broker's in-flight window
  * fills and it stops sending: backpressure without dropping anything.
  *
+ * A message that cannot be handled is released without an acknowledgement: it no longer holds
+ * back the ones behind it, and the broker, which still has it, delivers it again on the next
+ * connection (external-broker.ts reconnects for that).
+ *
  * `reset()` forgets every pending message when the connection is lost: the broker delivers them
  * again on the next connection, so an acknowledgement for the old connection is never sent.
  */
 interface Pending {
   messageId: number;
   ready: boolean;
+  /** Released without an acknowledgement. */
+  skip: boolean;
   dropped: boolean;
 }
 
@@ -26,13 +32,17 @@ export class OrderedAcks {
     return this.queue.length - this.head;
   }
 
-  /** A message was received; call the returned function once it may be acknowledged. */
-  add(messageId: number): () => void {
-    const entry: Pending = { messageId, ready: false, dropped: false };
+  /**
+   * A message was received; call the returned function once it may be acknowledged, or with
+   * `false` to release it unacknowledged (what follows it is then acknowledged as it is ready).
+   */
+  add(messageId: number): (acknowledge?: boolean) => void {
+    const entry: Pending = { messageId, ready: false, skip: false, dropped: false };
     this.queue.push(entry);
-    return () => {
+    return (acknowledge = true) => {
       if (entry.dropped || entry.ready) return;
       entry.ready = true;
+      entry.skip = !acknowledge;
       this.flush();
     };
   }
@@ -48,7 +58,7 @@ export class OrderedAcks {
     while (this.head < this.queue.length && this.queue[this.head]!.ready) {
       const entry = this.queue[this.head]!;
       this.head++;
-      this.send(entry.messageId);
+      if (!entry.skip) this.send(entry.messageId);
     }
     if (this.head === this.queue.length) {
       this.queue = [];

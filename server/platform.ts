@@ -129,6 +129,7 @@ export class Platform {
       publicUrl: config.api.public_url,
       publish: (topic, payload) => this.bus?.publish(topic, payload, { qos: 1 }),
       writeAlertEvent: (point) => writer.writeAlertEvent(point),
+      retention: { maxAgeMs: config.storage.retention.alerts },
     });
     this.alerts = alerts;
     // Alerts open before a restart seed the rule state, so a reading back below the threshold resolves them;
@@ -228,7 +229,8 @@ export class Platform {
    */
   private accept(readings: Reading[]): Promise<boolean> {
     const writer = this.writer;
-    if (!writer) return Promise.resolve(false);
+    // Too many rule events wait for a failing alerts.db: the device resends instead.
+    if (!writer || this.alerts?.accepting() === false) return Promise.resolve(false);
     // .then rather than an async function: this runs for every message (allocation per call).
     return writer.writeReadings(readings).then((stored) => stored && this.stored(readings));
   }
@@ -315,9 +317,15 @@ export class Platform {
     const storage = this.storageStatus();
     const broker = this.bus?.connected() ?? false;
     const openByLevel = Object.fromEntries(LEVELS.map((l) => [l, 0]));
-    for (const a of this.alerts?.openAlerts() ?? []) openByLevel[a.level]!++;
-    const status = !broker || !storage || storage.accepting === false ? 'unavailable' : storage.state;
-    return { status, broker: broker ? 'up' : 'down', storage: storage ?? null, open_alerts: openByLevel };
+    const alerts = this.alerts?.storeHealth();
+    try {
+      for (const a of this.alerts?.openAlerts() ?? []) openByLevel[a.level]!++;
+    } catch {
+      // alerts.db cannot be read: the counts stay 0, and `alerts` says why when writes fail too.
+    }
+    const refusing = !broker || !storage || storage.accepting === false || this.alerts?.accepting() === false;
+    const status = refusing ? 'unavailable' : alerts ? 'degraded' : storage.state;
+    return { status, broker: broker ? 'up' : 'down', storage: storage ?? null, open_alerts: openByLevel, ...(alerts ? { alerts } : {}) };
   }
 
   mqttPort(): number | undefined {

@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { AlertService, type RuleInfo } from '../../alerts/alert-service.js';
+import { AlertService, type AlertServiceOptions, type RuleInfo } from '../../alerts/alert-service.js';
 import { AlertStore } from '../../alerts/alert-store.js';
 import type { ChannelConfig, ContactConfig, EscalationConfig, RateLimit } from '../../alerts/config.js';
 import type { AlertEventBody } from '../../alerts/event-body.js';
@@ -83,6 +83,8 @@ export interface HarnessOptions {
   publicUrl?: string;
   /** Wraps the store the service uses (fault injection, counting queries). */
   wrapStore?: (store: AlertStore) => AlertStore;
+  /** Further service options (retention, retry of a failing store, ...). */
+  service?: Partial<Omit<AlertServiceOptions, 'store'>>;
 }
 
 export function startHarness(options: HarnessOptions = {}): Harness {
@@ -119,6 +121,7 @@ export function startHarness(options: HarnessOptions = {}): Harness {
       createChannel: (config) => channels.get(config.id)!,
       ...(options.retry ? { retry: options.retry } : {}),
       ...(options.ackLinkTtlMs ? { ackLinkTtlMs: options.ackLinkTtlMs } : {}),
+      ...options.service,
     });
     Object.assign(h, { store, service, channels, metrics });
     service.start();
