@@ -27,6 +27,7 @@ import { FALLBACK_ESCALATION_ID, PLATFORM_ASSET_ID, PLATFORM_RULE_IDS, platformC
 import { systemClock, type Clock } from '../lib/clock.js';
 import { LEVELS, levelRank, type Level } from '../lib/levels.js';
 import type { Logger } from '../lib/logger.js';
+import { DataDirLock } from '../lib/data-dir-lock.js';
 import { MetricsRegistry } from '../lib/metrics.js';
 import { RuntimeMetrics } from '../lib/runtime-metrics.js';
 import { DEFAULT_MESSAGE, renderMessage, type MessageVars } from '../rules/template.js';
@@ -60,6 +61,7 @@ export class Platform {
   private readonly devices: DeviceRegistry;
   private readonly latest = new LatestReadings();
   private readonly presence = new Map<string, { status: 'online' | 'offline'; since: number }>();
+  private dataDirLock?: DataDirLock;
   private writer?: TelemetryWriter;
   private store?: AlertStore;
   private alerts?: AlertService;
@@ -86,6 +88,8 @@ export class Platform {
     const { config, clock, metrics } = this;
     const logger = this.log;
     mkdirSync(config.storage.data_dir, { recursive: true, mode: 0o700 });
+    // Before anything in data_dir is opened: a second instance on the same directory stops here, naming the first.
+    this.dataDirLock = DataDirLock.acquire(config.storage.data_dir, logger);
     // Certificates are read first, so a bad file stops the start before anything listens.
     const apiTls = config.api.tls ? loadTls(config.api.tls, 'api.tls') : undefined;
     this.runtime.start();
@@ -357,6 +361,8 @@ export class Platform {
     await alerts?.stop().catch((err: Error) => this.log.error({ err }, 'stopping alerts failed'));
     store?.close();
     await writer?.stop().catch((err: Error) => this.log.error({ err }, 'stopping the storage writer failed'));
+    this.dataDirLock?.release();
+    this.dataDirLock = undefined;
     this.log.info('watchpost stopped');
   }
 }
