@@ -135,6 +135,22 @@ secret_hash in the configuration, so that the secret itself need not be stored t
     options: {},
     run: runHashSecret,
   },
+  receive: {
+    summary: 'a webhook receiver that prints each notification and checks its signature',
+    usage: ['receive [--port N] [--host ADDR] [--secret S]'],
+    help: `Listens for webhook deliveries (the demo configuration's channel posts to port 9000) and prints each
+one: event, level, asset, message, ack_url and work order link. With a secret, deliveries whose
+X-Watchpost-Signature or X-Watchpost-Timestamp (at most 5 minutes off) do not check out are
+answered 401 and printed as refused. Runs until SIGINT or SIGTERM.
+
+options:
+  --port N         the port; default 9000 (0 = a free one, printed)
+  --host ADDR      the address to listen on; default 127.0.0.1
+  --secret S       the channel's secret; default the environment variable WATCHPOST_WEBHOOK_SECRET,
+                   else signatures are not checked (the demo's: demo-ops-hook-secret-longgang)`,
+    options: { port: { type: 'string' }, host: { type: 'string' }, secret: { type: 'string' } },
+    run: async (values) => (await import('./receive.js')).runReceive(values),
+  },
 };
 
 function version(): string {
