@@ -241,10 +241,15 @@ export class EmbeddedBroker implements MessageBus {
     const persistence = (broker as unknown as { persistence: Persistence }).persistence;
     const store = persistence.storeRetained.bind(persistence);
     const dropped = this.deps.metrics?.counter('watchpost_mqtt_retained_dropped_total', 'Retained messages not kept because the retained store is at its limits (broker.retained).');
+    let warnedAt = -Infinity;
     persistence.storeRetained = (packet) => {
       if (this.retained.admit(packet.topic, packet.payload.length)) return store(packet);
       dropped?.inc();
-      this.log.warn({ topic: packet.topic.slice(0, 200), messages: this.retained.messages(), bytes: this.retained.totalBytes() }, 'retained message not kept: the retained store is at its limits');
+      const now = Date.now();
+      if (now - warnedAt >= REFUSAL_LOG_INTERVAL_MS) {
+        warnedAt = now;
+        this.log.warn({ topic: packet.topic.slice(0, 200), messages: this.retained.messages(), bytes: this.retained.totalBytes() }, 'retained message not kept: the retained store is at its limits (further ones this minute are only counted)');
+      }
       return store({ ...packet, payload: Buffer.alloc(0) });
     };
     persistence.streamWill = () => Readable.from([]);
