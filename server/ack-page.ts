@@ -8,6 +8,7 @@
  * no caching, no referrer (the token is in the URL).
  */
 import type { FastifyInstance, FastifyReply } from 'fastify';
+import { ACK_PAGE_SCHEMAS } from './api-schemas.js';
 import type { AckLinkResult, AckLinkState, AlertView, TimelineEntryView } from '../alerts/alert-service.js';
 import type { Language } from '../alerts/config.js';
 import { eventName, formatTime, levelName } from '../alerts/message-format.js';
@@ -223,13 +224,13 @@ export function registerAckPage(app: FastifyInstance<any, any, any, any>, port: 
       done(null, Object.fromEntries(new URLSearchParams(body as string)));
     });
 
-    scope.get<{ Params: { token: string } }>('/ack/:token', async (req, reply) => {
+    scope.get<{ Params: { token: string } }>('/ack/:token', { schema: ACK_PAGE_SCHEMAS.get }, async (req, reply) => {
       const token = req.params.token;
       const { status, html } = TOKEN.test(token) ? renderAckLinkState(port.ackLink(token), unitOf) : renderAckLinkState({ kind: 'invalid' });
       return send(reply, status, html);
     });
 
-    scope.post<{ Params: { token: string }; Body: unknown }>('/ack/:token', async (req, reply) => {
+    scope.post<{ Params: { token: string }; Body: unknown }>('/ack/:token', { schema: ACK_PAGE_SCHEMAS.post }, async (req, reply) => {
       const token = req.params.token;
       const body = req.body as { note?: unknown } | null | undefined;
       const note = typeof body?.note === 'string' ? body.note.slice(0, 500) : undefined;

@@ -1,13 +1,19 @@
 /**
  * The HTTP API (contract: HTTP API). `buildApi(deps)` returns a fastify instance without listening,
  * so tests inject requests and the composition root decides where it listens.
+ *
+ * Every route carries its schema (api-schemas.ts, from the zod schemas its handler parses with),
+ * and GET /openapi.json is the OpenAPI document @fastify/swagger builds from them.
  */
-import Fastify, { LogController, type FastifyReply, type FastifyRequest } from 'fastify';
-import { z } from 'zod';
+import swagger from '@fastify/swagger';
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { z } from 'zod';
 import { constantTimeEqual } from '../ingest/device-auth.js';
 import type { Logger } from '../lib/logger.js';
-import { LEVELS, type Level } from '../lib/levels.js';
+import type { Level } from '../lib/levels.js';
+import { packageVersion } from '../lib/package-info.js';
 import { registerAckPage, type AckLinksPort } from './ack-page.js';
+import { actionBody, alertDetail, alertIdParams, alertQuery, alertView, anyObject, assetView, markOptionalBodies, deviceView, healthBody, invalidRulesBody, listOf, reloadBody, routeSchema, rulesView } from './api-schemas.js';
 import { ApiError } from './errors.js';
 import { registerSilenceRoutes, type SilencesPort } from './silences-api.js';
 import type { ReloadOutcome } from './rules-reload.js';
@@ -48,15 +54,6 @@ export interface ApiDeps {
   ackLinks?: AckLinksPort;
 }
 
-const alertQuery = z.strictObject({
-  state: z.enum(['firing', 'acknowledged', 'resolved']).optional(),
-  level: z.enum(LEVELS).optional(),
-  asset_id: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).optional(),
-  limit: z.coerce.number().int().min(1).max(1000).optional(),
-});
-const actionBody = z.strictObject({ note: z.string().max(2000).optional() }).nullish();
-const idParams = z.strictObject({ id: z.string().min(1).max(100) });
-
 function parse<T extends z.ZodType>(schema: T, value: unknown, what: string): z.output<T> {
   const result = schema.safeParse(value);
   if (!result.success) {
@@ -81,6 +78,18 @@ export function buildApi(deps: ApiDeps) {
     return503OnClosing: true,
     // HTTPS when api.tls is configured (null: plain HTTP); with a CA, clients must present a certificate.
     https: deps.tls ? { cert: deps.tls.cert, key: deps.tls.key, ...(deps.tls.ca ? { ca: deps.tls.ca, requestCert: true, rejectUnauthorized: true } : {}) } : null,
+  });
+  // The route schemas document; the handlers validate with the zod schemas (same messages), and
+  // answers are sent as they are (fast-json-stringify would drop fields a schema does not list).
+  app.setValidatorCompiler(() => (value) => ({ value }));
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
+  void app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'Watchpost HTTP API', version: packageVersion(), description: 'JSON; errors are { "error": "<code>", "message": "…" }. Authorization: Bearer <token> except /healthz, /metrics, /openapi.json and /ack/{token}.' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'an API token (api.tokens); roles viewer < operator < admin' } } },
+    },
+    transformObject: ({ openapiObject }) => markOptionalBodies(openapiObject as Record<string, unknown>),
   });
 
   function authenticate(req: FastifyRequest): { name: string; role: Role } {
@@ -115,44 +124,107 @@ export function buildApi(deps: ApiDeps) {
   });
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0]}` }));
 
-  app.get('/healthz', async (_req, reply) => {
-    const health = deps.health();
-    return reply.code(health.status === 'unavailable' ? 503 : 200).send(health);
-  });
-  app.get('/metrics', async (_req, reply) => reply.type('text/plain; version=0.0.4; charset=utf-8').send(await deps.metrics()));
+  void app.register(async (api) => registerRoutes(api, deps, requireRole));
+  return app;
+}
 
-  app.get('/api/v1/assets', { onRequest: requireRole('viewer') }, async () => ({ assets: deps.assets() }));
+type RequireRole = (role: Role) => (req: FastifyRequest) => Promise<void>;
 
-  app.get('/api/v1/alerts', { onRequest: requireRole('viewer') }, async (req) => {
-    const q = parse(alertQuery, req.query, 'query');
-    return { alerts: deps.alerts.list({ state: q.state, level: q.level, assetId: q.asset_id, limit: q.limit }) };
-  });
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- the API's instance carries its pino logger type
+function registerRoutes(app: FastifyInstance<any, any, any, any>, deps: ApiDeps, requireRole: RequireRole): void {
+  const guard = (role: Role) => ({ onRequest: requireRole(role) });
 
-  app.get('/api/v1/alerts/:id', { onRequest: requireRole('viewer') }, async (req) => {
-    const { id } = parse(idParams, req.params, 'path');
-    const alert = deps.alerts.get(id);
-    if (!alert) throw new ApiError('not_found', `alert ${id} not found`);
-    return alert;
-  });
+  app.get('/openapi.json', { schema: routeSchema({ summary: 'this OpenAPI document', tags: ['meta'], responses: { 200: anyObject('the OpenAPI 3.1 document') } }) }, async () => app.swagger());
 
-  app.post('/api/v1/alerts/:id/ack', { onRequest: requireRole('operator') }, async (req) => {
-    const { id } = parse(idParams, req.params, 'path');
-    const body = parse(actionBody, req.body, 'body');
-    return deps.alerts.acknowledge(id, { by: req.principal!.name, note: body?.note });
-  });
+  app.get(
+    '/healthz',
+    { schema: routeSchema({ summary: 'health of ingest and storage', tags: ['meta'], responses: { 200: healthBody, 503: healthBody.describe('readings cannot be accepted') } }) },
+    async (_req, reply) => {
+      const health = deps.health();
+      return reply.code(health.status === 'unavailable' ? 503 : 200).send(health);
+    },
+  );
+  app.get(
+    '/metrics',
+    { schema: routeSchema({ summary: 'metrics in the Prometheus text format', tags: ['meta'], responses: { 200: { description: 'Prometheus text exposition format 0.0.4', mediaType: 'text/plain' } } }) },
+    async (_req, reply) => reply.type('text/plain; version=0.0.4; charset=utf-8').send(await deps.metrics()),
+  );
 
-  app.post('/api/v1/alerts/:id/resolve', { onRequest: requireRole('operator') }, async (req) => {
-    const { id } = parse(idParams, req.params, 'path');
-    const body = parse(actionBody, req.body, 'body');
-    return deps.alerts.resolve(id, { by: req.principal!.name, note: body?.note });
-  });
+  app.get(
+    '/api/v1/assets',
+    { ...guard('viewer'), schema: routeSchema({ summary: 'assets with their latest readings', role: 'viewer', responses: { 200: listOf('assets', assetView) } }) },
+    async () => ({ assets: deps.assets() }),
+  );
 
-  app.get('/api/v1/devices', { onRequest: requireRole('viewer') }, async () => ({ devices: deps.devices() }));
+  app.get(
+    '/api/v1/alerts',
+    { ...guard('viewer'), schema: routeSchema({ summary: 'alerts, newest first', role: 'viewer', querystring: alertQuery, responses: { 200: listOf('alerts', alertView) } }) },
+    async (req) => {
+      const q = parse(alertQuery, req.query, 'query');
+      return { alerts: deps.alerts.list({ state: q.state, level: q.level, assetId: q.asset_id, limit: q.limit }) };
+    },
+  );
 
-  app.get('/api/v1/rules', { onRequest: requireRole('viewer') }, async () => deps.rules());
+  app.get(
+    '/api/v1/alerts/:id',
+    { ...guard('viewer'), schema: routeSchema({ summary: 'one alert with its timeline (every event and delivery)', role: 'viewer', params: alertIdParams, responses: { 200: alertDetail }, errors: [404] }) },
+    async (req) => {
+      const { id } = parse(alertIdParams, req.params, 'path');
+      const alert = deps.alerts.get(id);
+      if (!alert) throw new ApiError('not_found', `alert ${id} not found`);
+      return alert;
+    },
+  );
+
+  app.post(
+    '/api/v1/alerts/:id/ack',
+    {
+      ...guard('operator'),
+      schema: routeSchema({ summary: 'acknowledge: stops escalation', role: 'operator', params: alertIdParams, body: actionBody, responses: { 200: alertView }, errors: [404, 409] }),
+    },
+    async (req) => {
+      const { id } = parse(alertIdParams, req.params, 'path');
+      const body = parse(actionBody, req.body, 'body');
+      return deps.alerts.acknowledge(id, { by: req.principal!.name, note: body?.note });
+    },
+  );
+
+  app.post(
+    '/api/v1/alerts/:id/resolve',
+    { ...guard('operator'), schema: routeSchema({ summary: 'resolve by hand', role: 'operator', params: alertIdParams, body: actionBody, responses: { 200: alertView }, errors: [404, 409] }) },
+    async (req) => {
+      const { id } = parse(alertIdParams, req.params, 'path');
+      const body = parse(actionBody, req.body, 'body');
+      return deps.alerts.resolve(id, { by: req.principal!.name, note: body?.note });
+    },
+  );
+
+  app.get(
+    '/api/v1/devices',
+    { ...guard('viewer'), schema: routeSchema({ summary: 'devices with their status (never a secret)', role: 'viewer', responses: { 200: listOf('devices', deviceView) } }) },
+    async () => ({ devices: deps.devices() }),
+  );
+
+  app.get(
+    '/api/v1/rules',
+    { ...guard('viewer'), schema: routeSchema({ summary: 'the rules in force, with the error of the last reload', role: 'viewer', responses: { 200: rulesView } }) },
+    async () => deps.rules(),
+  );
 
   // 200 with what changed, or 400 with every error; a refused reload keeps the rules in force.
-  app.post('/api/v1/rules/reload', { onRequest: requireRole('admin') }, async (req, reply) => {
+  app.post(
+    '/api/v1/rules/reload',
+    {
+      ...guard('admin'),
+      schema: routeSchema({
+        summary: "reload the configuration's rules",
+        role: 'admin',
+        responses: { 200: reloadBody },
+        errors: [400, 404],
+        errorBodies: { 400: invalidRulesBody },
+      }),
+    },
+    async (req, reply) => {
     if (!deps.reloadRules) throw new ApiError('not_found', 'rule reload is not available');
     const outcome = deps.reloadRules();
     if (!outcome.ok) {
@@ -175,10 +247,9 @@ export function buildApi(deps: ApiDeps) {
       updated,
       no_longer_covered: unmatched.map((a) => ({ rule_id: a.ruleId, asset_id: a.assetId, sensor_id: a.sensorId })),
     };
-  });
+    },
+  );
 
   if (deps.silences) registerSilenceRoutes(app, { silences: deps.silences, requireRole });
   if (deps.ackLinks) registerAckPage(app, deps.ackLinks);
-
-  return app;
 }

@@ -9,6 +9,7 @@ import type { MqttClient } from 'mqtt';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../test/support/binaries.js';
+import { fetchOpenApi, openApiMismatches, type OpenApiDocument } from '../test/support/openapi.js';
 import { baseConfig, DEVICE_SECRET, HOOK_SECRET, OTHER_SECRET, startPlatform, tempDir, VIEWER_TOKEN, type RunningPlatform } from '../test/support/platform.js';
 import { startReceiver, type Receiver } from '../test/support/receiver.js';
 
@@ -30,6 +31,10 @@ describe('platform on embedded defaults', () => {
   let p: RunningPlatform;
   let db: Database.Database;
   const rows = (sql: string, ...params: unknown[]) => db.prepare(sql).all(...params) as Array<Record<string, unknown>>;
+  let openApi: OpenApiDocument | undefined;
+  /** The answer is what GET /openapi.json says the route answers with that status. */
+  const asDocumented = async (method: string, path: string, res: { status: number; body: unknown }) =>
+    expect(openApiMismatches((openApi ??= await fetchOpenApi(p.apiUrl)), method, path, res.status, res.body)).toEqual([]);
 
   beforeAll(async () => {
     receiver = await startReceiver();
@@ -55,6 +60,7 @@ describe('platform on embedded defaults', () => {
     ]);
     const assets = await p.api('GET', '/api/v1/assets', undefined, VIEWER_TOKEN);
     expect(assets.status).toBe(200);
+    await asDocumented('GET', '/api/v1/assets', assets);
     const bridge = assets.body.assets.find((a: { id: string }) => a.id === 'lg-bridge-001');
     expect(bridge.latest).toEqual(
       expect.arrayContaining([{ sensor_id: 'strain-01', metric: 'strain', value: 123.4, ts: new Date(T0).toISOString() }]),
@@ -145,18 +151,22 @@ describe('platform on embedded defaults', () => {
 
     const list = await p.api('GET', '/api/v1/alerts?state=firing', undefined, VIEWER_TOKEN);
     expect(list.status).toBe(200);
+    await asDocumented('GET', '/api/v1/alerts?state=firing', list);
     expect(list.body.alerts.map((a: { id: string; level: string }) => [a.id, a.level])).toEqual([[body.alert.id, 'red']]);
 
     const viewerAck = await p.api('POST', `/api/v1/alerts/${body.alert.id}/ack`, { note: 'x' }, VIEWER_TOKEN);
     expect(viewerAck).toEqual({ status: 403, body: { error: 'forbidden', message: 'this needs the operator role' } });
+    await asDocumented('POST', `/api/v1/alerts/${body.alert.id}/ack`, viewerAck);
     const ack = await p.api('POST', `/api/v1/alerts/${body.alert.id}/ack`, { note: '已通知养护单位' });
     expect(ack.status).toBe(200);
+    await asDocumented('POST', `/api/v1/alerts/${body.alert.id}/ack`, ack);
     const [, acknowledged] = await receiver.waitForRequests(2);
     expect(JSON.parse(acknowledged!.body)).toMatchObject({ event: 'acknowledged', alert: { id: body.alert.id, state: 'acknowledged' } });
     expect(receiver.requests.filter((r) => JSON.parse(r.body).event === 'firing')).toHaveLength(1);
 
     const detail = await p.api('GET', `/api/v1/alerts/${body.alert.id}`, undefined, VIEWER_TOKEN);
     expect(detail.status).toBe(200);
+    await asDocumented('GET', `/api/v1/alerts/${body.alert.id}`, detail);
     const timeline = detail.body.timeline as Array<{ type: string; by?: string; note?: string }>;
     expect(timeline.map((e) => e.type)).toEqual(expect.arrayContaining(['firing', 'delivered', 'acknowledged']));
     expect(timeline.find((e) => e.type === 'acknowledged')).toMatchObject({ by: 'duty-officer', note: '已通知养护单位' });
@@ -170,6 +180,7 @@ describe('platform on embedded defaults', () => {
     await device.publishAsync('status/dau-slope-002', 'online', { qos: 1, retain: true });
     const online = await p.api('GET', '/api/v1/devices', undefined, VIEWER_TOKEN);
     expect(online.body.devices.find((d: { id: string }) => d.id === 'dau-slope-002')).toMatchObject({ status: 'online', assets: ['bt-slope-002'] });
+    await asDocumented('GET', '/api/v1/devices', online);
 
     const willing = await mqtt.connectAsync(p.mqttUrl, {
       username: 'dau-bridge-001',
@@ -197,5 +208,10 @@ describe('platform on embedded defaults', () => {
     const health = await fetch(`${p.apiUrl}/healthz`);
     expect(health.status).toBe(200);
     expect(await health.json()).toMatchObject({ status: 'ok' });
+    for (const [path, token] of [['/api/v1/alerts', 'not-a-token-at-all'], ['/api/v1/alerts/nope', VIEWER_TOKEN], ['/api/v1/alerts?level=purple', VIEWER_TOKEN], ['/api/v1/rules', VIEWER_TOKEN]] as const) {
+      await asDocumented('GET', path, await p.api('GET', path, undefined, token));
+    }
+    const healthAgain = await fetch(`${p.apiUrl}/healthz`);
+    await asDocumented('GET', '/healthz', { status: healthAgain.status, body: await healthAgain.json() });
   });
 });

@@ -4,7 +4,8 @@
  * schema (alerts/silences.ts), whose errors come back as 400 with the reason.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { z } from 'zod';
+import type { z } from 'zod';
+import { listOf, routeSchema, silenceIdParams, silenceInputSchema, silenceListQuery, silenceView } from './api-schemas.js';
 import type { Role } from './config/schema.js';
 import { ApiError } from './errors.js';
 
@@ -13,9 +14,6 @@ export interface SilencesPort {
   createSilence(input: unknown, by: string): unknown;
   deleteSilence(id: string, by: string): void;
 }
-
-const listQuery = z.strictObject({ state: z.enum(['pending', 'active', 'expired']).optional() });
-const idParams = z.strictObject({ id: z.string().regex(/^si_[0-9a-f]{16}$/, 'not a silence id') });
 
 function parse<T extends z.ZodType>(schema: T, value: unknown, what: string): z.output<T> {
   const result = schema.safeParse(value);
@@ -32,20 +30,40 @@ export function registerSilenceRoutes(
   deps: { silences: SilencesPort; requireRole: (role: Role) => (req: FastifyRequest) => Promise<void> },
 ): void {
   const operator = { onRequest: deps.requireRole('operator') };
+  const tags = ['silences'];
 
-  app.get('/api/v1/silences', operator, async (req) => {
-    const q = parse(listQuery, req.query, 'query');
-    return { silences: deps.silences.listSilences(q.state) };
-  });
+  app.get(
+    '/api/v1/silences',
+    { ...operator, schema: routeSchema({ summary: 'silences, by state', role: 'operator', tags, querystring: silenceListQuery, responses: { 200: listOf('silences', silenceView) } }) },
+    async (req) => {
+      const q = parse(silenceListQuery, req.query, 'query');
+      return { silences: deps.silences.listSilences(q.state) };
+    },
+  );
 
-  app.post('/api/v1/silences', operator, async (req, reply) => {
-    const silence = deps.silences.createSilence(req.body ?? null, req.principal!.name);
-    return reply.code(201).send(silence);
-  });
+  // The body is validated by the alert stage (alerts/silences.ts, silenceInputSchema).
+  app.post(
+    '/api/v1/silences',
+    {
+      ...operator,
+      schema: routeSchema({ summary: 'create a silence: notifications of matching alerts are held until it ends', role: 'operator', tags, body: silenceInputSchema, responses: { 201: silenceView } }),
+    },
+    async (req, reply) => {
+      const silence = deps.silences.createSilence(req.body ?? null, req.principal!.name);
+      return reply.code(201).send(silence);
+    },
+  );
 
-  app.delete('/api/v1/silences/:id', operator, async (req, reply) => {
-    const { id } = parse(idParams, req.params, 'path');
-    deps.silences.deleteSilence(id, req.principal!.name);
-    return reply.code(204).send();
-  });
+  app.delete(
+    '/api/v1/silences/:id',
+    {
+      ...operator,
+      schema: routeSchema({ summary: 'end a silence now', role: 'operator', tags, params: silenceIdParams, responses: { 204: { description: 'deleted', empty: true } }, errors: [404] }),
+    },
+    async (req, reply) => {
+      const { id } = parse(silenceIdParams, req.params, 'path');
+      deps.silences.deleteSilence(id, req.principal!.name);
+      return reply.code(204).send();
+    },
+  );
 }
