@@ -45,7 +45,7 @@ import type { Counter, MetricsRegistry } from '../lib/metrics.js';
 import type { AlertEventPoint } from '../ingest/storage.js';
 import type { EscalationRef } from '../rules/config.js';
 import type { RuleEvent } from '../rules/types.js';
-import type { AlertFilter, AlertKey, AlertRecord, AlertStore, EscalationSchedule, HeldNotice, NotificationEvent, OutboxRow, SilenceRecord, TimelineEntry } from './alert-store.js';
+import type { AlertFilter, AlertKey, AlertRecord, AlertStore, EscalationSchedule, HeldNotice, NotificationEvent, OutboxRow, SilenceRecord, TimelineEntry } from './store.js';
 import { channelAddressing, FALLBACK_ESCALATION, requiredContactField, type ChannelConfig, type ContactConfig, type EscalationConfig, type Language, type NotifyTarget } from './config.js';
 import { DueTimer } from './due-timer.js';
 import { AlertError } from './errors.js';

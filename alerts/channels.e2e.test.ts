@@ -16,11 +16,12 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../lib/logger.js';
 import { MetricsRegistry } from '../lib/metrics.js';
 import { AlertService } from './alert-service.js';
-import { AlertStore } from './alert-store.js';
+import type { AlertStore } from './store.js';
 import { createChannel } from './channels/index.js';
 import { SAMPLE_BODY } from '../test/support/alerts.js';
 import { channelSchema, type ChannelConfig, type ContactConfig } from './config.js';
 import type { Notification } from './outbox.js';
+import { openAlertStore } from '../test/support/alert-store.js';
 
 const T0 = Date.UTC(2025, 10, 28, 2, 0, 0);
 const clock = { now: () => T0 };
@@ -296,7 +297,7 @@ describe('e-mail through a real SMTP server', () => {
 describe('the whole path', () => {
   it('a DingTalk robot that refuses the signature raises delivery_failed, which the fallback sends to WeCom', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'watchpost-channels-'));
-    const store = AlertStore.open(dir);
+    const store = openAlertStore(dir);
     answers.push({ json: { errcode: 310000, errmsg: 'sign not match' } }, { json: { errcode: 0, errmsg: 'ok' } });
     const service = new AlertService({
       store,

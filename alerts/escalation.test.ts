@@ -7,10 +7,11 @@ import { MetricsRegistry } from '../lib/metrics.js';
 import type { AlertEventPoint } from '../ingest/storage.js';
 import type { RuleEvent } from '../rules/types.js';
 import { AlertService, type RuleInfo } from './alert-service.js';
-import { AlertStore } from './alert-store.js';
+import type { AlertStore } from './store.js';
 import type { ChannelConfig, EscalationConfig } from './config.js';
 import { dueSteps, mergeTargets, planRaise, scheduleFrom, selectPolicyId } from './escalation.js';
 import type { Channel, DeliveryOutcome, Notification } from './outbox.js';
+import { openAlertStore } from '../test/support/alert-store.js';
 
 const T0 = Date.UTC(2025, 10, 28, 2, 0, 0);
 const MIN = 60_000;
@@ -146,7 +147,7 @@ describe('escalation with fake timers', () => {
     vi.useFakeTimers();
     vi.setSystemTime(T0);
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'watchpost-escalation-'));
-    store = AlertStore.open(dir);
+    store = openAlertStore(dir);
     sent = [];
     published = [];
     points = [];
@@ -365,7 +366,7 @@ describe('escalation with fake timers', () => {
     // Down from 0m to 45m: tier 1 (10m) and the first repeat (40m) were due while down.
     await vi.advanceTimersByTimeAsync(45 * MIN);
     store.close();
-    store = AlertStore.open(dir);
+    store = openAlertStore(dir);
     service = build();
     // The rules stage restarted too and reports the level again: not a new alert.
     service.handle([ruleEvent('red', 312.5, 300)]);

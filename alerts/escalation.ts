@@ -21,7 +21,7 @@
  */
 import { LEVELS, levelRank, type Level } from '../lib/levels.js';
 import type { EscalationRef } from '../rules/config.js';
-import type { EscalationSchedule, NotificationEvent } from './alert-store.js';
+import type { EscalationSchedule, NotificationEvent } from './store.js';
 import type { EscalationConfig, NotifyTarget } from './config.js';
 
 /** The escalation policy id for an alert at `level`; undefined when none applies. */

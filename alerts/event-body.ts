@@ -1,7 +1,7 @@
 /** The alert event body (contract: Notifications): webhook body, MQTT payload, input of every message. */
 import type { Level } from '../lib/levels.js';
 import type { Threshold } from '../rules/types.js';
-import type { NotificationEvent } from './alert-store.js';
+import type { NotificationEvent } from './store.js';
 import type { AlertState } from './state-machine.js';
 
 /** The alert object of the alert event body, in the contract's key order. */

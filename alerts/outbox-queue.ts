@@ -8,9 +8,9 @@
  * head taken into a digest still holds back the rows behind it until the digest is settled.
  * Waiting heads sit in a min-heap by due time (then seq) and in a set per rate-limit key.
  */
-import type { PendingRow } from './alert-store.js';
+import type { PendingRow } from './store.js';
 
-export type { PendingRow } from './alert-store.js';
+export type { PendingRow } from './store.js';
 
 interface Entry {
   at: number;

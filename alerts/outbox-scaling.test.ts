@@ -4,7 +4,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { MIN, ruleEvent, startHarness, type Harness } from '../test/support/alerts.js';
-import type { AlertStore } from './alert-store.js';
+import type { AlertStore } from './store.js';
 import type { EscalationConfig } from './config.js';
 
 const T0 = Date.UTC(2025, 10, 28, 2, 0, 0);

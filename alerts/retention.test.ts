@@ -5,7 +5,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ruleEvent, startHarness, type Harness } from '../test/support/alerts.js';
 import { storageSchema } from '../ingest/config.js';
-import type { AlertStore } from './alert-store.js';
+import type { AlertStore } from './store.js';
 import type { EscalationConfig } from './config.js';
 import { ALERTS_PRUNED_METRIC } from './retention.js';
 

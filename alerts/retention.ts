@@ -10,7 +10,7 @@
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 import type { Counter, MetricsRegistry } from '../lib/metrics.js';
-import type { AlertStore } from './alert-store.js';
+import type { AlertStore } from './store.js';
 import { DueTimer } from './due-timer.js';
 
 /** 400 days: the district's archive year plus margin. */

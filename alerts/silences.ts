@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { LEVELS, type Level } from '../lib/levels.js';
 import { oneOrMany, zId } from '../lib/schema.js';
-import type { SilenceMatchers, SilenceRecord } from './alert-store.js';
+import type { SilenceMatchers, SilenceRecord } from './store.js';
 
 export const SILENCE_MATCHER_KEYS = ['asset_id', 'rule_id', 'street', 'level', 'asset_type'] as const;
 

@@ -5,7 +5,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { BRIDGE_DUTY, MIN, ruleEvent, startHarness, type Harness } from '../test/support/alerts.js';
-import type { AlertStore } from './alert-store.js';
+import type { AlertStore } from './store.js';
 import type { EscalationConfig } from './config.js';
 import type { AlertEventBody } from './event-body.js';
 

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { AlertStore } from './alert-store.js';
+import { SqliteAlertStore } from './sqlite/sqlite-alert-store.js';
 
 const FILES = ['alerts.db', 'alerts.db-wal', 'alerts.db-shm'];
 
@@ -30,7 +30,7 @@ describe('alerts.db file modes', () => {
   });
 
   it('creates alerts.db, -wal and -shm with mode 0600 before the link key is written', () => {
-    const store = AlertStore.open(dir);
+    const store = SqliteAlertStore.open(dir);
     try {
       // The first write creates the key; every file exists by then.
       store.meta('ack_link_key', () => 'secret');
@@ -41,11 +41,11 @@ describe('alerts.db file modes', () => {
   });
 
   it('narrows the files an older version left readable to others', () => {
-    const first = AlertStore.open(dir);
+    const first = SqliteAlertStore.open(dir);
     first.meta('ack_link_key', () => 'secret');
     for (const f of FILES) fs.chmodSync(path.join(dir, f), 0o644);
     // The WAL files stay while the first connection is open.
-    const second = AlertStore.open(dir);
+    const second = SqliteAlertStore.open(dir);
     try {
       expect(modes(dir)).toEqual({ 'alerts.db': '600', 'alerts.db-wal': '600', 'alerts.db-shm': '600' });
       expect(second.meta('ack_link_key', () => 'other')).toBe('secret');

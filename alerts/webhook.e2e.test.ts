@@ -13,9 +13,10 @@ import { MetricsRegistry } from '../lib/metrics.js';
 import type { AlertEventPoint } from '../ingest/storage.js';
 import type { RuleEvent } from '../rules/types.js';
 import { AlertService, type RuleInfo } from './alert-service.js';
-import { AlertStore } from './alert-store.js';
+import type { AlertStore } from './store.js';
 import type { EscalationConfig, WebhookChannelConfig } from './config.js';
 import type { RetryOptions } from './outbox.js';
+import { openAlertStore } from '../test/support/alert-store.js';
 
 const MIN = 60_000;
 const SECRET = 'ops-hook-secret';
@@ -112,7 +113,7 @@ describe('webhook delivery end to end', () => {
   }
 
   function build(escalation: EscalationConfig, retry: Partial<RetryOptions> = {}): AlertService {
-    store = AlertStore.open(dir);
+    store = openAlertStore(dir);
     metrics = new MetricsRegistry();
     service = new AlertService({
       store,
@@ -281,7 +282,7 @@ describe('webhook delivery end to end', () => {
     const deadUrl = closed.url;
     await closed.close();
     const escalation: EscalationConfig = { id: 'bridge-duty', tiers: [{ after: 0, notify: [{ channel: 'dead-hook', to: [] }] }] };
-    store = AlertStore.open(dir);
+    store = openAlertStore(dir);
     metrics = new MetricsRegistry();
     service = new AlertService({
       store,

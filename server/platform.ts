@@ -7,7 +7,8 @@
 import { mkdirSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { AlertService, DELIVERY_FAILED_RULE } from '../alerts/alert-service.js';
-import { AlertStore } from '../alerts/alert-store.js';
+import { SqliteAlertStore } from '../alerts/sqlite/sqlite-alert-store.js';
+import type { AlertStore } from '../alerts/store.js';
 import { DeviceRegistry } from '../ingest/broker-policy.js';
 import { Catalogue } from '../ingest/catalogue.js';
 import { isExternalBroker } from '../ingest/config.js';
@@ -114,7 +115,7 @@ export class Platform {
     // Platform alerts (spool filling, ingest silent, storage failing) go to the `fallback` escalation.
     const hasFallback = config.escalations.some((e) => e.id === FALLBACK_ESCALATION_ID);
     if (!hasFallback) logger.warn('no escalation named "fallback": platform alerts (spool, deadman) are recorded and published but notify nobody');
-    const store = AlertStore.open(config.storage.data_dir);
+    const store = SqliteAlertStore.open(config.storage.data_dir);
     this.store = store;
     const alerts = new AlertService({
       store,

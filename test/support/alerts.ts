@@ -3,14 +3,15 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { AlertService, type AlertServiceOptions, type RuleInfo } from '../../alerts/alert-service.js';
-import { AlertStore } from '../../alerts/alert-store.js';
 import type { ChannelConfig, ContactConfig, EscalationConfig, RateLimit } from '../../alerts/config.js';
 import type { AlertEventBody } from '../../alerts/event-body.js';
 import type { Channel, DeliveryOutcome, Notification, RetryOptions } from '../../alerts/outbox.js';
+import type { AlertStore } from '../../alerts/store.js';
 import type { AlertEventPoint } from '../../ingest/storage.js';
 import { silentLogger } from '../../lib/logger.js';
 import { MetricsRegistry } from '../../lib/metrics.js';
 import type { RuleEvent } from '../../rules/types.js';
+import { openAlertStore } from './alert-store.js';
 
 export const MIN = 60_000;
 
@@ -95,7 +96,7 @@ export function startHarness(options: HarnessOptions = {}): Harness {
   const channelSpecs = options.channels ?? [{ id: 'ops-hook' }, { id: 'sms', type: 'sms', addressing: 'person' }];
   const h = {} as Harness;
   const build = () => {
-    const store = AlertStore.open(dir);
+    const store = openAlertStore(dir);
     const channels = new Map(channelSpecs.map((c) => [c.id, new ScriptedChannel(c.id, c.type ?? 'webhook', sent, c.rateLimits ?? [], c.addressing ?? 'group', c.maxAgeMs)]));
     const channelConfigs: ChannelConfig[] = channelSpecs.map((c) =>
       c.type === 'sms'

@@ -1,0 +1,29 @@
+/**
+ * The alert store backends the behavioural tests run against. Every test that needs an alert
+ * store opens it through openAlertStore(), so a second backend (PostgreSQL) runs the same tests
+ * by adding itself to ALERT_STORE_BACKENDS; WATCHPOST_TEST_ALERT_STORE picks the backend
+ * (default sqlite).
+ */
+import { SqliteAlertStore } from '../../alerts/sqlite/sqlite-alert-store.js';
+import type { AlertStore } from '../../alerts/store.js';
+
+/**
+ * Opens a store on a private location named by a fresh temporary directory (a server backend
+ * derives its schema or database name from it). Opening the same location again reopens the same
+ * data, as a restart does.
+ */
+export type AlertStoreBackend = (dir: string) => AlertStore;
+
+export const ALERT_STORE_BACKENDS: Readonly<Record<string, AlertStoreBackend>> = {
+  sqlite: (dir) => SqliteAlertStore.open(dir),
+};
+
+export function alertStoreBackendName(): string {
+  const name = process.env.WATCHPOST_TEST_ALERT_STORE ?? 'sqlite';
+  if (!(name in ALERT_STORE_BACKENDS)) throw new Error(`WATCHPOST_TEST_ALERT_STORE: unknown alert store backend "${name}"; use one of ${Object.keys(ALERT_STORE_BACKENDS).join(', ')}`);
+  return name;
+}
+
+export function openAlertStore(dir: string): AlertStore {
+  return ALERT_STORE_BACKENDS[alertStoreBackendName()]!(dir);
+}
