@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { hashSecret } from '../ingest/device-auth.js';
 import { createLogger } from '../lib/logger.js';
+import { exitWithParent } from '../lib/parent-guard.js';
 import { formatErrors, loadConfig } from './config/load.js';
 import { loadConfigIsolated } from './config/load-isolated.js';
 import type { WatchpostConfig } from './config/schema.js';
@@ -286,6 +287,7 @@ async function runStart(values: Values): Promise<number> {
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
+  exitWithParent(() => shutdown('parent exited'));
   // SIGHUP reloads the rules; an invalid configuration is logged and the rules in force stay.
   process.on('SIGHUP', () => {
     try {
@@ -320,6 +322,7 @@ async function runSimulate(values: Values): Promise<number> {
   const controller = new AbortController();
   process.on('SIGINT', () => controller.abort());
   process.on('SIGTERM', () => controller.abort());
+  exitWithParent(() => controller.abort());
   // Progress: one line rewritten in place on a terminal, a line every 10 s otherwise (stderr,
   // so stdout keeps only the summary).
   const tty = process.stderr.isTTY === true;

@@ -11,6 +11,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { exitWithParent } from '../lib/parent-guard.js';
 import { zonedTime } from './ack-page.js';
 
 export const DEFAULT_RECEIVE_PORT = 9000;
@@ -204,5 +205,6 @@ export async function runReceive(values: Record<string, string | boolean | undef
   const stop = () => void receiver.stop().then(() => process.exit(0));
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
+  exitWithParent(stop);
   return -1;
 }
