@@ -64,6 +64,18 @@ export function createSpool<T>(storage: StorageConfig, codec: SpoolCodec<T>, dep
 export function createTelemetryWriter(storage: StorageConfig, deps: StorageDeps, hooks: SpoolHooks = {}): TelemetryWriter {
   // data_dir also holds the platform's state (alerts, outbox, spool), whichever backend is used: only its owner may enter.
   mkdirSync(storage.data_dir, { recursive: true, mode: 0o700 });
-  if (storage.influx) return createInfluxWriter(storage.influx, deps, { queue: createSpool(storage, lineBytesCodec, deps, hooks) });
+  if (storage.influx) {
+    const { max_bytes, keep } = storage.quarantine ?? DEFAULT_QUARANTINE;
+    const quarantine = new QuarantineFile<Line>(
+      {
+        dir: storage.data_dir,
+        logger: deps.logger.child({ module: 'quarantine' }),
+        describe: (line) => (typeof line === 'string' ? line : line.toString('utf8')),
+        ...(deps.clock ? { now: () => deps.clock!.now() } : {}),
+      },
+      { maxBytes: max_bytes, keep },
+    );
+    return createInfluxWriter(storage.influx, deps, { queue: createSpool(storage, lineBytesCodec, deps, hooks), quarantine });
+  }
   return createEmbeddedStore(storage.data_dir, deps, { queue: createSpool(storage, storedPointCodec, deps, hooks), retention: storage.retention.telemetry });
 }

@@ -1,7 +1,9 @@
 /**
  * A private InfluxDB 1.x for end-to-end tests: its own config file and data in a temp dir, free
  * ports for HTTP and RPC, no reporting, no monitor store, quiet logs. `pause()` / `resume()`
- * stop and start the same server (same ports, same data) to test writers riding out an outage.
+ * stop and start the same server (same ports, same data) to test writers riding out an outage;
+ * `restart({ auth: true })` brings it back with authentication on (an admin user, INFLUXD_ADMIN,
+ * is created first; `query` then always sends its credentials, which influxd ignores with auth off).
  *
  * Without `influxd` on PATH the suites skip with a warning; under CI=true that is a failure.
  */
@@ -13,6 +15,9 @@ import { freePort, requireBinary, waitFor } from './binaries.js';
 
 export const influxdBinary = requireBinary('influxd', 'influxdb');
 export const influxdAvailable = influxdBinary !== undefined;
+
+/** The admin user created before authentication is turned on. */
+export const INFLUXD_ADMIN = { username: 'admin', password: 'influxd-admin-password' };
 
 /** How long a test's query may wait for influxd. */
 const QUERY_TIMEOUT_MS = 10_000;
@@ -36,12 +41,17 @@ export interface Influxd {
   pause(): Promise<void>;
   /** Starts the paused server again and waits until it answers /ping. */
   resume(): Promise<void>;
-  restart(): Promise<void>;
+  /** Stops and starts the server; `auth` turns authentication on or off (default: as it was). */
+  restart(options?: { auth?: boolean }): Promise<void>;
   /** Stops the server and deletes its data. */
   stop(): Promise<void>;
 }
 
-export async function startInfluxd(options: { database?: string } = {}): Promise<Influxd> {
+/**
+ * `createDatabase: false` leaves `database` to be created by the test (or by Watchpost);
+ * `auth: true` starts with authentication on, an admin user (INFLUXD_ADMIN) created first.
+ */
+export async function startInfluxd(options: { database?: string; createDatabase?: boolean; auth?: boolean } = {}): Promise<Influxd> {
   if (!influxdBinary) throw new Error('influxd is not installed');
   const binary = influxdBinary;
   const database = options.database ?? 'telemetry';
@@ -50,37 +60,41 @@ export async function startInfluxd(options: { database?: string } = {}): Promise
   const rpcPort = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const config = join(dir, 'influxdb.conf');
-  writeFileSync(
-    config,
-    [
-      'reporting-disabled = true',
-      `bind-address = "127.0.0.1:${rpcPort}"`,
-      '[meta]',
-      `  dir = "${join(dir, 'meta')}"`,
-      '  logging-enabled = false',
-      '[data]',
-      `  dir = "${join(dir, 'data')}"`,
-      `  wal-dir = "${join(dir, 'wal')}"`,
-      '  query-log-enabled = false',
-      '[monitor]',
-      '  store-enabled = false',
-      '[http]',
-      '  enabled = true',
-      `  bind-address = "127.0.0.1:${port}"`,
-      '  auth-enabled = false',
-      '  log-enabled = false',
-      '[logging]',
-      '  level = "error"',
-      '  suppress-logo = true',
-      '[continuous_queries]',
-      '  enabled = false',
-      '[retention]',
-      '  enabled = false',
-      '[subscriber]',
-      '  enabled = false',
-      '',
-    ].join('\n'),
-  );
+  let auth = false;
+  let adminCreated = false;
+  const writeConfig = () =>
+    writeFileSync(
+      config,
+      [
+        'reporting-disabled = true',
+        `bind-address = "127.0.0.1:${rpcPort}"`,
+        '[meta]',
+        `  dir = "${join(dir, 'meta')}"`,
+        '  logging-enabled = false',
+        '[data]',
+        `  dir = "${join(dir, 'data')}"`,
+        `  wal-dir = "${join(dir, 'wal')}"`,
+        '  query-log-enabled = false',
+        '[monitor]',
+        '  store-enabled = false',
+        '[http]',
+        '  enabled = true',
+        `  bind-address = "127.0.0.1:${port}"`,
+        `  auth-enabled = ${auth}`,
+        '  log-enabled = false',
+        '[logging]',
+        '  level = "error"',
+        '  suppress-logo = true',
+        '[continuous_queries]',
+        '  enabled = false',
+        '[retention]',
+        '  enabled = false',
+        '[subscriber]',
+        '  enabled = false',
+        '',
+      ].join('\n'),
+    );
+  writeConfig();
 
   let child: ChildProcess | undefined;
   let output = '';
@@ -118,6 +132,7 @@ export async function startInfluxd(options: { database?: string } = {}): Promise
     try {
       res = await fetch(`${url}/query`, {
         method: 'POST',
+        ...(adminCreated ? { headers: { authorization: `Basic ${Buffer.from(`${INFLUXD_ADMIN.username}:${INFLUXD_ADMIN.password}`).toString('base64')}` } } : {}),
         body: new URLSearchParams({ q: influxql, db: database, epoch: 'ms' }),
         // A stalled influxd fails the query with this message, not the test with a bare timeout.
         signal: AbortSignal.timeout(QUERY_TIMEOUT_MS),
@@ -132,9 +147,22 @@ export async function startInfluxd(options: { database?: string } = {}): Promise
     return body.results ?? [];
   };
 
+  /** Restarts with authentication as asked, creating the admin user first (while auth is still off). */
+  const relaunch = async (withAuth: boolean) => {
+    if (withAuth && !adminCreated) {
+      await query(`CREATE USER "${INFLUXD_ADMIN.username}" WITH PASSWORD '${INFLUXD_ADMIN.password}' WITH ALL PRIVILEGES`);
+      adminCreated = true;
+    }
+    await halt();
+    auth = withAuth;
+    writeConfig();
+    await launch();
+  };
+
   try {
     await launch();
-    await query(`CREATE DATABASE "${database}"`);
+    if (options.createDatabase !== false) await query(`CREATE DATABASE "${database}"`);
+    if (options.auth) await relaunch(true);
   } catch (err) {
     await halt();
     rmSync(dir, { recursive: true, force: true });
@@ -152,7 +180,12 @@ export async function startInfluxd(options: { database?: string } = {}): Promise
       if (child) return;
       await launch();
     },
-    async restart() {
+    async restart(restartOptions = {}) {
+      if (restartOptions.auth !== undefined && restartOptions.auth !== auth) {
+        if (!child) await launch();
+        await relaunch(restartOptions.auth);
+        return;
+      }
       await halt();
       await launch();
     },
