@@ -12,8 +12,9 @@ import { lineCodec, segmentName, Spool, type SpoolOptions } from './spool.js';
 import type { StorageError } from './storage-errors.js';
 
 function recordingLogger() {
-  const lines: Array<{ level: number; msg: string; [k: string]: unknown }> = [];
-  const logger = pino({ level: 'debug' }, { write: (s: string) => lines.push(JSON.parse(s)) });
+  type Line = { level: number; msg: string; [k: string]: unknown };
+  const lines: Line[] = [];
+  const logger = pino({ level: 'debug' }, { write: (s: string) => lines.push(JSON.parse(s) as Line) });
   return { logger, lines };
 }
 
@@ -59,7 +60,7 @@ describe('Spool after a failed fdatasync', () => {
       const group = await Promise.allSettled([spool.append(['lost-1']), spool.append(['lost-2'])]);
       const expected = new RegExp(`^spool: fdatasync of ${segment} failed: EIO`);
       expect(group.map((g) => g.status)).toEqual(['rejected', 'rejected']);
-      for (const g of group) expect((g as PromiseRejectedResult).reason.message).toMatch(expected);
+      for (const g of group) expect(((g as PromiseRejectedResult).reason as Error).message).toMatch(expected);
       expect(failures).toHaveLength(1);
       expect(failures[0]!.message).toMatch(expected);
       expect(spool.failure()).toBe(failures[0]);
@@ -118,7 +119,7 @@ describe('Spool after a failed fdatasync', () => {
 
   it('a failed write (a full disk) refuses only its group; the spool goes on', async () => {
     const { spool, fs, failures } = await openSpool({ fsync: 'always' });
-    const writeSync = fs.writeSync;
+    const writeSync = fs.writeSync.bind(fs);
     fs.writeSync = () => {
       throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
     };

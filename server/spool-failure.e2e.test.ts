@@ -16,9 +16,19 @@ import { startReceiver, type Receiver } from '../test/support/receiver.js';
 const T0 = Date.parse('2025-11-28T02:00:00.000Z');
 const TOPIC = 'telemetry/lg-bridge-001/strain-01';
 
-async function health(apiUrl: string): Promise<{ code: number; body: any }> {
+interface Health {
+  status: string;
+  storage: { accepting?: boolean; queueError?: string };
+}
+
+async function health(apiUrl: string): Promise<{ code: number; body: Health }> {
   const res = await fetch(`${apiUrl}/healthz`);
-  return { code: res.status, body: await res.json() };
+  return { code: res.status, body: (await res.json()) as Health };
+}
+
+/** The webhook bodies the receiver got, parsed. */
+function hooks(receiver: Receiver): Array<{ event?: string; alert?: { rule_id?: string } }> {
+  return receiver.requests.map((r) => JSON.parse(r.body) as { event?: string; alert?: { rule_id?: string } });
 }
 
 /** Publishes at QoS 1: 'acked' on PUBACK, 'closed' when the connection closes first. */
@@ -71,7 +81,7 @@ describe('platform after a failed spool fdatasync', () => {
       expect(down.body).toMatchObject({ status: 'unavailable', storage: { accepting: false } });
       expect(down.body.storage.queueError).toMatch(/^spool: fdatasync of .*\/spool\/00000000000000000000\.seg failed: EIO/);
 
-      const hook = await waitFor('the fallback notification', async () => receiver!.requests.map((r) => JSON.parse(r.body)).find((b) => b.alert?.rule_id === 'platform-spool'), 10_000);
+      const hook = await waitFor('the fallback notification', () => Promise.resolve(hooks(receiver!).find((b) => b.alert?.rule_id === 'platform-spool')), 10_000);
       expect(hook).toMatchObject({ event: 'firing', alert: { rule_id: 'platform-spool', asset_id: 'watchpost', level: 'red' } });
 
       // The disk answering again changes nothing until a restart: a new publish is still not acknowledged.
@@ -83,9 +93,9 @@ describe('platform after a failed spool fdatasync', () => {
       // The reading acknowledged before the failure reaches the store (the spool is still drained).
       const db = new Database(join(running.dataDir, 'telemetry.db'), { readonly: true, fileMustExist: true });
       try {
-        const rows = await waitFor('the acknowledged reading in telemetry.db', async () => {
+        const rows = await waitFor('the acknowledged reading in telemetry.db', () => {
           const r = db.prepare('SELECT ts, value FROM readings ORDER BY ts').all() as Array<{ ts: number; value: number }>;
-          return r.length > 0 ? r : undefined;
+          return Promise.resolve(r.length > 0 ? r : undefined);
         }, 10_000);
         expect(rows).toEqual([{ ts: T0, value: 1 }]);
       } finally {
