@@ -111,6 +111,14 @@ export async function main(): Promise<void> {
     const after = processUsage(pid);
     const split = rssSplit(pid);
     const seconds = (performance.now() - windowStart) / 1000;
+    // A Prometheus scrape with every device connected (HTTP round trip included), after the CPU window.
+    const scrapes: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      const t = performance.now();
+      await (await fetch(`${wp.apiUrl}/metrics`)).text();
+      scrapes.push(performance.now() - t);
+    }
+    scrapes.sort((a, b) => a - b);
     endProgress();
     const figures = {
       scenario: 'connections',
@@ -126,6 +134,8 @@ export async function main(): Promise<void> {
       rss_anon_mb: mb(split.anon),
       rss_file_mb: mb(split.file),
       cpu_percent_of_one_core: Number((((after.cpuMs - before.cpuMs) / (seconds * 1000)) * 100).toFixed(1)),
+      metrics_scrape_p50_ms: Number(scrapes[10]!.toFixed(2)),
+      metrics_scrape_max_ms: Number(scrapes[19]!.toFixed(2)),
       node_args: process.env.WATCHPOST_NODE_ARGS ?? '',
     };
     printTable(Object.entries(figures));

@@ -130,6 +130,9 @@ export class Histogram {
   }
 }
 
+/** Default metrics that enumerate every open file descriptor, handle or resource when scraped. */
+const PER_CONNECTION_DEFAULT_METRICS = ['process_open_fds', 'nodejs_active_handles', 'nodejs_active_handles_total', 'nodejs_active_resources', 'nodejs_active_resources_total'];
+
 export class MetricsRegistry {
   readonly registry = new Registry();
   private readonly metrics = new Map<string, SeriesMetric | Histogram>();
@@ -147,11 +150,16 @@ export class MetricsRegistry {
     return this.register(name, Histogram, () => new Histogram(this.registry, name, help, buckets, labelNames));
   }
 
-  /** prom-client's process and Node.js metrics (CPU, memory, handles, GC, event loop); once per registry. */
+  /**
+   * prom-client's process and Node.js metrics (CPU, memory, heap, GC, event loop); once per
+   * registry. Without those whose cost grows with the connections (a scrape would list every
+   * file descriptor, handle and resource: tens of milliseconds at 10,000 devices).
+   */
   collectDefaultMetrics(): void {
     if (this.defaults) return;
     this.defaults = true;
     collectDefaultMetrics({ register: this.registry });
+    for (const name of PER_CONNECTION_DEFAULT_METRICS) this.registry.removeSingleMetric(name);
   }
 
   /** The Prometheus text exposition of every metric. */
