@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -61,6 +61,8 @@ escalations:
       allow_anonymous: false,
       max_payload_bytes: 1048576,
       limits: { connects_per_second: 20, connect_burst: 200, max_auth_failures: 20, auth_failure_window: 300_000, lockout: 600_000, exempt: ['127.0.0.1', '::1'] },
+      retained: { max_messages: 100_000, max_bytes: 64 * 1024 ** 2 },
+      persistent_sessions_per_device: 16,
     });
     expect(c.storage).toEqual({
       data_dir: './data',
@@ -137,6 +139,16 @@ broker:
       'b.yaml:1: api: already defined in a.yaml; a api section may appear in one file only',
       'c.yaml:2:1: YAML: Flow sequence in block collection must be sufficiently indented and end with a ]',
     ]);
+  });
+
+  it('accepts the compose setup: the demo with deploy/config/platform.yaml for its platform.yaml', () => {
+    const root = join(import.meta.dirname, '..', '..');
+    const files: Record<string, string> = { 'platform.yaml': readFileSync(join(root, 'deploy', 'config', 'platform.yaml'), 'utf8') };
+    for (const name of ['assets', 'metrics', 'devices', 'rules', 'escalation']) files[`${name}.yaml`] = readFileSync(join(root, 'config-demo', `${name}.yaml`), 'utf8');
+    const result = loadConfig(configDir(files), {});
+    if (!result.ok) throw new Error(formatErrors(result.errors));
+    expect(result.config.storage).toMatchObject({ data_dir: '/var/lib/watchpost', influx: { url: 'http://influxdb:8086', version: 1, database: 'telemetry' } });
+    expect(result.config.api).toMatchObject({ host: '0.0.0.0', port: 8080 });
   });
 
   it('reports a missing directory', () => {
