@@ -24,9 +24,9 @@ describe('ingest configuration', () => {
       data_dir: './data',
       spool: { max_bytes: 2 * 1024 ** 3, segment_bytes: 64 * 1024 ** 2, fsync: 'always', fsync_interval: 1000, group_commit_delay: 0, alert_percent: 80 },
       deadman: { no_readings: 600_000, failing_writes: 300_000 },
-      retention: { telemetry: 400 * 86_400_000 },
+      retention: { telemetry: 400 * 86_400_000, alerts: 400 * 86_400_000 },
     });
-    expect(storageSchema.parse({ retention: { telemetry: '90d' } }).retention).toEqual({ telemetry: 90 * 86_400_000 });
+    expect(storageSchema.parse({ retention: { telemetry: '90d' } }).retention).toEqual({ telemetry: 90 * 86_400_000, alerts: 400 * 86_400_000 });
     expect(issues(storageSchema.safeParse({ retention: { telemetry: 'forever' } }))).toEqual(['retention.telemetry: "forever" is not a duration (use 500ms, 30s, 10m, 6h or 1d)']);
     expect(storageSchema.parse({ spool: { max_bytes: '256MiB', segment_bytes: '8MiB', fsync: 'interval', fsync_interval: '250ms', group_commit_delay: '2ms' }, deadman: { no_readings: '0s' } })).toMatchObject({
       spool: { max_bytes: 268_435_456, segment_bytes: 8_388_608, fsync: 'interval', fsync_interval: 250, group_commit_delay: 2 },

@@ -68,7 +68,7 @@ escalations:
       data_dir: './data',
       spool: { max_bytes: 2 * 1024 ** 3, segment_bytes: 64 * 1024 ** 2, fsync: 'always', fsync_interval: 1000, group_commit_delay: 0, alert_percent: 80 },
       deadman: { no_readings: 600_000, failing_writes: 300_000 },
-      retention: { telemetry: 400 * 86_400_000 },
+      retention: { telemetry: 400 * 86_400_000, alerts: 400 * 86_400_000 },
     });
     expect(c.rules[0]).toMatchObject({ kind: 'threshold', for: 30_000, match: { metric: ['strain'] } });
     expect(c.escalations[0]!.tiers[1]).toEqual({ after: 600_000, notify: [{ channel: 'ops-hook', to: [] }] });
