@@ -98,10 +98,10 @@ export async function startWatchpost(configDir: string): Promise<RunningWatchpos
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   // WATCHPOST_STDOUT=FILE keeps Watchpost's stdout (its log, and --trace-gc output) in FILE.
-  if (process.env.WATCHPOST_STDOUT) child.stdout!.pipe(createWriteStream(process.env.WATCHPOST_STDOUT));
+  if (process.env.WATCHPOST_STDOUT) child.stdout.pipe(createWriteStream(process.env.WATCHPOST_STDOUT));
   let out = '';
   const ports = await new Promise<{ mqtt_port: number; http_port: number }>((resolve, reject) => {
-    child.stdout!.on('data', (d: Buffer) => {
+    child.stdout.on('data', (d: Buffer) => {
       out += d.toString();
       const line = out.split('\n').find((l) => l.includes('"msg":"watchpost started"'));
       if (line) resolve(JSON.parse(line) as { mqtt_port: number; http_port: number });

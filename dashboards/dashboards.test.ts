@@ -250,7 +250,7 @@ describe('InfluxQL helpers', () => {
 });
 
 describe('provisioning', () => {
-  const load = (path: string) => parse(readFileSync(path, 'utf8')) as { apiVersion: number; datasources: Array<Record<string, any>> };
+  const load = (path: string) => parse(readFileSync(path, 'utf8')) as { apiVersion: number; datasources: Array<Record<string, unknown>> };
 
   it('provides the same InfluxQL datasource for InfluxDB 1.x and, through DBRP with a token, for 2.x', () => {
     const v1 = load('dashboards/datasources/influxdb.yaml');

@@ -53,9 +53,9 @@ function openAlertTransformations(): Json[] {
 const RANK_MAPPINGS = [
   {
     type: 'value',
-    options: Object.fromEntries([
+    options: Object.fromEntries<Json>([
       ['0', { text: '正常 no alert', color: 'green', index: 0 }],
-      ...LEVELS.map((l, i) => [String(i + 1), { text: `${LEVEL_NAMES_ZH[l]} ${l}`, color: LEVEL_COLOURS[l], index: i + 1 }]),
+      ...LEVELS.map((l, i): [string, Json] => [String(i + 1), { text: `${LEVEL_NAMES_ZH[l]} ${l}`, color: LEVEL_COLOURS[l], index: i + 1 }]),
     ]),
   },
   { type: 'special', options: { match: 'null', result: { text: '正常 no alert', color: 'green', index: 5 } } },

@@ -82,6 +82,11 @@ function clientIdFor(deviceId: string): string {
   return `${deviceId.slice(0, 14)}-${randomBytes(4).toString('hex')}`;
 }
 
+/** A field of the platform's error message as text (it should be a string; anything else as JSON). */
+function asText(value: unknown): string {
+  return typeof value === 'string' ? value : JSON.stringify(value);
+}
+
 type LinkState = 'up' | 'draining' | 'down';
 
 /** One MQTT connection, authenticated as one device id, carrying one or more simulated devices. */
@@ -227,8 +232,8 @@ export class SimulatedConnection {
     } catch {
       body = { reason: 'unparseable_error_message', detail: payload.toString('utf8').slice(0, 200) };
     }
-    const entry: RejectedMessage = { device: this.deviceId, topic: String(body.topic ?? ''), reason: String(body.reason ?? 'unknown') };
-    if (body.detail !== undefined) entry.detail = String(body.detail);
+    const entry: RejectedMessage = { device: this.deviceId, topic: asText(body.topic ?? ''), reason: asText(body.reason ?? 'unknown') };
+    if (body.detail !== undefined) entry.detail = asText(body.detail);
     stats.rejectedTotal += 1;
     if (stats.rejected.length < DEFAULT_SIMULATION_OPTIONS.maxRejectedKept) stats.rejected.push(entry);
     if (stats.rejectedTotal <= 50 || stats.rejectedTotal % 100 === 0) {

@@ -59,7 +59,7 @@ describe.each(Object.keys(SCENARIOS))('scenario %s through the platform', (name)
       api: { ...loaded.config.api, port: 0 },
       storage: { ...loaded.config.storage, data_dir: (dataDir = tempDir(`scenario-${name}`)) },
       channels: loaded.config.channels.map((c) => ({ ...c, url: receiver.url })),
-    } as WatchpostConfig;
+    };
     const run = RUNS[name]!;
     const speed = run.step * RATE;
     const t0 = Date.now();

@@ -47,7 +47,7 @@ function meets(cond: Condition, value: number): boolean {
 
 /** The highest level of `rule` that `value` meets, or undefined. */
 function levelOf(rule: ValueRule, value: number): Level | undefined {
-  return [...LEVELS].reverse().find((l) => rule.levels[l] !== undefined && meets(rule.levels[l]!, value));
+  return [...LEVELS].reverse().find((l) => rule.levels[l] !== undefined && meets(rule.levels[l], value));
 }
 
 const asNumber = (v: number | boolean) => (typeof v === 'boolean' ? (v ? 1 : 0) : v);
