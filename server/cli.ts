@@ -5,19 +5,16 @@
  */
 // First: replaces the `debug` package with a disabled one (unless DEBUG is set) before aedes loads it.
 import '../lib/quiet-debug.js';
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { hashSecret } from '../ingest/device-auth.js';
 import { createLogger } from '../lib/logger.js';
+import { PACKAGE_ROOT, packageVersion } from '../lib/package-info.js';
 import { exitWithParent } from '../lib/parent-guard.js';
 import { formatErrors, loadConfig } from './config/load.js';
 import { loadConfigIsolated } from './config/load-isolated.js';
 import type { WatchpostConfig } from './config/schema.js';
-
-/** The package root (dist/server/cli.js -> ../..). */
-const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 /** The bundled demo configuration, next to the package root. */
 export const DEMO_CONFIG_DIR = join(PACKAGE_ROOT, 'config-demo');
@@ -154,10 +151,6 @@ options:
   },
 };
 
-function version(): string {
-  return (JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
-}
-
 function usage(): string {
   const width = Math.max(...Object.keys(COMMANDS).map((n) => n.length));
   return `usage: watchpost <command> [options]
@@ -197,7 +190,7 @@ function optionError(name: string, err: Error & { code?: string }): string {
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (name === '--version' || name === '-V') {
-    process.stdout.write(`${version()}\n`);
+    process.stdout.write(`${packageVersion()}\n`);
     return 0;
   }
   if (name === '--help' || name === '-h' || (name === 'help' && rest.length === 0)) {
