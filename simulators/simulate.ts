@@ -1,8 +1,12 @@
 /**
  * A run of the device simulators: the configuration's devices publishing their assets' sensors over
- * real MQTT with their own credentials (one connection each, ./connection.ts), timestamps and values
- * from ./clock.ts, ./signals.ts and the scenario (./scenarios.ts), `rate` readings per second per
- * sensor, until the run's end or an abort; then a summary (./report.ts).
+ * real MQTT with their own credentials (./connection.ts), timestamps and values from ./clock.ts,
+ * ./signals.ts and the scenario (./scenarios.ts), `rate` readings per second per sensor, until the
+ * run's end or an abort; then a summary (./report.ts).
+ *
+ * A run with a length ends once every reading is acknowledged. Past its planned end it waits for
+ * the rest only while a connection is up and PUBACKs keep coming (endGraceMs, at most overrunMs);
+ * what is left then counts as errors: readings never sent or never acknowledged.
  *
  * Load mode: `devices` above the number of configured publishing devices adds replicas of them
  * (round robin) with their own seeds, timestamps offset by the replica number in milliseconds so
