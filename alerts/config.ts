@@ -252,15 +252,81 @@ export const channelSchema = z.unknown().transform((raw, ctx) => {
   return parsed.data as ChannelConfig;
 });
 
+export const SCHEDULE_PREFIX = 'schedule:';
+export const DEPARTMENT_PREFIX = 'department:';
+
+/**
+ * Recipients in a notify target's `to`: a contact id, `{ schedule: ID }` (whoever is on call when
+ * the notification is sent) or `{ department: ID }` (that department's own `notify`). Parsed to
+ * strings: a contact id as is, the others as `schedule:ID` and `department:ID` (ids never hold ':').
+ */
+export const recipientSchema = z.union([
+  zId,
+  z.strictObject({ schedule: zId }).transform((r) => `${SCHEDULE_PREFIX}${r.schedule}`),
+  z.strictObject({ department: zId }).transform((r) => `${DEPARTMENT_PREFIX}${r.department}`),
+]);
+
+export type RecipientRef = { kind: 'contact' | 'schedule' | 'department'; id: string };
+
+/** What a recipient names, from its parsed string or its configured form (check reads both). */
+export function recipientRef(value: unknown): RecipientRef | undefined {
+  if (typeof value === 'string') {
+    if (value.startsWith(SCHEDULE_PREFIX)) return { kind: 'schedule', id: value.slice(SCHEDULE_PREFIX.length) };
+    if (value.startsWith(DEPARTMENT_PREFIX)) return { kind: 'department', id: value.slice(DEPARTMENT_PREFIX.length) };
+    return { kind: 'contact', id: value };
+  }
+  if (value !== null && typeof value === 'object') {
+    const v = value as { schedule?: unknown; department?: unknown };
+    if (typeof v.schedule === 'string') return { kind: 'schedule', id: v.schedule };
+    if (typeof v.department === 'string') return { kind: 'department', id: v.department };
+  }
+  return undefined;
+}
+
 export const notifyTargetSchema = z.union([
   zId.transform((channel) => ({ channel, to: [] as string[] })),
-  z.strictObject({ channel: zId, to: z.array(zId).default([]) }),
+  z.strictObject({ channel: zId, to: z.array(recipientSchema).default([]) }),
 ]);
 
 export const escalationSchema = z.strictObject({
   id: zId,
   tiers: z.array(z.strictObject({ after: zDuration.default(0), notify: z.array(notifyTargetSchema).min(1) })).min(1),
   repeat: zDuration.optional(),
+  /** An acknowledged case neither dispatched nor closed this long escalates again (tier after the last notified). */
+  ack_timeout: zDuration.optional(),
+});
+
+export const DEPARTMENT_KINDS = ['owner', 'authority', 'street', 'command'] as const;
+
+/** A department that owns or supervises assets and takes work orders (contract: the disposal loop). */
+export const departmentSchema = z.strictObject({
+  id: zId,
+  name: z.string().min(1).max(200),
+  kind: z.enum(DEPARTMENT_KINDS),
+  /** How its work orders (and overdue notices) reach it. */
+  notify: z.array(notifyTargetSchema).min(1),
+});
+
+const zHandoff = z.string().regex(/^([01][0-9]|2[0-3]):[0-5][0-9]$/, 'must be a time of day HH:MM such as 08:30');
+const zDate = z
+  .string()
+  .regex(/^\d{4}-\d{2}-\d{2}$/, 'must be a date YYYY-MM-DD')
+  .refine((d) => {
+    const [y, m, day] = d.split('-').map(Number) as [number, number, number];
+    const t = new Date(Date.UTC(y, m - 1, day));
+    return t.getUTCFullYear() === y && t.getUTCMonth() === m - 1 && t.getUTCDate() === day;
+  }, 'is not a calendar date');
+
+/** An on-call rotation (see oncall.ts for how shifts are counted). */
+export const scheduleSchema = z.strictObject({
+  id: zId,
+  time_zone: zTimeZone.default('Asia/Shanghai'),
+  rotation: z.strictObject({
+    members: z.array(zId).min(1).max(100),
+    shift: zDuration.refine((ms) => ms >= 60_000, 'must be at least 1m'),
+    handoff: zHandoff.default('00:00'),
+    start: zDate,
+  }),
 });
 
 /** The escalation that `delivery_failed` alerts go to (contract: Escalation). */
@@ -281,6 +347,8 @@ export type ChannelConfig = WebhookChannelConfig | WecomChannelConfig | Dingtalk
 export type ChannelType = ChannelConfig['type'];
 export type NotifyTarget = z.output<typeof notifyTargetSchema>;
 export type EscalationConfig = z.output<typeof escalationSchema>;
+export type DepartmentConfig = z.output<typeof departmentSchema>;
+export type ScheduleConfig = z.output<typeof scheduleSchema>;
 
 /**
  * How a channel addresses people: `group` channels (webhook, robots) get one notification per
@@ -301,40 +369,53 @@ export function rateLimitsOf(config: ChannelConfig): RateLimit[] {
 }
 
 /**
- * Cross-references between escalations, channels and contacts that the schema of one item
- * cannot see: SMS and e-mail targets need contacts with a phone number or e-mail address.
- * Reads its input defensively (items may be invalid), for `watchpost check` to list every error.
+ * Cross-references between escalations, departments, channels, contacts and schedules that the
+ * schema of one item cannot see: SMS and e-mail targets need contacts with a phone number or
+ * e-mail address, also every member of a schedule they name. Reads its input defensively (items
+ * may be invalid), for `watchpost check` to list every error.
  */
 export function escalationTargetIssues(
   channels: ReadonlyArray<Record<string, unknown>>,
   contacts: ReadonlyArray<Record<string, unknown>>,
   escalations: ReadonlyArray<Record<string, unknown>>,
+  departments: ReadonlyArray<Record<string, unknown>> = [],
+  schedules: ReadonlyArray<Record<string, unknown>> = [],
 ): Array<{ path: (string | number)[]; message: string }> {
   const issues: Array<{ path: (string | number)[]; message: string }> = [];
   const typeOf = new Map(channels.map((c) => [c.id, c.type]));
   const contactById = new Map(contacts.map((c) => [c.id, c]));
   const list = (x: unknown): unknown[] => (Array.isArray(x) ? x : []);
-  escalations.forEach((esc, i) => {
-    list(esc.tiers).forEach((tier, t) => {
-      list((tier as { notify?: unknown } | null)?.notify).forEach((target, n) => {
-        if (typeof target === 'string' || target === null || typeof target !== 'object') {
-          const type = typeOf.get(target);
-          if (type === 'sms' || type === 'email') issues.push({ path: ['escalations', i, 'tiers', t, 'notify', n], message: `channel "${String(target)}" (${type}) needs \`to\`: the contacts to ${type === 'sms' ? 'text' : 'mail'}` });
-          return;
-        }
-        const { channel, to } = target as { channel?: unknown; to?: unknown };
-        const type = typeOf.get(channel);
-        if (type !== 'sms' && type !== 'email') return;
-        const field = type === 'sms' ? 'phone' : 'email';
-        if (list(to).length === 0) issues.push({ path: ['escalations', i, 'tiers', t, 'notify', n, 'to'], message: `channel "${String(channel)}" (${type}) needs at least one contact` });
-        list(to).forEach((id, k) => {
-          const contact = contactById.get(id);
-          if (contact && typeof contact[field] !== 'string') {
-            issues.push({ path: ['escalations', i, 'tiers', t, 'notify', n, 'to', k], message: `contact "${String(id)}" has no ${field === 'phone' ? 'phone number' : 'e-mail address'}, which channel "${String(channel)}" (${type}) needs` });
+  const membersOf = new Map(schedules.map((s) => [s.id, list((s.rotation as { members?: unknown } | null)?.members)]));
+  const checkTargets = (notify: unknown, path: (string | number)[]) => {
+    list(notify).forEach((target, n) => {
+      if (typeof target === 'string' || target === null || typeof target !== 'object') {
+        const type = typeOf.get(target);
+        if (type === 'sms' || type === 'email') issues.push({ path: [...path, n], message: `channel "${String(target)}" (${type}) needs \`to\`: the contacts to ${type === 'sms' ? 'text' : 'mail'}` });
+        return;
+      }
+      const { channel, to } = target as { channel?: unknown; to?: unknown };
+      const type = typeOf.get(channel);
+      if (type !== 'sms' && type !== 'email') return;
+      const field = type === 'sms' ? 'phone' : 'email';
+      const needs = field === 'phone' ? 'phone number' : 'e-mail address';
+      if (list(to).length === 0) issues.push({ path: [...path, n, 'to'], message: `channel "${String(channel)}" (${type}) needs at least one contact` });
+      list(to).forEach((value, k) => {
+        const ref = recipientRef(value);
+        if (ref?.kind === 'contact') {
+          const contact = contactById.get(ref.id);
+          if (contact && typeof contact[field] !== 'string') issues.push({ path: [...path, n, 'to', k], message: `contact "${ref.id}" has no ${needs}, which channel "${String(channel)}" (${type}) needs` });
+        } else if (ref?.kind === 'schedule') {
+          for (const member of membersOf.get(ref.id) ?? []) {
+            const contact = contactById.get(member);
+            if (contact && typeof contact[field] !== 'string') issues.push({ path: [...path, n, 'to', k], message: `contact "${String(member)}" of schedule "${ref.id}" has no ${needs}, which channel "${String(channel)}" (${type}) needs` });
           }
-        });
+        }
       });
     });
+  };
+  escalations.forEach((esc, i) => {
+    list(esc.tiers).forEach((tier, t) => checkTargets((tier as { notify?: unknown } | null)?.notify, ['escalations', i, 'tiers', t, 'notify']));
   });
+  departments.forEach((dep, i) => checkTargets(dep.notify, ['departments', i, 'notify']));
   return issues;
 }

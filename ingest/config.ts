@@ -251,6 +251,10 @@ export const assetSchema = z.strictObject({
   street: z.string().min(1).max(100),
   location: z.tuple([z.number().min(-180).max(180), z.number().min(-90).max(90)]).optional(),
   sensors: z.array(sensorSchema).optional(),
+  /** The department that owns the asset (权属单位): where `dispatch: { department: owner }` sends work orders. */
+  owner: zId.optional(),
+  /** Supervising departments (主管部门), told of its overdue work orders. */
+  authorities: z.array(zId).max(20).optional(),
 });
 
 export const metricSchema = z

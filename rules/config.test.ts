@@ -78,7 +78,7 @@ describe('rule schema: bad rules name the field and the reason', () => {
     [
       'unknown field at the top, with the fields of the kind',
       { id: 'x', match: { metric: 'strain' }, levels: LEVELS, treshold: 3 },
-      ['treshold: unknown field (a threshold rule has id, name, escalation, message, plan, enabled, flapping, match, levels, for, hysteresis, signal)'],
+      ['treshold: unknown field (a threshold rule has id, name, escalation, dispatch, message, plan, enabled, flapping, match, levels, for, hysteresis, signal)'],
     ],
     ['unknown field in a level', { id: 'x', match: { metric: 'strain' }, levels: { red: { abvoe: 100 } } }, ['levels.red.abvoe: unknown field', 'levels.red: needs exactly one of above, below or outside']],
     ['red below yellow for above', { id: 'x', match: { metric: 'strain' }, levels: { red: { above: 100 }, yellow: { above: 200 } } }, ['levels.red: red threshold must be stricter than yellow ({"above":100} vs {"above":200})']],
@@ -108,7 +108,7 @@ describe('rule schema: bad rules name the field and the reason', () => {
       'no kind and an unknown field',
       { id: 'x', match: { metric: 'm' }, colour: 'red' },
       [
-        'colour: unknown field "colour" (accepted: id, name, escalation, message, plan, enabled, flapping, match, levels, for, hysteresis, signal, stale, level, offline, all, any)',
+        'colour: unknown field "colour" (accepted: id, name, escalation, dispatch, message, plan, enabled, flapping, match, levels, for, hysteresis, signal, stale, level, offline, all, any)',
         '(rule): a rule needs one of levels (threshold), stale, offline, all or any (compound)',
       ],
     ],

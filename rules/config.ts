@@ -95,6 +95,16 @@ const escalationRefSchema = z.union([
   z.strictObject({ blue: zId.optional(), yellow: zId.optional(), orange: zId.optional(), red: zId.optional() }),
 ]);
 
+/**
+ * Defaults for dispatching the rule's alerts: the department (`owner`: the asset's owner) and the
+ * due time by level. A dispatch request may give its own.
+ */
+export const dispatchSchema = z.strictObject({
+  department: zId.default('owner'),
+  due: z.strictObject({ blue: zPositiveDuration.optional(), yellow: zPositiveDuration.optional(), orange: zPositiveDuration.optional(), red: zPositiveDuration.optional() }).default({}),
+});
+export const DISPATCH_TO_OWNER = 'owner';
+
 // ---- signals ----
 
 /** What a threshold or condition compares, after parsing (durations in ms). */
@@ -181,6 +191,7 @@ const commonFields = {
   id: zId,
   name: z.string().min(1).max(200).optional(),
   escalation: escalationRefSchema.optional(),
+  dispatch: dispatchSchema.optional(),
   message: z.string().max(1000).optional(),
   plan: z.array(z.string().min(1).max(500)).max(50).default([]),
   enabled: z.boolean().default(true),
@@ -323,4 +334,5 @@ export type OfflineRuleConfig = z.output<typeof offlineRuleSchema>;
 export type CompoundRuleConfig = z.output<typeof compoundRuleSchema>;
 export type RuleConfig = ThresholdRuleConfig | StaleRuleConfig | OfflineRuleConfig | CompoundRuleConfig;
 export type EscalationRef = z.output<typeof escalationRefSchema>;
+export type DispatchConfig = z.output<typeof dispatchSchema>;
 export type { Level };

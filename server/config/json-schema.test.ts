@@ -38,7 +38,7 @@ describe('watchpost.schema.json', () => {
 
   it('has every section, all optional, and refuses unknown sections', () => {
     const schema = configJsonSchema();
-    expect(Object.keys(schema.properties as object).sort()).toEqual(['api', 'assets', 'broker', 'channels', 'contacts', 'devices', 'escalations', 'metrics', 'rules', 'storage']);
+    expect(Object.keys(schema.properties as object).sort()).toEqual(['api', 'assets', 'broker', 'channels', 'contacts', 'departments', 'devices', 'escalations', 'metrics', 'rules', 'schedules', 'storage']);
     expect(schema.required).toBeUndefined();
     expect(schema.additionalProperties).toBe(false);
     expect(errorsOf({})).toEqual([]);
@@ -61,7 +61,7 @@ describe('watchpost.schema.json', () => {
     ['a compound rule with both all and any', 'rules:\n  - { id: r1, level: red, all: [{ metric: a, above: 1 }], any: [{ metric: b, above: 1 }] }\n', '/rules/0'],
     ['an unknown channel type', 'channels:\n  - { id: c1, type: pager, url: "http://x" }\n', '/channels/0'],
     ['an unknown field of a webhook channel', 'channels:\n  - { id: c1, type: webhook, url: "http://127.0.0.1:9000/", secrett: abc }\n', '/channels/0'],
-    ['an unknown field of an asset', 'assets:\n  - { id: a1, type: bridge, name: A, street: S, location: [114, 22], owner: x }\n', '/assets/0'],
+    ['an unknown field of an asset', 'assets:\n  - { id: a1, type: bridge, name: A, street: S, location: [114, 22], keeper: x }\n', '/assets/0'],
     ['a port out of range', 'broker: { port: 70000 }\n', '/broker'],
     ['a bad id', 'devices:\n  - { id: "bad id", secret: "0123456789abcdef" }\n', '/devices/0/id'],
   ])('refuses %s, as watchpost check does', (_what, yaml, at) => {

@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { zId } from '../../lib/schema.js';
 import { assetSchema, brokerSchema, deviceSchema, metricSchema, storageSchema, tlsFilesSchema } from '../../ingest/config.js';
 import { ruleSchema } from '../../rules/config.js';
-import { channelSchema, contactSchema, escalationSchema, escalationTargetIssues } from '../../alerts/config.js';
+import { channelSchema, contactSchema, departmentSchema, escalationSchema, escalationTargetIssues, recipientRef, scheduleSchema } from '../../alerts/config.js';
 
 export const ROLES = ['viewer', 'operator', 'admin'] as const;
 export type Role = (typeof ROLES)[number];
@@ -32,14 +32,14 @@ export const apiSchema = z
   .default({ host: '0.0.0.0', port: 8080, public_url: 'http://127.0.0.1:8080', max_body_bytes: 64 * 1024, tokens: [] });
 
 /** Sections that are lists: concatenated across files, items carry ids unique across files. */
-export const LIST_SECTIONS = ['assets', 'devices', 'rules', 'contacts', 'channels', 'escalations'] as const;
+export const LIST_SECTIONS = ['assets', 'devices', 'rules', 'contacts', 'channels', 'escalations', 'departments', 'schedules'] as const;
 /** Sections that are maps: merged key by key across files. */
 export const MAP_SECTIONS = ['metrics'] as const;
 /** Sections that may appear in one file only. */
 export const SINGLE_SECTIONS = ['broker', 'api', 'storage'] as const;
 export const SECTIONS = [...SINGLE_SECTIONS, ...MAP_SECTIONS, ...LIST_SECTIONS] as const;
 
-const REFERENCE_NOUN: Record<string, string> = { assets: 'asset', devices: 'device', escalations: 'escalation', channels: 'channel', contacts: 'contact' };
+const REFERENCE_NOUN: Record<string, string> = { assets: 'asset', devices: 'device', escalations: 'escalation', channels: 'channel', contacts: 'contact', departments: 'department', schedules: 'schedule' };
 
 /** What a cross-reference issue carries in `params`: the section and id it names. */
 export interface ReferenceParams {
@@ -58,6 +58,8 @@ export const configSchema = z
     contacts: z.array(contactSchema).default([]),
     channels: z.array(channelSchema).default([]),
     escalations: z.array(escalationSchema).default([]),
+    departments: z.array(departmentSchema).default([]),
+    schedules: z.array(scheduleSchema).default([]),
   })
   // Cross-references are checked even when some items are invalid (`when` below), so
   // `watchpost check` lists every error at once; the data is therefore read defensively.
@@ -122,17 +124,41 @@ export const configSchema = z
 
       const channelIds = new Set(items('channels').map((c) => c.id));
       const contactIds = new Set(items('contacts').map((c) => c.id));
+      const departmentIds = new Set(items('departments').map((d) => d.id));
+      const scheduleIds = new Set(items('schedules').map((s) => s.id));
+      const checkNotify = (notify: unknown, path: (string | number)[]) => {
+        list(notify).forEach((target, n) => {
+          const channel = typeof target === 'string' ? target : (target as { channel?: unknown } | null)?.channel;
+          if (typeof channel === 'string' && !channelIds.has(channel)) reference([...path, n, 'channel'], 'channels', channel);
+          list((target as { to?: unknown } | null)?.to).forEach((value, k) => {
+            const ref = recipientRef(value);
+            if (ref?.kind === 'contact' && !contactIds.has(ref.id)) reference([...path, n, 'to', k], 'contacts', ref.id);
+            if (ref?.kind === 'schedule' && !scheduleIds.has(ref.id)) reference([...path, n, 'to', k, 'schedule'], 'schedules', ref.id);
+            if (ref?.kind === 'department' && !departmentIds.has(ref.id)) reference([...path, n, 'to', k, 'department'], 'departments', ref.id);
+          });
+        });
+      };
+      items('departments').forEach((dep, i) => checkNotify(dep.notify, ['departments', i, 'notify']));
+      items('schedules').forEach((schedule, i) => {
+        list((schedule.rotation as { members?: unknown } | null)?.members).forEach((member, k) => {
+          if (typeof member === 'string' && !contactIds.has(member)) reference(['schedules', i, 'rotation', 'members', k], 'contacts', member);
+        });
+      });
+      items('assets').forEach((asset, i) => {
+        if (typeof asset.owner === 'string' && !departmentIds.has(asset.owner)) reference(['assets', i, 'owner'], 'departments', asset.owner);
+        list(asset.authorities).forEach((id, j) => {
+          if (typeof id === 'string' && !departmentIds.has(id)) reference(['assets', i, 'authorities', j], 'departments', id);
+        });
+      });
+      items('rules').forEach((rule, i) => {
+        const department = (rule.dispatch as { department?: unknown } | null | undefined)?.department;
+        if (typeof department === 'string' && department !== 'owner' && !departmentIds.has(department)) reference(['rules', i, 'dispatch', 'department'], 'departments', department);
+      });
       items('escalations').forEach((esc, i) => {
         let previousAfter = -1;
         list(esc.tiers).forEach((tier, t) => {
           const { notify, after } = (tier ?? {}) as { notify?: unknown; after?: unknown };
-          list(notify).forEach((target, n) => {
-            const channel = typeof target === 'string' ? target : (target as { channel?: unknown } | null)?.channel;
-            if (typeof channel === 'string' && !channelIds.has(channel)) reference(['escalations', i, 'tiers', t, 'notify', n, 'channel'], 'channels', channel);
-            list((target as { to?: unknown } | null)?.to).forEach((contact, k) => {
-              if (typeof contact === 'string' && !contactIds.has(contact)) reference(['escalations', i, 'tiers', t, 'notify', n, 'to', k], 'contacts', contact);
-            });
-          });
+          checkNotify(notify, ['escalations', i, 'tiers', t, 'notify']);
           if (typeof after === 'number') {
             if (after < previousAfter) issue(['escalations', i, 'tiers', t, 'after'], 'tiers must be in order of `after`');
             previousAfter = after;
@@ -141,7 +167,7 @@ export const configSchema = z
       });
 
       // SMS and e-mail targets need contacts with a phone number / e-mail address.
-      for (const i of escalationTargetIssues(items('channels'), items('contacts'), items('escalations'))) issue(i.path, i.message);
+      for (const i of escalationTargetIssues(items('channels'), items('contacts'), items('escalations'), items('departments'), items('schedules'))) issue(i.path, i.message);
 
       const api = (raw.api ?? {}) as { tokens?: unknown };
       const tokens = new Set<unknown>();
