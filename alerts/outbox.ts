@@ -30,6 +30,9 @@ import type { ContactConfig, RateLimit } from './config.js';
 import { DueTimer } from './due-timer.js';
 import { PendingOutbox, type PendingRow } from './outbox-queue.js';
 import { RateLimiter } from './rate-limit.js';
+import { DEFAULT_RETRY_OPTIONS, verdict, type RetryOptions, type Verdict } from './retry-policy.js';
+
+export { DEFAULT_MAX_AGE_MS, DEFAULT_RETRY_OPTIONS, retryDelay, type RetryOptions } from './retry-policy.js';
 
 /** One notification of an alert. */
 export interface NotificationItem {
@@ -80,32 +83,6 @@ export interface Channel {
   send(notification: Notification, signal: AbortSignal): Promise<DeliveryOutcome>;
 }
 
-export interface RetryOptions {
-  /** Delay after the first failed attempt; doubles with every further attempt. */
-  baseDelayMs: number;
-  maxDelayMs: number;
-  /** Fraction of the delay that is random (0 = none, 1 = anywhere between 0 and the delay). */
-  jitter: number;
-  /** Upper bound for a receiver's Retry-After. */
-  maxRetryAfterMs: number;
-}
-
-export const DEFAULT_RETRY_OPTIONS: RetryOptions = {
-  baseDelayMs: 1_000,
-  maxDelayMs: 5 * 60_000,
-  jitter: 0.5,
-  maxRetryAfterMs: 60 * 60_000,
-};
-
-export const DEFAULT_MAX_AGE_MS = 60 * 60_000;
-
-/** Delay before attempt `attempt + 1`, after `attempt` attempts failed. */
-export function retryDelay(attempt: number, options: RetryOptions, random: () => number = Math.random, retryAfterMs?: number): number {
-  if (retryAfterMs !== undefined) return Math.min(Math.max(0, retryAfterMs), options.maxRetryAfterMs);
-  const exponential = Math.min(options.maxDelayMs, options.baseDelayMs * 2 ** Math.max(0, attempt - 1));
-  return Math.round(exponential * (1 - options.jitter * random()));
-}
-
 export const DELIVERIES_METRIC = 'watchpost_deliveries_total';
 export const DIGESTS_METRIC = 'watchpost_digests_total';
 
@@ -127,14 +104,6 @@ export interface OutboxSenderOptions {
 interface InFlight {
   controller: AbortController;
   done: Promise<void>;
-}
-
-/** What an attempt's outcome means for the notification. */
-interface Verdict {
-  status: OutboxStatus;
-  type: 'delivered' | 'retry' | 'delivery_failed';
-  error: string | null;
-  nextAttemptAt: number;
 }
 
 export class OutboxSender {
@@ -464,23 +433,10 @@ export class OutboxSender {
     return digest;
   }
 
-  private verdict(attempt: number, outcome: DeliveryOutcome, channel: Channel | undefined, createdAt: number, now: number, previousNext: number): Verdict {
-    if (outcome.outcome === 'delivered') return { status: 'delivered', type: 'delivered', error: null, nextAttemptAt: previousNext };
-    if (outcome.outcome === 'failed' || !channel) return { status: 'failed', type: 'delivery_failed', error: outcome.error, nextAttemptAt: previousNext };
-    const deadline = createdAt + (channel.maxAgeMs ?? DEFAULT_MAX_AGE_MS);
-    const outOfAttempts = channel.maxAttempts !== undefined && attempt >= channel.maxAttempts;
-    if (outOfAttempts || now >= deadline) {
-      const why = outOfAttempts ? `gave up after ${attempt} attempts` : `gave up after ${attempt} attempts in ${Math.round((now - createdAt) / 1000)} s (max_age)`;
-      return { status: 'failed', type: 'delivery_failed', error: `${outcome.error} (${why})`, nextAttemptAt: previousNext };
-    }
-    const delay = retryDelay(attempt, this.retry, this.options.random, outcome.retryAfterMs);
-    return { status: 'pending', type: 'retry', error: outcome.error, nextAttemptAt: Math.min(now + delay, deadline) };
-  }
-
   private recordRow(row: OutboxRow, attempt: number, outcome: DeliveryOutcome, channel: Channel | undefined): Verdict {
     const { store, clock } = this.options;
     const now = clock.now();
-    const v = this.verdict(attempt, outcome, channel, row.createdAt, now, row.nextAttemptAt);
+    const v = verdict(attempt, outcome, channel, row.createdAt, now, row.nextAttemptAt, this.retry, this.options.random);
     store.transaction(() => {
       store.updateOutbox(row.deliveryId, { status: v.status, attempts: attempt, nextAttemptAt: v.nextAttemptAt, updatedAt: now, lastError: v.error });
       store.appendTimeline(this.timelineEntry(row, v, attempt, outcome, now, {}));
@@ -493,7 +449,7 @@ export class OutboxSender {
     const { store, clock } = this.options;
     const now = clock.now();
     const createdAt = Math.min(digest.createdAt, ...members.map((m) => m.createdAt));
-    const v = this.verdict(attempt, outcome, channel, createdAt, now, digest.nextAttemptAt);
+    const v = verdict(attempt, outcome, channel, createdAt, now, digest.nextAttemptAt, this.retry, this.options.random);
     const extra = { digest_id: digest.deliveryId };
     store.transaction(() => {
       store.updateDigest(digest.deliveryId, { status: v.status, attempts: attempt, nextAttemptAt: v.nextAttemptAt, updatedAt: now, lastError: v.error });
