@@ -154,7 +154,7 @@ describe('on-call properties', () => {
     fc.assert(
       fc.property(arbSchedule(NO_DST_ZONES), arbInstant, (s, t) => {
         const shift = shiftAt(s, t);
-        const members = s.rotation.members;
+        const members: readonly string[] = s.rotation.members;
         const next = shiftAt(s, shift.end);
         expect(next.member).toBe(members[(members.indexOf(shift.member) + 1) % members.length]);
       }),
