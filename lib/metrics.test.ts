@@ -44,7 +44,7 @@ describe('MetricsRegistry', () => {
     const c = metrics.counter('t_total', 'x');
     c.inc({ a: '1' });
     await metrics.render();
-    c.inc({ a: '1', b: '2' });
+    c.inc({ b: '2', a: '1' });
     expect(await metrics.render()).toContain('t_total{a="1"} 1\nt_total{a="1",b="2"} 1\n');
     const h = metrics.histogram('t_seconds', 'Durations.', [0.1, 1]);
     h.observe(0.05);

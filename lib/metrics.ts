@@ -19,6 +19,12 @@ interface Series {
 /** Bucket bounds (seconds) for the duration of an operation: 100 µs to 10 s. */
 export const LATENCY_BUCKETS: readonly number[] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
+/** A copy with the keys in order, so that a series' labels always render the same way. */
+function sortedLabels(labels: Labels | undefined): Labels {
+  if (!labels) return {};
+  return Object.fromEntries(Object.keys(labels).sort().map((k) => [k, labels[k]!]));
+}
+
 function labelKey(labels: Labels | undefined): string {
   if (!labels) return '';
   const keys = Object.keys(labels);
@@ -72,7 +78,7 @@ export class Counter extends SeriesMetric {
     const key = labelKey(labels);
     const s = this.series.get(key);
     if (s) s.value += by;
-    else this.series.set(key, { labels: labels ? { ...labels } : {}, value: by });
+    else this.series.set(key, { labels: sortedLabels(labels), value: by });
   }
 
   protected create(config: { name: string; help: string; labelNames: string[]; registers: Registry[] }): PromCounter {
@@ -91,7 +97,7 @@ export class Gauge extends SeriesMetric {
     const key = labelKey(labels);
     const s = this.series.get(key);
     if (s) s.value = value;
-    else this.series.set(key, { labels: labels ? { ...labels } : {}, value });
+    else this.series.set(key, { labels: sortedLabels(labels), value });
   }
 
   /** Computes the gauge's values when scraped instead of on every change. */
