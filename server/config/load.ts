@@ -256,8 +256,16 @@ export function loadConfig(dir: string, env: NodeJS.ProcessEnv = process.env): L
   });
   if (!result.success) {
     /** Ids each list section has in the input, valid or not. */
-    const present = (section: string): Set<unknown> =>
-      new Set((Array.isArray(merged[section]) ? (merged[section] as unknown[]) : []).map((item) => (item !== null && typeof item === 'object' ? (item as { id?: unknown }).id : undefined)));
+    const ids = new Map<string, Set<unknown>>();
+    const present = (section: string): Set<unknown> => {
+      let found = ids.get(section);
+      if (!found) {
+        const items = Array.isArray(merged[section]) ? (merged[section] as unknown[]) : [];
+        found = new Set(items.map((item) => (item !== null && typeof item === 'object' ? (item as { id?: unknown }).id : undefined)));
+        ids.set(section, found);
+      }
+      return found;
+    };
     const schemaErrors: Array<ConfigError & { at: string; kind: 'unknown' | 'required' | 'other' }> = [];
     /**
      * `file|path` of fields probably meant by a misspelt field beside them, and of the objects that
