@@ -68,13 +68,14 @@ export function formatSummary(summary: SimulationSummary): string {
   ];
   if (summary.errors > 0) {
     const parts = [
-      [summary.failed, 'readings failed to publish'],
-      [summary.unacknowledged, 'readings published but not acknowledged'],
-      [summary.unsent, 'readings never sent'],
-      [summary.connectFailures, 'failed connection attempts'],
-      [summary.refused.length, 'devices refused by the broker'],
+      [summary.failed, 'reading', 'readings', 'failed to publish'],
+      [summary.unacknowledged, 'reading', 'readings', 'published but not acknowledged'],
+      [summary.unsent, 'reading', 'readings', 'never sent'],
+      [summary.connectFailures, 'failed connection attempt', 'failed connection attempts', ''],
+      [summary.refused.length, 'device', 'devices', 'refused by the broker'],
     ] as const;
-    lines.push(`  errors: ${parts.filter(([n]) => n > 0).map(([n, what]) => `${n} ${what}`).join(', ')}`);
+    const counted = parts.filter(([n]) => n > 0).map(([n, one, many, what]) => `${n} ${n === 1 ? one : many}${what ? ` ${what}` : ''}`);
+    lines.push(`  errors: ${counted.join(', ')}`);
   }
   if (summary.acknowledged === 0 && summary.errors > 0) lines.unshift(nothingDelivered(summary));
   const perAsset = Object.entries(summary.perAsset);
