@@ -6,6 +6,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { parseEventBody } from '../alerts/event-body.js';
 import { silentLogger } from '../lib/logger.js';
 import { MIN, ruleEvent, startHarness, type Harness } from '../test/support/alerts.js';
+import { openApiMismatches, type OpenApiDocument } from '../test/support/openapi.js';
 import { zonedTime, type AckLinksPort } from './ack-page.js';
 import { buildApi } from './api.js';
 
@@ -40,6 +41,14 @@ function api(h: Harness) {
     silences: h.service,
     ackLinks: links(h),
   } as Parameters<typeof buildApi>[0]);
+}
+
+type Answer = { statusCode: number; json(): unknown };
+
+/** The answer is what GET /openapi.json says the route answers with that status. */
+async function expectDocumented(app: ReturnType<typeof buildApi>, method: string, url: string, res: Answer): Promise<void> {
+  const doc = (await app.inject({ method: 'GET', url: '/openapi.json' })).json() as OpenApiDocument;
+  expect(openApiMismatches(doc, method, url, res.statusCode, res.json())).toEqual([]);
 }
 
 describe('acknowledgement page', () => {
@@ -90,6 +99,13 @@ describe('acknowledgement page', () => {
     expect(ack.body).toContain('<h1>已确认</h1><p>告警已确认，逐级上报已停止；已通知的人员会收到确认消息。</p>');
     const [alert] = h.service.list();
     expect(alert).toMatchObject({ state: 'acknowledged', acknowledged_by: 'link:ops-hook' });
+    // The API's views of the same alert, as documented.
+    const viewer = { authorization: `Bearer ${VIEWER}` };
+    for (const url of ['/api/v1/alerts', `/api/v1/alerts/${alert!.id}`]) {
+      const res = await app.inject({ method: 'GET', url, headers: viewer });
+      expect(res.statusCode).toBe(200);
+      await expectDocumented(app, 'GET', url, res);
+    }
     expect(h.service.get(alert!.id).timeline.find((e) => e.type === 'acknowledged')).toMatchObject({ by: 'link:ops-hook', note: '已到现场' });
 
     const replay = await app.inject({ method: 'POST', url: path, headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'note=' });
@@ -166,6 +182,7 @@ describe('silences API', () => {
   });
 
   const auth = (token = OPERATOR) => ({ authorization: `Bearer ${token}` });
+  const asDocumented = (method: string, url: string, res: Answer) => expectDocumented(app, method, url, res);
 
   it('creates, lists and deletes silences as an operator', async () => {
     const body = { matchers: { asset_id: 'lg-bridge-001', level: ['yellow', 'orange'] }, ends_at: '2025-11-28T12:00:00+08:00', reason: '桥梁检修，封闭施工' };
@@ -182,8 +199,10 @@ describe('silences API', () => {
       created_at: '2025-11-28T02:00:00.000Z',
       state: 'active',
     });
+    await asDocumented('POST', '/api/v1/silences', created);
     const list = await app.inject({ method: 'GET', url: '/api/v1/silences', headers: auth() });
     expect(list.json()).toEqual({ silences: [silence] });
+    await asDocumented('GET', '/api/v1/silences', list);
     expect((await app.inject({ method: 'GET', url: '/api/v1/silences?state=pending', headers: auth() })).json()).toEqual({ silences: [] });
     const del = await app.inject({ method: 'DELETE', url: `/api/v1/silences/${silence.id}`, headers: auth() });
     expect(del.statusCode).toBe(204);
@@ -191,6 +210,7 @@ describe('silences API', () => {
     const gone = await app.inject({ method: 'DELETE', url: `/api/v1/silences/${silence.id}`, headers: auth() });
     expect(gone.statusCode).toBe(404);
     expect(gone.json()).toEqual({ error: 'silence_not_found', message: `no silence with id "${silence.id}"` });
+    await asDocumented('DELETE', `/api/v1/silences/${silence.id}`, gone);
   });
 
   it('refuses viewers, anonymous callers and bad bodies with a clear error', async () => {
@@ -201,6 +221,8 @@ describe('silences API', () => {
     const bad = await app.inject({ method: 'POST', url: '/api/v1/silences', headers: auth(), payload: { matchers: {}, ends_at: '2025-11-28T12:00:00+08:00', reason: 'x' } });
     expect(bad.statusCode).toBe(400);
     expect(bad.json()).toEqual({ error: 'invalid_request', message: 'body.matchers: give at least one of asset_id, rule_id, street, level, asset_type' });
+    await asDocumented('POST', '/api/v1/silences', bad);
+    await asDocumented('GET', '/api/v1/silences', viewer);
     const badId = await app.inject({ method: 'DELETE', url: '/api/v1/silences/nope', headers: auth() });
     expect(badId.json()).toEqual({ error: 'bad_request', message: 'path.id: not a silence id' });
     const badState = await app.inject({ method: 'GET', url: '/api/v1/silences?state=old', headers: auth() });
