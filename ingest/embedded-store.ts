@@ -17,11 +17,8 @@
  * in the spool before it reaches SQLite, and a locked or full database only delays it. Queries
  * see what has been flushed.
  *
- * Retention (`storage.retention.telemetry`): rows older than `retention` (by their timestamp, on
- * the injected clock) are deleted every `pruneInterval`, in transactions of at most `pruneBatch`
- * rows with a turn of the event loop between them, so ingest is never held up for long. Readings
- * are walked series by series along the primary key (no index on time alone to slow every
- * insert). Freed pages are reused by new rows; the file does not shrink.
+ * Rows older than `storage.retention.telemetry` are deleted in bounded batches
+ * (embedded-retention.ts).
  *
  * The database is created 0600 (SQLite gives its -wal and -shm files the database's mode).
  */
@@ -29,6 +26,7 @@ import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { systemClock, type Clock } from '../lib/clock.js';
+import { DAY_MS, DEFAULT_RETENTION_OPTIONS, RetentionPruner, type RetentionOptions } from './embedded-retention.js';
 import type { Reading } from './reading.js';
 import type { AlertEventPoint, StorageStatus, TelemetryWriter } from './storage.js';
 import { BatchWriter, type BatchSink, type BatchWriterOptions, type StorageDeps } from './batch-writer.js';
@@ -76,15 +74,6 @@ export interface EmbeddedStore extends TelemetryWriter {
   prune(): Promise<number>;
 }
 
-export interface RetentionOptions {
-  /** Rows (readings and alert events) older than this are deleted (ms); 0 keeps them forever. */
-  retention: number;
-  /** How often old rows are looked for (ms). */
-  pruneInterval: number;
-  /** Rows deleted per transaction. */
-  pruneBatch: number;
-}
-
 export interface EmbeddedStoreOptions extends Partial<BatchWriterOptions>, Partial<RetentionOptions> {
   /** The platform passes the durable spool (with storedPointCodec); a bounded in-memory queue by default. */
   queue?: PointQueue<StoredPoint>;
@@ -96,19 +85,7 @@ export const DEFAULT_EMBEDDED_STORE_OPTIONS: Pick<BatchWriterOptions, 'batchSize
   timeout: 10_000,
 };
 
-const DAY_MS = 86_400_000;
 
-/** 400 days: the district's archive year plus margin, as for alerts, so the readings behind any archived alert are still there. */
-export const DEFAULT_TELEMETRY_RETENTION_MS = 400 * DAY_MS;
-
-export const DEFAULT_RETENTION_OPTIONS: RetentionOptions = {
-  retention: DEFAULT_TELEMETRY_RETENTION_MS,
-  pruneInterval: 10 * 60_000,
-  pruneBatch: 5000,
-};
-
-/** Series looked at per prune transaction, however few of their rows are old. */
-const PRUNE_SERIES_PER_STEP = 1000;
 
 /**
  * Stored points in the spool: a JSON array per point, fields by position. NaN (an alert event
@@ -127,12 +104,14 @@ export const storedPointCodec: SpoolCodec<StoredPoint> = {
     const a = JSON.parse(payload.toString('utf8')) as unknown[];
     if (!Array.isArray(a)) throw new Error('not a stored point');
     const str = (i: number): string => {
-      if (typeof a[i] !== 'string') throw new Error(`field ${i} is not a string`);
-      return a[i] as string;
+      const v = a[i];
+      if (typeof v !== 'string') throw new Error(`field ${i} is not a string`);
+      return v;
     };
     const num = (i: number): number => {
-      if (typeof a[i] !== 'number') throw new Error(`field ${i} is not a number`);
-      return a[i] as number;
+      const v = a[i];
+      if (typeof v !== 'number') throw new Error(`field ${i} is not a number`);
+      return v;
     };
     if (a[0] === 'r' && a.length === 8) {
       return { kind: 'reading', reading: { metric: str(1), assetId: str(2), sensorId: str(3), assetType: str(4), street: str(5), ts: num(6), value: num(7) } };
@@ -206,14 +185,6 @@ interface AlertEventRow {
 /** SQLite errors that the same batch cannot get past; anything else (busy, I/O, full) is retried. */
 const PERMANENT_SQLITE = /^SQLITE_(CONSTRAINT|MISMATCH|TOOBIG|RANGE)/;
 
-/** Where a prune pass goes on: the series to start at (itself included or not). */
-interface SeriesCursor {
-  asset_id: string;
-  sensor_id: string;
-  metric: string;
-  inclusive: boolean;
-}
-
 class SqliteTelemetryStore implements EmbeddedStore {
   private readonly logger: Logger;
   private readonly batch: BatchWriter<StoredPoint>;
@@ -221,9 +192,7 @@ class SqliteTelemetryStore implements EmbeddedStore {
   private readonly retention: RetentionOptions;
   private db: Database.Database | undefined;
   private writeBatch: ((points: readonly StoredPoint[]) => void) | undefined;
-  private pruneStep: ((cutoff: number) => { deleted: number; done: boolean }) | undefined;
-  private pruneTimer: ReturnType<typeof setInterval> | undefined;
-  private pruning: Promise<number> | undefined;
+  private pruner: RetentionPruner | undefined;
   private readonly statements = new Map<string, Database.Statement>();
 
   constructor(
@@ -239,7 +208,14 @@ class SqliteTelemetryStore implements EmbeddedStore {
       pruneBatch: pruneBatch ?? DEFAULT_RETENTION_OPTIONS.pruneBatch,
     };
     this.logger = deps.logger.child({ module: 'storage', backend: 'embedded' });
-    const sink: BatchSink<StoredPoint> = { write: async (points) => this.writePoints(points) };
+    // A rejected promise (not a throw) when the transaction fails, as the batch writer expects.
+    const sink: BatchSink<StoredPoint> = {
+      write: (points) =>
+        new Promise<void>((resolve) => {
+          this.writePoints(points);
+          resolve();
+        }),
+    };
     this.batch = new BatchWriter<StoredPoint>(
       {
         sink,
@@ -280,21 +256,16 @@ class SqliteTelemetryStore implements EmbeddedStore {
         else insertEvent.run(alertEventRow(p.event));
       }
     });
-    this.pruneStep = this.pruneStatements(db);
+    this.pruner = new RetentionPruner(db, this.retention, this.clock, this.logger);
     this.db = db;
     await this.batch.start();
-    if (this.retention.retention > 0) {
-      this.pruneTimer = setInterval(() => void this.prune(), this.retention.pruneInterval);
-      this.pruneTimer.unref?.();
-    }
+    this.pruner.start();
     this.logger.info({ file, retention_days: this.retention.retention / DAY_MS }, 'embedded telemetry store open');
   }
 
   async stop(): Promise<void> {
-    clearInterval(this.pruneTimer);
-    this.pruneTimer = undefined;
-    this.pruneStep = undefined; // a pass under way stops after its current transaction
-    await this.pruning;
+    await this.pruner?.stop();
+    this.pruner = undefined;
     await this.batch.stop();
     this.statements.clear();
     this.writeBatch = undefined;
@@ -304,6 +275,10 @@ class SqliteTelemetryStore implements EmbeddedStore {
 
   flush(): Promise<void> {
     return this.batch.flush();
+  }
+
+  prune(): Promise<number> {
+    return this.pruner?.prune() ?? Promise.resolve(0);
   }
 
   writeReadings(readings: readonly Reading[]): Promise<boolean> {
@@ -370,91 +345,6 @@ class SqliteTelemetryStore implements EmbeddedStore {
       `${filter.where()} ORDER BY ts, rule_id, asset_id LIMIT ?`;
     const rows = this.statement(sql).all(...filter.params, query.limit ?? DEFAULT_QUERY_LIMIT) as AlertEventRow[];
     return rows.map(toAlertEvent);
-  }
-
-  /**
-   * Deletes every row older than the retention, in bounded transactions with a turn of the
-   * event loop between them; resolves with the rows deleted. One pass at a time (the timer's,
-   * or a caller's: both get the same pass).
-   */
-  prune(): Promise<number> {
-    if (this.pruning) return this.pruning;
-    if (!this.pruneStep || this.retention.retention <= 0) return Promise.resolve(0);
-    const run = this.prunePass().finally(() => {
-      this.pruning = undefined;
-    });
-    this.pruning = run;
-    return run;
-  }
-
-  private async prunePass(): Promise<number> {
-    const cutoff = this.clock.now() - this.retention.retention;
-    let deleted = 0;
-    for (;;) {
-      const step = this.pruneStep;
-      if (!step) break;
-      let result: { deleted: number; done: boolean };
-      try {
-        result = step(cutoff);
-      } catch (err) {
-        // Busy or failing database: the next pass tries again.
-        this.logger.warn({ err: (err as Error).message }, 'embedded store: removing old rows failed; trying again at the next pass');
-        break;
-      }
-      deleted += result.deleted;
-      if (result.done) break;
-      await new Promise((resolve) => setImmediate(resolve));
-    }
-    if (deleted > 0) this.logger.info({ deleted, before: new Date(cutoff).toISOString() }, 'embedded store: rows older than storage.retention.telemetry deleted');
-    return deleted;
-  }
-
-  /**
-   * One prune transaction: readings older than `cutoff`, series by series from where the last
-   * one stopped, then alert events; at most `pruneBatch` rows and PRUNE_SERIES_PER_STEP series.
-   * `done` once a pass has gone through every series and no old alert event is left.
-   */
-  private pruneStatements(db: Database.Database): (cutoff: number) => { deleted: number; done: boolean } {
-    const firstSeries = db.prepare('SELECT asset_id, sensor_id, metric FROM readings ORDER BY asset_id, sensor_id, metric LIMIT 1');
-    const seriesAfter = db.prepare(
-      'SELECT asset_id, sensor_id, metric FROM readings WHERE (asset_id, sensor_id, metric) > (?, ?, ?) ORDER BY asset_id, sensor_id, metric LIMIT 1',
-    );
-    const seriesFrom = db.prepare(
-      'SELECT asset_id, sensor_id, metric FROM readings WHERE (asset_id, sensor_id, metric) >= (?, ?, ?) ORDER BY asset_id, sensor_id, metric LIMIT 1',
-    );
-    const deleteReadings = db.prepare(
-      `DELETE FROM readings WHERE (asset_id, sensor_id, metric, ts, asset_type, street) IN (
-         SELECT asset_id, sensor_id, metric, ts, asset_type, street FROM readings
-         WHERE asset_id = ? AND sensor_id = ? AND metric = ? AND ts < ? LIMIT ?)`,
-    );
-    const deleteEvents = db.prepare(
-      `DELETE FROM alert_events WHERE (rule_id, asset_id, level, event, ts) IN (
-         SELECT rule_id, asset_id, level, event, ts FROM alert_events WHERE ts < ? LIMIT ?)`,
-    );
-    type Series = { asset_id: string; sensor_id: string; metric: string };
-    let cursor: SeriesCursor | undefined;
-    const limit = this.retention.pruneBatch;
-    return db.transaction((cutoff: number) => {
-      let deleted = 0;
-      for (let visited = 0; visited < PRUNE_SERIES_PER_STEP; visited++) {
-        const series = (
-          cursor === undefined
-            ? firstSeries.get()
-            : (cursor.inclusive ? seriesFrom : seriesAfter).get(cursor.asset_id, cursor.sensor_id, cursor.metric)
-        ) as Series | undefined;
-        if (!series) {
-          const events = deleteEvents.run(cutoff, limit - deleted).changes;
-          deleted += events;
-          cursor = undefined;
-          return { deleted, done: deleted < limit };
-        }
-        deleted += deleteReadings.run(series.asset_id, series.sensor_id, series.metric, cutoff, limit - deleted).changes;
-        // A series with old rows left is taken up again by the next transaction.
-        cursor = { ...series, inclusive: deleted >= limit };
-        if (deleted >= limit) return { deleted, done: false };
-      }
-      return { deleted, done: false };
-    });
   }
 
   private writePoints(points: readonly StoredPoint[]): void {
