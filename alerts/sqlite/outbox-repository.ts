@@ -61,14 +61,16 @@ export class SqliteOutboxRepository implements OutboxRepository {
 
   /** Records a digest and marks its members as taken into it. */
   insertDigest(d: Omit<DigestRow, 'status' | 'attempts' | 'updatedAt' | 'lastError'>): void {
-    this.db.stmt(
-      `INSERT INTO outbox_digests (delivery_id, channel_id, rate_key, recipients, members, status, attempts, next_attempt_at, created_at, updated_at, last_error)
-       VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?, NULL)`,
-    ).run(d.deliveryId, d.channelId, d.rateKey, JSON.stringify(d.recipients), JSON.stringify(d.members), d.nextAttemptAt, d.createdAt, d.createdAt);
-    const claim = this.db.stmt(`UPDATE outbox SET digest_id = ? WHERE delivery_id = ? AND status = 'pending' AND digest_id IS NULL`);
-    for (const member of d.members) {
-      if (claim.run(d.deliveryId, member).changes !== 1) throw new Error(`outbox row ${member} cannot join digest ${d.deliveryId}`);
-    }
+    this.db.transaction(() => {
+      this.db.stmt(
+        `INSERT INTO outbox_digests (delivery_id, channel_id, rate_key, recipients, members, status, attempts, next_attempt_at, created_at, updated_at, last_error)
+         VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?, NULL)`,
+      ).run(d.deliveryId, d.channelId, d.rateKey, JSON.stringify(d.recipients), JSON.stringify(d.members), d.nextAttemptAt, d.createdAt, d.createdAt);
+      const claim = this.db.stmt(`UPDATE outbox SET digest_id = ? WHERE delivery_id = ? AND status = 'pending' AND digest_id IS NULL`);
+      for (const member of d.members) {
+        if (claim.run(d.deliveryId, member).changes !== 1) throw new Error(`outbox row ${member} cannot join digest ${d.deliveryId}`);
+      }
+    });
   }
 
   pendingDigests(): DigestRow[] {
