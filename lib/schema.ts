@@ -65,3 +65,38 @@ export function unknownFieldMessage(key: string, accepted: readonly string[], no
   if (near !== undefined) return `unknown ${noun} "${key}" (did you mean "${near}"?)`;
   return accepted.length > 0 ? `unknown ${noun} "${key}" (accepted: ${accepted.join(', ')})` : `unknown ${noun} "${key}"`;
 }
+
+type SchemaDef = {
+  type: string;
+  innerType?: z.ZodType;
+  in?: z.ZodType;
+  shape?: Record<string, z.ZodType>;
+  element?: z.ZodType;
+  valueType?: z.ZodType;
+  items?: z.ZodType[];
+  getter?: () => z.ZodType;
+};
+const defOf = (schema: z.ZodType): SchemaDef => (schema as unknown as { _zod: { def: SchemaDef } })._zod.def;
+
+/**
+ * The fields the object at `path` inside `schema` accepts (through optional, default, pipe and
+ * transform wrappers, arrays and records), for "unknown field" messages; undefined where the
+ * schema decides at run time (unions, custom transforms).
+ */
+export function fieldsAt(schema: z.ZodType, path: readonly PropertyKey[]): string[] | undefined {
+  let current: z.ZodType | undefined = schema;
+  let i = 0;
+  for (let guard = 0; current && guard < 100; guard++) {
+    const def = defOf(current);
+    if (def.innerType) current = def.innerType;
+    else if (def.type === 'pipe') current = def.in;
+    else if (def.type === 'lazy') current = def.getter?.();
+    else if (i === path.length) return def.type === 'object' && def.shape ? Object.keys(def.shape) : undefined;
+    else if (def.type === 'object') current = def.shape?.[String(path[i++])];
+    else if (def.type === 'array') (current = def.element), i++;
+    else if (def.type === 'record') (current = def.valueType), i++;
+    else if (def.type === 'tuple') current = def.items?.[Number(path[i++])];
+    else return undefined;
+  }
+  return undefined;
+}

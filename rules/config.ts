@@ -14,7 +14,7 @@
 import { z } from 'zod';
 import { MAX_WINDOW_MS } from './signals.js';
 import { LEVELS, type Level } from '../lib/levels.js';
-import { didYouMean, oneOrMany, unknownFieldMessage, zDuration, zId, zMetric } from '../lib/schema.js';
+import { didYouMean, fieldsAt, oneOrMany, unknownFieldMessage, zDuration, zId, zMetric } from '../lib/schema.js';
 
 // ---- building blocks ----
 
@@ -306,18 +306,26 @@ export const ruleSchema = z.unknown().transform((raw, ctx) => {
   const key = kinds[0]!;
   const parsed = KIND_SCHEMAS[key].schema.safeParse(raw);
   if (!parsed.success) {
+    // A misspelt field (`abvoe`) makes its object's own check fail too ("needs exactly one of
+    // above, below or outside"); that follows from it and is left out.
+    const misspeltIn = new Set<string>();
     for (const issue of parsed.error.issues) {
       if (issue.code === 'unrecognized_keys') {
         const at = issue.path;
+        const fields = at.length === 0 ? fieldsOf(key) : (fieldsAt(KIND_SCHEMAS[key].shape, at) ?? []);
         for (const k of issue.keys) {
+          const near = didYouMean(k, fields);
+          if (near !== undefined) misspeltIn.add(JSON.stringify(at));
           ctx.addIssue({
             code: 'custom',
             path: [...at, k],
-            message: at.length === 0 ? `unknown field (a ${KIND_SCHEMAS[key].kind} rule has ${fieldsOf(key).join(', ')})` : 'unknown field',
+            message: at.length === 0 && near === undefined ? `unknown field (a ${KIND_SCHEMAS[key].kind} rule has ${fields.join(', ')})` : unknownFieldMessage(k, fields),
           });
         }
-        continue;
       }
+    }
+    for (const issue of parsed.error.issues) {
+      if (issue.code === 'unrecognized_keys' || (issue.code === 'custom' && misspeltIn.has(JSON.stringify(issue.path)))) continue;
       ctx.addIssue({ code: 'custom', message: issue.message, path: issue.path });
     }
     return z.NEVER;
