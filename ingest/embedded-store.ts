@@ -22,7 +22,7 @@
  *
  * The database is created 0600 (SQLite gives its -wal and -shm files the database's mode).
  */
-import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { chmodSync, closeSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { systemClock, type Clock } from '../lib/clock.js';
@@ -234,8 +234,10 @@ class SqliteTelemetryStore implements EmbeddedStore {
     if (this.db) return;
     mkdirSync(this.dataDir, { recursive: true, mode: 0o700 });
     const file = join(this.dataDir, TELEMETRY_DB_FILE);
-    // Created 0600 before SQLite opens it (an empty file is an empty database); -wal and -shm take its mode.
+    // Created 0600 before SQLite opens it (an empty file is an empty database); -wal and -shm take
+    // its mode. Files an older version made wider are made private too.
     closeSync(openSync(file, 'a', 0o600));
+    for (const f of [file, `${file}-wal`, `${file}-shm`]) restrictToOwner(f);
     const db = new Database(file);
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');
@@ -387,6 +389,15 @@ class Filter {
 
   where(): string {
     return this.clauses.length > 0 ? ` WHERE ${this.clauses.join(' AND ')}` : '';
+  }
+}
+
+/** chmod 0600, when the file exists. */
+function restrictToOwner(file: string): void {
+  try {
+    chmodSync(file, 0o600);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
 }
 

@@ -11,7 +11,7 @@
  * turn share one write.
  */
 import { constants } from 'node:fs';
-import { unlink } from 'node:fs/promises';
+import { chmod, unlink } from 'node:fs/promises';
 import { crc32 } from 'node:zlib';
 import type { Logger } from '../lib/logger.js';
 import { readFully, type SpoolFile, type SpoolFs } from './spool-fs.js';
@@ -71,10 +71,11 @@ export class Checkpoint {
     private readonly head: () => Position,
   ) {}
 
-  /** Opens (or creates, 0600) the file; writes go on from `generation`. */
+  /** Opens (or creates, 0600; an existing file is made 0600 too) the file; writes go on from `generation`. */
   async open(generation: number): Promise<void> {
     this.generation = generation;
     this.handle = await this.fs.open(this.file, constants.O_RDWR | constants.O_CREAT, 0o600);
+    await chmod(this.file, 0o600);
   }
 
   /** The head moved past `drained` segments: record it in the background, then delete them. */

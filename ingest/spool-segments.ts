@@ -13,7 +13,7 @@
  * boundary (if not, the whole head segment is sent again; InfluxDB overwrites same series and
  * timestamp); segments before it are deleted.
  */
-import { readdir, stat, unlink } from 'node:fs/promises';
+import { chmod, readdir, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../lib/logger.js';
 import type { CheckpointValue } from './spool-checkpoint.js';
@@ -83,7 +83,10 @@ export class SegmentLog {
         continue;
       }
       const path = join(this.dir, name);
-      segments.push({ base: Number(m[1]), path, size: (await stat(path)).size });
+      const info = await stat(path);
+      // Created 0600; one an older version made wider is made private too.
+      if ((info.mode & 0o077) !== 0) await chmod(path, 0o600);
+      segments.push({ base: Number(m[1]), path, size: info.size });
     }
     segments.sort((a, b) => a.base - b.base);
     if (segments.length === 0) {

@@ -2,7 +2,7 @@
  * State files are created for their owner only: data_dir and the spool directory 0700, spool
  * segments and checkpoint 0600, the embedded telemetry store with its -wal and -shm 0600.
  */
-import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -47,6 +47,30 @@ describe('state file modes', () => {
       expect(store.map((f) => [f, mode(join(dataDir, f))])).toEqual(store.map((f) => [f, 0o600]));
     } finally {
       await writer.stop();
+    }
+  });
+
+  it('makes state files an older version left readable by others private at start', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'watchpost-modes-'));
+    dirs.push(root);
+    const dataDir = join(root, 'data');
+    const config = storageSchema.parse({ data_dir: dataDir });
+    const deps = () => ({ logger: silentLogger(), metrics: new MetricsRegistry() });
+    const first = createTelemetryWriter(config, deps()) as EmbeddedStore;
+    await first.start();
+    await first.stop();
+    // What an older version left: everything 0644, and a WAL file from an unclean stop.
+    writeFileSync(join(dataDir, `${TELEMETRY_DB_FILE}-wal`), '');
+    const files = [TELEMETRY_DB_FILE, `${TELEMETRY_DB_FILE}-wal`, ...readdirSync(join(dataDir, SPOOL_DIR)).map((f) => join(SPOOL_DIR, f))];
+    for (const f of files) chmodSync(join(dataDir, f), 0o644);
+    expect(files.map((f) => mode(join(dataDir, f)))).toEqual(files.map(() => 0o644));
+
+    const again = createTelemetryWriter(config, deps()) as EmbeddedStore;
+    await again.start();
+    try {
+      expect(files.map((f) => [f, mode(join(dataDir, f))])).toEqual(files.map((f) => [f, 0o600]));
+    } finally {
+      await again.stop();
     }
   });
 });
