@@ -23,10 +23,11 @@
  * holds is drained to the backend while Watchpost runs. What that guarantees:
  * - `always`: every acknowledged record was fdatasynced before its acknowledgement, so it is on
  *   disk; the group whose fdatasync failed was not acknowledged.
- * - `interval`: records acknowledged since the last good fdatasync (at most `fsyncInterval` ms
- *   of them) are not known to be on disk. They are still sent from memory and the page cache
- *   while Watchpost runs; after a restart, any the disk lost show up as a torn tail or as
- *   corrupt records (counted through `onCorrupt`), never as wrong data.
+ * - `interval`: records acknowledged since the last good fdatasync (those of the last
+ *   `fsyncInterval` ms, and any written while the failing fdatasync ran) are not known to be on
+ *   disk. They are still sent from memory and the page cache while Watchpost runs; after a
+ *   restart, any the disk lost show up as a torn tail or as corrupt records (counted through
+ *   `onCorrupt`), never as wrong data.
  * A failed write() (a full disk) refuses that group and cuts it back; if that fails, the spool
  * stops the same way. A checkpoint that cannot be written or synced only sends records again.
  */
