@@ -16,6 +16,7 @@
  *   `watchpost_storage_quarantined_total{reason}`, and the batch is committed, so it cannot
  *   block the queue. Good points sent again are harmless (InfluxDB overwrites the same series
  *   and timestamp). If the quarantine cannot be written, the whole batch stays and is retried;
+ *   a writer without a quarantine drops them, counted in `watchpost_storage_failed_total`;
  * - 413 halves the batch size and sends the same points again in smaller batches;
  * - after a failure, the backlog is sent in full batches back to back (nothing waits for the
  *   flush interval) while new points keep being appended behind it; the writer reports
@@ -32,12 +33,15 @@ import type { Counter, Histogram, MetricsRegistry } from '../lib/metrics.js';
 import type { StorageStatus } from './storage.js';
 import type { AppendOptions, PointQueue } from './point-queue.js';
 import { STORAGE_ERROR_CODES, StorageError, type RejectionReason, type StorageFailureReason } from './storage-errors.js';
+import { isolateRefused, type Quarantine, type Refused } from './refused-points.js';
+
+export type { Quarantine } from './refused-points.js';
 
 /** Where batches go: an HTTP backend, a SQLite transaction. */
 export interface BatchSink<T> {
   /**
    * Writes one batch and resolves once the backend has confirmed it. Rejects with a
-   * StorageError whose `canRetry()` decides between sending the batch again and dropping it;
+   * StorageError whose `canRetry()` decides between sending the batch again and isolating the refused points;
    * any other rejection is treated as retryable. `signal` aborts at the request timeout.
    */
   write(batch: readonly T[], signal: AbortSignal): Promise<void>;
@@ -47,16 +51,6 @@ export interface BatchSink<T> {
    * lines it cannot parse). Every part must be smaller than the batch; halves when absent.
    */
   split?(batch: readonly T[], error: StorageError): T[][];
-}
-
-/** Where points refused for their content are kept (never silently dropped). */
-export interface Quarantine<T> {
-  /** Appends the points with why they were refused; resolves once they are durable, rejects when they are not. */
-  add(points: readonly T[], reason: RejectionReason, error: string): Promise<void>;
-  /** Where the records go, for logs. */
-  readonly location: string;
-  /** Releases the file (the writer calls it at stop). */
-  close?(): Promise<void>;
 }
 
 export interface BatchWriterOptions {
@@ -135,12 +129,6 @@ export function storageMetrics(metrics: MetricsRegistry) {
 
 /** `done` with `settled: false`: the batch was neither written nor committed (it was split). */
 type SendOutcome = { kind: 'done'; settled?: false } | { kind: 'empty' } | { kind: 'retry'; delay: number };
-
-/** Points the backend refused, with its answer. */
-interface Refused<T> {
-  points: T[];
-  error: StorageError;
-}
 
 interface InFlight<T> {
   batch: T[];
@@ -490,7 +478,7 @@ export class BatchWriter<T> {
       // A point that cannot be sent at all (413 for a single point): kept like a refused one.
       return await this.settleRefused(batch, [{ points: [...batch], error }]);
     }
-    const isolated = await this.isolateRefused(batch, error);
+    const isolated = await isolateRefused(batch, error, (part) => this.write(part, this.options.timeout), this.deps.sink.split?.bind(this.deps.sink));
     if ('retry' in isolated) return this.retryLater(isolated.retry);
     return await this.settleRefused(batch, isolated.refused);
   }
@@ -516,41 +504,6 @@ export class BatchWriter<T> {
       'storage write failed; will retry',
     );
     return { kind: 'retry', delay };
-  }
-
-  /**
-   * Sends the parts of a batch refused for its content again, splitting the refused parts,
-   * until each refused part is a single point or one the backend dropped entirely. Resolves with
-   * the refused parts, or with the error of a part that failed for another reason (the whole
-   * batch is then retried later: parts written meanwhile are written again, harmlessly).
-   */
-  private async isolateRefused(batch: readonly T[], error: StorageError): Promise<{ refused: Refused<T>[] } | { retry: StorageError }> {
-    const refused: Refused<T>[] = [];
-    const work: Refused<T>[] = [{ points: [...batch], error }];
-    for (let item = work.shift(); item; item = work.shift()) {
-      const { points, error: partError } = item;
-      if (points.length === 1 || (partError.dropped !== undefined && partError.dropped >= points.length)) {
-        refused.push(item);
-        continue;
-      }
-      for (const part of this.split(points, partError)) {
-        const answer = await this.write(part, this.options.timeout);
-        if (answer === undefined) continue;
-        if (!answer.isContentRejection()) return { retry: answer.canRetry() ? answer : toStorageError(new Error(answer.message)) };
-        work.push({ points: part, error: answer });
-      }
-    }
-    return { refused };
-  }
-
-  /** The sink's split when it gives smaller non-empty parts covering the batch, else halves. */
-  private split(points: readonly T[], error: StorageError): T[][] {
-    const hinted = this.deps.sink.split?.(points, error).filter((part) => part.length > 0);
-    if (hinted && hinted.length > 1 && hinted.every((part) => part.length < points.length) && hinted.reduce((n, part) => n + part.length, 0) === points.length) {
-      return hinted;
-    }
-    const half = Math.ceil(points.length / 2);
-    return [points.slice(0, half), points.slice(half)];
   }
 
   /** Keeps the refused points in the quarantine (or counts them dropped without one) and commits the batch. */

@@ -8,7 +8,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger, silentLogger } from '../lib/logger.js';
 import { MetricsRegistry } from '../lib/metrics.js';
 import { influxSchema } from './config.js';
-import { createInfluxWriter, joinLines, type InfluxWriter } from './influx-writer.js';
+import { createInfluxWriter, joinLines, lineMeasurement, splitRefusedLines, type InfluxWriter } from './influx-writer.js';
+import { httpStorageError } from './storage-errors.js';
 import type { Reading } from './reading.js';
 import type { AlertEventPoint } from './storage.js';
 
@@ -359,5 +360,27 @@ describe('joinLines', () => {
     expect(Buffer.isBuffer(mixed)).toBe(true);
     expect(mixed.toString()).toBe(`${a}\n${b}\n${b}`);
     expect(joinLines([Buffer.from(a)]).toString()).toBe(a);
+  });
+});
+
+describe('splitRefusedLines', () => {
+  const a = 'strain,asset_id=a value=1 1';
+  const b = 'rain\\ fall,asset_id=a value=2 1';
+  const c = 'strain,asset_id=b value=3 1';
+  it('reads the measurement of a line, unescaped', () => {
+    expect(lineMeasurement(a)).toBe('strain');
+    expect(lineMeasurement(Buffer.from(b))).toBe('rain fall');
+    expect(lineMeasurement('a\\,b value=1')).toBe('a,b');
+  });
+  it('puts the lines of the measurement with a field type conflict apart', () => {
+    const error = httpStorageError(400, 'partial write: field type conflict: input field "value" on measurement "rain fall" is type float, already exists as type string dropped=1');
+    expect(splitRefusedLines([a, Buffer.from(b), c], error)).toEqual([[a, c], [Buffer.from(b)]]);
+    // All of one measurement: nothing to tell apart (the writer halves).
+    expect(splitRefusedLines([b, b], error)).toEqual([]);
+  });
+  it('puts the lines InfluxDB quotes as unparsable apart', () => {
+    const error = httpStorageError(400, `partial write: unable to parse '${c}': invalid field format dropped=0`);
+    expect(splitRefusedLines([a, b, c], error)).toEqual([[a, b], [c]]);
+    expect(splitRefusedLines([a, b], httpStorageError(400, 'something else'))).toEqual([]);
   });
 });
