@@ -47,7 +47,7 @@ type Answer = { statusCode: number; json(): unknown };
 
 /** The answer is what GET /openapi.json says the route answers with that status. */
 async function expectDocumented(app: ReturnType<typeof buildApi>, method: string, url: string, res: Answer): Promise<void> {
-  const doc = (await app.inject({ method: 'GET', url: '/openapi.json' })).json() as OpenApiDocument;
+  const doc = (await app.inject({ method: 'GET', url: '/openapi.json' })).json<OpenApiDocument>();
   expect(openApiMismatches(doc, method, url, res.statusCode, res.json())).toEqual([]);
 }
 

@@ -146,7 +146,7 @@ type Json = Record<string, unknown>;
 const OPTIONAL_BODY = 'x-optional-body';
 
 /** For @fastify/swagger's transformObject: bodies that may be left out are not required. */
-export function markOptionalBodies(document: Json): Json {
+export function markOptionalBodies<T extends { paths?: object }>(document: T): T {
   for (const ops of Object.values((document.paths ?? {}) as Record<string, Record<string, Json>>)) {
     for (const op of Object.values(ops)) {
       if (!op[OPTIONAL_BODY]) continue;

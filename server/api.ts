@@ -6,7 +6,7 @@
  * and GET /openapi.json is the OpenAPI document @fastify/swagger builds from them.
  */
 import swagger from '@fastify/swagger';
-import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type onRequestHookHandler } from 'fastify';
 import type { z } from 'zod';
 import { constantTimeEqual } from '../ingest/device-auth.js';
 import type { Logger } from '../lib/logger.js';
@@ -29,7 +29,8 @@ export interface HealthReport {
 /** What the API needs from the alert stage; the AlertService satisfies it. */
 export interface AlertsPort {
   list(query: { state?: 'firing' | 'acknowledged' | 'resolved'; level?: Level; assetId?: string; limit?: number }): unknown[];
-  get(id: string): unknown | undefined;
+  /** undefined when there is no such alert. */
+  get(id: string): unknown;
   acknowledge(id: string, action: { by: string; note?: string }): unknown;
   resolve(id: string, action: { by: string; note?: string }): unknown;
 }
@@ -81,7 +82,7 @@ export function buildApi(deps: ApiDeps) {
   });
   // The route schemas document; the handlers validate with the zod schemas (same messages), and
   // answers are sent as they are (fast-json-stringify would drop fields a schema does not list).
-  app.setValidatorCompiler(() => (value) => ({ value }));
+  app.setValidatorCompiler(() => (value: unknown) => ({ value }));
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
   void app.register(swagger, {
     openapi: {
@@ -89,7 +90,7 @@ export function buildApi(deps: ApiDeps) {
       info: { title: 'Watchpost HTTP API', version: packageVersion(), description: 'JSON; errors are { "error": "<code>", "message": "…" }. Authorization: Bearer <token> except /healthz, /metrics, /openapi.json and /ack/{token}.' },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'an API token (api.tokens); roles viewer < operator < admin' } } },
     },
-    transformObject: ({ openapiObject }) => markOptionalBodies(openapiObject as Record<string, unknown>),
+    transformObject: (document) => ('openapiObject' in document ? markOptionalBodies(document.openapiObject) : document.swaggerObject),
   });
 
   function authenticate(req: FastifyRequest): { name: string; role: Role } {
@@ -103,11 +104,16 @@ export function buildApi(deps: ApiDeps) {
     return found;
   }
 
-  function requireRole(role: Role) {
-    return async (req: FastifyRequest) => {
-      const principal = authenticate(req);
-      if (ROLE_RANK[principal.role] < ROLE_RANK[role]) throw new ApiError('forbidden', `this needs the ${role} role`);
-      req.principal = principal;
+  function requireRole(role: Role): onRequestHookHandler {
+    return (req, _reply, done) => {
+      try {
+        const principal = authenticate(req);
+        if (ROLE_RANK[principal.role] < ROLE_RANK[role]) throw new ApiError('forbidden', `this needs the ${role} role`);
+        req.principal = principal;
+        done();
+      } catch (err) {
+        done(err as Error);
+      }
     };
   }
 
@@ -124,24 +130,26 @@ export function buildApi(deps: ApiDeps) {
   });
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0]}` }));
 
-  void app.register(async (api) => registerRoutes(api, deps, requireRole));
+  void app.register((api, _options, done) => {
+    registerRoutes(api, deps, requireRole);
+    done();
+  });
   return app;
 }
 
-type RequireRole = (role: Role) => (req: FastifyRequest) => Promise<void>;
+export type RequireRole = (role: Role) => onRequestHookHandler;
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- the API's instance carries its pino logger type
-function registerRoutes(app: FastifyInstance<any, any, any, any>, deps: ApiDeps, requireRole: RequireRole): void {
+function registerRoutes(app: FastifyInstance, deps: ApiDeps, requireRole: RequireRole): void {
   const guard = (role: Role) => ({ onRequest: requireRole(role) });
 
-  app.get('/openapi.json', { schema: routeSchema({ summary: 'this OpenAPI document', tags: ['meta'], responses: { 200: anyObject('the OpenAPI 3.1 document') } }) }, async () => app.swagger());
+  app.get('/openapi.json', { schema: routeSchema({ summary: 'this OpenAPI document', tags: ['meta'], responses: { 200: anyObject('the OpenAPI 3.1 document') } }) }, () => app.swagger());
 
   app.get(
     '/healthz',
     { schema: routeSchema({ summary: 'health of ingest and storage', tags: ['meta'], responses: { 200: healthBody, 503: healthBody.describe('readings cannot be accepted') } }) },
-    async (_req, reply) => {
+    (_req, reply) => {
       const health = deps.health();
-      return reply.code(health.status === 'unavailable' ? 503 : 200).send(health);
+      void reply.code(health.status === 'unavailable' ? 503 : 200).send(health);
     },
   );
   app.get(
@@ -153,13 +161,13 @@ function registerRoutes(app: FastifyInstance<any, any, any, any>, deps: ApiDeps,
   app.get(
     '/api/v1/assets',
     { ...guard('viewer'), schema: routeSchema({ summary: 'assets with their latest readings', role: 'viewer', responses: { 200: listOf('assets', assetView) } }) },
-    async () => ({ assets: deps.assets() }),
+    () => ({ assets: deps.assets() }),
   );
 
   app.get(
     '/api/v1/alerts',
     { ...guard('viewer'), schema: routeSchema({ summary: 'alerts, newest first', role: 'viewer', querystring: alertQuery, responses: { 200: listOf('alerts', alertView) } }) },
-    async (req) => {
+    (req) => {
       const q = parse(alertQuery, req.query, 'query');
       return { alerts: deps.alerts.list({ state: q.state, level: q.level, assetId: q.asset_id, limit: q.limit }) };
     },
@@ -168,7 +176,7 @@ function registerRoutes(app: FastifyInstance<any, any, any, any>, deps: ApiDeps,
   app.get(
     '/api/v1/alerts/:id',
     { ...guard('viewer'), schema: routeSchema({ summary: 'one alert with its timeline (every event and delivery)', role: 'viewer', params: alertIdParams, responses: { 200: alertDetail }, errors: [404] }) },
-    async (req) => {
+    (req) => {
       const { id } = parse(alertIdParams, req.params, 'path');
       const alert = deps.alerts.get(id);
       if (!alert) throw new ApiError('not_found', `alert ${id} not found`);
@@ -182,7 +190,7 @@ function registerRoutes(app: FastifyInstance<any, any, any, any>, deps: ApiDeps,
       ...guard('operator'),
       schema: routeSchema({ summary: 'acknowledge: stops escalation', role: 'operator', params: alertIdParams, body: actionBody, responses: { 200: alertView }, errors: [404, 409] }),
     },
-    async (req) => {
+    (req) => {
       const { id } = parse(alertIdParams, req.params, 'path');
       const body = parse(actionBody, req.body, 'body');
       return deps.alerts.acknowledge(id, { by: req.principal!.name, note: body?.note });
@@ -192,7 +200,7 @@ function registerRoutes(app: FastifyInstance<any, any, any, any>, deps: ApiDeps,
   app.post(
     '/api/v1/alerts/:id/resolve',
     { ...guard('operator'), schema: routeSchema({ summary: 'resolve by hand', role: 'operator', params: alertIdParams, body: actionBody, responses: { 200: alertView }, errors: [404, 409] }) },
-    async (req) => {
+    (req) => {
       const { id } = parse(alertIdParams, req.params, 'path');
       const body = parse(actionBody, req.body, 'body');
       return deps.alerts.resolve(id, { by: req.principal!.name, note: body?.note });
@@ -202,13 +210,13 @@ function registerRoutes(app: FastifyInstance<any, any, any, any>, deps: ApiDeps,
   app.get(
     '/api/v1/devices',
     { ...guard('viewer'), schema: routeSchema({ summary: 'devices with their status (never a secret)', role: 'viewer', responses: { 200: listOf('devices', deviceView) } }) },
-    async () => ({ devices: deps.devices() }),
+    () => ({ devices: deps.devices() }),
   );
 
   app.get(
     '/api/v1/rules',
     { ...guard('viewer'), schema: routeSchema({ summary: 'the rules in force, with the error of the last reload', role: 'viewer', responses: { 200: rulesView } }) },
-    async () => deps.rules(),
+    () => deps.rules(),
   );
 
   // 200 with what changed, or 400 with every error; a refused reload keeps the rules in force.
@@ -224,16 +232,17 @@ function registerRoutes(app: FastifyInstance<any, any, any, any>, deps: ApiDeps,
         errorBodies: { 400: invalidRulesBody },
       }),
     },
-    async (req, reply) => {
+    (req, reply) => {
     if (!deps.reloadRules) throw new ApiError('not_found', 'rule reload is not available');
     const outcome = deps.reloadRules();
     if (!outcome.ok) {
       const n = outcome.errors.length;
-      return reply.code(400).send({
+      void reply.code(400).send({
         error: 'invalid_rules',
         message: `the configuration has ${n} error${n === 1 ? '' : 's'}; the rules in force are unchanged`,
         errors: outcome.errors,
       });
+      return;
     }
     req.log.info({ by: req.principal?.name, changed: outcome.changed }, 'rules reloaded through the API');
     const { added, removed, disabled, changed, updated, unmatched } = outcome.changes;

@@ -37,7 +37,7 @@ interface Command {
   help: string;
   options: Options;
   /** The exit code, or -1 to keep the process running (start). */
-  run(values: Values): Promise<number>;
+  run(values: Values): number | Promise<number>;
 }
 
 const CONFIG_HELP = `  --config DIR     the configuration directory; default ./config if present, else the bundled demo configuration`;
@@ -239,7 +239,7 @@ async function readStdin(): Promise<string> {
 
 const str = (v: string | boolean | undefined): string | undefined => (typeof v === 'string' ? v : undefined);
 
-async function runCheck(values: Values): Promise<number> {
+function runCheck(values: Values): number {
   const configDir = resolveConfigDir(str(values.config));
   const result = loadConfig(configDir);
   if (!result.ok) {

@@ -3,7 +3,7 @@
  * DELETE /api/v1/silences/{id}, operator role. The body is validated by the alert stage's
  * schema (alerts/silences.ts), whose errors come back as 400 with the reason.
  */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, onRequestHookHandler } from 'fastify';
 import type { z } from 'zod';
 import { listOf, routeSchema, silenceIdParams, silenceInputSchema, silenceListQuery, silenceView } from './api-schemas.js';
 import type { Role } from './config/schema.js';
@@ -27,7 +27,7 @@ function parse<T extends z.ZodType>(schema: T, value: unknown, what: string): z.
 export function registerSilenceRoutes(
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the API's instance carries its pino logger type
   app: FastifyInstance<any, any, any, any>,
-  deps: { silences: SilencesPort; requireRole: (role: Role) => (req: FastifyRequest) => Promise<void> },
+  deps: { silences: SilencesPort; requireRole: (role: Role) => onRequestHookHandler },
 ): void {
   const operator = { onRequest: deps.requireRole('operator') };
   const tags = ['silences'];
@@ -35,7 +35,7 @@ export function registerSilenceRoutes(
   app.get(
     '/api/v1/silences',
     { ...operator, schema: routeSchema({ summary: 'silences, by state', role: 'operator', tags, querystring: silenceListQuery, responses: { 200: listOf('silences', silenceView) } }) },
-    async (req) => {
+    (req) => {
       const q = parse(silenceListQuery, req.query, 'query');
       return { silences: deps.silences.listSilences(q.state) };
     },

@@ -42,7 +42,7 @@ export function openApiMismatches(doc: OpenApiDocument, method: string, path: st
   const schema = response.content?.['application/json']?.schema;
   if (!schema) throw new Error(`the ${status} answer of ${method} ${template} has no JSON body`);
   let cache = validators.get(doc);
-  if (!cache) validators.set(doc, (cache = new Map()));
+  if (!cache) validators.set(doc, (cache = new Map<string, ValidateFunction>()));
   const key = `${method} ${template} ${status}`;
   let validate = cache.get(key);
   if (!validate) {
