@@ -21,7 +21,8 @@ const alert = {
 };
 const silence = { id: 'si_0123456789abcdef', matchers: { asset_id: ['a1'] }, starts_at: '2026-12-01T00:00:00.000Z', ends_at: '2026-12-02T00:00:00.000Z', reason: 'works', created_by: 'ops', created_at: '2026-12-01T00:00:00.000Z', state: 'active' };
 
-function deps(): ApiDeps {
+/** Every optional part too (Required): each route the API can have is registered and checked. */
+function deps(): Required<Omit<ApiDeps, 'tls'>> {
   return {
     config: {
       host: '127.0.0.1', port: 0, public_url: 'http://127.0.0.1:8080', max_body_bytes: 64 * 1024,
