@@ -47,7 +47,7 @@ export class AckLinks {
   }
 
   /** The key that signs acknowledgement links: made once per data directory, kept in alerts.db. */
-  private get ackKey(): Buffer {
+  get ackKey(): Buffer {
     this.keyCache ??= Buffer.from(this.store.meta('ack_link_key', () => randomBytes(32).toString('base64')), 'base64');
     return this.keyCache;
   }

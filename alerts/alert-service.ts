@@ -53,6 +53,9 @@ import { Holds } from './holds.js';
 import { Notifier } from './notifier.js';
 import { OutboxSender, type Channel } from './outbox.js';
 import { AlertRetention, DEFAULT_ALERT_RETENTION_MS } from './retention.js';
+import { Cases, type CloseInput, type DispatchInput, type OnCallView, type OverrideView, type StepInput, type WorkOrderAction, type WorkOrderLinkResult, type WorkOrderLinkState, type WorkOrderView } from './cases.js';
+import type { DismissReason } from './case-machine.js';
+import type { WorkOrderFilter } from './store.js';
 import type { SilenceState, SilenceView } from './silences.js';
 import type { ResolveReason } from './state-machine.js';
 import { StoreOutage, type OutageRecord } from './store-outage.js';
@@ -81,6 +84,7 @@ export class AlertService {
   private readonly transitions: Transitions;
   private readonly escalationRunner: EscalationRunner;
   private readonly ackLinks: AckLinks;
+  private readonly cases: Cases;
   private readonly deliveryFailures: DeliveryFailedAlerts;
   private readonly outage: StoreOutage;
   private readonly queue: TransitionQueue<Queued>;
@@ -98,6 +102,8 @@ export class AlertService {
       escalations: new Map(options.escalations.map((e) => [e.id, e])),
       channelConfigs: new Map(options.channels.map((c) => [c.id, c])),
       contacts: new Map(options.contacts.map((c) => [c.id, c])),
+      departments: new Map((options.departments ?? []).map((d) => [d.id, d])),
+      schedules: new Map((options.schedules ?? []).map((s) => [s.id, s])),
     };
     this.store = options.store;
     this.clock = options.clock;
@@ -113,15 +119,19 @@ export class AlertService {
       contacts: ctx.contacts,
       ...(options.retry ? { retry: options.retry } : {}),
       onFailed: (row, error) => this.onDeliveryFailed(row, error),
+      resolve: (row, now) => this.notifier.recipients.resolveRow(row, now),
+      resolveRecipients: (ids, now) => this.notifier.recipients.resolve(ids, now),
     });
-    this.views = new AlertViews(options.publicUrl);
+    this.views = new AlertViews(options.publicUrl, (alertId) => options.store.getCase(alertId));
     this.holds = new Holds(options.store, options.clock, logger, () => this.escalationRunner.run());
     this.notifier = new Notifier(ctx, this.views, (claims, now) => this.ackLinks.url(claims, now), () => this.outbox.kick());
     this.transitions = new Transitions(ctx, this.holds, this.notifier, () => this.escalationRunner.arm());
     this.escalationRunner = new EscalationRunner(ctx, this.transitions, this.holds, this.notifier);
     this.ackLinks = new AckLinks(ctx, this.views, this.transitions);
+    this.cases = new Cases(ctx, this.transitions, this.notifier, () => this.ackLinks.ackKey);
+    this.transitions.onAcknowledged = (alert, now, effects) => this.cases.acknowledged(alert, now, effects);
     this.deliveryFailures = new DeliveryFailedAlerts(ctx, this.transitions);
-    this.outage = new StoreOutage(ctx, this.transitions, this.notifier);
+    this.outage = new StoreOutage(ctx, this.transitions);
     this.queue = new TransitionQueue<Queued>({
       clock: options.clock,
       apply: (item) => this.applyQueued(item),
@@ -150,12 +160,14 @@ export class AlertService {
     }
     this.outbox.start();
     this.escalationRunner.start();
+    this.cases.start();
     this.retention.start();
   }
 
   /** Releases timers; deliveries in flight stay pending for the next start. */
   async stop(): Promise<void> {
     this.escalationRunner.stop();
+    this.cases.stop();
     this.retention.stop();
     // A last attempt for what waits for alerts.db; what still fails is judged again from the next start's readings.
     this.queue.flush();
@@ -291,6 +303,52 @@ export class AlertService {
       }
     }
     return count;
+  }
+
+  // ---- the disposal loop (cases.ts) ----
+
+  verify(id: string, action: StepInput): AlertView {
+    checkAction(action);
+    return this.views.view(this.cases.verify(id, action));
+  }
+
+  dismiss(id: string, reason: DismissReason, action: StepInput): AlertView {
+    checkAction(action);
+    return this.views.view(this.cases.dismiss(id, reason, action));
+  }
+
+  dispatch(id: string, input: DispatchInput): { alert: AlertView; work_order: WorkOrderView } {
+    checkAction(input);
+    const { alert, workOrder } = this.cases.dispatch(id, input);
+    return { alert: this.views.view(alert), work_order: workOrder };
+  }
+
+  close(id: string, input: CloseInput): AlertView {
+    checkAction(input);
+    return this.views.view(this.cases.close(id, input));
+  }
+
+  workOrders(filter: WorkOrderFilter = {}): WorkOrderView[] {
+    return this.cases.listWorkOrders(filter);
+  }
+
+  onCall(): OnCallView[] {
+    return this.cases.onCall();
+  }
+
+  createOverride(scheduleId: string, input: { member: string; starts_at: string; ends_at: string }, by: string): OverrideView {
+    return this.cases.createOverride(scheduleId, input, by);
+  }
+
+  /** What the phone page of a work-order link shows. */
+  workOrderLink(token: string): WorkOrderLinkState {
+    return this.cases.linkPage(token);
+  }
+
+  /** arrive, feedback or close through a work-order link. */
+  actOnWorkOrder(token: string, action: WorkOrderAction, note?: string): WorkOrderLinkResult {
+    if (note !== undefined && note.length > 2000) throw new AlertError('invalid_request', '"note" must be a string of at most 2000 characters');
+    return this.cases.actByLink(token, action, note);
   }
 
   list(filter: AlertFilter = {}): AlertView[] {

@@ -10,8 +10,8 @@ import { isValidId } from '../lib/ids.js';
 import type { Level } from '../lib/levels.js';
 import type { Logger } from '../lib/logger.js';
 import type { MetricsRegistry } from '../lib/metrics.js';
-import type { EscalationRef } from '../rules/config.js';
-import type { ChannelConfig, ContactConfig, EscalationConfig } from './config.js';
+import type { DispatchConfig, EscalationRef } from '../rules/config.js';
+import type { ChannelConfig, ContactConfig, DepartmentConfig, EscalationConfig, ScheduleConfig } from './config.js';
 import type { Channel, RetryOptions } from './outbox.js';
 import type { RetentionOptions } from './retention.js';
 import type { AlertStore } from './store.js';
@@ -63,6 +63,13 @@ export interface AlertServiceOptions {
   storeRetry?: { baseDelayMs?: number; maxDelayMs?: number };
   /** How long resolved alerts are kept (default 400 days; see retention.ts). */
   retention?: RetentionOptions;
+  /** Departments that take work orders, and on-call schedules (the disposal loop). */
+  departments?: DepartmentConfig[];
+  schedules?: ScheduleConfig[];
+  /** The departments that own and supervise an asset. */
+  assetDepartments?: (assetId: string) => { owner?: string; authorities?: readonly string[] } | undefined;
+  /** A rule's dispatch defaults (department and due time by level). */
+  dispatchDefaults?: (ruleId: string) => DispatchConfig | undefined;
 }
 
 export interface OperatorAction {
@@ -117,4 +124,6 @@ export interface AlertContext {
   readonly escalations: ReadonlyMap<string, EscalationConfig>;
   readonly channelConfigs: ReadonlyMap<string, ChannelConfig>;
   readonly contacts: ReadonlyMap<string, ContactConfig>;
+  readonly departments: ReadonlyMap<string, DepartmentConfig>;
+  readonly schedules: ReadonlyMap<string, ScheduleConfig>;
 }

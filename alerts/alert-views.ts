@@ -4,8 +4,8 @@
  * viewers and observers read: a signed link there would let any of them acknowledge);
  * notifications carry their own signed link.
  */
-import type { AlertBody, AlertEventBody } from './event-body.js';
-import type { AlertRecord, TimelineEntry } from './store.js';
+import type { AlertBody, AlertEventBody, CaseBody, RecipientBody, WorkOrderBody } from './event-body.js';
+import type { AlertRecord, CaseRecord, TimelineEntry } from './store.js';
 
 /** An alert as the API shows it: the body's alert plus its lifecycle. */
 export interface AlertView extends AlertBody {
@@ -17,6 +17,7 @@ export interface AlertView extends AlertBody {
   resolve_reason: string | null;
   escalation: string | null;
   tier: number | null;
+  dismiss_reason: string | null;
 }
 
 export interface TimelineEntryView {
@@ -32,7 +33,11 @@ export interface AlertDetail extends AlertView {
 }
 
 export class AlertViews {
-  constructor(private readonly publicUrl: string) {}
+  constructor(
+    private readonly publicUrl: string,
+    /** The alert's case (absent: `new`). */
+    private readonly caseOf: (alertId: string) => CaseRecord | undefined = () => undefined,
+  ) {}
 
   /**
    * The alert's API resource: the ack_url of API views and MQTT events, which viewers and
@@ -42,8 +47,13 @@ export class AlertViews {
     return `${this.publicUrl.replace(/\/+$/, '')}/api/v1/alerts/${encodeURIComponent(id)}`;
   }
 
-  eventBody(deliveryId: string, event: AlertEventBody['event'], tier: number, alert: AlertRecord, ackUrl?: string): AlertEventBody {
-    return { delivery_id: deliveryId, event, tier, alert: this.alertBody(alert, ackUrl) };
+  eventBody(deliveryId: string, event: AlertEventBody['event'], tier: number, alert: AlertRecord, ackUrl?: string, extra: { to?: RecipientBody[]; workOrder?: WorkOrderBody } = {}): AlertEventBody {
+    return { delivery_id: deliveryId, event, tier, to: extra.to ?? [], ...(extra.workOrder ? { work_order: extra.workOrder } : {}), alert: this.alertBody(alert, ackUrl) };
+  }
+
+  caseBody(alertId: string): CaseBody {
+    const c = this.caseOf(alertId);
+    return { status: c?.status ?? 'new', department: c?.department ?? null, work_order_id: c?.workOrderId ?? null };
   }
 
   alertBody(a: AlertRecord, ackUrl?: string): AlertBody {
@@ -65,6 +75,7 @@ export class AlertViews {
       message: a.message,
       plan: a.plan,
       ack_url: ackUrl ?? this.apiUrl(a.id),
+      case: this.caseBody(a.id),
     };
   }
 
@@ -79,6 +90,7 @@ export class AlertViews {
       resolve_reason: a.resolveReason,
       escalation: a.escalationPolicy,
       tier: a.lastTier,
+      dismiss_reason: this.caseOf(a.id)?.dismissReason ?? null,
     };
   }
 }

@@ -1,6 +1,7 @@
 /** The alert event body (contract: Notifications): webhook body, MQTT payload, input of every message. */
 import type { Level } from '../lib/levels.js';
 import type { Threshold } from '../rules/types.js';
+import type { CaseStatus } from './case-machine.js';
 import type { NotificationEvent } from './store.js';
 import type { AlertState } from './state-machine.js';
 
@@ -23,12 +24,37 @@ export interface AlertBody {
   message: string;
   plan: string[];
   ack_url: string;
+  /** The alert's case in the disposal loop. */
+  case: CaseBody;
+}
+
+export interface CaseBody {
+  status: CaseStatus;
+  department: string | null;
+  work_order_id: string | null;
+}
+
+/** A contact a delivery is for. */
+export interface RecipientBody {
+  id: string;
+  name: string;
+}
+
+/** The work order a work-order notification is about; `url` is the department's signed phone link. */
+export interface WorkOrderBody {
+  id: string;
+  department: string;
+  due_at: string;
+  url: string;
 }
 
 export interface AlertEventBody {
   delivery_id: string;
   event: NotificationEvent | 'level_dropped';
   tier: number;
+  /** The contacts this delivery is for (resolved when it is sent); empty for MQTT events and channels without contacts. */
+  to: RecipientBody[];
+  work_order?: WorkOrderBody;
   alert: AlertBody;
 }
 

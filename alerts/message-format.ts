@@ -27,13 +27,43 @@ export interface RenderedMessage {
 const LEVEL_NAMES_EN: Record<Level, string> = { blue: 'BLUE', yellow: 'YELLOW', orange: 'ORANGE', red: 'RED' };
 
 const EVENT_NAMES: Record<Language, Record<AlertEventBody['event'], string>> = {
-  zh: { firing: '告警', level_raised: '等级上升', level_dropped: '等级下降', escalated: '逐级上报', repeated: '未确认提醒', acknowledged: '已确认', resolved: '已解除' },
-  en: { firing: 'Alert', level_raised: 'Level raised', level_dropped: 'Level dropped', escalated: 'Escalated', repeated: 'Reminder: unacknowledged', acknowledged: 'Acknowledged', resolved: 'Resolved' },
+  zh: {
+    firing: '告警',
+    level_raised: '等级上升',
+    level_dropped: '等级下降',
+    escalated: '逐级上报',
+    repeated: '未确认提醒',
+    acknowledged: '已确认',
+    resolved: '已解除',
+    verified: '研判确认',
+    dismissed: '误报',
+    dispatched: '派单',
+    on_site: '已到场',
+    feedback: '现场反馈',
+    closed: '办结',
+    overdue: '工单超时',
+  },
+  en: {
+    firing: 'Alert',
+    level_raised: 'Level raised',
+    level_dropped: 'Level dropped',
+    escalated: 'Escalated',
+    repeated: 'Reminder: unacknowledged',
+    acknowledged: 'Acknowledged',
+    resolved: 'Resolved',
+    verified: 'Verified',
+    dismissed: 'Dismissed',
+    dispatched: 'Dispatched',
+    on_site: 'On site',
+    feedback: 'Feedback',
+    closed: 'Closed',
+    overdue: 'Work order overdue',
+  },
 };
 
 const LABELS = {
-  zh: { place: '地点', reading: '读数', threshold: '阈值', started: '开始', plan: '处置', ack: '确认', ackLink: '点此确认', tier: (n: number) => `第 ${n + 1} 级`, digest: (n: number) => `【告警汇总】${n} 条通知（超出发送频率，已合并）` },
-  en: { place: 'Place', reading: 'Reading', threshold: 'threshold', started: 'Since', plan: 'Response', ack: 'Acknowledge', ackLink: 'Acknowledge', tier: (n: number) => `tier ${n + 1}`, digest: (n: number) => `[Digest] ${n} notifications (merged: channel rate limit)` },
+  zh: { place: '地点', reading: '读数', threshold: '阈值', started: '开始', plan: '处置', ack: '确认', ackLink: '点此确认', workOrder: '处置工单', due: '限时', tier: (n: number) => `第 ${n + 1} 级`, digest: (n: number) => `【告警汇总】${n} 条通知（超出发送频率，已合并）` },
+  en: { place: 'Place', reading: 'Reading', threshold: 'threshold', started: 'Since', plan: 'Response', ack: 'Acknowledge', ackLink: 'Acknowledge', workOrder: 'Work order', due: 'Due', tier: (n: number) => `tier ${n + 1}`, digest: (n: number) => `[Digest] ${n} notifications (merged: channel rate limit)` },
 } as const;
 
 export function levelName(level: Level, language: Language): string {
@@ -90,16 +120,22 @@ export function renderNotification(body: AlertEventBody, options: FormatOptions)
 
   const lines = [title, alert.message, `${L.place}${colon}${place}`, `${L.reading}${colon}${reading}`, `${L.started}${colon}${started}`];
   if (plan.length) lines.push(`${L.plan}${colon}`, ...plan);
-  lines.push(`${L.ack}${colon}${alert.ack_url}`);
+  // A work-order notification links the department's phone page instead of the ack page.
+  const order = body.work_order;
+  const linkLabel = order ? L.workOrder : L.ack;
+  const link = order ? order.url : alert.ack_url;
+  if (order) lines.push(`${L.due}${colon}${formatTime(order.due_at, options)}`);
+  lines.push(`${linkLabel}${colon}${link}`);
 
   const md = [`### ${title}`, `**${alert.message}**`, `> ${L.place}${colon}${place}`, `> ${L.reading}${colon}${reading}`, `> ${L.started}${colon}${started}`];
+  if (order) md.push(`> ${L.due}${colon}${formatTime(order.due_at, options)}`);
   if (plan.length) md.push('', `${L.plan}${colon}`, ...plan);
-  md.push('', `[${L.ackLink}](${alert.ack_url})`);
+  md.push('', `[${order ? L.workOrder : L.ackLink}](${link})`);
 
   const head = options.language === 'zh' ? `【${levelName(alert.level, 'zh')}${body.event === 'firing' ? '' : `·${eventName(body.event, 'zh')}`}】` : `[${levelName(alert.level, 'en')}${body.event === 'firing' ? '' : ` · ${eventName(body.event, 'en')}`}] `;
-  const short = `${head}${alert.message}${options.language === 'zh' ? '。' : '. '}${L.ack}${colon}${alert.ack_url}`;
+  const short = `${head}${alert.message}${options.language === 'zh' ? '。' : '. '}${linkLabel}${colon}${link}`;
 
-  return { title, text: lines.join('\n'), markdown: md.join('\n'), short, level: alert.level, ackUrl: alert.ack_url };
+  return { title, text: lines.join('\n'), markdown: md.join('\n'), short, level: alert.level, ackUrl: link };
 }
 
 /** Several notifications merged into one message (rate limit), oldest first. */

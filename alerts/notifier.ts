@@ -10,15 +10,16 @@ import type { Logger } from '../lib/logger.js';
 import { newNonce, type AckClaims } from './ack-token.js';
 import { alertTopic, type AlertContext, type Effect } from './alert-types.js';
 import type { AlertViews } from './alert-views.js';
-import { channelAddressing, requiredContactField, type ChannelConfig, type NotifyTarget } from './config.js';
-import { mergeTargets } from './escalation.js';
-import type { AlertEventBody } from './event-body.js';
+import { channelAddressing, recipientRef, requiredContactField, type ChannelConfig, type NotifyTarget } from './config.js';
+import type { AlertEventBody, WorkOrderBody } from './event-body.js';
+import { Recipients } from './recipients.js';
 import type { AlertEvent } from './state-machine.js';
 import type { AlertRecord, AlertStore, NotificationEvent } from './store.js';
 
 export class Notifier {
   private readonly store: AlertStore;
   private readonly logger: Logger;
+  readonly recipients: Recipients;
 
   constructor(
     private readonly ctx: AlertContext,
@@ -30,6 +31,7 @@ export class Notifier {
   ) {
     this.store = ctx.store;
     this.logger = ctx.logger;
+    this.recipients = new Recipients(ctx);
   }
 
   recordEvent(alert: AlertRecord, event: AlertEvent, effects: Effect[]): void {
@@ -52,10 +54,10 @@ export class Notifier {
     this.publishEvent(alert, type, tier, now, effects);
   }
 
-  publishEvent(alert: AlertRecord, type: AlertEventBody['event'], tier: number, ts: number, effects: Effect[]): void {
+  publishEvent(alert: AlertRecord, type: AlertEventBody['event'], tier: number, ts: number, effects: Effect[], actor?: string): void {
     const payload = JSON.stringify(this.views.eventBody(randomUUID(), type, tier, alert));
     const topic = alertTopic(alert.level, alert.assetId);
-    const point: AlertEventPoint = { ruleId: alert.ruleId, assetId: alert.assetId, level: alert.level, event: type, alertId: alert.id, value: alert.value, message: alert.message, ts };
+    const point: AlertEventPoint = { ruleId: alert.ruleId, assetId: alert.assetId, level: alert.level, event: type, alertId: alert.id, value: alert.value, message: alert.message, ts, ...(actor !== undefined ? { actor } : {}) };
     effects.push(() => {
       if (topic) this.ctx.options.publish(topic, payload);
       else this.logger.warn({ alert_id: alert.id, asset_id: alert.assetId }, 'asset id cannot be an MQTT topic level; alert event not published');
@@ -66,14 +68,18 @@ export class Notifier {
   /**
    * Writes the outbox rows of one notification: one per group channel, one per contact on person
    * channels (sms, e-mail), each with its own delivery_id, serialized body and ack_url.
+   * Departments are expanded here; a schedule is one recipient until the row is sent (recipients.ts).
+   * Work-order notifications carry the work order (with the department's phone link).
    */
-  enqueue(alert: AlertRecord, event: NotificationEvent, tier: number, targets: readonly NotifyTarget[], now: number, effects: Effect[]): void {
+  enqueue(alert: AlertRecord, event: NotificationEvent, tier: number, targets: readonly NotifyTarget[], now: number, effects: Effect[], extra: { workOrder?: WorkOrderBody } = {}): void {
     let queued = 0;
     const write = (channel: ChannelConfig, recipients: string[]) => {
       const deliveryId = randomUUID();
       const language = 'language' in channel ? channel.language : 'zh';
-      const ackUrl = this.ackLinkUrl({ alertId: alert.id, expiresAt: now, nonce: newNonce(), language, channel: channel.id, ...(recipients.length === 1 && channelAddressing(channel.type) === 'person' ? { contact: recipients[0]! } : {}) }, now);
-      const body = JSON.stringify(this.views.eventBody(deliveryId, event, tier, alert, ackUrl));
+      const single = recipients.length === 1 && channelAddressing(channel.type) === 'person' && recipientRef(recipients[0])?.kind === 'contact';
+      const ackUrl = this.ackLinkUrl({ alertId: alert.id, expiresAt: now, nonce: newNonce(), language, channel: channel.id, ...(single ? { contact: recipients[0]! } : {}) }, now);
+      const to = this.recipients.toBody(recipients.filter((id) => recipientRef(id)?.kind === 'contact'));
+      const body = JSON.stringify(this.views.eventBody(deliveryId, event, tier, alert, ackUrl, { to, ...(extra.workOrder ? { workOrder: extra.workOrder } : {}) }));
       this.store.insertOutbox({ deliveryId, alertId: alert.id, channelId: channel.id, recipients, event, tier, body, nextAttemptAt: now, createdAt: now });
       this.store.appendTimeline({
         alertId: alert.id,
@@ -89,7 +95,7 @@ export class Notifier {
       });
       queued++;
     };
-    for (const target of mergeTargets(targets)) {
+    for (const target of this.recipients.expand(targets)) {
       const channel = this.ctx.channelConfigs.get(target.channel);
       if (!channel) {
         this.logger.warn({ alert_id: alert.id, channel: target.channel }, 'escalation names an unknown channel; skipping it');
@@ -101,6 +107,10 @@ export class Notifier {
       }
       const field = requiredContactField(channel.type)!;
       for (const contactId of target.to) {
+        if (recipientRef(contactId)?.kind === 'schedule') {
+          write(channel, [contactId]);
+          continue;
+        }
         const contact = this.ctx.contacts.get(contactId);
         if (!contact?.[field]) {
           this.logger.warn({ alert_id: alert.id, channel: channel.id, contact: contactId }, `contact has no ${field}; skipping it on this channel`);

@@ -99,6 +99,13 @@ export interface OutboxSenderOptions {
   random?: () => number;
   /** Called for every notification that failed for good, after that was recorded. */
   onFailed?: (row: OutboxRow, error: string) => void;
+  /**
+   * Before a row's first attempt: its recipients and body as of now (schedules resolved to who is
+   * on call), stored before it is sent; undefined when nothing changes (recipients.ts).
+   */
+  resolve?: (row: OutboxRow, now: number) => { recipients: string[]; body: string } | undefined;
+  /** Recipients of a digest as of now (schedules resolved). */
+  resolveRecipients?: (ids: readonly string[], now: number) => string[];
 }
 
 interface InFlight {
@@ -282,6 +289,19 @@ export class OutboxSender {
       this.pending.done(head);
       return;
     }
+    if (row.attempts === 0 && this.options.resolve) {
+      try {
+        const resolved = this.options.resolve(row, now);
+        if (resolved) {
+          this.options.store.resolveOutbox(row.deliveryId, resolved.recipients, resolved.body);
+          row = { ...row, recipients: resolved.recipients, body: resolved.body };
+        }
+      } catch (error) {
+        this.options.logger.error({ err: error, delivery_id: head.deliveryId }, 'resolving the recipients of a notification failed');
+        this.pending.wait(head, now + this.retry.baseDelayMs);
+        return;
+      }
+    }
     const channel = this.options.channels.get(row.channelId);
     const attempt = row.attempts + 1;
     if (!channel) {
@@ -360,7 +380,7 @@ export class OutboxSender {
       event: first.event,
       tier: first.tier,
       body: first.body,
-      recipients: this.recipientsOf(digest.recipients, digest.deliveryId, digest.channelId),
+      recipients: this.recipientsOf(this.options.resolveRecipients ? this.options.resolveRecipients(digest.recipients, now) : digest.recipients, digest.deliveryId, digest.channelId),
       attempt,
       digest: members.map((m) => ({ deliveryId: m.deliveryId, alertId: m.alertId, event: m.event, tier: m.tier, body: m.body })),
     };

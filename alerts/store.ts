@@ -12,10 +12,11 @@
  * and outbox rows increasing in insertion order; a method that cannot do its work throws.
  */
 import type { Level } from '../lib/levels.js';
+import type { CaseEventType, CaseStatus, DismissReason } from './case-machine.js';
 import type { AlertCore, AlertEventType, AlertState } from './state-machine.js';
 
 /** Events a notification can carry (contract: Notifications). */
-export type NotificationEvent = 'firing' | 'level_raised' | 'escalated' | 'repeated' | 'acknowledged' | 'resolved';
+export type NotificationEvent = 'firing' | 'level_raised' | 'escalated' | 'repeated' | 'acknowledged' | 'resolved' | CaseEventType;
 
 /** One alert as stored: the state machine's part plus what was known about rule and asset when it fired. */
 export interface AlertRecord extends AlertCore {
@@ -46,7 +47,7 @@ export interface AlertRecord extends AlertCore {
 export type HeldNotice = 'level_raised' | 'acknowledged' | 'resolved';
 
 export type DeliveryEntryType = 'queued' | 'digested' | 'delivered' | 'retry' | 'delivery_failed';
-export type TimelineEntryType = AlertEventType | 'escalated' | 'repeated' | 'held' | 'released' | 'delivery_failed' | DeliveryEntryType;
+export type TimelineEntryType = AlertEventType | CaseEventType | 'escalated' | 'repeated' | 'ack_timeout' | 'held' | 'released' | 'delivery_failed' | DeliveryEntryType;
 
 export interface TimelineEntry {
   seq: number;
@@ -206,6 +207,8 @@ export interface OutboxRepository {
   pendingOutboxCount(): number;
   /** Records the outcome of one attempt on the outbox row. */
   updateOutbox(deliveryId: string, change: AttemptChange): void;
+  /** Sets the recipients and body of a row not attempted yet (schedules resolved when it is first sent). */
+  resolveOutbox(deliveryId: string, recipients: string[], body: string): void;
   /** Everyone an alert has been notified to so far: channel -> contact ids, in first-notified order. */
   notifiedTargets(alertId: string): Array<{ channel: string; to: string[] }>;
   /** Records a digest and marks its members as taken into it; throws when a member is not a pending row outside a digest. */
@@ -257,7 +260,84 @@ export interface SettingsRepository {
   meta(key: string, init: () => string): string;
 }
 
-export interface AlertStore extends AlertRepository, OutboxRepository, HoldRepository, ScheduleRepository, SettingsRepository {
+/** The case of an alert in the disposal loop (case-machine.ts); an alert without one is `new`. */
+export interface CaseRecord {
+  alertId: string;
+  status: CaseStatus;
+  department: string | null;
+  workOrderId: string | null;
+  dismissReason: DismissReason | null;
+  updatedAt: number;
+  /** While acknowledged and neither dispatched nor closed: when ack_timeout escalates again. */
+  ackDeadline: number | null;
+}
+
+export const WORK_ORDER_STATUSES = ['dispatched', 'on_site', 'closed'] as const;
+export type WorkOrderStatus = (typeof WORK_ORDER_STATUSES)[number];
+
+/** A work order: an alert dispatched to a department, with a due time and a signed phone link. */
+export interface WorkOrderRecord {
+  id: string;
+  alertId: string;
+  department: string;
+  status: WorkOrderStatus;
+  note: string | null;
+  createdBy: string;
+  createdAt: number;
+  dueAt: number;
+  /** The nonce of its link (work-order-token.ts); a link must carry it. */
+  nonce: string;
+  /** When its link expires. */
+  expiresAt: number;
+  arrivedAt: number | null;
+  closedAt: number | null;
+  closedBy: string | null;
+  outcome: string | null;
+  /** When it was found overdue (and its department and authorities told), once. */
+  overdueAt: number | null;
+}
+
+export interface WorkOrderFilter {
+  department?: string;
+  status?: WorkOrderStatus;
+  limit?: number;
+}
+
+/** A temporary swap in an on-call schedule. */
+export interface OverrideRecord {
+  id: string;
+  scheduleId: string;
+  member: string;
+  startsAt: number;
+  endsAt: number;
+  createdAt: number;
+  createdBy: string;
+}
+
+/** Cases, work orders and on-call overrides. */
+export interface CaseRepository {
+  getCase(alertId: string): CaseRecord | undefined;
+  /** Inserts or replaces the alert's case. */
+  putCase(c: CaseRecord): void;
+  /** Cases whose ack deadline is at or before `now`, by deadline. */
+  dueAckDeadlines(now: number): CaseRecord[];
+  nextAckDeadline(): number | undefined;
+  insertWorkOrder(w: WorkOrderRecord): void;
+  /** Throws when the work order does not exist. */
+  updateWorkOrder(w: WorkOrderRecord): void;
+  getWorkOrder(id: string): WorkOrderRecord | undefined;
+  /** Work orders newest first, at most `limit` (clamped to 1..MAX_LIST_LIMIT). */
+  listWorkOrders(filter?: WorkOrderFilter): WorkOrderRecord[];
+  /** Work orders not closed, due at or before `now` and not yet found overdue, by due time. */
+  dueWorkOrders(now: number): WorkOrderRecord[];
+  /** The earliest due time of a work order not closed and not yet found overdue. */
+  nextWorkOrderDue(): number | undefined;
+  insertOverride(o: OverrideRecord): void;
+  /** Overrides ending after `since`, of one schedule or all, by creation. */
+  overrides(since: number, scheduleId?: string): OverrideRecord[];
+}
+
+export interface AlertStore extends AlertRepository, OutboxRepository, HoldRepository, ScheduleRepository, SettingsRepository, CaseRepository {
   /** Runs fn in one transaction; everything it writes commits together or not at all. */
   transaction<T>(fn: () => T): T;
   readonly isOpen: boolean;

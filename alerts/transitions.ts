@@ -45,6 +45,8 @@ export class Transitions {
   private readonly escalations: ReadonlyMap<string, EscalationConfig>;
   private readonly fired: Counter;
   private openCounts = new Map<string, number>();
+  /** Called inside the transaction of every acknowledgement (the case takes the alert on: cases.ts). */
+  onAcknowledged?: (alert: AlertRecord, now: number, effects: Effect[]) => void;
 
   constructor(
     private readonly ctx: AlertContext,
@@ -199,6 +201,7 @@ export class Transitions {
       }
       case 'acknowledged':
       case 'resolved': {
+        if (event.type === 'acknowledged') this.onAcknowledged?.(alert, now, effects);
         const notified = this.store.notifiedTargets(alert.id);
         if (hold) {
           // Those notified before the hold hear of it when the hold ends; nobody else needs to.

@@ -171,6 +171,7 @@ describe('webhook delivery end to end', () => {
         delivery_id: deliveryId,
         event: 'firing',
         tier: 0,
+        to: [],
         alert: {
           id: alert.id,
           rule_id: 'bridge-strain',
@@ -189,6 +190,7 @@ describe('webhook delivery end to end', () => {
           message: '龙岗河大桥 strain-01 应变 312.5µε，超过红色阈值 300',
           plan: ['通知桥梁养护单位现场核查', '必要时封闭交通'],
           ack_url: ackUrl,
+          case: { status: 'new', department: null, work_order_id: null },
         },
       }),
     );

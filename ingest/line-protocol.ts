@@ -122,6 +122,7 @@ export function encodeAlertEvent(e: AlertEventPoint): string {
     (Number.isFinite(e.value) ? ',value=' + String(e.value) : '') +
     ',message=' +
     quoteString(e.message) +
+    (e.actor !== undefined ? ',actor=' + quoteString(e.actor) : '') +
     ' ' +
     formatTimestamp(e.ts)
   );

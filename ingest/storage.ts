@@ -12,6 +12,8 @@ export interface AlertEventPoint {
   alertId: string;
   value: number;
   message: string;
+  /** Who did it (a token's name, a work-order link's department); absent for the platform. */
+  actor?: string;
   ts: number;
 }
 

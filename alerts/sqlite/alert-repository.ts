@@ -74,7 +74,8 @@ export class SqliteAlertRepository implements AlertRepository {
 
   /**
    * Deletes up to `limit` alerts resolved before `before`, oldest first, with their timeline,
-   * outbox rows and schedule, in one transaction; alerts with a pending notification are kept.
+   * outbox rows, schedule, case and work orders, in one transaction; alerts with a pending
+   * notification or an open case (neither closed nor dismissed) are kept.
    * Then up to `limit` settled digests last updated before `before`. Returns the alerts deleted.
    */
   pruneResolved(before: number, limit: number): { alerts: number; digests: number } {
@@ -83,6 +84,7 @@ export class SqliteAlertRepository implements AlertRepository {
         this.db.stmt(
           `SELECT id FROM alerts a WHERE state = 'resolved' AND resolved_at < ?
              AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.alert_id = a.id AND o.status = 'pending')
+             AND NOT EXISTS (SELECT 1 FROM alert_cases c WHERE c.alert_id = a.id AND c.status NOT IN ('closed', 'dismissed'))
            ORDER BY resolved_at LIMIT ?`,
         ).all(before, limit) as Array<{ id: string }>
       ).map((r) => r.id);
@@ -90,6 +92,8 @@ export class SqliteAlertRepository implements AlertRepository {
         this.db.stmt('DELETE FROM alert_timeline WHERE alert_id = ?').run(id);
         this.db.stmt('DELETE FROM outbox WHERE alert_id = ?').run(id);
         this.db.stmt('DELETE FROM escalation_schedule WHERE alert_id = ?').run(id);
+        this.db.stmt('DELETE FROM work_orders WHERE alert_id = ?').run(id);
+        this.db.stmt('DELETE FROM alert_cases WHERE alert_id = ?').run(id);
         this.db.stmt('DELETE FROM alerts WHERE id = ?').run(id);
       }
       const digests = this.db.stmt(

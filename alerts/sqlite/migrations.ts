@@ -160,6 +160,57 @@ export const MIGRATIONS: readonly Migration[] = [
 CREATE INDEX IF NOT EXISTS outbox_alert ON outbox (alert_id, seq);`);
     },
   },
+  {
+    version: 4,
+    description: 'the disposal loop: cases, work orders and on-call overrides',
+    up(db) {
+      db.exec(`
+CREATE TABLE IF NOT EXISTS alert_cases (
+  alert_id TEXT PRIMARY KEY REFERENCES alerts (id),
+  status TEXT NOT NULL CHECK (status IN ('new', 'acknowledged', 'verified', 'dismissed', 'dispatched', 'on_site', 'closed')),
+  department TEXT,
+  work_order_id TEXT,
+  dismiss_reason TEXT,
+  updated_at INTEGER NOT NULL,
+  ack_deadline INTEGER
+);
+CREATE INDEX IF NOT EXISTS alert_cases_ack_deadline ON alert_cases (ack_deadline) WHERE ack_deadline IS NOT NULL;
+CREATE INDEX IF NOT EXISTS alert_cases_status ON alert_cases (status);
+
+CREATE TABLE IF NOT EXISTS work_orders (
+  id TEXT PRIMARY KEY,
+  alert_id TEXT NOT NULL REFERENCES alerts (id),
+  department TEXT NOT NULL,
+  status TEXT NOT NULL CHECK (status IN ('dispatched', 'on_site', 'closed')),
+  note TEXT,
+  created_by TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  due_at INTEGER NOT NULL,
+  nonce TEXT NOT NULL,
+  expires_at INTEGER NOT NULL,
+  arrived_at INTEGER,
+  closed_at INTEGER,
+  closed_by TEXT,
+  outcome TEXT,
+  overdue_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS work_orders_alert ON work_orders (alert_id);
+CREATE INDEX IF NOT EXISTS work_orders_created ON work_orders (created_at);
+CREATE INDEX IF NOT EXISTS work_orders_due ON work_orders (due_at) WHERE status <> 'closed' AND overdue_at IS NULL;
+
+CREATE TABLE IF NOT EXISTS schedule_overrides (
+  id TEXT PRIMARY KEY,
+  schedule_id TEXT NOT NULL,
+  member TEXT NOT NULL,
+  starts_at INTEGER NOT NULL,
+  ends_at INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  created_by TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS schedule_overrides_end ON schedule_overrides (ends_at);
+`);
+    },
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

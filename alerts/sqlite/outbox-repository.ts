@@ -107,6 +107,10 @@ export class SqliteOutboxRepository implements OutboxRepository {
   }
 
   /** Records the outcome of one attempt on the outbox row. */
+  resolveOutbox(deliveryId: string, recipients: string[], body: string): void {
+    this.db.stmt('UPDATE outbox SET recipients = ?, body = ? WHERE delivery_id = ? AND attempts = 0').run(JSON.stringify(recipients), body, deliveryId);
+  }
+
   updateOutbox(deliveryId: string, change: AttemptChange): void {
     this.db.stmt(`UPDATE outbox SET status = ?, attempts = ?, next_attempt_at = ?, updated_at = ?, last_error = ? WHERE delivery_id = ?`).run(
       change.status,

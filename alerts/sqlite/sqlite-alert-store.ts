@@ -2,7 +2,8 @@
  * The SQLite alert store: `${dataDir}/alerts.db` (database.ts, migrations.ts), one repository per
  * table group, behind the AlertStore interface (../store.ts).
  */
-import type { AlertFilter, AlertKey, AlertRecord, AlertStore, AttemptChange, DigestRow, EscalationSchedule, OutboxRow, PendingRow, SilenceRecord, TimelineEntry } from '../store.js';
+import type { AlertFilter, AlertKey, AlertRecord, AlertStore, AttemptChange, CaseRecord, DigestRow, EscalationSchedule, OutboxRow, OverrideRecord, PendingRow, SilenceRecord, TimelineEntry, WorkOrderFilter, WorkOrderRecord } from '../store.js';
+import { SqliteCaseRepository } from './case-repository.js';
 import { SqliteAlertRepository } from './alert-repository.js';
 import { AlertsDatabase } from './database.js';
 import { SqliteHoldRepository } from './hold-repository.js';
@@ -16,6 +17,7 @@ export class SqliteAlertStore implements AlertStore {
   private readonly holds: SqliteHoldRepository;
   private readonly schedules: SqliteScheduleRepository;
   private readonly settings: SqliteSettingsRepository;
+  private readonly cases: SqliteCaseRepository;
 
   private constructor(private readonly db: AlertsDatabase) {
     this.alerts = new SqliteAlertRepository(db);
@@ -23,6 +25,7 @@ export class SqliteAlertStore implements AlertStore {
     this.holds = new SqliteHoldRepository(db);
     this.schedules = new SqliteScheduleRepository(db);
     this.settings = new SqliteSettingsRepository(db);
+    this.cases = new SqliteCaseRepository(db);
   }
 
   /** Opens (creating and migrating if needed) `${dataDir}/alerts.db`. */
@@ -108,6 +111,10 @@ export class SqliteAlertStore implements AlertStore {
 
   pendingOutboxCount(): number {
     return this.outbox.pendingOutboxCount();
+  }
+
+  resolveOutbox(deliveryId: string, recipients: string[], body: string): void {
+    this.outbox.resolveOutbox(deliveryId, recipients, body);
   }
 
   updateOutbox(deliveryId: string, change: AttemptChange): void {
@@ -204,5 +211,53 @@ export class SqliteAlertStore implements AlertStore {
 
   meta(key: string, init: () => string): string {
     return this.settings.meta(key, init);
+  }
+
+  getCase(alertId: string): CaseRecord | undefined {
+    return this.cases.getCase(alertId);
+  }
+
+  putCase(c: CaseRecord): void {
+    this.cases.putCase(c);
+  }
+
+  dueAckDeadlines(now: number): CaseRecord[] {
+    return this.cases.dueAckDeadlines(now);
+  }
+
+  nextAckDeadline(): number | undefined {
+    return this.cases.nextAckDeadline();
+  }
+
+  insertWorkOrder(w: WorkOrderRecord): void {
+    this.cases.insertWorkOrder(w);
+  }
+
+  updateWorkOrder(w: WorkOrderRecord): void {
+    this.cases.updateWorkOrder(w);
+  }
+
+  getWorkOrder(id: string): WorkOrderRecord | undefined {
+    return this.cases.getWorkOrder(id);
+  }
+
+  listWorkOrders(filter?: WorkOrderFilter): WorkOrderRecord[] {
+    return this.cases.listWorkOrders(filter);
+  }
+
+  dueWorkOrders(now: number): WorkOrderRecord[] {
+    return this.cases.dueWorkOrders(now);
+  }
+
+  nextWorkOrderDue(): number | undefined {
+    return this.cases.nextWorkOrderDue();
+  }
+
+  insertOverride(o: OverrideRecord): void {
+    this.cases.insertOverride(o);
+  }
+
+  overrides(since: number, scheduleId?: string): OverrideRecord[] {
+    return this.cases.overrides(since, scheduleId);
   }
 }

@@ -157,6 +157,7 @@ export const SAMPLE_BODY: AlertEventBody = {
   delivery_id: '6f1c2a8e-1b7d-4d0a-9c3e-2f5b8a7d6e41',
   event: 'firing',
   tier: 0,
+  to: [],
   alert: {
     id: 'al_0123456789abcdef0123',
     rule_id: 'bridge-strain',
@@ -175,6 +176,7 @@ export const SAMPLE_BODY: AlertEventBody = {
     message: '龙岗河大桥 strain-01 应变 312.5µε，超过红色阈值 300',
     plan: ['通知桥梁养护单位现场核查', '必要时封闭交通'],
     ack_url: 'https://watchpost.example.org/ack/TOKEN',
+    case: { status: 'new', department: null, work_order_id: null },
   },
 };
 
