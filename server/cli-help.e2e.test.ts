@@ -55,6 +55,7 @@ describe.skipIf(!cliBuilt)('watchpost --version and --help', () => {
 
   it('refuses an unknown command, and no command at all', async () => {
     expect(await runCli(['strat'])).toEqual({ code: 2, stdout: '', stderr: 'watchpost: unknown command "strat" (see: watchpost --help)\n' });
+    expect(await runCli(['--config', 'x', 'start'])).toEqual({ code: 2, stdout: '', stderr: 'watchpost: unknown option --config; options follow the command (see: watchpost --help)\n' });
     const none = await runCli([]);
     expect(none.code).toBe(2);
     expect(none.stderr).toMatch(/^usage: watchpost <command>/);

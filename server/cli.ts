@@ -204,7 +204,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name]! : undefined;
   if (!command) {
-    process.stderr.write(`watchpost: unknown command "${name}" (see: watchpost --help)\n`);
+    process.stderr.write(name.startsWith('-') ? `watchpost: unknown option ${name}; options follow the command (see: watchpost --help)\n` : `watchpost: unknown command "${name}" (see: watchpost --help)\n`);
     return 2;
   }
   let values: Values;
