@@ -4,12 +4,13 @@
  * once alerts.db works again (firing at the first failure, resolved at the recovery, reason
  * `store_recovered`) and notified to the escalation named `fallback`.
  */
+import { randomUUID } from 'node:crypto';
 import type { Logger } from '../lib/logger.js';
 import type { Counter } from '../lib/metrics.js';
-import { errorText, newAlertId, PLATFORM_ASSET, STORE_FAILING_RULE, STORE_FAILURES_METRIC, type AlertContext, type Effect } from './alert-types.js';
+import { alertTopic, errorText, newAlertId, PLATFORM_ASSET, STORE_FAILING_RULE, STORE_FAILURES_METRIC, type AlertContext, type Effect } from './alert-types.js';
+import { AlertViews } from './alert-views.js';
 import { FALLBACK_ESCALATION } from './config.js';
 import { scheduleFrom } from './escalation.js';
-import type { Notifier } from './notifier.js';
 import { openAlert, transition } from './state-machine.js';
 import type { AlertRecord, AlertStore } from './store.js';
 import type { Transitions } from './transitions.js';
@@ -28,14 +29,16 @@ export class StoreOutage {
   private readonly storeFailures: Counter;
   /** The platform alert of the current outage, published and not yet stored. */
   private outage: AlertRecord | undefined;
+  /** Views that read nothing from the store. */
+  private readonly views: AlertViews;
 
   constructor(
     private readonly ctx: AlertContext,
     private readonly transitions: Transitions,
-    private readonly notifier: Notifier,
   ) {
     this.store = ctx.store;
     this.logger = ctx.logger;
+    this.views = new AlertViews(ctx.options.publicUrl);
     this.storeFailures = ctx.options.metrics.counter(STORE_FAILURES_METRIC, 'Alert transactions that alerts.db failed to store (each is retried until stored).');
   }
 
@@ -65,9 +68,22 @@ export class StoreOutage {
       lastTier: null,
       heldNotice: null,
     };
-    const effects: Effect[] = [];
-    this.notifier.publishEvent(this.outage, 'firing', 0, since, effects);
-    this.transitions.runEffects(effects);
+    this.publishFiring(this.outage);
+  }
+
+  /**
+   * Publishes the outage's `firing` on MQTT and as an alert_events point, built without reading
+   * the store (which is failing; the alert has no case or notifications yet). Best effort.
+   */
+  private publishFiring(alert: AlertRecord): void {
+    try {
+      const payload = JSON.stringify(this.views.eventBody(randomUUID(), 'firing', 0, alert));
+      const topic = alertTopic(alert.level, alert.assetId);
+      if (topic) this.ctx.options.publish(topic, payload);
+      this.ctx.options.writeAlertEvent({ ruleId: alert.ruleId, assetId: alert.assetId, level: alert.level, event: 'firing', alertId: alert.id, value: alert.value, message: alert.message, ts: alert.startedAt });
+    } catch (error) {
+      this.logger.error({ err: error, alert_id: alert.id }, 'publishing the alerts.db platform alert failed; it is recorded when alerts.db works again');
+    }
   }
 
   /** A retry failed again. */

@@ -106,11 +106,11 @@ export class TransitionQueue<T> {
         this.attempts = 0;
         this.storedWhileFailing = 0;
         // May queue more (a record of the outage): the loop stores it too.
-        this.options.onRecovered(since, stored);
+        this.report(() => this.options.onRecovered(since, stored));
       }
     } finally {
       this.draining = false;
-      this.options.afterRun?.();
+      this.report(() => this.options.afterRun?.());
     }
   }
 
@@ -118,12 +118,20 @@ export class TransitionQueue<T> {
     const now = this.options.clock.now();
     this.lastError = error;
     this.attempts++;
-    if (this.failingSince === undefined) {
-      this.failingSince = now;
-      this.options.onFailing(error, now, this.items.length);
-    } else this.options.onStillFailing?.(error, this.failingSince, this.items.length);
     const base = this.options.baseDelayMs ?? 500;
     const delay = Math.min(this.options.maxDelayMs ?? 30_000, base * 2 ** Math.min(this.attempts - 1, 16));
     this.timer.arm(now + delay);
+    const first = this.failingSince === undefined;
+    this.failingSince ??= now;
+    this.report(() => (first ? this.options.onFailing(error, now, this.items.length) : this.options.onStillFailing?.(error, this.failingSince!, this.items.length)));
+  }
+
+  /** Runs a callback; one that throws never stops the retries nor reaches the caller of push(). */
+  private report(fn: () => void): void {
+    try {
+      fn();
+    } catch {
+      // The callbacks log and publish; a failure of theirs leaves nothing to do here.
+    }
   }
 }
