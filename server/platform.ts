@@ -49,6 +49,8 @@ export interface PlatformOptions {
   watchRules?: boolean;
   /** The spool's file operations (tests inject a failing disk); node:fs by default. */
   spoolFs?: SpoolFs;
+  /** Opens the alert store of a data directory (tests inject a failing one); SQLite alerts.db by default. */
+  openAlertStore?: (dataDir: string) => AlertStore;
 }
 
 type Api = ReturnType<typeof buildApi>;
@@ -115,7 +117,7 @@ export class Platform {
     // Platform alerts (spool filling, ingest silent, storage failing) go to the `fallback` escalation.
     const hasFallback = config.escalations.some((e) => e.id === FALLBACK_ESCALATION_ID);
     if (!hasFallback) logger.warn('no escalation named "fallback": platform alerts (spool, deadman) are recorded and published but notify nobody');
-    const store = SqliteAlertStore.open(config.storage.data_dir);
+    const store = (this.options.openAlertStore ?? ((dir: string) => SqliteAlertStore.open(dir)))(config.storage.data_dir);
     this.store = store;
     const alerts = new AlertService({
       store,

@@ -27,3 +27,27 @@ export function alertStoreBackendName(): string {
 export function openAlertStore(dir: string): AlertStore {
   return ALERT_STORE_BACKENDS[alertStoreBackendName()]!(dir);
 }
+
+/** While `on`, every call of the store but close() throws SQLITE_FULL, as a full disk would (only `only`, when given). */
+export interface StoreFault {
+  on: boolean;
+  only?: string;
+  /** Calls that failed. */
+  calls: number;
+}
+
+export function failingAlertStore(store: AlertStore, fault: StoreFault): AlertStore {
+  return new Proxy(store, {
+    get(target, prop, receiver) {
+      const value = Reflect.get(target, prop, receiver) as unknown;
+      if (typeof value !== 'function' || prop === 'close') return value;
+      return (...args: unknown[]) => {
+        if (fault.on && (fault.only === undefined || fault.only === prop)) {
+          fault.calls++;
+          throw Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
+        }
+        return (value as (...a: unknown[]) => unknown).apply(target, args);
+      };
+    },
+  });
+}
