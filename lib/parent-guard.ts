@@ -6,11 +6,13 @@
  */
 
 const POLL_MS = 1000;
+/** The parent when this module loaded (at the start of the CLI): a parent gone before the guard is set still counts. */
+const FIRST_PARENT = process.ppid;
 
 /** Calls `onExit` once when the parent process goes away; only when started by npm. Returns a stop function. */
 export function exitWithParent(onExit: () => void, env: NodeJS.ProcessEnv = process.env): () => void {
   if (!env.npm_lifecycle_event) return () => undefined;
-  const parent = process.ppid;
+  const parent = FIRST_PARENT;
   const timer = setInterval(() => {
     if (process.ppid === parent) return;
     clearInterval(timer);

@@ -199,12 +199,12 @@ export async function runReceive(values: Record<string, string | boolean | undef
     process.stderr.write(`watchpost receive: cannot listen on ${host}:${port}: ${(err as Error).message}\n`);
     return 1;
   }
-  process.stdout.write(
-    `watchpost receive: listening on http://${host}:${bound}/ (${secret === undefined ? 'signatures NOT checked: give --secret or WATCHPOST_WEBHOOK_SECRET' : 'checking signatures'}); Ctrl-C to stop\n`,
-  );
   const stop = () => void receiver.stop().then(() => process.exit(0));
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
   exitWithParent(stop);
+  process.stdout.write(
+    `watchpost receive: listening on http://${host}:${bound}/ (${secret === undefined ? 'signatures NOT checked: give --secret or WATCHPOST_WEBHOOK_SECRET' : 'checking signatures'}); Ctrl-C to stop\n`,
+  );
   return -1;
 }

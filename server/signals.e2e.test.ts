@@ -4,21 +4,32 @@
  * it running reparented; and a command started by npm whose parent dies stops by itself.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { cpSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { tempDir } from '../test/support/platform.js';
 import { cliBuilt, ROOT } from '../test/support/watchpost-process.js';
 
-/** True while some process of the group is alive. */
+/**
+ * True while some process of the group is alive. Read from /proc, because an exited process stays
+ * a zombie until whoever adopted it reaps it (kill(-pgid, 0) still finds it), and the init of a
+ * container or VM may reap late.
+ */
 function groupAlive(pgid: number): boolean {
-  try {
-    process.kill(-pgid, 0);
-    return true;
-  } catch {
-    return false;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+    } catch {
+      continue; // gone meanwhile
+    }
+    // pid (comm) state ppid pgrp ...; comm may hold spaces and parentheses, so split after the last ')'.
+    const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (Number(pgrp) === pgid && state !== 'Z' && state !== 'X') return true;
   }
+  return false;
 }
 
 function portOpen(port: number): Promise<boolean> {
@@ -41,17 +52,19 @@ async function waitFor(condition: () => boolean | Promise<boolean>, timeoutMs: n
   return condition();
 }
 
-describe.skipIf(!cliBuilt)('npm start and signals', () => {
+describe.skipIf(!cliBuilt || process.platform !== 'linux')('npm start and signals', () => {
   const dirs: string[] = [];
   let npm: ChildProcess | undefined;
+  let shell: ChildProcess | undefined;
   afterAll(() => {
     if (npm?.pid && groupAlive(npm.pid)) process.kill(-npm.pid, 'SIGKILL');
+    if (shell?.pid && groupAlive(shell.pid)) process.kill(-shell.pid, 'SIGKILL');
     dirs.forEach((d) => rmSync(d, { recursive: true, force: true }));
   });
 
   it('a SIGTERM to npm alone stops node and frees its ports within a few seconds', async () => {
-    const config = tempDir('signals-config');
-    const data = tempDir('signals-data');
+    const config = mkdtempSync(join(tmpdir(), 'watchpost-signals-config-'));
+    const data = mkdtempSync(join(tmpdir(), 'watchpost-signals-data-'));
     dirs.push(config, data);
     cpSync(join(ROOT, 'config-demo'), config, { recursive: true });
     const platformYaml = readFileSync(join(config, 'platform.yaml'), 'utf8')
@@ -92,13 +105,13 @@ describe.skipIf(!cliBuilt)('npm start and signals', () => {
   it('under npm, a command whose parent is gone (npx through a shell, killed) stops by itself', async () => {
     const env: NodeJS.ProcessEnv = { ...process.env, npm_lifecycle_event: 'npx' };
     // `; true` keeps the shell as the parent (no exec), as npm's script shell is.
-    const shell = spawn('sh', ['-c', `"${process.execPath}" dist/server/cli.js receive --port 0; true`], { cwd: ROOT, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-    npm = shell;
+    const sh = spawn('sh', ['-c', `"${process.execPath}" dist/server/cli.js receive --port 0; true`], { cwd: ROOT, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    shell = sh;
     let out = '';
-    shell.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    sh.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     const port = await new Promise<number>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`receive did not start: ${out}`)), 20_000);
-      shell.stdout!.on('data', () => {
+      sh.stdout!.on('data', () => {
         const match = /listening on http:\/\/127\.0\.0\.1:(\d+)\//.exec(out);
         if (!match) return;
         clearTimeout(timer);
@@ -106,8 +119,8 @@ describe.skipIf(!cliBuilt)('npm start and signals', () => {
       });
     });
     expect(await portOpen(port)).toBe(true);
-    process.kill(shell.pid!, 'SIGKILL');
-    expect(await waitFor(() => !groupAlive(shell.pid!), 10_000)).toBe(true);
+    process.kill(sh.pid!, 'SIGKILL');
+    expect(await waitFor(() => !groupAlive(sh.pid!), 10_000)).toBe(true);
     expect(await portOpen(port)).toBe(false);
   });
 });
