@@ -65,7 +65,7 @@ export class PendingOutbox {
   wait(row: PendingRow, at: number): void {
     const key = this.rateKey(row);
     let set = this.waiting.get(key);
-    if (!set) this.waiting.set(key, (set = new Map()));
+    if (!set) this.waiting.set(key, (set = new Map<PendingRow, { token: number; at: number }>()));
     const token = this.nextToken++;
     set.set(row, { token, at });
     this.push({ at, seq: row.seq, row, token });

@@ -25,7 +25,7 @@ import { randomUUID } from 'node:crypto';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 import type { Counter, MetricsRegistry } from '../lib/metrics.js';
-import type { AlertStore, DigestRow, NotificationEvent, OutboxRow, OutboxStatus } from './store.js';
+import type { AlertStore, DigestRow, NotificationEvent, OutboxRow } from './store.js';
 import type { ContactConfig, RateLimit } from './config.js';
 import { DueTimer } from './due-timer.js';
 import { PendingOutbox, type PendingRow } from './outbox-queue.js';

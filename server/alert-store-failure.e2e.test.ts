@@ -57,7 +57,7 @@ describe('alerts.db failing under the platform', () => {
     fault.on = true;
     // Acknowledged: the reading is durable in the spool before the alert stage runs.
     await device.publishAsync('telemetry/lg-bridge-001/strain-01', JSON.stringify({ ts: T0, values: { strain: 312.5 } }), { qos: 1 });
-    await waitFor('the platform alert on MQTT', async () => (seen.some((m) => m.topic === 'alerts/red/watchpost') ? true : undefined));
+    await waitFor('the platform alert on MQTT', () => Promise.resolve(seen.some((m) => m.topic === 'alerts/red/watchpost') ? true : undefined));
     expect(seen.map((m) => [m.topic, m.body.event, m.body.alert.rule_id])).toEqual([['alerts/red/watchpost', 'firing', 'platform-alerts-db']]);
     const degraded = await health();
     expect(degraded.status).toBe(200);
@@ -77,12 +77,12 @@ describe('alerts.db failing under the platform', () => {
 
     const list = await p.api('GET', '/api/v1/alerts?asset_id=lg-bridge-001');
     expect(list.status).toBe(200);
-    const alerts = list.body.alerts as Array<{ id: string; rule_id: string; state: string; level: string }>;
+    const alerts = (list.body as { alerts: Array<{ id: string; rule_id: string; state: string; level: string }> }).alerts;
     expect(alerts.map((a) => [a.rule_id, a.state, a.level])).toEqual([['bridge-strain', 'firing', 'red']]);
-    const alert = (await p.api('GET', `/api/v1/alerts/${alerts[0]!.id}`)).body;
+    const alert = (await p.api('GET', `/api/v1/alerts/${alerts[0]!.id}`)).body as { id: string; started_at: string };
     // Opened as of when the event came, not when it was stored.
     expect(Date.parse(alert.started_at)).toBeLessThanOrEqual(failedAt);
-    const timelineOf = async (id: string) => ((await p.api('GET', `/api/v1/alerts/${id}`)).body.timeline as Array<{ type: string }>).map((e) => e.type);
+    const timelineOf = async (id: string) => ((await p.api('GET', `/api/v1/alerts/${id}`)).body as { timeline: Array<{ type: string }> }).timeline.map((e) => e.type);
     expect(await waitFor('the delivery recorded', async () => ((await timelineOf(alert.id)).includes('delivered') ? timelineOf(alert.id) : undefined))).toEqual(['firing', 'queued', 'delivered']);
     const outage = bodies.find((b) => b.alert.rule_id === 'platform-alerts-db')!.alert.id;
     const outageTimeline = await waitFor('the outage deliveries recorded', async () => {
