@@ -211,7 +211,7 @@ export interface OutboxRepository {
   resolveOutbox(deliveryId: string, recipients: string[], body: string): void;
   /** Everyone an alert has been notified to so far: channel -> contact ids, in first-notified order. */
   notifiedTargets(alertId: string): Array<{ channel: string; to: string[] }>;
-  /** Records a digest and marks its members as taken into it; throws when a member is not a pending row outside a digest. */
+  /** Records a digest and marks its members as taken into it, all or nothing; throws when a member is not a pending row outside a digest. */
   insertDigest(d: Omit<DigestRow, 'status' | 'attempts' | 'updatedAt' | 'lastError'>): void;
   /** Pending digests by next attempt, then creation. */
   pendingDigests(): DigestRow[];
@@ -337,7 +337,50 @@ export interface CaseRepository {
   overrides(since: number, scheduleId?: string): OverrideRecord[];
 }
 
-export interface AlertStore extends AlertRepository, OutboxRepository, HoldRepository, ScheduleRepository, SettingsRepository, CaseRepository {
+/** One state-changing HTTP request (server/audit.ts): who, what, how it ended. Never a secret or a link's token. */
+export interface AuditRecord {
+  seq: number;
+  /** Platform time the answer was sent, epoch ms. */
+  at: number;
+  /** The API token's name, `link:<alert or department>` for a link page, null when not authenticated. */
+  actor: string | null;
+  method: string;
+  /** The path without the query, link tokens replaced by REDACTED. */
+  path: string;
+  /** The HTTP status answered. */
+  outcome: number;
+}
+
+export interface AuditFilter {
+  /** Entries at or after this time (epoch ms). */
+  since?: number;
+  /** Entries with a seq below this (the next page of a newest-first listing). */
+  beforeSeq?: number;
+  limit?: number;
+}
+
+/** The audit log of state-changing HTTP requests. */
+export interface AuditRepository {
+  /** Appends an entry; returns its seq. */
+  appendAudit(entry: Omit<AuditRecord, 'seq'>): number;
+  /** Entries newest first, at most `limit` (clamped to 1..MAX_LIST_LIMIT). */
+  auditEntries(filter?: AuditFilter): AuditRecord[];
+  /** Deletes up to `limit` entries older than `before`, oldest first; returns how many. */
+  pruneAudit(before: number, limit: number): number;
+}
+
+/** What the measures of the disposal loop read (alerts/report.ts, alerts/case-metrics.ts). */
+export interface ReportRepository {
+  /** Alerts (open or resolved) that started in [from, to), oldest first. */
+  alertsStartedBetween(from: number, to: number): AlertRecord[];
+  /**
+   * Open cases (neither closed nor dismissed) by status; an alert without a case record is
+   * `acknowledged` once acknowledged, else `new`.
+   */
+  openCaseCounts(): Map<CaseStatus, number>;
+}
+
+export interface AlertStore extends AlertRepository, OutboxRepository, HoldRepository, ScheduleRepository, SettingsRepository, CaseRepository, AuditRepository, ReportRepository {
   /** Runs fn in one transaction; everything it writes commits together or not at all. */
   transaction<T>(fn: () => T): T;
   readonly isOpen: boolean;

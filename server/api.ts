@@ -16,6 +16,8 @@ import { registerAckPage, type AckLinksPort } from './ack-page.js';
 import { actionBody, alertDetail, alertIdParams, alertQuery, alertView, anyObject, assetView, markOptionalBodies, deviceView, healthBody, invalidRulesBody, listOf, reloadBody, routeSchema, rulesView } from './api-schemas.js';
 import { ApiError } from './errors.js';
 import { registerSilenceRoutes, type SilencesPort } from './silences-api.js';
+import { registerCaseRoutes, type CasesPort } from './cases-api.js';
+import { registerWorkOrderPage, type WorkOrderLinksPort } from './work-order-page.js';
 import type { ReloadOutcome } from './rules-reload.js';
 import type { ApiConfig, Role } from './config/schema.js';
 
@@ -53,6 +55,10 @@ export interface ApiDeps {
   silences?: SilencesPort;
   /** The acknowledgement page of ack_url links (/ack/<token>); the AlertService satisfies it. */
   ackLinks?: AckLinksPort;
+  /** The disposal loop (verify, dismiss, dispatch, close, work orders, on call); the AlertService satisfies it. */
+  cases?: CasesPort;
+  /** The phone page of work-order links (/wo/<token>); the AlertService satisfies it. */
+  workOrderLinks?: WorkOrderLinksPort;
 }
 
 function parse<T extends z.ZodType>(schema: T, value: unknown, what: string): z.output<T> {
@@ -261,4 +267,6 @@ function registerRoutes(app: FastifyInstance, deps: ApiDeps, requireRole: Requir
 
   if (deps.silences) registerSilenceRoutes(app, { silences: deps.silences, requireRole });
   if (deps.ackLinks) registerAckPage(app, deps.ackLinks);
+  if (deps.cases) registerCaseRoutes(app, { cases: deps.cases, requireRole });
+  if (deps.workOrderLinks) registerWorkOrderPage(app, deps.workOrderLinks);
 }

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openApiMismatches, pathTemplate, type OpenApiDocument } from '../test/support/openapi.js';
 import { silentLogger } from '../lib/logger.js';
 import { buildApi, type ApiDeps } from './api.js';
+import { AlertError } from '../alerts/errors.js';
 import { ApiError } from './errors.js';
 
 const VIEWER = 'viewer-token-0123456789ab';
@@ -18,6 +19,11 @@ const alert = {
   id: 'al_1', rule_id: 'r1', rule_name: 'R1', level: 'red', state: 'firing', asset_id: 'a1', asset_name: 'A1', asset_type: 'bridge', street: 'S',
   sensor_id: 's1', metric: 'strain', value: 312.5, threshold: 300, started_at: '2026-12-01T00:00:00.000Z', message: 'm', plan: ['p'], ack_url: 'http://x/api/v1/alerts/al_1',
   updated_at: '2026-12-01T00:00:00.000Z', acknowledged_at: null, acknowledged_by: null, resolved_at: null, resolved_by: null, resolve_reason: null, escalation: 'e1', tier: 0,
+};
+const caseAlert = { ...alert, case: { status: 'verified', department: null, work_order_id: null } };
+const workOrder = {
+  id: 'wo_1', alert_id: 'al_1', department: 'lg-water', department_name: '水务', status: 'dispatched', note: null, created_by: 'ops', created_at: alert.started_at,
+  due_at: alert.started_at, overdue: false, arrived_at: null, closed_at: null, closed_by: null, outcome: null,
 };
 const silence = { id: 'si_0123456789abcdef', matchers: { asset_id: ['a1'] }, starts_at: '2026-12-01T00:00:00.000Z', ends_at: '2026-12-02T00:00:00.000Z', reason: 'works', created_by: 'ops', created_at: '2026-12-01T00:00:00.000Z', state: 'active' };
 
@@ -46,6 +52,21 @@ function deps(): Required<Omit<ApiDeps, 'tls'>> {
     metrics: () => Promise.resolve('# HELP x y\n# TYPE x counter\nx 1\n'),
     silences: { listSilences: () => [silence], createSilence: () => silence, deleteSilence: () => undefined },
     ackLinks: { ackLink: () => ({ kind: 'invalid' }), acknowledgeByLink: () => ({ kind: 'invalid' }) },
+    cases: {
+      verify: () => caseAlert,
+      dismiss: () => caseAlert,
+      dispatch: () => ({ alert: { ...caseAlert, case: { status: 'dispatched', department: 'lg-water', work_order_id: workOrder.id } }, work_order: workOrder }),
+      close: (id) => {
+        throw new AlertError('illegal_case_move', `cannot close a case that is new (${id})`, 'new');
+      },
+      workOrders: () => [workOrder],
+      onCall: () => [{ schedule: 'water-oncall', time_zone: 'Asia/Shanghai', current: { member: 'zhang-san', name: '张三', from: alert.started_at, until: alert.started_at }, next: { member: 'li-si', name: '李四', from: alert.started_at, until: alert.started_at } }],
+      createOverride: (id) => {
+        if (id !== 'water-oncall') throw new AlertError('schedule_not_found', `no schedule with id "${id}"`);
+        return { id: 'ov_1', schedule: id, member: 'li-si', starts_at: alert.started_at, ends_at: alert.started_at, created_by: 'ops', created_at: alert.started_at };
+      },
+    },
+    workOrderLinks: { workOrderLink: () => ({ kind: 'invalid' }), actOnWorkOrder: () => ({ kind: 'invalid' }) },
   };
 }
 
@@ -93,7 +114,7 @@ describe('GET /openapi.json', () => {
     for (const [path, ops] of Object.entries(doc.paths)) {
       for (const [method, op] of Object.entries(ops)) {
         const o = op as { responses: Record<string, { content?: Record<string, { schema: { required?: string[] } }> }>; security?: unknown[]; parameters?: unknown[]; requestBody?: unknown };
-        const open = ['/healthz', '/metrics', '/openapi.json', '/ack/{token}'].includes(path);
+        const open = ['/healthz', '/metrics', '/openapi.json', '/ack/{token}', '/wo/{token}'].includes(path);
         expect(o.security === undefined, `${method} ${path} security`).toBe(open);
         const errorCodes = Object.keys(o.responses).filter((s) => Number(s) >= 400);
         if (!open) expect(errorCodes, `${method} ${path}`).toEqual(expect.arrayContaining(['401', '403']));
@@ -103,7 +124,7 @@ describe('GET /openapi.json', () => {
           const answer = o.responses[s];
           if (!answer) continue;
           // The ack page answers its own outcomes (invalid, used, expired) as pages.
-          if (path === '/ack/{token}' && (s === '404' || s === '409')) expect(Object.keys(answer.content!)).toEqual(['text/html']);
+          if ((path === '/ack/{token}' || path === '/wo/{token}') && (s === '404' || s === '409')) expect(Object.keys(answer.content!)).toEqual(['text/html']);
           else expect(answer.content?.['application/json']?.schema.required, `${method} ${path} ${s}`).toEqual(expect.arrayContaining(['error', 'message']));
         }
       }
@@ -150,6 +171,18 @@ describe('GET /openapi.json', () => {
     ['POST', '/api/v1/silences', OPERATOR, { matchers: { asset_id: 'a1' }, ends_at: '2026-12-02T00:00:00Z', reason: 'works' }, 201],
     ['DELETE', '/api/v1/silences/nope', OPERATOR, undefined, 400],
     ['GET', '/openapi.json', undefined, undefined, 200],
+    ['POST', '/api/v1/alerts/al_1/verify', OPERATOR, { note: 'x' }, 200],
+    ['POST', '/api/v1/alerts/al_1/verify', VIEWER, { note: 'x' }, 403],
+    ['POST', '/api/v1/alerts/al_1/dismiss', OPERATOR, { reason: 'sensor_fault' }, 200],
+    ['POST', '/api/v1/alerts/al_1/dismiss', OPERATOR, { reason: 'bored' }, 400],
+    ['POST', '/api/v1/alerts/al_1/dispatch', OPERATOR, { department: 'lg-water', due: '2h' }, 201],
+    ['POST', '/api/v1/alerts/al_1/close', OPERATOR, { outcome: 'resolved' }, 409],
+    ['GET', '/api/v1/work-orders?department=lg-water&status=dispatched', VIEWER, undefined, 200],
+    ['GET', '/api/v1/work-orders?status=lost', VIEWER, undefined, 400],
+    ['GET', '/api/v1/oncall', VIEWER, undefined, 200],
+    ['POST', '/api/v1/schedules/water-oncall/overrides', OPERATOR, { member: 'li-si', starts_at: '2026-12-01T08:30:00+08:00', ends_at: '2026-12-01T20:30:00+08:00' }, 201],
+    ['POST', '/api/v1/schedules/nope/overrides', OPERATOR, { member: 'li-si', starts_at: '2026-12-01T08:30:00+08:00', ends_at: '2026-12-01T20:30:00+08:00' }, 404],
+    ['POST', '/api/v1/schedules/water-oncall/overrides', VIEWER, { member: 'li-si', starts_at: '2026-12-01T08:30:00+08:00', ends_at: '2026-12-01T20:30:00+08:00' }, 403],
   ])('%s %s answers as documented', async (method, url, token, payload, status) => {
     const res = await call(method, url, token, payload);
     expect(res.status).toBe(status);

@@ -133,6 +133,10 @@ export class Platform {
       escalations: config.escalations,
       channels: config.channels,
       contacts: config.contacts,
+      departments: config.departments,
+      schedules: config.schedules,
+      assetDepartments: (id) => config.assets.find((a) => a.id === id),
+      dispatchDefaults: (id) => config.rules.find((r) => r.id === id)?.dispatch,
       publicUrl: config.api.public_url,
       publish: (topic, payload) => this.bus?.publish(topic, payload, { qos: 1 }),
       writeAlertEvent: (point) => writer.writeAlertEvent(point),
@@ -220,6 +224,8 @@ export class Platform {
       health: () => this.health(),
       metrics: () => metrics.render(),
       silences: alerts,
+      cases: alerts,
+      workOrderLinks: alerts,
       ackLinks: { ackLink: (token) => alerts.ackLink(token), acknowledgeByLink: (token, note) => alerts.acknowledgeByLink(token, note), unitOf: (metric) => this.catalogue.unit(metric) },
     });
     this.api = api;

@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { migrate } from './migrations.js';
+import { migrate, SCHEMA_VERSION } from './migrations.js';
 
 export class AlertsDatabase {
   private readonly statements = new Map<string, Database.Statement>();
@@ -33,6 +33,25 @@ export class AlertsDatabase {
       db.pragma('foreign_keys = ON');
       db.pragma('busy_timeout = 5000');
       migrate(db);
+    } catch (error) {
+      db.close();
+      throw error;
+    }
+    return new AlertsDatabase(db);
+  }
+
+  /**
+   * Opens an existing `${dataDir}/alerts.db` read-only, without migrating it: it reads beside a
+   * running platform (WAL), and refuses a schema other than this version's.
+   */
+  static openReadOnly(dataDir: string): AlertsDatabase {
+    const file = path.join(dataDir, 'alerts.db');
+    if (!fs.existsSync(file)) throw new Error(`${file} does not exist (has the platform run with this data_dir?)`);
+    const db = new Database(file, { readonly: true, fileMustExist: true });
+    try {
+      db.pragma('busy_timeout = 5000');
+      const version = db.pragma('user_version', { simple: true }) as number;
+      if (version !== SCHEMA_VERSION) throw new Error(`${file} has schema version ${version}, this version of watchpost reads ${SCHEMA_VERSION}; start the platform once to bring it forward`);
     } catch (error) {
       db.close();
       throw error;

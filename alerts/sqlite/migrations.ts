@@ -211,6 +211,23 @@ CREATE INDEX IF NOT EXISTS schedule_overrides_end ON schedule_overrides (ends_at
 `);
     },
   },
+  {
+    version: 5,
+    description: 'the audit log of state-changing HTTP requests',
+    up(db) {
+      db.exec(`
+CREATE TABLE IF NOT EXISTS audit_log (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  at INTEGER NOT NULL,
+  actor TEXT,
+  method TEXT NOT NULL,
+  path TEXT NOT NULL,
+  outcome INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_log_at ON audit_log (at);
+`);
+    },
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

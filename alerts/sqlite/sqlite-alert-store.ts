@@ -2,9 +2,12 @@
  * The SQLite alert store: `${dataDir}/alerts.db` (database.ts, migrations.ts), one repository per
  * table group, behind the AlertStore interface (../store.ts).
  */
-import type { AlertFilter, AlertKey, AlertRecord, AlertStore, AttemptChange, CaseRecord, DigestRow, EscalationSchedule, OutboxRow, OverrideRecord, PendingRow, SilenceRecord, TimelineEntry, WorkOrderFilter, WorkOrderRecord } from '../store.js';
+import type { AlertFilter, AlertKey, AlertRecord, AlertStore, AttemptChange, AuditFilter, AuditRecord, CaseRecord, DigestRow, EscalationSchedule, OutboxRow, OverrideRecord, PendingRow, SilenceRecord, TimelineEntry, WorkOrderFilter, WorkOrderRecord } from '../store.js';
+import type { CaseStatus } from '../case-machine.js';
 import { SqliteCaseRepository } from './case-repository.js';
 import { SqliteAlertRepository } from './alert-repository.js';
+import { SqliteAuditRepository } from './audit-repository.js';
+import { SqliteReportRepository } from './report-repository.js';
 import { AlertsDatabase } from './database.js';
 import { SqliteHoldRepository } from './hold-repository.js';
 import { SqliteOutboxRepository } from './outbox-repository.js';
@@ -18,6 +21,8 @@ export class SqliteAlertStore implements AlertStore {
   private readonly schedules: SqliteScheduleRepository;
   private readonly settings: SqliteSettingsRepository;
   private readonly cases: SqliteCaseRepository;
+  private readonly audit: SqliteAuditRepository;
+  private readonly report: SqliteReportRepository;
 
   private constructor(private readonly db: AlertsDatabase) {
     this.alerts = new SqliteAlertRepository(db);
@@ -26,11 +31,18 @@ export class SqliteAlertStore implements AlertStore {
     this.schedules = new SqliteScheduleRepository(db);
     this.settings = new SqliteSettingsRepository(db);
     this.cases = new SqliteCaseRepository(db);
+    this.audit = new SqliteAuditRepository(db);
+    this.report = new SqliteReportRepository(db);
   }
 
   /** Opens (creating and migrating if needed) `${dataDir}/alerts.db`. */
   static open(dataDir: string): SqliteAlertStore {
     return new SqliteAlertStore(AlertsDatabase.open(dataDir));
+  }
+
+  /** Opens an existing `${dataDir}/alerts.db` for reading only (a report beside a running platform); every write throws. */
+  static openReadOnly(dataDir: string): SqliteAlertStore {
+    return new SqliteAlertStore(AlertsDatabase.openReadOnly(dataDir));
   }
 
   transaction<T>(fn: () => T): T {
@@ -259,5 +271,25 @@ export class SqliteAlertStore implements AlertStore {
 
   overrides(since: number, scheduleId?: string): OverrideRecord[] {
     return this.cases.overrides(since, scheduleId);
+  }
+
+  appendAudit(entry: Omit<AuditRecord, 'seq'>): number {
+    return this.audit.appendAudit(entry);
+  }
+
+  auditEntries(filter?: AuditFilter): AuditRecord[] {
+    return this.audit.auditEntries(filter);
+  }
+
+  pruneAudit(before: number, limit: number): number {
+    return this.audit.pruneAudit(before, limit);
+  }
+
+  alertsStartedBetween(from: number, to: number): AlertRecord[] {
+    return this.report.alertsStartedBetween(from, to);
+  }
+
+  openCaseCounts(): Map<CaseStatus, number> {
+    return this.report.openCaseCounts();
   }
 }
