@@ -14,6 +14,7 @@ import type { Level } from '../lib/levels.js';
 import { packageVersion } from '../lib/package-info.js';
 import { registerAckPage, type AckLinksPort } from './ack-page.js';
 import { actionBody, alertDetail, alertIdParams, alertQuery, alertView, anyObject, assetView, markOptionalBodies, deviceView, healthBody, invalidRulesBody, listOf, reloadBody, routeSchema, rulesView } from './api-schemas.js';
+import { auditHook, registerAuditRoutes, type AuditLog } from './audit.js';
 import { ApiError } from './errors.js';
 import { registerSilenceRoutes, type SilencesPort } from './silences-api.js';
 import { registerCaseRoutes, type CasesPort } from './cases-api.js';
@@ -55,6 +56,8 @@ export interface ApiDeps {
   silences?: SilencesPort;
   /** The acknowledgement page of ack_url links (/ack/<token>); the AlertService satisfies it. */
   ackLinks?: AckLinksPort;
+  /** The audit log: every state-changing request recorded (server/audit.ts), GET /api/v1/audit. */
+  audit?: Pick<AuditLog, 'record' | 'list'>;
   /** The disposal loop (verify, dismiss, dispatch, close, work orders, on call); the AlertService satisfies it. */
   cases?: CasesPort;
   /** The phone page of work-order links (/wo/<token>); the AlertService satisfies it. */
@@ -114,6 +117,7 @@ export function buildApi(deps: ApiDeps) {
     return (req, _reply, done) => {
       try {
         const principal = authenticate(req);
+        req.tokenName = principal.name; // the audit log's actor, also when the role is too low
         if (ROLE_RANK[principal.role] < ROLE_RANK[role]) throw new ApiError('forbidden', `this needs the ${role} role`);
         req.principal = principal;
         done();
@@ -136,6 +140,7 @@ export function buildApi(deps: ApiDeps) {
   });
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0]}` }));
 
+  if (deps.audit) app.addHook('onSend', auditHook(deps.audit));
   void app.register((api, _options, done) => {
     registerRoutes(api, deps, requireRole);
     done();
@@ -267,6 +272,7 @@ function registerRoutes(app: FastifyInstance, deps: ApiDeps, requireRole: Requir
 
   if (deps.silences) registerSilenceRoutes(app, { silences: deps.silences, requireRole });
   if (deps.ackLinks) registerAckPage(app, deps.ackLinks);
+  if (deps.audit) registerAuditRoutes(app, { audit: deps.audit, requireRole });
   if (deps.cases) registerCaseRoutes(app, { cases: deps.cases, requireRole });
   if (deps.workOrderLinks) registerWorkOrderPage(app, deps.workOrderLinks);
 }

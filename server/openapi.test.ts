@@ -52,6 +52,7 @@ function deps(): Required<Omit<ApiDeps, 'tls'>> {
     metrics: () => Promise.resolve('# HELP x y\n# TYPE x counter\nx 1\n'),
     silences: { listSilences: () => [silence], createSilence: () => silence, deleteSilence: () => undefined },
     ackLinks: { ackLink: () => ({ kind: 'invalid' }), acknowledgeByLink: () => ({ kind: 'invalid' }) },
+    audit: { record: () => undefined, list: () => [{ seq: 1, at: alert.started_at, actor: 'ops', method: 'POST', path: '/api/v1/alerts/al_1/ack', outcome: 200 }] },
     cases: {
       verify: () => caseAlert,
       dismiss: () => caseAlert,

@@ -36,6 +36,7 @@ import { RuleRunner } from '../rules/rule-runner.js';
 import type { DeviceRef } from '../rules/state.js';
 import type { RuleEvent } from '../rules/types.js';
 import { buildApi, type HealthReport } from './api.js';
+import { AuditLog } from './audit.js';
 import { resolveAfterReload, RulesReloader, type ReloadOutcome, type ReloadTrigger } from './rules-reload.js';
 import type { WatchpostConfig } from './config/schema.js';
 
@@ -71,6 +72,7 @@ export class Platform {
   private rules?: RuleRunner;
   private bus?: MessageBus;
   private api?: Api;
+  private audit?: AuditLog;
   private watchdog?: IngestWatchdog;
   private reloader?: RulesReloader;
   private ruleTimer?: NodeJS.Timeout;
@@ -208,6 +210,8 @@ export class Platform {
     }
     watchdog.start(open);
 
+    this.audit = new AuditLog({ store, clock, logger: logger.child({ module: 'audit' }), retentionMs: config.storage.retention.alerts });
+    this.audit.start();
     const api = buildApi({
       config: config.api,
       logger,
@@ -227,6 +231,7 @@ export class Platform {
       cases: alerts,
       workOrderLinks: alerts,
       ackLinks: { ackLink: (token) => alerts.ackLink(token), acknowledgeByLink: (token, note) => alerts.acknowledgeByLink(token, note), unitOf: (metric) => this.catalogue.unit(metric) },
+      audit: this.audit,
     });
     this.api = api;
     await api.listen({ host: config.api.host, port: config.api.port });
@@ -359,6 +364,8 @@ export class Platform {
     const { api, bus, alerts, store, writer } = this;
     this.watchdog?.stop();
     this.watchdog = undefined;
+    this.audit?.stop();
+    this.audit = undefined;
     this.runtime.stop();
     this.reloader?.stop();
     this.reloader = undefined;
