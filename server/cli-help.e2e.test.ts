@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CLI, ROOT, cliBuilt, runCli } from '../test/support/watchpost-process.js';
 
-const COMMANDS = ['start', 'simulate', 'check', 'replay', 'hash-secret', 'receive'];
+const COMMANDS = ['start', 'simulate', 'check', 'replay', 'hash-secret', 'receive', 'report'];
 
 describe.skipIf(!cliBuilt)('watchpost --version and --help', () => {
   it('--version prints the package version', async () => {

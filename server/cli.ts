@@ -149,6 +149,25 @@ options:
     options: { port: { type: 'string' }, host: { type: 'string' }, secret: { type: 'string' } },
     run: async (values) => (await import('./receive.js')).runReceive(values),
   },
+  report: {
+    summary: 'response times, overdue work orders and false-alarm rates of the disposal loop',
+    usage: ['report [--config DIR] --from TIME --to TIME [--json]'],
+    help: `Reports the cases (alerts) that started between --from and --to, read from alerts.db in the
+configuration's data_dir (read-only: it runs beside a running platform): per department and per
+level, the cases, how many are open or dismissed, the overdue work orders, and the median and
+90th percentile time of each stage, each measured from the alert's start to the first step of it
+(ack = acknowledged, verify = verified, dispatch = dispatched, on_site, close = closed); then the
+false-alarm rate (dismissed / all cases) by rule and by sensor, most dismissed first. A case's
+department is the one it was dispatched to, else its asset's owner.
+
+options:
+${CONFIG_HELP}
+  --from TIME      the start of the range, included: epoch milliseconds or RFC 3339
+  --to TIME        the end of the range, excluded
+  --json           print the report as JSON instead of tables`,
+    options: { config: { type: 'string' }, from: { type: 'string' }, to: { type: 'string' }, json: { type: 'boolean' } },
+    run: runReport,
+  },
 };
 
 function usage(): string {
@@ -392,6 +411,30 @@ async function runReplay(values: Values): Promise<number> {
   const report = replay.runReplay(config, input, { tz, end });
   process.stderr.write(replay.formatRejected(input.rejected));
   process.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : replay.formatTable(report));
+  return 0;
+}
+
+async function runReport(values: Values): Promise<number> {
+  const { parseTimeOption } = await import('./replay.js');
+  let from: number;
+  let to: number;
+  try {
+    if (values.from === undefined || values.to === undefined) throw new Error('watchpost report: give --from TIME and --to TIME (see: watchpost report --help)');
+    from = parseTimeOption(str(values.from)!, 'from');
+    to = parseTimeOption(str(values.to)!, 'to');
+    if (!(from < to)) throw new Error('--from must be before --to');
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n`);
+    return 2;
+  }
+  const config = await loadOrExit(resolveConfigDir(str(values.config)));
+  const { reportFromDataDir } = await import('./report.js');
+  try {
+    process.stdout.write(reportFromDataDir(config, from, to, values.json === true));
+  } catch (err) {
+    process.stderr.write(`watchpost report: ${(err as Error).message}\n`);
+    return 1;
+  }
   return 0;
 }
 

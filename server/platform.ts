@@ -7,6 +7,7 @@
 import { mkdirSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { AlertService, DELIVERY_FAILED_RULE } from '../alerts/alert-service.js';
+import { CaseMetrics } from '../alerts/case-metrics.js';
 import { SqliteAlertStore } from '../alerts/sqlite/sqlite-alert-store.js';
 import type { AlertStore } from '../alerts/store.js';
 import { DeviceRegistry } from '../ingest/broker-policy.js';
@@ -121,6 +122,7 @@ export class Platform {
     if (!hasFallback) logger.warn('no escalation named "fallback": platform alerts (spool, deadman) are recorded and published but notify nobody');
     const store = (this.options.openAlertStore ?? ((dir: string) => SqliteAlertStore.open(dir)))(config.storage.data_dir);
     this.store = store;
+    const caseMetrics = new CaseMetrics(metrics, store);
     const alerts = new AlertService({
       store,
       clock,
@@ -141,7 +143,10 @@ export class Platform {
       dispatchDefaults: (id) => config.rules.find((r) => r.id === id)?.dispatch,
       publicUrl: config.api.public_url,
       publish: (topic, payload) => this.bus?.publish(topic, payload, { qos: 1 }),
-      writeAlertEvent: (point) => writer.writeAlertEvent(point),
+      writeAlertEvent: (point) => {
+        writer.writeAlertEvent(point);
+        caseMetrics.alertEvent(point);
+      },
       retention: { maxAgeMs: config.storage.retention.alerts },
     });
     this.alerts = alerts;

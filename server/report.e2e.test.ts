@@ -1,0 +1,87 @@
+/**
+ * `watchpost report` as users run it (`node dist/server/cli.js`), beside a running platform that
+ * holds alerts.db open (WAL): its figures are what the alerts' timelines in the API say.
+ */
+import { existsSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitFor } from '../test/support/binaries.js';
+import { baseConfig, DEVICE_SECRET, startPlatform, tempDir, VIEWER_TOKEN, type RunningPlatform } from '../test/support/platform.js';
+import { startReceiver, type Receiver } from '../test/support/receiver.js';
+import { CLI, runCli } from '../test/support/watchpost-process.js';
+
+const T0 = Date.parse('2025-11-28T02:00:00.000Z');
+
+describe.skipIf(!existsSync(CLI))('watchpost report', () => {
+  let receiver: Receiver;
+  let p: RunningPlatform;
+  let from: number;
+
+  beforeAll(async () => {
+    receiver = await startReceiver();
+    const config = baseConfig({ webhookUrl: receiver.url, dataDir: tempDir('report') });
+    p = await startPlatform({
+      ...config,
+      departments: [{ id: 'lg-bridge', name: '桥梁养护中心', kind: 'owner', notify: [{ channel: 'ops-hook', to: [] }] }],
+      assets: config.assets.map((a) => (a.id === 'lg-bridge-001' ? { ...a, owner: 'lg-bridge' } : a)),
+    });
+    from = Date.now() - 1000;
+  });
+  afterAll(async () => {
+    await p?.stop();
+    await receiver?.close();
+  });
+
+  it("reads alerts.db while the platform runs, and its figures are the timelines'", async () => {
+    const device = await p.connect('dau-bridge-001', DEVICE_SECRET);
+    const publish = (i: number, strain: number) => device.publishAsync('telemetry/lg-bridge-001/strain-01', JSON.stringify({ ts: T0 + i * 1000, values: { strain } }), { qos: 1 });
+    const alertsNow = async () => (await p.api('GET', '/api/v1/alerts', undefined, VIEWER_TOKEN)).body.alerts as Array<{ id: string; state: string; level: string; started_at: string }>;
+
+    await publish(0, 310);
+    const [first] = await waitFor('the first alert', async () => ((await alertsNow()).length === 1 ? await alertsNow() : undefined));
+    expect((await p.api('POST', `/api/v1/alerts/${first!.id}/ack`, { note: '已派人' })).status).toBe(200);
+    await publish(1, 100);
+    await waitFor('resolved', async () => ((await alertsNow())[0]?.state === 'resolved' ? true : undefined));
+    await publish(2, 260); // orange
+    const second = await waitFor('the second alert', async () => (await alertsNow()).find((a) => a.id !== first!.id));
+
+    const detail = (await p.api('GET', `/api/v1/alerts/${first!.id}`, undefined, VIEWER_TOKEN)).body as { started_at: string; timeline: Array<{ type: string; at: string }> };
+    const ackSeconds = (Date.parse(detail.timeline.find((e) => e.type === 'acknowledged')!.at) - Date.parse(detail.started_at)) / 1000;
+
+    const to = Date.now() + 60_000;
+    const result = await runCli(['report', '--config', p.configDir, '--from', String(from), '--to', new Date(to).toISOString(), '--json']);
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    const report = JSON.parse(result.stdout);
+    const ack = { count: 1, median_s: ackSeconds, p90_s: ackSeconds };
+    const none = { count: 0, median_s: null, p90_s: null };
+    const stages = { ack, verify: none, dispatch: none, on_site: none, close: none };
+    expect(report.total).toEqual({
+      cases: 2,
+      status: { new: 1, acknowledged: 1, verified: 0, dismissed: 0, dispatched: 0, on_site: 0, closed: 0 },
+      stages,
+      overdue: 0,
+      dismissed: 0,
+      false_alarm_rate: 0,
+    });
+    expect(report.by_department).toEqual([{ department: 'lg-bridge', ...report.total }]);
+    expect(report.by_level.map((l: { level: string; cases: number; stages: { ack: unknown } }) => [l.level, l.cases, l.stages.ack])).toEqual([
+      ['red', 1, ack],
+      ['orange', 1, none],
+    ]);
+    expect(second!.level).toBe('orange');
+    expect(report.false_alarms.by_sensor).toEqual([{ asset_id: 'lg-bridge-001', sensor_id: 'strain-01', cases: 2, dismissed: 0, rate: 0, reasons: {} }]);
+
+    const text = await runCli(['report', '--config', p.configDir, '--from', String(from), '--to', String(to)]);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toMatch(/^cases started .*: 2;/);
+    expect(text.stdout).toMatch(/\nlg-bridge +2 +2 +0 +0\.0% +0 +[\d.]+s \/ [\d.]+s \(1\) +- +- +- +-\n/);
+
+    // The platform still writes after the report read beside it.
+    expect((await p.api('POST', `/api/v1/alerts/${second!.id}/ack`, {})).status).toBe(200);
+  });
+
+  it('refuses a missing or reversed range', async () => {
+    expect(await runCli(['report', '--config', p.configDir, '--from', '2026-12-01T00:00:00Z'])).toMatchObject({ code: 2, stderr: 'watchpost report: give --from TIME and --to TIME (see: watchpost report --help)\n' });
+    expect(await runCli(['report', '--config', p.configDir, '--from', '2026-12-02T00:00:00Z', '--to', '2026-12-01T00:00:00Z'])).toMatchObject({ code: 2, stderr: '--from must be before --to\n' });
+  });
+});
