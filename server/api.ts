@@ -15,6 +15,8 @@ import { packageVersion } from '../lib/package-info.js';
 import { registerAckPage, type AckLinksPort } from './ack-page.js';
 import { actionBody, alertDetail, alertIdParams, alertQuery, alertView, anyObject, assetView, markOptionalBodies, deviceView, healthBody, invalidRulesBody, listOf, reloadBody, routeSchema, rulesView } from './api-schemas.js';
 import { auditHook, registerAuditRoutes, type AuditLog } from './audit.js';
+import { registerConsole, type ConsolePort } from './console/routes.js';
+import { CSRF_HEADER, cookieValue, SESSION_COOKIE } from './console/sessions.js';
 import { ApiError } from './errors.js';
 import { registerSilenceRoutes, type SilencesPort } from './silences-api.js';
 import { registerCaseRoutes, type CasesPort } from './cases-api.js';
@@ -62,6 +64,8 @@ export interface ApiDeps {
   cases?: CasesPort;
   /** The phone page of work-order links (/wo/<token>); the AlertService satisfies it. */
   workOrderLinks?: WorkOrderLinksPort;
+  /** The duty console (server/console/): /console, its sessions (accepted here beside Bearer tokens), /api/v1/stream and /api/v1/series. */
+  console?: ConsolePort;
 }
 
 function parse<T extends z.ZodType>(schema: T, value: unknown, what: string): z.output<T> {
@@ -102,15 +106,39 @@ export function buildApi(deps: ApiDeps) {
     transformObject: (document) => ('openapiObject' in document ? markOptionalBodies(document.openapiObject) : document.swaggerObject),
   });
 
-  function authenticate(req: FastifyRequest): { name: string; role: Role } {
-    const header = req.headers.authorization;
-    const match = header ? /^Bearer\s+(\S+)$/i.exec(header) : null;
-    if (!match) throw new ApiError('unauthorized', 'missing Authorization: Bearer <token>');
+  function tokenPrincipal(token: string): { name: string; role: Role } | undefined {
     let found: { name: string; role: Role } | undefined;
     // Compare with every token, so the time taken does not depend on which one matches.
-    for (const t of deps.config.tokens) if (constantTimeEqual(t.token, match[1]!) && !found) found = { name: t.name, role: t.role };
+    for (const t of deps.config.tokens) if (constantTimeEqual(t.token, token) && !found) found = { name: t.name, role: t.role };
+    return found;
+  }
+
+  function authenticate(req: FastifyRequest): { name: string; role: Role } {
+    const header = req.headers.authorization;
+    const sessionId = header === undefined && deps.console ? cookieValue(req.headers.cookie, SESSION_COOKIE) : undefined;
+    if (sessionId !== undefined) return sessionPrincipal(req, sessionId);
+    const match = header ? /^Bearer\s+(\S+)$/i.exec(header) : null;
+    if (!match) throw new ApiError('unauthorized', 'missing Authorization: Bearer <token>');
+    const found = tokenPrincipal(match[1]!);
     if (!found) throw new ApiError('unauthorized', 'unknown token');
     return found;
+  }
+
+  /** A console session's principal; a state-changing request also needs the session's CSRF token (double submit). */
+  function sessionPrincipal(req: FastifyRequest, sessionId: string): { name: string; role: Role } {
+    const session = deps.console!.sessions.touch(sessionId);
+    // The session's token must still be configured with the same role.
+    if (!session || !deps.config.tokens.some((t) => t.name === session.name && t.role === session.role)) {
+      throw new ApiError('session_expired', 'the console session has expired or ended; sign in again', 401);
+    }
+    if (!['GET', 'HEAD', 'OPTIONS'].includes(req.method)) {
+      const sent = req.headers[CSRF_HEADER];
+      if (typeof sent !== 'string' || !constantTimeEqual(sent, session.csrfToken)) {
+        req.tokenName = session.name;
+        throw new ApiError('csrf_token_invalid', 'a request signed in by the console cookie needs its X-CSRF-Token header', 403);
+      }
+    }
+    return { name: session.name, role: session.role };
   }
 
   function requireRole(role: Role): onRequestHookHandler {
@@ -143,6 +171,7 @@ export function buildApi(deps: ApiDeps) {
   if (deps.audit) app.addHook('onSend', auditHook(deps.audit));
   void app.register((api, _options, done) => {
     registerRoutes(api, deps, requireRole);
+    if (deps.console) registerConsole(api, deps.console, { requireRole, tokenPrincipal, secureCookie: deps.tls !== undefined });
     done();
   });
   return app;

@@ -7,6 +7,7 @@ import { zId } from '../../lib/schema.js';
 import { assetSchema, brokerSchema, deviceSchema, metricSchema, storageSchema, tlsFilesSchema } from '../../ingest/config.js';
 import { ruleSchema } from '../../rules/config.js';
 import { channelSchema, contactSchema, departmentSchema, escalationSchema, escalationTargetIssues, recipientRef, scheduleSchema } from '../../alerts/config.js';
+import { consoleSchema } from '../console/config.js';
 
 export const ROLES = ['viewer', 'operator', 'admin'] as const;
 export type Role = (typeof ROLES)[number];
@@ -36,7 +37,7 @@ export const LIST_SECTIONS = ['assets', 'devices', 'rules', 'contacts', 'channel
 /** Sections that are maps: merged key by key across files. */
 export const MAP_SECTIONS = ['metrics'] as const;
 /** Sections that may appear in one file only. */
-export const SINGLE_SECTIONS = ['broker', 'api', 'storage'] as const;
+export const SINGLE_SECTIONS = ['broker', 'api', 'storage', 'console'] as const;
 export const SECTIONS = [...SINGLE_SECTIONS, ...MAP_SECTIONS, ...LIST_SECTIONS] as const;
 
 const REFERENCE_NOUN: Record<string, string> = { assets: 'asset', devices: 'device', escalations: 'escalation', channels: 'channel', contacts: 'contact', departments: 'department', schedules: 'schedule' };
@@ -51,6 +52,7 @@ export const configSchema = z
     broker: brokerSchema,
     api: apiSchema,
     storage: storageSchema,
+    console: consoleSchema,
     assets: z.array(assetSchema).default([]),
     metrics: z.record(z.string().regex(/^[a-z][a-z0-9_]{0,63}$/, 'metric names must match [a-z][a-z0-9_]{0,63}'), metricSchema).default({}),
     devices: z.array(deviceSchema).default([]),
