@@ -109,7 +109,7 @@ describe('the disposal loop', () => {
     expect(dispatched).toMatchObject({ at: new Date(T0).toISOString(), department: 'lg-water', work_order_id: order.id, due_at: order.due_at, previous_status: 'verified' });
     expect(h.points.filter((p) => p.alertId === id).map((p) => [p.event, p.actor])).toEqual([
       ['firing', undefined],
-      ['acknowledged', undefined],
+      ['acknowledged', 'duty-officer'],
       ['verified', 'duty-officer'],
       ['dispatched', 'duty-officer'],
       ['on_site', 'lg-water'],
@@ -117,6 +117,22 @@ describe('the disposal loop', () => {
       ['closed', 'lg-water'],
     ]);
     expect(h.service.workOrders({ department: 'lg-water' }).map((w) => [w.id, w.status])).toEqual([[order.id, 'closed']]);
+  });
+
+  it('an expired link gets its own answer and changes nothing', async () => {
+    const id = await fire();
+    h.service.acknowledge(id, { by: 'duty-officer' });
+    const { work_order: order } = h.service.dispatch(id, { by: 'duty-officer', due: '1h' });
+    await vi.advanceTimersByTimeAsync(0);
+    const body = bodies(h).find((b) => b.work_order)!;
+    const token = body.work_order!.url.split('/wo/')[1]!;
+    // Valid until 7 days after the due time.
+    vi.setSystemTime(Date.parse(order.due_at) + 7 * 24 * H - 1000);
+    expect(h.service.workOrderLink(token).kind).toBe('valid');
+    vi.setSystemTime(Date.parse(order.due_at) + 7 * 24 * H);
+    expect(h.service.workOrderLink(token)).toEqual({ kind: 'expired' });
+    expect(h.service.actOnWorkOrder(token, 'close', 'late')).toEqual({ kind: 'expired' });
+    expect(h.service.get(id).case.status).toBe('dispatched');
   });
 
   it('refuses illegal moves with the current status and changes nothing', async () => {

@@ -45,7 +45,9 @@ export class Notifier {
     if (event.note !== undefined) detail.note = event.note;
     if (event.reason !== undefined) detail.reason = event.reason;
     this.store.appendTimeline({ alertId: alert.id, at: event.at, kind: 'event', type: event.type, level: event.level, state: event.state, tier: null, channel: null, deliveryId: null, detail });
-    this.publishEvent(alert, event.type, alert.lastTier ?? 0, event.ts ?? event.at, effects);
+    // An operator's acknowledge or resolve names who did it on the alert_events point; the rules and the platform do not.
+    const actor = event.by !== undefined && event.by !== 'rule' && event.by !== 'system' ? event.by : undefined;
+    this.publishEvent(alert, event.type, alert.lastTier ?? 0, event.ts ?? event.at, effects, actor);
   }
 
   /** escalated / repeated: timeline events without a state change. */
