@@ -128,6 +128,7 @@ describe('platform on embedded defaults', () => {
       delivery_id: expect.stringMatching(/^[0-9a-f-]{36}$/),
       event: 'firing',
       tier: 0,
+      to: [],
       alert: {
         id: expect.any(String),
         rule_id: 'bridge-strain',
@@ -146,6 +147,7 @@ describe('platform on embedded defaults', () => {
         message: '龙岗河大桥 strain-01 应变 310µε，超过red阈值 300',
         plan: ['通知桥梁养护单位现场核查', '必要时封闭交通'],
         ack_url: expect.stringMatching(/^https:\/\/watchpost\.example\.org\//),
+        case: { status: 'new', department: null, work_order_id: null },
       },
     });
 
