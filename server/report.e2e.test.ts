@@ -80,6 +80,88 @@ describe.skipIf(!existsSync(CLI))('watchpost report', () => {
     expect((await p.api('POST', `/api/v1/alerts/${second!.id}/ack`, {})).status).toBe(200);
   });
 
+  it('after one alarm walks the whole loop (work-order page included) and another is dismissed, the report and the metrics are what the timelines say', async () => {
+    const device = await p.connect('dau-bridge-001', DEVICE_SECRET);
+    const publish = (i: number, strain: number) => device.publishAsync('telemetry/lg-bridge-001/strain-01', JSON.stringify({ ts: T0 + 100_000 + i * 1000, values: { strain } }), { qos: 1 });
+    const open = async () => ((await p.api('GET', '/api/v1/alerts?state=firing', undefined, VIEWER_TOKEN)).body.alerts as Array<{ id: string }>)[0];
+    const windowFrom = Date.now();
+    // The earlier test's second alert is still open (acknowledged): resolve it first.
+    await publish(0, 100);
+    await waitFor('no open alert', async () => ((await p.api('GET', '/api/v1/alerts?state=acknowledged', undefined, VIEWER_TOKEN)).body.alerts.length === 0 ? true : undefined));
+
+    await publish(1, 320);
+    const a = await waitFor('alarm A', open);
+    const dispatchedBefore = receiver.requests.length;
+    expect((await p.api('POST', `/api/v1/alerts/${a!.id}/ack`, {})).status).toBe(200);
+    expect((await p.api('POST', `/api/v1/alerts/${a!.id}/verify`, { note: '视频确认' })).status).toBe(200);
+    expect((await p.api('POST', `/api/v1/alerts/${a!.id}/dispatch`, { department: 'lg-bridge', due: '2h' })).status).toBe(201);
+    const woUrl = await waitFor('the work order notification', async () => {
+      const body = receiver.requests.slice(dispatchedBefore).map((r) => JSON.parse(r.body) as { event: string; work_order?: { url: string } }).find((b) => b.event === 'dispatched' && b.work_order);
+      return body?.work_order?.url;
+    });
+    await publish(2, 100); // A's signal resolves; its case stays open
+    await publish(3, 265);
+    const b = await waitFor('alarm B', async () => {
+      const x = await open();
+      return x && x.id !== a!.id ? x : undefined;
+    });
+    expect((await p.api('POST', `/api/v1/alerts/${b!.id}/dismiss`, { reason: 'sensor_fault', note: '传感器松动' })).status).toBe(200);
+    const woPath = new URL(woUrl).pathname;
+    const form = (action: string) => fetch(`${p.apiUrl}${woPath}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `action=${action}&note=ok` });
+    expect((await form('arrive')).status).toBe(200);
+    expect((await form('close')).status).toBe(200);
+    const windowTo = Date.now() + 1;
+
+    type Detail = { started_at: string; case: { status: string }; timeline: Array<{ type: string; at: string; kind: string }> };
+    const detail = (await p.api('GET', `/api/v1/alerts/${a!.id}`, undefined, VIEWER_TOKEN)).body as Detail;
+    const bDetail = (await p.api('GET', `/api/v1/alerts/${b!.id}`, undefined, VIEWER_TOKEN)).body as Detail;
+    const seconds = (d: Detail, type: string) => (Date.parse(d.timeline.find((e) => e.kind === 'event' && e.type === type)!.at) - Date.parse(d.started_at)) / 1000;
+    expect([detail.case.status, bDetail.case.status]).toEqual(['closed', 'dismissed']);
+    const expected = Object.fromEntries(
+      (['verify', 'dispatch', 'on_site', 'close'] as const).map((stage, i) => {
+        const s = seconds(detail, ['verified', 'dispatched', 'on_site', 'closed'][i]!);
+        return [stage, { count: 1, median_s: s, p90_s: s }];
+      }),
+    );
+    // Dismissing B took it on, as acknowledging does: two acknowledgements.
+    const [lo, hi] = [seconds(detail, 'acknowledged'), seconds(bDetail, 'acknowledged')].sort((x, y) => x - y) as [number, number];
+
+    const result = await runCli(['report', '--config', p.configDir, '--from', String(windowFrom), '--to', String(windowTo), '--json']);
+    expect(result.stderr).toBe('');
+    const report = JSON.parse(result.stdout);
+    expect(report.total).toEqual({
+      cases: 2,
+      status: { new: 0, acknowledged: 0, verified: 0, dismissed: 1, dispatched: 0, on_site: 0, closed: 1 },
+      stages: { ack: { count: 2, median_s: expect.any(Number), p90_s: expect.any(Number) }, ...expected },
+      overdue: 0,
+      dismissed: 1,
+      false_alarm_rate: 0.5,
+    });
+    // Figures are given to the millisecond.
+    expect(Math.abs(report.total.stages.ack.median_s - (lo + hi) / 2)).toBeLessThanOrEqual(0.0005 + 1e-9);
+    expect(Math.abs(report.total.stages.ack.p90_s - (lo + 0.9 * (hi - lo)))).toBeLessThanOrEqual(0.0005 + 1e-9);
+    expect(report.by_level.map((l: { level: string; cases: number; dismissed: number }) => [l.level, l.cases, l.dismissed])).toEqual([
+      ['red', 1, 0],
+      ['orange', 1, 1],
+    ]);
+    expect(report.false_alarms.by_sensor).toEqual([{ asset_id: 'lg-bridge-001', sensor_id: 'strain-01', cases: 2, dismissed: 1, rate: 0.5, reasons: { sensor_fault: 1 } }]);
+
+    // The histogram holds the same times.
+    const metrics = (await (await fetch(`${p.apiUrl}/metrics`)).text()).split('\n');
+    for (const [stage, figures] of Object.entries(expected)) {
+      expect(metrics).toContain(`watchpost_case_stage_seconds_count{stage="${stage}",level="red"} 1`);
+      const sum = metrics.find((l) => l.startsWith(`watchpost_case_stage_seconds_sum{stage="${stage}",level="red"} `));
+      expect(Number(sum!.split(' ')[1])).toBeCloseTo(figures.median_s, 3);
+    }
+    // Open cases by status as the API lists them (the earlier test leaves its two acknowledged).
+    const all = (await p.api('GET', '/api/v1/alerts', undefined, VIEWER_TOKEN)).body.alerts as Array<{ case: { status: string } }>;
+    const count = (status: string) => all.filter((x) => x.case.status === status).length;
+    expect(count('closed') + count('dismissed')).toBe(2);
+    expect(metrics.filter((l) => l.startsWith('watchpost_cases_open{'))).toEqual(
+      ['new', 'acknowledged', 'verified', 'dispatched', 'on_site'].map((status) => `watchpost_cases_open{status="${status}"} ${count(status)}`),
+    );
+  });
+
   it('refuses a missing or reversed range', async () => {
     expect(await runCli(['report', '--config', p.configDir, '--from', '2026-12-01T00:00:00Z'])).toMatchObject({ code: 2, stderr: 'watchpost report: give --from TIME and --to TIME (see: watchpost report --help)\n' });
     expect(await runCli(['report', '--config', p.configDir, '--from', '2026-12-02T00:00:00Z', '--to', '2026-12-01T00:00:00Z'])).toMatchObject({ code: 2, stderr: '--from must be before --to\n' });

@@ -141,7 +141,7 @@ broker:
   it('accepts the compose setup: the demo with deploy/config/platform.yaml for its platform.yaml', () => {
     const root = join(import.meta.dirname, '..', '..');
     const files: Record<string, string> = { 'platform.yaml': readFileSync(join(root, 'deploy', 'config', 'platform.yaml'), 'utf8') };
-    for (const name of ['assets', 'metrics', 'devices', 'rules', 'escalation']) files[`${name}.yaml`] = readFileSync(join(root, 'config-demo', `${name}.yaml`), 'utf8');
+    for (const name of ['assets', 'metrics', 'devices', 'rules', 'escalation', 'departments']) files[`${name}.yaml`] = readFileSync(join(root, 'config-demo', `${name}.yaml`), 'utf8');
     const result = loadConfig(configDir(files), {});
     if (!result.ok) throw new Error(formatErrors(result.errors));
     expect(result.config.storage).toMatchObject({ data_dir: '/var/lib/watchpost', influx: { url: 'http://influxdb:8086', version: 1, database: 'telemetry' } });
