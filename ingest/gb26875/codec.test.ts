@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { checksum, encodeFrame, scanFrame, timeLabelAt, timeLabelToEpoch, type Frame } from './frame.js';
 import { decodeUnit, encodeUnit, type InfoObject } from './objects.js';
-import { componentPoint, pointReadings, renamePoints } from './mapping.js';
+import { componentPoint, pointReadings, renamePoints, type PointReading } from './mapping.js';
 import { decodeDescription, encodeDescription } from './standard.js';
 
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
@@ -133,7 +133,7 @@ describe('GB/T 26875.3 objects', () => {
   });
 
   it('renames points onto catalogue sensors and selects their metrics', () => {
-    const readings = [
+    const readings: PointReading[] = [
       { sensorId: 's-1-1', ts: 1, values: { fire_alarm: 1, fault: 0, supervisory: 0, disabled: 0 } },
       { sensorId: componentPoint(1, 1, 0x120001), ts: 1, values: { fire_alarm: 1, fault: 0, supervisory: 0, disabled: 0 } },
       { sensorId: 'c-1-1-00000009', ts: 1, values: { fault: 1 } },
