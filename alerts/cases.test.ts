@@ -146,6 +146,24 @@ describe('the disposal loop', () => {
     }
     expect(h.service.get(id)).toMatchObject({ state: 'firing', case: { status: 'new' } });
     expect(() => h.service.dispatch(id, { by: 'x', department: 'lg-nope' })).toThrow(expect.objectContaining({ code: 'department_not_found' }) as Error);
+    // A resolved alert's new case must be verified before it is dispatched; a firing one is taken on by the dispatch.
+    h.service.handle([ruleEvent(null, 10)]);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(() => h.service.dispatch(id, { by: 'x' })).toThrow(expect.objectContaining({ code: 'illegal_case_move', caseStatus: 'new', message: 'cannot dispatch a case that is new' }) as Error);
+    expect(h.store.listWorkOrders()).toEqual([]);
+    h.service.verify(id, { by: 'x' });
+    expect(h.service.dispatch(id, { by: 'x' }).alert.case).toMatchObject({ status: 'dispatched', department: 'lg-water' });
+  });
+
+  it('dispatching a firing alert acknowledges it first, in the same transaction', async () => {
+    const id = await fire();
+    const { alert } = h.service.dispatch(id, { by: 'duty-officer' });
+    expect(alert).toMatchObject({ state: 'acknowledged', acknowledged_by: 'duty-officer', case: { status: 'dispatched' } });
+    expect(h.service.get(id).timeline.filter((e) => e.kind === 'event').map((e) => [e.type, e.previous_status ?? null])).toEqual([
+      ['firing', null],
+      ['acknowledged', null],
+      ['dispatched', 'acknowledged'],
+    ]);
   });
 
   it('dismiss stops escalation and records the reason', async () => {

@@ -197,6 +197,7 @@ export class Cases {
     const dueAt = this.dueAt(input.due, defaults?.due[before.level] ?? DEFAULT_DUE_MS[before.level], now);
     const workOrderId = newWorkOrderId();
     let order: WorkOrderRecord | undefined;
+    this.checkMove(before, { kind: 'dispatch', department, workOrderId });
     const alert = this.transitions.commit((effects) => {
       const alert = this.takeOn(before.id, input.by, effects);
       const current = this.caseOf(alert.id);
@@ -242,6 +243,17 @@ export class Cases {
     return at;
   }
 
+  /**
+   * Judges a move before anything is written: a step on a firing alert acknowledges it first, so
+   * a `new` case is judged as `acknowledged` then; the error names the status as it is now.
+   */
+  private checkMove(alert: AlertRecord, input: CaseInput): void {
+    const current = this.caseOf(alert.id);
+    const effective = alert.state === 'firing' && current.status === 'new' ? { ...current, status: 'acknowledged' as const } : current;
+    const check = moveCase(effective, input);
+    if (!check.ok) throw new AlertError('illegal_case_move', `cannot ${input.kind === 'arrive' ? 'arrive on site for' : input.kind} a case that is ${current.status.replace('_', ' ')}`, current.status);
+  }
+
   /** Acknowledges a still firing alert inside the current transaction (a step takes it on). */
   private takeOn(alertId: string, by: string, effects: Effect[]): AlertRecord {
     const alert = this.store.getAlert(alertId);
@@ -262,9 +274,7 @@ export class Cases {
     return this.transitions.commit((effects) => {
       const existing = this.store.getAlert(alertId);
       if (!existing) throw new AlertError('alert_not_found', `no alert with id "${alertId}"`);
-      // Checked before taking the alert on, so an illegal move changes nothing.
-      const check = moveCase(this.caseOf(alertId), input);
-      if (!check.ok) throw new AlertError('illegal_case_move', check.error.message, check.error.status);
+      this.checkMove(existing, input);
       const alert = this.takeOn(alertId, action.by, effects);
       const current = this.caseOf(alertId);
       const r = moveCase(current, input);
