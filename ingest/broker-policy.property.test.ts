@@ -45,6 +45,7 @@ async function gate(deviceId: string, topic: string, body: string): Promise<stri
   const decision = decidePublish(device, topic, Buffer.from(body));
   if (decision.action === 'refuse' || decision.action === 'reject') return decision.action;
   if (decision.action === 'status') return `status/${decision.deviceId}`;
+  if (decision.action === 'sparkplug') return 'reject'; // no device here is a Sparkplug edge node
   const ingest = new IngestService({
     catalogue,
     clock: { now: () => NOW },

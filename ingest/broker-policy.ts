@@ -4,6 +4,7 @@
  */
 import type { DeviceConfig } from './config.js';
 import { filterCovers, filterReaches, parseTopic, type InboundTopic } from './topics.js';
+import { isSparkplugTopic, nodeSubscriptions, parseSparkplugTopic, type SparkplugTopic } from './sparkplug/topics.js';
 
 export interface DeviceEntry {
   id: string;
@@ -15,6 +16,7 @@ export type PublishDecision =
   | { action: 'refuse'; reason: string } // protocol-level refusal: the connection is closed
   | { action: 'telemetry'; topic: Extract<InboundTopic, { kind: 'telemetry' }> }
   | { action: 'status'; deviceId: string; value: 'online' | 'offline' }
+  | { action: 'sparkplug'; topic: SparkplugTopic }
   | { action: 'reject'; reason: 'not_allowed' | 'bad_topic' | 'bad_shape'; detail: string }; // reported on errors/, not stored
 
 export class DeviceRegistry {
@@ -45,9 +47,11 @@ export class DeviceRegistry {
   }
 }
 
-export function decidePublish(device: DeviceEntry | undefined, topic: string, payload: Buffer): PublishDecision {
+/** `sparkplugGroups`: the Sparkplug groups in which the device is a configured edge node (its id is the edge node id). */
+export function decidePublish(device: DeviceEntry | undefined, topic: string, payload: Buffer, sparkplugGroups?: ReadonlySet<string>): PublishDecision {
   if (topic.startsWith('$')) return { action: 'refuse', reason: `publishing to ${topic.split('/')[0]} topics is not allowed` };
   if (!device) return { action: 'refuse', reason: 'anonymous clients may not publish' };
+  if (isSparkplugTopic(topic)) return decideSparkplug(device, topic, sparkplugGroups);
   const parsed = parseTopic(topic);
   switch (parsed.kind) {
     case 'telemetry':
@@ -63,12 +67,28 @@ export function decidePublish(device: DeviceEntry | undefined, topic: string, pa
   }
 }
 
+/** A configured edge node may publish its own node and device messages (not commands), nothing else under spBv1.0/. */
+function decideSparkplug(device: DeviceEntry, topic: string, groups: ReadonlySet<string> | undefined): PublishDecision {
+  const parsed = parseSparkplugTopic(topic);
+  if (!groups) return { action: 'reject', reason: 'not_allowed', detail: 'this device is not a configured Sparkplug edge node' };
+  if (!parsed) return { action: 'reject', reason: 'bad_topic', detail: 'Sparkplug topics are spBv1.0/{group}/{type}/{edge}[/{device}]' };
+  if (parsed.edge !== device.id || !groups.has(parsed.group)) {
+    return { action: 'reject', reason: 'not_allowed', detail: `an edge node may publish only spBv1.0/{its group}/…/${device.id}` };
+  }
+  if (parsed.type === 'NCMD' || parsed.type === 'DCMD') return { action: 'reject', reason: 'not_allowed', detail: 'edge nodes do not send commands' };
+  return { action: 'sparkplug', topic: parsed };
+}
+
 /** May this client subscribe to `filter`? Devices get errors/{own id} and their `subscribe` filters. */
-export function allowSubscribe(device: DeviceEntry | undefined, filter: string): boolean {
+export function allowSubscribe(device: DeviceEntry | undefined, filter: string, sparkplugGroups?: ReadonlySet<string>): boolean {
   if (!device) return false;
   if (filter === `errors/${device.id}`) return true;
   if (filter.startsWith('$')) return false;
   // errors/ of other devices are private, whatever the configured filters say.
   if (filterReaches(filter, 'errors')) return false;
+  // A Sparkplug edge node: its own commands and host application states.
+  for (const group of sparkplugGroups ?? []) {
+    if (nodeSubscriptions(group, device.id).some((allowed) => filterCovers(allowed, filter))) return true;
+  }
   return device.config.subscribe.some((allowed) => filterCovers(allowed, filter));
 }

@@ -41,6 +41,8 @@ export interface EmbeddedBrokerDeps {
   logger: Logger;
   metrics?: MetricsRegistry;
   clock?: { now(): number };
+  /** Configured Sparkplug edge nodes: device id (= edge node id) -> its groups. */
+  sparkplugEdges?: ReadonlyMap<string, ReadonlySet<string>>;
 }
 
 /** Room for the topic and headers on top of the payload limit (an MQTT topic is at most 64 KiB). */
@@ -135,7 +137,7 @@ export class EmbeddedBroker implements MessageBus {
       authorizePublish: (client, packet, done) => this.authorizePublish(client, packet, done),
       authorizeSubscribe: (client, sub, done) => {
         const device = this.clientDevice.get(client);
-        if (allowSubscribe(device, sub.topic)) {
+        if (allowSubscribe(device, sub.topic, device && this.deps.sparkplugEdges?.get(device.id))) {
           if (filterReaches(sub.topic, 'telemetry')) this.telemetryWatched = true;
           return done(null, sub);
         }
@@ -216,7 +218,7 @@ export class EmbeddedBroker implements MessageBus {
           return;
         }
         const telemetry = packet.topic.startsWith('telemetry/');
-        if (packet.retain && telemetry) packet.retain = false;
+        if (packet.retain && (telemetry || packet.topic.startsWith('spBv1.0/'))) packet.retain = false;
         if (telemetry && !this.telemetryWatched) {
           done?.();
           return;
@@ -298,7 +300,7 @@ export class EmbeddedBroker implements MessageBus {
     // Publishes by the platform itself (client === null) bypass policy.
     if (!client) return done(null);
     const device = this.clientDevice.get(client);
-    const decision = decidePublish(device, packet.topic, packet.payload as Buffer);
+    const decision = decidePublish(device, packet.topic, packet.payload as Buffer, device && this.deps.sparkplugEdges?.get(device.id));
     const source = { deviceId: device?.id, allowedAssets: device?.assets };
     switch (decision.action) {
       case 'refuse':
@@ -313,6 +315,19 @@ export class EmbeddedBroker implements MessageBus {
       case 'status':
         this.deps.handlers.status(decision.deviceId, decision.value);
         return done(null);
+      case 'sparkplug': {
+        // As telemetry: acknowledged once the readings are durable; forwarded only when nothing was refused.
+        const handle = this.deps.handlers.sparkplug;
+        if (!handle) {
+          this.withheld.add(packet);
+          return done(null);
+        }
+        handle(source, decision.topic, packet.topic, packet.payload as Buffer).then(
+          (stored) => (stored ? done(null) : done(new Error('storage is full; try again later'))),
+          (err: Error) => done(err),
+        );
+        return;
+      }
       case 'telemetry': {
         // done() (and so the PUBACK) waits until the readings are durable in the spool.
         this.deps.handlers.telemetry(source, packet.topic, decision.topic.assetId, decision.topic.sensorId, packet.payload as Buffer).then(
@@ -332,7 +347,7 @@ export class EmbeddedBroker implements MessageBus {
     }
   }
 
-  publish(topic: string, payload: string, options: PublishOptions = {}): void {
+  publish(topic: string, payload: string | Buffer, options: PublishOptions = {}): void {
     const broker = this.broker;
     if (!broker || broker.closed) return;
     broker.publish(

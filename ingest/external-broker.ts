@@ -256,7 +256,7 @@ export class ExternalBroker implements MessageBus {
     return true;
   }
 
-  publish(topic: string, payload: string, options: PublishOptions = {}): void {
+  publish(topic: string, payload: string | Buffer, options: PublishOptions = {}): void {
     this.client?.publish(topic, payload, { qos: options.qos ?? 0, retain: options.retain ?? false }, (err) => {
       if (err) this.log.error({ topic, err: err.message }, 'publish to external broker failed');
     });

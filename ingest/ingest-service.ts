@@ -18,6 +18,8 @@ export interface TelemetrySource {
   deviceId?: string;
   /** Assets the device may publish for; undefined when the broker enforces this (external mode). */
   allowedAssets?: ReadonlySet<string>;
+  /** Also receives the message's rejection line (HTTP push answers with it). */
+  onRejected?: (line: RejectionLine) => void;
 }
 
 export interface IngestDeps {
@@ -162,5 +164,6 @@ export class IngestService {
     const line = rejectionLine(topic, rejections);
     this.log.warn({ device_id: source.deviceId, topic, reason: line.reason, detail: line.detail, rejected: rejections.length, reasons: counts }, 'telemetry rejected');
     for (const deviceId of recipients) this.deps.feedback(deviceId, line);
+    source.onRejected?.(line);
   }
 }

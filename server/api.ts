@@ -18,6 +18,8 @@ import { auditHook, registerAuditRoutes, type AuditLog } from './audit.js';
 import { registerConsole, type ConsolePort } from './console/routes.js';
 import { CSRF_HEADER, cookieValue, SESSION_COOKIE } from './console/sessions.js';
 import { ApiError } from './errors.js';
+import { registerHttpPush } from './http-ingest.js';
+import type { HttpPush } from '../ingest/http-push/http-push.js';
 import { registerSilenceRoutes, type SilencesPort } from './silences-api.js';
 import { registerCaseRoutes, type CasesPort } from './cases-api.js';
 import { registerWorkOrderPage, type WorkOrderLinksPort } from './work-order-page.js';
@@ -66,6 +68,8 @@ export interface ApiDeps {
   workOrderLinks?: WorkOrderLinksPort;
   /** The duty console (server/console/): /console, its sessions (accepted here beside Bearer tokens), /api/v1/stream and /api/v1/series. */
   console?: ConsolePort;
+  /** HTTP push of readings by devices (adapters: type http), POST {path}/{asset_id}/{sensor_id}. */
+  httpPush?: HttpPush;
 }
 
 function parse<T extends z.ZodType>(schema: T, value: unknown, what: string): z.output<T> {
@@ -101,7 +105,12 @@ export function buildApi(deps: ApiDeps) {
     openapi: {
       openapi: '3.1.0',
       info: { title: 'Watchpost HTTP API', version: packageVersion(), description: 'JSON; errors are { "error": "<code>", "message": "…" }. Authorization: Bearer <token> except /healthz, /metrics, /openapi.json and /ack/{token}.' },
-      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'an API token (api.tokens); roles viewer < operator < admin' } } },
+      components: {
+        securitySchemes: {
+          bearer: { type: 'http', scheme: 'bearer', description: 'an API token (api.tokens); roles viewer < operator < admin' },
+          ...(deps.httpPush ? { device: { type: 'http', scheme: 'basic', description: 'HTTP push: a device id (devices) and its secret' } } : {}),
+        },
+      },
     },
     transformObject: (document) => ('openapiObject' in document ? markOptionalBodies(document.openapiObject) : document.swaggerObject),
   });
@@ -301,6 +310,7 @@ function registerRoutes(app: FastifyInstance, deps: ApiDeps, requireRole: Requir
 
   if (deps.silences) registerSilenceRoutes(app, { silences: deps.silences, requireRole });
   if (deps.ackLinks) registerAckPage(app, deps.ackLinks);
+  if (deps.httpPush) registerHttpPush(app, deps.httpPush);
   if (deps.audit) registerAuditRoutes(app, { audit: deps.audit, requireRole });
   if (deps.cases) registerCaseRoutes(app, { cases: deps.cases, requireRole });
   if (deps.workOrderLinks) registerWorkOrderPage(app, deps.workOrderLinks);

@@ -10,6 +10,10 @@ import { silentLogger } from '../lib/logger.js';
 import { buildApi, type ApiDeps } from './api.js';
 import { AlertError } from '../alerts/errors.js';
 import { ApiError } from './errors.js';
+import { DeviceRegistry } from '../ingest/broker-policy.js';
+import { SecretVerifier } from '../ingest/device-auth.js';
+import { HttpPush } from '../ingest/http-push/http-push.js';
+import { MetricsRegistry } from '../lib/metrics.js';
 
 const VIEWER = 'viewer-token-0123456789ab';
 const OPERATOR = 'operator-token-0123456789';
@@ -52,6 +56,16 @@ function deps(): Required<Omit<ApiDeps, 'tls'>> {
     metrics: () => Promise.resolve('# HELP x y\n# TYPE x counter\nx 1\n'),
     silences: { listSilences: () => [silence], createSilence: () => silence, deleteSilence: () => undefined },
     ackLinks: { ackLink: () => ({ kind: 'invalid' }), acknowledgeByLink: () => ({ kind: 'invalid' }) },
+    httpPush: new HttpPush({
+      config: { type: 'http', path: '/ingest/v1', rate_limit: { requests_per_second: 5, burst: 20 } },
+      devices: new DeviceRegistry([]),
+      verifier: () => new SecretVerifier([]),
+      clock: { now: () => Date.now() },
+      metrics: new MetricsRegistry(),
+      maxPayloadBytes: 64 * 1024,
+      telemetry: () => Promise.resolve({ accepted: 0, rejected: 0, stored: true }),
+      rejected: () => undefined,
+    }),
     audit: { record: () => undefined, list: () => [{ seq: 1, at: alert.started_at, actor: 'ops', method: 'POST', path: '/api/v1/alerts/al_1/ack', outcome: 200 }] },
     cases: {
       verify: () => caseAlert,
@@ -98,7 +112,7 @@ describe('GET /openapi.json', () => {
     expect(doc.openapi).toBe('3.1.0');
     const { securitySchemes } = (doc as unknown as { components: { securitySchemes: unknown } }).components;
     expect(securitySchemes).toMatchObject({ bearer: { type: 'http', scheme: 'bearer' } });
-    expect(Object.keys(securitySchemes as object)).toEqual(['bearer']);
+    expect(Object.keys(securitySchemes as object)).toEqual(['bearer', 'device']);
   });
 
   it('describes every route the API registers', () => {

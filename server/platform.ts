@@ -16,6 +16,9 @@ import { isExternalBroker } from '../ingest/config.js';
 import { EmbeddedBroker } from '../ingest/embedded-broker.js';
 import { ExternalBroker } from '../ingest/external-broker.js';
 import { IngestService } from '../ingest/ingest-service.js';
+import { SecretVerifier } from '../ingest/device-auth.js';
+import { HttpPush } from '../ingest/http-push/http-push.js';
+import { SparkplugHost } from '../ingest/sparkplug/host.js';
 import { LatestReadings } from '../ingest/latest-readings.js';
 import type { InboundHandlers, MessageBus } from '../ingest/message-bus.js';
 import type { Reading } from '../ingest/reading.js';
@@ -81,6 +84,8 @@ export class Platform {
   private ruleTimer?: NodeJS.Timeout;
   /** Why the spool stopped taking appends (a failed fdatasync), once it has: readings cannot be accepted until a restart. */
   private spoolFailure?: string;
+  /** The Sparkplug B host application (adapters: type sparkplug), on the embedded broker. */
+  private sparkplug?: SparkplugHost;
 
   constructor(
     private readonly config: WatchpostConfig,
@@ -189,7 +194,11 @@ export class Platform {
       telemetry: (source, topic, assetId, sensorId, payload) => ingest.handleTelemetry(source, topic, assetId, sensorId, payload),
       rejected: (source, topic, rejection) => ingest.reject(source, topic, rejection),
       status: (deviceId, value) => this.setPresence(deviceId, value),
-      disconnected: (deviceId) => this.setPresence(deviceId, 'offline'),
+      sparkplug: (source, topic, rawTopic, payload) => this.sparkplug?.handle(source, topic, rawTopic, payload) ?? Promise.resolve(true),
+      disconnected: (deviceId) => {
+        this.sparkplug?.disconnected(deviceId);
+        this.setPresence(deviceId, 'offline');
+      },
     };
     const broker = config.broker;
     if (isExternalBroker(broker) && broker.shared_group !== undefined && config.rules.length > 0) {
@@ -201,8 +210,38 @@ export class Platform {
     }
     this.bus = isExternalBroker(broker)
       ? new ExternalBroker({ config: broker, handlers, logger })
-      : new EmbeddedBroker({ config: broker, devices: this.devices, handlers, logger, metrics, clock });
+      : new EmbeddedBroker({ config: broker, devices: this.devices, handlers, logger, metrics, clock, sparkplugEdges: sparkplugEdges(config.adapters) });
     await this.bus.start();
+    const sparkplugConfig = config.adapters.find((a) => a.type === 'sparkplug');
+    if (sparkplugConfig) {
+      // An external broker owns its ACLs and would need the host as its own subscriber: not yet.
+      if (isExternalBroker(broker)) throw new Error('adapters: the sparkplug adapter needs the embedded broker (broker.port), not broker.url');
+      const bus = this.bus;
+      this.sparkplug = new SparkplugHost({
+        config: sparkplugConfig,
+        clock,
+        logger,
+        metrics,
+        publish: (topic, payload, options) => bus.publish(topic, payload, options),
+        ingest: (source, topic, assetId, sensorId, payload) => handlers.telemetry(source, topic, assetId, sensorId, payload),
+        presence: (deviceId, status) => this.setPresence(deviceId, status),
+      });
+      this.sparkplug.start();
+    }
+    const httpConfig = config.adapters.find((a) => a.type === 'http');
+    const httpPush = httpConfig
+      ? new HttpPush({
+          config: httpConfig,
+          devices: this.devices,
+          // Built once: it verifies any registry entry; its unknown-id work follows the devices at start.
+          verifier: ((verifier) => () => verifier)(new SecretVerifier([...this.devices.all()].map((d) => d.config))),
+          clock,
+          metrics,
+          maxPayloadBytes: config.broker.max_payload_bytes,
+          telemetry: (source, topic, assetId, sensorId, payload) => handlers.telemetry(source, topic, assetId, sensorId, payload),
+          rejected: (source, topic, rejection) => handlers.rejected(source, topic, rejection),
+        })
+      : undefined;
 
     const watchdog = new IngestWatchdog({
       config: { spoolAlertPercent: config.storage.spool.alert_percent, noReadings: config.storage.deadman.no_readings, failingWrites: config.storage.deadman.failing_writes },
@@ -225,6 +264,7 @@ export class Platform {
     this.console = consolePort(config, { clock, logger });
     this.console.stream.start();
     const api = buildApi({
+      ...(httpPush ? { httpPush } : {}),
       config: config.api,
       logger,
       ...(apiTls?.cert && apiTls.key ? { tls: { cert: apiTls.cert, key: apiTls.key, ...(apiTls.ca ? { ca: apiTls.ca } : {}) } } : {}),
@@ -375,6 +415,8 @@ export class Platform {
   /** Stops intake first, then drains alerts and storage; safe to call twice. */
   async stop(): Promise<void> {
     const { api, bus, alerts, store, writer } = this;
+    this.sparkplug?.stop(); // its STATE offline, while the broker still runs
+    this.sparkplug = undefined;
     this.watchdog?.stop();
     this.watchdog = undefined;
     this.audit?.stop();
@@ -396,4 +438,14 @@ export class Platform {
     this.dataDirLock = undefined;
     this.log.info('watchpost stopped');
   }
+}
+
+/** Device id (= edge node id) -> the Sparkplug groups in which it is a configured edge node. */
+function sparkplugEdges(adapters: WatchpostConfig['adapters']): Map<string, Set<string>> {
+  const edges = new Map<string, Set<string>>();
+  for (const a of adapters) {
+    if (a.type !== 'sparkplug') continue;
+    for (const n of a.nodes) edges.set(n.edge, (edges.get(n.edge) ?? new Set()).add(n.group));
+  }
+  return edges;
 }

@@ -8,6 +8,8 @@ import { assetSchema, brokerSchema, deviceSchema, metricSchema, storageSchema, t
 import { ruleSchema } from '../../rules/config.js';
 import { channelSchema, contactSchema, departmentSchema, escalationSchema, escalationTargetIssues, recipientRef, scheduleSchema } from '../../alerts/config.js';
 import { consoleSchema } from '../console/config.js';
+import { sparkplugAdapterSchema } from '../../ingest/sparkplug/config.js';
+import { httpAdapterSchema } from '../../ingest/http-push/config.js';
 
 export const ROLES = ['viewer', 'operator', 'admin'] as const;
 export type Role = (typeof ROLES)[number];
@@ -33,7 +35,7 @@ export const apiSchema = z
   .default({ host: '0.0.0.0', port: 8080, public_url: 'http://127.0.0.1:8080', max_body_bytes: 64 * 1024, tokens: [] });
 
 /** Sections that are lists: concatenated across files, items carry ids unique across files. */
-export const LIST_SECTIONS = ['assets', 'devices', 'rules', 'contacts', 'channels', 'escalations', 'departments', 'schedules'] as const;
+export const LIST_SECTIONS = ['assets', 'devices', 'rules', 'contacts', 'channels', 'escalations', 'departments', 'schedules', 'adapters'] as const;
 /** Sections that are maps: merged key by key across files. */
 export const MAP_SECTIONS = ['metrics'] as const;
 /** Sections that may appear in one file only. */
@@ -46,6 +48,9 @@ const REFERENCE_NOUN: Record<string, string> = { assets: 'asset', devices: 'devi
 export interface ReferenceParams {
   reference: { section: (typeof LIST_SECTIONS)[number]; id: string };
 }
+
+/** Device adapters (contract: Device adapters), by `type`. */
+export const adapterSchema = z.discriminatedUnion('type', [sparkplugAdapterSchema, httpAdapterSchema]);
 
 export const configSchema = z
   .strictObject({
@@ -62,6 +67,7 @@ export const configSchema = z
     escalations: z.array(escalationSchema).default([]),
     departments: z.array(departmentSchema).default([]),
     schedules: z.array(scheduleSchema).default([]),
+    adapters: z.array(adapterSchema).default([]),
   })
   // Cross-references are checked even when some items are invalid (`when` below), so
   // `watchpost check` lists every error at once; the data is therefore read defensively.
@@ -170,6 +176,24 @@ export const configSchema = z
 
       // SMS and e-mail targets need contacts with a phone number / e-mail address.
       for (const i of escalationTargetIssues(items('channels'), items('contacts'), items('escalations'), items('departments'), items('schedules'))) issue(i.path, i.message);
+
+      // Adapters: one of each type; a Sparkplug edge node is a device that may publish for its asset.
+      const deviceAssets = new Map(items('devices').map((d) => [d.id, new Set(list(d.assets))]));
+      const adapterTypes = new Map<unknown, number>();
+      items('adapters').forEach((adapter, i) => {
+        const first = adapterTypes.get(adapter.type);
+        if (first !== undefined && (adapter.type === 'sparkplug' || adapter.type === 'http')) issue(['adapters', i, 'type'], `only one ${String(adapter.type)} adapter (also adapters[${first}])`);
+        else adapterTypes.set(adapter.type, i);
+        if (adapter.type !== 'sparkplug') return;
+        list(adapter.nodes).forEach((node, j) => {
+          const { edge, asset } = (node ?? {}) as { edge?: unknown; asset?: unknown };
+          if (typeof asset === 'string' && !assetIds.has(asset)) reference(['adapters', i, 'nodes', j, 'asset'], 'assets', asset);
+          if (typeof edge !== 'string') return;
+          const assets = deviceAssets.get(edge);
+          if (!assets) reference(['adapters', i, 'nodes', j, 'edge'], 'devices', edge);
+          else if (typeof asset === 'string' && !assets.has(asset)) issue(['adapters', i, 'nodes', j, 'asset'], `device "${edge}" (the edge node) may not publish for asset "${asset}": add it to the device's assets`);
+        });
+      });
 
       const api = (raw.api ?? {}) as { tokens?: unknown };
       const tokens = new Set<unknown>();
