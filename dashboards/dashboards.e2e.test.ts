@@ -5,10 +5,13 @@
  * alert events of every level, raised, dropped and resolved. Every InfluxQL statement of every
  * dashboard (panels, variables, annotations), with Grafana's macros and variables substituted,
  * must run without error and return data. The open-alert pipeline of the overview is checked
- * against the platform's own list of open alerts.
+ * against the platform's own list of open alerts. Three of the alarms are then worked through the
+ * disposal loop over the API and the work-order page (one closed after arriving on site, one left
+ * to go overdue, one dismissed as a false alarm), so the 处置效能 dashboard has its steps too.
  */
 import { cpSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LEVELS } from '../lib/levels.js';
 import { silentLogger } from '../lib/logger.js';
@@ -23,6 +26,7 @@ import { INFLUX_DS, rankedEventsQuery } from './generate.js';
 import { statements, substitute, type GrafanaVariables } from './influxql.js';
 
 const VIEWER = 'demo-viewer-token-longgang';
+const OPERATOR = 'demo-operator-token-longgang';
 
 interface Dashboard {
   uid: string;
@@ -91,7 +95,40 @@ describe.skipIf(!influxdAvailable)('dashboards against influxd loaded by the sim
       const events = await rows(`SELECT count("alert_id") FROM "alert_events" WHERE "event" = 'resolved'`);
       return events.length > 0 ? true : undefined;
     });
+    await walkTheLoop(dataDir);
   }, 120_000);
+
+  /** Works three alarms through the disposal loop: closed after arriving on site, left overdue, dismissed. */
+  async function walkTheLoop(dataDir: string): Promise<void> {
+    const call = async (method: string, path: string, body?: unknown) => {
+      const res = await fetch(`${apiUrl}${path}`, { method, headers: { authorization: `Bearer ${OPERATOR}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) }, body: body !== undefined ? JSON.stringify(body) : undefined });
+      if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
+      return res.json() as Promise<Record<string, unknown>>;
+    };
+    const all = (await call('GET', '/api/v1/alerts?limit=1000')).alerts as Array<{ id: string; case: { status: string } }>;
+    const [done, late, false_] = all.filter((a) => a.case.status === 'new');
+    if (!false_) throw new Error(`three new cases are needed, the platform has ${all.length} alerts`);
+    for (const a of [done!, late!]) {
+      await call('POST', `/api/v1/alerts/${a.id}/ack`, { note: '值班员已知悉' });
+      await call('POST', `/api/v1/alerts/${a.id}/verify`, { note: '视频核实' });
+    }
+    await call('POST', `/api/v1/alerts/${done!.id}/dispatch`, { due: '2h', note: '请现场核查' });
+    await call('POST', `/api/v1/alerts/${late!.id}/dispatch`, { due: '1s' });
+    await call('POST', `/api/v1/alerts/${false_.id}/dismiss`, { reason: 'sensor_fault', note: '传感器故障' });
+    // The department's phone link, as its notification carries it.
+    const db = new Database(join(dataDir, 'alerts.db'), { readonly: true, fileMustExist: true });
+    const body = (db.prepare(`SELECT body FROM outbox WHERE alert_id = ? AND event = 'dispatched' LIMIT 1`).get(done!.id) as { body: string }).body;
+    db.close();
+    const link = new URL((JSON.parse(body) as { work_order: { url: string } }).work_order.url).pathname;
+    for (const action of ['arrive', 'feedback', 'close']) {
+      const res = await fetch(`${apiUrl}${link}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `action=${action}&note=${encodeURIComponent('现场处置')}` });
+      if (res.status !== 200) throw new Error(`work-order page ${action}: ${res.status}`);
+    }
+    await waitFor('every step in alert_events', async () => {
+      const events = await rows(`SELECT count("alert_id") FROM "alert_events" WHERE "event" =~ /^(verified|dismissed|dispatched|on_site|feedback|closed|overdue)$/ GROUP BY "event"`);
+      return events.length === 7 ? true : undefined;
+    });
+  }
 
   afterAll(async () => {
     await platform?.stop();
@@ -132,6 +169,20 @@ describe.skipIf(!influxdAvailable)('dashboards against influxd loaded by the sim
     const series = await rows(substitute(ingest, ALL));
     expect(new Set(series.map((s) => s.tags!.asset_type))).toEqual(new Set(['bridge', 'building', 'fire', 'pipeline', 'slope']));
     expect(new Set(series.map((s) => s.name))).toEqual(new Set(Object.keys(loadConfig('config-demo', {}).ok ? (loadConfig('config-demo', {}) as { config: WatchpostConfig }).config.metrics : {})));
+  });
+
+  it('counts the disposal steps the platform took: cases by step, overdue work orders, dismissals by rule', async () => {
+    const disposal = dashboards.find((d) => d.uid === 'watchpost-disposal')!;
+    const query = (title: string, refId = 'A') => disposal.panels.find((p) => p.title.startsWith(title))!.targets!.find((t) => t.refId === refId)!.query!;
+    const count = (series: Awaited<ReturnType<typeof rows>>, tag: string) => Object.fromEntries(series.map((s) => [s.tags![tag], s.values[0]![1]]));
+    const steps = count(await rows(substitute(query('按环节'), ALL)), 'event');
+    expect(steps).toMatchObject({ verified: 2, dismissed: 1, dispatched: 2, on_site: 1, closed: 1 });
+    expect(steps.acknowledged).toBeGreaterThanOrEqual(2);
+    expect(Object.values(count(await rows(substitute(query('超期工单'), ALL)), 'level'))).toEqual([1]);
+    const dismissed = await rows(substitute(query('误报率', 'B'), ALL));
+    expect(dismissed.map((s) => s.values[0]![1])).toEqual([1]);
+    const fired = await rows(substitute(query('误报率', 'A'), ALL));
+    expect(fired.map((s) => s.tags!.rule_id)).toContain(dismissed[0]!.tags!.rule_id);
   });
 
   it('derives the open alerts the platform has from alert_events, with their level', async () => {

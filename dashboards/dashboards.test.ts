@@ -8,7 +8,7 @@ import { readStatement, statements, substitute } from './influxql.js';
 
 const TELEMETRY_TAGS = new Set(['asset_id', 'sensor_id', 'asset_type', 'street']);
 const ALERT_TAGS = new Set(['rule_id', 'asset_id', 'level', 'event']);
-const ALERT_FIELDS = new Set(['alert_id', 'value', 'message']);
+const ALERT_FIELDS = new Set(['alert_id', 'value', 'message', 'actor']);
 
 interface Target {
   refId?: string;
@@ -77,9 +77,9 @@ describe('generated dashboards', () => {
     for (const { file, dashboard } of generated) expect(readFileSync(`dashboards/json/${file}`, 'utf8'), `${file} is stale: run node dist/server/generate-dashboards.js`).toBe(serialize(dashboard));
   });
 
-  it('are an overview, an alert history and one dashboard per asset type', () => {
+  it('are an overview, an alert history, the disposal loop and one dashboard per asset type', () => {
     expect(dashboards.map((d) => d.dashboard.uid).sort()).toEqual(
-      ['watchpost-alert-history', 'watchpost-building', 'watchpost-bridge', 'watchpost-fire', 'watchpost-longgang-overview', 'watchpost-pipeline', 'watchpost-slope'].sort(),
+      ['watchpost-alert-history', 'watchpost-disposal', 'watchpost-building', 'watchpost-bridge', 'watchpost-fire', 'watchpost-longgang-overview', 'watchpost-pipeline', 'watchpost-slope'].sort(),
     );
   });
 });

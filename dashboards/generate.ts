@@ -2,7 +2,7 @@
  * Generates the Grafana dashboards from a Watchpost configuration, so that what the duty room sees
  * follows the configuration: one dashboard per asset type with a panel per metric its sensors
  * report and the thresholds of the rules that watch it, the district overview with every asset on
- * the map (coordinates from `assets[].location`), and the alert history.
+ * the map (coordinates from `assets[].location`), the alert history and the disposal loop (处置效能).
  *
  *   node dist/server/generate-dashboards.js [--config DIR] [--out DIR]   (default: config-demo, dashboards/json)
  *
@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { alertHistoryDashboard } from './alert-history.js';
 import { assetTypeDashboard } from './asset-type.js';
 import type { DashboardConfig } from './config.js';
+import { disposalDashboard } from './disposal.js';
 import { overviewDashboard } from './overview.js';
 import type { Json } from './panels.js';
 
@@ -24,6 +25,7 @@ import type { Json } from './panels.js';
 export { alertHistoryDashboard } from './alert-history.js';
 export { assetTypeDashboard } from './asset-type.js';
 export type { DashboardConfig } from './config.js';
+export { disposalDashboard } from './disposal.js';
 export { SCHEMA_VERSION } from './dashboard-shell.js';
 export { thresholdSteps } from './drawn-rules.js';
 export { assetsCsv, overviewDashboard } from './overview.js';
@@ -41,6 +43,7 @@ export function generateDashboards(config: DashboardConfig): GeneratedDashboard[
   return [
     { file: 'district-overview.json', dashboard: overviewDashboard(config) },
     { file: 'alert-history.json', dashboard: alertHistoryDashboard() },
+    { file: 'disposal.json', dashboard: disposalDashboard() },
     ...types.map((type) => ({ file: `asset-type-${type}.json`, dashboard: assetTypeDashboard(config, type) })),
   ];
 }

@@ -36,11 +36,18 @@ export function regexEscape(id: string): string {
 }
 
 /**
- * Alert events with a numeric level rank, one statement per level: the rank (1 blue … 4 red) cannot
+ * The events of an alert's signal (not the steps of its case, which go on after it resolves): the
+ * last of them says whether the alert is open.
+ */
+export const SIGNAL_EVENTS = ['firing', 'level_raised', 'level_dropped', 'escalated', 'repeated', 'acknowledged', 'resolved'] as const;
+
+/**
+ * Signal events with a numeric level rank, one statement per level: the rank (1 blue … 4 red) cannot
  * be derived from the `level` tag in InfluxQL, so each statement filters one level and adds its rank.
  */
 export function rankedEventsQuery(): string {
   return LEVELS.map(
-    (level, i) => `SELECT "value" * 0 + ${i + 1} AS "rank", "alert_id", "event", "asset_id", "rule_id" FROM "alert_events" WHERE "level" = '${level}' AND time > now() - ${OPEN_ALERT_LOOKBACK}`,
+    (level, i) =>
+      `SELECT "value" * 0 + ${i + 1} AS "rank", "alert_id", "event", "asset_id", "rule_id" FROM "alert_events" WHERE "level" = '${level}' AND "event" =~ /^(${SIGNAL_EVENTS.join('|')})$/ AND time > now() - ${OPEN_ALERT_LOOKBACK}`,
   ).join(';\n');
 }
