@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import type { Clock } from '../../lib/clock.js';
 import type { Logger } from '../../lib/logger.js';
 import { PACKAGE_ROOT } from '../../lib/package-info.js';
-import type { WatchpostConfig } from '../config/schema.js';
+import type { InfluxConfig } from '../../ingest/config.js';
+import type { ConsoleConfig } from './config.js';
 import type { ConsolePort } from './routes.js';
 import { EmbeddedSeries, InfluxSeries } from './series.js';
 import { SessionStore } from './sessions.js';
@@ -19,7 +20,8 @@ export interface ConsoleParts {
   stop(): void;
 }
 
-export function consolePort(config: WatchpostConfig, deps: { clock: Clock; logger: Logger }, filesDir = CONSOLE_DIST): ConsoleParts {
+/** The console of `config.console`, reading series from `config.storage` (InfluxDB, else the embedded store, opened on first use). */
+export function consolePort(config: { console: ConsoleConfig; storage: { data_dir: string; influx?: InfluxConfig } }, deps: { clock: Clock; logger: Logger }, filesDir = CONSOLE_DIST): ConsoleParts {
   const c = config.console;
   const stream = new AlertStream(deps.clock, { capacity: c.stream_buffer, maxClients: c.max_stream_clients });
   const embedded = config.storage.influx ? undefined : new EmbeddedSeries(config.storage.data_dir);

@@ -197,17 +197,33 @@ export function registerConsole(
       .header('content-security-policy', csp)
       .send(file.body);
   };
-  const page = { schema: routeSchema({ summary: 'the duty console (a single-page application; every path under /console is its route)', tags, responses: { 200: { description: 'the page', mediaType: 'text/html' } }, errors: [404] }) };
-  app.get('/console', page, (_req, reply) => send(reply, port.files.index()));
-  app.get(
-    '/console/assets/:name',
-    { schema: routeSchema({ summary: "the console's scripts and styles", tags, params: z.strictObject({ name: z.string() }), responses: { 200: anyObject('a file') }, errors: [404] }) },
-    (req, reply) => {
-      const { name } = parse(z.strictObject({ name: z.string() }), req.params, 'path');
-      const file = port.files.asset(name);
-      if (!file) throw new ApiError('not_found', `no console file ${name}`);
-      return send(reply, file);
+  // The application's pages (console/src/router.ts); any other path under /console answers the
+  // application too, with 404, and it shows its own page for it.
+  const assetParams = z.strictObject({ name: z.string() });
+  void app.register(
+    (scope, _options, done) => {
+      const page = (summary: string, params?: z.ZodType) => ({ schema: routeSchema({ summary, tags, ...(params ? { params } : {}), responses: { 200: { description: 'the console (HTML)', mediaType: 'text/html' } }, errors: [404] }) });
+      scope.get('/', { ...page('the duty console: the live alert board'), prefixTrailingSlash: 'no-slash' }, (_req, reply) => send(reply, port.files.index()));
+      scope.get('/alerts/:id', page('the duty console: one alert', z.strictObject({ id: z.string() })), (_req, reply) => send(reply, port.files.index()));
+      for (const [path, what] of [['/map', 'the map'], ['/work-orders', 'work orders'], ['/oncall', 'who is on call'], ['/silences', 'silences']] as const) {
+        scope.get(path, page(`the duty console: ${what}`), (_req, reply) => send(reply, port.files.index()));
+      }
+      scope.get(
+        '/assets/:name',
+        { schema: routeSchema({ summary: "the console's scripts and styles", tags, params: assetParams, responses: { 200: anyObject('a file') }, errors: [404] }) },
+        (req, reply) => {
+          const { name } = parse(assetParams, req.params, 'path');
+          const file = port.files.asset(name);
+          if (!file) throw new ApiError('not_found', `no console file ${name}`);
+          return send(reply, file);
+        },
+      );
+      scope.setNotFoundHandler((req, reply) => {
+        if (req.method !== 'GET' && req.method !== 'HEAD') return reply.code(404).send({ error: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0]}` });
+        return send(reply.code(404), port.files.index());
+      });
+      done();
     },
+    { prefix: '/console' },
   );
-  app.get('/console/*', page, (_req, reply) => send(reply, port.files.index()));
 }

@@ -19,6 +19,9 @@ const mercator = (lon: number, lat: number, zoom: number) => {
   return { x: ((lon + 180) / 360) * scale, y: (0.5 - Math.log((1 + s) / (1 - s)) / (4 * Math.PI)) * scale };
 };
 
+/** Metres per pixel of the plain projection, for its scale bar. */
+let plainMetresPerPixel = 0;
+
 function plain(assets: Array<Asset & { location: [number, number] }>): Placed[] {
   const lons = assets.map((a) => a.location[0]);
   const lats = assets.map((a) => a.location[1]);
@@ -29,6 +32,7 @@ function plain(assets: Array<Asset & { location: [number, number] }>): Placed[] 
   const scale = Math.min((W - 2 * MARGIN) / spanX, (H - 2 * MARGIN) / spanY);
   const cx = (lon0 + lon1) / 2;
   const cy = (lat0 + lat1) / 2;
+  plainMetresPerPixel = 111_320 / scale;
   return assets.map((a) => ({ ...a, x: W / 2 + (a.location[0] - cx) * k * scale, y: H / 2 - (a.location[1] - cy) * scale }));
 }
 
@@ -77,12 +81,13 @@ export function AssetMap(props: { assets: Asset[]; tiles: string | null; attribu
           <image href={tileUrl(props.tiles!, layout.zoom, tile.x, tile.y)} x={tile.px} y={tile.py} width={TILE} height={TILE} class="tile" />
         ))}
         {!props.tiles && <Graticule />}
+        {!props.tiles && <ScaleBar metresPerPixel={plainMetresPerPixel} />}
         {!props.tiles &&
           [...streets].map(([street, members]) => {
             const x = members.reduce((n, a) => n + a.x, 0) / members.length;
-            const y = members.reduce((n, a) => n + a.y, 0) / members.length;
+            const y = Math.min(...members.map((a) => a.y));
             return (
-              <text x={x} y={y - 26} class="street-label" text-anchor="middle">
+              <text x={x} y={Math.max(20, y - 22)} class="street-label" text-anchor="middle">
                 {street}
               </text>
             );
@@ -109,4 +114,22 @@ function Graticule() {
   for (let x = 0; x <= W; x += 80) lines.push(<line x1={x} y1={0} x2={x} y2={H} />);
   for (let y = 0; y <= H; y += 80) lines.push(<line x1={0} y1={y} x2={W} y2={y} />);
   return <g class="graticule">{lines}</g>;
+}
+
+/** A scale bar of a round length, about a fifth of the map's width. */
+function ScaleBar(props: { metresPerPixel: number }) {
+  if (!(props.metresPerPixel > 0)) return null;
+  const target = (W / 5) * props.metresPerPixel;
+  const step = 10 ** Math.floor(Math.log10(target));
+  const metres = [5, 2, 1].map((m) => m * step).find((m) => m <= target) ?? step;
+  const px = metres / props.metresPerPixel;
+  const label = metres >= 1000 ? `${metres / 1000} km` : `${metres} m`;
+  return (
+    <g class="scale-bar" transform={`translate(${W - px - 24},${H - 24})`}>
+      <path d={`M0,-6 V0 H${px.toFixed(1)} V-6`} />
+      <text x={px / 2} y={-10} text-anchor="middle">
+        {label}
+      </text>
+    </g>
+  );
 }

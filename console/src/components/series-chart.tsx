@@ -9,6 +9,12 @@ export interface ThresholdLine {
   value: number;
 }
 
+/** 24-hour clock labels (uPlot's default is am/pm); the date when the span crosses midnight shows in the tooltip. */
+const clock = (seconds: number) => {
+  const d = new Date(seconds * 1000);
+  return `${String(d.getHours()).padStart(2, '0')}:${String(d.getMinutes()).padStart(2, '0')}`;
+};
+
 const COLOURS: Record<Level, string> = { red: '#d32f2f', orange: '#ef6c00', yellow: '#f9a825', blue: '#1976d2' };
 
 export function SeriesChart(props: { series: SeriesAnswer; thresholds: ThresholdLine[]; unit: string; startedAt: number }) {
@@ -29,7 +35,8 @@ export function SeriesChart(props: { series: SeriesAnswer; thresholds: Threshold
         width: el.clientWidth || 640,
         height: 260,
         scales: { x: { time: true }, y: { range: [lo - pad, hi + pad] } },
-        axes: [{}, { label: props.unit, size: 60 }],
+        legend: { live: false },
+        axes: [{ values: (_u: uPlot, splits: number[]) => splits.map(clock) }, { label: props.unit, size: 60 }],
         series: [{}, { label: t('chart.reading'), stroke: '#37474f', width: 1.5, points: { show: ys.length < 80 } }, ...lines.map((l) => ({ label: `${t(`level.${l.level}`)} ${l.value}`, stroke: COLOURS[l.level], dash: [6, 4] }))],
         hooks: {
           draw: [

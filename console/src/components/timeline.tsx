@@ -1,8 +1,10 @@
 /** The alert's timeline: every event (who, note) and delivery, oldest first. */
-import { formatTime, t } from '../i18n';
+import { formatNumber, formatTime, t } from '../i18n';
 import type { TimelineEntry } from '../types';
 
 const SHOWN = ['by', 'actor', 'note', 'reason', 'department', 'outcome', 'channel', 'outcome_code', 'error', 'value', 'threshold'];
+
+const show = (v: unknown) => (typeof v === 'number' ? formatNumber(v) : typeof v === 'object' ? JSON.stringify(v) : String(v));
 
 export function Timeline(props: { entries: TimelineEntry[] }) {
   if (props.entries.length === 0) return <p class="muted">{t('detail.no_timeline')}</p>;
@@ -16,7 +18,7 @@ export function Timeline(props: { entries: TimelineEntry[] }) {
           <span class="tl-detail">
             {SHOWN.filter((k) => e[k] !== undefined && e[k] !== null && e[k] !== '').map((k) => (
               <span class="kv">
-                {t(`field.${k}`)}: {typeof e[k] === 'object' ? JSON.stringify(e[k]) : String(e[k])}
+                {t(`field.${k}`)}: {show(e[k])}
               </span>
             ))}
           </span>

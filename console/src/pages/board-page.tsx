@@ -1,11 +1,12 @@
 /** The live alert board: pushed by the stream, highest level first, filtered by street, level, department and case status. */
 import { useEffect, useMemo, useState } from 'preact/hooks';
+import { api } from '../api';
 import { AlertTable } from '../components/alert-table';
 import { BoardFilters, NO_FILTERS, type Filters } from '../components/board-filters';
 import { t } from '../i18n';
 import { alerts } from '../live';
 import { useStore } from '../store';
-import { LEVELS, type Alert } from '../types';
+import { LEVELS, type Alert, type Asset } from '../types';
 
 const rank = (a: Alert) => LEVELS.indexOf(a.level);
 const FILTER_KEY = 'watchpost.board.filters';
@@ -27,8 +28,12 @@ export function BoardPage() {
     const timer = setInterval(() => tick((n) => n + 1), 5000);
     return () => clearInterval(timer);
   }, []);
+  const [assetStreets, setAssetStreets] = useState<string[]>([]);
+  useEffect(() => {
+    api<{ assets: Asset[] }>('GET', '/api/v1/assets').then((a) => setAssetStreets(a.assets.map((x) => x.street)), () => setAssetStreets([]));
+  }, []);
   const list = useMemo(() => [...all.values()], [all]);
-  const streets = useMemo(() => [...new Set(list.map((a) => a.street))].sort(), [list]);
+  const streets = useMemo(() => [...new Set([...assetStreets, ...list.map((a) => a.street)])].sort((a, b) => a.localeCompare(b, 'zh-CN')), [list, assetStreets]);
   const departments = useMemo(() => [...new Set(list.flatMap((a) => (a.case?.department ? [a.case.department] : [])))].sort(), [list]);
   const shown = useMemo(
     () =>
