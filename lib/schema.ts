@@ -93,9 +93,13 @@ export function fieldsAt(schema: z.ZodType, path: readonly PropertyKey[]): strin
     else if (def.type === 'lazy') current = def.getter?.();
     else if (i === path.length) return def.type === 'object' && def.shape ? Object.keys(def.shape) : undefined;
     else if (def.type === 'object') current = def.shape?.[String(path[i++])];
-    else if (def.type === 'array') (current = def.element), i++;
-    else if (def.type === 'record') (current = def.valueType), i++;
-    else if (def.type === 'tuple') current = def.items?.[Number(path[i++])];
+    else if (def.type === 'array') {
+      current = def.element;
+      i++;
+    } else if (def.type === 'record') {
+      current = def.valueType;
+      i++;
+    } else if (def.type === 'tuple') current = def.items?.[Number(path[i++])];
     else return undefined;
   }
   return undefined;

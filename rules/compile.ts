@@ -221,7 +221,7 @@ export function compileThresholdRule(config: ThresholdRuleConfig, options: Parti
   const opts = { ...DEFAULT_COMPILE_OPTIONS, ...options };
   const levels: CompiledLevel[] = [];
   const thresholds: (Threshold | null)[] = [null, null, null, null, null];
-  for (const level of [...LEVELS].reverse() as Level[]) {
+  for (const level of [...LEVELS].reverse()) {
     const condition = config.levels[level];
     if (condition === undefined) continue;
     const [comparison, threshold] = comparisonOf(condition);

@@ -12,7 +12,7 @@ function errors(rule: unknown): string[] {
 function parse(rule: unknown): Record<string, unknown> {
   const result = ruleSchema.safeParse(rule);
   if (!result.success) throw new Error(errors(rule).join('\n'));
-  return result.data as unknown as Record<string, unknown>;
+  return result.data;
 }
 
 const LEVELS = { red: { above: 300 }, orange: { above: 250 }, yellow: { above: 200 } };

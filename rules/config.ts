@@ -260,7 +260,8 @@ const compoundShape = z.strictObject({
 });
 export const compoundRuleSchema = compoundShape.transform((r) => {
   const { all, any, ...rest } = r;
-  return { kind: 'compound' as const, ...rest, mode: (all !== undefined ? 'all' : 'any') as 'all' | 'any', conditions: (all ?? any)! };
+  const mode: 'all' | 'any' = all !== undefined ? 'all' : 'any';
+  return { kind: 'compound' as const, ...rest, mode, conditions: (all ?? any)! };
 });
 
 const KIND_SCHEMAS = {
@@ -330,7 +331,7 @@ export const ruleSchema = z.unknown().transform((raw, ctx) => {
     }
     return z.NEVER;
   }
-  return parsed.data as RuleConfig;
+  return parsed.data;
 });
 
 export type RuleMatch = z.output<typeof matchSchema>;

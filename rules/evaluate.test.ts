@@ -337,7 +337,7 @@ describe('series slots', () => {
         if (restore) restoreAlert(state, { ruleId: 'up', assetId: 'a1', sensorId: 's2', assetType: 'bridge', street: '龙城街道', metric: 'tilt', level: 'red', value: 310 }, set.get('up'));
         if (reload) {
           [sets[k], reloaded[k]] = [reloaded[k]!, set];
-          reconcileState(sets[k]!, state, set);
+          reconcileState(sets[k], state, set);
         }
         if (sweepNow) got[k]!.push(...tick(sets[k]!, state, ts));
         got[k]!.push(...evaluate(sets[k]!, state, reading).events);

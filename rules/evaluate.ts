@@ -50,7 +50,7 @@ import type { CompiledCompoundRule, CompiledRuleSet, CompiledStaleRule, Compiled
 import { markFlapping } from './flapping.js';
 import { levelMet } from './level-classifier.js';
 import { displaySignal, SampleWindow, windowSignal, windowSignalAt, type WindowedSignal } from './signals.js';
-import { newSeries, scheduleDue, scheduleSweep, type AlertState, type CompoundState, type ConditionSeries, type EvaluateResult, type RuleState, type SeriesSlot, type SeriesState } from './state.js';
+import { newSeries, scheduleDue, scheduleSweep, type AlertState, type CompoundState, type ConditionSeries, type EvaluateResult, type RuleState, type SeriesSlot, type SeriesState, type StaleEntry } from './state.js';
 import { COMPOUND_SENSOR_ID, type RuleEvent } from './types.js';
 
 export * from './state.js';
@@ -125,10 +125,10 @@ function ensureSlot(state: RuleState, reading: Reading, rules: readonly ReadingR
     state.slotCount = 0;
     byAsset = bySensor = undefined;
   }
-  const fresh: SeriesSlot = { assetType: reading.assetType, street: reading.street, rules, refs: new Array(rules.length * 2), epoch: -1 };
+  const fresh: SeriesSlot = { assetType: reading.assetType, street: reading.street, rules, refs: new Array<AlertState | SeriesState | undefined>(rules.length * 2), epoch: -1 };
   resolveSlot(state, fresh, reading);
-  if (byAsset === undefined) state.slots.set(metric, (byAsset = new Map()));
-  if (bySensor === undefined) byAsset.set(assetId, (bySensor = new Map()));
+  if (byAsset === undefined) state.slots.set(metric, (byAsset = new Map<string, Map<string, SeriesSlot>>()));
+  if (bySensor === undefined) byAsset.set(assetId, (bySensor = new Map<string, SeriesSlot>()));
   bySensor.set(sensorId, fresh);
   if (slot === undefined) state.slotCount++;
   return fresh;
@@ -175,9 +175,9 @@ function attachSeries(rule: CompiledThresholdRule, state: RuleState, reading: Re
   const slot = ensureSlot(state, reading, rules);
   const { assetId, sensorId } = reading;
   let byAsset = state.alerts.get(rule.id);
-  if (byAsset === undefined) state.alerts.set(rule.id, (byAsset = new Map()));
+  if (byAsset === undefined) state.alerts.set(rule.id, (byAsset = new Map<string, Map<string, AlertState>>()));
   let bySensor = byAsset.get(assetId);
-  if (bySensor === undefined) byAsset.set(assetId, (bySensor = new Map()));
+  if (bySensor === undefined) byAsset.set(assetId, (bySensor = new Map<string, AlertState>()));
   let alert = bySensor.get(sensorId);
   if (alert === undefined) {
     alert = { ruleId: rule.id, assetId, sensorId, assetType: reading.assetType, street: reading.street, level: 0, series: new Map(), multiSeries: false };
@@ -329,9 +329,9 @@ function stepThreshold(
 function touchStale(rule: CompiledStaleRule, state: RuleState, reading: Reading, now: number): RuleEvent | undefined {
   const { assetId, sensorId } = reading;
   let byAsset = state.stale.get(rule.id);
-  if (byAsset === undefined) state.stale.set(rule.id, (byAsset = new Map()));
+  if (byAsset === undefined) state.stale.set(rule.id, (byAsset = new Map<string, Map<string, StaleEntry>>()));
   let bySensor = byAsset.get(assetId);
-  if (bySensor === undefined) byAsset.set(assetId, (bySensor = new Map()));
+  if (bySensor === undefined) byAsset.set(assetId, (bySensor = new Map<string, StaleEntry>()));
   const entry = bySensor.get(sensorId);
   if (entry === undefined) {
     bySensor.set(sensorId, { assetId, sensorId, assetType: reading.assetType, street: reading.street, metric: reading.metric, lastSeen: now, fired: false });
@@ -372,7 +372,7 @@ function stepCompound(rule: CompiledCompoundRule, state: RuleState, reading: Rea
     if (c.metric !== metric || (c.sensorIds !== undefined && !c.sensorIds.has(sensorId))) continue;
     matched = true;
     if (cs === undefined) {
-      if (byAsset === undefined) state.compound.set(rule.id, (byAsset = new Map()));
+      if (byAsset === undefined) state.compound.set(rule.id, (byAsset = new Map<string, CompoundState>()));
       cs = newCompound(rule, reading);
       byAsset.set(assetId, cs);
       scheduleSweep(state, now);

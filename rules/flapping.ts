@@ -20,7 +20,7 @@ export function markFlapping(rule: CompiledRule, state: RuleState, event: RuleEv
   const config = rule.flapping;
   if (config === undefined) return;
   let byKey = state.flapping.get(rule.id);
-  if (byKey === undefined) state.flapping.set(rule.id, (byKey = new Map()));
+  if (byKey === undefined) state.flapping.set(rule.id, (byKey = new Map<string, FlapState>()));
   const key = flapKey(event.assetId, event.sensorId);
   let fs: FlapState | undefined = byKey.get(key);
   if (fs === undefined) {

@@ -6,7 +6,21 @@ import { LEVELS, levelRank, type Level } from '../lib/levels.js';
 import type { CompiledOfflineRule, CompiledRule, CompiledRuleSet } from './compile.js';
 import { matches, type CompiledMatch } from './rule-index.js';
 import { SampleWindow } from './signals.js';
-import { invalidateSlots, newSeries, scheduleDue, scheduleSweep, type AlertRef, type AssetRef, type RuleState } from './state.js';
+import {
+  invalidateSlots,
+  newSeries,
+  scheduleDue,
+  scheduleSweep,
+  type AlertRef,
+  type AlertState,
+  type AssetRef,
+  type CompoundState,
+  type ConditionSeries,
+  type FlapState,
+  type OfflineEntry,
+  type RuleState,
+  type StaleEntry,
+} from './state.js';
 import { flapKey } from './flapping.js';
 import { COMPOUND_SENSOR_ID, type Threshold } from './types.js';
 
@@ -146,15 +160,15 @@ export function restoreAlert(state: RuleState, open: RestoredAlert, rule?: Compi
   invalidateSlots(state);
   if (rule?.kind === 'stale') {
     let byAsset = state.stale.get(rule.id);
-    if (byAsset === undefined) state.stale.set(rule.id, (byAsset = new Map()));
+    if (byAsset === undefined) state.stale.set(rule.id, (byAsset = new Map<string, Map<string, StaleEntry>>()));
     let bySensor = byAsset.get(open.assetId);
-    if (bySensor === undefined) byAsset.set(open.assetId, (bySensor = new Map()));
+    if (bySensor === undefined) byAsset.set(open.assetId, (bySensor = new Map<string, StaleEntry>()));
     bySensor.set(open.sensorId, { assetId: open.assetId, sensorId: open.sensorId, assetType: open.assetType, street: open.street, metric: open.metric, lastSeen: now, fired: true });
     return;
   }
   if (rule?.kind === 'offline') {
     let byDevice = state.offline.get(rule.id);
-    if (byDevice === undefined) state.offline.set(rule.id, (byDevice = new Map()));
+    if (byDevice === undefined) state.offline.set(rule.id, (byDevice = new Map<string, OfflineEntry>()));
     let entry = byDevice.get(open.sensorId);
     if (entry === undefined) byDevice.set(open.sensorId, (entry = { deviceId: open.sensorId, assets: [], since: now, fired: true }));
     if (!entry.assets.some((a) => a.assetId === open.assetId)) entry.assets.push({ assetId: open.assetId, assetType: open.assetType, street: open.street });
@@ -162,7 +176,7 @@ export function restoreAlert(state: RuleState, open: RestoredAlert, rule?: Compi
   }
   if (rule?.kind === 'compound') {
     let byAsset = state.compound.get(rule.id);
-    if (byAsset === undefined) state.compound.set(rule.id, (byAsset = new Map()));
+    if (byAsset === undefined) state.compound.set(rule.id, (byAsset = new Map<string, CompoundState>()));
     byAsset.set(open.assetId, {
       assetId: open.assetId,
       assetType: open.assetType,
@@ -171,15 +185,15 @@ export function restoreAlert(state: RuleState, open: RestoredAlert, rule?: Compi
       since: -Infinity,
       floor: rule.rank,
       floorUntil: NaN,
-      conditions: rule.conditions.map(() => new Map()),
+      conditions: rule.conditions.map(() => new Map<string, ConditionSeries>()),
     });
     scheduleSweep(state, now);
     return;
   }
   let byAsset = state.alerts.get(open.ruleId);
-  if (byAsset === undefined) state.alerts.set(open.ruleId, (byAsset = new Map()));
+  if (byAsset === undefined) state.alerts.set(open.ruleId, (byAsset = new Map<string, Map<string, AlertState>>()));
   let bySensor = byAsset.get(open.assetId);
-  if (bySensor === undefined) byAsset.set(open.assetId, (bySensor = new Map()));
+  if (bySensor === undefined) byAsset.set(open.assetId, (bySensor = new Map<string, AlertState>()));
   let alert = bySensor.get(open.sensorId);
   if (alert === undefined) {
     alert = { ruleId: open.ruleId, assetId: open.assetId, sensorId: open.sensorId, assetType: open.assetType, street: open.street, level: 0, series: new Map(), multiSeries: false };
@@ -208,7 +222,7 @@ export function restoreFlapping(ruleSet: CompiledRuleSet, state: RuleState, aler
   const rule = ruleSet.get(alert.ruleId);
   if (rule?.flapping === undefined) return false;
   let byKey = state.flapping.get(rule.id);
-  if (byKey === undefined) state.flapping.set(rule.id, (byKey = new Map()));
+  if (byKey === undefined) state.flapping.set(rule.id, (byKey = new Map<string, FlapState>()));
   byKey.set(flapKey(alert.assetId, alert.sensorId), {
     times: [],
     flapping: true,

@@ -18,7 +18,7 @@ import type { CompiledRuleSet } from './compile.js';
 import { seconds } from './evaluate.js';
 import { endFlapping, markFlapping } from './flapping.js';
 import { offlineAssets } from './reconcile.js';
-import { invalidateSlots, NO_EVENTS, scheduleDue, SWEEP_INTERVAL_MS, type DeviceRef, type RuleState } from './state.js';
+import { invalidateSlots, NO_EVENTS, scheduleDue, SWEEP_INTERVAL_MS, type DeviceRef, type OfflineEntry, type RuleState, type StaleEntry } from './state.js';
 import { OFFLINE_METRIC, type RuleEvent } from './types.js';
 
 /** The earliest platform time at which tick() may have work. */
@@ -112,7 +112,7 @@ export function presence(ruleSet: CompiledRuleSet, state: RuleState, device: Dev
       if (entry !== undefined) continue; // already offline: the grace period runs from the first
       const assets = offlineAssets(rule, device.deviceId, device.assets);
       if (assets.length === 0) continue;
-      if (byDevice === undefined) state.offline.set(rule.id, (byDevice = new Map()));
+      if (byDevice === undefined) state.offline.set(rule.id, (byDevice = new Map<string, OfflineEntry>()));
       byDevice.set(device.deviceId, { deviceId: device.deviceId, assets, since: now, fired: false });
       scheduleDue(state, now + rule.graceMs);
       continue;
@@ -167,9 +167,9 @@ export function watchSensors(ruleSet: CompiledRuleSet, state: RuleState, sensors
         if (metric === undefined) continue; // the sensor has none of the rule's metrics
       } else metric = s.metrics?.[0] ?? '';
       let byAsset = state.stale.get(rule.id);
-      if (byAsset === undefined) state.stale.set(rule.id, (byAsset = new Map()));
+      if (byAsset === undefined) state.stale.set(rule.id, (byAsset = new Map<string, Map<string, StaleEntry>>()));
       let bySensor = byAsset.get(s.assetId);
-      if (bySensor === undefined) byAsset.set(s.assetId, (bySensor = new Map()));
+      if (bySensor === undefined) byAsset.set(s.assetId, (bySensor = new Map<string, StaleEntry>()));
       if (bySensor.has(s.sensorId)) continue;
       bySensor.set(s.sensorId, { assetId: s.assetId, sensorId: s.sensorId, assetType: s.assetType, street: s.street, metric, lastSeen: now, fired: false });
       scheduleDue(state, now + rule.staleMs);
