@@ -42,7 +42,7 @@ describe('BatchWriter', () => {
       { batchSize: 3, flushInterval: 1000, timeout: 500, minRetryDelay: 100, maxRetryDelay: 1000, ...options },
     );
     writers.push(writer);
-    writer.start();
+    void writer.start();
     return writer;
   }
 
@@ -52,10 +52,10 @@ describe('BatchWriter', () => {
   it('sends a full batch at once and the rest on the flush interval, oldest first', async () => {
     const { sink, calls } = scriptedSink();
     const writer = make(sink);
-    writer.append(['a', 'b']);
+    void writer.append(['a', 'b']);
     await vi.advanceTimersByTimeAsync(10);
     expect(calls).toEqual([]);
-    writer.append(['c', 'd']);
+    void writer.append(['c', 'd']);
     await vi.advanceTimersByTimeAsync(0);
     expect(calls).toEqual([{ at: 10, batch: ['a', 'b', 'c'] }]);
     await vi.advanceTimersByTimeAsync(1000);
@@ -73,13 +73,13 @@ describe('BatchWriter', () => {
     const slow = new Promise<void>((resolve) => (release = resolve));
     const { sink, calls } = scriptedSink([slow]);
     const writer = make(sink, { batchSize: 10, concurrency: 2 });
-    writer.append(['a', 'b']);
+    void writer.append(['a', 'b']);
     await vi.advanceTimersByTimeAsync(1000);
     expect(calls.map((c) => c.batch)).toEqual([['a', 'b']]);
     // A steady trickle while the flush is in flight: not a request per handful of points.
-    writer.append(['c']);
+    void writer.append(['c']);
     await vi.advanceTimersByTimeAsync(10);
-    writer.append(['d']);
+    void writer.append(['d']);
     release();
     await vi.advanceTimersByTimeAsync(10);
     expect(calls.map((c) => c.batch)).toEqual([['a', 'b']]);
@@ -92,7 +92,7 @@ describe('BatchWriter', () => {
     const first = new Promise<void>((resolve) => (releaseFirst = resolve));
     const { sink, calls } = scriptedSink([first, 'ok', 'ok']);
     const writer = make(sink, { concurrency: 2 });
-    writer.append(['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i']);
+    void writer.append(['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i']);
     await vi.advanceTimersByTimeAsync(10);
     // Two in flight; the second is confirmed but cannot be committed ahead of the first.
     expect(calls.map((c) => c.batch)).toEqual([['a', 'b', 'c'], ['d', 'e', 'f']]);
@@ -110,7 +110,7 @@ describe('BatchWriter', () => {
     first.catch(() => undefined);
     const { sink, calls } = scriptedSink([first, 'ok']);
     const writer = make(sink, { concurrency: 2 });
-    writer.append(['a', 'b', 'c', 'd', 'e', 'f']);
+    void writer.append(['a', 'b', 'c', 'd', 'e', 'f']);
     await vi.advanceTimersByTimeAsync(10);
     failFirst(networkDown());
     await vi.advanceTimersByTimeAsync(10);
@@ -128,9 +128,9 @@ describe('BatchWriter', () => {
     const slow = new Promise<void>((resolve) => (release = resolve));
     const { sink, calls } = scriptedSink([slow]);
     const writer = make(sink);
-    writer.append(['a', 'b', 'c']);
-    writer.append(['d', 'e', 'f']);
-    writer.append(['g']);
+    void writer.append(['a', 'b', 'c']);
+    void writer.append(['d', 'e', 'f']);
+    void writer.append(['g']);
     await vi.advanceTimersByTimeAsync(5000);
     expect(calls.map((c) => c.batch)).toEqual([['a', 'b', 'c']]);
     expect(await metrics.render()).toContain('watchpost_spool_depth 7\n');
@@ -142,7 +142,7 @@ describe('BatchWriter', () => {
   it('retries with exponential backoff and jitter, capped, resending the oldest batch first', async () => {
     const { sink, calls } = scriptedSink([networkDown(), networkDown(), networkDown(), networkDown(), networkDown()]);
     const writer = make(sink, { minRetryDelay: 100, maxRetryDelay: 600 });
-    writer.append(['a']);
+    void writer.append(['a']);
     await vi.advanceTimersByTimeAsync(1000);
     expect(writer.status()).toEqual({
       state: 'degraded',
@@ -153,7 +153,7 @@ describe('BatchWriter', () => {
       lastError: 'cannot reach InfluxDB: ECONNREFUSED',
       spool: { bytes: 1, capacityBytes: 100, usagePercent: 1, oldestAgeSeconds: 1 },
     });
-    writer.append(['b']);
+    void writer.append(['b']);
     await vi.advanceTimersByTimeAsync(5000);
     // Steps 100, 200, 400, 600 (cap); equal jitter with random 0.5 waits 3/4 of each, the cap at most.
     expect(calls.map((c) => c.at)).toEqual([1000, 1075, 1225, 1525, 1975, 2425]);
@@ -168,7 +168,7 @@ describe('BatchWriter', () => {
     const held = new Promise<void>((resolve) => (release = resolve));
     const { sink, calls } = scriptedSink([networkDown(), 'ok', held]);
     const writer = make(sink, { minRetryDelay: 100, maxRetryDelay: 100 });
-    for (const p of ['a', 'b', 'c', 'd', 'e', 'f', 'g']) writer.append([p]);
+    for (const p of ['a', 'b', 'c', 'd', 'e', 'f', 'g']) void writer.append([p]);
     await vi.advanceTimersByTimeAsync(0);
     expect(calls.map((c) => c.batch.join(''))).toEqual(['abc']);
     expect(writer.status()).toMatchObject({ state: 'degraded', reason: 'unreachable', pending: 7, failingSince: 0 });
@@ -188,7 +188,7 @@ describe('BatchWriter', () => {
   it('waits as long as Retry-After asks, within the cap', async () => {
     const { sink, calls } = scriptedSink([httpStorageError(429, 'slow down', '0.5'), httpStorageError(503, 'busy', '120')]);
     const writer = make(sink, { minRetryDelay: 100, maxRetryDelay: 2000 });
-    writer.append(['a']);
+    void writer.append(['a']);
     await vi.advanceTimersByTimeAsync(10_000);
     expect(calls.map((c) => c.at)).toEqual([1000, 1500, 3500]);
   });
@@ -202,7 +202,7 @@ describe('BatchWriter', () => {
       },
     };
     const writer = make(sink);
-    writer.append(['a', 'b', 'c', 'd']);
+    void writer.append(['a', 'b', 'c', 'd']);
     await vi.advanceTimersByTimeAsync(1000);
     // Halves until b is alone; a and c are written, then the next batch.
     expect(calls).toEqual([['a', 'b', 'c'], ['a', 'b'], ['c'], ['a'], ['b'], ['d']]);
@@ -245,7 +245,7 @@ describe('BatchWriter', () => {
         { batchSize: 8, flushInterval: 1000, timeout: 500, minRetryDelay: 100, maxRetryDelay: 1000, ...options },
       );
       writers.push(writer);
-      writer.start();
+      void writer.start();
       return writer;
     }
 
@@ -253,7 +253,7 @@ describe('BatchWriter', () => {
       const { sink, calls } = conflictingSink();
       const { q, added } = quarantine();
       const writer = makeWith(sink, q);
-      writer.append(['a', 'x1', 'b', 'c', 'd', 'e', 'f', 'g']);
+      void writer.append(['a', 'x1', 'b', 'c', 'd', 'e', 'f', 'g']);
       await vi.advanceTimersByTimeAsync(0);
       expect(calls).toEqual([
         ['a', 'x1', 'b', 'c', 'd', 'e', 'f', 'g'],
@@ -283,7 +283,7 @@ describe('BatchWriter', () => {
       const { sink, calls } = conflictingSink({ split: true });
       const { q, added } = quarantine();
       const writer = makeWith(sink, q);
-      writer.append(['a', 'x1', 'b', 'x2', 'x3', 'c']);
+      void writer.append(['a', 'x1', 'b', 'x2', 'x3', 'c']);
       await writer.flush();
       expect(calls).toEqual([['a', 'x1', 'b', 'x2', 'x3', 'c'], ['a', 'b', 'c'], ['x1', 'x2', 'x3']]);
       expect(added.map((a) => [a.points, a.reason])).toEqual([[['x1', 'x2', 'x3'], 'field_type_conflict']]);
@@ -296,7 +296,7 @@ describe('BatchWriter', () => {
       const { q, added, fail } = quarantine();
       fail(new Error('ENOSPC: no space left on device'));
       const writer = makeWith(sink, q);
-      writer.append(['a', 'x1']);
+      void writer.append(['a', 'x1']);
       await writer.flush();
       expect(writer.status()).toMatchObject({
         state: 'degraded',
@@ -315,7 +315,7 @@ describe('BatchWriter', () => {
       const { sink, calls } = scriptedSink(script);
       const { q, added } = quarantine();
       const writer = makeWith(sink, q);
-      writer.append(['a', 'b']);
+      void writer.append(['a', 'b']);
       await writer.flush();
       expect(writer.status()).toMatchObject({ state: 'degraded', reason: 'unreachable', pending: 2 });
       await vi.advanceTimersByTimeAsync(100);
@@ -334,7 +334,7 @@ describe('BatchWriter', () => {
     it(`keeps the batch and retries it after HTTP ${status} (${reason}), with the reason on status`, async () => {
       const { sink, calls } = scriptedSink([httpStorageError(status, message), httpStorageError(status, message)]);
       const writer = make(sink);
-      writer.append(['a', 'b']);
+      void writer.append(['a', 'b']);
       await vi.advanceTimersByTimeAsync(1000);
       expect(writer.status()).toMatchObject({ state: 'degraded', reason, pending: 2, failingSince: 1000, lastError: `HTTP ${status}: ${message}` });
       await vi.advanceTimersByTimeAsync(1000);
@@ -362,7 +362,7 @@ describe('BatchWriter', () => {
   it('flushes pending points on stop and refuses appends afterwards', async () => {
     const { sink, calls } = scriptedSink();
     const writer = make(sink);
-    writer.append(['a', 'b']);
+    void writer.append(['a', 'b']);
     await writer.stop();
     expect(calls.map((c) => c.batch)).toEqual([['a', 'b']]);
     expect(await writer.append(['c'])).toBe(false);
@@ -372,7 +372,7 @@ describe('BatchWriter', () => {
   it('gives up flushing at stop after the first failure, leaving the points pending', async () => {
     const { sink, calls } = scriptedSink([networkDown()]);
     const writer = make(sink);
-    writer.append(['a']);
+    void writer.append(['a']);
     await writer.stop();
     expect(calls).toHaveLength(1);
     expect(writer.status()).toMatchObject({ pending: 1, accepting: false });
@@ -393,8 +393,8 @@ describe('BatchWriter.stop with a hanging backend', () => {
       { sink, queue: new MemoryPointQueue<string>(), logger: silentLogger(), metrics },
       { timeout: 200, flushInterval: 60_000 },
     );
-    writer.start();
-    writer.append(['a']);
+    void writer.start();
+    void writer.append(['a']);
     const started = Date.now();
     await writer.stop();
     expect(Date.now() - started).toBeLessThan(1000);

@@ -63,7 +63,7 @@ export async function ensureDatabase(config: InfluxConfig, authorization: string
   try {
     const shown = await query('SHOW DATABASES');
     if (shown.status === 401) {
-      log.error({ err: `HTTP 401: ${serverMessage(shown.body)}` }, explainV1Failure(config, new StorageError(STORAGE_ERROR_CODES.UNAUTHORIZED, 'HTTP 401'))!);
+      log.error({ err: `HTTP 401: ${serverMessage(shown.body)}` }, explainV1Failure(config, new StorageError(STORAGE_ERROR_CODES.UNAUTHORIZED, 'HTTP 401')));
       return;
     }
     if (shown.status === 200 && databaseNames(shown.body)?.includes(database)) {
@@ -175,7 +175,7 @@ export async function checkBucket(config: InfluxConfig, logger: Logger): Promise
   } else if (answer.status === 200 && buckets !== undefined) {
     log.error(explainV2Failure(config, new StorageError(STORAGE_ERROR_CODES.NOT_FOUND, 'bucket not found', { missing: 'bucket' }))!);
   } else if (error && (error.code === STORAGE_ERROR_CODES.UNAUTHORIZED || error.missing === 'org')) {
-    log.error({ err: error.message }, explainV2Failure(config, error)!);
+    log.error({ err: error.message }, explainV2Failure(config, error));
   } else {
     // A token that may only write, or a server without the bucket API: the first write tells.
     log.debug({ status: answer.status }, 'InfluxDB bucket could not be looked up at start');

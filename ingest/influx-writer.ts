@@ -62,7 +62,7 @@ export function createInfluxWriter(config: InfluxConfig, deps: StorageDeps, opti
     {
       sink,
       // Only strings are appended, so a queue of strings serves as a queue of lines.
-      queue: (queue as PointQueue<Line> | undefined) ?? new MemoryPointQueue<Line>(),
+      queue: queue ?? new MemoryPointQueue<Line>(),
       logger,
       metrics: deps.metrics,
       ...(deps.clock ? { clock: deps.clock } : {}),
@@ -154,7 +154,7 @@ function lineText(line: Line): string {
 
 /** The request body: the lines joined by `\n`, as one buffer when any came from the spool as bytes. */
 export function joinLines(batch: readonly Line[]): string | Buffer<ArrayBuffer> {
-  if (batch.every((line) => typeof line === 'string')) return (batch as readonly string[]).join('\n');
+  if (batch.every((line) => typeof line === 'string')) return batch.join('\n');
   const parts: Buffer[] = new Array<Buffer>(batch.length * 2 - 1);
   for (let i = 0; i < batch.length; i++) {
     const line = batch[i]!;

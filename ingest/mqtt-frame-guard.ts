@@ -76,13 +76,13 @@ export class MqttFrameScanner {
  */
 export function guardMqttFraming<S extends GuardedSocket>(socket: S, maxPacketBytes: number, onViolation: (violation: FrameViolation) => void): S {
   const scanner = new MqttFrameScanner(maxPacketBytes);
-  const push = socket.push;
+  const push = socket.push.bind(socket);
   let violated = false;
-  socket.push = function guardedPush(this: S, chunk: unknown, encoding?: BufferEncoding): boolean {
-    if (chunk === null || chunk === undefined) return push.call(this, chunk, encoding);
+  socket.push = function guardedPush(chunk: unknown, encoding?: BufferEncoding): boolean {
+    if (chunk === null || chunk === undefined) return push(chunk, encoding);
     if (violated) return false;
     const violation = scanner.scan(typeof chunk === 'string' ? Buffer.from(chunk, encoding) : (chunk as Uint8Array));
-    if (!violation) return push.call(this, chunk, encoding);
+    if (!violation) return push(chunk, encoding);
     violated = true;
     onViolation(violation);
     socket.destroy();

@@ -22,9 +22,9 @@ const catalogue = new Catalogue(
 const reading = fc.oneof(
   { weight: 3, arbitrary: fc.integer({ min: -5000, max: 5000 }).map((v) => ({ kind: 'good', json: { values: { strain: v } } })) },
   { weight: 1, arbitrary: fc.integer({ min: 5001, max: 1e6 }).map((v) => ({ kind: 'out_of_range', json: { values: { strain: v } } })) },
-  { weight: 1, arbitrary: fc.constant({ kind: 'bad_value', json: { values: { strain: 'high' } } as unknown }) },
-  { weight: 1, arbitrary: fc.constant({ kind: 'unknown_metric', json: { values: { smoke: 1 } } as unknown }) },
-  { weight: 1, arbitrary: fc.constant({ kind: 'bad_shape', json: 42 as unknown }) },
+  { weight: 1, arbitrary: fc.constant({ kind: 'bad_value', json: { values: { strain: 'high' } } }) },
+  { weight: 1, arbitrary: fc.constant({ kind: 'unknown_metric', json: { values: { smoke: 1 } } }) },
+  { weight: 1, arbitrary: fc.constant({ kind: 'bad_shape', json: 42 }) },
 );
 
 describe('rejection reports (property)', () => {

@@ -268,7 +268,7 @@ export class Spool<T> implements PointQueue<T> {
     try {
       buf = this.encode(items, at);
     } catch (err) {
-      return Promise.reject(err as Error);
+      return Promise.reject(err);
     }
     if (!options.force && this.liveBytes() + this.commits.waitingBytes + buf.length > this.options.maxBytes) return Promise.resolve(false);
     return this.commits.add(buf, items.length, at);

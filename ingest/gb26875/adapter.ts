@@ -313,7 +313,8 @@ export class Gb26875Adapter {
             link.socket.resume();
           }
           this.pump();
-        });
+        })
+        .catch((err: unknown) => this.log.error({ err: err instanceof Error ? err.message : String(err), address: job.frame.source }, 'answering a GB/T 26875.3 frame failed'));
     }
   }
 }

@@ -62,8 +62,8 @@ export async function startWatchpostProcess(configDir: string, options: { env?: 
   // A shared sink holds earlier runs' lines: look for this run's start line only.
   const from = sink.text.length;
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-  child.stdout!.on('data', (d: Buffer) => (sink.text += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (sink.text += d.toString()));
+  child.stdout.on('data', (d: Buffer) => (sink.text += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (sink.text += d.toString()));
   const killOnExit = () => child.kill('SIGKILL');
   process.once('exit', killOnExit);
 
@@ -76,10 +76,10 @@ export async function startWatchpostProcess(configDir: string, options: { env?: 
       const line = sink.text.slice(from).split('\n').find((l) => l.includes('"msg":"watchpost started"'));
       if (!line) return;
       clearTimeout(timer);
-      child.stdout!.off('data', onData);
+      child.stdout.off('data', onData);
       resolveStart(JSON.parse(line));
     };
-    child.stdout!.on('data', onData);
+    child.stdout.on('data', onData);
     void exited.then((code) => {
       clearTimeout(timer);
       reject(new Error(`watchpost exited with ${code} before it started: ${sink.text.slice(-3000)}`));
