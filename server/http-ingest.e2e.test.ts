@@ -3,7 +3,9 @@
  * GET /api/v1/assets), the MQTT rejection reasons with 400/403/413, 401 with WWW-Authenticate,
  * 429 with Retry-After from the device's token bucket, 503 when the spool cannot take readings.
  */
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { params } from '../test/support/property.js';
 import { failingFs, type FailingFs } from '../test/support/failing-fs.js';
 import { baseConfig, DEVICE_SECRET, OTHER_SECRET, startPlatform, tempDir, VIEWER_TOKEN, type RunningPlatform } from '../test/support/platform.js';
 
@@ -125,6 +127,29 @@ describe('HTTP push', () => {
     expect((await post('/ingest/v1/lg-bridge-001/strain-01', JSON.stringify({ ts: TS + 10, values: { strain: 2 } }), undefined, false)).status).toBe(202);
     clock.advance(1000);
     expect((await post('/ingest/v1/bt-slope-002/tilt-01', body, slope, false)).status).toBe(202);
+  });
+
+  it('answers random and mutated bodies with 202, 400 or 413 and a reason, never an error of its own', async () => {
+    const valid = JSON.stringify([{ ts: TS + 5, values: { strain: 12.5, temperature: 3 } }, { ts: TS + 6, values: { strain: -1 } }]);
+    await fc.assert(
+      fc.asyncProperty(
+        fc.oneof(
+          fc.string({ maxLength: 300 }),
+          fc.array(fc.tuple(fc.nat(valid.length - 1), fc.string({ minLength: 1, maxLength: 1 })), { minLength: 1, maxLength: 6 }).map((edits) => {
+            const chars = [...valid];
+            for (const [at, c] of edits) chars[at] = c;
+            return chars.join('');
+          }),
+        ),
+        async (body) => {
+          const res = await post('/ingest/v1/lg-bridge-001/strain-01', body);
+          expect([202, 400, 413]).toContain(res.status);
+          expect(typeof res.body.accepted).toBe('number');
+          if (res.status !== 202) expect(res.body.rejected[0].reason).toBe(res.body.error);
+        },
+      ),
+      params(60),
+    );
   });
 
   it('answers 503 with Retry-After when the spool cannot take readings, and nothing is stored', async () => {
