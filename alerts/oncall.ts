@@ -79,9 +79,9 @@ function formatterFor(timeZone: string): Intl.DateTimeFormat {
 
 /** The zone's offset from UTC at an instant, ms (Asia/Shanghai: +8h). */
 export function zoneOffset(timeZone: string, instant: number): number {
-  const parts: Record<string, number> = {};
-  for (const p of formatterFor(timeZone).formatToParts(new Date(instant))) if (p.type !== 'literal') parts[p.type] = Number(p.value);
-  const wall = Date.UTC(parts.year!, parts.month! - 1, parts.day!, parts.hour!, parts.minute!, parts.second!);
+  const parts = { year: 0, month: 1, day: 1, hour: 0, minute: 0, second: 0 };
+  for (const p of formatterFor(timeZone).formatToParts(new Date(instant))) if (p.type in parts) parts[p.type as keyof typeof parts] = Number(p.value);
+  const wall = Date.UTC(parts.year, parts.month - 1, parts.day, parts.hour, parts.minute, parts.second);
   // Intl has second precision; the offset is wall time minus the instant rounded down to the second.
   return wall - Math.floor(instant / 1000) * 1000;
 }

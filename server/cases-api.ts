@@ -5,7 +5,7 @@
  * alert, department or schedule; 409 a move the case's state machine forbids, with the case's
  * current status (`{ "error": "illegal_case_move", "message", "status" }`).
  */
-import type { FastifyInstance, FastifyReply, onRequestHookHandler } from 'fastify';
+import type { FastifyInstance, onRequestHookHandler } from 'fastify';
 import { z } from 'zod';
 import { CASE_STATUSES, DISMISS_REASONS, type DismissReason } from '../alerts/case-machine.js';
 import { isAlertError } from '../alerts/errors.js';
@@ -79,7 +79,7 @@ function parse<T extends z.ZodType>(schema: T, value: unknown, what: string): z.
 }
 
 /** Runs a case move; an illegal one answers 409 with the case's current status. */
-function move(reply: FastifyReply, fn: () => unknown): unknown {
+function move(reply: { code(status: number): { send(body: unknown): unknown } }, fn: () => unknown): unknown {
   try {
     return fn();
   } catch (error) {
