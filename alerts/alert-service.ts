@@ -45,7 +45,7 @@ import type { RuleEvent } from '../rules/types.js';
 import { AckLinks, type AckLinkResult, type AckLinkState } from './ack-links.js';
 import { errorText, TRANSITIONS_WAITING_METRIC, type AlertContext, type AlertServiceOptions, type AlertStoreHealth, type OperatorAction } from './alert-types.js';
 import { AlertViews, timelineView, type AlertDetail, type AlertView } from './alert-views.js';
-import type { ChannelConfig } from './config.js';
+import type { ChannelConfig, ContactConfig, DepartmentConfig, EscalationConfig, ScheduleConfig } from './config.js';
 import { DeliveryFailedAlerts, type DeliveryFailure } from './delivery-failed.js';
 import { AlertError } from './errors.js';
 import { EscalationRunner } from './escalation-runner.js';
@@ -72,11 +72,29 @@ export type { AlertDetail, AlertView, TimelineEntryView } from './alert-views.js
 /** Work waiting for alerts.db: a rule event (with the platform time it arrived), a failed delivery, or the record of an outage. */
 type Queued = { kind: 'rule'; event: RuleEvent; at: number; applied: boolean } | DeliveryFailure | OutageRecord;
 
+/** The parts of the configuration the alert stage reads at each notification; a reload replaces them (`updateConfig`). */
+export interface AlertConfigUpdate {
+  escalations: readonly EscalationConfig[];
+  channels: readonly ChannelConfig[];
+  contacts: readonly ContactConfig[];
+  departments: readonly DepartmentConfig[];
+  schedules: readonly ScheduleConfig[];
+}
+
+/** Fills `map` with `items` by id, in place: the parts that hold the map see the new contents. */
+function refill<T extends { id: string }>(map: ReadonlyMap<string, T>, items: readonly T[]): void {
+  const target = map as Map<string, T>;
+  target.clear();
+  for (const item of items) target.set(item.id, item);
+}
+
 export class AlertService {
   private readonly store: AlertStore;
   private readonly clock: Clock;
   private readonly logger: Logger;
   private readonly channels: Map<string, Channel>;
+  private readonly ctx: AlertContext;
+  private readonly createChannel: (config: ChannelConfig) => Channel;
   private readonly outbox: OutboxSender;
   private readonly views: AlertViews;
   private readonly holds: Holds;
@@ -105,10 +123,12 @@ export class AlertService {
       departments: new Map((options.departments ?? []).map((d) => [d.id, d])),
       schedules: new Map((options.schedules ?? []).map((s) => [s.id, s])),
     };
+    this.ctx = ctx;
     this.store = options.store;
     this.clock = options.clock;
     this.logger = logger;
     const createChannel = options.createChannel ?? ((config: ChannelConfig) => createConfiguredChannel(config, { clock: options.clock }));
+    this.createChannel = createChannel;
     this.channels = new Map(options.channels.map((c) => [c.id, createChannel(c)]));
     this.outbox = new OutboxSender({
       store: options.store,
@@ -287,6 +307,53 @@ export class AlertService {
     checkAction(action);
     const alert = this.transitions.commit((effects) => this.transitions.operatorTransition(id, { kind: 'resolve', by: action.by, reason: 'operator', ...noteOf(action) }, effects));
     return this.views.view(alert);
+  }
+
+  /**
+   * Takes a reloaded configuration's escalations, channels, contacts, departments and schedules:
+   * the next notification, escalation step or work order uses them. Open alerts, their escalation
+   * schedules and pending outbox rows are kept; a changed channel gets a new sender (its old one
+   * finishes the delivery in flight), a removed one is closed (its pending rows fail as for an
+   * unknown channel).
+   */
+  updateConfig(next: AlertConfigUpdate): void {
+    const before = this.ctx.channelConfigs;
+    const changed: string[] = [];
+    for (const [id, channel] of [...this.channels]) {
+      const config = next.channels.find((c) => c.id === id);
+      if (config && JSON.stringify(config) === JSON.stringify(before.get(id))) continue;
+      (channel as Channel & { close?: () => void }).close?.();
+      this.channels.delete(id);
+    }
+    for (const config of next.channels) {
+      if (this.channels.has(config.id)) continue;
+      this.channels.set(config.id, this.createChannel(config));
+      changed.push(config.id);
+    }
+    refill(this.ctx.escalations, next.escalations);
+    refill(this.ctx.channelConfigs, next.channels);
+    refill(this.ctx.contacts, next.contacts);
+    refill(this.ctx.departments, next.departments);
+    refill(this.ctx.schedules, next.schedules);
+    this.outbox.channelsChanged(changed);
+    this.escalationRunner.arm();
+  }
+
+  /** Resolves every open alert of an asset that is no longer configured (reason `asset_removed`); returns how many. */
+  resolveForRemovedAsset(assetId: string, options: { note?: string } = {}): number {
+    let count = 0;
+    for (const open of this.store.openAlerts()) {
+      if (open.assetId !== assetId) continue;
+      try {
+        this.transitions.commit((effects) =>
+          this.transitions.operatorTransition(open.id, { kind: 'resolve', by: 'system', reason: 'asset_removed', ...(options.note ? { note: options.note } : {}) }, effects),
+        );
+        count++;
+      } catch (error) {
+        this.logger.error({ err: error, alert_id: open.id, asset_id: assetId }, 'resolving an alert of a removed asset failed');
+      }
+    }
+    return count;
   }
 
   /** Resolves every open alert of a rule that is no longer configured; returns how many. */

@@ -173,6 +173,16 @@ export class OutboxSender {
     await Promise.allSettled(inFlight.map((f) => f.done));
   }
 
+  /** Channels were replaced or added (a configuration reload): their rate limits start afresh; due rows are looked for again. */
+  channelsChanged(ids: readonly string[]): void {
+    for (const id of [...this.limiters.keys()]) if (!this.options.channels.has(id)) this.limiters.delete(id);
+    for (const id of ids) {
+      const channel = this.options.channels.get(id);
+      if (channel) this.limiters.set(id, new RateLimiter(channel.rateLimits ?? []));
+    }
+    this.kick();
+  }
+
   /** New rows were written: look for due rows once the current task (and its commit) is done. */
   kick(): void {
     this.added = true;

@@ -19,19 +19,31 @@ export type PublishDecision =
   | { action: 'sparkplug'; topic: SparkplugTopic }
   | { action: 'reject'; reason: 'not_allowed' | 'bad_topic' | 'bad_shape'; detail: string }; // reported on errors/, not stored
 
+/** The configured devices by id and by asset; a configuration reload swaps them in whole (`replace`). */
 export class DeviceRegistry {
-  private readonly devices = new Map<string, DeviceEntry>();
-  private readonly byAsset = new Map<string, string[]>();
+  private devices = new Map<string, DeviceEntry>();
+  private byAsset = new Map<string, string[]>();
 
   constructor(devices: readonly DeviceConfig[]) {
+    this.replace(devices);
+  }
+
+  /** The devices of a new configuration; returns the entries they replaced (by id), for the broker to judge its connections. */
+  replace(devices: readonly DeviceConfig[]): ReadonlyMap<string, DeviceEntry> {
+    const previous = this.devices;
+    const next = new Map<string, DeviceEntry>();
+    const byAsset = new Map<string, string[]>();
     for (const d of devices) {
-      this.devices.set(d.id, { id: d.id, config: d, assets: new Set(d.assets) });
+      next.set(d.id, { id: d.id, config: d, assets: new Set(d.assets) });
       for (const a of d.assets) {
-        const list = this.byAsset.get(a) ?? [];
+        const list = byAsset.get(a) ?? [];
         list.push(d.id);
-        this.byAsset.set(a, list);
+        byAsset.set(a, list);
       }
     }
+    this.devices = next;
+    this.byAsset = byAsset;
+    return previous;
   }
 
   get(id: string): DeviceEntry | undefined {
@@ -45,6 +57,20 @@ export class DeviceRegistry {
   devicesForAsset(assetId: string): readonly string[] {
     return this.byAsset.get(assetId) ?? [];
   }
+}
+
+/**
+ * After a registry swap, what becomes of a connection of device `id` logged in as `before`:
+ * `close` when the device is gone or its credentials or subscription filters changed (the new
+ * ones must be presented or applied afresh), otherwise `rebind` to the new entry (its assets).
+ */
+export function connectionAfterSwap(before: DeviceEntry, after: DeviceEntry | undefined): 'close' | 'rebind' {
+  if (!after) return 'close';
+  const a = before.config;
+  const b = after.config;
+  if (a.secret !== b.secret || a.secret_hash !== b.secret_hash) return 'close';
+  if (JSON.stringify(a.subscribe) !== JSON.stringify(b.subscribe)) return 'close';
+  return 'rebind';
 }
 
 /** `sparkplugGroups`: the Sparkplug groups in which the device is a configured edge node (its id is the edge node id). */

@@ -1,4 +1,7 @@
-/** Lookups over the configured assets, sensors and metric catalogue, built once per configuration. */
+/**
+ * Lookups over the configured assets, sensors and metric catalogue. A configuration reload
+ * swaps the contents in place (`replace`), so every holder sees the new catalogue at once.
+ */
 import type { AssetConfig, MetricConfig } from './config.js';
 
 export interface AssetEntry {
@@ -12,14 +15,18 @@ export interface AssetEntry {
 }
 
 export class Catalogue {
-  private readonly assets = new Map<string, AssetEntry>();
+  private assets = new Map<string, AssetEntry>();
+  private metrics: Readonly<Record<string, MetricConfig>> = {};
 
-  constructor(
-    assets: readonly AssetConfig[],
-    private readonly metrics: Readonly<Record<string, MetricConfig>>,
-  ) {
+  constructor(assets: readonly AssetConfig[], metrics: Readonly<Record<string, MetricConfig>>) {
+    this.replace(assets, metrics);
+  }
+
+  /** The catalogue of a new configuration, swapped in whole. */
+  replace(assets: readonly AssetConfig[], metrics: Readonly<Record<string, MetricConfig>>): void {
+    const next = new Map<string, AssetEntry>();
     for (const a of assets) {
-      this.assets.set(a.id, {
+      next.set(a.id, {
         id: a.id,
         type: a.type,
         name: a.name,
@@ -28,6 +35,8 @@ export class Catalogue {
         sensors: a.sensors && new Map(a.sensors.map((s) => [s.id, s.metrics && new Set(s.metrics)])),
       });
     }
+    this.assets = next;
+    this.metrics = metrics;
   }
 
   asset(id: string): AssetEntry | undefined {

@@ -63,6 +63,7 @@ export const deviceView = z.looseObject({
   assets: z.array(z.string()),
   status: z.string().describe('online, offline or unknown (not seen since the start)'),
   since: zTime.nullable(),
+  last_seen: zTime.nullable().optional().describe("the device's last message, connection or disconnection since the start"),
 });
 
 export const alertView = z.looseObject({

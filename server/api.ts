@@ -23,7 +23,8 @@ import type { HttpPush } from '../ingest/http-push/http-push.js';
 import { registerSilenceRoutes, type SilencesPort } from './silences-api.js';
 import { registerCaseRoutes, type CasesPort } from './cases-api.js';
 import { registerWorkOrderPage, type WorkOrderLinksPort } from './work-order-page.js';
-import type { ReloadOutcome } from './rules-reload.js';
+import type { ConfigReloadOutcome } from './config-reload.js';
+import { registerRegistryRoutes, type RegistryPort } from './registry-api.js';
 import type { ApiConfig, Role } from './config/schema.js';
 
 const ROLE_RANK: Record<Role, number> = { viewer: 1, operator: 2, admin: 3 };
@@ -49,8 +50,10 @@ export interface ApiDeps {
   assets: () => unknown[];
   devices: () => unknown[];
   rules: () => unknown;
-  /** Reloads the rules from the configuration directory (POST /api/v1/rules/reload). */
-  reloadRules?: () => ReloadOutcome;
+  /** Reloads the configuration directory (POST /api/v1/config/reload, alias POST /api/v1/rules/reload). */
+  reloadRules?: () => ConfigReloadOutcome;
+  /** Assets and devices changed at run time, kept in registry.yaml (server/registry-api.ts). */
+  registry?: RegistryPort;
   health: () => HealthReport;
   /** The Prometheus text of /metrics. */
   metrics: () => string | Promise<string>;
@@ -268,46 +271,49 @@ function registerRoutes(app: FastifyInstance, deps: ApiDeps, requireRole: Requir
     () => deps.rules(),
   );
 
-  // 200 with what changed, or 400 with every error; a refused reload keeps the rules in force.
+  // 200 with what changed, or 400 with every error; a refused reload keeps the configuration in force.
+  const reload = (code: string, what: string) => (req: FastifyRequest, reply: FastifyReply) => {
+    if (!deps.reloadRules) throw new ApiError('not_found', 'reload is not available');
+    const outcome = deps.reloadRules();
+    if (!outcome.ok) {
+      const n = outcome.errors.length;
+      return reply.code(400).send({ error: code, message: `the configuration has ${n} error${n === 1 ? '' : 's'}; ${what} in force ${what === 'the rules' ? 'are' : 'is'} unchanged`, errors: outcome.errors });
+    }
+    req.log.info({ by: req.principal?.name, changed: outcome.changed }, 'configuration reloaded through the API');
+    const { rules, assets, devices, sections, restartNeeded } = outcome.changes;
+    return reply.send({
+      reloaded: outcome.changed,
+      rules: outcome.rules,
+      added: rules.added,
+      removed: rules.removed,
+      disabled: rules.disabled,
+      changed: rules.changed,
+      updated: rules.updated,
+      no_longer_covered: rules.unmatched.map((a) => ({ rule_id: a.ruleId, asset_id: a.assetId, sensor_id: a.sensorId })),
+      sections,
+      restart_needed: restartNeeded,
+      assets,
+      devices,
+    });
+  };
+  app.post(
+    '/api/v1/config/reload',
+    {
+      ...guard('admin'),
+      schema: routeSchema({ summary: 'reload the configuration (every section but the listeners, storage and cluster)', role: 'admin', responses: { 200: reloadBody }, errors: [400, 404], errorBodies: { 400: invalidRulesBody } }),
+    },
+    reload('invalid_config', 'the configuration'),
+  );
   app.post(
     '/api/v1/rules/reload',
     {
       ...guard('admin'),
-      schema: routeSchema({
-        summary: "reload the configuration's rules",
-        role: 'admin',
-        responses: { 200: reloadBody },
-        errors: [400, 404],
-        errorBodies: { 400: invalidRulesBody },
-      }),
+      schema: routeSchema({ summary: 'reload the configuration (alias of POST /api/v1/config/reload)', role: 'admin', responses: { 200: reloadBody }, errors: [400, 404], errorBodies: { 400: invalidRulesBody } }),
     },
-    (req, reply) => {
-    if (!deps.reloadRules) throw new ApiError('not_found', 'rule reload is not available');
-    const outcome = deps.reloadRules();
-    if (!outcome.ok) {
-      const n = outcome.errors.length;
-      void reply.code(400).send({
-        error: 'invalid_rules',
-        message: `the configuration has ${n} error${n === 1 ? '' : 's'}; the rules in force are unchanged`,
-        errors: outcome.errors,
-      });
-      return;
-    }
-    req.log.info({ by: req.principal?.name, changed: outcome.changed }, 'rules reloaded through the API');
-    const { added, removed, disabled, changed, updated, unmatched } = outcome.changes;
-    return {
-      reloaded: outcome.changed,
-      rules: outcome.rules,
-      added,
-      removed,
-      disabled,
-      changed,
-      updated,
-      no_longer_covered: unmatched.map((a) => ({ rule_id: a.ruleId, asset_id: a.assetId, sensor_id: a.sensorId })),
-    };
-    },
+    reload('invalid_rules', 'the rules'),
   );
 
+  if (deps.registry) registerRegistryRoutes(app, { registry: deps.registry, requireRole });
   if (deps.silences) registerSilenceRoutes(app, { silences: deps.silences, requireRole });
   if (deps.ackLinks) registerAckPage(app, deps.ackLinks);
   if (deps.httpPush) registerHttpPush(app, deps.httpPush);

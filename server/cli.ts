@@ -36,8 +36,10 @@ interface Command {
   /** What the command does and its options, for `watchpost <command> --help`. */
   help: string;
   options: Options;
+  /** Takes arguments besides its options (import: the CSV file). */
+  positionals?: boolean;
   /** The exit code, or -1 to keep the process running (start). */
-  run(values: Values): number | Promise<number>;
+  run(values: Values, positionals: string[]): number | Promise<number>;
 }
 
 const CONFIG_HELP = `  --config DIR     the configuration directory; default ./config if present, else the bundled demo configuration`;
@@ -47,7 +49,7 @@ const COMMANDS: Record<string, Command> = {
     summary: 'run the platform: broker, ingest, storage, rules, alerts, HTTP API',
     usage: ['start [--config DIR]'],
     help: `Runs the platform until SIGTERM or SIGINT, which shut it down cleanly (writers flushed, state kept).
-SIGHUP reloads the rules. Logs JSON lines to stdout (level: WATCHPOST_LOG_LEVEL, default info).
+SIGHUP reloads the configuration (docs/registry.md). Logs JSON lines to stdout (level: WATCHPOST_LOG_LEVEL, default info).
 
 options:
 ${CONFIG_HELP}`,
@@ -124,6 +126,23 @@ ${CONFIG_HELP}
       json: { type: 'boolean' },
     },
     run: runReplay,
+  },
+  import: {
+    summary: 'add or replace assets and devices from a CSV inventory, into registry.yaml',
+    usage: ['import [--config DIR] FILE.csv [--dry-run]'],
+    help: `Adds or replaces the assets and devices of a CSV export of the component inventory in the
+configuration directory's registry.yaml (docs/registry.md has the columns and an example). Every
+row is validated as the configuration is; every bad row is reported by line and column, and
+nothing is written when any row is bad (exit 1). Devices without secret_hash get a generated
+secret, printed once on stdout as device_id,secret; only its scrypt hash is kept. A running
+platform takes the change on its next reload (it watches the directory; or SIGHUP).
+
+options:
+${CONFIG_HELP}
+  --dry-run        validate and report only; nothing is written`,
+    options: { config: { type: 'string' }, 'dry-run': { type: 'boolean' } },
+    positionals: true,
+    run: async (values, positionals) => (await import('./import-command.js')).runImport(resolveConfigDir(str(values.config)), positionals, values['dry-run'] === true),
   },
   'hash-secret': {
     summary: 'read a device secret on stdin, print a secret_hash for the configuration',
@@ -227,8 +246,9 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   let values: Values;
+  let positionals: string[];
   try {
-    ({ values } = parseArgs({ args: rest, strict: true, options: { ...command.options, help: { type: 'boolean', short: 'h' } } }));
+    ({ values, positionals } = parseArgs({ args: rest, strict: true, allowPositionals: command.positionals === true, options: { ...command.options, help: { type: 'boolean', short: 'h' } } }));
   } catch (err) {
     process.stderr.write(`${optionError(name, err as Error)}\n`);
     return 2;
@@ -237,7 +257,7 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(commandHelp(name, command));
     return 0;
   }
-  return command.run(values);
+  return command.run(values, positionals);
 }
 
 async function loadOrExit(dir: string): Promise<WatchpostConfig> {
@@ -300,12 +320,12 @@ async function runStart(values: Values): Promise<number> {
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
   exitWithParent(() => shutdown('parent exited'));
-  // SIGHUP reloads the rules; an invalid configuration is logged and the rules in force stay.
+  // SIGHUP reloads the configuration; an invalid one is logged and the one in force stays.
   process.on('SIGHUP', () => {
     try {
-      platform.reloadRules('signal');
+      platform.reloadConfig('signal');
     } catch (err) {
-      logger.error({ err }, 'rule reload failed');
+      logger.error({ err }, 'configuration reload failed');
     }
   });
   try {

@@ -42,7 +42,9 @@ import type { RuleEvent } from '../rules/types.js';
 import { buildApi, type HealthReport } from './api.js';
 import { AuditLog } from './audit.js';
 import { consolePort, type ConsoleParts } from './console/platform-console.js';
-import { resolveAfterReload, RulesReloader, type ReloadOutcome, type ReloadTrigger } from './rules-reload.js';
+import { ConfigReloader, type ConfigChanges, type ConfigReloadOutcome } from './config-reload.js';
+import { Registry } from './registry.js';
+import { resolveAfterReload, type ReloadTrigger } from './rules-reload.js';
 import type { WatchpostConfig } from './config/schema.js';
 
 export interface PlatformOptions {
@@ -51,7 +53,7 @@ export interface PlatformOptions {
   clock?: Clock;
   /** How often stale, offline and flapping rules are checked on the platform clock (default 1000 ms). */
   ruleTickMs?: number;
-  /** Reload the rules when a file in configDir changes (default true). */
+  /** Reload the configuration when a file in configDir changes (default true). */
   watchRules?: boolean;
   /** The spool's file operations (tests inject a failing disk); node:fs by default. */
   spoolFs?: SpoolFs;
@@ -70,6 +72,10 @@ export class Platform {
   private readonly devices: DeviceRegistry;
   private readonly latest = new LatestReadings();
   private readonly presence = new Map<string, { status: 'online' | 'offline'; since: number }>();
+  /** Platform time of each configured device's last message, connection or disconnection. */
+  private readonly lastSeen = new Map<string, number>();
+  /** The configuration in force: the one started with, then each reloaded one. */
+  private current: WatchpostConfig;
   private dataDirLock?: DataDirLock;
   private writer?: TelemetryWriter;
   private store?: AlertStore;
@@ -80,7 +86,7 @@ export class Platform {
   private audit?: AuditLog;
   private console?: ConsoleParts;
   private watchdog?: IngestWatchdog;
-  private reloader?: RulesReloader;
+  private reloader?: ConfigReloader;
   private ruleTimer?: NodeJS.Timeout;
   /** Why the spool stopped taking appends (a failed fdatasync), once it has: readings cannot be accepted until a restart. */
   private spoolFailure?: string;
@@ -93,6 +99,7 @@ export class Platform {
   ) {
     this.clock = options.clock ?? systemClock;
     this.log = options.logger;
+    this.current = config;
     this.catalogue = new Catalogue(config.assets, config.metrics);
     this.devices = new DeviceRegistry(config.devices);
   }
@@ -146,8 +153,8 @@ export class Platform {
       contacts: config.contacts,
       departments: config.departments,
       schedules: config.schedules,
-      assetDepartments: (id) => config.assets.find((a) => a.id === id),
-      dispatchDefaults: (id) => config.rules.find((r) => r.id === id)?.dispatch,
+      assetDepartments: (id) => this.current.assets.find((a) => a.id === id),
+      dispatchDefaults: (id) => this.current.rules.find((r) => r.id === id)?.dispatch,
       publicUrl: config.api.public_url,
       publish: (topic, payload) => {
         this.bus?.publish(topic, payload, { qos: 1 });
@@ -172,8 +179,8 @@ export class Platform {
     // The alert stage keeps flapping holds across restarts; the rules end them after a stable window.
     const flapping = openAtStart.filter((a) => alerts.isFlapping({ ruleId: a.rule_id, assetId: a.asset_id, sensorId: a.sensor_id }));
     for (const a of rules.restoreFlapping(flapping, clock.now())) alerts.setFlapping({ ruleId: a.rule_id, assetId: a.asset_id, sensorId: a.sensor_id }, false);
-    this.reloader = new RulesReloader(
-      { configDir: this.options.configDir, running: config, runner: rules, clock, logger, onReloaded: (changes, trigger) => resolveAfterReload(alerts, changes, trigger, clock.now()) },
+    this.reloader = new ConfigReloader(
+      { configDir: this.options.configDir, runner: rules, clock, logger, current: () => this.current, apply: (next, changes, trigger) => this.applyConfig(next, changes, trigger) },
       { watch: this.options.watchRules ?? true },
     );
     this.reloader.start();
@@ -191,7 +198,10 @@ export class Platform {
       devicesForAsset: (assetId) => this.devices.devicesForAsset(assetId),
     });
     const handlers: InboundHandlers = {
-      telemetry: (source, topic, assetId, sensorId, payload) => ingest.handleTelemetry(source, topic, assetId, sensorId, payload),
+      telemetry: (source, topic, assetId, sensorId, payload) => {
+        if (source.deviceId !== undefined) this.lastSeen.set(source.deviceId, clock.now());
+        return ingest.handleTelemetry(source, topic, assetId, sensorId, payload);
+      },
       rejected: (source, topic, rejection) => ingest.reject(source, topic, rejection),
       status: (deviceId, value) => this.setPresence(deviceId, value),
       sparkplug: (source, topic, rawTopic, payload) => this.sparkplug?.handle(source, topic, rawTopic, payload) ?? Promise.resolve(true),
@@ -270,13 +280,10 @@ export class Platform {
       ...(apiTls?.cert && apiTls.key ? { tls: { cert: apiTls.cert, key: apiTls.key, ...(apiTls.ca ? { ca: apiTls.ca } : {}) } } : {}),
       alerts,
       assets: () => this.assetsView(),
-      devices: () =>
-        this.config.devices.map((d) => {
-          const p = this.presence.get(d.id);
-          return { id: d.id, assets: d.assets, status: p?.status ?? 'unknown', since: p ? new Date(p.since).toISOString() : null };
-        }),
+      devices: () => this.devicesView(),
       rules: () => this.reloader?.view(),
-      reloadRules: () => this.reloadRules('api'),
+      reloadRules: () => this.reloadConfig('api'),
+      registry: new Registry({ configDir: this.options.configDir, current: () => this.current, apply: (next) => void this.reloader?.applyConfig(next, 'api') }),
       health: () => this.health(),
       metrics: () => metrics.render(),
       silences: alerts,
@@ -318,10 +325,53 @@ export class Platform {
     if (events.length > 0) this.alerts?.handle(events);
   }
 
-  /** Reloads the rules from the configuration directory (SIGHUP, API, file change). */
-  reloadRules(trigger: ReloadTrigger): ReloadOutcome {
+  /** Reloads the configuration directory (SIGHUP, API, file change); the rules reload is its alias. */
+  reloadConfig(trigger: ReloadTrigger): ConfigReloadOutcome {
     if (!this.reloader) throw new Error('the platform is not running');
     return this.reloader.reload(trigger);
+  }
+
+  reloadRules(trigger: ReloadTrigger): ConfigReloadOutcome {
+    return this.reloadConfig(trigger);
+  }
+
+  /**
+   * Swaps a reloaded configuration in, at once (config-reload.ts decided it is valid and what
+   * changed; the rules are already replaced): catalogue, devices (the broker closes connections of
+   * removed devices and of devices whose credentials changed), the alert stage's escalations,
+   * channels, contacts, departments and schedules, API tokens; then the alerts of removed assets
+   * resolve (`asset_removed`) and those of removed or changed rules as a rules reload does.
+   */
+  private applyConfig(next: WatchpostConfig, changes: ConfigChanges, trigger: ReloadTrigger): void {
+    const now = this.clock.now();
+    this.current = next;
+    this.catalogue.replace(next.assets, next.metrics);
+    if (changes.devices.added.length + changes.devices.removed.length + changes.devices.changed.length > 0) {
+      this.devices.replace(next.devices);
+      if (this.bus instanceof EmbeddedBroker) this.bus.updateDevices();
+      for (const id of changes.devices.removed) {
+        this.presence.delete(id);
+        this.lastSeen.delete(id);
+      }
+    }
+    // The API reads its tokens per request from this object.
+    this.config.api.tokens = next.api.tokens;
+    const alerts = this.alerts;
+    if (!alerts) return;
+    alerts.updateConfig({ escalations: next.escalations, channels: next.channels, contacts: next.contacts, departments: next.departments, schedules: next.schedules });
+    const how = `${trigger === 'api' ? 'API' : trigger === 'signal' ? 'SIGHUP' : 'file change'} reload`;
+    for (const id of changes.assets.removed) alerts.resolveForRemovedAsset(id, { note: `asset "${id}" was removed from the configuration (${how})` });
+    resolveAfterReload(alerts, changes.rules, trigger, now);
+    if (changes.sections.includes('assets') || changes.sections.includes('rules')) this.rules?.watch(this.watchedSensors(), now);
+  }
+
+  /** GET /api/v1/devices: every configured device with its status, last seen and assets; never a secret. */
+  private devicesView(): unknown[] {
+    return this.current.devices.map((d) => {
+      const p = this.presence.get(d.id);
+      const seen = this.lastSeen.get(d.id);
+      return { id: d.id, assets: d.assets, subscribe: d.subscribe, status: p?.status ?? 'unknown', since: p ? new Date(p.since).toISOString() : null, last_seen: seen === undefined ? null : new Date(seen).toISOString() };
+    });
   }
 
   /** Configured sensors, for stale rules to watch before they first report. */
@@ -352,6 +402,7 @@ export class Platform {
   private setPresence(deviceId: string, status: 'online' | 'offline'): void {
     // Only configured devices have a presence (an external broker passes status/ of any id), so the map stays bounded.
     if (!this.devices.get(deviceId)) return;
+    this.lastSeen.set(deviceId, this.clock.now());
     const previous = this.presence.get(deviceId);
     if (previous?.status === status) return;
     this.presence.set(deviceId, { status, since: this.clock.now() });

@@ -124,12 +124,16 @@ function listConfigFiles(dir: string): string[] {
     .sort();
 }
 
-export function loadConfig(dir: string, env: NodeJS.ProcessEnv = process.env): LoadResult {
+/**
+ * `overrides`: file name -> text read instead of that file (added if it is not there), so a change
+ * is validated with the rest of the directory before it is written (the registry API, import).
+ */
+export function loadConfig(dir: string, env: NodeJS.ProcessEnv = process.env, overrides: ReadonlyMap<string, string> = new Map()): LoadResult {
   const errors: ConfigError[] = [];
   let files: string[];
   try {
     if (!statSync(dir).isDirectory()) return { ok: false, files: [], errors: [{ file: dir, path: '(root)', message: 'is not a directory' }] };
-    files = listConfigFiles(dir);
+    files = [...new Set([...listConfigFiles(dir), ...overrides.keys()])].sort();
   } catch (err) {
     return { ok: false, files: [], errors: [{ file: dir, path: '(root)', message: `cannot read configuration directory: ${(err as Error).message}` }] };
   }
@@ -154,12 +158,13 @@ export function loadConfig(dir: string, env: NodeJS.ProcessEnv = process.env): L
 
   for (const file of files) {
     const full = join(dir, file);
-    if (statSync(full).size > MAX_FILE_BYTES) {
+    const override = overrides.get(file);
+    if ((override === undefined ? statSync(full).size : Buffer.byteLength(override)) > MAX_FILE_BYTES) {
       unreadable(file, { path: '(root)', message: `file is larger than ${MAX_FILE_BYTES} bytes` });
       continue;
     }
     const lines = new LineCounter();
-    const doc = parseDocument(readFileSync(full, 'utf8'), { uniqueKeys: true, prettyErrors: true, lineCounter: lines });
+    const doc = parseDocument(override ?? readFileSync(full, 'utf8'), { uniqueKeys: true, prettyErrors: true, lineCounter: lines });
     const syntax = doc.errors[0];
     if (syntax) {
       // Only the first: after a syntax error the parser's further errors are mostly its consequences.
