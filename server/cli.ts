@@ -67,7 +67,7 @@ options:
 ${CONFIG_HELP}
   --url URL        the broker; default: the configuration's broker (embedded: mqtt://127.0.0.1:<port>)
   --scenario NAME  normal (default), drift, spike, sensor_dropout, device_offline, landslide, pipe_burst,
-                   gas_leak, fire, storm, incident, quiet
+                   gas_leak, fire, storm, incident, disposal, quiet
   --devices N      simulated devices: the first N configured ones, or replicas of them beyond that
   --connections N  MQTT connections shared by all simulated devices; default one per device
   --rate HZ        readings per second per sensor; default 1

@@ -421,6 +421,42 @@ export const SCENARIOS: Readonly<Record<string, ScenarioSpec>> = {
     ],
   },
 
+  // The disposal loop (处置闭环), ten minutes at real time: an alarm for each department that owns
+  // an asset, and a faulty hydrant transducer that raises three short alarms. The simulator drives
+  // only the sensors; the duty room takes the steps through the API and the work-order page (README,
+  // "The disposal loop"): the bridge overload is acknowledged, verified, dispatched to 住建桥梁养护
+  // (lg-bridge) and closed from its phone link after arriving on site, its case outliving the
+  // signal; the gas leak goes to 燃气 (lg-gas), the fire alarm to 消防 (lg-fire), the chronic low
+  // pressure to 水务 (lg-water); each of hp-01's alarms is dismissed as `sensor_fault`, so
+  // `watchpost report` shows lg-hydrant-001/hp-01 at the top of the false alarms.
+  // Alerts: hydrant-pressure-low yellow on hp-02 (chronic), open; bridge-strain yellow then orange
+  // on lg-bridge-001/strain-01 (~24 s), resolved at ~85 s; gas-leak blue then orange on
+  // lg-gas-001/vw-02 (~40 s), open; fire-alarm red on lg-building-001/smoke-18f-01 (~60 s), open;
+  // hydrant-pressure-low yellow on lg-hydrant-001/hp-01 at ~2, ~4 and ~6 min, each resolved after
+  // 20 s (the first two listed as noise: the newest is the one the story checks).
+  disposal: {
+    name: 'disposal',
+    description: 'one alarm per department to work through the disposal loop, and a faulty transducer raising false alarms',
+    length: 10 * MIN,
+    effects: [
+      CHRONIC_LOW_HYDRANT,
+      { kind: 'value', at: 10, metric: 'strain', level: 'orange', shape: 'linear', ramp: 5, hold: 60, sensor: { asset_id: 'lg-bridge-001', sensor_id: 'strain-01' }, note: 'overloaded truck convoy on the mid-span for a minute' },
+      { kind: 'value', at: 30, metric: 'gas_lel', level: 'orange', shape: 'linear', ramp: 30, sensor: { asset_id: 'lg-gas-001', sensor_id: 'vw-02' }, note: 'gas seeping into valve well 2#' },
+      { kind: 'value', at: 60, metric: 'smoke', value: 1, sensor: { asset_id: 'lg-building-001', sensor_id: 'smoke-18f-01' }, note: '18F lift lobby smoke detector alarms' },
+      ...[2, 4, 6].map(
+        (m): ValueEffect => ({ kind: 'value', at: m * MIN, metric: 'hydrant_pressure', level: 'yellow', hold: 20, sensor: { asset_id: 'lg-hydrant-001', sensor_id: 'hp-01' }, note: 'hp-01 transducer drifts low (a loose connector), then recovers' }),
+      ),
+    ],
+    expected: [
+      CHRONIC_EXPECTED,
+      { rule_id: 'bridge-strain', asset_id: 'lg-bridge-001', sensor_id: 'strain-01', levels: ['yellow', 'orange'], open: false, about: 24 },
+      { rule_id: 'gas-leak', asset_id: 'lg-gas-001', sensor_id: 'vw-02', levels: ['blue', 'orange'], open: true, about: 40 },
+      { rule_id: 'fire-alarm', asset_id: 'lg-building-001', sensor_id: 'smoke-18f-01', levels: ['red'], open: true, about: 60 },
+      { rule_id: 'hydrant-pressure-low', asset_id: 'lg-hydrant-001', sensor_id: 'hp-01', levels: ['yellow'], open: false, about: 6 * MIN + 5 },
+      ...[2, 4].map((m): ExpectedAlert => ({ rule_id: 'hydrant-pressure-low', asset_id: 'lg-hydrant-001', sensor_id: 'hp-01', levels: ['yellow'], open: false, about: m * MIN + 5, noise: true })),
+    ],
+  },
+
   // Everyday operation only, without the chronic hydrant: no rule fires. For soak and load runs.
   quiet: {
     name: 'quiet',

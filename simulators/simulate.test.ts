@@ -94,7 +94,7 @@ describe('demo configuration', () => {
   it('loads without errors and without any environment variable', () => {
     const result = loadConfig('config-demo', {});
     expect(result.ok ? [] : result.errors).toEqual([]);
-    expect(result.files).toEqual(['assets.yaml', 'devices.yaml', 'escalation.yaml', 'metrics.yaml', 'platform.yaml', 'rules.yaml']);
+    expect(result.files).toEqual(['assets.yaml', 'departments.yaml', 'devices.yaml', 'escalation.yaml', 'metrics.yaml', 'platform.yaml', 'rules.yaml']);
   });
 
   it('covers each kind of asset on Longgang streets, with catalogued metrics', () => {
@@ -244,7 +244,7 @@ describe('scenarios', () => {
 
   it('has the scenarios of the issue, each with its expected alerts documented', () => {
     expect(Object.keys(SCENARIOS).sort()).toEqual(
-      ['device_offline', 'drift', 'fire', 'gas_leak', 'incident', 'landslide', 'normal', 'pipe_burst', 'quiet', 'sensor_dropout', 'spike', 'storm'].sort(),
+      ['device_offline', 'disposal', 'drift', 'fire', 'gas_leak', 'incident', 'landslide', 'normal', 'pipe_burst', 'quiet', 'sensor_dropout', 'spike', 'storm'].sort(),
     );
     for (const s of Object.values(SCENARIOS)) {
       const { warnings } = resolveValueEffects(s, config.rules, demoSeries(config));

@@ -21,6 +21,7 @@ export const RUNS: Record<string, { step: number; duration?: number }> = {
   pipe_burst: { step: 10 },
   gas_leak: { step: 10 },
   fire: { step: 5 },
+  disposal: { step: 2 },
   storm: { step: 90 },
 };
 /** Readings per wall-clock second per sensor. */
