@@ -270,6 +270,28 @@ describe('the disposal loop', () => {
     ]);
   });
 
+  it('a raise after the acknowledgement leaves escalation to its schedule; acknowledging again restarts the ack timeout', async () => {
+    const id = await fire();
+    h.service.handle([ruleEvent('yellow', 210)]);
+    await vi.advanceTimersByTimeAsync(0);
+    h.service.acknowledge(id, { by: 'duty-officer' });
+    await vi.advanceTimersByTimeAsync(5 * MIN);
+    h.sent.splice(0);
+    expect(h.service.get(id).state).toBe('acknowledged');
+    // Dropped to yellow and raised to red again: firing, escalation re-armed (tier 1 due 10m after the raise).
+    h.service.handle([ruleEvent('red', 330)]);
+    await vi.advanceTimersByTimeAsync(10 * MIN);
+    expect(h.take().map(([e, t]) => [e, t])).toEqual([
+      ['level_raised', 0],
+      ['escalated', 1],
+    ]);
+    h.service.acknowledge(id, { by: 'duty-officer' });
+    await vi.advanceTimersByTimeAsync(15 * MIN - 1);
+    h.sent.splice(0);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(h.take()).toEqual([['escalated', 2, 'fire-hook', ['district-chief']]]);
+  });
+
   it('a dispatch stops the ack timeout', async () => {
     const id = await fire();
     h.service.acknowledge(id, { by: 'duty-officer' });

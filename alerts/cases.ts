@@ -162,9 +162,12 @@ export class Cases {
   acknowledged(alert: AlertRecord, now: number, effects: Effect[]): void {
     const current = this.caseOf(alert.id);
     const r = moveCase(current, { kind: 'acknowledge' });
-    if (!r.ok || r.move.case.status === current.status) return;
+    if (!r.ok) return;
+    // Acknowledged again after a raise re-armed escalation: the ack timeout starts over.
+    const waiting = r.move.case.status === 'acknowledged' || r.move.case.status === 'verified';
     const policy = alert.escalationPolicy ? this.ctx.escalations.get(alert.escalationPolicy) : undefined;
-    const deadline = policy?.ack_timeout !== undefined && policy.ack_timeout > 0 ? now + policy.ack_timeout : null;
+    const deadline = waiting && policy?.ack_timeout !== undefined && policy.ack_timeout > 0 ? now + policy.ack_timeout : null;
+    if (r.move.case.status === current.status && deadline === current.ackDeadline) return;
     this.store.putCase({ ...current, ...r.move.case, alertId: alert.id, updatedAt: now, ackDeadline: deadline });
     if (deadline !== null) effects.push(() => this.arm());
   }
@@ -417,7 +420,8 @@ export class Cases {
     const alert = this.store.getAlert(alertId);
     const policy = alert?.escalationPolicy ? this.ctx.escalations.get(alert.escalationPolicy) : undefined;
     const stillWaiting = current.status === 'acknowledged' || current.status === 'verified';
-    if (!alert || !policy || !stillWaiting) {
+    // A firing alert (raised after its acknowledgement) escalates by its schedule instead.
+    if (!alert || !policy || !stillWaiting || alert.state !== 'acknowledged') {
       this.store.putCase({ ...current, ackDeadline: null });
       return;
     }
