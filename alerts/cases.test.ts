@@ -117,6 +117,17 @@ describe('the disposal loop', () => {
       ['closed', 'lg-water'],
     ]);
     expect(h.service.workOrders({ department: 'lg-water' }).map((w) => [w.id, w.status])).toEqual([[order.id, 'closed']]);
+    // Every step on MQTT: the alert event body with the case, never a work-order link.
+    const mqttEvents = h.published.filter(([topic]) => topic === 'alerts/red/lg-bridge-001').map(([, payload]) => JSON.parse(payload) as AlertEventBody);
+    expect(mqttEvents.map((b) => [b.event, b.alert.case.status, b.work_order, b.to])).toEqual([
+      ['firing', 'new', undefined, []],
+      ['acknowledged', 'acknowledged', undefined, []],
+      ['verified', 'verified', undefined, []],
+      ['dispatched', 'dispatched', undefined, []],
+      ['on_site', 'on_site', undefined, []],
+      ['feedback', 'on_site', undefined, []],
+      ['closed', 'closed', undefined, []],
+    ]);
   });
 
   it('an expired link gets its own answer and changes nothing', async () => {
@@ -251,6 +262,7 @@ describe('the disposal loop', () => {
     await vi.advanceTimersByTimeAsync(2 * H);
     expect(h.sent).toEqual([]);
     expect(h.service.workOrders({}).map((w) => w.overdue)).toEqual([true]);
+    expect(h.points.filter((p) => p.event === 'overdue').map((p) => [p.alertId, p.actor])).toEqual([[id, '']]);
   });
 
   it('an acknowledged case neither dispatched nor closed within ack_timeout escalates from the tier after the last notified', async () => {

@@ -410,7 +410,7 @@ export class Cases {
       deliveryId: null,
       detail: { actor: '', note: '', status: current.status, previous_status: current.status, department: order.department, work_order_id: order.id, due_at: iso(order.dueAt) },
     });
-    this.notifier.publishEvent(alert, 'overdue', alert.lastTier ?? 0, now, effects);
+    this.notifier.publishEvent(alert, 'overdue', alert.lastTier ?? 0, now, effects, '');
     this.notifyStep(alert, 'overdue', order, now, effects);
   }
 
