@@ -43,6 +43,7 @@ import type { InboundHandlers, MessageBus, PublishOptions } from './message-bus.
 import { parseTopic, topics } from './topics.js';
 import { loadTls } from './tls.js';
 import { OrderedAcks } from './ordered-acks.js';
+import { isSparkplugTopic, parseSparkplugTopic } from './sparkplug/topics.js';
 
 export interface ExternalBrokerDeps {
   config: ExternalBrokerConfig;
@@ -50,6 +51,10 @@ export interface ExternalBrokerDeps {
   logger: Logger;
   /** After a message is released unacknowledged, reconnect this much later so that the broker delivers it again (ms). */
   redeliverAfterMs?: number;
+  /** More filters to subscribe to (the Sparkplug host's spBv1.0/{group}/+/{edge}/#), not shared between instances. */
+  subscriptions?: string[];
+  /** The connection's last will (the Sparkplug host's STATE offline). */
+  will?: { topic: string; payload: string; qos: 0 | 1; retain: boolean };
 }
 
 /** Backoff between attempts to store a message the spool refused, or whose handling failed. */
@@ -102,6 +107,7 @@ export class ExternalBroker implements MessageBus {
       // mqtt.js calls its `debug` logger several times per message, ~3 % of the CPU even when
       // disabled; keep it only when DEBUG asks for it (DEBUG=mqttjs*).
       ...(process.env.DEBUG ? {} : { log: () => undefined }),
+      ...(this.deps.will ? { will: { ...this.deps.will, payload: Buffer.from(this.deps.will.payload) } } : {}),
       ...(tls.ca ? { ca: tls.ca } : {}),
       ...(tls.cert && tls.key ? { cert: tls.cert, key: tls.key } : {}),
     };
@@ -112,7 +118,7 @@ export class ExternalBroker implements MessageBus {
     client.on('reconnect', () => this.log.warn('reconnecting to external broker'));
     client.on('connect', (connack) => {
       this.log.info({ url: config.url.replace(/\/\/[^@/]*@/, '//[redacted]@'), session_present: connack.sessionPresent }, 'connected to external broker');
-      client.subscribe(topics.inbound(config.shared_group), { qos: 1 }, (err, granted) => {
+      client.subscribe([...topics.inbound(config.shared_group), ...(this.deps.subscriptions ?? [])], { qos: 1 }, (err, granted) => {
         if (err) return this.log.error({ err: err.message }, 'subscribe to external broker failed');
         const refused = (granted ?? []).filter((g) => g.qos === 128);
         if (refused.length > 0) this.log.error({ topics: refused.map((g) => g.topic) }, 'external broker refused subscriptions');
@@ -243,6 +249,11 @@ export class ExternalBroker implements MessageBus {
     if (payload.length > config.max_payload_bytes) {
       handlers.rejected({}, topic, { reason: 'too_large', detail: `payload is ${payload.length} bytes; the limit is ${config.max_payload_bytes}` });
       return true;
+    }
+    if (isSparkplugTopic(topic)) {
+      const sparkplug = parseSparkplugTopic(topic);
+      // The broker's ACLs decide who publishes these; commands are Watchpost's own, echoed back.
+      return sparkplug && handlers.sparkplug ? handlers.sparkplug({}, sparkplug, topic, payload) : true;
     }
     const parsed = parseTopic(topic);
     if (parsed.kind === 'telemetry') {

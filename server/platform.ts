@@ -19,6 +19,8 @@ import { IngestService } from '../ingest/ingest-service.js';
 import { SecretVerifier } from '../ingest/device-auth.js';
 import { HttpPush } from '../ingest/http-push/http-push.js';
 import { SparkplugHost } from '../ingest/sparkplug/host.js';
+import { statePayload } from '../ingest/sparkplug/codec.js';
+import { sparkplugTopics } from '../ingest/sparkplug/topics.js';
 import { LatestReadings } from '../ingest/latest-readings.js';
 import type { InboundHandlers, MessageBus } from '../ingest/message-bus.js';
 import type { Reading } from '../ingest/reading.js';
@@ -219,13 +221,11 @@ export class Platform {
       );
     }
     this.bus = isExternalBroker(broker)
-      ? new ExternalBroker({ config: broker, handlers, logger })
+      ? new ExternalBroker({ config: broker, handlers, logger, ...externalSparkplug(config.adapters, clock.now()) })
       : new EmbeddedBroker({ config: broker, devices: this.devices, handlers, logger, metrics, clock, sparkplugEdges: sparkplugEdges(config.adapters) });
     await this.bus.start();
     const sparkplugConfig = config.adapters.find((a) => a.type === 'sparkplug');
     if (sparkplugConfig) {
-      // An external broker owns its ACLs and would need the host as its own subscriber: not yet.
-      if (isExternalBroker(broker)) throw new Error('adapters: the sparkplug adapter needs the embedded broker (broker.port), not broker.url');
       const bus = this.bus;
       this.sparkplug = new SparkplugHost({
         config: sparkplugConfig,
@@ -489,6 +489,16 @@ export class Platform {
     this.dataDirLock = undefined;
     this.log.info('watchpost stopped');
   }
+}
+
+/** Behind an external broker the host subscribes to its nodes' topics, and its STATE offline is the connection's will. */
+function externalSparkplug(adapters: WatchpostConfig['adapters'], now: number): { subscriptions?: string[]; will?: { topic: string; payload: string; qos: 1; retain: true } } {
+  const sparkplug = adapters.find((a) => a.type === 'sparkplug');
+  if (!sparkplug) return {};
+  return {
+    subscriptions: sparkplug.nodes.map((n) => sparkplugTopics.nodeFilter(n.group, n.edge)),
+    will: { topic: sparkplugTopics.state(sparkplug.host_id), payload: statePayload(false, now), qos: 1, retain: true },
+  };
 }
 
 /** Device id (= edge node id) -> the Sparkplug groups in which it is a configured edge node. */

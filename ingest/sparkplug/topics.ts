@@ -45,6 +45,8 @@ function checkId(id: string, what: string): string {
 
 export const sparkplugTopics = {
   state: (hostId: string) => `${NAMESPACE}/STATE/${checkId(hostId, 'host id')}`,
+  /** Every message of one edge node and its devices (an external broker's subscription). */
+  nodeFilter: (group: string, edge: string) => `${NAMESPACE}/${checkId(group, 'group id')}/+/${checkId(edge, 'edge node id')}/#`,
   ncmd: (group: string, edge: string) => `${NAMESPACE}/${checkId(group, 'group id')}/NCMD/${checkId(edge, 'edge node id')}`,
 };
 
