@@ -58,7 +58,7 @@ ${CONFIG_HELP}`,
   },
   simulate: {
     summary: "device simulators publishing over MQTT with the devices' credentials",
-    usage: ['simulate [--config DIR] [--url mqtt://…] [--scenario NAME] [--devices N] [--rate HZ] [--duration S] [--seed N]', '  [--speed X] [--start TIME] [--connections N]'],
+    usage: ['simulate [--config DIR] [--url mqtt://…] [--scenario NAME] [--devices N] [--rate HZ] [--duration S] [--seed N]', '  [--speed X] [--start TIME] [--connections N] [--protocol mqtt|gb26875]'],
     help: `Simulates the devices of the configuration, publishing readings of their assets' sensors over MQTT
 with each device's credentials. Prints a summary on stdout, progress on stderr; exits 1 if any
 reading failed or a connection was refused.
@@ -75,11 +75,15 @@ ${CONFIG_HELP}
   --duration S     wall-clock seconds to run; default the scenario's length / speed, or until SIGINT
   --start TIME     timestamp of the first reading: epoch milliseconds or RFC 3339; default: so that
                    the simulated span ends at the present
-  --seed N         seed of every signal generator; default 1`,
+  --seed N         seed of every signal generator; default 1
+  --protocol P     mqtt (default), or gb26875: play the scenario as the GB/T 26875.3 transmission devices of
+                   the configuration's gb26875 adapter (--url host:port; default the adapter's port;
+                   scenario default fire)`,
     options: {
       config: { type: 'string' },
       url: { type: 'string' },
       scenario: { type: 'string' },
+      protocol: { type: 'string' },
       devices: { type: 'string' },
       connections: { type: 'string' },
       rate: { type: 'string' },
@@ -350,11 +354,30 @@ async function runSimulate(values: Values): Promise<number> {
     if (!Number.isFinite(n) || n < 0) throw new Error(`--${name} must be a non-negative number`);
     return n;
   };
-  const url = str(values.url) ?? defaultBrokerUrl(config);
+  const protocol = str(values.protocol) ?? 'mqtt';
+  if (protocol !== 'mqtt' && protocol !== 'gb26875') throw new Error(`--protocol must be mqtt or gb26875, got "${protocol}"`);
   const controller = new AbortController();
   process.on('SIGINT', () => controller.abort());
   process.on('SIGTERM', () => controller.abort());
   exitWithParent(() => controller.abort());
+  if (protocol === 'gb26875') {
+    const { runGb26875Simulation } = await import('../simulators/gb26875-publisher.js');
+    const start = str(values.start);
+    const summary = await runGb26875Simulation(config, {
+      target: str(values.url)?.replace(/^tcp:\/\//, ''),
+      scenario: str(values.scenario),
+      rate: num('rate'),
+      speed: num('speed'),
+      start: start === undefined ? undefined : parseStart(start),
+      duration: num('duration'),
+      seed: num('seed'),
+      logger,
+      signal: controller.signal,
+    });
+    process.stdout.write(`${JSON.stringify(summary)}\n`);
+    return summary.denied > 0 || summary.unanswered > 0 ? 1 : 0;
+  }
+  const url = str(values.url) ?? defaultBrokerUrl(config);
   // Progress: one line rewritten in place on a terminal, a line every 10 s otherwise (stderr,
   // so stdout keeps only the summary).
   const tty = process.stderr.isTTY === true;

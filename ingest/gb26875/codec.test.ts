@@ -112,6 +112,11 @@ describe('GB/T 26875.3 objects', () => {
     ]);
   });
 
+  it('stores pressures in MPa whether sent in MPa (type 4) or kPa (type 5)', () => {
+    const o = (analogueType: number, value: number): InfoObject => ({ type: 3, systemType: 1, systemAddress: 1, componentType: 0, componentAddress: 3, analogueType, value, time: TIME });
+    expect(pointReadings([o(5, 1400), o(4, 3), o(200, 1)], { utcOffsetMinutes: 480, receivedAt: 0 }).map((r) => r.values)).toEqual([{ pressure: 0.14 }, { pressure: 0.3 }]);
+  });
+
   it('decodes status bits: shielded is bit 3, supervisory bit 4', () => {
     const o: InfoObject = { type: 1, systemType: 1, systemAddress: 1, status: (1 << 3) | (1 << 4) | (1 << 2), time: TIME };
     expect(pointReadings([o], { utcOffsetMinutes: 480, receivedAt: 0 })[0]!.values).toEqual({ fire_alarm: 0, fault: 1, supervisory: 1, disabled: 1 });

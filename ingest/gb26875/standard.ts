@@ -31,14 +31,14 @@ export const bit = (value: number, n: number): 0 | 1 => ((value >> n) & 1) as 0 
 
 /**
  * Analogue types (8.2.1.3): the metric a value becomes, its unit and its resolution (the wire
- * value times `scale`). Types 13-127 are reserved, 128-255 user defined: such values are not stored.
+ * value times `scale`). Pressures are stored in MPa whichever unit they are sent in. Types 13-127 are reserved, 128-255 user defined: such values are not stored.
  */
 export const ANALOGUE_TYPES: Readonly<Record<number, { metric: string; unit: string; scale: number }>> = {
   1: { metric: 'event_count', unit: '', scale: 1 },
   2: { metric: 'level', unit: 'm', scale: 0.01 }, // height
   3: { metric: 'temperature', unit: '°C', scale: 0.1 },
   4: { metric: 'pressure', unit: 'MPa', scale: 0.1 },
-  5: { metric: 'pressure_kpa', unit: 'kPa', scale: 0.1 },
+  5: { metric: 'pressure', unit: 'MPa', scale: 0.0001 }, // sent in kPa (0.1 kPa), stored in MPa like type 4
   6: { metric: 'gas_lel', unit: '%LEL', scale: 0.1 },
   7: { metric: 'duration', unit: 's', scale: 1 },
   8: { metric: 'voltage', unit: 'V', scale: 0.1 },

@@ -10,6 +10,7 @@ import { channelSchema, contactSchema, departmentSchema, escalationSchema, escal
 import { consoleSchema } from '../console/config.js';
 import { sparkplugAdapterSchema } from '../../ingest/sparkplug/config.js';
 import { httpAdapterSchema } from '../../ingest/http-push/config.js';
+import { gb26875AdapterSchema } from '../../ingest/gb26875/config.js';
 
 export const ROLES = ['viewer', 'operator', 'admin'] as const;
 export type Role = (typeof ROLES)[number];
@@ -50,7 +51,7 @@ export interface ReferenceParams {
 }
 
 /** Device adapters (contract: Device adapters), by `type`. */
-export const adapterSchema = z.discriminatedUnion('type', [sparkplugAdapterSchema, httpAdapterSchema]);
+export const adapterSchema = z.discriminatedUnion('type', [gb26875AdapterSchema, sparkplugAdapterSchema, httpAdapterSchema]);
 
 export const configSchema = z
   .strictObject({
@@ -124,7 +125,11 @@ export const configSchema = z
         list(match?.asset_id).forEach((id, j) => {
           if (typeof id === 'string' && !assetIds.has(id)) reference(['rules', i, 'match', 'asset_id', ...(Array.isArray(match?.asset_id) ? [j] : [])], 'assets', id);
         });
-        const deviceIds = new Set(items('devices').map((d) => d.id));
+        // GB/T 26875.3 transmission devices have a presence too (adapters[].devices[].device).
+        const deviceIds = new Set([
+          ...items('devices').map((d) => d.id),
+          ...items('adapters').flatMap((a) => (a.type === 'gb26875' ? list(a.devices).map((m) => (m as { device?: unknown } | null)?.device) : [])),
+        ]);
         list(match?.device_id).forEach((id, j) => {
           if (typeof id === 'string' && !deviceIds.has(id)) reference(['rules', i, 'match', 'device_id', ...(Array.isArray(match?.device_id) ? [j] : [])], 'devices', id);
         });
@@ -184,6 +189,15 @@ export const configSchema = z
         const first = adapterTypes.get(adapter.type);
         if (first !== undefined && (adapter.type === 'sparkplug' || adapter.type === 'http')) issue(['adapters', i, 'type'], `only one ${String(adapter.type)} adapter (also adapters[${first}])`);
         else adapterTypes.set(adapter.type, i);
+        if (adapter.type === 'gb26875') {
+          // A transmission device is a device of its own (presence, offline rules), not an MQTT device.
+          list(adapter.devices).forEach((mapping, j) => {
+            const { device, asset } = (mapping ?? {}) as { device?: unknown; asset?: unknown };
+            if (typeof asset === 'string' && !assetIds.has(asset)) reference(['adapters', i, 'devices', j, 'asset'], 'assets', asset);
+            if (typeof device === 'string' && deviceAssets.has(device)) issue(['adapters', i, 'devices', j, 'device'], `"${device}" is an MQTT device (devices); a transmission device needs an id of its own`);
+          });
+          return;
+        }
         if (adapter.type !== 'sparkplug') return;
         list(adapter.nodes).forEach((node, j) => {
           const { edge, asset } = (node ?? {}) as { edge?: unknown; asset?: unknown };
