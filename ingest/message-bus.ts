@@ -9,7 +9,7 @@ export interface InboundHandlers {
   status(deviceId: string, value: 'online' | 'offline'): void;
   rejected(source: TelemetrySource, topic: string, rejection: Rejection): void;
   /** A configured Sparkplug edge node's message; resolves true once its readings are durable (then acknowledged), false when storage refused them. */
-  sparkplug?(source: TelemetrySource, topic: SparkplugTopic, rawTopic: string, payload: Buffer): Promise<boolean>;
+  sparkplug?: (source: TelemetrySource, topic: SparkplugTopic, rawTopic: string, payload: Buffer) => Promise<boolean>;
   /** A device's last connection closed (embedded broker only). */
   disconnected?(deviceId: string): void;
 }
