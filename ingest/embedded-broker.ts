@@ -23,7 +23,7 @@ import { createServer as createTlsServer, TLSSocket, type Server as TlsServer } 
 import { Aedes, type Client, type PublishPacket, type AuthenticateError } from 'aedes';
 import type { Logger } from '../lib/logger.js';
 import type { Counter, MetricsRegistry } from '../lib/metrics.js';
-import { allowSubscribe, decidePublish, type DeviceEntry, type DeviceRegistry } from './broker-policy.js';
+import { allowSubscribe, connectionAfterSwap, decidePublish, type DeviceEntry, type DeviceRegistry } from './broker-policy.js';
 import { filterReaches } from './topics.js';
 import type { EmbeddedBrokerConfig } from './config.js';
 import { ConnectLimiter, normalizeAddress } from './connect-limiter.js';
@@ -65,7 +65,7 @@ export class EmbeddedBroker implements MessageBus {
   private readonly connections = new Map<string, number>();
   /** Packets rejected by policy or ingest: acknowledged (so devices do not resend them), never forwarded or retained. */
   private readonly withheld = new WeakSet<object>();
-  private readonly verifier: SecretVerifier;
+  private verifier: SecretVerifier;
   private readonly clientIds: ClientIdRegistry;
   private readonly retained: RetainedBudget;
   /**
@@ -102,7 +102,7 @@ export class EmbeddedBroker implements MessageBus {
   }
 
   async start(): Promise<void> {
-    const { config, devices, handlers } = this.deps;
+    const { config, devices } = this.deps;
     // Certificates are read before anything listens, so a bad file stops the start with its name.
     const tls = config.tls ? loadTls(config.tls, 'broker.tls') : undefined;
     const broker = await Aedes.createBroker({
@@ -117,7 +117,8 @@ export class EmbeddedBroker implements MessageBus {
         // An unknown id costs the same work as a known one (device-auth.ts), so timing does not reveal which ids exist.
         this.verifier.verify(device?.config, password).then(
           (ok) => {
-            if (!device || !ok || !this.certificateMatches(client, device.id)) {
+            // A reload during the check replaced the entry: the credentials checked may no longer be the device's.
+            if (!device || !ok || devices.get(device.id) !== device || !this.certificateMatches(client, device.id)) {
               const address = (client.conn as GuardedSocket).remoteAddress;
               this.refused?.inc({ reason: 'bad_credentials' });
               const locked = this.limiter.authFailed(address);
@@ -152,13 +153,7 @@ export class EmbeddedBroker implements MessageBus {
     broker.on('clientDisconnect', (client) => {
       this.clientIds.release(client.id, client);
       const device = this.clientDevice.get(client);
-      if (!device) return;
-      const left = (this.connections.get(device.id) ?? 1) - 1;
-      if (left > 0) this.connections.set(device.id, left);
-      else {
-        this.connections.delete(device.id);
-        handlers.disconnected?.(device.id);
-      }
+      if (device) this.releaseConnection(device.id);
     });
     broker.on('clientError', (client, err) => this.log.debug({ client_id: client.id, err: err.message }, 'MQTT client error'));
     this.guardForwarding(broker);
@@ -356,6 +351,47 @@ export class EmbeddedBroker implements MessageBus {
         if (err) this.log.error({ topic, err: err.message }, 'MQTT publish failed');
       },
     );
+  }
+
+  /**
+   * The device registry was swapped (a configuration reload): logins are checked against the new
+   * credentials from now on, and each connected device whose entry is gone or whose secret or
+   * subscription filters changed is disconnected; the others carry on with their new entry.
+   * Returns the ids of the devices disconnected.
+   */
+  updateDevices(): string[] {
+    const registry = this.deps.devices;
+    this.verifier = new SecretVerifier([...registry.all()].map((d) => d.config));
+    const broker = this.broker;
+    if (!broker) return [];
+    const closed = new Set<string>();
+    const clients = Object.values((broker as unknown as { clients: Record<string, Client> }).clients);
+    for (const client of clients) {
+      const before = this.clientDevice.get(client);
+      if (!before) continue;
+      const after = registry.get(before.id);
+      if (connectionAfterSwap(before, after) === 'rebind') {
+        this.clientDevice.set(client, after!);
+        continue;
+      }
+      // No longer authorised as it logged in: publishes from now on are anonymous until it is gone.
+      this.clientDevice.delete(client);
+      closed.add(before.id);
+      this.releaseConnection(before.id);
+      client.close();
+    }
+    if (closed.size > 0) this.log.info({ devices: [...closed].slice(0, 100), count: closed.size }, 'MQTT connections closed: device removed or its credentials changed');
+    return [...closed];
+  }
+
+  /** One connection of `deviceId` ended; the last one reports the device disconnected. */
+  private releaseConnection(deviceId: string): void {
+    const left = (this.connections.get(deviceId) ?? 1) - 1;
+    if (left > 0) this.connections.set(deviceId, left);
+    else {
+      this.connections.delete(deviceId);
+      this.deps.handlers.disconnected?.(deviceId);
+    }
   }
 
   /** Port of the plain listener (undefined when only TLS listens). */
