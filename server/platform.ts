@@ -48,6 +48,7 @@ import { ConfigReloader, type ConfigChanges, type ConfigReloadOutcome } from './
 import { Registry } from './registry.js';
 import { resolveAfterReload, type ReloadTrigger } from './rules-reload.js';
 import type { WatchpostConfig } from './config/schema.js';
+import { Gb26875Adapter } from '../ingest/gb26875/adapter.js';
 
 export interface PlatformOptions {
   logger: Logger;
@@ -94,12 +95,16 @@ export class Platform {
   private spoolFailure?: string;
   /** The Sparkplug B host application (adapters: type sparkplug), on the embedded broker. */
   private sparkplug?: SparkplugHost;
+  /** GB/T 26875.3 listeners (adapters: type gb26875), and their transmission devices' assets by device id. */
+  private gb26875: Gb26875Adapter[] = [];
+  private readonly adapterDevices = new Map<string, string[]>();
 
   constructor(
     private readonly config: WatchpostConfig,
     private readonly options: PlatformOptions,
   ) {
     this.clock = options.clock ?? systemClock;
+    for (const a of config.adapters) if (a.type === 'gb26875') for (const d of a.devices) this.adapterDevices.set(d.device, [d.asset]);
     this.log = options.logger;
     this.current = config;
     this.catalogue = new Catalogue(config.assets, config.metrics);
@@ -253,6 +258,21 @@ export class Platform {
         })
       : undefined;
 
+    const gb26875 = config.adapters.filter((a) => a.type === 'gb26875');
+    this.gb26875 = gb26875.map(
+      (adapterConfig, i) =>
+        new Gb26875Adapter({
+          config: adapterConfig,
+          name: gb26875.length > 1 ? `gb26875-${i + 1}` : 'gb26875',
+          clock,
+          logger,
+          metrics,
+          telemetry: (source, topic, assetId, sensorId, payload) => handlers.telemetry(source, topic, assetId, sensorId, payload),
+          presence: (deviceId, status) => this.setPresence(deviceId, status),
+        }),
+    );
+    for (const adapter of this.gb26875) await adapter.start();
+
     const watchdog = new IngestWatchdog({
       config: { spoolAlertPercent: config.storage.spool.alert_percent, noReadings: config.storage.deadman.no_readings, failingWrites: config.storage.deadman.failing_writes },
       clock,
@@ -389,7 +409,7 @@ export class Platform {
 
   private deviceRef(deviceId: string): DeviceRef {
     // By id from the registry: a scan of config.devices per status change is quadratic when thousands of devices reconnect at once.
-    const assets = this.devices.get(deviceId)?.config.assets ?? [];
+    const assets = this.devices.get(deviceId)?.config.assets ?? this.adapterDevices.get(deviceId) ?? [];
     return {
       deviceId,
       assets: assets.flatMap((id) => {
@@ -401,7 +421,7 @@ export class Platform {
 
   private setPresence(deviceId: string, status: 'online' | 'offline'): void {
     // Only configured devices have a presence (an external broker passes status/ of any id), so the map stays bounded.
-    if (!this.devices.get(deviceId)) return;
+    if (!this.devices.get(deviceId) && !this.adapterDevices.has(deviceId)) return;
     this.lastSeen.set(deviceId, this.clock.now());
     const previous = this.presence.get(deviceId);
     if (previous?.status === status) return;
@@ -459,6 +479,11 @@ export class Platform {
     return this.bus instanceof EmbeddedBroker ? this.bus.tlsPort() : undefined;
   }
 
+  /** Port of a GB/T 26875.3 listener (adapters of type gb26875, in order), once started. */
+  gb26875Port(index = 0): number | undefined {
+    return this.gb26875[index]?.port();
+  }
+
   httpPort(): number | undefined {
     return (this.api?.server.address() as AddressInfo | null)?.port;
   }
@@ -467,6 +492,9 @@ export class Platform {
   async stop(): Promise<void> {
     const { api, bus, alerts, store, writer } = this;
     this.sparkplug?.stop(); // its STATE offline, while the broker still runs
+    const gb26875 = this.gb26875;
+    this.gb26875 = [];
+    await Promise.all(gb26875.map((a) => a.stop().catch((err: Error) => this.log.error({ err }, 'stopping a GB/T 26875.3 listener failed'))));
     this.sparkplug = undefined;
     this.watchdog?.stop();
     this.watchdog = undefined;
