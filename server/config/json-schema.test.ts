@@ -38,7 +38,7 @@ describe('watchpost.schema.json', () => {
 
   it('has every section, all optional, and refuses unknown sections', () => {
     const schema = configJsonSchema();
-    expect(Object.keys(schema.properties as object).sort()).toEqual(['api', 'assets', 'broker', 'channels', 'contacts', 'departments', 'devices', 'escalations', 'metrics', 'rules', 'schedules', 'storage']);
+    expect(Object.keys(schema.properties as object).sort()).toEqual(['adapters', 'api', 'assets', 'broker', 'channels', 'console', 'contacts', 'departments', 'devices', 'escalations', 'metrics', 'rules', 'schedules', 'storage']);
     expect(schema.required).toBeUndefined();
     expect(schema.additionalProperties).toBe(false);
     expect(errorsOf({})).toEqual([]);
