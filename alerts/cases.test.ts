@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { CONTACTS, MIN, ruleEvent, startHarness, type Harness } from '../test/support/alerts.js';
+import { MIN, ruleEvent, startHarness, type Harness } from '../test/support/alerts.js';
 import type { DepartmentConfig, EscalationConfig, ScheduleConfig } from './config.js';
 import { AlertError } from './errors.js';
 import type { AlertEventBody } from './event-body.js';
@@ -320,7 +320,13 @@ describe('the disposal loop', () => {
     await vi.advanceTimersByTimeAsync(0);
     expect(h.service.get(id)).toMatchObject({ state: 'resolved', case: { status: 'new' } });
     h.service.verify(id, { by: 'duty-officer' });
+    // Retention keeps a resolved alert while its case is open, with its work order.
+    h.service.dispatch(id, { by: 'duty-officer' });
+    await vi.advanceTimersByTimeAsync(0);
+    expect(h.store.pruneResolved(Date.now() + H, 100).alerts).toBe(0);
     expect(h.service.close(id, { by: 'duty-officer', outcome: 'resolved' })).toMatchObject({ state: 'resolved', case: { status: 'closed' } });
-    void CONTACTS;
+    await vi.advanceTimersByTimeAsync(0);
+    expect(h.store.pruneResolved(Date.now() + H, 100).alerts).toBe(1);
+    expect([h.store.getAlert(id), h.store.getCase(id), h.store.listWorkOrders()]).toEqual([undefined, undefined, []]);
   });
 });
