@@ -44,7 +44,7 @@ describe('HTTP push', () => {
     return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : undefined };
   }
 
-  it('accepts a reading with 202 once durable, and it is then the asset\'s latest', async () => {
+  it("accepts a reading with 202 once durable, and it is then the asset's latest", async () => {
     const res = await post('/ingest/v1/lg-bridge-001/strain-01', JSON.stringify({ ts: TS, values: { strain: 123.4, temperature: 21.5 } }));
     expect(res.status).toBe(202);
     expect(res.body).toEqual({ accepted: 2, rejected: [] });
@@ -57,7 +57,11 @@ describe('HTTP push', () => {
   });
 
   it('stores the good readings of a batch and lists the rejected ones with their MQTT reasons', async () => {
-    const batch = [{ ts: TS + 1, values: { strain: 10 } }, { ts: TS + 2, values: { strain: 99999 } }, { ts: TS + 3, values: { humidity: 1 } }];
+    const batch = [
+      { ts: TS + 1, values: { strain: 10 } },
+      { ts: TS + 2, values: { strain: 99999 } },
+      { ts: TS + 3, values: { humidity: 1 } },
+    ];
     const res = await post('/ingest/v1/lg-bridge-001/strain-01', JSON.stringify(batch));
     expect(res.status).toBe(202);
     expect(res.body).toEqual({
@@ -77,7 +81,12 @@ describe('HTTP push', () => {
     expect(badJson.body.rejected).toEqual([{ reason: 'bad_json', detail: badJson.body.message }]);
     const badShape = await post('/ingest/v1/lg-bridge-001/strain-01', JSON.stringify(42));
     expect(badShape.status).toBe(400);
-    expect(badShape.body).toEqual({ error: 'bad_shape', message: 'a reading must be an object { "ts", "values" }', accepted: 0, rejected: [{ reason: 'bad_shape', detail: 'a reading must be an object { "ts", "values" }' }] });
+    expect(badShape.body).toEqual({
+      error: 'bad_shape',
+      message: 'a reading must be an object { "ts", "values" }',
+      accepted: 0,
+      rejected: [{ reason: 'bad_shape', detail: 'a reading must be an object { "ts", "values" }' }],
+    });
     const sensor = await post('/ingest/v1/lg-bridge-001/tilt-09', JSON.stringify({ ts: TS, values: { strain: 1 } }));
     expect(sensor.status).toBe(400);
     expect(sensor.body).toEqual({
@@ -91,14 +100,24 @@ describe('HTTP push', () => {
   it('answers 403 for an asset the device may not publish for', async () => {
     const res = await post('/ingest/v1/bt-slope-002/tilt-01', JSON.stringify({ ts: TS, values: { strain: 1 } }));
     expect(res.status).toBe(403);
-    expect(res.body).toEqual({ error: 'not_allowed', message: 'device may not publish for asset "bt-slope-002"', accepted: 0, rejected: [{ reason: 'not_allowed', detail: 'device may not publish for asset "bt-slope-002"' }] });
+    expect(res.body).toEqual({
+      error: 'not_allowed',
+      message: 'device may not publish for asset "bt-slope-002"',
+      accepted: 0,
+      rejected: [{ reason: 'not_allowed', detail: 'device may not publish for asset "bt-slope-002"' }],
+    });
   });
 
   it('answers 413 past broker.max_payload_bytes, counted as too_large', async () => {
     const big = JSON.stringify({ ts: TS, values: { strain: 1 }, pad: 'x'.repeat(3000) });
     const res = await post('/ingest/v1/lg-bridge-001/strain-01', big);
     expect(res.status).toBe(413);
-    expect(res.body).toEqual({ error: 'too_large', message: `payload is ${big.length} bytes; the limit is 2048`, accepted: 0, rejected: [{ reason: 'too_large', detail: `payload is ${big.length} bytes; the limit is 2048` }] });
+    expect(res.body).toEqual({
+      error: 'too_large',
+      message: `payload is ${big.length} bytes; the limit is 2048`,
+      accepted: 0,
+      rejected: [{ reason: 'too_large', detail: `payload is ${big.length} bytes; the limit is 2048` }],
+    });
     const metrics = await (await fetch(`${p.apiUrl}/metrics`)).text();
     expect(metrics).toMatch(/^watchpost_ingest_rejected_total\{reason="too_large"\} 1$/m);
   });
@@ -130,7 +149,10 @@ describe('HTTP push', () => {
   });
 
   it('answers random and mutated bodies with 202, 400 or 413 and a reason, never an error of its own', async () => {
-    const valid = JSON.stringify([{ ts: TS + 5, values: { strain: 12.5, temperature: 3 } }, { ts: TS + 6, values: { strain: -1 } }]);
+    const valid = JSON.stringify([
+      { ts: TS + 5, values: { strain: 12.5, temperature: 3 } },
+      { ts: TS + 6, values: { strain: -1 } },
+    ]);
     await fc.assert(
       fc.asyncProperty(
         fc.oneof(

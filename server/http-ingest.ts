@@ -26,7 +26,10 @@ const acceptedBody = z.strictObject({ accepted: z.number().int().describe('metri
 const refusedBody = errorBody.extend({ accepted: z.literal(0), rejected: z.array(rejectedReading) });
 
 function send(reply: FastifyReply, answer: PushAnswer): FastifyReply {
-  return reply.code(answer.status).headers(answer.headers ?? {}).send(answer.body);
+  return reply
+    .code(answer.status)
+    .headers(answer.headers ?? {})
+    .send(answer.body);
 }
 
 export function registerHttpPush(app: FastifyInstance, push: HttpPush): void {
@@ -52,7 +55,11 @@ export function registerHttpPush(app: FastifyInstance, push: HttpPush): void {
             body: pushBody,
             responses: { 202: acceptedBody },
             errors: [401, 403, 429, 503],
-            errorBodies: { 400: refusedBody.describe('nothing stored: bad JSON or shape, unknown asset or sensor, out of range, ...'), 403: refusedBody.describe('the device may not publish for this asset'), 413: refusedBody.describe('the body exceeds broker.max_payload_bytes') },
+            errorBodies: {
+              400: refusedBody.describe('nothing stored: bad JSON or shape, unknown asset or sensor, out of range, ...'),
+              403: refusedBody.describe('the device may not publish for this asset'),
+              413: refusedBody.describe('the body exceeds broker.max_payload_bytes'),
+            },
           }),
           security: [{ device: [] }],
         },

@@ -16,12 +16,19 @@ describe('HTTP Basic credentials', () => {
 
   it('round-trips any id without a colon and any secret; never throws on a random header', () => {
     fc.assert(
-      fc.property(fc.string({ minLength: 1, maxLength: 64 }).filter((s) => !s.includes(':')), fc.string({ maxLength: 64 }), (user, password) => {
-        expect(parseBasicAuth(`Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`)).toEqual({ user, password });
-      }),
+      fc.property(
+        fc.string({ minLength: 1, maxLength: 64 }).filter((s) => !s.includes(':')),
+        fc.string({ maxLength: 64 }),
+        (user, password) => {
+          expect(parseBasicAuth(`Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`)).toEqual({ user, password });
+        },
+      ),
       params(),
     );
-    fc.assert(fc.property(fc.string({ maxLength: 5000 }), (header) => void parseBasicAuth(header)), params());
+    fc.assert(
+      fc.property(fc.string({ maxLength: 5000 }), (header) => void parseBasicAuth(header)),
+      params(),
+    );
   });
 });
 

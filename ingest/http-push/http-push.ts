@@ -74,12 +74,22 @@ export class HttpPush {
     const credentials = parseBasicAuth(authorization);
     const device = credentials ? this.deps.devices.get(credentials.user) : undefined;
     if (!credentials || !(await this.verify(device, credentials.password))) {
-      return { ok: false, answer: this.answer(401, { error: 'unauthorized', message: 'HTTP Basic credentials of a device (device id and secret) are required' }, { 'www-authenticate': 'Basic realm="watchpost", charset="UTF-8"' }) };
+      return {
+        ok: false,
+        answer: this.answer(
+          401,
+          { error: 'unauthorized', message: 'HTTP Basic credentials of a device (device id and secret) are required' },
+          { 'www-authenticate': 'Basic realm="watchpost", charset="UTF-8"' },
+        ),
+      };
     }
     const rate = this.buckets.take(device!.id);
     if (!rate.ok) {
       const seconds = Math.max(1, Math.ceil(rate.retryAfterMs / 1000));
-      return { ok: false, answer: this.answer(429, { error: 'rate_limited', message: `too many requests from device ${device!.id}; try again in ${seconds} s` }, { 'retry-after': String(seconds) }) };
+      return {
+        ok: false,
+        answer: this.answer(429, { error: 'rate_limited', message: `too many requests from device ${device!.id}; try again in ${seconds} s` }, { 'retry-after': String(seconds) }),
+      };
     }
     return { ok: true, device: device! };
   }
@@ -104,7 +114,11 @@ export class HttpPush {
     const outcome = await this.deps.telemetry({ ...this.source(device), onRejected: (l) => (line = l) }, topic, assetId, sensorId, body);
     const rejected = line ? rejectedList(line) : [];
     if (!outcome.stored) {
-      return this.answer(503, { error: 'storage_full', message: 'storage cannot take readings now; send them again later', accepted: 0, rejected }, { 'retry-after': String(STORAGE_RETRY_AFTER_S) });
+      return this.answer(
+        503,
+        { error: 'storage_full', message: 'storage cannot take readings now; send them again later', accepted: 0, rejected },
+        { 'retry-after': String(STORAGE_RETRY_AFTER_S) },
+      );
     }
     if (outcome.accepted > 0 || !line) return this.answer(202, { accepted: outcome.accepted, rejected });
     return this.answer(STATUS_OF[line.reason] ?? 400, { error: line.reason, message: line.detail, accepted: 0, rejected });

@@ -33,7 +33,12 @@ describe('Sparkplug metric names', () => {
 describe('SparkplugNodes', () => {
   it('takes metric names and aliases from NBIRTH, and readings from NBIRTH and NDATA by alias', () => {
     const nodes = new SparkplugNodes([node()]);
-    expect(nodes.handle(N('NBIRTH'), birth(), T)).toEqual({ readings: [{ asset: 'a1', sensor: 'e1', metric: 'water_level_m', value: 1.5, ts: T }], presence: 'online', rebirth: false, unknownAliases: 0 });
+    expect(nodes.handle(N('NBIRTH'), birth(), T)).toEqual({
+      readings: [{ asset: 'a1', sensor: 'e1', metric: 'water_level_m', value: 1.5, ts: T }],
+      presence: 'online',
+      rebirth: false,
+      unknownAliases: 0,
+    });
     expect(nodes.handle(N('NDATA'), data(1, 2.5), T).readings).toEqual([{ asset: 'a1', sensor: 'e1', metric: 'water_level_m', value: 2.5, ts: T + 1 }]);
   });
 
@@ -77,12 +82,29 @@ describe('SparkplugNodes', () => {
     expect(nodes.handle(D('DBIRTH', 'valve-7'), { ...dbirth, seq: 3, metrics: [{ name: 'Open', alias: 21, type: 'Boolean', value: 1 }] }, T).readings).toEqual([
       { asset: 'a-rest', sensor: 'valve-7', metric: 'open', value: 1, ts: T },
     ]);
-    expect(nodes.handle(D('DDATA', 'pump-1'), { seq: 4, metrics: [{ alias: 20, type: 'Double', value: 0.5 }, { alias: 99, type: 'Double', value: 1 }] }, T + 5)).toEqual({
+    expect(
+      nodes.handle(
+        D('DDATA', 'pump-1'),
+        {
+          seq: 4,
+          metrics: [
+            { alias: 20, type: 'Double', value: 0.5 },
+            { alias: 99, type: 'Double', value: 1 },
+          ],
+        },
+        T + 5,
+      ),
+    ).toEqual({
       readings: [{ asset: 'a-pump', sensor: 'pump-1', metric: 'pressure', value: 0.5, ts: T + 5 }],
       rebirth: false,
       unknownAliases: 1,
     });
-    expect(nodes.handle(D('DDATA', 'pump-1'), { seq: 5, metrics: [{ alias: 99, type: 'Double', value: 1 }] }, T)).toEqual({ readings: [], rebirth: true, dropped: 'unknown_alias', unknownAliases: 1 });
+    expect(nodes.handle(D('DDATA', 'pump-1'), { seq: 5, metrics: [{ alias: 99, type: 'Double', value: 1 }] }, T)).toEqual({
+      readings: [],
+      rebirth: true,
+      dropped: 'unknown_alias',
+      unknownAliases: 1,
+    });
   });
 
   it('refuses nodes that are not configured, and commands', () => {

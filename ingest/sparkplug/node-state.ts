@@ -148,7 +148,8 @@ export class SparkplugNodes {
   }
 
   private collect(session: NodeSession, configs: readonly SparkplugNodeConfig[], topic: SparkplugTopic, message: SparkplugMessage, receivedAt: number, outcome: NodeOutcome): void {
-    const config = topic.device !== undefined ? (configs.find((c) => c.device === topic.device) ?? configs.find((c) => c.device === '*')) : (configs.find((c) => c.device === '*') ?? configs[0]);
+    const config =
+      topic.device !== undefined ? (configs.find((c) => c.device === topic.device) ?? configs.find((c) => c.device === '*')) : (configs.find((c) => c.device === '*') ?? configs[0]);
     if (!config) {
       outcome.dropped = 'not_configured';
       return;

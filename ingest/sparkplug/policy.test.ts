@@ -3,7 +3,10 @@ import { describe, expect, it } from 'vitest';
 import { allowSubscribe, decidePublish, DeviceRegistry } from '../broker-policy.js';
 import { deviceSchema } from '../config.js';
 
-const registry = new DeviceRegistry([deviceSchema.parse({ id: 'e1', secret: 'edge-secret-00001', assets: ['a1'] }), deviceSchema.parse({ id: 'd2', secret: 'other-secret-0002', assets: ['a1'] })]);
+const registry = new DeviceRegistry([
+  deviceSchema.parse({ id: 'e1', secret: 'edge-secret-00001', assets: ['a1'] }),
+  deviceSchema.parse({ id: 'd2', secret: 'other-secret-0002', assets: ['a1'] }),
+]);
 const edge = registry.get('e1')!;
 const other = registry.get('d2')!;
 const groups = new Set(['lg']);
@@ -33,7 +36,8 @@ describe('Sparkplug broker policy', () => {
   });
 
   it('lets an edge node subscribe to its own commands and host states, nothing wider', () => {
-    for (const f of ['spBv1.0/lg/NCMD/e1', 'spBv1.0/lg/DCMD/e1/+', 'spBv1.0/lg/DCMD/e1/pump-1', 'spBv1.0/STATE/watchpost', 'spBv1.0/STATE/+']) expect(allowSubscribe(edge, f, groups), f).toBe(true);
+    for (const f of ['spBv1.0/lg/NCMD/e1', 'spBv1.0/lg/DCMD/e1/+', 'spBv1.0/lg/DCMD/e1/pump-1', 'spBv1.0/STATE/watchpost', 'spBv1.0/STATE/+'])
+      expect(allowSubscribe(edge, f, groups), f).toBe(true);
     for (const f of ['spBv1.0/#', 'spBv1.0/lg/#', 'spBv1.0/lg/NCMD/+', 'spBv1.0/lg/NDATA/e1', 'spBv1.0/futian/NCMD/e1', '#']) expect(allowSubscribe(edge, f, groups), f).toBe(false);
     expect(allowSubscribe(other, 'spBv1.0/STATE/watchpost', undefined)).toBe(false);
   });

@@ -43,7 +43,14 @@ describe.skipIf(!mosquittoBinary)('Sparkplug B host behind mosquitto', () => {
     await expect.poll(() => received.find((m) => m.topic === 'spBv1.0/STATE/watchpost')?.retain, { timeout: 10_000 }).toBe(true);
     expect(JSON.parse(received.find((m) => m.topic === 'spBv1.0/STATE/watchpost')!.payload.toString())).toMatchObject({ online: true });
 
-    const birth = encodeSparkplug({ timestamp: T, seq: 0, metrics: [{ name: 'bdSeq', type: 'UInt64', value: 0 }, { name: 'strain-01/Strain', alias: 1, type: 'Double', value: 42.5 }] });
+    const birth = encodeSparkplug({
+      timestamp: T,
+      seq: 0,
+      metrics: [
+        { name: 'bdSeq', type: 'UInt64', value: 0 },
+        { name: 'strain-01/Strain', alias: 1, type: 'Double', value: 42.5 },
+      ],
+    });
     await edge.publishAsync(topic('NBIRTH'), birth, { qos: 1 });
     await edge.publishAsync(topic('NDATA'), encodeSparkplug({ timestamp: T + 1000, seq: 1, metrics: [{ alias: 1, type: 'Double', value: 43.25 }] }), { qos: 1 });
     await expect.poll(async () => (await latest()).find((l) => l.metric === 'strain')?.value, { timeout: 10_000 }).toBe(43.25);

@@ -29,7 +29,14 @@ function host() {
   return { h, published, ingested };
 }
 
-const valid = encodeSparkplug({ timestamp: T, seq: 0, metrics: [{ name: 'bdSeq', type: 'UInt64', value: 0 }, { name: 'Level', alias: 1, type: 'Double', value: 1.25 }] });
+const valid = encodeSparkplug({
+  timestamp: T,
+  seq: 0,
+  metrics: [
+    { name: 'bdSeq', type: 'UInt64', value: 0 },
+    { name: 'Level', alias: 1, type: 'Double', value: 1.25 },
+  ],
+});
 const types: SparkplugTopic['type'][] = ['NBIRTH', 'NDATA', 'NDEATH', 'DBIRTH', 'DDATA', 'DDEATH', 'NCMD'];
 
 describe('Sparkplug fuzz (property)', () => {
