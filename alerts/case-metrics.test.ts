@@ -7,7 +7,10 @@ import type { AlertRecord } from './store.js';
 describe('case metrics', () => {
   it('observes the stage times from the start as a histogram, and counts open cases by status when scraped', async () => {
     const metrics = new MetricsRegistry();
-    let counts = new Map<CaseStatus, number>([['new', 2], ['dispatched', 1]]);
+    let counts = new Map<CaseStatus, number>([
+      ['new', 2],
+      ['dispatched', 1],
+    ]);
     const cases = new CaseMetrics(metrics, { openCaseCounts: () => counts, getAlert: (id) => (id === 'a1' ? ({ startedAt: 1_000_000 } as AlertRecord) : undefined) });
     const alert = { startedAt: 1_000_000, level: 'red' as const };
     cases.stepRecorded(alert, 'acknowledged', 1_045_000);

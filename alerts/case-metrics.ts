@@ -30,7 +30,10 @@ export class CaseMetrics {
     metrics: MetricsRegistry,
     private readonly store: Pick<ReportRepository, 'openCaseCounts'> & Pick<AlertRepository, 'getAlert'>,
   ) {
-    this.stages = metrics.histogram(CASE_STAGE_METRIC, "Time from an alert's start to each step of its case (stage: ack, verify, dispatch, on_site, close).", CASE_STAGE_BUCKETS, ['stage', 'level']);
+    this.stages = metrics.histogram(CASE_STAGE_METRIC, "Time from an alert's start to each step of its case (stage: ack, verify, dispatch, on_site, close).", CASE_STAGE_BUCKETS, [
+      'stage',
+      'level',
+    ]);
     metrics.gauge(CASES_OPEN_METRIC, 'Open cases (neither closed nor dismissed) by status.').collect(() => {
       const counts = store.openCaseCounts();
       return OPEN_STATUSES.map((status) => [{ status }, counts.get(status) ?? 0]);

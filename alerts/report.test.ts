@@ -79,12 +79,37 @@ function cases(): ReportCase[] {
   return [
     {
       alert: a1,
-      timeline: timeline(a1, [['acknowledged', 60], ['verified', 120], ['dispatched', 300, { department: 'lg-bridge' }], ['on_site', 1800], ['feedback', 2000], ['on_site', 2100], ['closed', 3600]]),
+      timeline: timeline(a1, [
+        ['acknowledged', 60],
+        ['verified', 120],
+        ['dispatched', 300, { department: 'lg-bridge' }],
+        ['on_site', 1800],
+        ['feedback', 2000],
+        ['on_site', 2100],
+        ['closed', 3600],
+      ]),
       case: caseOf(a1, 'closed', 'lg-bridge'),
     },
     // No case record: status and department from the timeline.
-    { alert: a2, timeline: timeline(a2, [['acknowledged', 30], ['verified', 90], ['dispatched', 600, { department: 'lg-bridge' }], ['overdue', 1500], ['on_site', 2400], ['closed', 7200]]) },
-    { alert: a3, timeline: timeline(a3, [['acknowledged', 120], ['dismissed', 300, { reason: 'sensor_fault' }]]), case: caseOf(a3, 'dismissed', null, 'sensor_fault') },
+    {
+      alert: a2,
+      timeline: timeline(a2, [
+        ['acknowledged', 30],
+        ['verified', 90],
+        ['dispatched', 600, { department: 'lg-bridge' }],
+        ['overdue', 1500],
+        ['on_site', 2400],
+        ['closed', 7200],
+      ]),
+    },
+    {
+      alert: a3,
+      timeline: timeline(a3, [
+        ['acknowledged', 120],
+        ['dismissed', 300, { reason: 'sensor_fault' }],
+      ]),
+      case: caseOf(a3, 'dismissed', null, 'sensor_fault'),
+    },
     { alert: a4, timeline: timeline(a4, [['dismissed', 200, { reason: 'sensor_fault' }]]), case: caseOf(a4, 'dismissed', null, 'sensor_fault') },
     { alert: a5, timeline: timeline(a5, [['acknowledged', 90]]), case: caseOf(a5, 'acknowledged', null) },
     { alert: a6, timeline: timeline(a6, [['dismissed', 10, { reason: 'test' }]]), case: caseOf(a6, 'dismissed', null, 'test') },
@@ -106,7 +131,15 @@ describe('case report', () => {
   });
 
   it('maps timeline events to stages', () => {
-    expect((['acknowledged', 'verified', 'dispatched', 'on_site', 'closed', 'feedback', 'firing'] as const).map(stageOf)).toEqual(['ack', 'verify', 'dispatch', 'on_site', 'close', undefined, undefined]);
+    expect((['acknowledged', 'verified', 'dispatched', 'on_site', 'closed', 'feedback', 'firing'] as const).map(stageOf)).toEqual([
+      'ack',
+      'verify',
+      'dispatch',
+      'on_site',
+      'close',
+      undefined,
+      undefined,
+    ]);
   });
 
   it('gives counts, medians and 90th percentiles from the start, overdue work orders and false-alarm rates, per department and level', () => {

@@ -183,17 +183,39 @@ function groupBy<K>(cases: readonly Measured[], key: (c: Measured) => K, id: (k:
 
 /** Worst first: most dismissed, then highest rate, then by name. */
 function byFalseAlarms<T extends FalseAlarmRow>(rows: Array<T & { name: string }>): T[] {
-  return rows
-    .sort((a, b) => b.dismissed - a.dismissed || b.rate - a.rate || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
-    .map(({ name: _name, ...row }) => row as unknown as T);
+  return rows.sort((a, b) => b.dismissed - a.dismissed || b.rate - a.rate || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)).map(({ name: _name, ...row }) => row as unknown as T);
 }
 
 export function buildCaseReport(cases: readonly ReportCase[], options: ReportOptions): CaseReport {
   const measured = cases.filter((c) => c.alert.startedAt >= options.from && c.alert.startedAt < options.to).map((c) => measure(c, options));
-  const departments = [...groupBy(measured, (c) => c.department, (d) => d)].sort(([a], [b]) => (a === '-' ? 1 : b === '-' ? -1 : a < b ? -1 : a > b ? 1 : 0));
-  const levels = [...groupBy(measured, (c) => c.level, (l) => l)].sort(([a], [b]) => LEVELS.indexOf(b as Level) - LEVELS.indexOf(a as Level));
-  const rules = [...groupBy(measured, (c) => c.ruleId, (r) => r)];
-  const sensors = [...groupBy(measured, (c) => [c.assetId, c.sensorId] as const, ([a, s]) => `${a}/${s}`)];
+  const departments = [
+    ...groupBy(
+      measured,
+      (c) => c.department,
+      (d) => d,
+    ),
+  ].sort(([a], [b]) => (a === '-' ? 1 : b === '-' ? -1 : a < b ? -1 : a > b ? 1 : 0));
+  const levels = [
+    ...groupBy(
+      measured,
+      (c) => c.level,
+      (l) => l,
+    ),
+  ].sort(([a], [b]) => LEVELS.indexOf(b as Level) - LEVELS.indexOf(a as Level));
+  const rules = [
+    ...groupBy(
+      measured,
+      (c) => c.ruleId,
+      (r) => r,
+    ),
+  ];
+  const sensors = [
+    ...groupBy(
+      measured,
+      (c) => [c.assetId, c.sensorId] as const,
+      ([a, s]) => `${a}/${s}`,
+    ),
+  ];
   return {
     from: new Date(options.from).toISOString(),
     to: new Date(options.to).toISOString(),
@@ -225,7 +247,11 @@ const percent = (rate: number | null): string => (rate === null ? '-' : `${(rate
 
 function table(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
   return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
 }
 

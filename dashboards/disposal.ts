@@ -69,7 +69,7 @@ function stageTimesPanel(): Json {
     type: 'table',
     title: '处置时长 Stage times per case',
     description:
-      "For each case that fired in the time range: the time from the alarm to each step (acknowledged, verified, dispatched, on site, closed); empty where the case has not reached it. The footer gives the mean; `watchpost report` gives medians and 90th percentiles.",
+      'For each case that fired in the time range: the time from the alarm to each step (acknowledged, verified, dispatched, on site, closed); empty where the case has not reached it. The footer gives the mean; `watchpost report` gives medians and 90th percentiles.',
     datasource: INFLUX_DS,
     targets,
     transformations: [
@@ -86,11 +86,9 @@ function stageTimesPanel(): Json {
 }
 
 function overduePanel(): Json {
-  return bargauge(
-    '超期工单 Overdue work orders',
-    'Work orders not closed by their due time in the time range, by level; each told its department again and the asset\'s authorities.',
-    [influxTarget('A', `SELECT count("alert_id") FROM "alert_events" WHERE "event" = 'overdue' AND ${ASSET} AND ${LEVEL} AND $timeFilter GROUP BY "level"`, { alias: '$tag_level' })],
-  );
+  return bargauge('超期工单 Overdue work orders', "Work orders not closed by their due time in the time range, by level; each told its department again and the asset's authorities.", [
+    influxTarget('A', `SELECT count("alert_id") FROM "alert_events" WHERE "event" = 'overdue' AND ${ASSET} AND ${LEVEL} AND $timeFilter GROUP BY "level"`, { alias: '$tag_level' }),
+  ]);
 }
 
 /** Dismissed / fired per rule: two counts merged on rule_id, then divided. */
@@ -99,8 +97,12 @@ function falseAlarmPanel(): Json {
     '误报率（按规则） False-alarm rate by rule',
     'Cases dismissed as false alarms (误报) divided by the cases that fired, per rule, in the time range. By sensor: `watchpost report`.',
     [
-      influxTarget('A', `SELECT count("alert_id") AS "cases" FROM "alert_events" WHERE "event" = 'firing' AND ${ASSET} AND ${LEVEL} AND $timeFilter GROUP BY "rule_id"`, { resultFormat: 'table' }),
-      influxTarget('B', `SELECT count("alert_id") AS "dismissed" FROM "alert_events" WHERE "event" = 'dismissed' AND ${ASSET} AND ${LEVEL} AND $timeFilter GROUP BY "rule_id"`, { resultFormat: 'table' }),
+      influxTarget('A', `SELECT count("alert_id") AS "cases" FROM "alert_events" WHERE "event" = 'firing' AND ${ASSET} AND ${LEVEL} AND $timeFilter GROUP BY "rule_id"`, {
+        resultFormat: 'table',
+      }),
+      influxTarget('B', `SELECT count("alert_id") AS "dismissed" FROM "alert_events" WHERE "event" = 'dismissed' AND ${ASSET} AND ${LEVEL} AND $timeFilter GROUP BY "rule_id"`, {
+        resultFormat: 'table',
+      }),
     ],
     {
       unit: 'percentunit',
@@ -118,7 +120,7 @@ function stepsTable(): Json {
   return {
     type: 'table',
     title: '处置记录 Steps and who took them',
-    description: 'Every step of the disposal loop, newest first, with its actor (the API token\'s name, or the department of a work-order link; none for overdue).',
+    description: "Every step of the disposal loop, newest first, with its actor (the API token's name, or the department of a work-order link; none for overdue).",
     datasource: INFLUX_DS,
     targets: [
       influxTarget(
@@ -142,7 +144,13 @@ export function disposalDashboard(): Json {
         'Dispatched (派单), on site (到场), closed (办结) and dismissed (误报) steps per hour.',
         'none',
         [{ color: 'green', value: null }],
-        [influxTarget('A', `SELECT count("alert_id") FROM "alert_events" WHERE "event" =~ /^(dispatched|on_site|closed|dismissed)$/ AND ${ASSET} AND ${LEVEL} AND $timeFilter GROUP BY time(1h), "event" fill(0)`, { alias: '$tag_event' })],
+        [
+          influxTarget(
+            'A',
+            `SELECT count("alert_id") FROM "alert_events" WHERE "event" =~ /^(dispatched|on_site|closed|dismissed)$/ AND ${ASSET} AND ${LEVEL} AND $timeFilter GROUP BY time(1h), "event" fill(0)`,
+            { alias: '$tag_event' },
+          ),
+        ],
         { drawStyle: 'bars' },
       ),
       12,

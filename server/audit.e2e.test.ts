@@ -85,7 +85,10 @@ describe('audit log', () => {
     expect(second.body.audit.map((e: { seq: number }) => e.seq)).toEqual(seqs.slice(2, 4));
     const later = await p.api('GET', `/api/v1/audit?since=${Date.now() + 60_000}`, undefined, ADMIN_TOKEN);
     expect(later.body).toEqual({ audit: [], next_before: null });
-    expect(await p.api('GET', '/api/v1/audit?since=yesterday', undefined, ADMIN_TOKEN)).toEqual({ status: 400, body: { error: 'bad_request', message: 'query.since: must be RFC 3339 or epoch milliseconds' } });
+    expect(await p.api('GET', '/api/v1/audit?since=yesterday', undefined, ADMIN_TOKEN)).toEqual({
+      status: 400,
+      body: { error: 'bad_request', message: 'query.since: must be RFC 3339 or epoch milliseconds' },
+    });
 
     // No token and no link secret anywhere in the stored log.
     const db = new Database(join(p.dataDir, 'alerts.db'), { readonly: true, fileMustExist: true });

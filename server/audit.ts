@@ -168,7 +168,7 @@ export const auditQuery = z.strictObject({
 export const auditEntryView = z.strictObject({
   seq: z.number().int().describe('increasing in the order requests were answered'),
   at: z.string().describe('RFC 3339 time the answer was sent'),
-  actor: z.string().nullable().describe('the API token\'s name; link:<alert id> (ack page) or link:<department> (work-order page); null when no token was recognised'),
+  actor: z.string().nullable().describe("the API token's name; link:<alert id> (ack page) or link:<department> (work-order page); null when no token was recognised"),
   method: z.string(),
   path: z.string().describe('without the query; link tokens replaced by REDACTED'),
   outcome: z.number().int().describe('the HTTP status answered'),
@@ -188,7 +188,13 @@ export function registerAuditRoutes(
     '/api/v1/audit',
     {
       onRequest: deps.requireRole('admin'),
-      schema: routeSchema({ summary: 'state-changing requests, newest first: actor, method, path, outcome, at', role: 'admin', tags: ['audit'], querystring: auditQuery, responses: { 200: auditAnswer } }),
+      schema: routeSchema({
+        summary: 'state-changing requests, newest first: actor, method, path, outcome, at',
+        role: 'admin',
+        tags: ['audit'],
+        querystring: auditQuery,
+        responses: { 200: auditAnswer },
+      }),
     },
     (req) => {
       const result = auditQuery.safeParse(req.query);

@@ -68,7 +68,7 @@ describe.skipIf(!existsSync(CLI))('watchpost report', () => {
       ['red', 1, ack],
       ['orange', 1, none],
     ]);
-    expect(second!.level).toBe('orange');
+    expect(second.level).toBe('orange');
     expect(report.false_alarms.by_sensor).toEqual([{ asset_id: 'lg-bridge-001', sensor_id: 'strain-01', cases: 2, dismissed: 0, rate: 0, reasons: {} }]);
 
     const text = await runCli(['report', '--config', p.configDir, '--from', String(from), '--to', String(to)]);
@@ -77,7 +77,7 @@ describe.skipIf(!existsSync(CLI))('watchpost report', () => {
     expect(text.stdout).toMatch(/\nlg-bridge +2 +2 +0 +0\.0% +0 +[\d.]+s \/ [\d.]+s \(1\) +- +- +- +-\n/);
 
     // The platform still writes after the report read beside it.
-    expect((await p.api('POST', `/api/v1/alerts/${second!.id}/ack`, {})).status).toBe(200);
+    expect((await p.api('POST', `/api/v1/alerts/${second.id}/ack`, {})).status).toBe(200);
   });
 
   it('after one alarm walks the whole loop (work-order page included) and another is dismissed, the report and the metrics are what the timelines say', async () => {
@@ -92,20 +92,23 @@ describe.skipIf(!existsSync(CLI))('watchpost report', () => {
     await publish(1, 320);
     const a = await waitFor('alarm A', open);
     const dispatchedBefore = receiver.requests.length;
-    expect((await p.api('POST', `/api/v1/alerts/${a!.id}/ack`, {})).status).toBe(200);
-    expect((await p.api('POST', `/api/v1/alerts/${a!.id}/verify`, { note: '视频确认' })).status).toBe(200);
-    expect((await p.api('POST', `/api/v1/alerts/${a!.id}/dispatch`, { department: 'lg-bridge', due: '2h' })).status).toBe(201);
+    expect((await p.api('POST', `/api/v1/alerts/${a.id}/ack`, {})).status).toBe(200);
+    expect((await p.api('POST', `/api/v1/alerts/${a.id}/verify`, { note: '视频确认' })).status).toBe(200);
+    expect((await p.api('POST', `/api/v1/alerts/${a.id}/dispatch`, { department: 'lg-bridge', due: '2h' })).status).toBe(201);
     const woUrl = await waitFor('the work order notification', async () => {
-      const body = receiver.requests.slice(dispatchedBefore).map((r) => JSON.parse(r.body) as { event: string; work_order?: { url: string } }).find((b) => b.event === 'dispatched' && b.work_order);
+      const body = receiver.requests
+        .slice(dispatchedBefore)
+        .map((r) => JSON.parse(r.body) as { event: string; work_order?: { url: string } })
+        .find((b) => b.event === 'dispatched' && b.work_order);
       return body?.work_order?.url;
     });
     await publish(2, 100); // A's signal resolves; its case stays open
     await publish(3, 265);
     const b = await waitFor('alarm B', async () => {
       const x = await open();
-      return x && x.id !== a!.id ? x : undefined;
+      return x && x.id !== a.id ? x : undefined;
     });
-    expect((await p.api('POST', `/api/v1/alerts/${b!.id}/dismiss`, { reason: 'sensor_fault', note: '传感器松动' })).status).toBe(200);
+    expect((await p.api('POST', `/api/v1/alerts/${b.id}/dismiss`, { reason: 'sensor_fault', note: '传感器松动' })).status).toBe(200);
     const woPath = new URL(woUrl).pathname;
     const form = (action: string) => fetch(`${p.apiUrl}${woPath}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `action=${action}&note=ok` });
     expect((await form('arrive')).status).toBe(200);
@@ -113,8 +116,8 @@ describe.skipIf(!existsSync(CLI))('watchpost report', () => {
     const windowTo = Date.now() + 1;
 
     type Detail = { started_at: string; case: { status: string }; timeline: Array<{ type: string; at: string; kind: string }> };
-    const detail = (await p.api('GET', `/api/v1/alerts/${a!.id}`, undefined, VIEWER_TOKEN)).body as Detail;
-    const bDetail = (await p.api('GET', `/api/v1/alerts/${b!.id}`, undefined, VIEWER_TOKEN)).body as Detail;
+    const detail = (await p.api('GET', `/api/v1/alerts/${a.id}`, undefined, VIEWER_TOKEN)).body as Detail;
+    const bDetail = (await p.api('GET', `/api/v1/alerts/${b.id}`, undefined, VIEWER_TOKEN)).body as Detail;
     const seconds = (d: Detail, type: string) => (Date.parse(d.timeline.find((e) => e.kind === 'event' && e.type === type)!.at) - Date.parse(d.started_at)) / 1000;
     expect([detail.case.status, bDetail.case.status]).toEqual(['closed', 'dismissed']);
     const expected = Object.fromEntries(
@@ -163,7 +166,13 @@ describe.skipIf(!existsSync(CLI))('watchpost report', () => {
   });
 
   it('refuses a missing or reversed range', async () => {
-    expect(await runCli(['report', '--config', p.configDir, '--from', '2026-12-01T00:00:00Z'])).toMatchObject({ code: 2, stderr: 'watchpost report: give --from TIME and --to TIME (see: watchpost report --help)\n' });
-    expect(await runCli(['report', '--config', p.configDir, '--from', '2026-12-02T00:00:00Z', '--to', '2026-12-01T00:00:00Z'])).toMatchObject({ code: 2, stderr: '--from must be before --to\n' });
+    expect(await runCli(['report', '--config', p.configDir, '--from', '2026-12-01T00:00:00Z'])).toMatchObject({
+      code: 2,
+      stderr: 'watchpost report: give --from TIME and --to TIME (see: watchpost report --help)\n',
+    });
+    expect(await runCli(['report', '--config', p.configDir, '--from', '2026-12-02T00:00:00Z', '--to', '2026-12-01T00:00:00Z'])).toMatchObject({
+      code: 2,
+      stderr: '--from must be before --to\n',
+    });
   });
 });
