@@ -229,6 +229,33 @@ describe.each(Object.keys(ALERT_STORE_BACKENDS))('alert store: %s', (backend) =>
     expect(store.timeline('al_4')).toHaveLength(1);
   });
 
+  it('lists alerts by start in a range, counts open cases by status, and keeps the audit log newest first', () => {
+    store.insertAlert(alert('al_1', { startedAt: T0 - 1, ...resolved(T0) }));
+    store.insertAlert(alert('al_2', { sensorId: 'strain-02', startedAt: T0 }));
+    store.insertAlert(alert('al_3', { sensorId: 'strain-03', startedAt: T0 + 10, acknowledgedAt: T0 + 20, acknowledgedBy: 'ops', state: 'acknowledged' }));
+    store.insertAlert(alert('al_4', { sensorId: 'strain-04', startedAt: T0 + 20 }));
+    store.insertAlert(alert('al_5', { sensorId: 'strain-05', startedAt: T0 + 30 }));
+    expect(store.alertsStartedBetween(T0, T0 + 30).map((a) => a.id)).toEqual(['al_2', 'al_3', 'al_4']);
+    const kase = { department: null, workOrderId: null, dismissReason: null, updatedAt: T0, ackDeadline: null };
+    store.putCase({ alertId: 'al_4', status: 'dispatched', ...kase, department: 'lg-bridge' });
+    store.putCase({ alertId: 'al_5', status: 'dismissed', ...kase, dismissReason: 'sensor_fault' });
+    // al_1 resolved without a case is still a new case; al_3 acknowledged without one is acknowledged.
+    expect(Object.fromEntries(store.openCaseCounts())).toEqual({ new: 2, acknowledged: 1, dispatched: 1 });
+
+    const first = store.appendAudit({ at: T0, actor: 'ops', method: 'POST', path: '/api/v1/alerts/al_2/ack', outcome: 200 });
+    const second = store.appendAudit({ at: T0 + 1, actor: null, method: 'DELETE', path: '/api/v1/silences/x', outcome: 401 });
+    expect(second).toBeGreaterThan(first);
+    expect(store.auditEntries()).toEqual([
+      { seq: second, at: T0 + 1, actor: null, method: 'DELETE', path: '/api/v1/silences/x', outcome: 401 },
+      { seq: first, at: T0, actor: 'ops', method: 'POST', path: '/api/v1/alerts/al_2/ack', outcome: 200 },
+    ]);
+    expect(store.auditEntries({ since: T0 + 1 }).map((e) => e.seq)).toEqual([second]);
+    expect(store.auditEntries({ beforeSeq: second }).map((e) => e.seq)).toEqual([first]);
+    expect(store.auditEntries({ limit: 1 }).map((e) => e.seq)).toEqual([second]);
+    expect(store.pruneAudit(T0 + 1, 10)).toBe(1);
+    expect(store.auditEntries().map((e) => e.seq)).toEqual([second]);
+  });
+
   it('reopens with the same data', () => {
     store.insertAlert(alert('al_1'));
     const key = store.meta('ack_link_key', () => 'k');
