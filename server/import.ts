@@ -170,16 +170,34 @@ export async function importCsv(dir: string, text: string, options: ImportOption
     if (file !== undefined) errors.push({ line: row.line, column: position.get('id')! + 1, name: 'id', message: `${row.kind} "${row.item.id}" is defined in ${file}; change it there` });
   }
 
+  // Secrets for new devices without a hash, before the merge, so the file validated is the file written.
+  const secrets: Array<{ id: string; secret: string }> = [];
+  const hashes = new Map<string, string>();
+  if (!options.dryRun && !readOnly && errors.length === 0) {
+    const existing = new Set(content.devices.map((d) => d.id));
+    for (const r of rows) if (r.kind === 'device' && r.generate && !existing.has(r.item.id)) secrets.push({ id: r.item.id, secret: randomBytes(32).toString('base64url') });
+    const hash = options.hash ?? hashSecret;
+    const concurrency = options.hashConcurrency ?? 4;
+    for (let i = 0; i < secrets.length; i += concurrency) {
+      const batch = secrets.slice(i, i + concurrency);
+      const done = await Promise.all(batch.map((x) => hash(x.secret)));
+      batch.forEach((x, j) => hashes.set(x.id, done[j]!));
+    }
+  }
+
   // Merged into registry.yaml: replaced in place by id, else appended; the line of each item's row.
   const assets = [...content.assets];
   const devices = [...content.devices];
   const lineOf = { assets: new Map<number, number>(), devices: new Map<number, number>() };
+  const indexOf = { assets: new Map(assets.map((a, i) => [a.id, i])), devices: new Map(devices.map((d, i) => [d.id, i])) };
   const report = emptyReport([]);
   for (const row of rows) {
     const target = row.kind === 'asset' ? assets : devices;
     const counts = row.kind === 'asset' ? report.assets : report.devices;
-    const item = row.generate ? { ...row.item, secret_hash: PLACEHOLDER_HASH } : row.item;
-    const index = target.findIndex((x) => x.id === item.id);
+    const item = row.generate ? { ...row.item, secret_hash: hashes.get(row.item.id) ?? PLACEHOLDER_HASH } : row.item;
+    const ids = row.kind === 'asset' ? indexOf.assets : indexOf.devices;
+    const index = ids.get(item.id) ?? -1;
+    if (index < 0) ids.set(item.id, target.length);
     if (index >= 0) {
       // A device replaced without a secret_hash keeps its credential.
       const before = target[index]!;
@@ -194,8 +212,9 @@ export async function importCsv(dir: string, text: string, options: ImportOption
   }
 
   const configErrors: ConfigError[] = [];
+  const rendered = renderRegistry({ ...content, assets, devices });
   if (errors.length === 0) {
-    const result = validateWith(dir, renderRegistry({ ...content, assets, devices }));
+    const result = validateWith(dir, rendered);
     if (!result.ok) {
       for (const e of result.errors) {
         const m = e.file === REGISTRY_FILE ? /^(assets|devices)\[(\d+)\][^.]*\.?([a-z_]*)/.exec(e.path) : null;
@@ -215,19 +234,7 @@ export async function importCsv(dir: string, text: string, options: ImportOption
   if (options.dryRun) return { ...report, ok: true };
   if (readOnly) return { ...report, ok: false, configErrors: [{ file: dir, path: '(root)', message: `${readOnly}; nothing written` }] };
 
-  // Secrets for new devices without a hash: generated, hashed a few at a time, shown once.
-  const pending = rows.filter((r) => r.kind === 'device' && r.generate);
-  const secrets = pending.map((r) => ({ id: r.item.id, secret: randomBytes(32).toString('base64url') }));
-  const hashes = new Map<string, string>();
-  const hash = options.hash ?? hashSecret;
-  const concurrency = options.hashConcurrency ?? 4;
-  for (let i = 0; i < secrets.length; i += concurrency) {
-    const batch = secrets.slice(i, i + concurrency);
-    const done = await Promise.all(batch.map((s) => hash(s.secret)));
-    batch.forEach((s, j) => hashes.set(s.id, done[j]!));
-  }
-  const finalDevices = devices.map((d) => (hashes.has(d.id) ? { ...d, secret_hash: hashes.get(d.id)! } : d));
-  writeRegistryAtomically(dir, renderRegistry({ ...content, assets, devices: finalDevices }));
+  writeRegistryAtomically(dir, rendered);
   return { ...report, ok: true, secrets, written: true };
 }
 
