@@ -99,7 +99,7 @@ function objectsOf(point: Point, values: Record<string, number | boolean>, ts: n
     if (as in STATUS_METRICS) {
       status = (status ?? 1) | (value >= 0.5 ? 1 << STATUS_METRICS[as as keyof typeof STATUS_METRICS] : 0);
     } else if (ANALOGUE_OUT[as] && point.point.startsWith('c-')) {
-      const out = ANALOGUE_OUT[as]!;
+      const out = ANALOGUE_OUT[as];
       const wire = Math.max(-32768, Math.min(32767, Math.round(value / out.scale)));
       analogue.push({ type: 3, systemType, systemAddress, componentType: 0, componentAddress, analogueType: out.type, value: wire, time });
     }
