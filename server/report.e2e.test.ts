@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../test/support/binaries.js';
-import { baseConfig, DEVICE_SECRET, startPlatform, tempDir, VIEWER_TOKEN, type RunningPlatform } from '../test/support/platform.js';
+import { ADMIN_TOKEN, baseConfig, DEVICE_SECRET, startPlatform, tempDir, VIEWER_TOKEN, type RunningPlatform } from '../test/support/platform.js';
 import { startReceiver, type Receiver } from '../test/support/receiver.js';
 import { CLI, runCli } from '../test/support/watchpost-process.js';
 
@@ -113,6 +113,13 @@ describe.skipIf(!existsSync(CLI))('watchpost report', () => {
     const form = (action: string) => fetch(`${p.apiUrl}${woPath}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `action=${action}&note=ok` });
     expect((await form('arrive')).status).toBe(200);
     expect((await form('close')).status).toBe(200);
+    // The work-order page's steps are audited under the link's department, never with its token.
+    const audit = (await p.api('GET', '/api/v1/audit?limit=2', undefined, ADMIN_TOKEN)).body as { audit: Array<{ actor: string; method: string; path: string; outcome: number }> };
+    expect(audit.audit.map(({ actor, method, path, outcome }) => ({ actor, method, path, outcome }))).toEqual([
+      { actor: 'link:lg-bridge', method: 'POST', path: '/wo/REDACTED', outcome: 200 },
+      { actor: 'link:lg-bridge', method: 'POST', path: '/wo/REDACTED', outcome: 200 },
+    ]);
+    expect(JSON.stringify(audit)).not.toContain(woPath.split('~').pop());
     const windowTo = Date.now() + 1;
 
     type Detail = { started_at: string; case: { status: string }; timeline: Array<{ type: string; at: string; kind: string }> };
