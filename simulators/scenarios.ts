@@ -167,6 +167,8 @@ const BANTIAN_GNSS_NOISE: ExpectedAlert[] = ['gnss-01', 'gnss-02'].map((sensor_i
   noise: true,
 }));
 
+// One effect and one expected alert per line, so that each timeline reads down the page.
+// prettier-ignore
 export const SCENARIOS: Readonly<Record<string, ScenarioSpec>> = {
   // Everyday operation. Alerts (config-demo): hydrant-pressure-low yellow on lg-hydrant-002/hp-02
   // after its `for: 5s`, open for good. Nothing else: every other signal stays inside every rule's
