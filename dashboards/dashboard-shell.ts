@@ -111,7 +111,7 @@ export function eventVariable(): Json {
     name: 'event',
     label: '事件 Event',
     type: 'custom',
-    query: 'firing,level_raised,level_dropped,escalated,repeated,acknowledged,resolved,delivery_failed',
+    query: 'firing,level_raised,level_dropped,escalated,repeated,acknowledged,resolved,delivery_failed,verified,dismissed,dispatched,on_site,feedback,closed,overdue',
     multi: true,
     includeAll: true,
     allValue: '.*',

@@ -104,7 +104,7 @@ export function alertEventsTable(title: string, assetRegex: string | undefined, 
   return {
     type: 'table',
     title,
-    description: 'Every alert event Watchpost wrote to alert_events (firing, level_raised, level_dropped, escalated, repeated, acknowledged, resolved, delivery_failed), newest first.',
+    description: 'Every alert event Watchpost wrote to alert_events (firing, level_raised, level_dropped, escalated, repeated, acknowledged, resolved, delivery_failed, and the case steps verified, dismissed, dispatched, on_site, feedback, closed, overdue), newest first.',
     datasource: INFLUX_DS,
     fieldConfig: {
       defaults: { custom: { align: 'auto', cellOptions: { type: 'auto' }, filterable: true } },
