@@ -91,6 +91,12 @@ export class ConnectLimiter {
     return state !== undefined && state.lockedUntil > this.now();
   }
 
+  /** How much longer `address` is locked out (ms; 0 when it is not). */
+  lockedOutForMs(rawAddress: string | undefined): number {
+    const state = this.states.get(normalizeAddress(rawAddress));
+    return state ? Math.max(0, state.lockedUntil - this.now()) : 0;
+  }
+
   tracked(): number {
     return this.states.size;
   }

@@ -29,7 +29,7 @@ describe('HTTP push', () => {
   beforeAll(async () => {
     const config = {
       ...baseConfig({ webhookUrl: 'http://127.0.0.1:9/hook', dataDir: tempDir('http-push') }),
-      broker: { host: '127.0.0.1', port: 0, max_payload_bytes: 2048 },
+      broker: { host: '127.0.0.1', port: 0, max_payload_bytes: 2048, limits: { exempt: [], max_auth_failures: 5, auth_failure_window: '1d', lockout: '10m' } },
       adapters: [{ type: 'http', path: '/ingest/v1', rate_limit: { requests_per_second: 1, burst: 3 } }],
     };
     p = await startPlatform(config, { clock, spoolFs: fs });
@@ -188,5 +188,14 @@ describe('HTTP push', () => {
     const assets = await p.api('GET', '/api/v1/assets', undefined, VIEWER_TOKEN);
     const bridge = assets.body.assets.find((a: { id: string }) => a.id === 'lg-bridge-001');
     expect(bridge.latest.find((l: { metric: string }) => l.metric === 'strain').value).toBe(2);
+  });
+
+  it('locks an address out after repeated failed logins (broker.limits), even with good credentials', async () => {
+    // Four failed logins so far (the 401 test); the fifth locks the address out.
+    expect((await post('/ingest/v1/lg-bridge-001/strain-01', '{}', basic('dau-bridge-001', 'guess-00000000005'))).status).toBe(401);
+    const res = await post('/ingest/v1/lg-bridge-001/strain-01', JSON.stringify({ ts: TS, values: { strain: 1 } }));
+    expect(res.status).toBe(429);
+    expect(res.headers.get('retry-after')).toBe('540');
+    expect(res.body).toEqual({ error: 'locked_out', message: 'too many failed logins from this address; try again in 540 s' });
   });
 });

@@ -64,7 +64,7 @@ export function registerHttpPush(app: FastifyInstance, push: HttpPush): void {
           security: [{ device: [] }],
         },
         onRequest: async (req, reply) => {
-          const auth = await push.authorize(req.headers.authorization);
+          const auth = await push.authorize(req.headers.authorization, req.socket.remoteAddress);
           if (!auth.ok) return send(reply, auth.answer);
           req.pushDevice = auth.device;
         },

@@ -12,13 +12,14 @@ import { SqliteAlertStore } from '../alerts/sqlite/sqlite-alert-store.js';
 import type { AlertStore } from '../alerts/store.js';
 import { DeviceRegistry } from '../ingest/broker-policy.js';
 import { Catalogue } from '../ingest/catalogue.js';
-import { isExternalBroker } from '../ingest/config.js';
+import { DEFAULT_CONNECT_LIMITS, isExternalBroker } from '../ingest/config.js';
 import { EmbeddedBroker } from '../ingest/embedded-broker.js';
 import { ExternalBroker } from '../ingest/external-broker.js';
 import { IngestService } from '../ingest/ingest-service.js';
 import { SecretVerifier } from '../ingest/device-auth.js';
 import { HttpPush } from '../ingest/http-push/http-push.js';
 import { SparkplugHost } from '../ingest/sparkplug/host.js';
+import { ConnectLimiter } from '../ingest/connect-limiter.js';
 import { statePayload } from '../ingest/sparkplug/codec.js';
 import { sparkplugTopics } from '../ingest/sparkplug/topics.js';
 import { LatestReadings } from '../ingest/latest-readings.js';
@@ -250,6 +251,7 @@ export class Platform {
           devices: this.devices,
           // Built once: it verifies any registry entry; its unknown-id work follows the devices at start.
           verifier: ((verifier) => () => verifier)(new SecretVerifier([...this.devices.all()].map((d) => d.config))),
+          logins: loginLimiter(isExternalBroker(broker) ? DEFAULT_CONNECT_LIMITS : broker.limits, clock),
           clock,
           metrics,
           maxPayloadBytes: config.broker.max_payload_bytes,
@@ -527,6 +529,21 @@ function externalSparkplug(adapters: WatchpostConfig['adapters'], now: number): 
     subscriptions: sparkplug.nodes.map((n) => sparkplugTopics.nodeFilter(n.group, n.edge)),
     will: { topic: sparkplugTopics.state(sparkplug.host_id), payload: statePayload(false, now), qos: 1, retain: true },
   };
+}
+
+/** HTTP push locks out an address after repeated failed logins, as the embedded broker does (broker.limits). */
+function loginLimiter(limits: typeof DEFAULT_CONNECT_LIMITS, clock: Clock): ConnectLimiter {
+  return new ConnectLimiter(
+    {
+      connectsPerSecond: limits.connects_per_second,
+      connectBurst: limits.connect_burst,
+      maxAuthFailures: limits.max_auth_failures,
+      authFailureWindow: limits.auth_failure_window,
+      lockout: limits.lockout,
+      exempt: limits.exempt,
+    },
+    () => clock.now(),
+  );
 }
 
 /** Device id (= edge node id) -> the Sparkplug groups in which it is a configured edge node. */

@@ -11,6 +11,7 @@ import type { Clock } from '../../lib/clock.js';
 import { isValidId } from '../../lib/ids.js';
 import type { Counter, MetricsRegistry } from '../../lib/metrics.js';
 import type { DeviceEntry, DeviceRegistry } from '../broker-policy.js';
+import type { ConnectLimiter } from '../connect-limiter.js';
 import type { SecretVerifier } from '../device-auth.js';
 import type { IngestOutcome, TelemetrySource } from '../ingest-service.js';
 import type { Rejection, RejectionLine, RejectionReason } from '../rejections.js';
@@ -24,6 +25,8 @@ export interface HttpPushDeps {
   devices: DeviceRegistry;
   /** The verifier the broker uses (the same work for known and unknown ids). */
   verifier: () => SecretVerifier;
+  /** Locks out an address after repeated failed logins (the broker's `limits`); absent: no lockout. */
+  logins?: ConnectLimiter;
   clock: Clock;
   metrics: MetricsRegistry;
   maxPayloadBytes: number;
@@ -69,11 +72,21 @@ export class HttpPush {
     return this.deps.maxPayloadBytes;
   }
 
-  /** Checks the credentials and the device's rate limit (before the body is read). */
-  async authorize(authorization: string | undefined): Promise<Authorization> {
+  /** Checks the client address's lockout, the credentials and the device's rate limit (before the body is read). */
+  async authorize(authorization: string | undefined, address: string | undefined): Promise<Authorization> {
+    const { logins } = this.deps;
+    if (logins?.lockedOut(address)) {
+      const seconds = Math.max(1, Math.ceil(logins.lockedOutForMs(address) / 1000));
+      return {
+        ok: false,
+        answer: this.answer(429, { error: 'locked_out', message: `too many failed logins from this address; try again in ${seconds} s` }, { 'retry-after': String(seconds) }),
+      };
+    }
     const credentials = parseBasicAuth(authorization);
     const device = credentials ? this.deps.devices.get(credentials.user) : undefined;
     if (!credentials || !(await this.verify(device, credentials.password))) {
+      // A request without credentials is a client asking which scheme to use, not a guess.
+      if (authorization !== undefined) logins?.authFailed(address);
       return {
         ok: false,
         answer: this.answer(
