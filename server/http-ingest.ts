@@ -63,6 +63,7 @@ export function registerHttpPush(app: FastifyInstance, push: HttpPush): void {
           }),
           security: [{ device: [] }],
         },
+        bodyLimit: push.maxPayloadBytes, // not api.max_body_bytes: the MQTT limit
         onRequest: async (req, reply) => {
           const auth = await push.authorize(req.headers.authorization, req.socket.remoteAddress);
           if (!auth.ok) return send(reply, auth.answer);
