@@ -176,7 +176,7 @@ export class Gb26875Adapter {
   }
 
   private receive(link: Link, chunk: Buffer): void {
-    if (link.closed) return;
+    if (link.closed || link.socket.destroyed) return;
     let buf = link.buffer.length === 0 ? chunk : Buffer.concat([link.buffer, chunk]);
     for (;;) {
       const scan = scanFrame(buf, this.deps.config.max_app_data_bytes);
@@ -185,7 +185,7 @@ export class Gb26875Adapter {
       else if (scan.kind === 'bad') this.refuse(link, scan.header, scan.code, scan.detail);
       else this.frame(link, scan.frame);
       buf = buf.subarray(scan.next);
-      if (link.closed) return;
+      if (link.closed || link.socket.destroyed) return;
     }
     // What is left is the beginning of one frame (scanFrame waits only within maxFrameBytes): copied, so the chunk is not retained.
     link.buffer = buf.length > 0 && buf.length <= this.maxFrameBytes ? Buffer.from(buf) : Buffer.alloc(0);
