@@ -7,8 +7,8 @@
  * A valid configuration is applied at once (synchronously, so no reading or notification sees
  * half of it): every section except the listeners (`broker` host/port/tls, `api` host/port/tls),
  * `storage` and `cluster`, which are logged as needing a restart; so are the other broker and
- * api settings that are read when the listeners start (limits, body size, public URL) and the
- * `console` section. What applying means for connections and alerts is the caller's `apply`
+ * api settings that are read when the listeners start (limits, body size, public URL), the
+ * `console` section and the device `adapters`. What applying means for connections and alerts is the caller's `apply`
  * (the composition root owns the parts); this module decides, diffs and records.
  */
 import { watch, type FSWatcher } from 'node:fs';
@@ -39,9 +39,7 @@ export interface ConfigChanges {
   rules: ReloadChanges;
 }
 
-export type ConfigReloadOutcome =
-  | { ok: true; changed: boolean; rules: number; changes: ConfigChanges }
-  | { ok: false; errors: ConfigError[] };
+export type ConfigReloadOutcome = { ok: true; changed: boolean; rules: number; changes: ConfigChanges } | { ok: false; errors: ConfigError[] };
 
 export interface ConfigReloaderDeps {
   configDir: string;
@@ -66,8 +64,8 @@ export const DEFAULT_CONFIG_RELOADER_OPTIONS: ConfigReloaderOptions = { watch: t
 
 const NO_RULE_CHANGES: ReloadChanges = { added: [], removed: [], disabled: [], changed: [], updated: [], unmatched: [] };
 
-/** Sections read only at start. */
-const RESTART_SECTIONS = ['storage', 'cluster', 'console'] as const;
+/** Sections read only at start (adapters: their listeners and device mappings are built once). */
+const RESTART_SECTIONS = ['storage', 'cluster', 'console', 'adapters'] as const;
 /** Fields of `api` applied on reload (read per request); the others are read when the listener starts. */
 const RELOADED_API_FIELDS = new Set(['tokens']);
 

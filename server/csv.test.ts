@@ -15,7 +15,13 @@ describe('parseCsv', () => {
   });
 
   it('a last record without a newline', () => {
-    expect(parseCsv('a,b\n1,2')).toEqual({ ok: true, records: [{ line: 1, fields: ['a', 'b'] }, { line: 2, fields: ['1', '2'] }] });
+    expect(parseCsv('a,b\n1,2')).toEqual({
+      ok: true,
+      records: [
+        { line: 1, fields: ['a', 'b'] },
+        { line: 2, fields: ['1', '2'] },
+      ],
+    });
   });
 
   it('names the line and column of an unclosed quote and of text after a closing quote', () => {

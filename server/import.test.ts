@@ -48,7 +48,18 @@ describe('importCsv', () => {
     expect(secret).toMatch(/^[A-Za-z0-9_-]{43}$/);
     const written = parse(readFileSync(join(dir, 'registry.yaml'), 'utf8'));
     expect(written.assets).toEqual([
-      { id: 'lg-pipe-001', type: 'pipeline', name: '龙岗大道供水管, 东段', street: '龙城街道', location: [114.25, 22.72], owner: 'lg-water', sensors: [{ id: 'p1', metrics: ['pressure', 'flow'] }, { id: 'g1', metrics: ['gas'] }] },
+      {
+        id: 'lg-pipe-001',
+        type: 'pipeline',
+        name: '龙岗大道供水管, 东段',
+        street: '龙城街道',
+        location: [114.25, 22.72],
+        owner: 'lg-water',
+        sensors: [
+          { id: 'p1', metrics: ['pressure', 'flow'] },
+          { id: 'g1', metrics: ['gas'] },
+        ],
+      },
       { id: 'lg-well-002', type: 'manhole', name: '井盖 2', street: '龙城街道' },
     ]);
     expect(written.devices).toEqual([
@@ -59,7 +70,10 @@ describe('importCsv', () => {
     expect(loaded.ok && loaded.config.assets.map((a) => a.id)).toEqual(['lg-pipe-001', 'lg-well-002', 'lg-bridge-001']);
 
     // Again with a change: replaced in place; a device without secret_hash keeps its credential.
-    const again = await importCsv(dir, [HEADER, 'asset,lg-well-002,manhole,井盖 二号,龙城街道,,,,,,', 'device,dau-well-002,,,,,,,,lg-pipe-001,'].join('\n'), { dryRun: false, hash: fastHash });
+    const again = await importCsv(dir, [HEADER, 'asset,lg-well-002,manhole,井盖 二号,龙城街道,,,,,,', 'device,dau-well-002,,,,,,,,lg-pipe-001,'].join('\n'), {
+      dryRun: false,
+      hash: fastHash,
+    });
     expect(again).toMatchObject({ ok: true, assets: { added: 0, replaced: 1 }, devices: { added: 0, replaced: 1 }, secrets: [] });
     const after = parse(readFileSync(join(dir, 'registry.yaml'), 'utf8'));
     expect(after.assets[1].name).toBe('井盖 二号');
@@ -95,7 +109,10 @@ describe('importCsv', () => {
   it('reports references the whole configuration refuses, by the row that makes them', async () => {
     const csv = [HEADER, 'asset,a1,slope,边坡,坂田街道,,,nowhere,,,', `device,dau-y,,,,,,,,a1;missing,${HASH}`].join('\n');
     const report = await importCsv(dir, csv, { dryRun: true });
-    expect(formatImportErrors('f.csv', report.errors).split('\n')).toEqual(['f.csv:2: column 8 (owner): unknown department "nowhere"', 'f.csv:3: column 10 (assets): unknown asset "missing"']);
+    expect(formatImportErrors('f.csv', report.errors).split('\n')).toEqual([
+      'f.csv:2: column 8 (owner): unknown department "nowhere"',
+      'f.csv:3: column 10 (assets): unknown asset "missing"',
+    ]);
     expect(existsSync(join(dir, 'registry.yaml'))).toBe(false);
   });
 

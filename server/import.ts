@@ -95,7 +95,8 @@ export async function importCsv(dir: string, text: string, options: ImportOption
   const position = new Map<Column, number>();
   header.fields.forEach((raw, index) => {
     const name = raw.trim();
-    if (!(IMPORT_COLUMNS as readonly string[]).includes(name)) errors.push({ line: header.line, column: index + 1, name, message: `unknown column "${name}" (columns: ${IMPORT_COLUMNS.join(', ')})` });
+    if (!(IMPORT_COLUMNS as readonly string[]).includes(name))
+      errors.push({ line: header.line, column: index + 1, name, message: `unknown column "${name}" (columns: ${IMPORT_COLUMNS.join(', ')})` });
     else if (position.has(name as Column)) errors.push({ line: header.line, column: index + 1, name, message: `column "${name}" is given twice` });
     else position.set(name as Column, index);
   });
@@ -138,7 +139,13 @@ export async function importCsv(dir: string, text: string, options: ImportOption
       if (cell('sensors') !== '') {
         item.sensors = list(cell('sensors')).map((s) => {
           const [sensorId, metrics] = s.split(':', 2) as [string, string | undefined];
-          const names = metrics === undefined ? [] : metrics.split('|').map((m) => m.trim()).filter((m) => m !== '');
+          const names =
+            metrics === undefined
+              ? []
+              : metrics
+                  .split('|')
+                  .map((m) => m.trim())
+                  .filter((m) => m !== '');
           return names.length > 0 ? { id: sensorId.trim(), metrics: names } : { id: sensorId.trim() };
         });
       }

@@ -4,7 +4,7 @@
  * POST /api/v1/devices/{id}/rotate-secret. The work is registry.ts's; this file maps it to HTTP.
  * Every request here is state-changing, so the audit hook (audit.ts) records each one.
  */
-import type { FastifyInstance, FastifyReply, onRequestHookHandler } from 'fastify';
+import type { FastifyInstance, onRequestHookHandler } from 'fastify';
 import { z } from 'zod';
 import { zId } from '../lib/schema.js';
 import { errorBody, invalidRulesBody, routeSchema } from './api-schemas.js';
@@ -32,10 +32,17 @@ const deviceAnswer = z
   })
   .describe('the device (never its secret_hash)');
 const secretAnswer = z.strictObject({ id: z.string(), secret: z.string().describe('the new secret, shown this once') });
-const inUseBody = errorBody.extend({ devices: z.array(z.string()).optional(), file: z.string().optional() }).describe('read_only_config, asset_in_use (naming the devices), or the item is defined in another file');
+const inUseBody = errorBody
+  .extend({ devices: z.array(z.string()).optional(), file: z.string().optional() })
+  .describe('read_only_config, asset_in_use (naming the devices), or the item is defined in another file');
 const invalidBody = invalidRulesBody.describe('the change would make the configuration invalid (every error); nothing changed');
 
-function sendError(reply: FastifyReply, err: unknown): FastifyReply {
+/** The part of a reply an error answer needs (the API's instance carries its own generics). */
+interface Reply {
+  code(status: number): { send(body: unknown): unknown };
+}
+
+function sendError(reply: Reply, err: unknown): unknown {
   if (err instanceof RegistryError) return reply.code(err.status).send({ error: err.code, message: err.message, ...err.details });
   throw err;
 }
@@ -57,7 +64,18 @@ export function registerRegistryRoutes(
 
   app.put(
     '/api/v1/assets/:id',
-    { ...admin, schema: routeSchema({ summary: 'create (201) or replace (200) an asset, kept in registry.yaml', role: 'admin', tags, params: idParams, body: assetBody, responses: { 200: assetAnswer, 201: assetAnswer }, ...errors }) },
+    {
+      ...admin,
+      schema: routeSchema({
+        summary: 'create (201) or replace (200) an asset, kept in registry.yaml',
+        role: 'admin',
+        tags,
+        params: idParams,
+        body: assetBody,
+        responses: { 200: assetAnswer, 201: assetAnswer },
+        ...errors,
+      }),
+    },
     (req, reply) => {
       const id = pathId(req.params);
       try {
@@ -71,7 +89,17 @@ export function registerRegistryRoutes(
 
   app.delete(
     '/api/v1/assets/:id',
-    { ...admin, schema: routeSchema({ summary: 'retire an asset of registry.yaml: its open alerts resolve (asset_removed)', role: 'admin', tags, params: idParams, responses: { 204: { description: 'deleted', empty: true } }, ...errors }) },
+    {
+      ...admin,
+      schema: routeSchema({
+        summary: 'retire an asset of registry.yaml: its open alerts resolve (asset_removed)',
+        role: 'admin',
+        tags,
+        params: idParams,
+        responses: { 204: { description: 'deleted', empty: true } },
+        ...errors,
+      }),
+    },
     (req, reply) => {
       const id = pathId(req.params);
       try {
@@ -110,7 +138,17 @@ export function registerRegistryRoutes(
 
   app.delete(
     '/api/v1/devices/:id',
-    { ...admin, schema: routeSchema({ summary: "retire a device of registry.yaml: its connections close", role: 'admin', tags, params: idParams, responses: { 204: { description: 'deleted', empty: true } }, ...errors }) },
+    {
+      ...admin,
+      schema: routeSchema({
+        summary: 'retire a device of registry.yaml: its connections close',
+        role: 'admin',
+        tags,
+        params: idParams,
+        responses: { 204: { description: 'deleted', empty: true } },
+        ...errors,
+      }),
+    },
     (req, reply) => {
       const id = pathId(req.params);
       try {
@@ -124,7 +162,17 @@ export function registerRegistryRoutes(
 
   app.post(
     '/api/v1/devices/:id/rotate-secret',
-    { ...admin, schema: routeSchema({ summary: "a new secret, returned once; the old one stops working and the device's connections close", role: 'admin', tags, params: idParams, responses: { 200: secretAnswer }, ...errors }) },
+    {
+      ...admin,
+      schema: routeSchema({
+        summary: "a new secret, returned once; the old one stops working and the device's connections close",
+        role: 'admin',
+        tags,
+        params: idParams,
+        responses: { 200: secretAnswer },
+        ...errors,
+      }),
+    },
     async (req, reply) => {
       const id = pathId(req.params);
       try {

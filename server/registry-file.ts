@@ -23,10 +23,7 @@ export interface RegistryContent {
   other: Record<string, unknown>;
 }
 
-export type RegistryFailure =
-  | { kind: 'read_only'; message: string }
-  | { kind: 'invalid'; errors: ConfigError[] }
-  | { kind: 'unreadable'; errors: ConfigError[] };
+export type RegistryFailure = { kind: 'read_only'; message: string } | { kind: 'invalid'; errors: ConfigError[] } | { kind: 'unreadable'; errors: ConfigError[] };
 
 const HEADER = '# Assets and devices kept by Watchpost (registry API, watchpost import). Rewritten as a whole on each change: comments are not kept.\n';
 

@@ -64,7 +64,8 @@ describe.skipIf(!cliBuilt)('the registry at run time (watchpost start)', () => {
     return c;
   }
 
-  const openAlerts = async (assetId: string) => ((await api('GET', `/api/v1/alerts?asset_id=${assetId}`, undefined, VIEWER_TOKEN)).body.alerts as Array<{ state: string; resolve_reason: string | null; rule_id: string }>);
+  const openAlerts = async (assetId: string) =>
+    (await api('GET', `/api/v1/alerts?asset_id=${assetId}`, undefined, VIEWER_TOKEN)).body.alerts as Array<{ state: string; resolve_reason: string | null; rule_id: string }>;
 
   beforeAll(async () => {
     first = await startReceiver('/first');
@@ -151,13 +152,19 @@ describe.skipIf(!cliBuilt)('the registry at run time (watchpost start)', () => {
     expect(short.body.errors).toEqual([{ file: '(request body)', path: 'secret', message: 'must be at least 8 characters' }]);
 
     const taken = await api('PUT', '/api/v1/devices/dau-bridge-001', { assets: ['lg-bridge-001'] });
-    expect(taken).toEqual({ status: 409, body: { error: 'device_defined_elsewhere', message: 'device "dau-bridge-001" is defined in watchpost.yaml; change it there', file: 'watchpost.yaml' } });
+    expect(taken).toEqual({
+      status: 409,
+      body: { error: 'device_defined_elsewhere', message: 'device "dau-bridge-001" is defined in watchpost.yaml; change it there', file: 'watchpost.yaml' },
+    });
 
     await api('PUT', '/api/v1/assets/inuse-asset', { type: 'slope', name: '边坡', street: '坂田街道' });
     await api('PUT', '/api/v1/devices/dau-inuse-01', { assets: ['inuse-asset'], secret_hash: 'scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=' });
     await api('PUT', '/api/v1/devices/dau-inuse-02', { assets: ['inuse-asset'], secret: 'a-long-enough-secret' });
     const inUse = await api('DELETE', '/api/v1/assets/inuse-asset');
-    expect(inUse).toEqual({ status: 409, body: { error: 'asset_in_use', message: 'asset "inuse-asset" is still referenced by devices dau-inuse-01, dau-inuse-02', devices: ['dau-inuse-01', 'dau-inuse-02'] } });
+    expect(inUse).toEqual({
+      status: 409,
+      body: { error: 'asset_in_use', message: 'asset "inuse-asset" is still referenced by devices dau-inuse-01, dau-inuse-02', devices: ['dau-inuse-01', 'dau-inuse-02'] },
+    });
 
     expect((await api('PUT', '/api/v1/assets/x-1', { type: 'slope', name: 'x', street: 'y' }, OPS_TOKEN)).status).toBe(403);
     expect(parse(readFileSync(join(dir, 'registry.yaml'), 'utf8')).devices.map((d: { id: string }) => d.id)).not.toContain('dau-bad-01');

@@ -27,7 +27,15 @@ type Op =
   | { kind: 'rotate'; id: string };
 
 const op: fc.Arbitrary<Op> = fc.oneof(
-  { weight: 3, arbitrary: fc.record({ kind: fc.constant('putAsset' as const), id: fc.constantFrom(...ASSET_IDS), type: fc.constantFrom('bridge', 'slope', 'slope', 'Bad!'), name: fc.constantFrom('桥', 'slope 2', 'x', '') }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      kind: fc.constant('putAsset' as const),
+      id: fc.constantFrom(...ASSET_IDS),
+      type: fc.constantFrom('bridge', 'slope', 'slope', 'Bad!'),
+      name: fc.constantFrom('桥', 'slope 2', 'x', ''),
+    }),
+  },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('deleteAsset' as const), id: fc.constantFrom(...ASSET_IDS) }) },
   {
     weight: 4,
@@ -35,7 +43,7 @@ const op: fc.Arbitrary<Op> = fc.oneof(
       {
         kind: fc.constant('putDevice' as const),
         id: fc.constantFrom(...DEVICE_IDS),
-        assets: fc.oneof({ weight: 4, arbitrary: fc.subarray(ASSET_IDS, { maxLength: 2 }) }, { weight: 1, arbitrary: fc.constant(['a1', 'nowhere']) }),
+        assets: fc.oneof({ weight: 4, arbitrary: fc.subarray(ASSET_IDS, { maxLength: 2 }) }, { weight: 1, arbitrary: fc.constant<string[]>(['a1', 'nowhere']) }),
         secret: fc.constantFrom('short', 'long-enough-secret'),
       },
       { requiredKeys: ['kind', 'id', 'assets'] },

@@ -79,7 +79,10 @@ function parseBody<T extends z.ZodType>(schema: T, value: unknown, id: string): 
     throw new RegistryError('invalid_config', `the request body has ${errors.length} error${errors.length === 1 ? '' : 's'}; nothing changed`, 400, { errors });
   }
   const data = result.data as { id?: string };
-  if (data.id !== undefined && data.id !== id) throw new RegistryError('invalid_config', `the body's id "${data.id}" is not the path's "${id}"`, 400, { errors: [{ file: '(request body)', path: 'id', message: `must be "${id}" (the path's id) or absent` }] });
+  if (data.id !== undefined && data.id !== id)
+    throw new RegistryError('invalid_config', `the body's id "${data.id}" is not the path's "${id}"`, 400, {
+      errors: [{ file: '(request body)', path: 'id', message: `must be "${id}" (the path's id) or absent` }],
+    });
   return result.data;
 }
 
@@ -120,13 +123,16 @@ export class Registry {
     const result = validateWith(this.dir, text, this.deps.load);
     if (!result.ok) {
       const errors = result.errors;
-      throw new RegistryError('invalid_config', `the change would make the configuration invalid (${errors.length} error${errors.length === 1 ? '' : 's'}); nothing changed`, 400, { errors });
+      throw new RegistryError('invalid_config', `the change would make the configuration invalid (${errors.length} error${errors.length === 1 ? '' : 's'}); nothing changed`, 400, {
+        errors,
+      });
     }
     try {
       writeRegistryAtomically(this.dir, text);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'EROFS' || code === 'EACCES' || code === 'EPERM') throw new RegistryError('read_only_config', `the configuration directory ${this.dir} cannot be written (${code}); nothing changed`, 409);
+      if (code === 'EROFS' || code === 'EACCES' || code === 'EPERM')
+        throw new RegistryError('read_only_config', `the configuration directory ${this.dir} cannot be written (${code}); nothing changed`, 409);
       throw err;
     }
     this.deps.apply(result.config);
