@@ -3,9 +3,9 @@
  * 现场反馈 → 办结归档, from the case steps in `alert_events` (event = acknowledged, verified,
  * dismissed, dispatched, on_site, feedback, closed, overdue; field `actor` = who took the step).
  *
- * Stage times are worked out by Grafana: the firing and step events of each alert are joined on
- * alert_id and each step's time less the firing time is shown per case (the firing event's time is
- * the reading's). `watchpost report` gives the medians and 90th percentiles from alerts.db, and
+ * Stage times are worked out by Grafana: the firing and step events become a matrix of one row per
+ * alert_id and a column per event, and each step's time less the firing time is shown per case (the
+ * firing event's time is the reading's). `watchpost report` gives the medians and 90th percentiles from alerts.db, and
  * Prometheus has the same times as `watchpost_case_stage_seconds`.
  */
 import { dashboardShell, levelVariable, variables } from './dashboard-shell.js';
@@ -14,7 +14,7 @@ import { Grid, INFLUX_DS, influxTarget, timeseriesPanel, type Json } from './pan
 const ASSET = `"asset_id" =~ /^$asset$/`;
 const LEVEL = `"level" =~ /^$level$/`;
 
-/** The events that complete each stage, after the firing event (refIds A..F in this order). */
+/** The events that complete each stage, and the stage's column. */
 const STAGE_EVENTS: ReadonlyArray<[event: string, stage: string]> = [
   ['acknowledged', 'ack 确认'],
   ['verified', 'verify 研判'],
@@ -22,8 +22,6 @@ const STAGE_EVENTS: ReadonlyArray<[event: string, stage: string]> = [
   ['on_site', 'on_site 到场'],
   ['closed', 'close 办结'],
 ];
-
-const REF_IDS = ['A', 'B', 'C', 'D', 'E', 'F'];
 
 function bargauge(title: string, description: string, targets: Json[], extra: { unit?: string; rows?: boolean; transformations?: Json[] } = {}): Json {
   return {
@@ -52,34 +50,43 @@ function stepsPanel(): Json {
   );
 }
 
-/** Per case: each step's time less the firing time, from the events joined on alert_id. */
+/**
+ * Per case: each step's time less the firing time. One query lists the firing and step events;
+ * Grafana turns it into a matrix (a row per alert_id, a column per event holding its time) and
+ * subtracts the columns.
+ */
 function stageTimesPanel(): Json {
-  const targets = [
-    influxTarget('A', `SELECT "alert_id", "rule_id", "asset_id", "level" FROM "alert_events" WHERE "event" = 'firing' AND ${ASSET} AND ${LEVEL} AND $timeFilter`, { resultFormat: 'table' }),
-    ...STAGE_EVENTS.map(([event], i) =>
-      influxTarget(REF_IDS[i + 1]!, `SELECT "alert_id", "actor" FROM "alert_events" WHERE "event" = '${event}' AND ${ASSET} AND ${LEVEL} AND $timeFilter`, { resultFormat: 'table' }),
-    ),
-  ];
-  // After the join the frames' time columns are "Time 1" (firing) .. "Time 6" (closed).
-  const calculations = STAGE_EVENTS.map(([, stage], i) => ({
+  const events = ['firing', ...STAGE_EVENTS.map(([event]) => event)];
+  const calculations = STAGE_EVENTS.map(([event, stage]) => ({
     id: 'calculateField',
-    options: { mode: 'binary', alias: stage, binary: { left: `Time ${i + 2}`, operator: '-', right: 'Time 1' }, replaceFields: false },
+    options: { mode: 'binary', alias: stage, binary: { left: event, operator: '-', right: 'firing' }, replaceFields: false },
   }));
   return {
     type: 'table',
     title: '处置时长 Stage times per case',
     description:
-      'For each case that fired in the time range: the time from the alarm to each step (acknowledged, verified, dispatched, on site, closed); empty where the case has not reached it. The footer gives the mean; `watchpost report` gives medians and 90th percentiles.',
+      'For each case in the time range: the time from the alarm to each step (acknowledged, verified, dispatched, on site, closed); empty where the case has not reached it. The footer gives the mean; `watchpost report` gives medians and 90th percentiles.',
     datasource: INFLUX_DS,
-    targets,
+    targets: [
+      influxTarget('A', `SELECT "alert_id", "event" FROM "alert_events" WHERE "event" =~ /^(${events.join('|')})$/ AND ${ASSET} AND ${LEVEL} AND $timeFilter`, { resultFormat: 'table' }),
+    ],
     transformations: [
-      { id: 'joinByField', options: { byField: 'alert_id', mode: 'outer' } },
+      { id: 'groupingToMatrix', options: { columnField: 'event', rowField: 'alert_id', valueField: 'Time', emptyValue: 'null' } },
       ...calculations,
-      { id: 'organize', options: { excludeByName: Object.fromEntries(REF_IDS.map((_, i) => [`Time ${i + 1}`, i > 0])), renameByName: { 'Time 1': 'fired 报警时间' } } },
+      {
+        id: 'organize',
+        options: {
+          excludeByName: Object.fromEntries(STAGE_EVENTS.map(([event]) => [event, true])),
+          renameByName: { 'alert_id\\event': 'alert_id', firing: 'fired 报警时间' },
+        },
+      },
     ],
     fieldConfig: {
       defaults: { custom: { align: 'auto', cellOptions: { type: 'auto' }, filterable: true } },
-      overrides: STAGE_EVENTS.map(([, stage]) => ({ matcher: { id: 'byName', options: stage }, properties: [{ id: 'unit', value: 'ms' }] })),
+      overrides: [
+        { matcher: { id: 'byName', options: 'fired 报警时间' }, properties: [{ id: 'unit', value: 'dateTimeAsIso' }] },
+        ...STAGE_EVENTS.map(([, stage]) => ({ matcher: { id: 'byName', options: stage }, properties: [{ id: 'unit', value: 'ms' }] })),
+      ],
     },
     options: { showHeader: true, cellHeight: 'sm', footer: { show: true, reducer: ['mean'], countRows: false, fields: STAGE_EVENTS.map(([, s]) => s) } },
   };
