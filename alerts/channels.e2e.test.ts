@@ -16,7 +16,6 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../lib/logger.js';
 import { MetricsRegistry } from '../lib/metrics.js';
 import { AlertService } from './alert-service.js';
-import type { AlertStore } from './store.js';
 import { createChannel } from './channels/index.js';
 import { SAMPLE_BODY } from '../test/support/alerts.js';
 import { channelSchema, type ChannelConfig, type ContactConfig } from './config.js';

@@ -85,10 +85,10 @@ function writeConfig(dir: string, dataDir: string, tiers: string[]): void {
 async function start(configDir: string): Promise<Running> {
   const child = spawn(process.execPath, [CLI, 'start', '--config', configDir], { cwd: ROOT, env: { ...process.env, WATCHPOST_LOG_LEVEL: 'info' } });
   let logs = '';
-  child.stderr!.on('data', (d: Buffer) => (logs += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (logs += d.toString()));
   const started = await new Promise<{ mqtt_port: number; http_port: number }>((resolveStart, reject) => {
     const timer = setTimeout(() => reject(new Error(`watchpost did not start: ${logs}`)), 30_000);
-    child.stdout!.on('data', (d: Buffer) => {
+    child.stdout.on('data', (d: Buffer) => {
       logs += d.toString();
       const line = logs.split('\n').find((l) => l.includes('"msg":"watchpost started"'));
       if (line) {

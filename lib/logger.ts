@@ -110,6 +110,7 @@ export function createLogger(options: { level?: string; destination?: pino.Desti
   );
   // Child bindings bypass formatters.log; children inherit this from the root (pino's children are
   // Object.create(parent)), so every descendant's bindings are redacted too.
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- called through Reflect.apply with each child's own `this`
   const child = logger.child;
   logger.child = function redactedChild(this: Logger, bindings: pino.Bindings, childOptions?: pino.ChildLoggerOptions) {
     return Reflect.apply(child, this, [redact(bindings), childOptions]) as Logger;

@@ -41,7 +41,7 @@ export async function httpRequest(req: HttpRequest, timeoutMs: number, signal: A
     if (timeout.aborted) return { outcome: 'retry', error: `no answer within ${timeoutMs} ms` };
     return { outcome: 'retry', error: describeFetchError(error) };
   }
-  let text = '';
+  let text: string;
   try {
     text = await response.text();
   } catch {
@@ -87,6 +87,12 @@ export function outcomeOfStatus(answer: HttpAnswer, now: number): DeliveryOutcom
 }
 
 /** The answer as JSON, or undefined. */
+/** A field of a provider's JSON answer as text for an error message: strings as they are, anything else as JSON. */
+export function answerField(value: unknown): string {
+  if (value === undefined || value === null) return '';
+  return typeof value === 'string' ? value : JSON.stringify(value);
+}
+
 export function jsonOf(answer: HttpAnswer): Record<string, unknown> | undefined {
   try {
     const value = JSON.parse(answer.text) as unknown;

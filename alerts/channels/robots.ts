@@ -10,7 +10,7 @@ import type { Clock } from '../../lib/clock.js';
 import type { Level } from '../../lib/levels.js';
 import type { DingtalkChannelConfig, FeishuChannelConfig, WecomChannelConfig } from '../config.js';
 import type { Channel, DeliveryOutcome, Notification } from '../outbox.js';
-import { httpRequest, isAnswer, jsonOf, outcomeOfStatus, snippet, truncateBytes, type HttpAnswer, type HttpDeps, type HttpRequest } from './http.js';
+import { answerField, httpRequest, isAnswer, jsonOf, outcomeOfStatus, snippet, truncateBytes, type HttpAnswer, type HttpDeps, type HttpRequest } from './http.js';
 import { formatOptions, localMobile, renderFor } from './render.js';
 import { ConfiguredChannel } from './configured.js';
 
@@ -80,7 +80,7 @@ export class WecomChannel extends RobotChannel<WecomChannelConfig> {
     if (!json || typeof json.errcode !== 'number') return { outcome: 'failed', error: `unexpected answer: ${snippet(answer.text)}`, statusCode: answer.status };
     if (json.errcode === 0) return { outcome: 'delivered', statusCode: answer.status };
     // -1 system busy; 45009 api freq out of limit (20 a minute).
-    return codeOutcome(json.errcode, String(json.errmsg ?? ''), answer.status, [-1], [45009]);
+    return codeOutcome(json.errcode, answerField(json.errmsg), answer.status, [-1], [45009]);
   }
 }
 
@@ -117,7 +117,7 @@ export class DingtalkChannel extends RobotChannel<DingtalkChannelConfig> {
     if (!json || typeof json.errcode !== 'number') return { outcome: 'failed', error: `unexpected answer: ${snippet(answer.text)}`, statusCode: answer.status };
     if (json.errcode === 0) return { outcome: 'delivered', statusCode: answer.status };
     // -1 system busy; 130101 send too fast (20 a minute); 310000 sign/keyword/IP refused; 300001 bad token.
-    return codeOutcome(json.errcode, String(json.errmsg ?? ''), answer.status, [-1], [130101]);
+    return codeOutcome(json.errcode, answerField(json.errmsg), answer.status, [-1], [130101]);
   }
 }
 
@@ -163,6 +163,6 @@ export class FeishuChannel extends RobotChannel<FeishuChannelConfig> {
     if (code === undefined) return { outcome: 'failed', error: `unexpected answer: ${snippet(answer.text)}`, statusCode: answer.status };
     if (code === 0) return { outcome: 'delivered', statusCode: answer.status };
     // 11232 frequency limited (5 a second, 100 a minute); 19021 bad sign; 19024 missing keyword.
-    return codeOutcome(code, String(json?.msg ?? json?.StatusMessage ?? ''), answer.status, [], [11232]);
+    return codeOutcome(code, answerField(json?.msg ?? json?.StatusMessage), answer.status, [], [11232]);
   }
 }

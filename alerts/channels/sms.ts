@@ -13,7 +13,7 @@ import type { Clock } from '../../lib/clock.js';
 import type { ContactConfig, SmsAliyunChannelConfig, SmsChannelConfig, SmsHttpChannelConfig, SmsTencentChannelConfig, SmsTwilioChannelConfig } from '../config.js';
 import { fillTemplate } from '../message-format.js';
 import type { Channel, DeliveryOutcome, Notification } from '../outbox.js';
-import { httpRequest, isAnswer, jsonOf, outcomeOfStatus, snippet, type HttpAnswer, type HttpDeps, type HttpRequest } from './http.js';
+import { answerField, httpRequest, isAnswer, jsonOf, outcomeOfStatus, snippet, type HttpAnswer, type HttpDeps, type HttpRequest } from './http.js';
 import { e164, formatOptions, renderFor, varsFor } from './render.js';
 import { ConfiguredChannel } from './configured.js';
 
@@ -67,7 +67,7 @@ function judgeHttpGateway(config: SmsHttpChannelConfig, answer: HttpAnswer, now:
   const byStatus = outcomeOfStatus(answer, now);
   if (byStatus.outcome !== 'delivered' || !config.success) return byStatus;
   const value = fieldAt(jsonOf(answer), config.success.field);
-  if (value !== undefined && String(value) === String(config.success.equals)) return byStatus;
+  if (value !== undefined && answerField(value) === answerField(config.success.equals)) return byStatus;
   return { outcome: 'failed', error: `gateway refused: ${config.success.field} = ${JSON.stringify(value)}: ${snippet(answer.text)}`, statusCode: answer.status };
 }
 
@@ -129,7 +129,7 @@ function judgeAliyun(answer: HttpAnswer, now: number): DeliveryOutcome {
   const code = typeof json?.Code === 'string' ? json.Code : undefined;
   if (code === undefined) return answer.status >= 200 && answer.status < 300 ? { outcome: 'failed', error: `unexpected answer: ${snippet(answer.text)}`, statusCode: answer.status } : outcomeOfStatus(answer, now);
   if (code === 'OK') return { outcome: 'delivered', statusCode: answer.status };
-  const error = `${code}: ${String(json?.Message ?? '')}`;
+  const error = `${code}: ${answerField(json?.Message)}`;
   if (code === 'isv.BUSINESS_LIMIT_CONTROL') return { outcome: 'retry', error, statusCode: answer.status, retryAfterMs: THROTTLE_PAUSE_MS, throttled: true };
   if (ALIYUN_RETRY.test(code) || answer.status >= 500) return { outcome: 'retry', error, statusCode: answer.status, ...(code.startsWith('Throttling') ? { throttled: true, retryAfterMs: THROTTLE_PAUSE_MS } : {}) };
   return { outcome: 'failed', error, statusCode: answer.status };
@@ -240,7 +240,7 @@ function judgeTwilio(answer: HttpAnswer, now: number): DeliveryOutcome {
   const json = jsonOf(answer);
   if (answer.status >= 200 && answer.status < 300) return { outcome: 'delivered', statusCode: answer.status };
   if (json && typeof json.code === 'number') {
-    const error = `error ${json.code}: ${String(json.message ?? '')}`;
+    const error = `error ${json.code}: ${answerField(json.message)}`;
     if (answer.status === 429 || json.code === 20429) return { outcome: 'retry', error, statusCode: answer.status, retryAfterMs: THROTTLE_PAUSE_MS, throttled: true };
     if (answer.status >= 500) return { outcome: 'retry', error, statusCode: answer.status };
     return { outcome: 'failed', error, statusCode: answer.status };
