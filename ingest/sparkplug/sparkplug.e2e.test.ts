@@ -45,11 +45,13 @@ describe('Sparkplug B host on the embedded broker', () => {
   let box: ReturnType<typeof inbox>;
 
   beforeAll(async () => {
+    const base = baseConfig({ webhookUrl: 'http://127.0.0.1:9/hook', dataDir: tempDir('sparkplug') });
     const config = {
-      ...baseConfig({ webhookUrl: 'http://127.0.0.1:9/hook', dataDir: tempDir('sparkplug') }),
+      ...base,
+      rules: [...base.rules, { id: 'node-offline', match: { device_id: 'dau-bridge-001' }, offline: '1s', level: 'yellow', escalation: 'bridge-duty' }],
       adapters: [{ type: 'sparkplug', host_id: 'watchpost', nodes: [{ group: 'longgang', edge: 'dau-bridge-001', device: '*', asset: 'lg-bridge-001' }] }],
     };
-    p = await startPlatform(config);
+    p = await startPlatform(config, { ruleTickMs: 50 });
     edge = await p.connect('dau-bridge-001', DEVICE_SECRET, 'edge-dau-bridge-001');
     box = inbox(edge);
     await edge.subscribeAsync([topic('NCMD'), 'spBv1.0/STATE/watchpost'], { qos: 1 });
@@ -102,9 +104,16 @@ describe('Sparkplug B host on the embedded broker', () => {
     expect(command.metrics).toEqual([{ name: 'Node Control/Rebirth', type: 'Boolean', value: 1, timestamp: expect.any(Number) }]);
     expect(await presence()).toBe('offline');
     expect((await latest())[0]!.value).toBe(150.25);
+    // The offline rule sees the stale node.
+    const offlineAlerts = async () =>
+      (await p.api('GET', '/api/v1/alerts?state=firing', undefined, VIEWER_TOKEN)).body.alerts.filter((a: { rule_id: string }) => a.rule_id === 'node-offline');
+    await expect
+      .poll(async () => (await offlineAlerts()).map((a: { asset_id: string; sensor_id: string }) => `${a.asset_id}/${a.sensor_id}`), { timeout: 10_000 })
+      .toEqual(['lg-bridge-001/dau-bridge-001']);
 
     await edge.publishAsync(topic('NBIRTH'), birth(1), { qos: 1 });
     expect(await presence()).toBe('online');
+    await expect.poll(async () => (await offlineAlerts()).length, { timeout: 10_000 }).toBe(0);
     await edge.publishAsync(topic('NDATA'), encodeSparkplug({ timestamp: T + 3000, seq: 1, metrics: [{ alias: 2, type: 'Float', value: 22.5, timestamp: T + 3000 }] }), { qos: 1 });
     expect((await latest())[1]).toEqual({ sensor_id: 'strain-01', metric: 'temperature', value: 22.5, ts: new Date(T + 3000).toISOString() });
   });
