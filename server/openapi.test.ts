@@ -10,6 +10,7 @@ import { silentLogger } from '../lib/logger.js';
 import { buildApi, type ApiDeps } from './api.js';
 import { AlertError } from '../alerts/errors.js';
 import { ApiError } from './errors.js';
+import { RegistryError } from './registry.js';
 import { DeviceRegistry } from '../ingest/broker-policy.js';
 import { SecretVerifier } from '../ingest/device-auth.js';
 import { HttpPush } from '../ingest/http-push/http-push.js';
@@ -67,6 +68,17 @@ function deps(): Required<Omit<ApiDeps, 'tls'>> {
       rejected: () => undefined,
     }),
     audit: { record: () => undefined, list: () => [{ seq: 1, at: alert.started_at, actor: 'ops', method: 'POST', path: '/api/v1/alerts/al_1/ack', outcome: 200 }] },
+    registry: {
+      putAsset: (id) => ({ created: id === 'new-asset', asset: { id, type: 'bridge', name: 'A', street: 'S' } }),
+      deleteAsset: (id) => {
+        throw new RegistryError('asset_in_use', `asset "${id}" is still referenced by device d1`, 409, { devices: ['d1'] });
+      },
+      putDevice: (id) => Promise.resolve({ created: true, device: { id, assets: ['a1'], subscribe: [] }, secret: 'generated-secret-0123456789abcdefghijklmno' }),
+      deleteDevice: (id) => {
+        throw new RegistryError('read_only_config', `the configuration directory is read-only (${id})`, 409);
+      },
+      rotateSecret: (id) => Promise.resolve({ id, secret: 'rotated-secret-0123456789abcdefghijklmnop' }),
+    },
     cases: {
       verify: () => caseAlert,
       dismiss: () => caseAlert,
@@ -182,6 +194,14 @@ describe('GET /openapi.json', () => {
     ['GET', '/api/v1/devices', VIEWER, undefined, 200],
     ['GET', '/api/v1/rules', VIEWER, undefined, 200],
     ['POST', '/api/v1/rules/reload', ADMIN, undefined, 400],
+    ['POST', '/api/v1/config/reload', ADMIN, undefined, 400],
+    ['PUT', '/api/v1/assets/new-asset', ADMIN, { type: 'bridge', name: 'A', street: 'S' }, 201],
+    ['PUT', '/api/v1/assets/a1', ADMIN, { type: 'bridge', name: 'A', street: 'S' }, 200],
+    ['PUT', '/api/v1/assets/a1', OPERATOR, { type: 'bridge', name: 'A', street: 'S' }, 403],
+    ['DELETE', '/api/v1/assets/a1', ADMIN, undefined, 409],
+    ['PUT', '/api/v1/devices/d9', ADMIN, { assets: ['a1'] }, 201],
+    ['DELETE', '/api/v1/devices/d9', ADMIN, undefined, 409],
+    ['POST', '/api/v1/devices/d9/rotate-secret', ADMIN, undefined, 200],
     ['GET', '/api/v1/silences', OPERATOR, undefined, 200],
     ['POST', '/api/v1/silences', OPERATOR, { matchers: { asset_id: 'a1' }, ends_at: '2026-12-02T00:00:00Z', reason: 'works' }, 201],
     ['DELETE', '/api/v1/silences/nope', OPERATOR, undefined, 400],
