@@ -21,7 +21,7 @@ describe.skipIf(!existsSync(CLI))('watchpost CLI', () => {
     const result = await runCli(['check', '--config', 'config-demo']);
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
-    expect(result.stdout).toMatch(/config-demo: valid \(7 files; 7 assets, 8 devices, 16 rules, 1 escalations\)/);
+    expect(result.stdout).toMatch(/config-demo: valid \(8 files; 7 assets, 8 devices, 17 rules, 1 escalations\)/);
   });
 
   it('check lists every error with file, path and reason, and exits non-zero', async () => {

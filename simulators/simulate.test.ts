@@ -94,7 +94,7 @@ describe('demo configuration', () => {
   it('loads without errors and without any environment variable', () => {
     const result = loadConfig('config-demo', {});
     expect(result.ok ? [] : result.errors).toEqual([]);
-    expect(result.files).toEqual(['assets.yaml', 'departments.yaml', 'devices.yaml', 'escalation.yaml', 'metrics.yaml', 'platform.yaml', 'rules.yaml']);
+    expect(result.files).toEqual(['assets.yaml', 'departments.yaml', 'devices.yaml', 'escalation.yaml', 'gb26875.yaml', 'metrics.yaml', 'platform.yaml', 'rules.yaml']);
   });
 
   it('covers each kind of asset on Longgang streets, with catalogued metrics', () => {
