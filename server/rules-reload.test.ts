@@ -7,7 +7,8 @@ import { silentLogger } from '../lib/logger.js';
 import { RuleRunner } from '../rules/rule-runner.js';
 import type { RuleEvent } from '../rules/types.js';
 import { loadConfig } from './config/load.js';
-import { resolveAfterReload, RulesReloader, type ReloadAlertsPort } from './rules-reload.js';
+import { ConfigReloader } from './config-reload.js';
+import { resolveAfterReload, type ReloadAlertsPort } from './rules-reload.js';
 
 const dirs: string[] = [];
 afterEach(() => dirs.splice(0).forEach((d) => rmSync(d, { recursive: true, force: true })));
@@ -32,16 +33,28 @@ function setup(config: object = BASE) {
   if (!loaded.ok) throw new Error(JSON.stringify(loaded.errors));
   const runner = new RuleRunner(loaded.config.rules);
   const reloads: string[] = [];
-  const reloader = new RulesReloader(
-    { configDir: dir, running: loaded.config, runner, clock: { now: () => 1_000 }, logger: silentLogger(), onReloaded: (changes, trigger) => reloads.push(`${trigger}: ${JSON.stringify(changes)}`), load: (d) => loadConfig(d, {}) },
+  let current = loaded.config;
+  const reloader = new ConfigReloader(
+    {
+      configDir: dir,
+      runner,
+      clock: { now: () => 1_000 },
+      logger: silentLogger(),
+      current: () => current,
+      apply: (next, changes, trigger) => {
+        current = next;
+        reloads.push(`${trigger}: ${JSON.stringify(changes)}`);
+      },
+      load: (d) => loadConfig(d, {}),
+    },
     { watch: false },
   );
-  return { dir, write, runner, reloader, reloads };
+  return { dir, write, runner, reloader, reloads, current: () => current };
 }
 
-describe('RulesReloader', () => {
-  it('refuses rules that name escalations, assets or devices the running platform does not have', () => {
-    const { write, reloader, runner } = setup();
+describe('ConfigReloader', () => {
+  it('applies rules that name escalations, assets and devices added in the same reload', () => {
+    const { write, reloader, runner, current } = setup();
     write({
       ...BASE,
       assets: [...BASE.assets, { id: 'a2', type: 'slope', name: '坡', street: '坂田街道' }],
@@ -49,25 +62,36 @@ describe('RulesReloader', () => {
       rules: [
         { ...BASE.rules[0], escalation: { yellow: 'duty', red: 'new-duty' } },
         { id: 'a2-strain', match: { asset_id: 'a2', metric: 'strain' }, levels: { red: { above: 1 } } },
-        { id: 'off', match: { device_id: 'd1' }, offline: '1m', level: 'blue' },
       ],
     });
-    const outcome = reloader.reload('api');
+    expect(reloader.reload('api')).toMatchObject({
+      ok: true,
+      changed: true,
+      changes: { sections: ['assets', 'escalations', 'rules'], restartNeeded: [], assets: { added: ['a2'], removed: [], changed: [] } },
+    });
+    expect(runner.configs.map((r) => r.id)).toEqual(['strain', 'a2-strain']);
+    expect(current().escalations.map((e) => e.id)).toEqual(['duty', 'new-duty']);
+  });
+
+  it('refuses an invalid configuration with every error and keeps the one in force', () => {
+    const { write, reloader, runner, reloads } = setup();
+    write({ ...BASE, devices: [{ id: 'd1', secret: 'secret-0001', assets: ['nowhere'] }], rules: [{ ...BASE.rules[0], escalation: 'nobody' }] });
+    const outcome = reloader.reload('signal');
     expect(outcome.ok).toBe(false);
     if (outcome.ok) return;
-    expect(outcome.errors.map((e) => `${e.path}: ${e.message}`)).toEqual([
-      'rules[0] (strain).escalation.red: escalation "new-duty" is not in the running configuration (escalations are read at start: restart to add one)',
-      'rules[1] (a2-strain).match.asset_id: asset "a2" is not in the running configuration (assets are read at start: restart to add one)',
-    ]);
+    expect(outcome.errors.map((e) => `${e.path}: ${e.message}`)).toEqual(['devices[0] (d1).assets[0]: unknown asset "nowhere"', 'rules[0] (strain).escalation: unknown escalation "nobody"']);
     expect(runner.configs.map((r) => r.id)).toEqual(['strain', 'silent']);
-    expect(reloader.view().error).toMatchObject({ trigger: 'api', message: expect.stringMatching(/^2 errors in .*; the rules in force are unchanged$/) });
+    expect(reloads).toEqual([]);
+    expect(reloader.view().error).toMatchObject({ trigger: 'signal', message: expect.stringMatching(/^2 errors in .*; the configuration in force is unchanged$/) });
   });
 
   it('applies a valid change once, reports it, and treats an identical file as no change', () => {
     const { write, reloader, reloads } = setup();
     write({ ...BASE, rules: [BASE.rules[0]] });
-    expect(reloader.reload('signal')).toMatchObject({ ok: true, changed: true, rules: 1, changes: { removed: ['silent'] } });
-    expect(reloads).toEqual(['signal: {"added":[],"removed":["silent"],"disabled":[],"changed":[],"updated":[],"unmatched":[]}']);
+    expect(reloader.reload('signal')).toMatchObject({ ok: true, changed: true, rules: 1, changes: { rules: { removed: ['silent'] } } });
+    expect(reloads).toEqual([
+      'signal: {"sections":["rules"],"restartNeeded":[],"assets":{"added":[],"removed":[],"changed":[]},"devices":{"added":[],"removed":[],"changed":[]},"rules":{"added":[],"removed":["silent"],"disabled":[],"changed":[],"updated":[],"unmatched":[]}}',
+    ]);
     expect(reloader.reload('file')).toMatchObject({ ok: true, changed: false });
     expect(reloads).toHaveLength(1);
     expect(reloader.view()).toMatchObject({ error: null, last_reload: { trigger: 'file', ok: true }, loaded_at: '1970-01-01T00:00:01.000Z' });
