@@ -14,7 +14,7 @@ const SCENARIOS: Record<string, { describe: string; load: () => Promise<unknown>
   rules: { describe: 'rule evaluation cost per reading, 1,000 rules over 10,000 sensors', load: () => import('./rules-bench.js') },
   'rules-signals': { describe: 'the complete rule language: cost per reading by signal and rule kind, 1,000 rules, 10,000 sensors', load: () => import('./rules-signals.js') },
   'rules-memory': { describe: 'rule state memory per series, by signal and rule kind', load: () => import('./rules-memory.js') },
-  adapters: { describe: 'Sparkplug B edge nodes and HTTP push into InfluxDB: messages/s and readings/s until queryable, lost', load: () => import('./adapters-bench.js').then((m) => m.main()) },
+  adapters: { describe: 'GB/T 26875.3 over TCP, Sparkplug B edge nodes and HTTP push into InfluxDB: frames or messages/s and readings/s until queryable, lost, ratio to the ceiling; fire-alarm latency under GB/T 26875.3 load', load: () => import('./adapters-suite.js').then((m) => m.main()) },
 };
 
 const name = process.argv[2];

@@ -115,4 +115,33 @@ describe('the registry file', () => {
       params(40),
     );
   }, 120_000);
+
+  it('concurrent changes keep every one of them, and the file whole', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'watchpost-registry-concurrent-'));
+    try {
+      writeFileSync(join(dir, 'watchpost.yaml'), stringify({ storage: { data_dir: join(dir, 'data') }, assets: [{ id: 'base-asset', type: 'bridge', name: 'base', street: 's' }] }));
+      const start = loadConfig(dir, {});
+      if (!start.ok) throw new Error('the base configuration is invalid');
+      let current: WatchpostConfig = start.config;
+      let applied = 0;
+      const slowHash = (secret: string) => new Promise<string>((resolve) => setTimeout(() => resolve(fastHash(secret)), Math.floor(Math.random() * 20)));
+      const registry = new Registry({ configDir: dir, current: () => current, apply: (next) => ((current = next), applied++), hash: slowHash });
+      const n = 30;
+      const outcomes = await Promise.all(
+        Array.from({ length: n }, (_, i) =>
+          i % 3 === 0 ? Promise.resolve(registry.putAsset(`c-asset-${i}`, { type: 'slope', name: `坡 ${i}`, street: 's' })) : registry.putDevice(`c-dev-${i}`, { assets: ['base-asset'] }),
+        ),
+      );
+      expect(outcomes.every((o) => o.created)).toBe(true);
+      expect(applied).toBe(n);
+      const loaded = loadConfig(dir, {});
+      expect(loaded.ok).toBe(true);
+      if (!loaded.ok) return;
+      expect(view(loaded.config)).toEqual(view(current));
+      expect(loaded.config.assets).toHaveLength(1 + n / 3);
+      expect(loaded.config.devices).toHaveLength(n - n / 3);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
