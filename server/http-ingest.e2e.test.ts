@@ -3,6 +3,7 @@
  * GET /api/v1/assets), the MQTT rejection reasons with 400/403/413, 401 with WWW-Authenticate,
  * 429 with Retry-After from the device's token bucket, 503 when the spool cannot take readings.
  */
+import { connect } from 'node:net';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { params } from '../test/support/property.js';
@@ -30,7 +31,7 @@ describe('HTTP push', () => {
     const config = {
       ...baseConfig({ webhookUrl: 'http://127.0.0.1:9/hook', dataDir: tempDir('http-push') }),
       broker: { host: '127.0.0.1', port: 0, max_payload_bytes: 2048, limits: { exempt: [], max_auth_failures: 5, auth_failure_window: '1d', lockout: '10m' } },
-      adapters: [{ type: 'http', path: '/ingest/v1', rate_limit: { requests_per_second: 1, burst: 3 } }],
+      adapters: [{ type: 'http', path: '/ingest/v1', rate_limit: { requests_per_second: 1, burst: 3 }, idle_timeout: '300ms' }],
     };
     p = await startPlatform(config, { clock, spoolFs: fs });
   });
@@ -148,6 +149,22 @@ describe('HTTP push', () => {
     expect((await post('/ingest/v1/bt-slope-002/tilt-01', body, slope, false)).status).toBe(202);
   });
 
+  it('closes a request whose body stops arriving, and keeps serving others meanwhile', async () => {
+    clock.advance(60_000);
+    const socket = connect(Number(new URL(p.apiUrl).port), '127.0.0.1');
+    const closed = new Promise<number>((resolve) => socket.once('close', () => resolve(performance.now())));
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    const started = performance.now();
+    socket.write(
+      `POST /ingest/v1/lg-bridge-001/strain-01 HTTP/1.1\r\nHost: x\r\nAuthorization: ${basic('dau-bridge-001', DEVICE_SECRET)}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"ts":`,
+    );
+    // Another request is answered while that one stalls.
+    expect((await post('/ingest/v1/lg-bridge-001/strain-01', JSON.stringify({ ts: TS + 30, values: { strain: 3 } }))).status).toBe(202);
+    const end = await closed;
+    expect(end - started).toBeGreaterThanOrEqual(250);
+    expect(end - started).toBeLessThan(5000);
+  });
+
   it('answers random and mutated bodies with 202, 400 or 413 and a reason, never an error of its own', async () => {
     const valid = JSON.stringify([
       { ts: TS + 5, values: { strain: 12.5, temperature: 3 } },
@@ -187,7 +204,7 @@ describe('HTTP push', () => {
     });
     const assets = await p.api('GET', '/api/v1/assets', undefined, VIEWER_TOKEN);
     const bridge = assets.body.assets.find((a: { id: string }) => a.id === 'lg-bridge-001');
-    expect(bridge.latest.find((l: { metric: string }) => l.metric === 'strain').value).toBe(2);
+    expect(bridge.latest.find((l: { metric: string }) => l.metric === 'strain').value).toBe(3);
   });
 
   it('locks an address out after repeated failed logins (broker.limits), even with good credentials', async () => {

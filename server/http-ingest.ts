@@ -65,9 +65,15 @@ export function registerHttpPush(app: FastifyInstance, push: HttpPush): void {
         },
         bodyLimit: push.maxPayloadBytes, // not api.max_body_bytes: the MQTT limit
         onRequest: async (req, reply) => {
+          // Until the answer, an idle socket times out, and node:http closes it (nothing here listens for 'timeout'); reset in onResponse.
+          req.socket.setTimeout(push.idleTimeoutMs);
           const auth = await push.authorize(req.headers.authorization, req.socket.remoteAddress);
           if (!auth.ok) return send(reply, auth.answer);
           req.pushDevice = auth.device;
+        },
+        onResponse: (req, _reply, done) => {
+          req.socket.setTimeout(0);
+          done();
         },
       },
       async (req, reply) => {

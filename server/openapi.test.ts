@@ -58,7 +58,7 @@ function deps(): Required<Omit<ApiDeps, 'tls'>> {
     silences: { listSilences: () => [silence], createSilence: () => silence, deleteSilence: () => undefined },
     ackLinks: { ackLink: () => ({ kind: 'invalid' }), acknowledgeByLink: () => ({ kind: 'invalid' }) },
     httpPush: new HttpPush({
-      config: { type: 'http', path: '/ingest/v1', rate_limit: { requests_per_second: 5, burst: 20 } },
+      config: { type: 'http', path: '/ingest/v1', rate_limit: { requests_per_second: 5, burst: 20 }, idle_timeout: 10_000 },
       devices: new DeviceRegistry([]),
       verifier: () => new SecretVerifier([]),
       clock: { now: () => Date.now() },

@@ -1,5 +1,6 @@
 /** Configuration of HTTP push (`adapters: - type: http`). */
 import { z } from 'zod';
+import { zDuration } from '../../lib/schema.js';
 
 export const httpAdapterSchema = z.strictObject({
   type: z.literal('http'),
@@ -16,6 +17,8 @@ export const httpAdapterSchema = z.strictObject({
       burst: z.number().int().min(1).max(1_000_000).default(20),
     })
     .default({ requests_per_second: 5, burst: 20 }),
+  /** A request whose body stops arriving for this long is closed (a client sending a byte a minute holds nothing). */
+  idle_timeout: zDuration.default(10_000),
 });
 
 export type HttpAdapterConfig = z.output<typeof httpAdapterSchema>;

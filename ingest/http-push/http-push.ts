@@ -68,6 +68,10 @@ export class HttpPush {
     return this.deps.config.path;
   }
 
+  get idleTimeoutMs(): number {
+    return this.deps.config.idle_timeout;
+  }
+
   get maxPayloadBytes(): number {
     return this.deps.maxPayloadBytes;
   }
