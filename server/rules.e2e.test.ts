@@ -220,6 +220,10 @@ describe('every rule kind through MQTT into alerts', () => {
     // The rain alert is no longer covered by its rule: resolved too.
     await waitFor('rain-1h resolved', async () => ((await find('rain-1h', 'resolved')).length === 1 ? true : undefined));
     const ok = await p.api('POST', '/api/v1/rules/reload', undefined, ADMIN_TOKEN);
-    expect(ok).toEqual({ status: 200, body: { reloaded: false, rules: SIGNAL_RULES.length, added: [], removed: [], disabled: [], changed: [], updated: [], no_longer_covered: [] } });
+    const none = { added: [], removed: [], changed: [] };
+    expect(ok).toEqual({
+      status: 200,
+      body: { reloaded: false, rules: SIGNAL_RULES.length, added: [], removed: [], disabled: [], changed: [], updated: [], no_longer_covered: [], sections: [], restart_needed: [], assets: none, devices: none },
+    });
   });
 });
