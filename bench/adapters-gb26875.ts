@@ -44,6 +44,8 @@ export interface Gb26875Figures {
   frames_per_s: number;
   readings_per_s: number;
   watchpost_cpu_us_per_reading: number;
+  /** The load processes' CPU per confirmed reading (encoding frames, reading confirms). */
+  load_cpu_us_per_reading: number;
   fire_alarms: number;
   fire_alarm_p50_ms: number;
   fire_alarm_p99_ms: number;
@@ -235,6 +237,7 @@ export async function runGb26875(): Promise<Gb26875Figures> {
       frames_per_s: Math.round(frames / seconds),
       readings_per_s: Math.round(acked / seconds),
       watchpost_cpu_us_per_reading: Number((((processUsage(wp.child.pid!).cpuMs - before.cpuMs) * 1000) / Math.max(1, stored)).toFixed(2)),
+      load_cpu_us_per_reading: Number((([...live.values()].reduce((s, r) => s + (r.cpuMs ?? 0), 0) * 1000) / Math.max(1, acked)).toFixed(2)),
       fire_alarms: latencies.length,
       fire_alarm_p50_ms: Number(percentile(latencies, 50).toFixed(2)),
       fire_alarm_p99_ms: Number(percentile(latencies, 99).toFixed(2)),
