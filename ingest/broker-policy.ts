@@ -60,17 +60,19 @@ export class DeviceRegistry {
 }
 
 /**
- * After a registry swap, what becomes of a connection of device `id` logged in as `before`:
- * `close` when the device is gone or its credentials or subscription filters changed (the new
- * ones must be presented or applied afresh), otherwise `rebind` to the new entry (its assets).
+ * After a registry swap, what becomes of a connection of a device logged in as `before`: closed
+ * when the device is gone or its credentials or subscription filters changed (the new ones must
+ * be presented or applied afresh), its persistent subscriptions forgotten when the device is gone
+ * or its filters changed (so a session cannot keep what the filters no longer allow); otherwise
+ * it carries on, rebound to the new entry (its assets).
  */
-export function connectionAfterSwap(before: DeviceEntry, after: DeviceEntry | undefined): 'close' | 'rebind' {
-  if (!after) return 'close';
+export function connectionAfterSwap(before: DeviceEntry, after: DeviceEntry | undefined): { action: 'rebind' } | { action: 'close'; forgetSubscriptions: boolean } {
+  if (!after) return { action: 'close', forgetSubscriptions: true };
   const a = before.config;
   const b = after.config;
-  if (a.secret !== b.secret || a.secret_hash !== b.secret_hash) return 'close';
-  if (JSON.stringify(a.subscribe) !== JSON.stringify(b.subscribe)) return 'close';
-  return 'rebind';
+  if (JSON.stringify(a.subscribe) !== JSON.stringify(b.subscribe)) return { action: 'close', forgetSubscriptions: true };
+  if (a.secret !== b.secret || a.secret_hash !== b.secret_hash) return { action: 'close', forgetSubscriptions: false };
+  return { action: 'rebind' };
 }
 
 /** `sparkplugGroups`: the Sparkplug groups in which the device is a configured edge node (its id is the edge node id). */

@@ -370,7 +370,8 @@ export class EmbeddedBroker implements MessageBus {
       const before = this.clientDevice.get(client);
       if (!before) continue;
       const after = registry.get(before.id);
-      if (connectionAfterSwap(before, after) === 'rebind') {
+      const decision = connectionAfterSwap(before, after);
+      if (decision.action === 'rebind') {
         this.clientDevice.set(client, after!);
         continue;
       }
@@ -378,10 +379,18 @@ export class EmbeddedBroker implements MessageBus {
       this.clientDevice.delete(client);
       closed.add(before.id);
       this.releaseConnection(before.id);
-      client.close();
+      client.close(() => {
+        if (decision.forgetSubscriptions) this.forgetSubscriptions(broker, client.id);
+      });
     }
     if (closed.size > 0) this.log.info({ devices: [...closed].slice(0, 100), count: closed.size }, 'MQTT connections closed: device removed or its credentials changed');
     return [...closed];
+  }
+
+  /** Drops a persistent session's stored subscriptions, so nothing is queued for it under filters no longer allowed. */
+  private forgetSubscriptions(broker: Aedes, clientId: string): void {
+    const persistence = (broker as unknown as { persistence: { cleanSubscriptions(client: { id: string }): Promise<unknown> } }).persistence;
+    persistence.cleanSubscriptions({ id: clientId }).catch((err: Error) => this.log.warn({ client_id: clientId.slice(0, 128), err: err.message }, 'forgetting the subscriptions of a closed session failed'));
   }
 
   /** One connection of `deviceId` ended; the last one reports the device disconnected. */
