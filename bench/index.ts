@@ -14,6 +14,7 @@ const SCENARIOS: Record<string, { describe: string; load: () => Promise<unknown>
   rules: { describe: 'rule evaluation cost per reading, 1,000 rules over 10,000 sensors', load: () => import('./rules-bench.js') },
   'rules-signals': { describe: 'the complete rule language: cost per reading by signal and rule kind, 1,000 rules, 10,000 sensors', load: () => import('./rules-signals.js') },
   'rules-memory': { describe: 'rule state memory per series, by signal and rule kind', load: () => import('./rules-memory.js') },
+  console: { describe: "the duty console in Chromium: the board's first render with 1,000 open alerts, and a new alarm's PUBACK to on screen, under 10,000 readings/s", load: () => import('./console-bench.js').then((m) => m.main()) },
   adapters: { describe: 'GB/T 26875.3 over TCP, Sparkplug B edge nodes and HTTP push into InfluxDB: frames or messages/s and readings/s until queryable, lost, ratio to the ceiling; fire-alarm latency under GB/T 26875.3 load', load: () => import('./adapters-suite.js').then((m) => m.main()) },
 };
 

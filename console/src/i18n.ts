@@ -33,11 +33,19 @@ export function t(key: string, vars: Record<string, string | number> = {}): stri
   return text.replace(/\{(\w+)\}/g, (m, name: string) => (name in vars ? String(vars[name]) : m));
 }
 
+// One formatter per language: Date#toLocaleString builds a new one per call, which a board of a thousand rows feels.
+const formatters = new Map<Language, Intl.DateTimeFormat>();
+
 export function formatTime(iso: string | number | null | undefined): string {
   if (iso === null || iso === undefined) return '—';
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) return '—';
-  return d.toLocaleString(language.value === 'en' ? 'en-GB' : 'zh-CN', { hour12: false });
+  let format = formatters.get(language.value);
+  if (!format) {
+    format = new Intl.DateTimeFormat(language.value === 'en' ? 'en-GB' : 'zh-CN', { year: 'numeric', month: 'numeric', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false });
+    formatters.set(language.value, format);
+  }
+  return format.format(d);
 }
 
 export function formatNumber(n: number): string {

@@ -28,8 +28,8 @@ let seq = 0;
 async function load(): Promise<void> {
   pending = [];
   const [firing, acknowledged, resolved] = await Promise.all([
-    api<{ alerts: Alert[] }>('GET', '/api/v1/alerts?state=firing'),
-    api<{ alerts: Alert[] }>('GET', '/api/v1/alerts?state=acknowledged'),
+    api<{ alerts: Alert[] }>('GET', '/api/v1/alerts?state=firing&limit=1000'),
+    api<{ alerts: Alert[] }>('GET', '/api/v1/alerts?state=acknowledged&limit=1000'),
     api<{ alerts: Alert[] }>('GET', '/api/v1/alerts?state=resolved&limit=200'),
   ]);
   const next = new Map<string, Alert>();

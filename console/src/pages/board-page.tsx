@@ -29,8 +29,12 @@ export function BoardPage() {
     return () => clearInterval(timer);
   }, []);
   const [assetStreets, setAssetStreets] = useState<string[]>([]);
+  // Streets without an alert are offered too; read after the board has drawn (the asset list is large).
   useEffect(() => {
-    api<{ assets: Asset[] }>('GET', '/api/v1/assets').then((a) => setAssetStreets(a.assets.map((x) => x.street)), () => setAssetStreets([]));
+    const timer = setTimeout(() => {
+      api<{ assets: Asset[] }>('GET', '/api/v1/assets').then((a) => setAssetStreets(a.assets.map((x) => x.street)), () => setAssetStreets([]));
+    }, 1500);
+    return () => clearTimeout(timer);
   }, []);
   const list = useMemo(() => [...all.values()], [all]);
   const streets = useMemo(() => [...new Set([...assetStreets, ...list.map((a) => a.street)])].sort((a, b) => a.localeCompare(b, 'zh-CN')), [list, assetStreets]);
