@@ -61,8 +61,9 @@ export class EmbeddedSeries implements SeriesSource {
       return Promise.resolve({ points: rows.map((r) => ({ t: r.ts, v: r.value })), bucket_ms: null });
     }
     const bucket = bucketWidth(query);
+    // Numbers are bound as REAL: CAST makes the bucket index a whole number (ts >= from, so it floors).
     const rows = db
-      .prepare(`SELECT ? + ((ts - ?) / ?) * ? AS t, AVG(value) AS v, MIN(value) AS lo, MAX(value) AS hi FROM readings ${where} GROUP BY t ORDER BY t LIMIT ?`)
+      .prepare(`SELECT ? + CAST((ts - ?) / ? AS INTEGER) * ? AS t, AVG(value) AS v, MIN(value) AS lo, MAX(value) AS hi FROM readings ${where} GROUP BY t ORDER BY t LIMIT ?`)
       .all(params[3], params[3], bucket, bucket, ...params, query.maxPoints) as Array<{ t: number; v: number; lo: number; hi: number }>;
     return Promise.resolve({ points: rows.map((r) => ({ t: r.t, v: r.v, min: r.lo, max: r.hi })), bucket_ms: bucket });
   }
