@@ -37,5 +37,7 @@ const html = readFileSync(join(here, 'index.html'), 'utf8').replace('%SCRIPT%', 
 writeFileSync(join(out, 'index.html'), html);
 rmSync(final, { recursive: true, force: true });
 renameSync(out, final);
-const bytes = Object.entries(result.metafile.outputs).filter(([f]) => !f.endsWith('.map')).reduce((n, [, o]) => n + o.bytes, 0);
+const bytes = Object.entries(result.metafile.outputs)
+  .filter(([f]) => !f.endsWith('.map'))
+  .reduce((n, [, o]) => n + o.bytes, 0);
 console.log(`console: dist/console (${outputs.filter((f) => !f.endsWith('.map')).join(', ')}; ${(bytes / 1024).toFixed(0)} KiB)`);

@@ -30,11 +30,11 @@ export async function api<T>(method: 'GET' | 'POST' | 'DELETE', path: string, bo
     throw new ApiFailure(`${(err as Error).message}`, 0, 'network');
   }
   const text = await res.text();
-  let data: unknown = undefined;
+  let data: unknown;
   try {
     data = text ? JSON.parse(text) : undefined;
   } catch {
-    data = undefined;
+    // not JSON (a proxy's error page): the status speaks
   }
   if (!res.ok) {
     const error = (data ?? {}) as { error?: string; message?: string };

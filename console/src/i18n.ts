@@ -42,7 +42,15 @@ export function formatTime(iso: string | number | null | undefined): string {
   if (Number.isNaN(d.getTime())) return '—';
   let format = formatters.get(language.value);
   if (!format) {
-    format = new Intl.DateTimeFormat(language.value === 'en' ? 'en-GB' : 'zh-CN', { year: 'numeric', month: 'numeric', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false });
+    format = new Intl.DateTimeFormat(language.value === 'en' ? 'en-GB' : 'zh-CN', {
+      year: 'numeric',
+      month: 'numeric',
+      day: 'numeric',
+      hour: '2-digit',
+      minute: '2-digit',
+      second: '2-digit',
+      hour12: false,
+    });
     formatters.set(language.value, format);
   }
   return format.format(d);

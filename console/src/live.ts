@@ -1,8 +1,9 @@
 /**
  * The live alert state: the open alerts (and resolved ones whose case is still being worked),
  * fetched from GET /api/v1/alerts and kept current by GET /api/v1/stream (server-sent events).
- * EventSource reconnects by itself with Last-Event-ID, and the server replays what was missed;
- * a `reset` (too much missed) refetches. A new or raised red alarm rings unless muted.
+ * The lists are fetched at once and again after the stream's `ready` (events arriving during a
+ * fetch are applied after it). EventSource reconnects by itself with Last-Event-ID, and the server
+ * replays what was missed; a `reset` (too much missed) refetches. A new or raised red alarm rings unless muted.
  */
 import { api } from './api';
 import { ring } from './sound';
@@ -40,11 +41,25 @@ async function load(): Promise<void> {
   for (const e of during) apply(e, false);
 }
 
-function refetch(): void {
-  loading ??= load()
+let again = false;
+
+/**
+ * Fetches the lists; when asked again while a fetch is under way, fetches once more after it, so
+ * that the last snapshot is always taken after the stream's `ready` (nothing falls between them).
+ */
+export function refetch(): void {
+  if (loading) {
+    again = true;
+    return;
+  }
+  loading = load()
     .catch(() => undefined)
     .finally(() => {
       loading = undefined;
+      if (again) {
+        again = false;
+        refetch();
+      }
     });
 }
 
@@ -68,6 +83,8 @@ function apply(event: AlertEvent, live: boolean): void {
 export function connect(): void {
   if (source) return;
   connection.set('connecting');
+  // The board draws from a first fetch at once; the one after `ready` makes it exact.
+  refetch();
   const es = new EventSource('/api/v1/stream');
   source = es;
   es.addEventListener('ready', () => {

@@ -13,13 +13,7 @@ export function navigate(to: string): void {
 addEventListener('popstate', () => path.set(location.pathname));
 
 export type Route =
-  | { page: 'board' }
-  | { page: 'alert'; id: string }
-  | { page: 'map' }
-  | { page: 'silences' }
-  | { page: 'work-orders' }
-  | { page: 'oncall' }
-  | { page: 'not-found'; path: string };
+  { page: 'board' } | { page: 'alert'; id: string } | { page: 'map' } | { page: 'silences' } | { page: 'work-orders' } | { page: 'oncall' } | { page: 'not-found'; path: string };
 
 export function match(pathname: string): Route {
   const p = pathname.replace(/\/+$/, '') || '/';

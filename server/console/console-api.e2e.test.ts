@@ -98,7 +98,15 @@ describe('console sessions and stream', () => {
     expect(detail.body).toMatchObject({ state: 'acknowledged', acknowledged_by: 'duty-officer' });
 
     // Bearer requests need no CSRF token, and a Bearer header wins over a cookie.
-    expect((await fetch(`${p.apiUrl}/api/v1/alerts/${id}/resolve`, { method: 'POST', headers: { authorization: `Bearer ${VIEWER_TOKEN}`, cookie: operator.cookie, 'x-csrf-token': operator.csrf, 'content-type': 'application/json' }, body: '{}' })).status).toBe(403);
+    expect(
+      (
+        await fetch(`${p.apiUrl}/api/v1/alerts/${id}/resolve`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${VIEWER_TOKEN}`, cookie: operator.cookie, 'x-csrf-token': operator.csrf, 'content-type': 'application/json' },
+          body: '{}',
+        })
+      ).status,
+    ).toBe(403);
   });
 
   it('signs out: the session ends, and sign-out itself needs the CSRF token', async () => {
@@ -137,7 +145,13 @@ describe('console sessions and stream', () => {
 
     const second = await openStream(`${p.apiUrl}/api/v1/stream`, { cookie: viewer.cookie, 'last-event-id': resolved.id! });
     await second.waitFor((e) => e.event === 'ready');
-    const replayed = second.events.filter((e) => e.event === 'alert').map((e) => ({ id: Number(e.id), event: (JSON.parse(e.data) as { event: string; alert: { level: string } }).event, level: (JSON.parse(e.data) as { alert: { level: string } }).alert.level }));
+    const replayed = second.events
+      .filter((e) => e.event === 'alert')
+      .map((e) => ({
+        id: Number(e.id),
+        event: (JSON.parse(e.data) as { event: string; alert: { level: string } }).event,
+        level: (JSON.parse(e.data) as { alert: { level: string } }).alert.level,
+      }));
     expect(replayed).toEqual([
       { id: Number(resolved.id) + 1, event: 'firing', level: 'orange' },
       { id: Number(resolved.id) + 2, event: 'level_raised', level: 'red' },

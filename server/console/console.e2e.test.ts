@@ -10,6 +10,7 @@
  * the browser must be there (.ci/run installs it).
  */
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
@@ -19,7 +20,16 @@ import { baseConfig, DEVICE_SECRET, OPS_TOKEN, startPlatform, tempDir, VIEWER_TO
 import { startReceiver, type Receiver } from '../../test/support/receiver.js';
 
 export const CHROMIUM = '/usr/bin/chromium';
-export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+export const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 const SCREENSHOTS = join(PACKAGE_ROOT, 'test-results', 'console');
 const PIPE_SECRET = 'pipe-secret-000003';
 
@@ -46,7 +56,13 @@ function consoleConfig(webhookUrl: string) {
     devices: [...base.devices, { id: 'dau-pipe-003', secret: PIPE_SECRET, assets: ['lg-pipe-003'] }],
     rules: [
       ...base.rules,
-      { id: 'pipe-pressure', name: '管网压力异常', match: { asset_type: 'pipeline', metric: 'pressure' }, levels: { orange: { above: 1.2 }, yellow: { above: 1.0 } }, plan: ['通知水务集团巡检'] },
+      {
+        id: 'pipe-pressure',
+        name: '管网压力异常',
+        match: { asset_type: 'pipeline', metric: 'pressure' },
+        levels: { orange: { above: 1.2 }, yellow: { above: 1.0 } },
+        plan: ['通知水务集团巡检'],
+      },
     ],
     contacts: [
       { id: 'zhang-san', name: '张三', phone: '+8613800000001' },
@@ -70,7 +86,14 @@ describe.skipIf(!hasChromium)('duty console in Chromium', () => {
     receiver = await startReceiver();
     p = await startPlatform(consoleConfig(receiver.url));
     profile = mkdtempSync(join(tmpdir(), 'watchpost-chromium-'));
-    context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, viewport: { width: 1400, height: 900 }, locale: 'zh-CN', timezoneId: 'Asia/Shanghai' });
+    context = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: CHROMIUM_ARGS,
+      viewport: { width: 1400, height: 900 },
+      locale: 'zh-CN',
+      timezoneId: 'Asia/Shanghai',
+    });
     page = context.pages()[0] ?? (await context.newPage());
     page.setDefaultTimeout(15_000);
   });
@@ -206,7 +229,7 @@ describe.skipIf(!hasChromium)('duty console in Chromium', () => {
     expect((await context.cookies()).filter((c) => c.name === 'watchpost_session')).toEqual([]);
   });
 
-  it('a viewer sees no action buttons, and a forged POST with the viewer\'s session is refused', async () => {
+  it("a viewer sees no action buttons, and a forged POST with the viewer's session is refused", async () => {
     await page.goto(`${p.apiUrl}/console/alerts/${alertId}`);
     await signIn(VIEWER_TOKEN);
     await page.getByTestId('detail').waitFor();
@@ -215,10 +238,73 @@ describe.skipIf(!hasChromium)('duty console in Chromium', () => {
     await expect(page.locator('[data-testid^="action-"]').count()).resolves.toBe(0);
     const forged = await page.evaluate(async (id) => {
       const session = (await (await fetch('/console/session')).json()) as { csrf_token: string };
-      const res = await fetch(`/api/v1/alerts/${id}/close`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-csrf-token': session.csrf_token }, body: '{"note":"forged"}' });
+      const res = await fetch(`/api/v1/alerts/${id}/close`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-csrf-token': session.csrf_token },
+        body: '{"note":"forged"}',
+      });
       return { status: res.status, body: (await res.json()) as unknown };
     }, alertId);
     expect(forged).toEqual({ status: 403, body: { error: 'forbidden', message: 'this needs the operator role' } });
     expect((await p.api('GET', `/api/v1/alerts/${alertId}`)).body.case.status).toBe('dispatched');
+  });
+});
+
+/** A 1×1 PNG: what a tile server answers here. */
+const PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==', 'base64');
+
+describe.skipIf(!hasChromium)('duty console map with console.map_tiles', () => {
+  let receiver: Receiver;
+  let tiles: Server;
+  const requested: string[] = [];
+  let p: RunningPlatform;
+  let profile: string;
+  let context: BrowserContext;
+
+  beforeAll(async () => {
+    tiles = createServer((req, res) => {
+      requested.push(req.url ?? '');
+      res.writeHead(200, { 'content-type': 'image/png' }).end(PNG);
+    });
+    await new Promise<void>((resolve) => tiles.listen(0, '127.0.0.1', resolve));
+    const tileUrl = `http://127.0.0.1:${(tiles.address() as { port: number }).port}/tiles/{z}/{x}/{y}.png`;
+    receiver = await startReceiver();
+    p = await startPlatform({ ...consoleConfig(receiver.url), console: { map_tiles: tileUrl, map_attribution: '© 龙岗区规划和自然资源局' } });
+    profile = mkdtempSync(join(tmpdir(), 'watchpost-chromium-'));
+    context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, viewport: { width: 1400, height: 900 }, locale: 'zh-CN' });
+  });
+  afterAll(async () => {
+    await context?.close();
+    if (profile) rmSync(profile, { recursive: true, force: true });
+    await p?.stop();
+    await receiver?.close();
+    await new Promise((resolve) => tiles?.close(resolve));
+  });
+
+  it("draws the tiles of the template under the assets, with the attribution, allowed by the page's CSP", async () => {
+    const page = context.pages()[0] ?? (await context.newPage());
+    const csp: string[] = [];
+    page.on('console', (m) => {
+      if (/Content Security Policy/i.test(m.text())) csp.push(m.text());
+    });
+    await page.goto(`${p.apiUrl}/console/map`);
+    await page.getByTestId('token').fill(VIEWER_TOKEN);
+    await page.getByTestId('sign-in-submit').click();
+    await page.getByTestId('map').waitFor();
+    await expect(page.getByTestId('map').getAttribute('data-tiles')).resolves.toBe('yes');
+    const images = await page.locator('image.tile').count();
+    expect(images).toBeGreaterThan(0);
+    await expect.poll(() => requested.length, { timeout: 10_000 }).toBe(images);
+    for (const url of requested) expect(url).toMatch(/^\/tiles\/\d{1,2}\/\d+\/\d+\.png$/);
+    // Longgang (114.25 E, 22.72 N) at the chosen zoom: x and y of its tiles.
+    const [z, x, y] = requested[0]!.match(/\d+/g)!.map(Number) as [number, number, number];
+    const n = 2 ** z;
+    expect(x).toBeGreaterThanOrEqual(Math.floor(((114.0 + 180) / 360) * n) - 1);
+    expect(x).toBeLessThanOrEqual(Math.floor(((114.3 + 180) / 360) * n) + 1);
+    expect(y).toBeGreaterThan(n / 4);
+    expect(y).toBeLessThan(n / 2);
+    await expect(page.locator('figure.map figcaption').textContent()).resolves.toBe('© 龙岗区规划和自然资源局');
+    await expect.poll(() => page.getByTestId('map-asset').count()).toBe(4);
+    expect(csp).toEqual([]);
   });
 });

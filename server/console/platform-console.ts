@@ -21,7 +21,11 @@ export interface ConsoleParts {
 }
 
 /** The console of `config.console`, reading series from `config.storage` (InfluxDB, else the embedded store, opened on first use). */
-export function consolePort(config: { console: ConsoleConfig; storage: { data_dir: string; influx?: InfluxConfig } }, deps: { clock: Clock; logger: Logger }, filesDir = CONSOLE_DIST): ConsoleParts {
+export function consolePort(
+  config: { console: ConsoleConfig; storage: { data_dir: string; influx?: InfluxConfig } },
+  deps: { clock: Clock; logger: Logger },
+  filesDir = CONSOLE_DIST,
+): ConsoleParts {
   const c = config.console;
   const stream = new AlertStream(deps.clock, { capacity: c.stream_buffer, maxClients: c.max_stream_clients });
   const embedded = config.storage.influx ? undefined : new EmbeddedSeries(config.storage.data_dir);

@@ -43,7 +43,13 @@ const DEFAULT_SERIES_RANGE_MS = 6 * 3_600_000;
 const MAX_SERIES_RANGE_MS = 400 * 86_400_000;
 const DEFAULT_MAX_POINTS = 500;
 
-const zTimeParam = z.union([z.string().regex(/^\d{1,15}$/).transform(Number), z.iso.datetime({ offset: true }).transform((s) => Date.parse(s))]);
+const zTimeParam = z.union([
+  z
+    .string()
+    .regex(/^\d{1,15}$/)
+    .transform(Number),
+  z.iso.datetime({ offset: true }).transform((s) => Date.parse(s)),
+]);
 
 export const signInBody = z.strictObject({ token: z.string().min(1).max(1000).describe('an API token (api.tokens)') });
 export const sessionView = z.strictObject({
@@ -82,12 +88,7 @@ function parse<T extends z.ZodType>(schema: T, value: unknown, what: string): z.
   return result.data;
 }
 
-export function registerConsole(
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the API's instance carries its pino logger type
-  app: FastifyInstance<any, any, any, any>,
-  port: ConsolePort,
-  auth: ConsoleAuth,
-): void {
+export function registerConsole(app: FastifyInstance, port: ConsolePort, auth: ConsoleAuth): void {
   const { config, sessions, stream } = port;
   const tags = ['console'];
   const csp = contentSecurityPolicy(config.map_tiles);
@@ -143,7 +144,10 @@ export function registerConsole(
       if (sent !== found.session.csrfToken) throw new ApiError('csrf_token_invalid', `sign-out needs the ${CSRF_HEADER} header of the session`, 403);
       sessions.end(found.id);
       port.logger.info({ name: found.session.name }, 'console sign-out');
-      return reply.header('set-cookie', sessionCookie('', { secure: auth.secureCookie, maxAgeSeconds: 0 })).code(204).send();
+      return reply
+        .header('set-cookie', sessionCookie('', { secure: auth.secureCookie, maxAgeSeconds: 0 }))
+        .code(204)
+        .send();
     },
   );
 
@@ -169,7 +173,17 @@ export function registerConsole(
 
   app.get(
     '/api/v1/series',
-    { onRequest: auth.requireRole('viewer'), schema: routeSchema({ summary: "a sensor metric's readings over a time range, averaged into buckets when there are many", role: 'viewer', tags, querystring: seriesQuery, responses: { 200: seriesView }, errors: [503] }) },
+    {
+      onRequest: auth.requireRole('viewer'),
+      schema: routeSchema({
+        summary: "a sensor metric's readings over a time range, averaged into buckets when there are many",
+        role: 'viewer',
+        tags,
+        querystring: seriesQuery,
+        responses: { 200: seriesView },
+        errors: [503],
+      }),
+    },
     async (req) => {
       const q = parse(seriesQuery, req.query, 'query');
       const to = q.to ?? port.now();
@@ -202,10 +216,17 @@ export function registerConsole(
   const assetParams = z.strictObject({ name: z.string() });
   void app.register(
     (scope, _options, done) => {
-      const page = (summary: string, params?: z.ZodType) => ({ schema: routeSchema({ summary, tags, ...(params ? { params } : {}), responses: { 200: { description: 'the console (HTML)', mediaType: 'text/html' } }, errors: [404] }) });
+      const page = (summary: string, params?: z.ZodType) => ({
+        schema: routeSchema({ summary, tags, ...(params ? { params } : {}), responses: { 200: { description: 'the console (HTML)', mediaType: 'text/html' } }, errors: [404] }),
+      });
       scope.get('/', { ...page('the duty console: the live alert board'), prefixTrailingSlash: 'no-slash' }, (_req, reply) => send(reply, port.files.index()));
       scope.get('/alerts/:id', page('the duty console: one alert', z.strictObject({ id: z.string() })), (_req, reply) => send(reply, port.files.index()));
-      for (const [path, what] of [['/map', 'the map'], ['/work-orders', 'work orders'], ['/oncall', 'who is on call'], ['/silences', 'silences']] as const) {
+      for (const [path, what] of [
+        ['/map', 'the map'],
+        ['/work-orders', 'work orders'],
+        ['/oncall', 'who is on call'],
+        ['/silences', 'silences'],
+      ] as const) {
         scope.get(path, page(`the duty console: ${what}`), (_req, reply) => send(reply, port.files.index()));
       }
       scope.get(

@@ -38,7 +38,10 @@ describe.skipIf(!influxdAvailable)('series from InfluxDB', () => {
   });
 
   it('quotes what it is given: a quote in an id finds nothing rather than everything', async () => {
-    expect(await series.series({ assetId: "a1' OR asset_id =~ /.*/ OR asset_id = '", sensorId: 's1', metric: 'strain', from: 0, to: 99_999, maxPoints: 10 })).toEqual({ points: [], bucket_ms: null });
+    expect(await series.series({ assetId: "a1' OR asset_id =~ /.*/ OR asset_id = '", sensorId: 's1', metric: 'strain', from: 0, to: 99_999, maxPoints: 10 })).toEqual({
+      points: [],
+      bucket_ms: null,
+    });
     expect(await series.series({ assetId: 'a1', sensorId: 's1', metric: 'no_such_metric', from: 0, to: 99_999, maxPoints: 10 })).toEqual({ points: [], bucket_ms: null });
   });
 

@@ -53,7 +53,10 @@ describe('InfluxQL of a series', () => {
   it('quotes identifiers and strings, and bounds the answer', () => {
     expect(influxIdentifier('a"b\\c')).toBe('"a\\"b\\\\c"');
     expect(influxString("x' OR '1'='1")).toBe("'x\\' OR \\'1\\'=\\'1'");
-    const q = influxQueries({ assetId: 'lg-bridge-001', sensorId: 'strain-01', metric: 'strain', from: 1000, to: 60_999, maxPoints: 6 }, { database: 'telemetry', retentionPolicy: 'autogen' });
+    const q = influxQueries(
+      { assetId: 'lg-bridge-001', sensorId: 'strain-01', metric: 'strain', from: 1000, to: 60_999, maxPoints: 6 },
+      { database: 'telemetry', retentionPolicy: 'autogen' },
+    );
     expect(q).toEqual({
       count: `SELECT count("value") FROM "telemetry"."autogen"."strain" WHERE "asset_id" = 'lg-bridge-001' AND "sensor_id" = 'strain-01' AND time >= 1000ms AND time <= 60999ms`,
       raw: `SELECT "value" FROM "telemetry"."autogen"."strain" WHERE "asset_id" = 'lg-bridge-001' AND "sensor_id" = 'strain-01' AND time >= 1000ms AND time <= 60999ms ORDER BY time ASC LIMIT 6`,

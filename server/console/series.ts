@@ -88,8 +88,7 @@ export function influxString(value: string): string {
 export function influxQueries(query: SeriesQuery, source: { database: string; retentionPolicy?: string }) {
   const from = `${influxIdentifier(source.database)}.${source.retentionPolicy ? influxIdentifier(source.retentionPolicy) : ''}.${influxIdentifier(query.metric)}`;
   const where =
-    `WHERE "asset_id" = ${influxString(query.assetId)} AND "sensor_id" = ${influxString(query.sensorId)}` +
-    ` AND time >= ${Math.floor(query.from)}ms AND time <= ${Math.floor(query.to)}ms`;
+    `WHERE "asset_id" = ${influxString(query.assetId)} AND "sensor_id" = ${influxString(query.sensorId)}` + ` AND time >= ${Math.floor(query.from)}ms AND time <= ${Math.floor(query.to)}ms`;
   const bucket = bucketWidth(query);
   return {
     count: `SELECT count("value") FROM ${from} ${where}`,

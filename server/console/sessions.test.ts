@@ -4,7 +4,12 @@ import { cookieValue, sessionCookie, SessionStore } from './sessions.js';
 const HOUR = 3_600_000;
 
 function store(options: Partial<{ idleMs: number; maxMs: number; maxSessions: number }> = {}) {
-  const clock = { t: 1_000_000, now() { return this.t; } };
+  const clock = {
+    t: 1_000_000,
+    now() {
+      return this.t;
+    },
+  };
   return { clock, sessions: new SessionStore(clock, { idleMs: 12 * HOUR, maxMs: 24 * HOUR, maxSessions: 10, ...options }) };
 }
 

@@ -104,7 +104,8 @@ export class AlertStream {
     let out = 'retry: 2000\n\n';
     if (lastEventId !== undefined) {
       const replay = this.since(/^\d{1,16}$/.test(lastEventId) ? Number(lastEventId) : NaN);
-      if (replay.kind === 'reset') out += frame({ id: this.lastId, type: 'reset', data: JSON.stringify({ reason: 'the events after Last-Event-ID are no longer kept; fetch the alerts again' }) });
+      if (replay.kind === 'reset')
+        out += frame({ id: this.lastId, type: 'reset', data: JSON.stringify({ reason: 'the events after Last-Event-ID are no longer kept; fetch the alerts again' }) });
       else for (const e of replay.events) out += frame(e);
     }
     out += frame({ id: this.lastId, type: 'ready', data: JSON.stringify({ latest_id: this.lastId }) });

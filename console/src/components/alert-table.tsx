@@ -23,7 +23,14 @@ class AlertRow extends Component<RowProps> {
     const { alert: a, isFresh } = this.props;
     const href = `/console/alerts/${encodeURIComponent(a.id)}`;
     return (
-      <tr class={`row-${a.level} state-${a.state}${isFresh ? ' fresh' : ''}`} data-testid="alert-row" data-alert-id={a.id} data-asset-id={a.asset_id} data-state={a.state} onClick={() => navigate(href)}>
+      <tr
+        class={`row-${a.level} state-${a.state}${isFresh ? ' fresh' : ''}`}
+        data-testid="alert-row"
+        data-alert-id={a.id}
+        data-asset-id={a.asset_id}
+        data-state={a.state}
+        onClick={() => navigate(href)}
+      >
         <td>
           <LevelBadge level={a.level} />
         </td>
@@ -53,7 +60,12 @@ class AlertRow extends Component<RowProps> {
 
 export function AlertTable(props: { alerts: Alert[] }) {
   const now = Date.now();
-  if (props.alerts.length === 0) return <p class="empty" data-testid="board-empty">{t('board.empty')}</p>;
+  if (props.alerts.length === 0)
+    return (
+      <p class="empty" data-testid="board-empty">
+        {t('board.empty')}
+      </p>
+    );
   return (
     <table class="alerts" data-testid="board">
       <thead>

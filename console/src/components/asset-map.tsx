@@ -62,7 +62,11 @@ function tiled(assets: Array<Asset & { location: [number, number] }>) {
 }
 
 const tileUrl = (template: string, z: number, x: number, y: number) =>
-  template.replace('{z}', String(z)).replace('{x}', String(x)).replace('{y}', String(y)).replace('{s}', 'abc'[(x + y) % 3]!);
+  template
+    .replace('{z}', String(z))
+    .replace('{x}', String(x))
+    .replace('{y}', String(y))
+    .replace('{s}', 'abc'[(x + y) % 3]!);
 
 export function AssetMap(props: { assets: Asset[]; tiles: string | null; attribution: string | null }) {
   const located = props.assets.filter((a): a is Asset & { location: [number, number] } => a.location !== null);

@@ -26,10 +26,22 @@ export function BoardFilters(props: { filters: Filters; streets: string[]; depar
   );
   return (
     <div class="filters">
-      {select('street', props.streets.map((s) => [s, s]))}
-      {select('level', LEVELS.map((l) => [l, t(`level.${l}`)]))}
-      {select('department', props.departments.map((d) => [d, d]))}
-      {select('status', CASE_STATUSES.map((s) => [s, t(`case.${s}`)]))}
+      {select(
+        'street',
+        props.streets.map((s) => [s, s]),
+      )}
+      {select(
+        'level',
+        LEVELS.map((l) => [l, t(`level.${l}`)]),
+      )}
+      {select(
+        'department',
+        props.departments.map((d) => [d, d]),
+      )}
+      {select(
+        'status',
+        CASE_STATUSES.map((s) => [s, t(`case.${s}`)]),
+      )}
     </div>
   );
 }

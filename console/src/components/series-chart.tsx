@@ -37,7 +37,11 @@ export function SeriesChart(props: { series: SeriesAnswer; thresholds: Threshold
         scales: { x: { time: true }, y: { range: [lo - pad, hi + pad] } },
         legend: { live: false },
         axes: [{ values: (_u: uPlot, splits: number[]) => splits.map(clock) }, { label: props.unit, size: 60 }],
-        series: [{}, { label: t('chart.reading'), stroke: '#37474f', width: 1.5, points: { show: ys.length < 80 } }, ...lines.map((l) => ({ label: `${t(`level.${l.level}`)} ${l.value}`, stroke: COLOURS[l.level], dash: [6, 4] }))],
+        series: [
+          {},
+          { label: t('chart.reading'), stroke: '#37474f', width: 1.5, points: { show: ys.length < 80 } },
+          ...lines.map((l) => ({ label: `${t(`level.${l.level}`)} ${l.value}`, stroke: COLOURS[l.level], dash: [6, 4] })),
+        ],
         hooks: {
           draw: [
             (u: uPlot) => {

@@ -4,7 +4,7 @@ import type { TimelineEntry } from '../types';
 
 const SHOWN = ['by', 'actor', 'note', 'reason', 'department', 'outcome', 'channel', 'outcome_code', 'error', 'value', 'threshold'];
 
-const show = (v: unknown) => (typeof v === 'number' ? formatNumber(v) : typeof v === 'object' ? JSON.stringify(v) : String(v));
+const show = (v: unknown): string => (typeof v === 'number' ? formatNumber(v) : typeof v === 'string' ? v : JSON.stringify(v));
 
 export function Timeline(props: { entries: TimelineEntry[] }) {
   if (props.entries.length === 0) return <p class="muted">{t('detail.no_timeline')}</p>;
@@ -14,7 +14,7 @@ export function Timeline(props: { entries: TimelineEntry[] }) {
         <li key={e.seq} class={`tl-${e.kind}`} data-type={e.type}>
           <span class="tl-time">{formatTime(e.at)}</span>
           <span class="tl-type">{t(`event.${e.type}`)}</span>
-          {e.level ? <span class={`dot dot-${String(e.level)}`} /> : null}
+          {typeof e.level === 'string' ? <span class={`dot dot-${e.level}`} /> : null}
           <span class="tl-detail">
             {SHOWN.filter((k) => e[k] !== undefined && e[k] !== null && e[k] !== '').map((k) => (
               <span class="kv">

@@ -22,7 +22,11 @@ export function thresholdsOf(rule: RuleConfig | undefined): ThresholdLine[] {
     if (!l) return [];
     if (l.above !== undefined) return [{ level, value: l.above }];
     if (l.below !== undefined) return [{ level, value: l.below }];
-    if (l.outside) return [{ level, value: l.outside[0] }, { level, value: l.outside[1] }];
+    if (l.outside)
+      return [
+        { level, value: l.outside[0] },
+        { level, value: l.outside[1] },
+      ];
     return [];
   });
 }
@@ -57,8 +61,14 @@ export function AlertPage(props: { id: string }) {
     const from = Math.min(Date.parse(alert.started_at) - HOUR, to - 6 * HOUR);
     const q = new URLSearchParams({ asset_id: alert.asset_id, sensor_id: alert.sensor_id, metric: alert.metric, from: String(from), to: String(to) });
     api<SeriesAnswer>('GET', `/api/v1/series?${q.toString()}`).then(setSeries, setSeriesError);
-    api<{ rules: RuleConfig[] }>('GET', '/api/v1/rules').then((r) => setThresholds(thresholdsOf(r.rules.find((x) => x.id === alert.rule_id))), () => setThresholds([]));
-    api<{ work_orders: WorkOrder[] }>('GET', '/api/v1/work-orders').then((w) => setDepartments([...new Set(w.work_orders.map((o) => o.department))]), () => setDepartments([]));
+    api<{ rules: RuleConfig[] }>('GET', '/api/v1/rules').then(
+      (r) => setThresholds(thresholdsOf(r.rules.find((x) => x.id === alert.rule_id))),
+      () => setThresholds([]),
+    );
+    api<{ work_orders: WorkOrder[] }>('GET', '/api/v1/work-orders').then(
+      (w) => setDepartments([...new Set(w.work_orders.map((o) => o.department))]),
+      () => setDepartments([]),
+    );
   }, [alert?.id, alert?.rule_id]);
 
   if (error) {
@@ -96,7 +106,7 @@ export function AlertPage(props: { id: string }) {
         </dd>
         <dt>{t('alert.value')}</dt>
         <dd>
-          {formatNumber(alert.value)} ({t('alert.threshold')} {Array.isArray(alert.threshold) ? alert.threshold.join('–') : alert.threshold ?? '—'})
+          {formatNumber(alert.value)} ({t('alert.threshold')} {Array.isArray(alert.threshold) ? alert.threshold.join('–') : (alert.threshold ?? '—')})
         </dd>
         <dt>{t('alert.started')}</dt>
         <dd>{formatTime(alert.started_at)}</dd>
@@ -112,14 +122,28 @@ export function AlertPage(props: { id: string }) {
       <div class="columns">
         <div>
           <h3>{t('detail.chart')}</h3>
-          {series ? series.points.length > 0 ? <SeriesChart series={series} thresholds={thresholds} unit={unit} startedAt={Date.parse(alert.started_at)} /> : <p class="muted">{t('detail.no_readings')}</p> : <ErrorMessage error={seriesError} />}
+          {series ? (
+            series.points.length > 0 ? (
+              <SeriesChart series={series} thresholds={thresholds} unit={unit} startedAt={Date.parse(alert.started_at)} />
+            ) : (
+              <p class="muted">{t('detail.no_readings')}</p>
+            )
+          ) : (
+            <ErrorMessage error={seriesError} />
+          )}
           {series?.bucket_ms ? <p class="muted small">{t('detail.bucketed', { seconds: Math.round(series.bucket_ms / 1000) })}</p> : null}
           <h3>{t('detail.plan')}</h3>
           <PlanList plan={alert.plan} />
         </div>
         <div>
           <h3>{t('detail.actions')}</h3>
-          {canAct(current) ? <ActionPanel alert={alert} departments={departments} onDone={() => void load()} /> : <p class="muted" data-testid="read-only">{t('detail.read_only')}</p>}
+          {canAct(current) ? (
+            <ActionPanel alert={alert} departments={departments} onDone={() => void load()} />
+          ) : (
+            <p class="muted" data-testid="read-only">
+              {t('detail.read_only')}
+            </p>
+          )}
           <h3>{t('detail.timeline')}</h3>
           <Timeline entries={alert.timeline} />
         </div>

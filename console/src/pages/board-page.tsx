@@ -32,7 +32,10 @@ export function BoardPage() {
   // Streets without an alert are offered too; read after the board has drawn (the asset list is large).
   useEffect(() => {
     const timer = setTimeout(() => {
-      api<{ assets: Asset[] }>('GET', '/api/v1/assets').then((a) => setAssetStreets(a.assets.map((x) => x.street)), () => setAssetStreets([]));
+      api<{ assets: Asset[] }>('GET', '/api/v1/assets').then(
+        (a) => setAssetStreets(a.assets.map((x) => x.street)),
+        () => setAssetStreets([]),
+      );
     }, 1500);
     return () => clearTimeout(timer);
   }, []);

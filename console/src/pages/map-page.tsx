@@ -14,9 +14,12 @@ export function MapPage(props: { session: Session }) {
   const [error, setError] = useState<unknown>(null);
   const lastChange = useStore(changed);
   useEffect(() => {
-    const timer = setTimeout(() => {
-      api<{ assets: Asset[] }>('GET', '/api/v1/assets').then((a) => setAssets(a.assets), setError);
-    }, assets ? 500 : 0);
+    const timer = setTimeout(
+      () => {
+        api<{ assets: Asset[] }>('GET', '/api/v1/assets').then((a) => setAssets(a.assets), setError);
+      },
+      assets ? 500 : 0,
+    );
     return () => clearTimeout(timer);
   }, [lastChange]);
   if (!assets) return <section>{error ? <ErrorMessage error={error} /> : <div class="loading" />}</section>;

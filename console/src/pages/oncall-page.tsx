@@ -24,10 +24,16 @@ export function OnCallPage() {
           <div class="card" data-testid="oncall">
             <h3>{s.schedule}</h3>
             <p>
-              <strong>{t('oncall.now')}</strong> {s.current.name} <span class="muted small">({formatTime(s.current.from)} – {formatTime(s.current.until)})</span>
+              <strong>{t('oncall.now')}</strong> {s.current.name}{' '}
+              <span class="muted small">
+                ({formatTime(s.current.from)} – {formatTime(s.current.until)})
+              </span>
             </p>
             <p>
-              <strong>{t('oncall.next')}</strong> {s.next.name} <span class="muted small">({formatTime(s.next.from)} – {formatTime(s.next.until)})</span>
+              <strong>{t('oncall.next')}</strong> {s.next.name}{' '}
+              <span class="muted small">
+                ({formatTime(s.next.from)} – {formatTime(s.next.until)})
+              </span>
             </p>
             <p class="muted small">{s.time_zone}</p>
           </div>

@@ -25,13 +25,10 @@ export function SilencesPage() {
   const operator = canAct(current);
 
   const load = () =>
-    api<{ silences: Silence[] }>('GET', '/api/v1/silences').then(
-      (s) => {
-        setSilences(s.silences.filter((x) => x.state !== 'expired'));
-        setError(null);
-      },
-      setError,
-    );
+    api<{ silences: Silence[] }>('GET', '/api/v1/silences').then((s) => {
+      setSilences(s.silences.filter((x) => x.state !== 'expired'));
+      setError(null);
+    }, setError);
   useEffect(() => {
     void load();
   }, []);
