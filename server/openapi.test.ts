@@ -15,6 +15,8 @@ import { DeviceRegistry } from '../ingest/broker-policy.js';
 import { SecretVerifier } from '../ingest/device-auth.js';
 import { HttpPush } from '../ingest/http-push/http-push.js';
 import { MetricsRegistry } from '../lib/metrics.js';
+import { consoleSchema } from './console/config.js';
+import { consolePort } from './console/platform-console.js';
 
 const VIEWER = 'viewer-token-0123456789ab';
 const OPERATOR = 'operator-token-0123456789';
@@ -94,6 +96,7 @@ function deps(): Required<Omit<ApiDeps, 'tls'>> {
       },
     },
     workOrderLinks: { workOrderLink: () => ({ kind: 'invalid' }), actOnWorkOrder: () => ({ kind: 'invalid' }) },
+    console: consolePort({ console: consoleSchema.parse({}), storage: { data_dir: '/nonexistent/watchpost-openapi-test' } }, { clock: { now: () => Date.now() }, logger: silentLogger() }).port,
   };
 }
 
@@ -141,7 +144,7 @@ describe('GET /openapi.json', () => {
     for (const [path, ops] of Object.entries(doc.paths)) {
       for (const [method, op] of Object.entries(ops)) {
         const o = op as { responses: Record<string, { content?: Record<string, { schema: { required?: string[] } }> }>; security?: unknown[]; parameters?: unknown[]; requestBody?: unknown };
-        const open = ['/healthz', '/metrics', '/openapi.json', '/ack/{token}', '/wo/{token}'].includes(path);
+        const open = ['/healthz', '/metrics', '/openapi.json', '/ack/{token}', '/wo/{token}'].includes(path) || path === '/console' || path.startsWith('/console/'); // the console's pages and sign-in: no token
         expect(o.security === undefined, `${method} ${path} security`).toBe(open);
         const errorCodes = Object.keys(o.responses).filter((s) => Number(s) >= 400);
         if (!open) expect(errorCodes, `${method} ${path}`).toEqual(expect.arrayContaining(['401', '403']));
