@@ -248,6 +248,50 @@ describe.skipIf(!hasChromium)('duty console in Chromium', () => {
     expect(forged).toEqual({ status: 403, body: { error: 'forbidden', message: 'this needs the operator role' } });
     expect((await p.api('GET', `/api/v1/alerts/${alertId}`)).body.case.status).toBe('dispatched');
   });
+
+  it('rings for a new red alarm (WebAudio), and not once muted', async () => {
+    // A stand-in AudioContext that counts the beeps' oscillators.
+    await context.addInitScript(() => {
+      const w = window as unknown as { beeps: number; AudioContext: unknown };
+      w.beeps = 0;
+      w.AudioContext = class {
+        state = 'running';
+        currentTime = 0;
+        destination = {};
+        createOscillator() {
+          return { type: '', frequency: { value: 0 }, connect: (next: unknown) => next, start: () => w.beeps++, stop: () => undefined };
+        }
+        createGain() {
+          return { gain: { setValueAtTime: () => undefined }, connect: (next: unknown) => next };
+        }
+        resume() {
+          return Promise.resolve();
+        }
+      };
+    });
+    await page.goto(`${p.apiUrl}/console`);
+    await page.getByTestId('connection').filter({ hasText: '实时' }).waitFor();
+    await page.locator('main').click({ position: { x: 5, y: 5 } }); // a gesture: browsers start sound only after one
+    const bridge = await p.connect('dau-bridge-001', DEVICE_SECRET);
+    const alarm = async (ts: number) => {
+      expect((await p.api('POST', `/api/v1/alerts/${alertId}/resolve`, { note: 'test' })).status).toBe(200);
+      // Back below the thresholds first: the rule fires anew only after its condition has cleared.
+      await bridge.publishAsync('telemetry/lg-bridge-001/strain-01', JSON.stringify({ ts, values: { strain: 100 } }), { qos: 1 });
+      await bridge.publishAsync('telemetry/lg-bridge-001/strain-01', JSON.stringify({ ts: ts + 1, values: { strain: 330 } }), { qos: 1 });
+      const firing = async () => ((await p.api('GET', '/api/v1/alerts?state=firing&asset_id=lg-bridge-001')).body.alerts as Array<{ id: string }>)[0]?.id;
+      await expect.poll(firing).toMatch(/^al_/);
+      const next = (await firing())!;
+      await page.locator(`[data-alert-id="${next}"]`).waitFor();
+      return next;
+    };
+    alertId = await alarm(Date.now());
+    await expect.poll(() => page.evaluate(() => (window as unknown as { beeps: number }).beeps)).toBe(3);
+    await page.getByTestId('mute').click();
+    await expect(page.getByTestId('mute').textContent()).resolves.toBe('取消静音');
+    alertId = await alarm(Date.now() + 10);
+    expect(await page.evaluate(() => (window as unknown as { beeps: number }).beeps)).toBe(3);
+    await page.getByTestId('mute').click();
+  });
 });
 
 /** A 1×1 PNG: what a tile server answers here. */
