@@ -123,6 +123,9 @@ describe('console sessions and stream', () => {
   it('streams alert events with increasing ids; a reconnect with Last-Event-ID is sent exactly what it missed', async () => {
     const viewer = await signIn(VIEWER_TOKEN);
     expect((await fetch(`${p.apiUrl}/api/v1/stream`)).status).toBe(401);
+    const head = await fetch(`${p.apiUrl}/api/v1/stream`, { method: 'HEAD', headers: { cookie: viewer.cookie } });
+    expect([head.status, head.headers.get('content-type')]).toEqual([200, 'text/event-stream; charset=utf-8']);
+    expect((p.platform as unknown as { console: { stream: { clientCount(): number } } }).console.stream.clientCount()).toBe(0);
     const first = await openStream(`${p.apiUrl}/api/v1/stream`, { cookie: viewer.cookie });
     expect(first.status).toBe(200);
     expect(first.headers.get('content-type')).toBe('text/event-stream; charset=utf-8');

@@ -164,6 +164,8 @@ export function registerConsole(app: FastifyInstance, port: ConsolePort, auth: C
       }),
     },
     (req, reply) => {
+      // HEAD (fastify adds it to every GET) answers the headers only, and is no stream client.
+      if (req.method === 'HEAD') return reply.header('content-type', 'text/event-stream; charset=utf-8').header('cache-control', 'no-cache, no-store').send();
       if (stream.isFull()) throw new ApiError('too_many_clients', 'too many open streams; try again later', 503);
       const last = req.headers['last-event-id'];
       reply.hijack();
