@@ -9,7 +9,7 @@
  * disposal loop over the API and the work-order page (one closed after arriving on site, one left
  * to go overdue, one dismissed as a false alarm), so the 处置效能 dashboard has its steps too.
  */
-import { cpSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -24,6 +24,7 @@ import { tempDir } from '../test/support/platform.js';
 import { runSimulation } from '../simulators/simulate.js';
 import { INFLUX_DS, rankedEventsQuery } from './generate.js';
 import { statements, substitute, type GrafanaVariables } from './influxql.js';
+import { copyDemoConfig } from '../test/support/demo-config.js';
 
 const VIEWER = 'demo-viewer-token-longgang';
 const OPERATOR = 'demo-operator-token-longgang';
@@ -67,12 +68,7 @@ describe.skipIf(!influxdAvailable)('dashboards against influxd loaded by the sim
     const configDir = tempDir('dashboards-config');
     const dataDir = tempDir('dashboards-data');
     dirs.push(configDir, dataDir);
-    cpSync('config-demo', configDir, { recursive: true });
-    const platformYaml = readFileSync(join(configDir, 'platform.yaml'), 'utf8')
-      .replace(/port: 1883/, 'port: 0')
-      .replace(/port: 8080/, 'port: 0')
-      .replace(/data_dir: \.\/data/, `data_dir: ${dataDir}\n  influx: { url: "${influx.url}", version: 1, database: telemetry, flush_interval: 100ms }`);
-    writeFileSync(join(configDir, 'platform.yaml'), platformYaml);
+    copyDemoConfig(configDir, dataDir, `\n  influx: { url: "${influx.url}", version: 1, database: telemetry, flush_interval: 100ms }`);
     const loaded = loadConfig(configDir, {});
     if (!loaded.ok) throw new Error(JSON.stringify(loaded.errors));
     const config: WatchpostConfig = loaded.config;

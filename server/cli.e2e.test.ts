@@ -4,11 +4,12 @@
  * visible through the API, and a clean SIGTERM shutdown.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { cpSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../test/support/platform.js';
 import { CLI, ROOT, runCli } from '../test/support/watchpost-process.js';
+import { copyDemoConfig } from '../test/support/demo-config.js';
 
 const VIEWER = 'demo-viewer-token-longgang';
 
@@ -50,12 +51,7 @@ describe.skipIf(!existsSync(CLI))('watchpost CLI', () => {
       const config = tempDir('demo-config');
       const data = tempDir('demo-data');
       dirs.push(config, data);
-      cpSync(join(ROOT, 'config-demo'), config, { recursive: true });
-      const platformYaml = readFileSync(join(config, 'platform.yaml'), 'utf8')
-        .replace(/port: 1883/, 'port: 0')
-        .replace(/port: 8080/, 'port: 0')
-        .replace(/data_dir: \.\/data/, `data_dir: ${data}`);
-      writeFileSync(join(config, 'platform.yaml'), platformYaml);
+      copyDemoConfig(config, data);
       platform = spawn(process.execPath, [CLI, 'start', '--config', config], { cwd: ROOT, env: { ...process.env, WATCHPOST_LOG_LEVEL: 'info' } });
       platform.stderr!.on('data', (d: Buffer) => (logs += d.toString()));
       await new Promise<void>((resolveStart, reject) => {

@@ -12,6 +12,15 @@ import { waitFor } from '../test/support/binaries.js';
 import { ADMIN_TOKEN, baseConfig, DEVICE_SECRET, OTHER_SECRET, startPlatform, tempDir, VIEWER_TOKEN, type RunningPlatform } from '../test/support/platform.js';
 import { startReceiver, type Receiver } from '../test/support/receiver.js';
 
+/** 1-based line of `key:` in the rule with this id, in YAML text (where check reports the error). */
+function lineOf(text: string, ruleId: string, key: string): number {
+  const lines = text.split('\n');
+  const start = lines.findIndex((l) => l.trim() === `- id: ${ruleId}`);
+  const at = lines.findIndex((l, i) => i > start && l.trim().startsWith(`${key}:`));
+  if (start < 0 || at < 0) throw new Error(`no ${key} in rule ${ruleId}`);
+  return at + 1;
+}
+
 const HOUR = 3_600_000;
 
 interface AlertRow {
@@ -181,7 +190,8 @@ describe('every rule kind through MQTT into alerts', () => {
       ],
     };
     // Not through the watcher: the file is written and the reload requested at once.
-    writeFileSync(file, stringify(broken));
+    const brokenText = stringify(broken);
+    writeFileSync(file, brokenText);
     expect((await p.api('POST', '/api/v1/rules/reload', undefined, VIEWER_TOKEN)).status).toBe(403);
     const refused = await p.api('POST', '/api/v1/rules/reload', undefined, ADMIN_TOKEN);
     expect(refused.status).toBe(400);
@@ -189,9 +199,9 @@ describe('every rule kind through MQTT into alerts', () => {
       error: 'invalid_rules',
       message: 'the configuration has 3 errors; the rules in force are unchanged',
       errors: [
-        { file: 'watchpost.yaml', path: 'rules[11] (bad-order).levels.red', message: 'red threshold must be stricter than yellow ({"above":100} vs {"above":200})' },
-        { file: 'watchpost.yaml', path: 'rules[12] (bad-duration).for', message: '"soon" is not a duration (use 500ms, 30s, 10m, 6h or 1d)' },
-        { file: 'watchpost.yaml', path: 'rules[13] (bad-escalation).escalation', message: 'unknown escalation "nowhere"' },
+        { file: 'watchpost.yaml', line: lineOf(brokenText, 'bad-order', 'red'), path: 'rules[11] (bad-order).levels.red', message: 'red threshold must be stricter than yellow ({"above":100} vs {"above":200})' },
+        { file: 'watchpost.yaml', line: lineOf(brokenText, 'bad-duration', 'for'), path: 'rules[12] (bad-duration).for', message: '"soon" is not a duration (use 500ms, 30s, 10m, 6h or 1d)' },
+        { file: 'watchpost.yaml', line: lineOf(brokenText, 'bad-escalation', 'escalation'), path: 'rules[13] (bad-escalation).escalation', message: 'unknown escalation "nowhere"' },
       ],
     });
     const inForce = await p.api('GET', '/api/v1/rules', undefined, VIEWER_TOKEN);

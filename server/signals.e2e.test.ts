@@ -4,12 +4,13 @@
  * it running reparented; and a command started by npm whose parent dies stops by itself.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { cliBuilt, ROOT } from '../test/support/watchpost-process.js';
+import { copyDemoConfig } from '../test/support/demo-config.js';
 
 /**
  * True while some process of the group is alive. Read from /proc, because an exited process stays
@@ -66,12 +67,7 @@ describe.skipIf(!cliBuilt || process.platform !== 'linux')('npm start and signal
     const config = mkdtempSync(join(tmpdir(), 'watchpost-signals-config-'));
     const data = mkdtempSync(join(tmpdir(), 'watchpost-signals-data-'));
     dirs.push(config, data);
-    cpSync(join(ROOT, 'config-demo'), config, { recursive: true });
-    const platformYaml = readFileSync(join(config, 'platform.yaml'), 'utf8')
-      .replace(/port: 1883/, 'port: 0')
-      .replace(/port: 8080/, 'port: 0')
-      .replace(/data_dir: \.\/data/, `data_dir: ${data}`);
-    writeFileSync(join(config, 'platform.yaml'), platformYaml);
+    copyDemoConfig(config, data);
 
     const env: NodeJS.ProcessEnv = { ...process.env, WATCHPOST_LOG_LEVEL: 'info', WATCHPOST_LOG_FORMAT: 'json' };
     // As a user starts it, not as a child of this npm (if the tests run under `npm test`).
@@ -108,10 +104,10 @@ describe.skipIf(!cliBuilt || process.platform !== 'linux')('npm start and signal
     const sh = spawn('sh', ['-c', `"${process.execPath}" dist/server/cli.js receive --port 0; true`], { cwd: ROOT, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
     shell = sh;
     let out = '';
-    sh.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    sh.stdout.on('data', (d: Buffer) => (out += d.toString()));
     const port = await new Promise<number>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`receive did not start: ${out}`)), 20_000);
-      sh.stdout!.on('data', () => {
+      sh.stdout.on('data', () => {
         const match = /listening on http:\/\/127\.0\.0\.1:(\d+)\//.exec(out);
         if (!match) return;
         clearTimeout(timer);
