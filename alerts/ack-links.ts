@@ -48,7 +48,10 @@ export class AckLinks {
 
   /** The key that signs acknowledgement links: made once per data directory, kept in alerts.db. */
   get ackKey(): Buffer {
-    this.keyCache ??= Buffer.from(this.store.meta('ack_link_key', () => randomBytes(32).toString('base64')), 'base64');
+    this.keyCache ??= Buffer.from(
+      this.store.meta('ack_link_key', () => randomBytes(32).toString('base64')),
+      'base64',
+    );
     return this.keyCache;
   }
 
@@ -66,7 +69,15 @@ export class AckLinks {
     const alert = this.store.getAlert(claims.alertId);
     if (!alert) return { kind: 'invalid' };
     if (this.store.ackLinkUsed(claims.nonce)) return { kind: 'used', language: claims.language, alert: this.views.view(alert) };
-    return { kind: 'valid', language: claims.language, alert: this.views.view(alert), timeline: this.store.timeline(alert.id).filter((e) => e.kind === 'event').map(timelineView) };
+    return {
+      kind: 'valid',
+      language: claims.language,
+      alert: this.views.view(alert),
+      timeline: this.store
+        .timeline(alert.id)
+        .filter((e) => e.kind === 'event')
+        .map(timelineView),
+    };
   }
 
   /** Acknowledges through an ack_url; the link is used up by this, also when it finds the alert acknowledged. */

@@ -53,7 +53,18 @@ import { Holds } from './holds.js';
 import { Notifier } from './notifier.js';
 import { OutboxSender, type Channel } from './outbox.js';
 import { AlertRetention, DEFAULT_ALERT_RETENTION_MS } from './retention.js';
-import { Cases, type CloseInput, type DispatchInput, type OnCallView, type OverrideView, type StepInput, type WorkOrderAction, type WorkOrderLinkResult, type WorkOrderLinkState, type WorkOrderView } from './cases.js';
+import {
+  Cases,
+  type CloseInput,
+  type DispatchInput,
+  type OnCallView,
+  type OverrideView,
+  type StepInput,
+  type WorkOrderAction,
+  type WorkOrderLinkResult,
+  type WorkOrderLinkState,
+  type WorkOrderView,
+} from './cases.js';
 import type { DismissReason } from './case-machine.js';
 import type { WorkOrderFilter } from './store.js';
 import type { SilenceState, SilenceView } from './silences.js';
@@ -144,7 +155,12 @@ export class AlertService {
     });
     this.views = new AlertViews(options.publicUrl, (alertId) => options.store.getCase(alertId));
     this.holds = new Holds(options.store, options.clock, logger, () => this.escalationRunner.run());
-    this.notifier = new Notifier(ctx, this.views, (claims, now) => this.ackLinks.url(claims, now), () => this.outbox.kick());
+    this.notifier = new Notifier(
+      ctx,
+      this.views,
+      (claims, now) => this.ackLinks.url(claims, now),
+      () => this.outbox.kick(),
+    );
     this.transitions = new Transitions(ctx, this.holds, this.notifier, () => this.escalationRunner.arm());
     this.escalationRunner = new EscalationRunner(ctx, this.transitions, this.holds, this.notifier);
     this.ackLinks = new AckLinks(ctx, this.views, this.transitions);

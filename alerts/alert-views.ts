@@ -47,7 +47,14 @@ export class AlertViews {
     return `${this.publicUrl.replace(/\/+$/, '')}/api/v1/alerts/${encodeURIComponent(id)}`;
   }
 
-  eventBody(deliveryId: string, event: AlertEventBody['event'], tier: number, alert: AlertRecord, ackUrl?: string, extra: { to?: RecipientBody[]; workOrder?: WorkOrderBody } = {}): AlertEventBody {
+  eventBody(
+    deliveryId: string,
+    event: AlertEventBody['event'],
+    tier: number,
+    alert: AlertRecord,
+    ackUrl?: string,
+    extra: { to?: RecipientBody[]; workOrder?: WorkOrderBody } = {},
+  ): AlertEventBody {
     return { delivery_id: deliveryId, event, tier, to: extra.to ?? [], ...(extra.workOrder ? { work_order: extra.workOrder } : {}), alert: this.alertBody(alert, ackUrl) };
   }
 

@@ -68,7 +68,10 @@ describe('case state machine', () => {
       ok: false,
       error: { code: 'illegal_case_move', action: 'dispatch', status: 'new', message: 'cannot dispatch a case that is new' },
     });
-    expect(moveCase(at('closed'), { kind: 'close' })).toEqual({ ok: false, error: { code: 'illegal_case_move', action: 'close', status: 'closed', message: 'cannot close a case that is closed' } });
+    expect(moveCase(at('closed'), { kind: 'close' })).toEqual({
+      ok: false,
+      error: { code: 'illegal_case_move', action: 'close', status: 'closed', message: 'cannot close a case that is closed' },
+    });
     expect(moveCase(at('on_site'), { kind: 'dismiss', reason: 'test' })).toMatchObject({ ok: false, error: { status: 'on_site' } });
     expect(moveCase(at('acknowledged'), { kind: 'close' })).toMatchObject({ ok: false, error: { status: 'acknowledged' } });
   });

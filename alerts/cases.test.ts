@@ -9,10 +9,20 @@ const T0 = Date.parse('2026-12-01T00:00:00Z');
 const H = 60 * MIN;
 
 const DEPARTMENTS: DepartmentConfig[] = [
-  { id: 'lg-water', name: '龙岗水务集团', kind: 'owner', notify: [{ channel: 'sms', to: ['schedule:water-oncall'] }, { channel: 'dept-hook', to: ['schedule:water-oncall'] }] },
+  {
+    id: 'lg-water',
+    name: '龙岗水务集团',
+    kind: 'owner',
+    notify: [
+      { channel: 'sms', to: ['schedule:water-oncall'] },
+      { channel: 'dept-hook', to: ['schedule:water-oncall'] },
+    ],
+  },
   { id: 'lg-fire', name: '龙岗消防', kind: 'authority', notify: [{ channel: 'fire-hook', to: ['district-chief'] }] },
 ];
-const SCHEDULES: ScheduleConfig[] = [{ id: 'water-oncall', time_zone: 'Asia/Shanghai', rotation: { members: ['longcheng-duty', 'street-supervisor'], shift: 24 * H, handoff: '08:30', start: '2026-11-30' } }];
+const SCHEDULES: ScheduleConfig[] = [
+  { id: 'water-oncall', time_zone: 'Asia/Shanghai', rotation: { members: ['longcheng-duty', 'street-supervisor'], shift: 24 * H, handoff: '08:30', start: '2026-11-30' } },
+];
 const DUTY: EscalationConfig = {
   id: 'bridge-duty',
   ack_timeout: 15 * MIN,
@@ -76,7 +86,12 @@ describe('the disposal loop', () => {
     for (const b of deptBodies) {
       expect(b.event).toBe('dispatched');
       expect(b.to).toEqual([{ id: 'longcheng-duty', name: '龙城街道值班员' }]);
-      expect(b.work_order).toEqual({ id: order.id, department: 'lg-water', due_at: order.due_at, url: expect.stringMatching(/^https:\/\/watchpost\.example\.org\/wo\/w1~wo_[0-9a-f]{20}~lg-water~/) });
+      expect(b.work_order).toEqual({
+        id: order.id,
+        department: 'lg-water',
+        due_at: order.due_at,
+        url: expect.stringMatching(/^https:\/\/watchpost\.example\.org\/wo\/w1~wo_[0-9a-f]{20}~lg-water~/),
+      });
       expect(b.alert.case).toEqual({ status: 'dispatched', department: 'lg-water', work_order_id: order.id });
     }
     const opsBody = sent.find((b) => !b.work_order)!;
@@ -160,7 +175,9 @@ describe('the disposal loop', () => {
     // A resolved alert's new case must be verified before it is dispatched; a firing one is taken on by the dispatch.
     h.service.handle([ruleEvent(null, 10)]);
     await vi.advanceTimersByTimeAsync(0);
-    expect(() => h.service.dispatch(id, { by: 'x' })).toThrow(expect.objectContaining({ code: 'illegal_case_move', caseStatus: 'new', message: 'cannot dispatch a case that is new' }) as Error);
+    expect(() => h.service.dispatch(id, { by: 'x' })).toThrow(
+      expect.objectContaining({ code: 'illegal_case_move', caseStatus: 'new', message: 'cannot dispatch a case that is new' }) as Error,
+    );
     expect(h.store.listWorkOrders()).toEqual([]);
     h.service.verify(id, { by: 'x' });
     expect(h.service.dispatch(id, { by: 'x' }).alert.case).toMatchObject({ status: 'dispatched', department: 'lg-water' });
@@ -170,7 +187,12 @@ describe('the disposal loop', () => {
     const id = await fire();
     const { alert } = h.service.dispatch(id, { by: 'duty-officer' });
     expect(alert).toMatchObject({ state: 'acknowledged', acknowledged_by: 'duty-officer', case: { status: 'dispatched' } });
-    expect(h.service.get(id).timeline.filter((e) => e.kind === 'event').map((e) => [e.type, e.previous_status ?? null])).toEqual([
+    expect(
+      h.service
+        .get(id)
+        .timeline.filter((e) => e.kind === 'event')
+        .map((e) => [e.type, e.previous_status ?? null]),
+    ).toEqual([
       ['firing', null],
       ['acknowledged', null],
       ['dispatched', 'acknowledged'],
@@ -183,7 +205,13 @@ describe('the disposal loop', () => {
     expect(view).toMatchObject({ state: 'acknowledged', case: { status: 'dismissed' }, dismiss_reason: 'sensor_fault' });
     await vi.advanceTimersByTimeAsync(30 * MIN);
     expect(h.take().map(([e]) => e)).toEqual(['acknowledged', 'dismissed']);
-    expect(h.service.get(id).timeline.find((e) => e.type === 'dismissed')).toMatchObject({ actor: 'duty-officer', note: '传感器故障', reason: 'sensor_fault', status: 'dismissed', previous_status: 'acknowledged' });
+    expect(h.service.get(id).timeline.find((e) => e.type === 'dismissed')).toMatchObject({
+      actor: 'duty-officer',
+      note: '传感器故障',
+      reason: 'sensor_fault',
+      status: 'dismissed',
+      previous_status: 'acknowledged',
+    });
   });
 
   it('resolves a schedule when the notification is sent: a hand-off while it waits reaches the new member', async () => {
@@ -218,7 +246,12 @@ describe('the disposal loop', () => {
     await vi.advanceTimersByTimeAsync(0);
     const sms = h.sent.filter((n) => n.channelId === 'sms');
     expect(sms.map((n) => n.recipients.map((r) => r.id))).toEqual([['street-supervisor']]);
-    expect(h.store.outboxForAlert(id).filter((r) => r.channelId === 'sms').map((r) => r.recipients)).toEqual([['street-supervisor']]);
+    expect(
+      h.store
+        .outboxForAlert(id)
+        .filter((r) => r.channelId === 'sms')
+        .map((r) => r.recipients),
+    ).toEqual([['street-supervisor']]);
   });
 
   it('an override takes precedence inside its window', async () => {
@@ -276,7 +309,12 @@ describe('the disposal loop', () => {
     expect(h.take()).toEqual([['escalated', 2, 'fire-hook', ['district-chief']]]);
     await vi.advanceTimersByTimeAsync(60 * MIN);
     expect(h.take()).toEqual([]);
-    expect(h.service.get(id).timeline.filter((e) => e.type === 'escalated').map((e) => [e.tier, e.reason])).toEqual([
+    expect(
+      h.service
+        .get(id)
+        .timeline.filter((e) => e.type === 'escalated')
+        .map((e) => [e.tier, e.reason]),
+    ).toEqual([
       [1, 'ack_timeout'],
       [2, 'ack_timeout'],
     ]);

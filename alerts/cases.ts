@@ -14,6 +14,8 @@
  * escalation's `ack_timeout` escalates again: the tier after the last one notified, then the next
  * one after another ack_timeout, until the last tier was notified.
  * The timers (work orders due, ack deadlines) live in alerts.db, so a restart resumes them.
+ * Over 500 lines: every step's check, record and notification stay together so that each move
+ * reads as one transaction; the pure parts are already in case-machine.ts and recipients.ts.
  */
 import { randomBytes } from 'node:crypto';
 import type { Clock } from '../lib/clock.js';
@@ -181,7 +183,13 @@ export class Cases {
   }
 
   close(alertId: string, input: CloseInput): AlertRecord {
-    return this.step(alertId, { kind: 'close' }, input, input.outcome ? { outcome: input.outcome } : {}, (order, now) => ({ ...order, status: 'closed', closedAt: now, closedBy: input.by, outcome: input.outcome ?? null }));
+    return this.step(alertId, { kind: 'close' }, input, input.outcome ? { outcome: input.outcome } : {}, (order, now) => ({
+      ...order,
+      status: 'closed',
+      closedAt: now,
+      closedBy: input.by,
+      outcome: input.outcome ?? null,
+    }));
   }
 
   /** Creates a work order for a department and notifies it with the phone link. */
@@ -254,7 +262,8 @@ export class Cases {
     const current = this.caseOf(alert.id);
     const effective = alert.state === 'firing' && current.status === 'new' ? { ...current, status: 'acknowledged' as const } : current;
     const check = moveCase(effective, input);
-    if (!check.ok) throw new AlertError('illegal_case_move', `cannot ${input.kind === 'arrive' ? 'arrive on site for' : input.kind} a case that is ${current.status.replace('_', ' ')}`, current.status);
+    if (!check.ok)
+      throw new AlertError('illegal_case_move', `cannot ${input.kind === 'arrive' ? 'arrive on site for' : input.kind} a case that is ${current.status.replace('_', ' ')}`, current.status);
   }
 
   /** Acknowledges a still firing alert inside the current transaction (a step takes it on). */
@@ -266,13 +275,7 @@ export class Cases {
   }
 
   /** One step of the loop through the API, in one transaction. */
-  private step(
-    alertId: string,
-    input: CaseInput,
-    action: StepInput,
-    detail: Record<string, unknown>,
-    updateOrder?: (order: WorkOrderRecord, now: number) => WorkOrderRecord,
-  ): AlertRecord {
+  private step(alertId: string, input: CaseInput, action: StepInput, detail: Record<string, unknown>, updateOrder?: (order: WorkOrderRecord, now: number) => WorkOrderRecord): AlertRecord {
     const now = this.clock.now();
     return this.transitions.commit((effects) => {
       const existing = this.store.getAlert(alertId);
@@ -283,7 +286,13 @@ export class Cases {
       const r = moveCase(current, input);
       if (!r.ok) throw new AlertError('illegal_case_move', r.error.message, r.error.status);
       if (r.move.event === null) return alert;
-      const next: CaseRecord = { ...current, ...r.move.case, alertId, updatedAt: now, ackDeadline: isCaseOpen(r.move.case.status) && r.move.case.status !== 'dispatched' ? current.ackDeadline : null };
+      const next: CaseRecord = {
+        ...current,
+        ...r.move.case,
+        alertId,
+        updatedAt: now,
+        ackDeadline: isCaseOpen(r.move.case.status) && r.move.case.status !== 'dispatched' ? current.ackDeadline : null,
+      };
       this.store.putCase(next);
       let order = current.workOrderId ? this.store.getWorkOrder(current.workOrderId) : undefined;
       if (order && updateOrder && order.status !== 'closed') {
@@ -328,13 +337,15 @@ export class Cases {
         const targets = this.notifier.recipients.expand(department.notify);
         for (const t of targets) covered.add(t.channel);
         this.notifier.enqueue(alert, event, tier, targets, now, effects, { workOrder: this.workOrderBody(order) });
-      } else this.logger.warn({ department: order.department, work_order_id: order.id }, 'the work order\'s department is no longer configured; it is not notified');
+      } else this.logger.warn({ department: order.department, work_order_id: order.id }, "the work order's department is no longer configured; it is not notified");
       if (event === 'overdue') {
         const authorities = this.ctx.options.assetDepartments?.(alert.assetId)?.authorities ?? [];
-        const targets = mergeTargets(...authorities.flatMap((id) => {
-          const d = this.ctx.departments.get(id);
-          return d ? [this.notifier.recipients.expand(d.notify)] : [];
-        })).filter((t) => !covered.has(t.channel));
+        const targets = mergeTargets(
+          ...authorities.flatMap((id) => {
+            const d = this.ctx.departments.get(id);
+            return d ? [this.notifier.recipients.expand(d.notify)] : [];
+          }),
+        ).filter((t) => !covered.has(t.channel));
         for (const t of targets) covered.add(t.channel);
         if (targets.length > 0) this.notifier.enqueue(alert, event, tier, targets, now, effects);
       }
@@ -454,7 +465,12 @@ export class Cases {
     const notes = this.store
       .timeline(link.alert.id)
       .filter((e) => e.kind === 'event' && typeof e.detail.note === 'string' && e.detail.note !== '')
-      .map((e) => ({ at: iso(e.at), type: e.type, actor: typeof e.detail.actor === 'string' ? e.detail.actor : typeof e.detail.by === 'string' ? e.detail.by : '', note: e.detail.note as string }));
+      .map((e) => ({
+        at: iso(e.at),
+        type: e.type,
+        actor: typeof e.detail.actor === 'string' ? e.detail.actor : typeof e.detail.by === 'string' ? e.detail.by : '',
+        note: e.detail.note as string,
+      }));
     return { kind: 'valid', order: view, alert: link.alert, notes };
   }
 
@@ -467,7 +483,11 @@ export class Cases {
     const actor = link.order.department;
     const input: CaseInput = action === 'arrive' ? { kind: 'arrive' } : action === 'feedback' ? { kind: 'feedback' } : { kind: 'close' };
     const update = (order: WorkOrderRecord, at: number): WorkOrderRecord =>
-      action === 'arrive' ? { ...order, status: 'on_site', arrivedAt: order.arrivedAt ?? at } : action === 'close' ? { ...order, status: 'closed', closedAt: at, closedBy: actor, outcome: note ?? null } : order;
+      action === 'arrive'
+        ? { ...order, status: 'on_site', arrivedAt: order.arrivedAt ?? at }
+        : action === 'close'
+          ? { ...order, status: 'closed', closedAt: at, closedBy: actor, outcome: note ?? null }
+          : order;
     this.step(link.alert.id, input, { by: actor, ...(note ? { note } : {}) }, {}, update);
     const order = this.store.getWorkOrder(link.order.id)!;
     return { kind: 'done', action, order: this.workOrderView(order), alert: this.store.getAlert(link.alert.id)! };

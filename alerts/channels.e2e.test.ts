@@ -91,7 +91,11 @@ describe('group robots', () => {
     expect(received[0]!.headers['content-type']).toBe('application/json');
     const body = JSON.parse(received[0]!.body) as { msgtype: string; markdown: { content: string } };
     expect(body.msgtype).toBe('markdown');
-    expect(body.markdown.content.split('\n').slice(0, 3)).toEqual(['### 【红色预警·告警】龙岗河大桥 · 主梁应变超限', '**龙岗河大桥 strain-01 应变 312.5µε，超过红色阈值 300**', '> 地点：龙城街道 · lg-bridge-001 / strain-01']);
+    expect(body.markdown.content.split('\n').slice(0, 3)).toEqual([
+      '### 【红色预警·告警】龙岗河大桥 · 主梁应变超限',
+      '**龙岗河大桥 strain-01 应变 312.5µε，超过红色阈值 300**',
+      '> 地点：龙城街道 · lg-bridge-001 / strain-01',
+    ]);
     expect(await send(raw)).toEqual({ outcome: 'retry', error: 'error 45009: api freq out of limit', statusCode: 200, retryAfterMs: 60_000, throttled: true });
     expect(await send(raw)).toEqual({ outcome: 'failed', error: 'error 93000: invalid webhook url', statusCode: 200 });
     // text can @-mention by phone.
@@ -102,7 +106,11 @@ describe('group robots', () => {
 
   it('DingTalk: 加签 timestamp and sign on the URL, as the robot checks them; 310000 fails, 130101 is throttled', async () => {
     const secret = 'SECdemo0123456789';
-    answers.push({ json: { errcode: 0, errmsg: 'ok' } }, { json: { errcode: 310000, errmsg: 'sign not match' } }, { json: { errcode: 130101, errmsg: 'send too fast, exceed 20 times per minute' } });
+    answers.push(
+      { json: { errcode: 0, errmsg: 'ok' } },
+      { json: { errcode: 310000, errmsg: 'sign not match' } },
+      { json: { errcode: 130101, errmsg: 'send too fast, exceed 20 times per minute' } },
+    );
     const raw = { id: 'duty-ding', type: 'dingtalk', url: `${base}/robot/send?access_token=tok123`, secret };
     expect(await send(raw)).toEqual({ outcome: 'delivered', statusCode: 200 });
     const url = new URL(received[0]!.url, base);
@@ -129,7 +137,12 @@ describe('group robots', () => {
     );
     const raw = { id: 'duty-feishu', type: 'feishu', url: `${base}/open-apis/bot/v2/hook/abc`, secret };
     expect(await send(raw)).toEqual({ outcome: 'delivered', statusCode: 200 });
-    const body = JSON.parse(received[0]!.body) as { timestamp: string; sign: string; msg_type: string; card: { header: unknown; elements: Array<{ tag: string; actions?: Array<{ url: string }> }> } };
+    const body = JSON.parse(received[0]!.body) as {
+      timestamp: string;
+      sign: string;
+      msg_type: string;
+      card: { header: unknown; elements: Array<{ tag: string; actions?: Array<{ url: string }> }> };
+    };
     expect(body.timestamp).toBe(String(T0 / 1000));
     // The bot's check: base64(HmacSHA256(key = timestamp + "\n" + secret, message = "")).
     expect(body.sign).toBe(hmac('sha256', `${T0 / 1000}\n${secret}`, '').toString('base64'));
@@ -158,14 +171,32 @@ describe('SMS providers', () => {
     expect(received[0]!.url).toBe('/sms/send?account=longgang');
     expect(received[0]!.headers.authorization).toBe('Bearer gw-token');
     expect(received[0]!.headers['x-watchpost-delivery']).toBe(SAMPLE_BODY.delivery_id);
-    expect(JSON.parse(received[0]!.body)).toEqual({ mobile: '+8613800000001', content: '【红色预警】龙岗河大桥 strain-01 应变 312.5µε，超过红色阈值 300。确认：https://watchpost.example.org/ack/TOKEN', priority: 1 });
+    expect(JSON.parse(received[0]!.body)).toEqual({
+      mobile: '+8613800000001',
+      content: '【红色预警】龙岗河大桥 strain-01 应变 312.5µε，超过红色阈值 300。确认：https://watchpost.example.org/ack/TOKEN',
+      priority: 1,
+    });
     expect(await send(raw)).toEqual({ outcome: 'failed', error: 'gateway refused: code = 17: {"code":17,"msg":"no balance"}', statusCode: 200 });
     expect(channelSchema.safeParse({ ...raw, body: { text: '{nope}' } }).error?.issues[0]?.message).toMatch(/^unknown placeholder \{nope\}/);
   });
 
   it('Aliyun SendSms: form POST whose signature the API recomputes; OK, throttled and invalid numbers', async () => {
-    answers.push({ json: { Code: 'OK', Message: 'OK', BizId: '9006197469364984400', RequestId: 'F655A8D5' } }, { json: { Code: 'isv.BUSINESS_LIMIT_CONTROL', Message: '触发分钟级流控Permits:1' } }, { json: { Code: 'isv.MOBILE_NUMBER_ILLEGAL', Message: '非法手机号' } });
-    const raw = { id: 'sms', type: 'sms', provider: 'aliyun', endpoint: `${base}/`, access_key_id: 'LTAI-test', access_key_secret: 'aliyun-secret', sign_name: '龙岗应急', template_code: 'SMS_123456', template_params: { level: '{level_name}', asset: '{asset_name}', time: '{started_at}' } };
+    answers.push(
+      { json: { Code: 'OK', Message: 'OK', BizId: '9006197469364984400', RequestId: 'F655A8D5' } },
+      { json: { Code: 'isv.BUSINESS_LIMIT_CONTROL', Message: '触发分钟级流控Permits:1' } },
+      { json: { Code: 'isv.MOBILE_NUMBER_ILLEGAL', Message: '非法手机号' } },
+    );
+    const raw = {
+      id: 'sms',
+      type: 'sms',
+      provider: 'aliyun',
+      endpoint: `${base}/`,
+      access_key_id: 'LTAI-test',
+      access_key_secret: 'aliyun-secret',
+      sign_name: '龙岗应急',
+      template_code: 'SMS_123456',
+      template_params: { level: '{level_name}', asset: '{asset_name}', time: '{started_at}' },
+    };
     expect(await send(raw)).toEqual({ outcome: 'delivered', statusCode: 200 });
     const r = received[0]!;
     expect(r.method).toBe('POST');
@@ -190,7 +221,11 @@ describe('SMS providers', () => {
     expect(SignatureNonce).toMatch(/^[0-9a-f-]{36}$/);
     // The API's check, written independently: sorted, percent-encoded, HMAC-SHA1 with secret + "&".
     const enc = (s: string) => encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
-    const canonical = Object.keys(params).filter((k) => k !== 'Signature').sort().map((k) => `${enc(k)}=${enc(params[k]!)}`).join('&');
+    const canonical = Object.keys(params)
+      .filter((k) => k !== 'Signature')
+      .sort()
+      .map((k) => `${enc(k)}=${enc(params[k]!)}`)
+      .join('&');
     expect(Signature).toBe(hmac('sha1', 'aliyun-secret&', `POST&%2F&${enc(canonical)}`).toString('base64'));
     expect(await send(raw)).toEqual({ outcome: 'retry', error: 'isv.BUSINESS_LIMIT_CONTROL: 触发分钟级流控Permits:1', statusCode: 200, retryAfterMs: 60_000, throttled: true });
     expect(await send(raw)).toEqual({ outcome: 'failed', error: 'isv.MOBILE_NUMBER_ILLEGAL: 非法手机号', statusCode: 200 });
@@ -198,11 +233,48 @@ describe('SMS providers', () => {
 
   it('Tencent SendSms 2021-01-11: TC3-HMAC-SHA256 the API recomputes from what arrived; per-number status', async () => {
     answers.push(
-      { json: { Response: { SendStatusSet: [{ SerialNo: '5000:1045710669157053657849499619', PhoneNumber: '+8613800000001', Fee: 1, SessionContext: SAMPLE_BODY.delivery_id, Code: 'Ok', Message: 'send success', IsoCode: 'CN' }], RequestId: 'a0aabda6' } } },
+      {
+        json: {
+          Response: {
+            SendStatusSet: [
+              {
+                SerialNo: '5000:1045710669157053657849499619',
+                PhoneNumber: '+8613800000001',
+                Fee: 1,
+                SessionContext: SAMPLE_BODY.delivery_id,
+                Code: 'Ok',
+                Message: 'send success',
+                IsoCode: 'CN',
+              },
+            ],
+            RequestId: 'a0aabda6',
+          },
+        },
+      },
       { json: { Response: { Error: { Code: 'AuthFailure.SignatureFailure', Message: 'The provided credentials could not be validated.' }, RequestId: 'b1' } } },
-      { json: { Response: { SendStatusSet: [{ Code: 'LimitExceeded.PhoneNumberThirtySecondLimit', Message: 'the number of SMS messages sent from a single mobile number within 30 seconds exceeds the upper limit' }], RequestId: 'c2' } } },
+      {
+        json: {
+          Response: {
+            SendStatusSet: [
+              { Code: 'LimitExceeded.PhoneNumberThirtySecondLimit', Message: 'the number of SMS messages sent from a single mobile number within 30 seconds exceeds the upper limit' },
+            ],
+            RequestId: 'c2',
+          },
+        },
+      },
     );
-    const raw = { id: 'sms', type: 'sms', provider: 'tencent', endpoint: base, secret_id: 'AKIDtest', secret_key: 'tencent-secret', sdk_app_id: '1400006666', sign_name: '龙岗应急', template_id: '1234567', template_params: ['{asset_name}', '{level_name}', '{message}'] };
+    const raw = {
+      id: 'sms',
+      type: 'sms',
+      provider: 'tencent',
+      endpoint: base,
+      secret_id: 'AKIDtest',
+      secret_key: 'tencent-secret',
+      sdk_app_id: '1400006666',
+      sign_name: '龙岗应急',
+      template_id: '1234567',
+      template_params: ['{asset_name}', '{level_name}', '{message}'],
+    };
     expect(await send(raw)).toEqual({ outcome: 'delivered', statusCode: 200 });
     const r = received[0]!;
     expect(JSON.parse(r.body)).toEqual({
@@ -213,13 +285,21 @@ describe('SMS providers', () => {
       TemplateParamSet: ['龙岗河大桥', '红色', '龙岗河大桥 strain-01 应变 312.5µε，超过红色阈值 300'],
       SessionContext: SAMPLE_BODY.delivery_id,
     });
-    expect(r.headers).toMatchObject({ 'x-tc-action': 'SendSms', 'x-tc-version': '2021-01-11', 'x-tc-region': 'ap-guangzhou', 'x-tc-timestamp': String(T0 / 1000), 'content-type': 'application/json; charset=utf-8' });
+    expect(r.headers).toMatchObject({
+      'x-tc-action': 'SendSms',
+      'x-tc-version': '2021-01-11',
+      'x-tc-region': 'ap-guangzhou',
+      'x-tc-timestamp': String(T0 / 1000),
+      'content-type': 'application/json; charset=utf-8',
+    });
     // The API's check from the received request.
     const sha = (s: string) => createHash('sha256').update(s, 'utf8').digest('hex');
     const canonical = `POST\n/\n\ncontent-type:${r.headers['content-type']}\nhost:${r.headers.host}\n\ncontent-type;host\n${sha(r.body)}`;
     const scope = `2025-11-28/sms/tc3_request`;
     const key = hmac('sha256', hmac('sha256', hmac('sha256', 'TC3tencent-secret', '2025-11-28'), 'sms'), 'tc3_request');
-    const signature = createHmac('sha256', key).update(`TC3-HMAC-SHA256\n${T0 / 1000}\n${scope}\n${sha(canonical)}`).digest('hex');
+    const signature = createHmac('sha256', key)
+      .update(`TC3-HMAC-SHA256\n${T0 / 1000}\n${scope}\n${sha(canonical)}`)
+      .digest('hex');
     expect(r.headers.authorization).toBe(`TC3-HMAC-SHA256 Credential=AKIDtest/${scope}, SignedHeaders=content-type;host, Signature=${signature}`);
     expect(await send(raw)).toEqual({ outcome: 'failed', error: 'AuthFailure.SignatureFailure: The provided credentials could not be validated.', statusCode: 200 });
     expect(await send(raw)).toMatchObject({ outcome: 'retry', throttled: true, retryAfterMs: 60_000 });
@@ -227,13 +307,21 @@ describe('SMS providers', () => {
 
   it('Twilio Messages: form body with basic auth; 201 delivered, 21211 failed, 429 throttled', async () => {
     const sid = 'AC0123456789abcdef0123456789abcdef';
-    answers.push({ status: 201, json: { sid: 'SM1', status: 'queued' } }, { status: 400, json: { code: 21211, message: "The 'To' number is not a valid phone number.", status: 400 } }, { status: 429, json: { code: 20429, message: 'Too Many Requests' } });
+    answers.push(
+      { status: 201, json: { sid: 'SM1', status: 'queued' } },
+      { status: 400, json: { code: 21211, message: "The 'To' number is not a valid phone number.", status: 400 } },
+      { status: 429, json: { code: 20429, message: 'Too Many Requests' } },
+    );
     const raw = { id: 'sms', type: 'sms', provider: 'twilio', endpoint: base, account_sid: sid, auth_token: 'twilio-token', from: '+15005550006', language: 'en' };
     expect(await send(raw)).toEqual({ outcome: 'delivered', statusCode: 201 });
     const r = received[0]!;
     expect(r.url).toBe(`/2010-04-01/Accounts/${sid}/Messages.json`);
     expect(r.headers.authorization).toBe(`Basic ${Buffer.from(`${sid}:twilio-token`).toString('base64')}`);
-    expect(Object.fromEntries(new URLSearchParams(r.body))).toEqual({ To: '+8613800000001', From: '+15005550006', Body: '[RED] 龙岗河大桥 strain-01 应变 312.5µε，超过红色阈值 300. Acknowledge: https://watchpost.example.org/ack/TOKEN' });
+    expect(Object.fromEntries(new URLSearchParams(r.body))).toEqual({
+      To: '+8613800000001',
+      From: '+15005550006',
+      Body: '[RED] 龙岗河大桥 strain-01 应变 312.5µε，超过红色阈值 300. Acknowledge: https://watchpost.example.org/ack/TOKEN',
+    });
     expect(await send(raw)).toEqual({ outcome: 'failed', error: "error 21211: The 'To' number is not a valid phone number.", statusCode: 400 });
     expect(await send(raw)).toMatchObject({ outcome: 'retry', throttled: true, statusCode: 429 });
   });
@@ -258,7 +346,11 @@ describe('e-mail through a real SMTP server', () => {
         const chunks: Buffer[] = [];
         stream.on('data', (c: Buffer) => chunks.push(c));
         stream.on('end', () => {
-          mails.push({ from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '', to: session.envelope.rcptTo.map((r) => r.address), raw: Buffer.concat(chunks).toString('utf8') });
+          mails.push({
+            from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+            to: session.envelope.rcptTo.map((r) => r.address),
+            raw: Buffer.concat(chunks).toString('utf8'),
+          });
           callback();
         });
       },
@@ -311,7 +403,10 @@ describe('the whole path', () => {
         { id: 'bridge-duty', tiers: [{ after: 0, notify: [{ channel: 'duty-ding', to: [] }] }] },
         { id: 'fallback', tiers: [{ after: 0, notify: [{ channel: 'duty-wecom', to: [] }] }] },
       ],
-      channels: [config({ id: 'duty-ding', type: 'dingtalk', url: `${base}/robot/send?access_token=t`, secret: 'SECwrong' }), config({ id: 'duty-wecom', type: 'wecom', url: `${base}/cgi-bin/webhook/send?key=k` })],
+      channels: [
+        config({ id: 'duty-ding', type: 'dingtalk', url: `${base}/robot/send?access_token=t`, secret: 'SECwrong' }),
+        config({ id: 'duty-wecom', type: 'wecom', url: `${base}/cgi-bin/webhook/send?key=k` }),
+      ],
       contacts: [],
       publicUrl: 'https://watchpost.example.org',
       publish: () => {},
@@ -329,7 +424,12 @@ describe('the whole path', () => {
         '**通知渠道 duty-ding 投递失败：龙岗河大桥「主梁应变超限」红色预警的告警通知未送达（error 310000: sign not match）**',
       ]);
       const original = service.list().find((a) => a.rule_id === 'bridge-strain')!;
-      expect(service.get(original.id).timeline.filter((e) => e.kind === 'delivery').map((e) => [e.type, e.error ?? null])).toEqual([
+      expect(
+        service
+          .get(original.id)
+          .timeline.filter((e) => e.kind === 'delivery')
+          .map((e) => [e.type, e.error ?? null]),
+      ).toEqual([
         ['queued', null],
         ['delivery_failed', 'error 310000: sign not match'],
       ]);

@@ -24,8 +24,14 @@ export type Language = (typeof LANGUAGES)[number];
 export const contactSchema = z.strictObject({
   id: zId,
   name: z.string().min(1).max(200),
-  phone: z.string().regex(/^\+?[0-9]{5,20}$/, 'must be a phone number such as +8613800000001').optional(),
-  email: z.string().regex(/^[^@\s]+@[^@\s]+$/, 'must be an e-mail address').optional(),
+  phone: z
+    .string()
+    .regex(/^\+?[0-9]{5,20}$/, 'must be a phone number such as +8613800000001')
+    .optional(),
+  email: z
+    .string()
+    .regex(/^[^@\s]+@[^@\s]+$/, 'must be an e-mail address')
+    .optional(),
 });
 
 const zUrl = z.string().regex(/^https?:\/\/[^\s]+$/, 'must be an http:// or https:// URL');
@@ -208,7 +214,10 @@ export const smsTwilioSchema = z
     account_sid: z.string().regex(/^AC[0-9a-fA-F]{32}$/, 'must be an Account SID (AC + 32 hex digits)'),
     auth_token: z.string().min(1),
     from: z.string().min(1).optional(),
-    messaging_service_sid: z.string().regex(/^MG[0-9a-fA-F]{32}$/, 'must be a Messaging Service SID (MG + 32 hex digits)').optional(),
+    messaging_service_sid: z
+      .string()
+      .regex(/^MG[0-9a-fA-F]{32}$/, 'must be a Messaging Service SID (MG + 32 hex digits)')
+      .optional(),
   })
   .refine((c) => (c.from === undefined) !== (c.messaging_service_sid === undefined), { message: 'give exactly one of from and messaging_service_sid' });
 
@@ -283,10 +292,7 @@ export function recipientRef(value: unknown): RecipientRef | undefined {
   return undefined;
 }
 
-export const notifyTargetSchema = z.union([
-  zId.transform((channel) => ({ channel, to: [] as string[] })),
-  z.strictObject({ channel: zId, to: z.array(recipientSchema).default([]) }),
-]);
+export const notifyTargetSchema = z.union([zId.transform((channel) => ({ channel, to: [] as string[] })), z.strictObject({ channel: zId, to: z.array(recipientSchema).default([]) })]);
 
 export const escalationSchema = z.strictObject({
   id: zId,
@@ -390,7 +396,8 @@ export function escalationTargetIssues(
     list(notify).forEach((target, n) => {
       if (typeof target === 'string' || target === null || typeof target !== 'object') {
         const type = typeOf.get(target);
-        if (type === 'sms' || type === 'email') issues.push({ path: [...path, n], message: `channel "${String(target)}" (${type}) needs \`to\`: the contacts to ${type === 'sms' ? 'text' : 'mail'}` });
+        if (type === 'sms' || type === 'email')
+          issues.push({ path: [...path, n], message: `channel "${String(target)}" (${type}) needs \`to\`: the contacts to ${type === 'sms' ? 'text' : 'mail'}` });
         return;
       }
       const { channel, to } = target as { channel?: unknown; to?: unknown };
@@ -403,11 +410,16 @@ export function escalationTargetIssues(
         const ref = recipientRef(value);
         if (ref?.kind === 'contact') {
           const contact = contactById.get(ref.id);
-          if (contact && typeof contact[field] !== 'string') issues.push({ path: [...path, n, 'to', k], message: `contact "${ref.id}" has no ${needs}, which channel "${String(channel)}" (${type}) needs` });
+          if (contact && typeof contact[field] !== 'string')
+            issues.push({ path: [...path, n, 'to', k], message: `contact "${ref.id}" has no ${needs}, which channel "${String(channel)}" (${type}) needs` });
         } else if (ref?.kind === 'schedule') {
           for (const member of membersOf.get(ref.id) ?? []) {
             const contact = contactById.get(member);
-            if (contact && typeof contact[field] !== 'string') issues.push({ path: [...path, n, 'to', k], message: `contact "${String(member)}" of schedule "${ref.id}" has no ${needs}, which channel "${String(channel)}" (${type}) needs` });
+            if (contact && typeof contact[field] !== 'string')
+              issues.push({
+                path: [...path, n, 'to', k],
+                message: `contact "${String(member)}" of schedule "${ref.id}" has no ${needs}, which channel "${String(channel)}" (${type}) needs`,
+              });
           }
         }
       });

@@ -113,7 +113,13 @@ async function kill9(running: Running): Promise<void> {
 
 /** Publishes one reading as the device; resolves once the platform acknowledged it (QoS 1). */
 async function publish(mqttPort: number, strain: number): Promise<void> {
-  const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${mqttPort}`, { username: 'dau-bridge-001', password: DEVICE_SECRET, protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 5000 });
+  const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${mqttPort}`, {
+    username: 'dau-bridge-001',
+    password: DEVICE_SECRET,
+    protocolVersion: 4,
+    reconnectPeriod: 0,
+    connectTimeout: 5000,
+  });
   await client.publishAsync('telemetry/lg-bridge-001/strain-01', JSON.stringify({ ts: Date.now(), values: { strain } }), { qos: 1 });
   await client.endAsync();
 }
@@ -217,7 +223,9 @@ describe.skipIf(!existsSync(CLI))('kill -9 and restart', () => {
     // Attempts before and after the crash: 503, 503 | 503, 200 (all under one delivery_id).
     expect(deliveries[0]!.statuses).toEqual([503, 503, 503, 200]);
     const [alert] = await alerts(second);
-    const detail = (await (await fetch(`${second.apiUrl}/api/v1/alerts/${alert!.id}`, { headers: { authorization: `Bearer ${OPERATOR}` } })).json()) as { timeline: Array<{ type: string; delivery_id?: string }> };
+    const detail = (await (await fetch(`${second.apiUrl}/api/v1/alerts/${alert!.id}`, { headers: { authorization: `Bearer ${OPERATOR}` } })).json()) as {
+      timeline: Array<{ type: string; delivery_id?: string }>;
+    };
     const firingId = [...byDelivery().keys()][0];
     // The outcome of the attempt in flight at the kill may be lost (at least once); the rest is recorded.
     const recorded = detail.timeline.filter((e) => e.delivery_id === firingId).map((e) => e.type);

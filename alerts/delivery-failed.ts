@@ -45,7 +45,16 @@ export class DeliveryFailedAlerts {
     if (!item.pointWritten) {
       item.pointWritten = true;
       try {
-        this.ctx.options.writeAlertEvent({ ruleId: failed.ruleId, assetId: failed.assetId, level: failed.level, event: 'delivery_failed', alertId: failed.id, value: failed.value, message: `${row.channelId} ${row.deliveryId}: ${error}`, ts: now });
+        this.ctx.options.writeAlertEvent({
+          ruleId: failed.ruleId,
+          assetId: failed.assetId,
+          level: failed.level,
+          event: 'delivery_failed',
+          alertId: failed.id,
+          value: failed.value,
+          message: `${row.channelId} ${row.deliveryId}: ${error}`,
+          ts: now,
+        });
       } catch (err) {
         this.logger.error({ err, alert_id: row.alertId }, 'writing the delivery_failed alert event failed');
       }
@@ -95,6 +104,17 @@ export class DeliveryFailedAlerts {
       const t = transition(alert, { kind: 'rule', level: failed.level, value: alert.value + 1, threshold: null, ts: now }, now);
       if (t) alert = this.transitions.applyTransition(alert, { ...t, alert: { ...t.alert, message } }, now, effects);
     }
-    this.store.appendTimeline({ alertId: alert.id, at: now, kind: 'event', type: 'delivery_failed', level: alert.level, state: alert.state, tier: null, channel: row.channelId, deliveryId: null, detail });
+    this.store.appendTimeline({
+      alertId: alert.id,
+      at: now,
+      kind: 'event',
+      type: 'delivery_failed',
+      level: alert.level,
+      state: alert.state,
+      tier: null,
+      channel: row.channelId,
+      deliveryId: null,
+      detail,
+    });
   }
 }

@@ -19,15 +19,30 @@ const MIN = 60_000;
 const bridgeDuty: EscalationConfig = {
   id: 'bridge-duty',
   tiers: [
-    { after: 0, notify: [{ channel: 'ops-hook', to: [] }, { channel: 'sms', to: ['longcheng-duty'] }] },
+    {
+      after: 0,
+      notify: [
+        { channel: 'ops-hook', to: [] },
+        { channel: 'sms', to: ['longcheng-duty'] },
+      ],
+    },
     { after: 10 * MIN, notify: [{ channel: 'sms', to: ['street-supervisor'] }] },
   ],
   repeat: 30 * MIN,
 };
-const streetDuty: EscalationConfig = { id: 'street-duty', tiers: [{ after: 0, notify: [{ channel: 'ops-hook', to: [] }] }, { after: 15 * MIN, notify: [{ channel: 'sms', to: ['street-supervisor'] }] }] };
+const streetDuty: EscalationConfig = {
+  id: 'street-duty',
+  tiers: [
+    { after: 0, notify: [{ channel: 'ops-hook', to: [] }] },
+    { after: 15 * MIN, notify: [{ channel: 'sms', to: ['street-supervisor'] }] },
+  ],
+};
 const districtEmergency: EscalationConfig = {
   id: 'district-emergency',
-  tiers: [{ after: 0, notify: [{ channel: 'sms', to: ['district-chief'] }] }, { after: 5 * MIN, notify: [{ channel: 'sms', to: ['mayor-office'] }] }],
+  tiers: [
+    { after: 0, notify: [{ channel: 'sms', to: ['district-chief'] }] },
+    { after: 5 * MIN, notify: [{ channel: 'sms', to: ['mayor-office'] }] },
+  ],
 };
 
 describe('escalation policy arithmetic', () => {
@@ -42,7 +57,15 @@ describe('escalation policy arithmetic', () => {
   });
 
   it('merges targets per channel', () => {
-    expect(mergeTargets([{ channel: 'sms', to: ['a'] }, { channel: 'ops-hook', to: [] }], [{ channel: 'sms', to: ['b', 'a'] }])).toEqual([
+    expect(
+      mergeTargets(
+        [
+          { channel: 'sms', to: ['a'] },
+          { channel: 'ops-hook', to: [] },
+        ],
+        [{ channel: 'sms', to: ['b', 'a'] }],
+      ),
+    ).toEqual([
       { channel: 'sms', to: ['a', 'b'] },
       { channel: 'ops-hook', to: [] },
     ]);
@@ -62,16 +85,46 @@ describe('escalation policy arithmetic', () => {
 
   it('keeps the schedule on a raise of a firing alert under the same policy, re-arms otherwise', () => {
     const current = { alertId: 'al_1', policyId: 'bridge-duty', anchorAt: T0, nextTier: 1, nextDueAt: T0 + 10 * MIN, repeats: 0 };
-    const notified = [{ channel: 'ops-hook', to: [] }, { channel: 'sms', to: ['longcheng-duty'] }];
-    const kept = planRaise({ alertId: 'al_1', now: T0 + 4 * MIN, wasAcknowledged: false, currentPolicy: bridgeDuty, currentSchedule: current, newPolicy: bridgeDuty, notifiedSoFar: notified });
+    const notified = [
+      { channel: 'ops-hook', to: [] },
+      { channel: 'sms', to: ['longcheng-duty'] },
+    ];
+    const kept = planRaise({
+      alertId: 'al_1',
+      now: T0 + 4 * MIN,
+      wasAcknowledged: false,
+      currentPolicy: bridgeDuty,
+      currentSchedule: current,
+      newPolicy: bridgeDuty,
+      notifiedSoFar: notified,
+    });
     expect(kept).toEqual({ policyId: 'bridge-duty', targets: notified, schedule: current, rearmed: false });
-    const afterAck = planRaise({ alertId: 'al_1', now: T0 + 4 * MIN, wasAcknowledged: true, currentPolicy: bridgeDuty, currentSchedule: undefined, newPolicy: bridgeDuty, notifiedSoFar: notified });
+    const afterAck = planRaise({
+      alertId: 'al_1',
+      now: T0 + 4 * MIN,
+      wasAcknowledged: true,
+      currentPolicy: bridgeDuty,
+      currentSchedule: undefined,
+      newPolicy: bridgeDuty,
+      notifiedSoFar: notified,
+    });
     expect(afterAck.schedule).toEqual({ alertId: 'al_1', policyId: 'bridge-duty', anchorAt: T0 + 4 * MIN, nextTier: 1, nextDueAt: T0 + 14 * MIN, repeats: 0 });
     expect(afterAck.rearmed).toBe(true);
-    const other = planRaise({ alertId: 'al_1', now: T0 + 4 * MIN, wasAcknowledged: false, currentPolicy: streetDuty, currentSchedule: undefined, newPolicy: districtEmergency, notifiedSoFar: [{ channel: 'ops-hook', to: [] }] });
+    const other = planRaise({
+      alertId: 'al_1',
+      now: T0 + 4 * MIN,
+      wasAcknowledged: false,
+      currentPolicy: streetDuty,
+      currentSchedule: undefined,
+      newPolicy: districtEmergency,
+      notifiedSoFar: [{ channel: 'ops-hook', to: [] }],
+    });
     expect(other).toEqual({
       policyId: 'district-emergency',
-      targets: [{ channel: 'ops-hook', to: [] }, { channel: 'sms', to: ['district-chief'] }],
+      targets: [
+        { channel: 'ops-hook', to: [] },
+        { channel: 'sms', to: ['district-chief'] },
+      ],
       schedule: { alertId: 'al_1', policyId: 'district-emergency', anchorAt: T0 + 4 * MIN, nextTier: 1, nextDueAt: T0 + 9 * MIN, repeats: 0 },
       rearmed: true,
     });
@@ -96,7 +149,13 @@ function channelConfig(id: string): ChannelConfig {
 }
 
 const RULES: Record<string, RuleInfo> = {
-  'bridge-strain': { id: 'bridge-strain', name: '主梁应变超限', message: '{asset_name} {sensor_id} 应变 {value}{unit}，超过{level_name}阈值 {threshold}', plan: ['通知桥梁养护单位现场核查'], escalation: 'bridge-duty' },
+  'bridge-strain': {
+    id: 'bridge-strain',
+    name: '主梁应变超限',
+    message: '{asset_name} {sensor_id} 应变 {value}{unit}，超过{level_name}阈值 {threshold}',
+    plan: ['通知桥梁养护单位现场核查'],
+    escalation: 'bridge-duty',
+  },
   'bridge-tilt': { id: 'bridge-tilt', plan: [], escalation: { yellow: 'street-duty', red: 'district-emergency' } },
 };
 
@@ -233,7 +292,17 @@ describe('escalation with fake timers', () => {
       ['delivery', 'delivered', 'ops-hook', 0],
       ['delivery', 'delivered', 'sms', 0],
     ]);
-    expect(detail.timeline[5]).toEqual({ seq: detail.timeline[5]!.seq, at: '2025-11-28T02:05:00.000Z', kind: 'event', type: 'acknowledged', level: 'red', state: 'acknowledged', previous_state: 'firing', by: 'duty-officer', note: '已到现场' });
+    expect(detail.timeline[5]).toEqual({
+      seq: detail.timeline[5]!.seq,
+      at: '2025-11-28T02:05:00.000Z',
+      kind: 'event',
+      type: 'acknowledged',
+      level: 'red',
+      state: 'acknowledged',
+      previous_state: 'firing',
+      by: 'duty-officer',
+      note: '已到现场',
+    });
   });
 
   it('resolving notifies everyone notified so far, once per channel', async () => {
@@ -300,7 +369,10 @@ describe('escalation with fake timers', () => {
     expect(takeSent()).toEqual([]);
     await vi.advanceTimersByTimeAsync(1);
     expect(takeSent()).toEqual([['escalated', 1, 'sms', ['street-supervisor']]]);
-    const events = service.get(id).timeline.filter((e) => e.kind === 'event').map((e) => [e.type, e.level, e.state]);
+    const events = service
+      .get(id)
+      .timeline.filter((e) => e.kind === 'event')
+      .map((e) => [e.type, e.level, e.state]);
     expect(events).toEqual([
       ['firing', 'orange', 'firing'],
       ['level_dropped', 'yellow', 'firing'],
@@ -352,7 +424,17 @@ describe('escalation with fake timers', () => {
     const [resolved] = service.list({ state: 'resolved' });
     expect(resolved).toMatchObject({ rule_id: 'bridge-strain', resolved_by: 'system', resolve_reason: 'rule_removed' });
     expect(service.get(resolved!.id).timeline.filter((e) => e.type === 'resolved')).toEqual([
-      { seq: expect.any(Number), at: '2025-11-28T02:00:00.000Z', kind: 'event', type: 'resolved', level: 'red', state: 'resolved', previous_state: 'firing', by: 'system', reason: 'rule_removed' },
+      {
+        seq: expect.any(Number),
+        at: '2025-11-28T02:00:00.000Z',
+        kind: 'event',
+        type: 'resolved',
+        level: 'red',
+        state: 'resolved',
+        previous_state: 'firing',
+        by: 'system',
+        reason: 'rule_removed',
+      },
     ]);
     expect(service.openAlerts().map((a) => a.rule_id)).toEqual(['bridge-tilt']);
     expect(() => service.acknowledge(resolved!.id, { by: '' })).toThrow(expect.objectContaining({ code: 'invalid_request', statusCode: 400 }));

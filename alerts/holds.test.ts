@@ -75,7 +75,12 @@ describe('silences', () => {
     h.service.handle([ruleEvent('red', 312.5)]);
     await vi.advanceTimersByTimeAsync(0);
     expect(h.take()).toEqual([['firing', 0, 'ops-hook', []]]);
-    expect(h.service.listSilences().map((s) => s.state).sort()).toEqual(['active', 'pending']);
+    expect(
+      h.service
+        .listSilences()
+        .map((s) => s.state)
+        .sort(),
+    ).toEqual(['active', 'pending']);
   });
 
   it('a resolve and a raise during a silence are sent when it is deleted, to those notified before', async () => {
@@ -107,7 +112,12 @@ describe('silences', () => {
       ['resolved', 1, 'sms', ['street-supervisor']],
     ]);
     const id = h.service.list()[0]!.id;
-    expect(h.service.get(id).timeline.filter((e) => e.type === 'held' || e.type === 'released').map((e) => [e.type, e.notice ?? e.held, e.event ?? null])).toEqual([
+    expect(
+      h.service
+        .get(id)
+        .timeline.filter((e) => e.type === 'held' || e.type === 'released')
+        .map((e) => [e.type, e.notice ?? e.held, e.event ?? null]),
+    ).toEqual([
       ['held', 'level_raised', null],
       ['released', 'level_raised', 'level_raised'],
       ['held', 'resolved', null],
@@ -246,7 +256,12 @@ describe('delivery_failed alerts', () => {
       ['level_raised', 0, 'duty-phone', ['district-chief']],
       ['firing', 0, 'ops-hook', []],
     ]);
-    expect(h.service.list().filter((a) => a.rule_id === 'delivery_failed').map((a) => [a.level, a.state])).toEqual([['red', 'firing']]);
+    expect(
+      h.service
+        .list()
+        .filter((a) => a.rule_id === 'delivery_failed')
+        .map((a) => [a.level, a.state]),
+    ).toEqual([['red', 'firing']]);
     const timeline = h.service.get(df.id).timeline.filter((e) => e.type === 'delivery_failed');
     expect(timeline.map((e) => [e.channel, e.event, e.error])).toEqual([
       ['ops-hook', 'firing', 'error 310000: sign not match'],
@@ -259,7 +274,12 @@ describe('delivery_failed alerts', () => {
     h.channels.get('duty-phone')!.answers.push({ outcome: 'failed', error: 'isv.MOBILE_NUMBER_ILLEGAL' });
     h.service.handle([ruleEvent('red', 330)]);
     await vi.advanceTimersByTimeAsync(60 * MIN);
-    expect(h.service.list().map((a) => a.rule_id).sort()).toEqual(['bridge-strain', 'delivery_failed']);
+    expect(
+      h.service
+        .list()
+        .map((a) => a.rule_id)
+        .sort(),
+    ).toEqual(['bridge-strain', 'delivery_failed']);
     expect(h.points.filter((p) => p.event === 'delivery_failed').map((p) => p.ruleId)).toEqual(['bridge-strain', 'delivery_failed']);
   });
 });

@@ -55,7 +55,10 @@ export class Holds {
     this.store.setFlapping({ ruleId: key.ruleId, assetId: key.assetId, sensorId: key.sensorId }, flapping ? at : null);
     if (flapping) this.flapping.add(k);
     else this.flapping.delete(k);
-    this.logger.info({ rule_id: key.ruleId, asset_id: key.assetId, sensor_id: key.sensorId, flapping }, flapping ? 'alert is flapping; notifications held' : 'alert is stable again; held notifications released');
+    this.logger.info(
+      { rule_id: key.ruleId, asset_id: key.assetId, sensor_id: key.sensorId, flapping },
+      flapping ? 'alert is flapping; notifications held' : 'alert is stable again; held notifications released',
+    );
     return flapping ? 'started' : 'ended';
   }
 

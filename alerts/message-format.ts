@@ -62,8 +62,32 @@ const EVENT_NAMES: Record<Language, Record<AlertEventBody['event'], string>> = {
 };
 
 const LABELS = {
-  zh: { place: '地点', reading: '读数', threshold: '阈值', started: '开始', plan: '处置', ack: '确认', ackLink: '点此确认', workOrder: '处置工单', due: '限时', tier: (n: number) => `第 ${n + 1} 级`, digest: (n: number) => `【告警汇总】${n} 条通知（超出发送频率，已合并）` },
-  en: { place: 'Place', reading: 'Reading', threshold: 'threshold', started: 'Since', plan: 'Response', ack: 'Acknowledge', ackLink: 'Acknowledge', workOrder: 'Work order', due: 'Due', tier: (n: number) => `tier ${n + 1}`, digest: (n: number) => `[Digest] ${n} notifications (merged: channel rate limit)` },
+  zh: {
+    place: '地点',
+    reading: '读数',
+    threshold: '阈值',
+    started: '开始',
+    plan: '处置',
+    ack: '确认',
+    ackLink: '点此确认',
+    workOrder: '处置工单',
+    due: '限时',
+    tier: (n: number) => `第 ${n + 1} 级`,
+    digest: (n: number) => `【告警汇总】${n} 条通知（超出发送频率，已合并）`,
+  },
+  en: {
+    place: 'Place',
+    reading: 'Reading',
+    threshold: 'threshold',
+    started: 'Since',
+    plan: 'Response',
+    ack: 'Acknowledge',
+    ackLink: 'Acknowledge',
+    workOrder: 'Work order',
+    due: 'Due',
+    tier: (n: number) => `tier ${n + 1}`,
+    digest: (n: number) => `[Digest] ${n} notifications (merged: channel rate limit)`,
+  },
 } as const;
 
 export function levelName(level: Level, language: Language): string {
@@ -132,7 +156,10 @@ export function renderNotification(body: AlertEventBody, options: FormatOptions)
   if (plan.length) md.push('', `${L.plan}${colon}`, ...plan);
   md.push('', `[${order ? L.workOrder : L.ackLink}](${link})`);
 
-  const head = options.language === 'zh' ? `【${levelName(alert.level, 'zh')}${body.event === 'firing' ? '' : `·${eventName(body.event, 'zh')}`}】` : `[${levelName(alert.level, 'en')}${body.event === 'firing' ? '' : ` · ${eventName(body.event, 'en')}`}] `;
+  const head =
+    options.language === 'zh'
+      ? `【${levelName(alert.level, 'zh')}${body.event === 'firing' ? '' : `·${eventName(body.event, 'zh')}`}】`
+      : `[${levelName(alert.level, 'en')}${body.event === 'firing' ? '' : ` · ${eventName(body.event, 'en')}`}] `;
   const short = `${head}${alert.message}${options.language === 'zh' ? '。' : '. '}${linkLabel}${colon}${link}`;
 
   return { title, text: lines.join('\n'), markdown: md.join('\n'), short, level: alert.level, ackUrl: link };

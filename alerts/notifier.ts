@@ -44,7 +44,18 @@ export class Notifier {
     if (event.by !== undefined) detail.by = event.by;
     if (event.note !== undefined) detail.note = event.note;
     if (event.reason !== undefined) detail.reason = event.reason;
-    this.store.appendTimeline({ alertId: alert.id, at: event.at, kind: 'event', type: event.type, level: event.level, state: event.state, tier: null, channel: null, deliveryId: null, detail });
+    this.store.appendTimeline({
+      alertId: alert.id,
+      at: event.at,
+      kind: 'event',
+      type: event.type,
+      level: event.level,
+      state: event.state,
+      tier: null,
+      channel: null,
+      deliveryId: null,
+      detail,
+    });
     // An operator's acknowledge or resolve names who did it on the alert_events point; the rules and the platform do not.
     const actor = event.by !== undefined && event.by !== 'rule' && event.by !== 'system' ? event.by : undefined;
     this.publishEvent(alert, event.type, alert.lastTier ?? 0, event.ts ?? event.at, effects, actor);
@@ -59,7 +70,17 @@ export class Notifier {
   publishEvent(alert: AlertRecord, type: AlertEventBody['event'], tier: number, ts: number, effects: Effect[], actor?: string): void {
     const payload = JSON.stringify(this.views.eventBody(randomUUID(), type, tier, alert));
     const topic = alertTopic(alert.level, alert.assetId);
-    const point: AlertEventPoint = { ruleId: alert.ruleId, assetId: alert.assetId, level: alert.level, event: type, alertId: alert.id, value: alert.value, message: alert.message, ts, ...(actor !== undefined ? { actor } : {}) };
+    const point: AlertEventPoint = {
+      ruleId: alert.ruleId,
+      assetId: alert.assetId,
+      level: alert.level,
+      event: type,
+      alertId: alert.id,
+      value: alert.value,
+      message: alert.message,
+      ts,
+      ...(actor !== undefined ? { actor } : {}),
+    };
     effects.push(() => {
       if (topic) this.ctx.options.publish(topic, payload);
       else this.logger.warn({ alert_id: alert.id, asset_id: alert.assetId }, 'asset id cannot be an MQTT topic level; alert event not published');

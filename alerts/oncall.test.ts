@@ -36,7 +36,12 @@ describe('rotation', () => {
     expect(shiftAt(s, Date.parse('2026-12-02T00:29:59.999Z')).member).toBe('zhang-san');
     expect(shiftAt(s, Date.parse('2026-12-02T00:30:00Z')).member).toBe('li-si');
     // 2026-12-31 08:30 is shift 30 (zhang-san), 2027-01-01 08:30 shift 31 (li-si).
-    expect(shiftAt(s, Date.parse('2026-12-31T12:00:00Z'))).toMatchObject({ index: 30, member: 'zhang-san', start: Date.parse('2026-12-31T00:30:00Z'), end: Date.parse('2027-01-01T00:30:00Z') });
+    expect(shiftAt(s, Date.parse('2026-12-31T12:00:00Z'))).toMatchObject({
+      index: 30,
+      member: 'zhang-san',
+      start: Date.parse('2026-12-31T00:30:00Z'),
+      end: Date.parse('2027-01-01T00:30:00Z'),
+    });
     expect(shiftAt(s, Date.parse('2027-01-01T00:30:00Z'))).toMatchObject({ index: 31, member: 'li-si' });
     // February of a non-leap year: 2027-02-28 08:30 -> 2027-03-01 08:30.
     expect(shiftAt(s, Date.parse('2027-02-28T12:00:00Z'))).toMatchObject({ start: Date.parse('2027-02-28T00:30:00Z'), end: Date.parse('2027-03-01T00:30:00Z') });
@@ -102,7 +107,10 @@ const arbSchedule = (zones: string[]) =>
     time_zone: fc.constantFrom(...zones),
     rotation: fc.record({
       members: fc.uniqueArray(fc.constantFrom('a', 'b', 'c', 'd', 'e'), { minLength: 1, maxLength: 5 }),
-      shift: fc.oneof(fc.constantFrom(D, 2 * D, 7 * D, 12 * H, 8 * H), fc.integer({ min: 1, max: 72 }).map((n) => n * 15 * 60_000)),
+      shift: fc.oneof(
+        fc.constantFrom(D, 2 * D, 7 * D, 12 * H, 8 * H),
+        fc.integer({ min: 1, max: 72 }).map((n) => n * 15 * 60_000),
+      ),
       handoff: fc.tuple(fc.integer({ min: 0, max: 23 }), fc.integer({ min: 0, max: 59 })).map(([h, m]) => `${String(h).padStart(2, '0')}:${String(m).padStart(2, '0')}`),
       start: fc.date({ min: new Date('2020-01-01T00:00:00Z'), max: new Date('2030-12-31T00:00:00Z'), noInvalidDate: true }).map((d) => d.toISOString().slice(0, 10)),
     }),
@@ -141,11 +149,15 @@ describe('on-call properties', () => {
 
   it('in zones with daylight saving whole-day shifts hand off at `handoff` (or just after a skipped hour)', () => {
     fc.assert(
-      fc.property(arbSchedule(DST_ZONES).filter((s) => s.rotation.shift % D === 0), arbInstant, (s, t) => {
-        const shift = shiftAt(s, t);
-        expect(Math.abs(shift.end - shift.start - s.rotation.shift)).toBeLessThanOrEqual(H);
-        expect(shiftStart(s, shift.index)).toBe(shift.start);
-      }),
+      fc.property(
+        arbSchedule(DST_ZONES).filter((s) => s.rotation.shift % D === 0),
+        arbInstant,
+        (s, t) => {
+          const shift = shiftAt(s, t);
+          expect(Math.abs(shift.end - shift.start - s.rotation.shift)).toBeLessThanOrEqual(H);
+          expect(shiftStart(s, shift.index)).toBe(shift.start);
+        },
+      ),
       params(),
     );
   });
@@ -163,13 +175,15 @@ describe('on-call properties', () => {
   });
 
   const arbOverrides = fc.array(
-    fc.record({
-      id: fc.string({ minLength: 1, maxLength: 4 }),
-      member: fc.constantFrom('a', 'b', 'x', 'y'),
-      startsAt: arbInstant,
-      length: fc.integer({ min: 1, max: 10 * D }),
-      createdAt: fc.integer({ min: 0, max: 5 }),
-    }).map(({ length, ...o }) => ({ ...o, endsAt: o.startsAt + length })),
+    fc
+      .record({
+        id: fc.string({ minLength: 1, maxLength: 4 }),
+        member: fc.constantFrom('a', 'b', 'x', 'y'),
+        startsAt: arbInstant,
+        length: fc.integer({ min: 1, max: 10 * D }),
+        createdAt: fc.integer({ min: 0, max: 5 }),
+      })
+      .map(({ length, ...o }) => ({ ...o, endsAt: o.startsAt + length })),
     { maxLength: 6 },
   );
 

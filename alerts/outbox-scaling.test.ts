@@ -43,7 +43,12 @@ describe('outbox during a channel outage', () => {
     const ROUNDS = 3;
     const reads = { calls: 0, rows: 0 };
     const policy: EscalationConfig = { id: 'bridge-duty', tiers: [{ after: 0, notify: [{ channel: 'ops-hook', to: [] }] }] };
-    h = startHarness({ escalations: [policy], channels: [{ id: 'ops-hook', maxAgeMs: 60 * MIN }], retry: { baseDelayMs: 1000, maxDelayMs: 1000, jitter: 0 }, wrapStore: (s) => counting(s, reads) });
+    h = startHarness({
+      escalations: [policy],
+      channels: [{ id: 'ops-hook', maxAgeMs: 60 * MIN }],
+      retry: { baseDelayMs: 1000, maxDelayMs: 1000, jitter: 0 },
+      wrapStore: (s) => counting(s, reads),
+    });
     const hook = h.channels.get('ops-hook')!;
     for (let i = 0; i < N * ROUNDS; i++) hook.answers.push({ outcome: 'retry', error: 'HTTP 503', statusCode: 503 });
 

@@ -20,6 +20,8 @@
  * window has room for fewer than are waiting, the excess is merged into one digest message,
  * recorded (with its own delivery_id and its members) before it is sent, so a digest survives a
  * restart like any row and nothing is dropped or sent twice.
+ * Slightly over 500 lines: the pump, its per-key ordering and the digest merge share the rows
+ * in flight.
  */
 import { randomUUID } from 'node:crypto';
 import type { Clock } from '../lib/clock.js';
@@ -407,7 +409,12 @@ export class OutboxSender {
         // Stopping: leave it pending; the next start sends it again under the same delivery_id.
         if (controller.signal.aborted || !this.running) return;
         if (outcome.outcome === 'retry' && outcome.throttled && outcome.retryAfterMs !== undefined) {
-          const key = notification.digest ? this.options.store.getDigest(notification.deliveryId)?.rateKey : this.rateKey(notification.channelId, notification.recipients.map((r) => r.id));
+          const key = notification.digest
+            ? this.options.store.getDigest(notification.deliveryId)?.rateKey
+            : this.rateKey(
+                notification.channelId,
+                notification.recipients.map((r) => r.id),
+              );
           if (key !== undefined) this.limiters.get(notification.channelId)?.block(key, this.options.clock.now() + outcome.retryAfterMs);
         }
         record(outcome);

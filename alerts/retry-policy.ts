@@ -45,7 +45,16 @@ export interface Verdict {
  * `previousNext`: delivered, failed for good (a permanent failure, out of attempts, or past the
  * channel's max_age), or pending with the time of the next attempt.
  */
-export function verdict(attempt: number, outcome: DeliveryOutcome, channel: Channel | undefined, createdAt: number, now: number, previousNext: number, retry: RetryOptions, random?: () => number): Verdict {
+export function verdict(
+  attempt: number,
+  outcome: DeliveryOutcome,
+  channel: Channel | undefined,
+  createdAt: number,
+  now: number,
+  previousNext: number,
+  retry: RetryOptions,
+  random?: () => number,
+): Verdict {
   if (outcome.outcome === 'delivered') return { status: 'delivered', type: 'delivered', error: null, nextAttemptAt: previousNext };
   if (outcome.outcome === 'failed' || !channel) return { status: 'failed', type: 'delivery_failed', error: outcome.error, nextAttemptAt: previousNext };
   const deadline = createdAt + (channel.maxAgeMs ?? DEFAULT_MAX_AGE_MS);

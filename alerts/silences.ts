@@ -83,7 +83,7 @@ export function silenceHold(silences: readonly SilenceRecord[], subject: Silence
   if (active.length === 0) return undefined;
   let until = Math.max(...active.map((s) => s.endsAt));
   // A silence that starts before (or when) the others end continues the hold without a gap.
-  for (let changed = true; changed; ) {
+  for (let changed = true; changed;) {
     changed = false;
     for (const s of matching) {
       if (s.startsAt <= until && s.endsAt > until) {

@@ -33,7 +33,17 @@ describe('alert state machine', () => {
 
   it('raises, drops and resolves on rule events', () => {
     const raised = transition(opened(), rule('red', 320, 300, T0 + 1), T0 + 10)!;
-    expect(raised.event).toEqual({ type: 'level_raised', at: T0 + 10, state: 'firing', level: 'red', previousLevel: 'yellow', previousState: 'firing', value: 320, threshold: 300, ts: T0 + 1 });
+    expect(raised.event).toEqual({
+      type: 'level_raised',
+      at: T0 + 10,
+      state: 'firing',
+      level: 'red',
+      previousLevel: 'yellow',
+      previousState: 'firing',
+      value: 320,
+      threshold: 300,
+      ts: T0 + 1,
+    });
     expect(raised.alert).toMatchObject({ level: 'red', state: 'firing', value: 320, threshold: 300, eventTs: T0 + 1, updatedAt: T0 + 10 });
 
     const dropped = transition(raised.alert, rule('orange', 260, 250, T0 + 2), T0 + 20)!;
@@ -41,7 +51,18 @@ describe('alert state machine', () => {
     expect(dropped.alert.level).toBe('orange');
 
     const resolved = transition(dropped.alert, rule(null, 150, 200, T0 + 3), T0 + 30)!;
-    expect(resolved.event).toEqual({ type: 'resolved', at: T0 + 30, state: 'resolved', level: 'orange', previousState: 'firing', value: 150, threshold: 200, ts: T0 + 3, by: 'rule', reason: 'condition_cleared' });
+    expect(resolved.event).toEqual({
+      type: 'resolved',
+      at: T0 + 30,
+      state: 'resolved',
+      level: 'orange',
+      previousState: 'firing',
+      value: 150,
+      threshold: 200,
+      ts: T0 + 3,
+      by: 'rule',
+      reason: 'condition_cleared',
+    });
     expect(resolved.alert).toMatchObject({ state: 'resolved', level: 'orange', resolvedAt: T0 + 30, resolvedBy: 'rule', resolveReason: 'condition_cleared', value: 150 });
   });
 

@@ -143,7 +143,18 @@ function applyRule<A extends AlertCore>(alert: A, input: RuleInput, now: number)
     const next: A = { ...alert, ...reading, state: 'resolved', resolvedAt: now, resolvedBy: 'rule', resolveReason: reason };
     return {
       alert: next,
-      event: { type: 'resolved', at: now, state: 'resolved', level: alert.level, previousState: alert.state, value: input.value, threshold: input.threshold, ts: input.ts, by: 'rule', reason },
+      event: {
+        type: 'resolved',
+        at: now,
+        state: 'resolved',
+        level: alert.level,
+        previousState: alert.state,
+        value: input.value,
+        threshold: input.threshold,
+        ts: input.ts,
+        by: 'rule',
+        reason,
+      },
     };
   }
   const diff = levelRank(input.level) - levelRank(alert.level);
@@ -152,7 +163,17 @@ function applyRule<A extends AlertCore>(alert: A, input: RuleInput, now: number)
     const next: A = { ...alert, ...reading, level: input.level, state: 'firing', acknowledgedAt: null, acknowledgedBy: null };
     return {
       alert: next,
-      event: { type: 'level_raised', at: now, state: 'firing', level: input.level, previousLevel: alert.level, previousState: alert.state, value: input.value, threshold: input.threshold, ts: input.ts },
+      event: {
+        type: 'level_raised',
+        at: now,
+        state: 'firing',
+        level: input.level,
+        previousLevel: alert.level,
+        previousState: alert.state,
+        value: input.value,
+        threshold: input.threshold,
+        ts: input.ts,
+      },
     };
   }
   const next: A = { ...alert, ...reading, level: input.level };

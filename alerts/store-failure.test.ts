@@ -94,7 +94,12 @@ describe('alert transitions while alerts.db fails', () => {
       ['delivered', iso(recovered)],
     ]);
     expect(outage).toMatchObject({ ruleId: 'platform-alerts-db', state: 'resolved', startedAt: T0, resolvedAt: recovered, resolveReason: 'store_recovered', value: 1 });
-    expect(h.service.get(outage.id).timeline.filter((e) => e.kind === 'event').map((e) => [e.type, e.at])).toEqual([
+    expect(
+      h.service
+        .get(outage.id)
+        .timeline.filter((e) => e.kind === 'event')
+        .map((e) => [e.type, e.at]),
+    ).toEqual([
       ['firing', iso(T0)],
       ['resolved', iso(recovered)],
     ]);
@@ -134,7 +139,12 @@ describe('alert transitions while alerts.db fails', () => {
     const second = bridge.find((a) => a.sensorId === 'strain-02')!;
     expect(first).toMatchObject({ state: 'resolved', level: 'red', startedAt: T0, resolvedAt: T0, resolveReason: 'condition_cleared' });
     expect(second).toMatchObject({ state: 'firing', level: 'yellow', startedAt: T0 });
-    expect(h.service.get(first.id).timeline.filter((e) => e.kind === 'event').map((e) => e.type)).toEqual(['firing', 'resolved']);
+    expect(
+      h.service
+        .get(first.id)
+        .timeline.filter((e) => e.kind === 'event')
+        .map((e) => e.type),
+    ).toEqual(['firing', 'resolved']);
     const sent = h.sent.splice(0).map((n) => [n.alertId, n.event, n.channelId]);
     expect(sent.filter(([id]) => id === first.id)).toEqual([
       [first.id, 'firing', 'ops-hook'],
@@ -159,8 +169,18 @@ describe('alert transitions while alerts.db fails', () => {
     await vi.advanceTimersByTimeAsync(S);
     const failed = h.store.listAlerts({ assetId: 'lg-bridge-001' }).find((a) => a.ruleId === 'delivery_failed');
     expect(failed).toMatchObject({ sensorId: 'ops-hook', state: 'firing', startedAt: T0 });
-    expect(h.service.get(failed!.id).timeline.filter((e) => e.kind === 'event').map((e) => e.type)).toEqual(['firing', 'delivery_failed']);
-    expect(h.service.get(alert.id).timeline.filter((e) => e.kind === 'delivery').map((e) => e.type)).toEqual(['queued', 'delivery_failed']);
+    expect(
+      h.service
+        .get(failed!.id)
+        .timeline.filter((e) => e.kind === 'event')
+        .map((e) => e.type),
+    ).toEqual(['firing', 'delivery_failed']);
+    expect(
+      h.service
+        .get(alert.id)
+        .timeline.filter((e) => e.kind === 'delivery')
+        .map((e) => e.type),
+    ).toEqual(['queued', 'delivery_failed']);
     expect(h.take()).toEqual([
       ['firing', 0, 'ops-hook', []],
       ['firing', 0, 'platform-hook', []],

@@ -80,7 +80,16 @@ export class StoreOutage {
       const payload = JSON.stringify(this.views.eventBody(randomUUID(), 'firing', 0, alert));
       const topic = alertTopic(alert.level, alert.assetId);
       if (topic) this.ctx.options.publish(topic, payload);
-      this.ctx.options.writeAlertEvent({ ruleId: alert.ruleId, assetId: alert.assetId, level: alert.level, event: 'firing', alertId: alert.id, value: alert.value, message: alert.message, ts: alert.startedAt });
+      this.ctx.options.writeAlertEvent({
+        ruleId: alert.ruleId,
+        assetId: alert.assetId,
+        level: alert.level,
+        event: 'firing',
+        alertId: alert.id,
+        value: alert.value,
+        message: alert.message,
+        ts: alert.startedAt,
+      });
     } catch (error) {
       this.logger.error({ err: error, alert_id: alert.id }, 'publishing the alerts.db platform alert failed; it is recorded when alerts.db works again');
     }
@@ -108,7 +117,18 @@ export class StoreOutage {
   /** Records an outage's platform alert: firing when it began (already published), resolved at `until`; notified to `fallback`. */
   private recordOutage(alert: AlertRecord, until: number, stored: number, effects: Effect[]): void {
     this.store.insertAlert(alert);
-    this.store.appendTimeline({ alertId: alert.id, at: alert.startedAt, kind: 'event', type: 'firing', level: alert.level, state: alert.state, tier: null, channel: null, deliveryId: null, detail: { value: alert.value, reading_ts: new Date(alert.eventTs).toISOString() } });
+    this.store.appendTimeline({
+      alertId: alert.id,
+      at: alert.startedAt,
+      kind: 'event',
+      type: 'firing',
+      level: alert.level,
+      state: alert.state,
+      tier: null,
+      channel: null,
+      deliveryId: null,
+      detail: { value: alert.value, reading_ts: new Date(alert.eventTs).toISOString() },
+    });
     let current = alert;
     const policy = alert.escalationPolicy ? this.ctx.escalations.get(alert.escalationPolicy) : undefined;
     if (policy) current = this.transitions.escalate(current, policy, scheduleFrom(policy, alert.id, alert.startedAt, 0), until, effects);

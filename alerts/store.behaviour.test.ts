@@ -112,8 +112,30 @@ describe.each(Object.keys(ALERT_STORE_BACKENDS))('alert store: %s', (backend) =>
 
   it('appends timeline entries in order with their detail', () => {
     store.insertAlert(alert('al_1'));
-    const a = store.appendTimeline({ alertId: 'al_1', at: T0, kind: 'event', type: 'firing', level: 'red', state: 'firing', tier: null, channel: null, deliveryId: null, detail: { value: 312.5 } });
-    const b = store.appendTimeline({ alertId: 'al_1', at: T0, kind: 'delivery', type: 'queued', level: 'red', state: 'firing', tier: 0, channel: 'ops-hook', deliveryId: 'd1', detail: { recipients: [] } });
+    const a = store.appendTimeline({
+      alertId: 'al_1',
+      at: T0,
+      kind: 'event',
+      type: 'firing',
+      level: 'red',
+      state: 'firing',
+      tier: null,
+      channel: null,
+      deliveryId: null,
+      detail: { value: 312.5 },
+    });
+    const b = store.appendTimeline({
+      alertId: 'al_1',
+      at: T0,
+      kind: 'delivery',
+      type: 'queued',
+      level: 'red',
+      state: 'firing',
+      tier: 0,
+      channel: 'ops-hook',
+      deliveryId: 'd1',
+      detail: { recipients: [] },
+    });
     expect(b).toBeGreaterThan(a);
     expect(store.timeline('al_1')).toEqual([
       { seq: a, alertId: 'al_1', at: T0, kind: 'event', type: 'firing', level: 'red', state: 'firing', tier: null, channel: null, deliveryId: null, detail: { value: 312.5 } },
@@ -167,7 +189,17 @@ describe.each(Object.keys(ALERT_STORE_BACKENDS))('alert store: %s', (backend) =>
   });
 
   it('keeps silences, flapping marks, used links and settings', () => {
-    const silence = { id: 'si_1', matchers: { asset_id: ['lg-bridge-001'] }, startsAt: T0, endsAt: T0 + 3600_000, reason: '检修', createdBy: 'duty', createdAt: T0, deletedAt: null, deletedBy: null };
+    const silence = {
+      id: 'si_1',
+      matchers: { asset_id: ['lg-bridge-001'] },
+      startsAt: T0,
+      endsAt: T0 + 3600_000,
+      reason: '检修',
+      createdBy: 'duty',
+      createdAt: T0,
+      deletedAt: null,
+      deletedBy: null,
+    };
     store.insertSilence(silence);
     store.insertSilence({ ...silence, id: 'si_0', startsAt: T0 - 7200_000, endsAt: T0 - 3600_000 });
     expect(store.getSilence('si_1')).toEqual(silence);
@@ -224,7 +256,12 @@ describe.each(Object.keys(ALERT_STORE_BACKENDS))('alert store: %s', (backend) =>
     expect(store.outboxForAlert('al_1')).toEqual([]);
     // al_3 has a pending notification; al_4 resolved after the cutoff.
     expect(store.pruneResolved(T0 + 4, 10)).toEqual({ alerts: 1, digests: 0 });
-    expect(store.listAlerts().map((a) => a.id).sort()).toEqual(['al_3', 'al_4', 'al_open']);
+    expect(
+      store
+        .listAlerts()
+        .map((a) => a.id)
+        .sort(),
+    ).toEqual(['al_3', 'al_4', 'al_open']);
     expect(store.getSchedule('al_open')?.nextTier).toBe(1);
     expect(store.timeline('al_4')).toHaveLength(1);
   });

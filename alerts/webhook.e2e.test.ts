@@ -63,7 +63,12 @@ async function startReceiver(): Promise<Receiver> {
     url: `http://127.0.0.1:${port}/alerts`,
     requests,
     answers,
-    waitFor: (n, timeoutMs = 10_000) => until(() => requests.length >= n, timeoutMs, () => `expected ${n} requests, got ${requests.length}`),
+    waitFor: (n, timeoutMs = 10_000) =>
+      until(
+        () => requests.length >= n,
+        timeoutMs,
+        () => `expected ${n} requests, got ${requests.length}`,
+      ),
     close: () =>
       new Promise<void>((resolve) => {
         for (const res of hanging) res.destroy();
@@ -235,7 +240,7 @@ describe('webhook delivery end to end', () => {
     expect(await metrics.render()).toContain('watchpost_deliveries_total{channel="ops-hook",outcome="delivered"} 1');
   });
 
-  it('keeps an alert\'s notifications to one receiver in order while an earlier one is retried', async () => {
+  it("keeps an alert's notifications to one receiver in order while an earlier one is retried", async () => {
     hook.answers.push({ status: 503 });
     build(opsOnly).start();
     service.handle([redEvent()]);
@@ -270,7 +275,15 @@ describe('webhook delivery end to end', () => {
     await sleep(300);
     expect(hook.requests.length).toBe(1);
     const failed = service.get(id).timeline.find((e) => e.type === 'delivery_failed')!;
-    expect(failed).toMatchObject({ kind: 'delivery', channel: 'ops-hook', delivery_id: hook.requests[0]!.headers['x-watchpost-delivery'], attempt: 1, status_code: 400, error: 'HTTP 400: nope', event: 'firing' });
+    expect(failed).toMatchObject({
+      kind: 'delivery',
+      channel: 'ops-hook',
+      delivery_id: hook.requests[0]!.headers['x-watchpost-delivery'],
+      attempt: 1,
+      status_code: 400,
+      error: 'HTTP 400: nope',
+      event: 'firing',
+    });
     expect(await metrics.render()).toContain('watchpost_deliveries_total{channel="ops-hook",outcome="failed"} 1');
     // A delivery_failed alert for (asset, channel); without a `fallback` escalation it is recorded, not notified.
     const df = service.list().find((a) => a.rule_id === 'delivery_failed')!;

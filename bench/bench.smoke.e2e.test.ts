@@ -59,11 +59,15 @@ describe.skipIf(!influxdAvailable)('benchmark scenarios at a tiny size', () => {
     expect(figures.event_loop_utilization).toBeGreaterThan(0);
   }, 180_000);
 
-  it.skipIf(mosquittoBinary === undefined)('alert-latency through mosquitto times every alert it fires', async () => {
-    const figures = await runScenario('alert-latency', { ...tiny, BACKGROUND: '200', CYCLES: '3', BROKER: 'mosquitto' });
-    expect(figures).toMatchObject({ scenario: 'alert-latency', broker: 'mosquitto', alerts: 3 });
-    expect(figures.p50_ms).toBeGreaterThan(0);
-  }, 180_000);
+  it.skipIf(mosquittoBinary === undefined)(
+    'alert-latency through mosquitto times every alert it fires',
+    async () => {
+      const figures = await runScenario('alert-latency', { ...tiny, BACKGROUND: '200', CYCLES: '3', BROKER: 'mosquitto' });
+      expect(figures).toMatchObject({ scenario: 'alert-latency', broker: 'mosquitto', alerts: 3 });
+      expect(figures.p50_ms).toBeGreaterThan(0);
+    },
+    180_000,
+  );
 
   it('connections measures a handful of devices', async () => {
     const figures = await runScenario('connections', { DEVICES: '20', PUBLISHERS: '1', INTERVAL_S: '1', MEASURE_S: '2' });
@@ -76,11 +80,15 @@ describe.skipIf(!influxdAvailable)('benchmark scenarios at a tiny size', () => {
     expect(figures).toMatchObject({ scenario: 'spool-drain', readings_lost: 0 });
   }, 180_000);
 
-  it.skipIf(mosquittoBinary === undefined)('external-broker reports 2 instances sharing the load, with nothing lost', async () => {
-    const figures = await runScenario('external-broker', { ...tiny, INFLIGHT: '2', INSTANCES: '2' });
-    expect(figures).toMatchObject({ scenario: 'external-broker-x2', instances: 2, readings_lost: 0 });
-    expect(figures.readings_acked).toBeGreaterThan(0);
-  }, 240_000);
+  it.skipIf(mosquittoBinary === undefined)(
+    'external-broker reports 2 instances sharing the load, with nothing lost',
+    async () => {
+      const figures = await runScenario('external-broker', { ...tiny, INFLIGHT: '2', INSTANCES: '2' });
+      expect(figures).toMatchObject({ scenario: 'external-broker-x2', instances: 2, readings_lost: 0 });
+      expect(figures.readings_acked).toBeGreaterThan(0);
+    },
+    240_000,
+  );
 });
 
 describe('in-process benchmark scenarios at a tiny size', () => {

@@ -19,7 +19,21 @@ import { startInfluxd } from './support/influxd.js';
 import { startMosquitto } from './support/mosquitto.js';
 import { histogramQuantile } from '../lib/histogram-quantile.js';
 import { metricValue } from './support/metric-value.js';
-import { BENCH_METRICS, benchCatalogue, benchDevices, endProgress, env, printTable, processUsage, progress, runPublishers, startWatchpost, stopChild, waitQueryable, type RunningWatchpost } from './harness.js';
+import {
+  BENCH_METRICS,
+  benchCatalogue,
+  benchDevices,
+  endProgress,
+  env,
+  printTable,
+  processUsage,
+  progress,
+  runPublishers,
+  startWatchpost,
+  stopChild,
+  waitQueryable,
+  type RunningWatchpost,
+} from './harness.js';
 import type { PublisherJob } from './publisher.js';
 
 const sampleValue = (text: string, sample: string): number => metricValue(text, sample) ?? NaN;
@@ -54,7 +68,14 @@ async function runWith(instances: number): Promise<Record<string, number | strin
       writeFileSync(
         join(dir, 'bench.yaml'),
         stringify({
-          broker: { url: broker.url, username: 'watchpost', password: 'watchpost-pass-01', shared_group: 'watchpost', client_id: `watchpost-bench-${i}`, ...(process.env.MAX_INFLIGHT ? { max_inflight: Number(process.env.MAX_INFLIGHT) } : {}) },
+          broker: {
+            url: broker.url,
+            username: 'watchpost',
+            password: 'watchpost-pass-01',
+            shared_group: 'watchpost',
+            client_id: `watchpost-bench-${i}`,
+            ...(process.env.MAX_INFLIGHT ? { max_inflight: Number(process.env.MAX_INFLIGHT) } : {}),
+          },
           api: { host: '127.0.0.1', port: 0 },
           storage: { data_dir: join(dir, 'data'), influx: { url: influx.url, version: 1, database: 'telemetry', batch_size: 5000, flush_interval: '200ms' } },
           metrics: BENCH_METRICS,

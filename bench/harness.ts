@@ -92,7 +92,11 @@ export interface RunningWatchpost {
 export async function startWatchpost(configDir: string): Promise<RunningWatchpost> {
   const nodeArgs = (process.env.WATCHPOST_NODE_ARGS ?? '').split(' ').filter(Boolean);
   // The node flags `watchpost start` runs with (its `#!/usr/bin/env -S node …` line); WATCHPOST_NODE_ARGS come after and win.
-  const cliFlags = /^#!\S*env -S node(.*)$/.exec(readFileSync(CLI, 'utf8').split('\n', 1)[0] ?? '')?.[1]?.split(' ').filter(Boolean) ?? [];
+  const cliFlags =
+    /^#!\S*env -S node(.*)$/
+      .exec(readFileSync(CLI, 'utf8').split('\n', 1)[0] ?? '')?.[1]
+      ?.split(' ')
+      .filter(Boolean) ?? [];
   const child = spawn(process.execPath, [...cliFlags, ...nodeArgs, CLI, 'start', '--config', configDir], {
     env: { ...process.env, NODE_ENV: 'production', WATCHPOST_LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'inherit'],

@@ -17,7 +17,23 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { startInfluxd } from './support/influxd.js';
 import type { CeilingJob } from './ceiling-writer.js';
-import { BENCH_METRICS, benchCatalogue, benchDevices, countStored, endProgress, env, HERE, influxWriterTuning, printTable, processUsage, progress, runPublishers, startWatchpost, stopChild, waitQueryable } from './harness.js';
+import {
+  BENCH_METRICS,
+  benchCatalogue,
+  benchDevices,
+  countStored,
+  endProgress,
+  env,
+  HERE,
+  influxWriterTuning,
+  printTable,
+  processUsage,
+  progress,
+  runPublishers,
+  startWatchpost,
+  stopChild,
+  waitQueryable,
+} from './harness.js';
 import type { PublisherJob } from './publisher.js';
 
 export interface IngestFigures {
@@ -84,9 +100,7 @@ export async function runIngest(scenario: 'ingest-qos1' | 'ingest-batch'): Promi
       inflight,
       t0,
     }));
-    const reports = await runPublishers(jobs, (acked) =>
-      progress(`${scenario}: ${((performance.now() - started) / 1000).toFixed(0)} s, ${acked.toLocaleString()} readings acknowledged`),
-    );
+    const reports = await runPublishers(jobs, (acked) => progress(`${scenario}: ${((performance.now() - started) / 1000).toFixed(0)} s, ${acked.toLocaleString()} readings acknowledged`));
     const acked = reports.reduce((s, r) => s + r.acked, 0);
     const errors = reports.reduce((s, r) => s + r.errors, 0);
     const { stored, lastChange } = await waitQueryable(influx, acked, scenario);
@@ -121,7 +135,15 @@ export async function runCeiling(points: number): Promise<{ readings_per_s: numb
   try {
     const before = processUsage(influx.pid()!);
     const series = env('DEVICES', 200);
-    const job: CeilingJob = { url: influx.url, database: 'telemetry', series, pointsPerSeries: Math.ceil(points / series), batchSize: 5000, concurrency: 2, t0: Date.now() - 30 * 86_400_000 };
+    const job: CeilingJob = {
+      url: influx.url,
+      database: 'telemetry',
+      series,
+      pointsPerSeries: Math.ceil(points / series),
+      batchSize: 5000,
+      concurrency: 2,
+      t0: Date.now() - 30 * 86_400_000,
+    };
     const result = await new Promise<{ written: number; ms: number }>((resolve, reject) => {
       const child = fork(join(HERE, 'ceiling-writer.js'), [JSON.stringify(job)], { stdio: 'inherit' });
       child.on('message', (m: { written: number; ms: number }) => resolve(m));
@@ -139,7 +161,13 @@ export async function runCeiling(points: number): Promise<{ readings_per_s: numb
 export async function main(scenario: string): Promise<void> {
   if (scenario === 'ceiling') {
     const c = await runCeiling(env('POINTS', 2_000_000));
-    printTable([['scenario', 'ceiling'], ['points', c.points], ['seconds', c.seconds], ['readings/s', c.readings_per_s], ['influxd CPU µs/reading', c.influxd_cpu_us_per_reading]]);
+    printTable([
+      ['scenario', 'ceiling'],
+      ['points', c.points],
+      ['seconds', c.seconds],
+      ['readings/s', c.readings_per_s],
+      ['influxd CPU µs/reading', c.influxd_cpu_us_per_reading],
+    ]);
     process.stdout.write(`${JSON.stringify({ scenario: 'ceiling', ...c })}\n`);
     return;
   }

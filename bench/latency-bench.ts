@@ -148,7 +148,12 @@ export async function main(): Promise<void> {
     const sample = (name: string) => metricValue(metrics, name) ?? null; // null, not undefined, so the JSON line keeps the key
     const quantile = (name: string, q: number) => {
       const before = new Map(histogramBuckets(metricsAtStart, name));
-      return ms(bucketQuantile(q, histogramBuckets(metrics, name).map(([le, n]) => [le, n - (before.get(le) ?? 0)] as const)) ?? null);
+      return ms(
+        bucketQuantile(
+          q,
+          histogramBuckets(metrics, name).map(([le, n]) => [le, n - (before.get(le) ?? 0)] as const),
+        ) ?? null,
+      );
     };
     const sync = (q: number) => quantile('watchpost_spool_sync_latency_seconds', q);
     const loopDelay = (q: number) => quantile('watchpost_event_loop_delay_seconds', q);

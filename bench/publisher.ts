@@ -84,7 +84,12 @@ function payloadOf(job: PublisherJob, first: number): string {
   return `[${parts.join(',')}]`;
 }
 
-async function runDevice(job: PublisherJob, device: PublisherJob['devices'][number], counters: { sent: number; acked: number; errors: number; connected: number }, ackedPerDevice: Record<string, number>): Promise<void> {
+async function runDevice(
+  job: PublisherJob,
+  device: PublisherJob['devices'][number],
+  counters: { sent: number; acked: number; errors: number; connected: number },
+  ackedPerDevice: Record<string, number>,
+): Promise<void> {
   const client = await connectGate(() => connectDevice(job, device));
   counters.connected++;
   const topic = `telemetry/${device.asset}/${device.sensor}`;

@@ -28,9 +28,12 @@ export class RawMqttClient {
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('close', () => this.fail(new Error('connection closed')));
     socket.on('error', () => undefined);
-    this.ping = setInterval(() => {
-      if (Date.now() - this.lastWrite >= (KEEPALIVE_S / 2) * 1000) this.write(Buffer.from([0xc0, 0x00]));
-    }, (KEEPALIVE_S / 4) * 1000);
+    this.ping = setInterval(
+      () => {
+        if (Date.now() - this.lastWrite >= (KEEPALIVE_S / 2) * 1000) this.write(Buffer.from([0xc0, 0x00]));
+      },
+      (KEEPALIVE_S / 4) * 1000,
+    );
     this.ping.unref();
   }
 

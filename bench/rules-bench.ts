@@ -156,7 +156,15 @@ async function main(): Promise<void> {
     ['(b) one rule, node-rules without stable gate, active', ungated, makeReadings('active', 4)],
     ['(c) one rule, direct, active', direct, makeReadings('active', 4)],
   ];
-  console.log('scenario'.padEnd(56), 'ns/reading'.padStart(11), 'cpu ns'.padStart(9), 'readings/s'.padStart(14), 'events'.padStart(9), 'GCs'.padStart(6), ' (best of 3 runs; GCs during that run)');
+  console.log(
+    'scenario'.padEnd(56),
+    'ns/reading'.padStart(11),
+    'cpu ns'.padStart(9),
+    'readings/s'.padStart(14),
+    'events'.padStart(9),
+    'GCs'.padStart(6),
+    ' (best of 3 runs; GCs during that run)',
+  );
   for (const [name, set, readings] of scenarios) {
     if (ONLY !== undefined && !name.includes(ONLY)) continue;
     const runs: Figures[] = [];

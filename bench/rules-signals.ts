@@ -129,7 +129,9 @@ function main(): void {
         variant.name.padEnd(46),
         classifier.padEnd(11),
         ns.toFixed(0).padStart(11),
-        Math.round(1e9 / ns).toLocaleString('en-US').padStart(12),
+        Math.round(1e9 / ns)
+          .toLocaleString('en-US')
+          .padStart(12),
         String(events).padStart(8),
         String(seriesCount).padStart(8),
         (stats.windows ? (stats.slots / stats.windows).toFixed(0) : '-').padStart(13),

@@ -21,7 +21,20 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { startInfluxd, type Influxd } from './support/influxd.js';
-import { BENCH_METRICS, benchCatalogue, benchDevices, endProgress, env, influxWriterTuning, printTable, progress, runPublishers, startWatchpost, stopChild, waitQueryable } from './harness.js';
+import {
+  BENCH_METRICS,
+  benchCatalogue,
+  benchDevices,
+  endProgress,
+  env,
+  influxWriterTuning,
+  printTable,
+  progress,
+  runPublishers,
+  startWatchpost,
+  stopChild,
+  waitQueryable,
+} from './harness.js';
 import type { PublisherJob, PublisherReport } from './publisher.js';
 
 interface Sample {

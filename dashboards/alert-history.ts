@@ -33,7 +33,13 @@ export function alertHistoryDashboard(): Json {
         title: '按规则 Events by rule',
         description: 'Alert events per rule in the time range.',
         datasource: INFLUX_DS,
-        targets: [influxTarget('A', `SELECT count("alert_id") FROM "alert_events" WHERE "asset_id" =~ /^$asset$/ AND "level" =~ /^$level$/ AND "event" =~ /^$event$/ AND $timeFilter GROUP BY "rule_id"`, { alias: '$tag_rule_id' })],
+        targets: [
+          influxTarget(
+            'A',
+            `SELECT count("alert_id") FROM "alert_events" WHERE "asset_id" =~ /^$asset$/ AND "level" =~ /^$level$/ AND "event" =~ /^$event$/ AND $timeFilter GROUP BY "rule_id"`,
+            { alias: '$tag_rule_id' },
+          ),
+        ],
         fieldConfig: { defaults: { color: { mode: 'continuous-YlRd' }, thresholds: { mode: 'absolute', steps: [{ color: 'green', value: null }] } }, overrides: [] },
         options: { orientation: 'horizontal', displayMode: 'gradient', showUnfilled: true, reduceOptions: { calcs: ['sum'], fields: '', values: false } },
       },

@@ -63,7 +63,15 @@ export function assetTypeDashboard(config: DashboardConfig, type: string): Json 
     const unit = config.metrics[metric]?.unit ?? '';
     const title = METRIC_TITLES[metric] ?? metric;
     const description = `${metric}${unit ? ` (${unit})` : ''}, ${aggregateFor(rule)} per interval per sensor. ${describeRule(rule, unit)}`;
-    panels.push(grid.place(timeseriesPanel(title, description, grafanaUnit(unit), thresholdSteps(rule), [influxTarget('A', metricQuery(metric, aggregateFor(rule), type), { alias: '$tag_asset_id / $tag_sensor_id' })]), 12, 8));
+    panels.push(
+      grid.place(
+        timeseriesPanel(title, description, grafanaUnit(unit), thresholdSteps(rule), [
+          influxTarget('A', metricQuery(metric, aggregateFor(rule), type), { alias: '$tag_asset_id / $tag_sensor_id' }),
+        ]),
+        12,
+        8,
+      ),
+    );
     if (metric === 'displacement') {
       panels.push(
         grid.place(
@@ -94,7 +102,11 @@ export function assetTypeDashboard(config: DashboardConfig, type: string): Json 
             'Rain per clock hour per gauge. Shenzhen rainstorm signals: yellow ≥ 50 mm in 6 h, orange ≥ 50 mm in 3 h, red ≥ 100 mm in 3 h.',
             'lengthmm',
             [{ color: 'green', value: null }],
-            [influxTarget('A', `SELECT sum("value") FROM "rainfall" WHERE "asset_type" = '${type}' AND ${FILTER} AND $timeFilter GROUP BY time(1h), "asset_id", "sensor_id" fill(0)`, { alias: '$tag_asset_id / $tag_sensor_id' })],
+            [
+              influxTarget('A', `SELECT sum("value") FROM "rainfall" WHERE "asset_type" = '${type}' AND ${FILTER} AND $timeFilter GROUP BY time(1h), "asset_id", "sensor_id" fill(0)`, {
+                alias: '$tag_asset_id / $tag_sensor_id',
+              }),
+            ],
             { drawStyle: 'bars', decimals: 1 },
           ),
           12,
@@ -108,7 +120,13 @@ export function assetTypeDashboard(config: DashboardConfig, type: string): Json 
             'Rain since the start of the time range, per gauge.',
             'lengthmm',
             [{ color: 'green', value: null }],
-            [influxTarget('A', `SELECT cumulative_sum(sum("value")) FROM "rainfall" WHERE "asset_type" = '${type}' AND ${FILTER} AND $timeFilter GROUP BY time($__interval), "asset_id", "sensor_id" fill(0)`, { alias: '$tag_asset_id / $tag_sensor_id' })],
+            [
+              influxTarget(
+                'A',
+                `SELECT cumulative_sum(sum("value")) FROM "rainfall" WHERE "asset_type" = '${type}' AND ${FILTER} AND $timeFilter GROUP BY time($__interval), "asset_id", "sensor_id" fill(0)`,
+                { alias: '$tag_asset_id / $tag_sensor_id' },
+              ),
+            ],
             { decimals: 1 },
           ),
           12,
@@ -120,7 +138,20 @@ export function assetTypeDashboard(config: DashboardConfig, type: string): Json 
   for (const rule of windowedRules(config, type)) {
     const unit = rule.signal.kind === 'tangent_angle' ? '°' : (config.metrics[rule.metric]?.unit ?? '');
     const description = `${describeRule(rule, unit)} InfluxQL has no sliding window over raw readings, so this panel approximates the rule's signal (${rule.signal.kind === 'sum' ? 'a moving sum of twelve buckets of a twelfth of the window' : 'the rate between consecutive bucket means, buckets of a sixth of the window'}); the rule itself evaluates every reading.`;
-    panels.push(grid.place(timeseriesPanel(windowedTitle(rule), description, rule.signal.kind === 'tangent_angle' ? 'degree' : grafanaUnit(unit), thresholdSteps(rule), [influxTarget('A', windowedQuery(rule), { alias: '$tag_asset_id / $tag_sensor_id' })], { decimals: 1 }), 12, 8));
+    panels.push(
+      grid.place(
+        timeseriesPanel(
+          windowedTitle(rule),
+          description,
+          rule.signal.kind === 'tangent_angle' ? 'degree' : grafanaUnit(unit),
+          thresholdSteps(rule),
+          [influxTarget('A', windowedQuery(rule), { alias: '$tag_asset_id / $tag_sensor_id' })],
+          { decimals: 1 },
+        ),
+        12,
+        8,
+      ),
+    );
   }
   if (booleans.length > 0) {
     const title = booleans.every((m) => ['fire_alarm', 'fault', 'supervisory', 'disabled', 'smoke'].includes(m)) ? '火灾报警控制器 Fire alarm panel states (GB 26875)' : '状态 States';

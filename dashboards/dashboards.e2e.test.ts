@@ -97,7 +97,11 @@ describe.skipIf(!influxdAvailable)('dashboards against influxd loaded by the sim
   /** Works three alarms through the disposal loop: closed after arriving on site, left overdue, dismissed. */
   async function walkTheLoop(dataDir: string): Promise<void> {
     const call = async (method: string, path: string, body?: unknown) => {
-      const res = await fetch(`${apiUrl}${path}`, { method, headers: { authorization: `Bearer ${OPERATOR}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) }, body: body !== undefined ? JSON.stringify(body) : undefined });
+      const res = await fetch(`${apiUrl}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${OPERATOR}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+        body: body !== undefined ? JSON.stringify(body) : undefined,
+      });
       if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
       return res.json() as Promise<Record<string, unknown>>;
     };
@@ -117,7 +121,11 @@ describe.skipIf(!influxdAvailable)('dashboards against influxd loaded by the sim
     db.close();
     const link = new URL((JSON.parse(body) as { work_order: { url: string } }).work_order.url).pathname;
     for (const action of ['arrive', 'feedback', 'close']) {
-      const res = await fetch(`${apiUrl}${link}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `action=${action}&note=${encodeURIComponent('现场处置')}` });
+      const res = await fetch(`${apiUrl}${link}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: `action=${action}&note=${encodeURIComponent('现场处置')}`,
+      });
       if (res.status !== 200) throw new Error(`work-order page ${action}: ${res.status}`);
     }
     await waitFor('every step in alert_events', async () => {
@@ -164,7 +172,9 @@ describe.skipIf(!influxdAvailable)('dashboards against influxd loaded by the sim
     const ingest = overview.panels.find((p) => p.title.startsWith('接入健康'))!.targets![0]!.query!;
     const series = await rows(substitute(ingest, ALL));
     expect(new Set(series.map((s) => s.tags!.asset_type))).toEqual(new Set(['bridge', 'building', 'fire', 'pipeline', 'slope']));
-    expect(new Set(series.map((s) => s.name))).toEqual(new Set(Object.keys(loadConfig('config-demo', {}).ok ? (loadConfig('config-demo', {}) as { config: WatchpostConfig }).config.metrics : {})));
+    expect(new Set(series.map((s) => s.name))).toEqual(
+      new Set(Object.keys(loadConfig('config-demo', {}).ok ? (loadConfig('config-demo', {}) as { config: WatchpostConfig }).config.metrics : {})),
+    );
   });
 
   it('counts the disposal steps the platform took: cases by step, overdue work orders, dismissals by rule', async () => {
@@ -196,7 +206,9 @@ describe.skipIf(!influxdAvailable)('dashboards against influxd loaded by the sim
     for (const e of events) last.set(e.alert_id, e);
     const open = new Map([...last.values()].filter((e) => e.event !== 'resolved').map((e) => [e.alert_id, LEVELS[e.rank - 1]]));
     const auth = { headers: { authorization: `Bearer ${VIEWER}` } };
-    const api = ((await (await fetch(`${apiUrl}/api/v1/alerts?limit=1000`, auth)).json()) as { alerts: Array<{ id: string; rule_id: string; asset_id: string; level: string; state: string }> }).alerts;
+    const api = (
+      (await (await fetch(`${apiUrl}/api/v1/alerts?limit=1000`, auth)).json()) as { alerts: Array<{ id: string; rule_id: string; asset_id: string; level: string; state: string }> }
+    ).alerts;
     expect(api.some((a) => a.state === 'resolved')).toBe(true);
     const apiOpen = new Map(api.filter((a) => a.state !== 'resolved').map((a) => [a.id, a.level]));
     // Every alert the platform has open is on the map, at its level.

@@ -45,7 +45,9 @@ function demoConfig(): WatchpostConfig {
 }
 
 const config = demoConfig();
-const files = readdirSync('dashboards/json').filter((f) => f.endsWith('.json')).sort();
+const files = readdirSync('dashboards/json')
+  .filter((f) => f.endsWith('.json'))
+  .sort();
 const dashboards: Array<{ file: string; dashboard: Dashboard }> = files.map((file) => ({ file, dashboard: JSON.parse(readFileSync(`dashboards/json/${file}`, 'utf8')) as Dashboard }));
 const byUid = (uid: string) => dashboards.find((d) => d.dashboard.uid === uid)!.dashboard;
 
@@ -67,19 +69,38 @@ export function influxQueries(dashboard: Dashboard): Array<{ where: string; quer
 }
 
 function panelOf(dashboard: Dashboard, measurement: string): Panel {
-  return dashboard.panels.find((p) => p.type === 'timeseries' && (p.targets ?? []).some((t) => (t.query ?? '').startsWith(`SELECT max("value") FROM "${measurement}"`) || (t.query ?? '').startsWith(`SELECT min("value") FROM "${measurement}"`) || (t.query ?? '').startsWith(`SELECT mean("value") FROM "${measurement}"`)))!;
+  return dashboard.panels.find(
+    (p) =>
+      p.type === 'timeseries' &&
+      (p.targets ?? []).some(
+        (t) =>
+          (t.query ?? '').startsWith(`SELECT max("value") FROM "${measurement}"`) ||
+          (t.query ?? '').startsWith(`SELECT min("value") FROM "${measurement}"`) ||
+          (t.query ?? '').startsWith(`SELECT mean("value") FROM "${measurement}"`),
+      ),
+  )!;
 }
 
 describe('generated dashboards', () => {
   it('are committed exactly as the generator writes them for the demo configuration', () => {
     const generated = generateDashboards(config);
     expect(files).toEqual(generated.map((g) => g.file).sort());
-    for (const { file, dashboard } of generated) expect(readFileSync(`dashboards/json/${file}`, 'utf8'), `${file} is stale: run node dist/server/generate-dashboards.js`).toBe(serialize(dashboard));
+    for (const { file, dashboard } of generated)
+      expect(readFileSync(`dashboards/json/${file}`, 'utf8'), `${file} is stale: run node dist/server/generate-dashboards.js`).toBe(serialize(dashboard));
   });
 
   it('are an overview, an alert history, the disposal loop and one dashboard per asset type', () => {
     expect(dashboards.map((d) => d.dashboard.uid).sort()).toEqual(
-      ['watchpost-alert-history', 'watchpost-disposal', 'watchpost-building', 'watchpost-bridge', 'watchpost-fire', 'watchpost-longgang-overview', 'watchpost-pipeline', 'watchpost-slope'].sort(),
+      [
+        'watchpost-alert-history',
+        'watchpost-disposal',
+        'watchpost-building',
+        'watchpost-bridge',
+        'watchpost-fire',
+        'watchpost-longgang-overview',
+        'watchpost-pipeline',
+        'watchpost-slope',
+      ].sort(),
     );
   });
 });
@@ -237,15 +258,23 @@ describe('InfluxQL helpers', () => {
       fields: ['reading'],
       tags: ['site', 'node'],
     });
-    expect(readStatement('SELECT sum("count") FROM (SELECT count("value") FROM /^(a|b\\_c)$/ WHERE "street" =~ /^x$/ GROUP BY time(1m), "asset_type") WHERE $timeFilter GROUP BY time(1m), "asset_type" fill(0)')).toEqual({
+    expect(
+      readStatement(
+        'SELECT sum("count") FROM (SELECT count("value") FROM /^(a|b\\_c)$/ WHERE "street" =~ /^x$/ GROUP BY time(1m), "asset_type") WHERE $timeFilter GROUP BY time(1m), "asset_type" fill(0)',
+      ),
+    ).toEqual({
       measurements: ['a', 'b_c'],
       fields: ['value'],
       tags: ['asset_type', 'street', 'asset_type'],
     });
     expect(() => readStatement('DROP DATABASE telemetry')).toThrow(/not a recognised/);
-    expect(substitute('SELECT x FROM "m" WHERE "street" =~ /^$street$/ AND $timeFilter GROUP BY time($__interval) ALIAS $tag_asset_id', { timeFilter: 'time > now() - 1h', interval: '10s', all: '.*' })).toBe(
-      'SELECT x FROM "m" WHERE "street" =~ /^.*$/ AND time > now() - 1h GROUP BY time(10s) ALIAS $tag_asset_id',
-    );
+    expect(
+      substitute('SELECT x FROM "m" WHERE "street" =~ /^$street$/ AND $timeFilter GROUP BY time($__interval) ALIAS $tag_asset_id', {
+        timeFilter: 'time > now() - 1h',
+        interval: '10s',
+        all: '.*',
+      }),
+    ).toBe('SELECT x FROM "m" WHERE "street" =~ /^.*$/ AND time > now() - 1h GROUP BY time(10s) ALIAS $tag_asset_id');
   });
 });
 
@@ -257,7 +286,13 @@ describe('provisioning', () => {
     const v2 = load('dashboards/datasources-influxdb2/influxdb.yaml');
     expect(v1.apiVersion).toBe(1);
     expect(v1.datasources).toHaveLength(1);
-    expect(v1.datasources[0]).toMatchObject({ name: 'Watchpost InfluxDB', uid: INFLUX_DS.uid, type: 'influxdb', url: 'http://127.0.0.1:8086', jsonData: { dbName: 'telemetry', version: 'InfluxQL' } });
+    expect(v1.datasources[0]).toMatchObject({
+      name: 'Watchpost InfluxDB',
+      uid: INFLUX_DS.uid,
+      type: 'influxdb',
+      url: 'http://127.0.0.1:8086',
+      jsonData: { dbName: 'telemetry', version: 'InfluxQL' },
+    });
     expect(v2.datasources[0]).toMatchObject({
       name: 'Watchpost InfluxDB',
       uid: INFLUX_DS.uid,

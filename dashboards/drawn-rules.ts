@@ -37,7 +37,15 @@ export function windowedRules(config: DashboardConfig, type: string): WindowedRu
   const out: WindowedRule[] = [];
   const ofType = new Set(config.assets.filter((a) => a.type === type).map((a) => a.id));
   for (const raw of config.rules as unknown[]) {
-    const r = raw as { id: string; name?: string; kind?: string; enabled?: boolean; levels?: DrawnRule['levels']; match?: { metric?: string[]; asset_type?: string[]; asset_id?: string[] }; signal?: WindowedRule['signal'] | { kind: string } };
+    const r = raw as {
+      id: string;
+      name?: string;
+      kind?: string;
+      enabled?: boolean;
+      levels?: DrawnRule['levels'];
+      match?: { metric?: string[]; asset_type?: string[]; asset_id?: string[] };
+      signal?: WindowedRule['signal'] | { kind: string };
+    };
     if (r.kind !== 'threshold' || r.enabled === false || !r.levels || !r.match?.metric || r.match.metric.length !== 1) continue;
     const signal = r.signal;
     if (!signal || !['sum', 'rate', 'tangent_angle'].includes(signal.kind)) continue;

@@ -8,9 +8,7 @@ import { OPEN_ALERT_LOOKBACK, rankedEventsQuery, regexEscape } from './queries.j
 /** The asset table the map and the street lookup use: one CSV row per configured asset. */
 export function assetsCsv(config: DashboardConfig): string {
   const quote = (s: string) => (/[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
-  const rows = config.assets
-    .filter((a) => a.location)
-    .map((a) => [a.id, a.name ?? a.id, a.type, a.street, String(a.location![1]), String(a.location![0])].map(quote).join(','));
+  const rows = config.assets.filter((a) => a.location).map((a) => [a.id, a.name ?? a.id, a.type, a.street, String(a.location![1]), String(a.location![0])].map(quote).join(','));
   return ['asset_id,name,type,street,latitude,longitude', ...rows].join('\n');
 }
 
@@ -87,7 +85,13 @@ export function overviewDashboard(config: DashboardConfig): Json {
           {
             id: 'groupBy',
             filter: { id: 'byRefId', options: 'EVENTS' },
-            options: { fields: { asset_id: { aggregations: [], operation: 'groupby' }, level_rank: { aggregations: ['max'], operation: 'aggregate' }, alert_id: { aggregations: ['count'], operation: 'aggregate' } } },
+            options: {
+              fields: {
+                asset_id: { aggregations: [], operation: 'groupby' },
+                level_rank: { aggregations: ['max'], operation: 'aggregate' },
+                alert_id: { aggregations: ['count'], operation: 'aggregate' },
+              },
+            },
           },
           { id: 'organize', filter: { id: 'byRefId', options: 'EVENTS' }, options: { renameByName: { 'level_rank (max)': 'level_rank', 'alert_id (count)': 'open_alerts' } } },
           { id: 'joinByField', options: { byField: 'asset_id', mode: 'outer' } },
@@ -138,7 +142,13 @@ export function overviewDashboard(config: DashboardConfig): Json {
           ...openAlertTransformations(),
           { id: 'joinByField', options: { byField: 'asset_id', mode: 'inner' } },
           { id: 'sortBy', options: { sort: [{ field: 'level_rank', desc: true }] } },
-          { id: 'organize', options: { excludeByName: { latitude: true, longitude: true, type: true }, indexByName: { level_rank: 0, name: 1, street: 2, rule_id: 3, last_event: 4, since: 5, asset_id: 6, alert_id: 7 } } },
+          {
+            id: 'organize',
+            options: {
+              excludeByName: { latitude: true, longitude: true, type: true },
+              indexByName: { level_rank: 0, name: 1, street: 2, rule_id: 3, last_event: 4, since: 5, asset_id: 6, alert_id: 7 },
+            },
+          },
         ],
         fieldConfig: {
           defaults: { custom: { align: 'auto', cellOptions: { type: 'auto' }, filterable: true } },
@@ -184,7 +194,11 @@ export function overviewDashboard(config: DashboardConfig): Json {
     'Readings stored per minute, per asset type and metric, stacked: the height of a bar is the district’s ingest rate. A type falling to zero while its devices are online means a broken data path; compare with watchpost_ingest_rejected_total on /metrics.',
     'none',
     [{ color: 'green', value: null }],
-    [influxTarget('A', `SELECT count("value") FROM ${measurements} WHERE "street" =~ /^$street$/ AND $timeFilter GROUP BY time(1m), "asset_type" fill(0)`, { alias: '$tag_asset_type · $measurement' })],
+    [
+      influxTarget('A', `SELECT count("value") FROM ${measurements} WHERE "street" =~ /^$street$/ AND $timeFilter GROUP BY time(1m), "asset_type" fill(0)`, {
+        alias: '$tag_asset_type · $measurement',
+      }),
+    ],
     { drawStyle: 'bars' },
   );
   (ingest.fieldConfig as { defaults: { custom: Json } }).defaults.custom.stacking = { mode: 'normal', group: 'A' };
@@ -196,8 +210,15 @@ export function overviewDashboard(config: DashboardConfig): Json {
         title: '最后上报 Last reading per sensor',
         description: 'The newest reading of every sensor (per metric) within the last day: a sensor missing here, or with an old time, has gone silent.',
         datasource: INFLUX_DS,
-        targets: [influxTarget('A', `SELECT last("value") FROM ${measurements} WHERE "street" =~ /^$street$/ AND "asset_id" =~ /^$asset$/ AND time > now() - 1d GROUP BY "asset_id", "sensor_id"`, { resultFormat: 'table' })],
-        transformations: [{ id: 'merge', options: {} }, { id: 'sortBy', options: { sort: [{ field: 'Time', desc: false }] } }],
+        targets: [
+          influxTarget('A', `SELECT last("value") FROM ${measurements} WHERE "street" =~ /^$street$/ AND "asset_id" =~ /^$asset$/ AND time > now() - 1d GROUP BY "asset_id", "sensor_id"`, {
+            resultFormat: 'table',
+          }),
+        ],
+        transformations: [
+          { id: 'merge', options: {} },
+          { id: 'sortBy', options: { sort: [{ field: 'Time', desc: false }] } },
+        ],
         fieldConfig: { defaults: { custom: { align: 'auto', cellOptions: { type: 'auto' }, filterable: true } }, overrides: [] },
         options: { showHeader: true, cellHeight: 'sm', footer: { show: false, reducer: ['sum'], countRows: false } },
       },

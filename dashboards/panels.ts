@@ -87,7 +87,13 @@ export function stateTimelinePanel(title: string, description: string, targets: 
     fieldConfig: {
       defaults: {
         color: { mode: 'thresholds' },
-        thresholds: { mode: 'absolute', steps: [{ color: 'green', value: null }, { color: 'red', value: 0.5 }] },
+        thresholds: {
+          mode: 'absolute',
+          steps: [
+            { color: 'green', value: null },
+            { color: 'red', value: 0.5 },
+          ],
+        },
         mappings: [{ type: 'value', options: { '0': { text: '正常 normal', color: 'green', index: 0 }, '1': { text: '报警 active', color: 'red', index: 1 } } }],
         custom: { lineWidth: 0, fillOpacity: 80 },
       },
@@ -104,7 +110,8 @@ export function alertEventsTable(title: string, assetRegex: string | undefined, 
   return {
     type: 'table',
     title,
-    description: 'Every alert event Watchpost wrote to alert_events (firing, level_raised, level_dropped, escalated, repeated, acknowledged, resolved, delivery_failed, and the case steps verified, dismissed, dispatched, on_site, feedback, closed, overdue), newest first.',
+    description:
+      'Every alert event Watchpost wrote to alert_events (firing, level_raised, level_dropped, escalated, repeated, acknowledged, resolved, delivery_failed, and the case steps verified, dismissed, dispatched, on_site, feedback, closed, overdue), newest first.',
     datasource: INFLUX_DS,
     fieldConfig: {
       defaults: { custom: { align: 'auto', cellOptions: { type: 'auto' }, filterable: true } },

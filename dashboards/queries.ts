@@ -26,7 +26,8 @@ export function windowedQuery(rule: WindowedRule): string {
   const where = `WHERE ${rule.assetFilter} AND ${FILTER} AND $timeFilter`;
   const s = rule.signal;
   if (s.kind === 'sum') return `SELECT moving_average(sum("value"), 12) * 12 FROM "${rule.metric}" ${where} GROUP BY time(${seconds(s.windowMs / 12)}), "asset_id", "sensor_id" fill(0)`;
-  if (s.kind === 'rate') return `SELECT derivative(mean("value"), ${seconds(s.perMs!)}) FROM "${rule.metric}" ${where} GROUP BY time(${seconds(s.windowMs / 6)}), "asset_id", "sensor_id" fill(none)`;
+  if (s.kind === 'rate')
+    return `SELECT derivative(mean("value"), ${seconds(s.perMs!)}) FROM "${rule.metric}" ${where} GROUP BY time(${seconds(s.windowMs / 6)}), "asset_id", "sensor_id" fill(none)`;
   return `SELECT atan(derivative(mean("value"), 1d) / ${s.velocity}) * 57.29578 FROM "${rule.metric}" ${where} GROUP BY time(${seconds(s.windowMs / 6)}), "asset_id", "sensor_id" fill(none)`;
 }
 

@@ -46,8 +46,7 @@ describe('BatchWriter', () => {
     return writer;
   }
 
-  const counter = (name: string, labels?: Record<string, string>) =>
-    metrics.counter(`watchpost_storage_${name}_total`, '').get(labels);
+  const counter = (name: string, labels?: Record<string, string>) => metrics.counter(`watchpost_storage_${name}_total`, '').get(labels);
 
   it('sends a full batch at once and the rest on the flush interval, oldest first', async () => {
     const { sink, calls } = scriptedSink();
@@ -67,7 +66,6 @@ describe('BatchWriter', () => {
     expect(await metrics.render()).toContain('watchpost_spool_depth 0\n');
   });
 
-
   it('on the flush interval sends what was pending then; points appended while it is sent wait for a full batch or the next interval', async () => {
     let release!: () => void;
     const slow = new Promise<void>((resolve) => (release = resolve));
@@ -84,7 +82,10 @@ describe('BatchWriter', () => {
     await vi.advanceTimersByTimeAsync(10);
     expect(calls.map((c) => c.batch)).toEqual([['a', 'b']]);
     await vi.advanceTimersByTimeAsync(1000);
-    expect(calls.map((c) => c.batch)).toEqual([['a', 'b'], ['c', 'd']]);
+    expect(calls.map((c) => c.batch)).toEqual([
+      ['a', 'b'],
+      ['c', 'd'],
+    ]);
     expect(counter('written')).toBe(4);
   });
   it('keeps `concurrency` requests in flight and commits them oldest first', async () => {
@@ -95,11 +96,18 @@ describe('BatchWriter', () => {
     void writer.append(['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i']);
     await vi.advanceTimersByTimeAsync(10);
     // Two in flight; the second is confirmed but cannot be committed ahead of the first.
-    expect(calls.map((c) => c.batch)).toEqual([['a', 'b', 'c'], ['d', 'e', 'f']]);
+    expect(calls.map((c) => c.batch)).toEqual([
+      ['a', 'b', 'c'],
+      ['d', 'e', 'f'],
+    ]);
     expect(await metrics.render()).toContain('watchpost_spool_depth 9\n');
     releaseFirst();
     await vi.advanceTimersByTimeAsync(10);
-    expect(calls.map((c) => c.batch)).toEqual([['a', 'b', 'c'], ['d', 'e', 'f'], ['g', 'h', 'i']]);
+    expect(calls.map((c) => c.batch)).toEqual([
+      ['a', 'b', 'c'],
+      ['d', 'e', 'f'],
+      ['g', 'h', 'i'],
+    ]);
     expect(counter('written')).toBe(9);
     expect(await metrics.render()).toContain('watchpost_spool_depth 0\n');
   });
@@ -117,7 +125,12 @@ describe('BatchWriter', () => {
     expect(writer.status()).toMatchObject({ state: 'degraded', reason: 'unreachable', pending: 6 });
     await vi.advanceTimersByTimeAsync(100);
     // Nothing was committed out of order: both batches go again, in order.
-    expect(calls.map((c) => c.batch)).toEqual([['a', 'b', 'c'], ['d', 'e', 'f'], ['a', 'b', 'c'], ['d', 'e', 'f']]);
+    expect(calls.map((c) => c.batch)).toEqual([
+      ['a', 'b', 'c'],
+      ['d', 'e', 'f'],
+      ['a', 'b', 'c'],
+      ['d', 'e', 'f'],
+    ]);
     expect(writer.status()).toMatchObject({ state: 'ok', pending: 0 });
     // The discarded confirmation is not counted: each point counts once, when it is committed.
     expect(counter('written')).toBe(6);
@@ -174,13 +187,22 @@ describe('BatchWriter', () => {
     expect(writer.status()).toMatchObject({ state: 'degraded', reason: 'unreachable', pending: 7, failingSince: 0 });
     await vi.advanceTimersByTimeAsync(75);
     // The retry went through; the next batch followed at once and is in flight.
-    expect(calls.map((c) => [c.at, c.batch.join('')])).toEqual([[0, 'abc'], [75, 'abc'], [75, 'def']]);
+    expect(calls.map((c) => [c.at, c.batch.join('')])).toEqual([
+      [0, 'abc'],
+      [75, 'abc'],
+      [75, 'def'],
+    ]);
     expect(writer.status()).toMatchObject({ state: 'degraded', reason: 'draining', pending: 4 });
     expect(writer.status().failingSince).toBeUndefined();
     release();
     await vi.advanceTimersByTimeAsync(0);
     // No flush interval waited for: the rest went at once, and the writer is ok again.
-    expect(calls.map((c) => [c.at, c.batch.join('')])).toEqual([[0, 'abc'], [75, 'abc'], [75, 'def'], [75, 'g']]);
+    expect(calls.map((c) => [c.at, c.batch.join('')])).toEqual([
+      [0, 'abc'],
+      [75, 'abc'],
+      [75, 'def'],
+      [75, 'g'],
+    ]);
     expect(writer.status()).toMatchObject({ state: 'ok', pending: 0 });
     expect(writer.status().reason).toBeUndefined();
   });
@@ -279,13 +301,17 @@ describe('BatchWriter', () => {
       expect(writer.status().lastError).toMatch(/field type conflict/);
     });
 
-    it('uses the sink\'s split, and quarantines a part the backend dropped entirely without splitting it further', async () => {
+    it("uses the sink's split, and quarantines a part the backend dropped entirely without splitting it further", async () => {
       const { sink, calls } = conflictingSink({ split: true });
       const { q, added } = quarantine();
       const writer = makeWith(sink, q);
       void writer.append(['a', 'x1', 'b', 'x2', 'x3', 'c']);
       await writer.flush();
-      expect(calls).toEqual([['a', 'x1', 'b', 'x2', 'x3', 'c'], ['a', 'b', 'c'], ['x1', 'x2', 'x3']]);
+      expect(calls).toEqual([
+        ['a', 'x1', 'b', 'x2', 'x3', 'c'],
+        ['a', 'b', 'c'],
+        ['x1', 'x2', 'x3'],
+      ]);
       expect(added.map((a) => [a.points, a.reason])).toEqual([[['x1', 'x2', 'x3'], 'field_type_conflict']]);
       expect(counter('written')).toBe(3);
       expect(writer.status()).toMatchObject({ state: 'ok', pending: 0 });
@@ -311,7 +337,7 @@ describe('BatchWriter', () => {
     });
 
     it('is retried whole when a part fails for another reason (the backend went away meanwhile)', async () => {
-      const script: Outcome[] = [httpStorageError(400, 'unable to parse \'x\': invalid field format'), networkDown()];
+      const script: Outcome[] = [httpStorageError(400, "unable to parse 'x': invalid field format"), networkDown()];
       const { sink, calls } = scriptedSink(script);
       const { q, added } = quarantine();
       const writer = makeWith(sink, q);
@@ -338,7 +364,11 @@ describe('BatchWriter', () => {
       await vi.advanceTimersByTimeAsync(1000);
       expect(writer.status()).toMatchObject({ state: 'degraded', reason, pending: 2, failingSince: 1000, lastError: `HTTP ${status}: ${message}` });
       await vi.advanceTimersByTimeAsync(1000);
-      expect(calls.map((c) => c.batch)).toEqual([['a', 'b'], ['a', 'b'], ['a', 'b']]);
+      expect(calls.map((c) => c.batch)).toEqual([
+        ['a', 'b'],
+        ['a', 'b'],
+        ['a', 'b'],
+      ]);
       expect(writer.status()).toMatchObject({ state: 'ok', pending: 0 });
       expect(counter('written')).toBe(2);
       expect(counter('retries')).toBe(2);
@@ -384,15 +414,9 @@ describe('BatchWriter.stop with a hanging backend', () => {
   it('returns within the timeout: the request is aborted', async () => {
     const metrics = new MetricsRegistry();
     const sink: BatchSink<string> = {
-      write: (_batch, signal) =>
-        new Promise((_resolve, reject) =>
-          signal.addEventListener('abort', () => reject(new StorageError(STORAGE_ERROR_CODES.TIMEOUT, 'request timed out'))),
-        ),
+      write: (_batch, signal) => new Promise((_resolve, reject) => signal.addEventListener('abort', () => reject(new StorageError(STORAGE_ERROR_CODES.TIMEOUT, 'request timed out')))),
     };
-    const writer = new BatchWriter<string>(
-      { sink, queue: new MemoryPointQueue<string>(), logger: silentLogger(), metrics },
-      { timeout: 200, flushInterval: 60_000 },
-    );
+    const writer = new BatchWriter<string>({ sink, queue: new MemoryPointQueue<string>(), logger: silentLogger(), metrics }, { timeout: 200, flushInterval: 60_000 });
     void writer.start();
     void writer.append(['a']);
     const started = Date.now();

@@ -25,6 +25,8 @@
  * `append` resolves once the queue holds the points durably; only then may a caller acknowledge
  * them. Committing happens after the backend confirmed, so a crash in between sends that one
  * batch again.
+ * Over 500 lines: the send loop, its retry and its split-on-refusal share one cursor into the
+ * queue, and keeping them in one class keeps "nothing overtakes a failed batch" checkable here.
  */
 import type { Logger } from '../lib/logger.js';
 import type { Clock } from '../lib/clock.js';
@@ -111,10 +113,7 @@ export function storageMetrics(metrics: MetricsRegistry) {
   return {
     written: metrics.counter('watchpost_storage_written_total', 'Points the storage backend confirmed written.'),
     retries: metrics.counter('watchpost_storage_retries_total', 'Batches sent again after a retryable failure.'),
-    failed: metrics.counter(
-      'watchpost_storage_failed_total',
-      'Points dropped for good, by reason (not encodable, corrupt in the spool, refused without a quarantine); should stay 0.',
-    ),
+    failed: metrics.counter('watchpost_storage_failed_total', 'Points dropped for good, by reason (not encodable, corrupt in the spool, refused without a quarantine); should stay 0.'),
     quarantined: metrics.counter(
       'watchpost_storage_quarantined_total',
       'Points the backend refused for their content (field type conflict, parse error), kept in the quarantine file under data_dir, by reason.',
@@ -339,8 +338,7 @@ export class BatchWriter<T> {
     const queue = this.deps.queue;
     const inflight: InFlight<T>[] = [];
     let sent = 0;
-    const more = () =>
-      this.state === 'started' && (queue.size() - sent >= this.batchSize || ((this.draining || this.flushPoints > sent) && queue.size() - sent > 0));
+    const more = () => this.state === 'started' && (queue.size() - sent >= this.batchSize || ((this.draining || this.flushPoints > sent) && queue.size() - sent > 0));
     for (;;) {
       while (inflight.length < this.options.concurrency && more()) {
         let window: T[];
@@ -404,10 +402,7 @@ export class BatchWriter<T> {
       if (outcome.kind !== 'done') break;
     }
     if (queue.size() > 0) {
-      this.deps.logger.warn(
-        { pending: queue.size(), lastError: this.lastError },
-        'storage stopped with points not yet written',
-      );
+      this.deps.logger.warn({ pending: queue.size(), lastError: this.lastError }, 'storage stopped with points not yet written');
     }
   }
 
@@ -499,10 +494,7 @@ export class BatchWriter<T> {
       if (hint) logger.error({ code: error.code, reason, err: error.message, pending: this.deps.queue.size() }, hint);
     }
     this.failure = reason;
-    logger.warn(
-      { code: error.code, reason, err: error.message, attempt: this.failedAttempts, retryInMs: delay, pending: this.deps.queue.size() },
-      'storage write failed; will retry',
-    );
+    logger.warn({ code: error.code, reason, err: error.message, attempt: this.failedAttempts, retryInMs: delay, pending: this.deps.queue.size() }, 'storage write failed; will retry');
     return { kind: 'retry', delay };
   }
 

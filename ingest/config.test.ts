@@ -1,20 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { embeddedBrokerSchema, influxSchema, storageSchema, zBytes } from './config.js';
 
-const issues = (r: { success: boolean; error?: { issues: Array<{ path: PropertyKey[]; message: string }> } }) =>
-  (r.error?.issues ?? []).map((i) => `${i.path.join('.')}: ${i.message}`);
+const issues = (r: { success: boolean; error?: { issues: Array<{ path: PropertyKey[]; message: string }> } }) => (r.error?.issues ?? []).map((i) => `${i.path.join('.')}: ${i.message}`);
 
 describe('ingest configuration', () => {
   it('reads sizes as bytes, with binary and decimal units', () => {
-    expect(['512', '64KiB', '512MiB', '2GiB', '100MB', '1.5GiB', ' 3 KB '].map((t) => zBytes.parse(t))).toEqual([
-      512,
-      65_536,
-      536_870_912,
-      2_147_483_648,
-      100_000_000,
-      1_610_612_736,
-      3000,
-    ]);
+    expect(['512', '64KiB', '512MiB', '2GiB', '100MB', '1.5GiB', ' 3 KB '].map((t) => zBytes.parse(t))).toEqual([512, 65_536, 536_870_912, 2_147_483_648, 100_000_000, 1_610_612_736, 3000]);
     expect(zBytes.parse(4096)).toBe(4096);
     expect(issues(zBytes.safeParse('2 gigs'))).toEqual([': "2 gigs" is not a size (use a number of bytes, or 64KiB, 512MiB, 2GiB, 100MB)']);
   });
@@ -28,7 +19,9 @@ describe('ingest configuration', () => {
     });
     expect(storageSchema.parse({ retention: { telemetry: '90d' } }).retention).toEqual({ telemetry: 90 * 86_400_000, alerts: 400 * 86_400_000 });
     expect(issues(storageSchema.safeParse({ retention: { telemetry: 'forever' } }))).toEqual(['retention.telemetry: "forever" is not a duration (use 500ms, 30s, 10m, 6h or 1d)']);
-    expect(storageSchema.parse({ spool: { max_bytes: '256MiB', segment_bytes: '8MiB', fsync: 'interval', fsync_interval: '250ms', group_commit_delay: '2ms' }, deadman: { no_readings: '0s' } })).toMatchObject({
+    expect(
+      storageSchema.parse({ spool: { max_bytes: '256MiB', segment_bytes: '8MiB', fsync: 'interval', fsync_interval: '250ms', group_commit_delay: '2ms' }, deadman: { no_readings: '0s' } }),
+    ).toMatchObject({
       spool: { max_bytes: 268_435_456, segment_bytes: 8_388_608, fsync: 'interval', fsync_interval: 250, group_commit_delay: 2 },
       deadman: { no_readings: 0, failing_writes: 300_000 },
     });
@@ -54,7 +47,7 @@ describe('ingest configuration', () => {
     expect(issues(embeddedBrokerSchema.safeParse({ tls: { cert_file: 'a.pem' } }))).toEqual(['tls.key_file: Invalid input: expected string, received undefined']);
   });
 
-  it('bounds the embedded broker\'s retained store and persistent sessions, with defaults', () => {
+  it("bounds the embedded broker's retained store and persistent sessions, with defaults", () => {
     const defaults = embeddedBrokerSchema.parse({});
     expect([defaults.retained, defaults.persistent_sessions_per_device]).toEqual([{ max_messages: 100_000, max_bytes: 64 * 1024 ** 2 }, 16]);
     expect(embeddedBrokerSchema.parse({ retained: { max_bytes: '1MiB' } }).retained).toEqual({ max_messages: 100_000, max_bytes: 1024 ** 2 });

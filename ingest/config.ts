@@ -83,7 +83,12 @@ export const embeddedBrokerSchema = z.strictObject({
   host: z.string().default('0.0.0.0'),
   port: port.default(1883),
   allow_anonymous: z.boolean().default(false),
-  max_payload_bytes: z.number().int().min(256).max(16 * 1024 * 1024).default(1024 * 1024),
+  max_payload_bytes: z
+    .number()
+    .int()
+    .min(256)
+    .max(16 * 1024 * 1024)
+    .default(1024 * 1024),
   /** MQTT over TLS on its own port; with it, the plain listener is off unless `plaintext: true`. */
   tls: tlsFilesSchema.extend({ port: port.default(8883) }).optional(),
   /** Keep the plain listener on `port` when `tls` is set. */
@@ -99,7 +104,12 @@ export const externalBrokerSchema = z.strictObject({
   password: z.string().optional(),
   client_id: zId.optional(),
   shared_group: zId.optional(),
-  max_payload_bytes: z.number().int().min(256).max(16 * 1024 * 1024).default(1024 * 1024),
+  max_payload_bytes: z
+    .number()
+    .int()
+    .min(256)
+    .max(16 * 1024 * 1024)
+    .default(1024 * 1024),
   /**
    * Messages being stored at once per connection, their PUBACKs held until durable (the broker's
    * own in-flight window, e.g. mosquitto `max_inflight_messages`, may allow fewer).
@@ -111,17 +121,15 @@ export const externalBrokerSchema = z.strictObject({
   key_file: pemFile.optional(),
 });
 
-export const brokerSchema = z
-  .union([externalBrokerSchema, embeddedBrokerSchema])
-  .default({
-    host: '0.0.0.0',
-    port: 1883,
-    allow_anonymous: false,
-    max_payload_bytes: 1024 * 1024,
-    limits: DEFAULT_CONNECT_LIMITS,
-    retained: DEFAULT_RETAINED_LIMITS,
-    persistent_sessions_per_device: DEFAULT_PERSISTENT_SESSIONS_PER_DEVICE,
-  });
+export const brokerSchema = z.union([externalBrokerSchema, embeddedBrokerSchema]).default({
+  host: '0.0.0.0',
+  port: 1883,
+  allow_anonymous: false,
+  max_payload_bytes: 1024 * 1024,
+  limits: DEFAULT_CONNECT_LIMITS,
+  retained: DEFAULT_RETAINED_LIMITS,
+  persistent_sessions_per_device: DEFAULT_PERSISTENT_SESSIONS_PER_DEVICE,
+});
 
 export const influxSchema = z
   .strictObject({
@@ -164,9 +172,24 @@ export const influxSchema = z
 export const spoolSchema = z
   .strictObject({
     /** Bytes of unwritten points the spool may hold; when full, QoS 1 publishes are not acknowledged. */
-    max_bytes: zBytes.pipe(z.number().int().min(1024 * 1024, 'must be at least 1MiB')).default(2 * 1024 ** 3),
+    max_bytes: zBytes
+      .pipe(
+        z
+          .number()
+          .int()
+          .min(1024 * 1024, 'must be at least 1MiB'),
+      )
+      .default(2 * 1024 ** 3),
     /** Size at which a segment file is closed and a new one started. */
-    segment_bytes: zBytes.pipe(z.number().int().min(64 * 1024, 'must be at least 64KiB').max(1024 ** 3, 'must be at most 1GiB')).default(64 * 1024 ** 2),
+    segment_bytes: zBytes
+      .pipe(
+        z
+          .number()
+          .int()
+          .min(64 * 1024, 'must be at least 64KiB')
+          .max(1024 ** 3, 'must be at most 1GiB'),
+      )
+      .default(64 * 1024 ** 2),
     /**
      * always: a reading is acknowledged only after fdatasync (survives a power cut);
      * interval: after write() (survives a crash of Watchpost, not of the machine), fsync every `fsync_interval`.
@@ -205,7 +228,14 @@ export const DEFAULT_DEADMAN: z.output<typeof deadmanSchema> = { no_readings: 60
  * Absent: these defaults.
  */
 export const quarantineSchema = z.strictObject({
-  max_bytes: zBytes.pipe(z.number().int().min(64 * 1024, 'must be at least 64KiB')).default(64 * 1024 ** 2),
+  max_bytes: zBytes
+    .pipe(
+      z
+        .number()
+        .int()
+        .min(64 * 1024, 'must be at least 64KiB'),
+    )
+    .default(64 * 1024 ** 2),
   keep: z.number().int().min(0).max(100).default(3),
 });
 

@@ -13,9 +13,7 @@ import type { DeviceConfig } from './config.js';
 export const DEFAULT_SCRYPT = { N: 16384, r: 8, p: 1, keyLength: 32 };
 
 function scryptAsync(secret: string, salt: Buffer, keyLength: number, opts: { N: number; r: number; p: number }): Promise<Buffer> {
-  return new Promise((resolve, reject) =>
-    scrypt(secret, salt, keyLength, { ...opts, maxmem: 256 * opts.N * opts.r + 1024 * 1024 }, (err, key) => (err ? reject(err) : resolve(key))),
-  );
+  return new Promise((resolve, reject) => scrypt(secret, salt, keyLength, { ...opts, maxmem: 256 * opts.N * opts.r + 1024 * 1024 }, (err, key) => (err ? reject(err) : resolve(key))));
 }
 
 /** Makes a `secret_hash` value for the configuration (CLI: `watchpost hash-secret`). */

@@ -28,8 +28,7 @@ function harness(limits: Record<string, unknown> = {}, extra: Record<string, unk
   const held: Held[] = [];
   const rejected: Array<{ topic: string; rejection: Rejection }> = [];
   const handlers: InboundHandlers = {
-    telemetry: (_source, _topic, _asset, _sensor, payload) =>
-      new Promise<IngestOutcome>((resolve) => held.push({ payload: payload.toString(), release: resolve })),
+    telemetry: (_source, _topic, _asset, _sensor, payload) => new Promise<IngestOutcome>((resolve) => held.push({ payload: payload.toString(), release: resolve })),
     status: () => undefined,
     rejected: (_source, topic, rejection) => rejected.push({ topic, rejection }),
   };
@@ -111,7 +110,7 @@ describe('EmbeddedBroker over sockets', () => {
     await expect.poll(() => received).toEqual([`${TOPIC} {"values":{"strain":2}}`]);
   });
 
-  it('forwards a device\'s telemetry without retaining it: a device retains only its own status', async () => {
+  it("forwards a device's telemetry without retaining it: a device retains only its own status", async () => {
     const h = harness();
     const url = await start(h);
     const publisher = await device(url);

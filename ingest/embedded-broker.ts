@@ -98,7 +98,9 @@ export class EmbeddedBroker implements MessageBus {
     this.clientIds = new ClientIdRegistry(deps.config.persistent_sessions_per_device);
     this.retained = new RetainedBudget({ maxMessages: deps.config.retained.max_messages, maxBytes: deps.config.retained.max_bytes });
     deps.metrics?.gauge('watchpost_mqtt_retained_messages', 'Retained messages the embedded broker holds.').collect(() => [[undefined, this.retained.messages()]]);
-    deps.metrics?.gauge('watchpost_mqtt_retained_bytes', 'Bytes (topics and payloads) of the retained messages the embedded broker holds.').collect(() => [[undefined, this.retained.totalBytes()]]);
+    deps.metrics
+      ?.gauge('watchpost_mqtt_retained_bytes', 'Bytes (topics and payloads) of the retained messages the embedded broker holds.')
+      .collect(() => [[undefined, this.retained.totalBytes()]]);
   }
 
   async start(): Promise<void> {
@@ -165,7 +167,10 @@ export class EmbeddedBroker implements MessageBus {
       const guarded = guardMqttFraming(socket, maxPacket, (violation) => {
         const reason = violation.kind;
         this.refused?.inc({ reason });
-        this.log.warn({ address: normalizeAddress(socket.remoteAddress), reason, bytes: violation.kind === 'too_large' ? violation.bytes : undefined, limit: maxPacket }, 'MQTT connection closed: packet too large or malformed');
+        this.log.warn(
+          { address: normalizeAddress(socket.remoteAddress), reason, bytes: violation.kind === 'too_large' ? violation.bytes : undefined, limit: maxPacket },
+          'MQTT connection closed: packet too large or malformed',
+        );
       });
       broker.handle(guarded);
     };
@@ -245,7 +250,10 @@ export class EmbeddedBroker implements MessageBus {
       const now = Date.now();
       if (now - warnedAt >= REFUSAL_LOG_INTERVAL_MS) {
         warnedAt = now;
-        this.log.warn({ topic: packet.topic.slice(0, 200), messages: this.retained.messages(), bytes: this.retained.totalBytes() }, 'retained message not kept: the retained store is at its limits (further ones this minute are only counted)');
+        this.log.warn(
+          { topic: packet.topic.slice(0, 200), messages: this.retained.messages(), bytes: this.retained.totalBytes() },
+          'retained message not kept: the retained store is at its limits (further ones this minute are only counted)',
+        );
       }
       return store({ ...packet, payload: Buffer.alloc(0) });
     };
@@ -345,12 +353,9 @@ export class EmbeddedBroker implements MessageBus {
   publish(topic: string, payload: string | Buffer, options: PublishOptions = {}): void {
     const broker = this.broker;
     if (!broker || broker.closed) return;
-    broker.publish(
-      { cmd: 'publish', topic, payload: Buffer.from(payload), qos: options.qos ?? 0, retain: options.retain ?? false, dup: false },
-      (err) => {
-        if (err) this.log.error({ topic, err: err.message }, 'MQTT publish failed');
-      },
-    );
+    broker.publish({ cmd: 'publish', topic, payload: Buffer.from(payload), qos: options.qos ?? 0, retain: options.retain ?? false, dup: false }, (err) => {
+      if (err) this.log.error({ topic, err: err.message }, 'MQTT publish failed');
+    });
   }
 
   /**
@@ -390,7 +395,9 @@ export class EmbeddedBroker implements MessageBus {
   /** Drops a persistent session's stored subscriptions, so nothing is queued for it under filters no longer allowed. */
   private forgetSubscriptions(broker: Aedes, clientId: string): void {
     const persistence = (broker as unknown as { persistence: { cleanSubscriptions(client: { id: string }): Promise<unknown> } }).persistence;
-    persistence.cleanSubscriptions({ id: clientId }).catch((err: Error) => this.log.warn({ client_id: clientId.slice(0, 128), err: err.message }, 'forgetting the subscriptions of a closed session failed'));
+    persistence
+      .cleanSubscriptions({ id: clientId })
+      .catch((err: Error) => this.log.warn({ client_id: clientId.slice(0, 128), err: err.message }, 'forgetting the subscriptions of a closed session failed'));
   }
 
   /** One connection of `deviceId` ended; the last one reports the device disconnected. */

@@ -119,12 +119,8 @@ export class RetentionPruner {
  */
 function pruneStatements(db: Database.Database, limit: number): PruneStep {
   const firstSeries = db.prepare('SELECT asset_id, sensor_id, metric FROM readings ORDER BY asset_id, sensor_id, metric LIMIT 1');
-  const seriesAfter = db.prepare(
-    'SELECT asset_id, sensor_id, metric FROM readings WHERE (asset_id, sensor_id, metric) > (?, ?, ?) ORDER BY asset_id, sensor_id, metric LIMIT 1',
-  );
-  const seriesFrom = db.prepare(
-    'SELECT asset_id, sensor_id, metric FROM readings WHERE (asset_id, sensor_id, metric) >= (?, ?, ?) ORDER BY asset_id, sensor_id, metric LIMIT 1',
-  );
+  const seriesAfter = db.prepare('SELECT asset_id, sensor_id, metric FROM readings WHERE (asset_id, sensor_id, metric) > (?, ?, ?) ORDER BY asset_id, sensor_id, metric LIMIT 1');
+  const seriesFrom = db.prepare('SELECT asset_id, sensor_id, metric FROM readings WHERE (asset_id, sensor_id, metric) >= (?, ?, ?) ORDER BY asset_id, sensor_id, metric LIMIT 1');
   const deleteReadings = db.prepare(
     `DELETE FROM readings WHERE (asset_id, sensor_id, metric, ts, asset_type, street) IN (
        SELECT asset_id, sensor_id, metric, ts, asset_type, street FROM readings
@@ -138,9 +134,7 @@ function pruneStatements(db: Database.Database, limit: number): PruneStep {
   return db.transaction((cutoff: number) => {
     let deleted = 0;
     for (let visited = 0; visited < PRUNE_SERIES_PER_STEP; visited++) {
-      const series = (
-        cursor === undefined ? firstSeries.get() : (cursor.inclusive ? seriesFrom : seriesAfter).get(cursor.asset_id, cursor.sensor_id, cursor.metric)
-      ) as Series | undefined;
+      const series = (cursor === undefined ? firstSeries.get() : (cursor.inclusive ? seriesFrom : seriesAfter).get(cursor.asset_id, cursor.sensor_id, cursor.metric)) as Series | undefined;
       if (!series) {
         deleted += deleteEvents.run(cutoff, limit - deleted).changes;
         cursor = undefined;

@@ -68,25 +68,8 @@ describe('embedded telemetry store', () => {
     try {
       expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
       const columns = (table: string) => (db.pragma(`table_info(${table})`) as Array<{ name: string; type: string }>).map((c) => `${c.name} ${c.type}`);
-      expect(columns('readings')).toEqual([
-        'metric TEXT',
-        'asset_id TEXT',
-        'sensor_id TEXT',
-        'asset_type TEXT',
-        'street TEXT',
-        'ts INTEGER',
-        'value REAL',
-      ]);
-      expect(columns('alert_events')).toEqual([
-        'rule_id TEXT',
-        'asset_id TEXT',
-        'level TEXT',
-        'event TEXT',
-        'ts INTEGER',
-        'alert_id TEXT',
-        'value REAL',
-        'message TEXT',
-      ]);
+      expect(columns('readings')).toEqual(['metric TEXT', 'asset_id TEXT', 'sensor_id TEXT', 'asset_type TEXT', 'street TEXT', 'ts INTEGER', 'value REAL']);
+      expect(columns('alert_events')).toEqual(['rule_id TEXT', 'asset_id TEXT', 'level TEXT', 'event TEXT', 'ts INTEGER', 'alert_id TEXT', 'value REAL', 'message TEXT']);
       // The primary key leads with (asset_id, sensor_id, metric, ts): the index the queries use.
       const key = (db.pragma('index_info(sqlite_autoindex_readings_1)') as Array<{ name: string }>).map((c) => c.name);
       expect(key).toEqual(['asset_id', 'sensor_id', 'metric', 'ts', 'asset_type', 'street']);
@@ -113,14 +96,8 @@ describe('embedded telemetry store', () => {
     expect(written()).toBe(5);
     expect(store.status()).toMatchObject({ state: 'ok', pending: 0, accepting: true });
 
-    expect(store.query({ metric: 'strain', assetId: 'lg-bridge-001', sensorId: 'strain-01' })).toEqual([
-      reading(),
-      reading({ value: 125, ts: T0 + 1000 }),
-    ]);
-    expect(store.query({ metric: 'strain', from: T0 + 5, to: T0 + 1000 })).toEqual([
-      reading({ sensorId: 'strain-02', value: -3.5, ts: T0 + 10 }),
-      reading({ value: 125, ts: T0 + 1000 }),
-    ]);
+    expect(store.query({ metric: 'strain', assetId: 'lg-bridge-001', sensorId: 'strain-01' })).toEqual([reading(), reading({ value: 125, ts: T0 + 1000 })]);
+    expect(store.query({ metric: 'strain', from: T0 + 5, to: T0 + 1000 })).toEqual([reading({ sensorId: 'strain-02', value: -3.5, ts: T0 + 10 }), reading({ value: 125, ts: T0 + 1000 })]);
     expect(store.query({ assetId: 'lg-bridge-001', limit: 2 }).map((r) => r.ts)).toEqual([T0, T0 + 10]);
 
     expect(store.latest('lg-bridge-001')).toEqual([
@@ -153,10 +130,7 @@ describe('embedded telemetry store', () => {
     store.writeAlertEvent({ ...event, assetId: 'other', ts: T0 + 950 });
     await expect.poll(() => store.status().pending).toBe(3);
     await store.flush();
-    expect(store.alertEvents({ assetId: 'lg-bridge-001' })).toEqual([
-      event,
-      { ...event, event: 'acknowledged', value: Number.NaN, message: 'ack "by" duty\nofficer', ts: T0 + 900 },
-    ]);
+    expect(store.alertEvents({ assetId: 'lg-bridge-001' })).toEqual([event, { ...event, event: 'acknowledged', value: Number.NaN, message: 'ack "by" duty\nofficer', ts: T0 + 900 }]);
     expect(store.alertEvents({ from: T0 + 901 }).map((e) => e.assetId)).toEqual(['other']);
   });
 

@@ -85,8 +85,6 @@ export const DEFAULT_EMBEDDED_STORE_OPTIONS: Pick<BatchWriterOptions, 'batchSize
   timeout: 10_000,
 };
 
-
-
 /**
  * Stored points in the spool: a JSON array per point, fields by position. NaN (an alert event
  * without a value) goes through JSON as null and comes back as NaN.
@@ -245,9 +243,7 @@ class SqliteTelemetryStore implements EmbeddedStore {
     db.exec(SCHEMA);
     db.pragma(`user_version = ${SCHEMA_VERSION}`);
 
-    const insertReading = db.prepare(
-      `INSERT OR REPLACE INTO readings (${READING_COLUMNS}) VALUES (@metric, @asset_id, @sensor_id, @asset_type, @street, @ts, @value)`,
-    );
+    const insertReading = db.prepare(`INSERT OR REPLACE INTO readings (${READING_COLUMNS}) VALUES (@metric, @asset_id, @sensor_id, @asset_type, @street, @ts, @value)`);
     const insertEvent = db.prepare(
       `INSERT OR REPLACE INTO alert_events (rule_id, asset_id, level, event, ts, alert_id, value, message)
        VALUES (@rule_id, @asset_id, @level, @event, @ts, @alert_id, @value, @message)`,
@@ -337,14 +333,8 @@ class SqliteTelemetryStore implements EmbeddedStore {
   }
 
   alertEvents(query: AlertEventQuery = {}): AlertEventPoint[] {
-    const filter = new Filter()
-      .add('asset_id = ?', query.assetId)
-      .add('rule_id = ?', query.ruleId)
-      .add('ts >= ?', floorOrUndefined(query.from))
-      .add('ts <= ?', floorOrUndefined(query.to));
-    const sql =
-      'SELECT rule_id, asset_id, level, event, ts, alert_id, value, message FROM alert_events' +
-      `${filter.where()} ORDER BY ts, rule_id, asset_id LIMIT ?`;
+    const filter = new Filter().add('asset_id = ?', query.assetId).add('rule_id = ?', query.ruleId).add('ts >= ?', floorOrUndefined(query.from)).add('ts <= ?', floorOrUndefined(query.to));
+    const sql = 'SELECT rule_id, asset_id, level, event, ts, alert_id, value, message FROM alert_events' + `${filter.where()} ORDER BY ts, rule_id, asset_id LIMIT ?`;
     const rows = this.statement(sql).all(...filter.params, query.limit ?? DEFAULT_QUERY_LIMIT) as AlertEventRow[];
     return rows.map(toAlertEvent);
   }

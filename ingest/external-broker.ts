@@ -100,7 +100,11 @@ export class ExternalBroker implements MessageBus {
       password: config.password,
       // A stable client id with a persistent session keeps QoS 1 telemetry queued at the broker
       // while Watchpost restarts. Several instances on one host need their own `client_id`.
-      clientId: config.client_id ?? `watchpost-${hostname().replace(/[^A-Za-z0-9_.-]/g, '-').slice(0, 40)}`,
+      clientId:
+        config.client_id ??
+        `watchpost-${hostname()
+          .replace(/[^A-Za-z0-9_.-]/g, '-')
+          .slice(0, 40)}`,
       clean: false,
       reconnectPeriod: 2000,
       connectTimeout: 10_000,

@@ -90,13 +90,7 @@ describe.skipIf(!influxdAvailable)('InfluxDB 1.x writer against influxd', () => 
   it('writes readings and alert events in the contract layout, read back with InfluxQL', async () => {
     const metrics = new MetricsRegistry();
     const writer = await startWriter(metrics);
-    expect(
-      await writer.writeReadings([
-        reading(),
-        reading({ value: 123, ts: T0 + 1 }),
-        reading({ sensorId: 'strain-02', street: '龙城街道, 东区=1', value: -0.25, ts: T0 + 2 }),
-      ]),
-    ).toBe(true);
+    expect(await writer.writeReadings([reading(), reading({ value: 123, ts: T0 + 1 }), reading({ sensorId: 'strain-02', street: '龙城街道, 东区=1', value: -0.25, ts: T0 + 2 })])).toBe(true);
     writer.writeAlertEvent(alertEvent);
     // The alert event reaches the spool asynchronously, and the flush interval may already have
     // written the readings meanwhile (so "4 pending" need never be true): wait until all four are written.
@@ -240,7 +234,10 @@ describe.skipIf(!influxdAvailable)('InfluxDB 1.x writer against influxd', () => 
       [T0 + 1, 1.75],
     ]);
     const rainfall = (value: number, ts: number) => `rainfall,asset_id=lg-bridge-001,asset_type=bridge,sensor_id=strain-01,street=龙城街道 value=${value} ${ts}`;
-    const records = readFileSync(quarantinePath, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const records = readFileSync(quarantinePath, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(records.map((r) => [r.reason, r.point])).toEqual([
       ['field_type_conflict', rainfall(12, T0)],
       ['field_type_conflict', rainfall(13, T0 + 1)],
@@ -305,13 +302,7 @@ describe.skipIf(!victoriaMetricsAvailable)('InfluxDB 2.x writer against Victoria
     const writer = createInfluxWriter(config, { logger: silentLogger(), metrics });
     await writer.start();
     try {
-      expect(
-        await writer.writeReadings([
-          reading(),
-          reading({ value: 123, ts: T0 + 1 }),
-          reading({ sensorId: 'strain-02', street: '龙城街道 东区', value: -0.25, ts: T0 + 2 }),
-        ]),
-      ).toBe(true);
+      expect(await writer.writeReadings([reading(), reading({ value: 123, ts: T0 + 1 }), reading({ sensorId: 'strain-02', street: '龙城街道 东区', value: -0.25, ts: T0 + 2 })])).toBe(true);
       writer.writeAlertEvent(alertEvent);
       // As above: the readings may be written before the alert event is queued, so wait for all four written.
       await waitFor('the readings and the alert event to be written', async () => {

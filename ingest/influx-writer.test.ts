@@ -53,8 +53,7 @@ function capturingLogger() {
   return { logger, lines, messages: (level: number) => lines.filter((l) => l.level === level).map((l) => l.msg) };
 }
 
-const line = (value: number, ts: number) =>
-  `strain,asset_id=lg-bridge-001,asset_type=bridge,sensor_id=strain-01,street=龙城街道 value=${value} ${ts}`;
+const line = (value: number, ts: number) => `strain,asset_id=lg-bridge-001,asset_type=bridge,sensor_id=strain-01,street=龙城街道 value=${value} ${ts}`;
 
 const event: AlertEventPoint = {
   ruleId: 'bridge-strain',
@@ -66,9 +65,7 @@ const event: AlertEventPoint = {
   message: 'strain 312.5 > 300',
   ts: T0 + 500,
 };
-const eventLine =
-  'alert_events,asset_id=lg-bridge-001,event=firing,level=red,rule_id=bridge-strain ' +
-  'alert_id="alert-0001",value=312.5,message="strain 312.5 > 300" 1764295200623';
+const eventLine = 'alert_events,asset_id=lg-bridge-001,event=firing,level=red,rule_id=bridge-strain ' + 'alert_id="alert-0001",value=312.5,message="strain 312.5 > 300" 1764295200623';
 
 describe('InfluxDB writers on the wire', () => {
   let server: Server;
@@ -122,8 +119,7 @@ describe('InfluxDB writers on the wire', () => {
     return writer;
   }
 
-  const count = (metrics: MetricsRegistry, name: string, labels?: Record<string, string>) =>
-    metrics.counter(`watchpost_storage_${name}_total`, '').get(labels);
+  const count = (metrics: MetricsRegistry, name: string, labels?: Record<string, string>) => metrics.counter(`watchpost_storage_${name}_total`, '').get(labels);
 
   it('v1 posts our lines to /write with db, rp, ms precision and basic auth, batch_size lines at a time', async () => {
     const writer = await start({
@@ -168,19 +164,13 @@ describe('InfluxDB writers on the wire', () => {
     await writer.flush();
 
     expect(requests.map((r) => [r.method, r.url, r.headers.authorization, r.body])).toEqual([
-      [
-        'POST',
-        '/api/v2/write?org=longgang&bucket=telemetry&precision=ms',
-        'Token test-token',
-        `${line(123.4, T0)}\n${line(124, T0 + 1)}\n${eventLine}`,
-      ],
+      ['POST', '/api/v2/write?org=longgang&bucket=telemetry&precision=ms', 'Token test-token', `${line(123.4, T0)}\n${line(124, T0 + 1)}\n${eventLine}`],
       ['POST', '/api/v2/write?org=longgang&bucket=telemetry&precision=ms', 'Token test-token', line(125, T0 + 2)],
     ]);
   });
 
   for (const version of [1, 2] as const) {
-    const config =
-      version === 1 ? { version, database: 'telemetry' } : { version, org: 'longgang', bucket: 'telemetry', token: 't' };
+    const config = version === 1 ? { version, database: 'telemetry' } : { version, org: 'longgang', bucket: 'telemetry', token: 't' };
 
     it(`v${version} retries the same batch, unchanged and first, after 500, 503, 429 and 408`, async () => {
       const metrics = new MetricsRegistry();
@@ -234,7 +224,12 @@ describe('InfluxDB writers on the wire', () => {
       const conflict = 'partial write: field type conflict: input field \\"value\\" on measurement \\"temperature\\" is type float, already exists as type string dropped=2';
       script.push({ status: 400, body: `{"error":"${conflict}"}` }, { status: 204 }, { status: 400, body: `{"error":"${conflict}"}` });
       const writer = await start(config, metrics);
-      await writer.writeReadings([reading(), reading({ metric: 'temperature', value: 21, ts: T0 }), reading({ value: 124, ts: T0 + 1 }), reading({ metric: 'temperature', value: 22, ts: T0 + 1 })]);
+      await writer.writeReadings([
+        reading(),
+        reading({ metric: 'temperature', value: 21, ts: T0 }),
+        reading({ value: 124, ts: T0 + 1 }),
+        reading({ metric: 'temperature', value: 22, ts: T0 + 1 }),
+      ]);
       await writer.flush();
       const temperature = (value: number, ts: number) => line(value, ts).replace(/^strain/, 'temperature');
       expect(requests.map((r) => r.body)).toEqual([

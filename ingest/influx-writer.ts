@@ -114,10 +114,7 @@ class LineProtocolWriter implements InfluxWriter {
       } catch (err) {
         invalid += 1;
         if (invalid === 1) {
-          this.logger.warn(
-            { err: (err as Error).message, assetId: reading.assetId, sensorId: reading.sensorId, metric: reading.metric },
-            'reading cannot be stored; dropped',
-          );
+          this.logger.warn({ err: (err as Error).message, assetId: reading.assetId, sensorId: reading.sensorId, metric: reading.metric }, 'reading cannot be stored; dropped');
         }
       }
     }
@@ -293,11 +290,7 @@ class InfluxV2Sink implements ClosableSink {
     } catch (err) {
       if (err instanceof HttpError) {
         const retryAfter = err.headers?.['retry-after'];
-        throw httpStorageError(
-          err.statusCode,
-          serverMessage(err.body ?? err.message),
-          Array.isArray(retryAfter) ? retryAfter[0] : retryAfter,
-        );
+        throw httpStorageError(err.statusCode, serverMessage(err.body ?? err.message), Array.isArray(retryAfter) ? retryAfter[0] : retryAfter);
       }
       throw transportError(err, signal);
     }

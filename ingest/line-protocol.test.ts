@@ -68,15 +68,11 @@ function splitLine(line: string): { key: string[]; fields: string[]; ts: string 
 
 describe('encodeReading', () => {
   it('writes measurement, sorted tags, a float field and a millisecond timestamp', () => {
-    expect(encodeReading(reading)).toBe(
-      'strain,asset_id=lg-bridge-001,asset_type=bridge,sensor_id=strain-01,street=龙城街道 value=123.4 1764295200123',
-    );
+    expect(encodeReading(reading)).toBe('strain,asset_id=lg-bridge-001,asset_type=bridge,sensor_id=strain-01,street=龙城街道 value=123.4 1764295200123');
   });
 
   it('writes whole numbers without the integer suffix, so they stay floats', () => {
-    expect(encodeReading({ ...reading, value: 123 })).toBe(
-      'strain,asset_id=lg-bridge-001,asset_type=bridge,sensor_id=strain-01,street=龙城街道 value=123 1764295200123',
-    );
+    expect(encodeReading({ ...reading, value: 123 })).toBe('strain,asset_id=lg-bridge-001,asset_type=bridge,sensor_id=strain-01,street=龙城街道 value=123 1764295200123');
     expect(encodeReading({ ...reading, value: -0.5, ts: 0 })).toMatch(/ value=-0\.5 0$/);
     expect(encodeReading({ ...reading, value: 1e21 })).toMatch(/ value=1e\+21 1764295200123$/);
     expect(encodeReading({ ...reading, value: 1 })).not.toContain('1i');
@@ -88,24 +84,15 @@ describe('encodeReading', () => {
 
   it('escapes commas, spaces and equals signs in tag values', () => {
     const line = encodeReading({ ...reading, street: '龙城街道, 东区=1', assetType: 'a b' });
-    expect(line).toBe(
-      'strain,asset_id=lg-bridge-001,asset_type=a\\ b,sensor_id=strain-01,street=龙城街道\\,\\ 东区\\=1 value=123.4 1764295200123',
-    );
-    expect(splitLine(line).key).toEqual([
-      'strain',
-      'asset_id=lg-bridge-001',
-      'asset_type=a\\ b',
-      'sensor_id=strain-01',
-      'street=龙城街道\\,\\ 东区\\=1',
-    ]);
+    expect(line).toBe('strain,asset_id=lg-bridge-001,asset_type=a\\ b,sensor_id=strain-01,street=龙城街道\\,\\ 东区\\=1 value=123.4 1764295200123');
+    expect(splitLine(line).key).toEqual(['strain', 'asset_id=lg-bridge-001', 'asset_type=a\\ b', 'sensor_id=strain-01', 'street=龙城街道\\,\\ 东区\\=1']);
   });
 
   it('cannot inject a tag, a field or a line through a tag value', () => {
     const hostile = 'x,evil=1 value=999 1\nstrain,asset_id=forged value=1 2';
     const line = encodeReading({ ...reading, street: hostile, sensorId: 'a\r\nb' });
     expect(line).toBe(
-      'strain,asset_id=lg-bridge-001,asset_type=bridge,sensor_id=a\\ \\ b,' +
-        'street=x\\,evil\\=1\\ value\\=999\\ 1\\ strain\\,asset_id\\=forged\\ value\\=1\\ 2 value=123.4 1764295200123',
+      'strain,asset_id=lg-bridge-001,asset_type=bridge,sensor_id=a\\ \\ b,' + 'street=x\\,evil\\=1\\ value\\=999\\ 1\\ strain\\,asset_id\\=forged\\ value\\=1\\ 2 value=123.4 1764295200123',
     );
     expect(line).not.toMatch(/[\r\n]/);
     const { key, fields, ts } = splitLine(line);
@@ -115,9 +102,7 @@ describe('encodeReading', () => {
   });
 
   it('turns a backslash in a tag into a slash, so it cannot escape the separator after it', () => {
-    expect(encodeReading({ ...reading, street: 'a\\', sensorId: 's\\,x' })).toBe(
-      'strain,asset_id=lg-bridge-001,asset_type=bridge,sensor_id=s/\\,x,street=a/ value=123.4 1764295200123',
-    );
+    expect(encodeReading({ ...reading, street: 'a\\', sensorId: 's\\,x' })).toBe('strain,asset_id=lg-bridge-001,asset_type=bridge,sensor_id=s/\\,x,street=a/ value=123.4 1764295200123');
   });
 
   it('escapes commas and spaces in the measurement', () => {
@@ -126,9 +111,7 @@ describe('encodeReading', () => {
   });
 
   it('leaves out a tag whose value is empty', () => {
-    expect(encodeReading({ ...reading, street: '' })).toBe(
-      'strain,asset_id=lg-bridge-001,asset_type=bridge,sensor_id=strain-01 value=123.4 1764295200123',
-    );
+    expect(encodeReading({ ...reading, street: '' })).toBe('strain,asset_id=lg-bridge-001,asset_type=bridge,sensor_id=strain-01 value=123.4 1764295200123');
   });
 
   it('refuses values and timestamps that are not finite, and comment-like measurements', () => {
@@ -173,8 +156,7 @@ describe('encodeAlertEvent', () => {
 
   it('escapes tags and leaves out a value that is not finite', () => {
     expect(encodeAlertEvent({ ...event, value: Number.NaN, event: 'acknowledged', ruleId: 'r 1' })).toBe(
-      'alert_events,asset_id=lg-bridge-001,event=acknowledged,level=red,rule_id=r\\ 1 ' +
-        'alert_id="a-7f3c",message="lg-bridge-001 strain-01 应变 312.5µε，超过红色阈值 300" 1764295200456',
+      'alert_events,asset_id=lg-bridge-001,event=acknowledged,level=red,rule_id=r\\ 1 ' + 'alert_id="a-7f3c",message="lg-bridge-001 strain-01 应变 312.5µε，超过红色阈值 300" 1764295200456',
     );
   });
 });

@@ -60,7 +60,9 @@ describe('MqttFrameScanner', () => {
           length.push(b);
         } while (x > 0);
         const stream = Buffer.concat([ok, header, Buffer.from(length), Buffer.alloc(5)]);
-        const results = chunks(stream, cuts).map((c) => scanner.scan(c)).filter((r) => r !== undefined);
+        const results = chunks(stream, cuts)
+          .map((c) => scanner.scan(c))
+          .filter((r) => r !== undefined);
         expect(results[0]).toEqual({ kind: 'too_large', bytes: announced });
       }),
       params(),

@@ -19,7 +19,10 @@ const NOW = Date.parse('2025-11-28T02:00:00.000Z');
 const metricName = fc.stringMatching(/^[a-z][a-z0-9_]{0,20}$/);
 const validReading = fc.record(
   {
-    ts: fc.oneof(fc.integer({ min: MIN_TS_MS, max: NOW + MAX_FUTURE_MS }), fc.integer({ min: MIN_TS_MS, max: NOW }).map((t) => new Date(t).toISOString())),
+    ts: fc.oneof(
+      fc.integer({ min: MIN_TS_MS, max: NOW + MAX_FUTURE_MS }),
+      fc.integer({ min: MIN_TS_MS, max: NOW }).map((t) => new Date(t).toISOString()),
+    ),
     values: fc.dictionary(metricName, fc.oneof(fc.double({ noNaN: true, noDefaultInfinity: true }), fc.boolean()), { minKeys: 1, maxKeys: 5 }),
   },
   { requiredKeys: ['values'] },
@@ -35,7 +38,9 @@ const hostilePayload = fc.oneof(
   hostileJson.map((v) => Buffer.from(JSON.stringify(v) ?? 'null')),
   fc.uint8Array({ maxLength: 300 }).map((a) => Buffer.from(a)),
   fc.string({ maxLength: 300 }).map((s) => Buffer.from(s)),
-  fc.constantFrom('1e999', '{"values":{"x":1e999}}', '{"ts":1.5,"values":{"x":1}}', '{"__proto__":{"x":1},"values":{"y":1}}', '[]', '{"values":{"constructor":1}}').map((s) => Buffer.from(s)),
+  fc
+    .constantFrom('1e999', '{"values":{"x":1e999}}', '{"ts":1.5,"values":{"x":1}}', '{"__proto__":{"x":1},"values":{"y":1}}', '[]', '{"values":{"constructor":1}}')
+    .map((s) => Buffer.from(s)),
 );
 
 describe('decodePayload (property)', () => {
@@ -131,13 +136,7 @@ describe('IngestService (property)', () => {
           },
           feedback: (deviceId, line) => feedback.push(`${deviceId}:${line.reason}`),
         });
-        const outcome = await ingest.handleTelemetry(
-          { deviceId: 'dau-1', ...(restricted ? { allowedAssets: new Set(['lg-bridge-001']) } : {}) },
-          topic,
-          assetId,
-          sensorId,
-          payload,
-        );
+        const outcome = await ingest.handleTelemetry({ deviceId: 'dau-1', ...(restricted ? { allowedAssets: new Set(['lg-bridge-001']) } : {}) }, topic, assetId, sensorId, payload);
         expect(outcome.stored).toBe(true);
         expect(outcome.accepted).toBe(stored.length);
         for (const r of stored) {

@@ -7,7 +7,17 @@ describe('decodePayload', () => {
   it('decodes a single reading with epoch ms, numbers and booleans', () => {
     const out = decodePayload(Buffer.from('{"ts":1764295200123,"values":{"strain":123.4,"smoke":true,"door":false}}'), NOW);
     expect(out).toEqual({
-      readings: [{ ts: 1764295200123, values: [['strain', 123.4], ['smoke', 1], ['door', 0]], index: undefined }],
+      readings: [
+        {
+          ts: 1764295200123,
+          values: [
+            ['strain', 123.4],
+            ['smoke', 1],
+            ['door', 0],
+          ],
+          index: undefined,
+        },
+      ],
       rejections: [],
     });
   });
@@ -52,7 +62,13 @@ describe('decodePayload', () => {
   });
 
   it('accepts a timestamp exactly 1 h ahead and old timestamps from replayed buffers', () => {
-    const out = decodePayload(JSON.stringify([{ ts: NOW + 3_600_000, values: { a: 1 } }, { ts: NOW - 30 * 86_400_000, values: { a: 1 } }]), NOW);
+    const out = decodePayload(
+      JSON.stringify([
+        { ts: NOW + 3_600_000, values: { a: 1 } },
+        { ts: NOW - 30 * 86_400_000, values: { a: 1 } },
+      ]),
+      NOW,
+    );
     expect(out.rejections).toEqual([]);
     expect(out.readings).toHaveLength(2);
   });

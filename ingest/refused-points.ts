@@ -36,12 +36,7 @@ export type SplitHint<T> = (batch: readonly T[], error: StorageError) => T[][];
  * for another reason: the whole batch is then retried later (parts written meanwhile are written
  * again, which InfluxDB's overwrite of the same series and timestamp makes harmless).
  */
-export async function isolateRefused<T>(
-  batch: readonly T[],
-  error: StorageError,
-  send: SendPart<T>,
-  hint?: SplitHint<T>,
-): Promise<{ refused: Refused<T>[] } | { retry: StorageError }> {
+export async function isolateRefused<T>(batch: readonly T[], error: StorageError, send: SendPart<T>, hint?: SplitHint<T>): Promise<{ refused: Refused<T>[] } | { retry: StorageError }> {
   const refused: Refused<T>[] = [];
   const work: Refused<T>[] = [{ points: [...batch], error }];
   for (let item = work.shift(); item; item = work.shift()) {

@@ -13,10 +13,9 @@ import { IngestService } from './ingest-service.js';
 import { MAX_LISTED_READINGS, REJECTION_REASONS, type RejectionLine } from './rejections.js';
 
 const NOW = Date.parse('2025-11-28T02:00:00.000Z');
-const catalogue = new Catalogue(
-  [{ id: 'lg-bridge-001', type: 'bridge', name: '桥', street: '龙城街道', sensors: [{ id: 'strain-01', metrics: ['strain'] }] }],
-  { strain: { unit: 'µε', min: -5000, max: 5000 } },
-);
+const catalogue = new Catalogue([{ id: 'lg-bridge-001', type: 'bridge', name: '桥', street: '龙城街道', sensors: [{ id: 'strain-01', metrics: ['strain'] }] }], {
+  strain: { unit: 'µε', min: -5000, max: 5000 },
+});
 
 /** A reading that is good, or bad in one of several ways (found by the decoder or by the range check). */
 const reading = fc.oneof(

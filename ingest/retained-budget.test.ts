@@ -14,7 +14,7 @@ describe('RetainedBudget', () => {
     expect([budget.messages(), budget.totalBytes()]).toEqual([1, 15]);
   });
 
-  it('forgets a topic\'s old message when its new one does not fit (the caller deletes it)', () => {
+  it("forgets a topic's old message when its new one does not fit (the caller deletes it)", () => {
     const budget = new RetainedBudget({ maxMessages: 10, maxBytes: 30 });
     expect(budget.admit('status/a', 6)).toBe(true);
     expect(budget.admit('status/a', 100)).toBe(false);

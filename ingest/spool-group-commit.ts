@@ -140,10 +140,7 @@ export class GroupCommit {
       this.flushTimer = undefined;
       if (!this.flushing) this.flushing = this.flushLoop();
     };
-    this.flushTimer =
-      this.options.groupCommitDelay > 0
-        ? { kind: 'timeout', handle: setTimeout(run, this.options.groupCommitDelay) }
-        : { kind: 'immediate', handle: setImmediate(run) };
+    this.flushTimer = this.options.groupCommitDelay > 0 ? { kind: 'timeout', handle: setTimeout(run, this.options.groupCommitDelay) } : { kind: 'immediate', handle: setImmediate(run) };
   }
 
   /** Writes groups until nothing is pending; appends made meanwhile form the next group. */
@@ -173,7 +170,13 @@ export class GroupCommit {
     try {
       const active = segments.last();
       if (active.size >= this.options.segmentBytes) await this.rotate();
-      data = group.length === 1 ? group[0]!.buf : Buffer.concat(group.map((p) => p.buf), bytes);
+      data =
+        group.length === 1
+          ? group[0]!.buf
+          : Buffer.concat(
+              group.map((p) => p.buf),
+              bytes,
+            );
       await this.writeAndSync(data);
     } catch (err) {
       this.pendingBytes -= bytes;

@@ -95,11 +95,7 @@ export class ReadCache<T> {
     this.cache.splice(0, n);
     const next = this.cache[0];
     const group = this.written[0];
-    return next
-      ? { seg: next.seg, offset: next.start, seq: next.seq }
-      : group
-        ? { seg: group.seg, offset: group.start + group.pos, seq: group.seq }
-        : { ...this.cursor };
+    return next ? { seg: next.seg, offset: next.start, seq: next.seq } : group ? { seg: group.seg, offset: group.start + group.pos, seq: group.seq } : { ...this.cursor };
   }
 
   /** Append time of the oldest record it holds, if any. */
@@ -119,11 +115,7 @@ export class ReadCache<T> {
   wrote(buf: Buffer, active: Segment, start: number, seq: number, count: number): void {
     const cursor = this.cursor;
     const atTail =
-      this.fills === 0 &&
-      cursor.seg === active &&
-      cursor.offset === start &&
-      cursor.seq === seq &&
-      this.cache.length + this.writtenRecords + count <= this.deps.writeThroughLimit;
+      this.fills === 0 && cursor.seg === active && cursor.offset === start && cursor.seq === seq && this.cache.length + this.writtenRecords + count <= this.deps.writeThroughLimit;
     if (!atTail) return;
     this.written.push({ buf, seg: active, start, pos: 0, seq, left: count });
     this.writtenRecords += count;

@@ -13,11 +13,7 @@ import { silentLogger } from '../lib/logger.js';
 import { lineCodec, Spool } from './spool.js';
 import { params } from '../test/support/property.js';
 
-type Op =
-  | { kind: 'append'; sizes: number[] }
-  | { kind: 'peek'; n: number }
-  | { kind: 'commit'; n: number }
-  | { kind: 'peekWhileAppending'; n: number; sizes: number[] };
+type Op = { kind: 'append'; sizes: number[] } | { kind: 'peek'; n: number } | { kind: 'commit'; n: number } | { kind: 'peekWhileAppending'; n: number; sizes: number[] };
 
 const sizes = fc.array(fc.integer({ min: 1, max: 6 }), { minLength: 1, maxLength: 4 });
 const op: fc.Arbitrary<Op> = fc.oneof(

@@ -148,7 +148,10 @@ describe('Spool', () => {
     const { spool } = await openSpool(dir, { segmentBytes: 64 * 1024, maxBytes: 10 * 1024 * 1024 });
     const line = (i: number) => `p${i}-`.padEnd(1000, '.');
     for (let i = 0; i < 200; i++) expect(await spool.append([line(i)])).toBe(true);
-    const segments = () => readdirSync(dir).filter((f) => f.endsWith('.seg')).sort();
+    const segments = () =>
+      readdirSync(dir)
+        .filter((f) => f.endsWith('.seg'))
+        .sort();
     // 200 records of 1016 bytes, 65 per 64 KiB segment (the 65th goes over): 4 segments.
     expect(segments()).toEqual([segmentName(0), segmentName(65), segmentName(130), segmentName(195)]);
     expect((await spool.peek(70)).map((l) => l.slice(0, 4))).toEqual(Array.from({ length: 70 }, (_, i) => line(i).slice(0, 4)));

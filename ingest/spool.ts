@@ -194,10 +194,7 @@ export class Spool<T> implements PointQueue<T> {
       this.state = 'open';
       await this.checkpoint.write();
       this.commits.start();
-      this.log.info(
-        { dir, depth: this.size(), bytes: this.liveBytes(), segments: this.segments.segments.length, truncated_bytes: truncated, fsync: this.options.fsync },
-        'spool open',
-      );
+      this.log.info({ dir, depth: this.size(), bytes: this.liveBytes(), segments: this.segments.segments.length, truncated_bytes: truncated, fsync: this.options.fsync }, 'spool open');
       await this.warnIfDiskSmall();
       if (this.size() > 0) await this.reader.fill(1);
     } catch (err) {

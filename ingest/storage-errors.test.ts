@@ -22,10 +22,18 @@ describe('httpStorageError', () => {
       'partial write: field type conflict: input field "value" on measurement "m" is type float, already exists as type string dropped=2',
       { code: STORAGE_ERROR_CODES.PARTIAL_WRITE, retry: false, content: true, dropped: 2, rejection: 'field_type_conflict' },
     ],
-    [400, "partial write: unable to parse 'm va lue=2 3': invalid field format dropped=0", { code: STORAGE_ERROR_CODES.PARTIAL_WRITE, retry: false, content: true, dropped: 0, rejection: 'parse_error' }],
+    [
+      400,
+      "partial write: unable to parse 'm va lue=2 3': invalid field format dropped=0",
+      { code: STORAGE_ERROR_CODES.PARTIAL_WRITE, retry: false, content: true, dropped: 0, rejection: 'parse_error' },
+    ],
     [400, "unable to parse 'n va lue=2 3': invalid field format", { code: STORAGE_ERROR_CODES.REJECTED, retry: false, content: true, rejection: 'parse_error' }],
     [400, 'partial write: points beyond retention policy dropped=3', { code: STORAGE_ERROR_CODES.PARTIAL_WRITE, retry: false, content: true, dropped: 3, rejection: 'beyond_retention' }],
-    [422, 'failure writing points to database: partial write: field type conflict', { code: STORAGE_ERROR_CODES.PARTIAL_WRITE, retry: false, content: true, rejection: 'field_type_conflict' }],
+    [
+      422,
+      'failure writing points to database: partial write: field type conflict',
+      { code: STORAGE_ERROR_CODES.PARTIAL_WRITE, retry: false, content: true, rejection: 'field_type_conflict' },
+    ],
   ];
   for (const [status, message, expected] of cases) {
     it(`HTTP ${status} "${message.slice(0, 50)}"`, () => {

@@ -39,12 +39,7 @@ export const STORAGE_ERROR_CODES = {
 
 export type StorageErrorCode = (typeof STORAGE_ERROR_CODES)[keyof typeof STORAGE_ERROR_CODES];
 
-const NOT_RETRYABLE = new Set<StorageErrorCode>([
-  STORAGE_ERROR_CODES.INVALID_POINT,
-  STORAGE_ERROR_CODES.REJECTED,
-  STORAGE_ERROR_CODES.PARTIAL_WRITE,
-  STORAGE_ERROR_CODES.TOO_LARGE,
-]);
+const NOT_RETRYABLE = new Set<StorageErrorCode>([STORAGE_ERROR_CODES.INVALID_POINT, STORAGE_ERROR_CODES.REJECTED, STORAGE_ERROR_CODES.PARTIAL_WRITE, STORAGE_ERROR_CODES.TOO_LARGE]);
 
 /** What a 404 says is missing. */
 export type MissingTarget = 'database' | 'bucket' | 'org';

@@ -38,10 +38,10 @@ describe('createTelemetryWriter', () => {
 
   it('uses InfluxDB when the influx section is configured, and still creates data_dir', async () => {
     const dataDir = join(tempDir(), 'data');
-    const writer = createTelemetryWriter(
-      storageSchema.parse({ data_dir: dataDir, influx: { url: 'http://127.0.0.1:9', version: 1, database: 'telemetry' } }),
-      { logger: silentLogger(), metrics: new MetricsRegistry() },
-    );
+    const writer = createTelemetryWriter(storageSchema.parse({ data_dir: dataDir, influx: { url: 'http://127.0.0.1:9', version: 1, database: 'telemetry' } }), {
+      logger: silentLogger(),
+      metrics: new MetricsRegistry(),
+    });
     expect(existsSync(dataDir)).toBe(true);
     expect('latest' in writer).toBe(false);
     await writer.start();

@@ -5,10 +5,7 @@
 import { isValidId } from '../lib/ids.js';
 import type { Level } from '../lib/levels.js';
 
-export type InboundTopic =
-  | { kind: 'telemetry'; assetId: string; sensorId: string }
-  | { kind: 'status'; deviceId: string }
-  | { kind: 'other' };
+export type InboundTopic = { kind: 'telemetry'; assetId: string; sensorId: string } | { kind: 'status'; deviceId: string } | { kind: 'other' };
 
 const TELEMETRY = /^telemetry\/([A-Za-z0-9_.-]{1,64})\/([A-Za-z0-9_.-]{1,64})$/;
 const STATUS = /^status\/([A-Za-z0-9_.-]{1,64})$/;

@@ -69,12 +69,7 @@ function spoolLevel(previous: Level | null | undefined, storage: StorageStatus |
   return { level: null, value: usage };
 }
 
-export function evaluateWatchdog(
-  state: WatchdogState,
-  inputs: WatchdogInputs,
-  config: WatchdogConfig,
-  now: number,
-): { state: WatchdogState; signals: WatchdogSignal[] } {
+export function evaluateWatchdog(state: WatchdogState, inputs: WatchdogInputs, config: WatchdogConfig, now: number): { state: WatchdogState; signals: WatchdogSignal[] } {
   const next: WatchdogState = { ...state };
   const signals: WatchdogSignal[] = [];
   const report = (check: WatchdogCheck, level: Level | null, value: number, threshold: number) => {

@@ -13,9 +13,19 @@ describe('histogram quantiles', () => {
     expect(bucketQuantile(0.25, buckets)).toBeCloseTo(0.1, 12);
     expect(bucketQuantile(0.5, buckets)).toBeCloseTo(0.15, 12);
     expect(bucketQuantile(0.875, buckets)).toBeCloseTo(0.3, 12);
-    expect(bucketQuantile(0, [[1, 0], [Infinity, 0]])).toBeUndefined();
+    expect(
+      bucketQuantile(0, [
+        [1, 0],
+        [Infinity, 0],
+      ]),
+    ).toBeUndefined();
     // Beyond the last finite bound: that bound.
-    expect(bucketQuantile(0.99, [[1, 1], [Infinity, 10]])).toBe(1);
+    expect(
+      bucketQuantile(0.99, [
+        [1, 1],
+        [Infinity, 10],
+      ]),
+    ).toBe(1);
   });
 
   it('reads the buckets of a rendered histogram', async () => {

@@ -63,6 +63,7 @@ describe('MetricsRegistry', () => {
     const text = await metrics.render();
     for (const name of ['process_cpu_seconds_total', 'process_resident_memory_bytes', 'nodejs_heap_size_used_bytes', 'nodejs_eventloop_lag_seconds']) expect(text).toContain(`\n${name} `);
     // Not those that list every file descriptor, handle or resource when scraped (their cost grows with the connections).
-    for (const name of ['process_open_fds', 'nodejs_active_handles', 'nodejs_active_handles_total', 'nodejs_active_resources', 'nodejs_active_resources_total']) expect(text).not.toContain(`# TYPE ${name} `);
+    for (const name of ['process_open_fds', 'nodejs_active_handles', 'nodejs_active_handles_total', 'nodejs_active_resources', 'nodejs_active_resources_total'])
+      expect(text).not.toContain(`# TYPE ${name} `);
   });
 });

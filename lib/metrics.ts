@@ -22,7 +22,11 @@ export const LATENCY_BUCKETS: readonly number[] = [0.0001, 0.00025, 0.0005, 0.00
 /** A copy with the keys in order, so that a series' labels always render the same way. */
 function sortedLabels(labels: Labels | undefined): Labels {
   if (!labels) return {};
-  return Object.fromEntries(Object.keys(labels).sort().map((k) => [k, labels[k]!]));
+  return Object.fromEntries(
+    Object.keys(labels)
+      .sort()
+      .map((k) => [k, labels[k]!]),
+  );
 }
 
 function labelKey(labels: Labels | undefined): string {

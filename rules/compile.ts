@@ -4,17 +4,7 @@
  * the alert stage needs (`RuleInfo`). Disabled rules are left out.
  */
 import { LEVELS, levelRank, type Level } from '../lib/levels.js';
-import type {
-  CompoundRuleConfig,
-  EscalationRef,
-  FlappingConfig,
-  OfflineRuleConfig,
-  RuleConfig,
-  SignalConfig,
-  StaleRuleConfig,
-  ThresholdRuleConfig,
-  Condition,
-} from './config.js';
+import type { CompoundRuleConfig, EscalationRef, FlappingConfig, OfflineRuleConfig, RuleConfig, SignalConfig, StaleRuleConfig, ThresholdRuleConfig, Condition } from './config.js';
 import { compileLevel, createClassifier, type ClassifierKind, type Comparison, type CompiledLevel, type LevelClassifier } from './level-classifier.js';
 import { compileMatch, RuleIndex, type CompiledMatch } from './rule-index.js';
 import { signalUnit, windowOf } from './signals.js';
@@ -146,7 +136,10 @@ export class CompiledRuleSet {
     this.rules = rules;
     this.byId = byId;
     this.cacheLimit = options.cacheLimit;
-    this.index = new RuleIndex(rules.filter((r): r is ReadingRule => r.kind !== 'offline'), { cacheLimit: options.cacheLimit });
+    this.index = new RuleIndex(
+      rules.filter((r): r is ReadingRule => r.kind !== 'offline'),
+      { cacheLimit: options.cacheLimit },
+    );
     this.staleRules = rules.filter((r): r is CompiledStaleRule => r.kind === 'stale');
     this.offlineRules = rules.filter((r): r is CompiledOfflineRule => r.kind === 'offline');
   }
@@ -311,4 +304,3 @@ function compileCompoundRule(config: CompoundRuleConfig): CompiledCompoundRule {
     signature: `compound|${config.mode}|${config.level}|${JSON.stringify(config.conditions.map((c) => [c.metric, c.sensor_id ?? null, c.signal]))}`,
   };
 }
-

@@ -22,7 +22,10 @@ const comparisonSchema = z
   .strictObject({
     above: z.number().optional(),
     below: z.number().optional(),
-    outside: z.tuple([z.number(), z.number()]).refine(([lo, hi]) => lo < hi, 'needs [low, high] with low < high').optional(),
+    outside: z
+      .tuple([z.number(), z.number()])
+      .refine(([lo, hi]) => lo < hi, 'needs [low, high] with low < high')
+      .optional(),
   })
   .refine((c) => Object.keys(c).filter((k) => k === 'above' || k === 'below' || k === 'outside').length === 1, {
     message: 'needs exactly one of above, below or outside',
@@ -90,10 +93,7 @@ const levelsSchema = z
     }
   });
 
-const escalationRefSchema = z.union([
-  zId,
-  z.strictObject({ blue: zId.optional(), yellow: zId.optional(), orange: zId.optional(), red: zId.optional() }),
-]);
+const escalationRefSchema = z.union([zId, z.strictObject({ blue: zId.optional(), yellow: zId.optional(), orange: zId.optional(), red: zId.optional() })]);
 
 /**
  * Defaults for dispatching the rule's alerts: the department (`owner`: the asset's owner) and the
@@ -234,7 +234,10 @@ export const compoundConditionSchema = z
     hysteresis: z.number().min(0).optional(),
     above: z.number().optional(),
     below: z.number().optional(),
-    outside: z.tuple([z.number(), z.number()]).refine(([lo, hi]) => lo < hi, 'needs [low, high] with low < high').optional(),
+    outside: z
+      .tuple([z.number(), z.number()])
+      .refine(([lo, hi]) => lo < hi, 'needs [low, high] with low < high')
+      .optional(),
   })
   .superRefine((c, ctx) => {
     const n = ['above', 'below', 'outside'].filter((k) => (c as Record<string, unknown>)[k] !== undefined).length;
@@ -297,10 +300,7 @@ export const ruleSchema = z.unknown().transform((raw, ctx) => {
     ctx.addIssue({
       code: 'custom',
       path: kinds.length > 1 ? [kinds[1]!] : [],
-      message:
-        kinds.length === 0
-          ? 'a rule needs one of levels (threshold), stale, offline, all or any (compound)'
-          : `a rule is of one kind: it has both ${kinds.join(' and ')}`,
+      message: kinds.length === 0 ? 'a rule needs one of levels (threshold), stale, offline, all or any (compound)' : `a rule is of one kind: it has both ${kinds.join(' and ')}`,
     });
     return z.NEVER;
   }

@@ -11,9 +11,7 @@ import { replayOnEventTime, type ReplayItem } from './replay.js';
 import { RuleRunner } from './rule-runner.js';
 import { BRIDGE, GAS, HOUR, line, MIN, reading, SEC, SLOPE, status, T0, type AssetInfo } from '../test/support/rules.js';
 
-const DEMO_RULES: RuleConfig[] = (parse(readFileSync(join(import.meta.dirname, '..', 'config-demo', 'rules.yaml'), 'utf8')) as { rules: unknown[] }).rules.map((r) =>
-  ruleSchema.parse(r),
-);
+const DEMO_RULES: RuleConfig[] = (parse(readFileSync(join(import.meta.dirname, '..', 'config-demo', 'rules.yaml'), 'utf8')) as { rules: unknown[] }).rules.map((r) => ruleSchema.parse(r));
 
 function replay(items: ReplayItem[], end?: number, rules: RuleConfig[] = DEMO_RULES): string[] {
   items.sort((a, b) => a.ts - b.ts); // stable: equal ts keep their order

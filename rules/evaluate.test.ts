@@ -9,7 +9,10 @@ import type { RuleEvent } from './types.js';
 type RuleInput = Record<string, unknown>;
 
 function ruleSet(rules: RuleInput[], options: Partial<CompileOptions> = {}) {
-  return compileRules(rules.map((r) => thresholdRuleSchema.parse({ match: { metric: 'strain' }, ...r })), options);
+  return compileRules(
+    rules.map((r) => thresholdRuleSchema.parse({ match: { metric: 'strain' }, ...r })),
+    options,
+  );
 }
 
 const base: Reading = { assetId: 'a1', sensorId: 's1', assetType: 'bridge', street: '龙城街道', metric: 'strain', value: 0, ts: 0 };
@@ -57,105 +60,173 @@ describe.each(VARIANTS)('evaluate (%s classifier)', (_name, options) => {
 
   it('above: raises and drops through several levels', () => {
     const set = compile([{ id: 'r', levels: STEPS }]);
-    expect(run(set, [[1, 100], [2, 210], [3, 260], [4, 310], [5, 260], [6, 100]])).toEqual([
-      ev(2, 'yellow', 210, 200),
-      ev(3, 'orange', 260, 250),
-      ev(4, 'red', 310, 300),
-      ev(5, 'orange', 260, 250),
-      ev(6, null, 100, 250),
-    ]);
+    expect(
+      run(set, [
+        [1, 100],
+        [2, 210],
+        [3, 260],
+        [4, 310],
+        [5, 260],
+        [6, 100],
+      ]),
+    ).toEqual([ev(2, 'yellow', 210, 200), ev(3, 'orange', 260, 250), ev(4, 'red', 310, 300), ev(5, 'orange', 260, 250), ev(6, null, 100, 250)]);
   });
 
   it('a value exactly on the threshold does not meet it', () => {
     const set = compile([{ id: 'r', levels: STEPS }]);
-    expect(run(set, [[1, 200], [2, 250.0001], [3, 300]])).toEqual([ev(2, 'orange', 250.0001, 250)]);
+    expect(
+      run(set, [
+        [1, 200],
+        [2, 250.0001],
+        [3, 300],
+      ]),
+    ).toEqual([ev(2, 'orange', 250.0001, 250)]);
   });
 
   it('below: levels and a clear report the threshold of the level left', () => {
     const set = compile([{ id: 'r', levels: { red: { below: 5 }, yellow: { below: 10 } } }]);
-    expect(run(set, [[1, 12], [2, 9], [3, 4], [4, 11]])).toEqual([ev(2, 'yellow', 9, 10), ev(3, 'red', 4, 5), ev(4, null, 11, 5)]);
+    expect(
+      run(set, [
+        [1, 12],
+        [2, 9],
+        [3, 4],
+        [4, 11],
+      ]),
+    ).toEqual([ev(2, 'yellow', 9, 10), ev(3, 'red', 4, 5), ev(4, null, 11, 5)]);
   });
 
   it('outside: either side of the band', () => {
     const set = compile([{ id: 'r', levels: { red: { outside: [-10, 10] }, yellow: { outside: [-5, 5] } } }]);
-    expect(run(set, [[1, 0], [2, 6], [3, -11], [4, 3], [5, -5], [6, -5.5]])).toEqual([
-      ev(2, 'yellow', 6, [-5, 5]),
-      ev(3, 'red', -11, [-10, 10]),
-      ev(4, null, 3, [-10, 10]),
-      ev(6, 'yellow', -5.5, [-5, 5]),
-    ]);
+    expect(
+      run(set, [
+        [1, 0],
+        [2, 6],
+        [3, -11],
+        [4, 3],
+        [5, -5],
+        [6, -5.5],
+      ]),
+    ).toEqual([ev(2, 'yellow', 6, [-5, 5]), ev(3, 'red', -11, [-10, 10]), ev(4, null, 3, [-10, 10]), ev(6, 'yellow', -5.5, [-5, 5])]);
   });
 
   it('hysteresis: a value oscillating around the threshold does not flap', () => {
     const set = compile([{ id: 'r', levels: { yellow: { above: 200 } }, hysteresis: 10 }]);
-    const input = [[1, 195], [2, 201], [3, 199], [4, 202], [5, 198], [6, 191], [7, 190], [8, 201]] as const;
+    const input = [
+      [1, 195],
+      [2, 201],
+      [3, 199],
+      [4, 202],
+      [5, 198],
+      [6, 191],
+      [7, 190],
+      [8, 201],
+    ] as const;
     expect(run(set, [...input])).toEqual([ev(2, 'yellow', 201, 200), ev(7, null, 190, 200), ev(8, 'yellow', 201, 200)]);
   });
 
   it('without hysteresis the same signal flaps', () => {
     const set = compile([{ id: 'r', levels: { yellow: { above: 200 } } }]);
-    const input = [[1, 195], [2, 201], [3, 199], [4, 202], [5, 198], [6, 191], [7, 190], [8, 201]] as const;
-    expect(run(set, [...input])).toEqual([
-      ev(2, 'yellow', 201, 200),
-      ev(3, null, 199, 200),
-      ev(4, 'yellow', 202, 200),
-      ev(5, null, 198, 200),
-      ev(8, 'yellow', 201, 200),
-    ]);
+    const input = [
+      [1, 195],
+      [2, 201],
+      [3, 199],
+      [4, 202],
+      [5, 198],
+      [6, 191],
+      [7, 190],
+      [8, 201],
+    ] as const;
+    expect(run(set, [...input])).toEqual([ev(2, 'yellow', 201, 200), ev(3, null, 199, 200), ev(4, 'yellow', 202, 200), ev(5, null, 198, 200), ev(8, 'yellow', 201, 200)]);
   });
 
   it('hysteresis over several levels: the held level and those below it are sticky, higher ones are not', () => {
     const set = compile([{ id: 'r', levels: { orange: { above: 250 }, yellow: { above: 200 } }, hysteresis: 20 }]);
-    expect(run(set, [[1, 260], [2, 240], [3, 230], [4, 195], [5, 250], [6, 251], [7, 185], [8, 180]])).toEqual([
-      ev(1, 'orange', 260, 250),
-      ev(3, 'yellow', 230, 200),
-      ev(6, 'orange', 251, 250),
-      ev(7, 'yellow', 185, 200),
-      ev(8, null, 180, 200),
-    ]);
+    expect(
+      run(set, [
+        [1, 260],
+        [2, 240],
+        [3, 230],
+        [4, 195],
+        [5, 250],
+        [6, 251],
+        [7, 185],
+        [8, 180],
+      ]),
+    ).toEqual([ev(1, 'orange', 260, 250), ev(3, 'yellow', 230, 200), ev(6, 'orange', 251, 250), ev(7, 'yellow', 185, 200), ev(8, null, 180, 200)]);
   });
 
   it('hysteresis for below and outside', () => {
     const below = compile([{ id: 'r', levels: { yellow: { below: 10 } }, hysteresis: 2 }]);
-    expect(run(below, [[1, 9], [2, 11], [3, 11.9], [4, 12]])).toEqual([ev(1, 'yellow', 9, 10), ev(4, null, 12, 10)]);
+    expect(
+      run(below, [
+        [1, 9],
+        [2, 11],
+        [3, 11.9],
+        [4, 12],
+      ]),
+    ).toEqual([ev(1, 'yellow', 9, 10), ev(4, null, 12, 10)]);
     const outside = compile([{ id: 'r', levels: { yellow: { outside: [-5, 5] } }, hysteresis: 1 }]);
-    expect(run(outside, [[1, 6], [2, 4.5], [3, 4], [4, -6], [5, -4.5], [6, -3.9]])).toEqual([
-      ev(1, 'yellow', 6, [-5, 5]),
-      ev(3, null, 4, [-5, 5]),
-      ev(4, 'yellow', -6, [-5, 5]),
-      ev(6, null, -3.9, [-5, 5]),
-    ]);
+    expect(
+      run(outside, [
+        [1, 6],
+        [2, 4.5],
+        [3, 4],
+        [4, -6],
+        [5, -4.5],
+        [6, -3.9],
+      ]),
+    ).toEqual([ev(1, 'yellow', 6, [-5, 5]), ev(3, null, 4, [-5, 5]), ev(4, 'yellow', -6, [-5, 5]), ev(6, null, -3.9, [-5, 5])]);
   });
 
   it('for: fires once the condition has held for the duration on event time; a miss restarts it', () => {
     const set = compile([{ id: 'r', levels: { red: { above: 300 }, yellow: { above: 200 } }, for: '30s' }]);
     const s = 1000;
     const input = [
-      [0, 210], [10 * s, 220], [20 * s, 190], // the miss at 20s breaks the run started at 0s
-      [30 * s, 210], [50 * s, 215], [60 * s, 220], // held 30s..60s: fires at 60s
-      [70 * s, 310], [90 * s, 320], [100 * s, 305], // red held 70s..100s
+      [0, 210],
+      [10 * s, 220],
+      [20 * s, 190], // the miss at 20s breaks the run started at 0s
+      [30 * s, 210],
+      [50 * s, 215],
+      [60 * s, 220], // held 30s..60s: fires at 60s
+      [70 * s, 310],
+      [90 * s, 320],
+      [100 * s, 305], // red held 70s..100s
       [110 * s, 250], // drop: immediate
       [120 * s, 100], // clear: immediate
     ] as const;
-    expect(run(set, [...input])).toEqual([
-      ev(60 * s, 'yellow', 220, 200),
-      ev(100 * s, 'red', 305, 300),
-      ev(110 * s, 'yellow', 250, 200),
-      ev(120 * s, null, 100, 200),
-    ]);
+    expect(run(set, [...input])).toEqual([ev(60 * s, 'yellow', 220, 200), ev(100 * s, 'red', 305, 300), ev(110 * s, 'yellow', 250, 200), ev(120 * s, null, 100, 200)]);
   });
 
   it('for: a long gap between two meeting readings counts as held; a lower level keeps its own run', () => {
     const set = compile([{ id: 'r', levels: { red: { above: 300 }, yellow: { above: 200 } }, for: '30s' }]);
-    expect(run(set, [[0, 310], [40_000, 310]])).toEqual([ev(40_000, 'red', 310, 300)]);
+    expect(
+      run(set, [
+        [0, 310],
+        [40_000, 310],
+      ]),
+    ).toEqual([ev(40_000, 'red', 310, 300)]);
     // red from 0s, broken at 20s; yellow has held since 0s and fires at 30s.
-    expect(run(set, [[0, 310], [20_000, 250], [30_000, 250]])).toEqual([ev(30_000, 'yellow', 250, 200)]);
+    expect(
+      run(set, [
+        [0, 310],
+        [20_000, 250],
+        [30_000, 250],
+      ]),
+    ).toEqual([ev(30_000, 'yellow', 250, 200)]);
   });
 
   it('for: a raise above an active level restarts its run after a miss', () => {
     const set = compile([{ id: 'r', levels: { red: { above: 300 }, yellow: { above: 200 } }, for: '30s' }]);
     const s = 1000;
-    const input = [[0, 210], [30 * s, 210], [40 * s, 310], [50 * s, 250], [60 * s, 310], [80 * s, 310], [90 * s, 310]] as const;
+    const input = [
+      [0, 210],
+      [30 * s, 210],
+      [40 * s, 310],
+      [50 * s, 250],
+      [60 * s, 310],
+      [80 * s, 310],
+      [90 * s, 310],
+    ] as const;
     expect(run(set, [...input])).toEqual([ev(30 * s, 'yellow', 210, 200), ev(90 * s, 'red', 310, 300)]);
   });
 
@@ -168,10 +239,20 @@ describe.each(VARIANTS)('evaluate (%s classifier)', (_name, options) => {
     const set = compile([{ id: 'r', levels: { yellow: { above: 200 } }, for: '30s' }]);
     const state = createRuleState();
     // the late 100 at 5s would have broken the run; it is ignored.
-    expect(run(set, [[0, 210], [10_000, 215], [5_000, 100], [30_000, 220], [25_000, 100], [30_000, 100]], state)).toEqual([
-      ev(30_000, 'yellow', 220, 200),
-      ev(30_000, null, 100, 200),
-    ]);
+    expect(
+      run(
+        set,
+        [
+          [0, 210],
+          [10_000, 215],
+          [5_000, 100],
+          [30_000, 220],
+          [25_000, 100],
+          [30_000, 100],
+        ],
+        state,
+      ),
+    ).toEqual([ev(30_000, 'yellow', 220, 200), ev(30_000, null, 100, 200)]);
     expect(state.outOfOrder).toBe(2);
   });
 
@@ -190,12 +271,13 @@ describe.each(VARIANTS)('evaluate (%s classifier)', (_name, options) => {
       { id: 'r', levels: { yellow: { above: 200 } } },
       { id: 'r2', match: { metric: 'strain', asset_type: 'bridge' }, levels: { red: { above: 100 } } },
     ]);
-    expect(run(set, [{ ts: 1, value: 250 }, { ts: 2, value: 250, sensorId: 's2' }, { ts: 3, value: 150, assetId: 'a2', assetType: 'slope' }])).toEqual([
-      ev(1, 'yellow', 250, 200),
-      ev(1, 'red', 250, 100, { ruleId: 'r2' }),
-      ev(2, 'yellow', 250, 200, { sensorId: 's2' }),
-      ev(2, 'red', 250, 100, { ruleId: 'r2', sensorId: 's2' }),
-    ]);
+    expect(
+      run(set, [
+        { ts: 1, value: 250 },
+        { ts: 2, value: 250, sensorId: 's2' },
+        { ts: 3, value: 150, assetId: 'a2', assetType: 'slope' },
+      ]),
+    ).toEqual([ev(1, 'yellow', 250, 200), ev(1, 'red', 250, 100, { ruleId: 'r2' }), ev(2, 'yellow', 250, 200, { sensorId: 's2' }), ev(2, 'red', 250, 100, { ruleId: 'r2', sensorId: 's2' })]);
   });
 });
 
@@ -217,10 +299,24 @@ describe('state', () => {
     run(set, [{ ts: 0, value: 250 }], state);
     expect(counts(state)).toEqual({ alerts: 1, series: 1, outOfOrder: 0 });
     expect(activeAlerts(state)).toEqual([]);
-    run(set, [{ ts: 10_000, value: 250 }, { ts: 10_000, value: 300, metric: 'tilt' }], state);
+    run(
+      set,
+      [
+        { ts: 10_000, value: 250 },
+        { ts: 10_000, value: 300, metric: 'tilt' },
+      ],
+      state,
+    );
     expect(counts(state)).toEqual({ alerts: 1, series: 2, outOfOrder: 0 });
     expect(activeAlerts(state)).toEqual([{ ruleId: 'r', assetId: 'a1', sensorId: 's1', level: 'yellow' }]);
-    run(set, [{ ts: 11_000, value: 0 }, { ts: 11_000, value: 0, metric: 'tilt' }], state);
+    run(
+      set,
+      [
+        { ts: 11_000, value: 0 },
+        { ts: 11_000, value: 0, metric: 'tilt' },
+      ],
+      state,
+    );
     expect(counts(state)).toEqual({ alerts: 0, series: 0, outOfOrder: 0 });
     expect(state.alerts.size).toBe(0);
   });
@@ -233,7 +329,14 @@ describe('state', () => {
       { id: 'r4', levels: STEPS, for: '1m' },
     ]);
     const state = createRuleState();
-    run(old, [{ ts: 1, value: 310 }, { ts: 1, value: 210, assetId: 'a2' }], state);
+    run(
+      old,
+      [
+        { ts: 1, value: 310 },
+        { ts: 1, value: 210, assetId: 'a2' },
+      ],
+      state,
+    );
     expect(activeAlerts(state).map((a) => `${a.ruleId}/${a.assetId}/${a.level}`)).toEqual(['r1/a1/red', 'r1/a2/yellow', 'r2/a1/red', 'r2/a2/yellow', 'r3/a1/red', 'r3/a2/yellow']);
 
     const next = ruleSet([
@@ -257,7 +360,17 @@ describe('state', () => {
     const set = ruleSet([{ id: 'r', levels: STEPS, hysteresis: 20 }]);
     const state = createRuleState();
     restoreAlert(state, { ruleId: 'r', assetId: 'a1', sensorId: 's1', assetType: 'bridge', street: '龙城街道', metric: 'strain', level: 'orange', value: 260 });
-    expect(run(set, [[1, 240], [2, 229], [3, 150]], state)).toEqual([ev(2, 'yellow', 229, 200), ev(3, null, 150, 200)]);
+    expect(
+      run(
+        set,
+        [
+          [1, 240],
+          [2, 229],
+          [3, 150],
+        ],
+        state,
+      ),
+    ).toEqual([ev(2, 'yellow', 229, 200), ev(3, null, 150, 200)]);
   });
 });
 
@@ -342,7 +455,8 @@ describe('series slots', () => {
         if (sweepNow) got[k]!.push(...tick(sets[k]!, state, ts));
         got[k]!.push(...evaluate(sets[k]!, state, reading).events);
       });
-      if (restore) restoreAlert(refState, { ruleId: 'up', assetId: 'a1', sensorId: 's2', assetType: 'bridge', street: '龙城街道', metric: 'tilt', level: 'red', value: 310 }, reference.get('up'));
+      if (restore)
+        restoreAlert(refState, { ruleId: 'up', assetId: 'a1', sensorId: 's2', assetType: 'bridge', street: '龙城街道', metric: 'tilt', level: 'red', value: 310 }, reference.get('up'));
       if (sweepNow) expected.push(...tick(reference, refState, ts));
       invalidateSlots(refState); // every series looked up in state.alerts, as if there were no slots
       expected.push(...evaluate(reference, refState, reading).events);

@@ -50,7 +50,19 @@ import type { CompiledCompoundRule, CompiledRuleSet, CompiledStaleRule, Compiled
 import { markFlapping } from './flapping.js';
 import { levelMet } from './level-classifier.js';
 import { displaySignal, SampleWindow, windowSignal, windowSignalAt, type WindowedSignal } from './signals.js';
-import { newSeries, scheduleDue, scheduleSweep, type AlertState, type CompoundState, type ConditionSeries, type EvaluateResult, type RuleState, type SeriesSlot, type SeriesState, type StaleEntry } from './state.js';
+import {
+  newSeries,
+  scheduleDue,
+  scheduleSweep,
+  type AlertState,
+  type CompoundState,
+  type ConditionSeries,
+  type EvaluateResult,
+  type RuleState,
+  type SeriesSlot,
+  type SeriesState,
+  type StaleEntry,
+} from './state.js';
 import { COMPOUND_SENSOR_ID, type RuleEvent } from './types.js';
 
 export * from './state.js';

@@ -44,7 +44,7 @@ describe('threshold rules on windowed signals', () => {
   });
 
   it('avg, min and max', () => {
-    const values = [0.30, 0.28, 0.12, 0.29, 0.30, 0.31, 0.30, 0.29];
+    const values = [0.3, 0.28, 0.12, 0.29, 0.3, 0.31, 0.3, 0.29];
     const items = values.map((v, i) => reading(HYDRANT, 'hp-02', 'hydrant_pressure', T0 + i * MIN, v));
     const rules = [
       { id: 'p-min', match: { metric: 'hydrant_pressure' }, signal: { min: '3m' }, levels: { red: { below: 0.14 } } },
@@ -64,7 +64,11 @@ describe('threshold rules on windowed signals', () => {
   it('ignores readings older than the series’ last one, keeping the window as it was', () => {
     const rule = { id: 's', match: { metric: 'rainfall' }, signal: { sum: '1h' }, levels: { yellow: { above: 10 } } };
     const runner = runnerOf([rule]);
-    const items = [reading(SLOPE, 'rain-01', 'rainfall', T0 + 10 * MIN, 6), reading(SLOPE, 'rain-01', 'rainfall', T0 + 5 * MIN, 9), reading(SLOPE, 'rain-01', 'rainfall', T0 + 20 * MIN, 4.5)];
+    const items = [
+      reading(SLOPE, 'rain-01', 'rainfall', T0 + 10 * MIN, 6),
+      reading(SLOPE, 'rain-01', 'rainfall', T0 + 5 * MIN, 9),
+      reading(SLOPE, 'rain-01', 'rainfall', T0 + 20 * MIN, 4.5),
+    ];
     const events = items.flatMap((i) => runner.process([readingOf(i)], i.ts));
     expect(events.map((e) => line(e))).toEqual(['00:20 s lg-slope-001/rain-01 rainfall yellow 10.5 10']);
     expect(runner.stats()).toMatchObject({ outOfOrder: 1, windows: 1, slots: 2 });
@@ -103,7 +107,11 @@ describe('stale rules', () => {
 
   it('a metric filter: only that metric counts as a sign of life', () => {
     const only = { id: 'no-strain', match: { metric: 'strain' }, stale: '5m', level: 'blue' };
-    const items = [reading(BRIDGE, 'strain-01', 'strain', T0, 1), reading(BRIDGE, 'strain-01', 'temperature', T0 + 4 * MIN, 20), reading(BRIDGE, 'strain-01', 'temperature', T0 + 8 * MIN, 20)];
+    const items = [
+      reading(BRIDGE, 'strain-01', 'strain', T0, 1),
+      reading(BRIDGE, 'strain-01', 'temperature', T0 + 4 * MIN, 20),
+      reading(BRIDGE, 'strain-01', 'temperature', T0 + 8 * MIN, 20),
+    ];
     expect(run([only], items)).toEqual(['00:05 no-strain lg-bridge-001/strain-01 strain blue 300 300']);
   });
 });
@@ -179,7 +187,14 @@ describe('compound rules', () => {
   });
 
   it('any: one met condition is enough; hysteresis holds each condition while the compound holds', () => {
-    const rule = { id: 'gas-any', any: [{ metric: 'gas_lel', above: 25, hysteresis: 0.5 }, { metric: 'pressure', below: 0.15 }], level: 'orange' };
+    const rule = {
+      id: 'gas-any',
+      any: [
+        { metric: 'gas_lel', above: 25, hysteresis: 0.5 },
+        { metric: 'pressure', below: 0.15 },
+      ],
+      level: 'orange',
+    };
     const items = [
       reading(GAS, 'pt-02', 'pressure', T0, 0.3),
       reading(GAS, 'vw-01', 'gas_lel', T0 + MIN, 26),
@@ -188,10 +203,7 @@ describe('compound rules', () => {
       reading(GAS, 'vw-01', 'gas_lel', T0 + 4 * MIN, 3),
       reading(GAS, 'pt-02', 'pressure', T0 + 5 * MIN, 0.3),
     ];
-    expect(run([rule], items)).toEqual([
-      '00:01 gas-any lg-gas-001/* gas_lel orange 26 25',
-      '00:05 gas-any lg-gas-001/* pressure clear 0.3 0.15',
-    ]);
+    expect(run([rule], items)).toEqual(['00:01 gas-any lg-gas-001/* gas_lel orange 26 25', '00:05 gas-any lg-gas-001/* pressure clear 0.3 0.15']);
   });
 });
 
@@ -219,7 +231,17 @@ describe('flapping across a restart', () => {
     const rule = { id: 'strain', match: { metric: 'strain' }, levels: { yellow: { above: 200 } }, flapping: { window: '30m', max_changes: 4 } };
     const plain = { id: 'plain', match: { metric: 'strain' }, levels: { yellow: { above: 200 } } };
     const runner = runnerOf([rule, plain]);
-    const seed = (rule_id: string) => ({ rule_id, asset_id: BRIDGE.assetId, sensor_id: 'strain-01', asset_type: 'bridge', street: BRIDGE.street, metric: 'strain', level: 'yellow' as const, value: 205, threshold: 200 });
+    const seed = (rule_id: string) => ({
+      rule_id,
+      asset_id: BRIDGE.assetId,
+      sensor_id: 'strain-01',
+      asset_type: 'bridge',
+      street: BRIDGE.street,
+      metric: 'strain',
+      level: 'yellow' as const,
+      value: 205,
+      threshold: 200,
+    });
     expect(runner.restoreFlapping([seed('strain'), seed('plain')], T0).map((a) => a.rule_id)).toEqual(['plain']);
     expect(replayOnEventTime(runner, [], T0 + HOUR).map((e) => line(e))).toEqual(['00:30 strain lg-bridge-001/strain-01 strain yellow 205 200 [flapping ended, 0 changes]']);
   });
@@ -234,9 +256,7 @@ describe('reload and restart', () => {
   it('keeps the state of rules whose evaluation is unchanged, and reports what changed', () => {
     const runner = runnerOf([strain, rain, silent]);
     const feed = (items: ReplayItem[]) => items.flatMap((i) => (i.kind === 'reading' ? runner.process([i.reading], i.ts) : [])).map((e) => line(e));
-    expect(feed([reading(BRIDGE, 'strain-01', 'strain', T0, 250), reading(SLOPE, 'rain-01', 'rainfall', T0, 8)])).toEqual([
-      '00:00 strain lg-bridge-001/strain-01 strain yellow 250 200',
-    ]);
+    expect(feed([reading(BRIDGE, 'strain-01', 'strain', T0, 250), reading(SLOPE, 'rain-01', 'rainfall', T0, 8)])).toEqual(['00:00 strain lg-bridge-001/strain-01 strain yellow 250 200']);
     const changes = runner.replace(
       parse([
         { ...strain, levels: { red: { above: 240 }, yellow: { above: 200 } } }, // thresholds edited: state kept
@@ -255,7 +275,13 @@ describe('reload and restart', () => {
   it('a narrowed match reports the alerts it no longer covers; a disabled rule is reported as such', () => {
     const runner = runnerOf([strain, silent]);
     runner.process([readingOf(reading(BRIDGE, 'strain-01', 'strain', T0, 250))], T0);
-    const changes = runner.replace(parse([{ ...strain, match: { asset_type: 'tunnel', metric: 'strain' } }, { ...silent, enabled: false }]), T0);
+    const changes = runner.replace(
+      parse([
+        { ...strain, match: { asset_type: 'tunnel', metric: 'strain' } },
+        { ...silent, enabled: false },
+      ]),
+      T0,
+    );
     expect(changes).toEqual({
       added: [],
       removed: [],

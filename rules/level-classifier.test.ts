@@ -9,8 +9,24 @@ describe('SyncRuleEngine', () => {
   it('runs execute to completion before returning', () => {
     const engine = new SyncRuleEngine(
       [
-        { id: 'low', priority: 1, condition: (R: API, f: Fact) => R.when(f.x > 1), consequence: (R: API, f: Fact) => { f.low = true; R.stop(); } },
-        { id: 'high', priority: 2, condition: (R: API, f: Fact) => R.when(f.x > 5), consequence: (R: API, f: Fact) => { f.high = true; R.stop(); } },
+        {
+          id: 'low',
+          priority: 1,
+          condition: (R: API, f: Fact) => R.when(f.x > 1),
+          consequence: (R: API, f: Fact) => {
+            f.low = true;
+            R.stop();
+          },
+        },
+        {
+          id: 'high',
+          priority: 2,
+          condition: (R: API, f: Fact) => R.when(f.x > 5),
+          consequence: (R: API, f: Fact) => {
+            f.high = true;
+            R.stop();
+          },
+        },
       ],
       { ignoreFactChanges: true },
     );
@@ -24,11 +40,7 @@ describe('SyncRuleEngine', () => {
 
 describe('level classifiers', () => {
   // red above 300, orange above 250, yellow above 200, hysteresis 20, most severe first
-  const above: CompiledLevel[] = [
-    compileLevel('red', 4, 'above', 300, 20),
-    compileLevel('orange', 3, 'above', 250, 20),
-    compileLevel('yellow', 2, 'above', 200, 20),
-  ];
+  const above: CompiledLevel[] = [compileLevel('red', 4, 'above', 300, 20), compileLevel('orange', 3, 'above', 250, 20), compileLevel('yellow', 2, 'above', 200, 20)];
   const outside: CompiledLevel[] = [compileLevel('red', 4, 'outside', [-10, 10], 1), compileLevel('blue', 1, 'outside', [-5, 5], 1)];
 
   const cases: [CompiledLevel[], number, number, number][] = [
@@ -64,7 +76,15 @@ describe('level classifiers', () => {
     try {
       const gated = createNodeRulesClassifier(above);
       // quiet; yellow held (above 200, held down to 180); orange held (up to 300 inclusive); red held
-      expect([gated.classify(150, 0), gated.classify(200, 0), gated.classify(240, 2), gated.classify(181, 2), gated.classify(300, 3), gated.classify(281, 4), gated.classify(1e9, 4)]).toEqual([0, 0, 2, 2, 3, 4, 4]);
+      expect([
+        gated.classify(150, 0),
+        gated.classify(200, 0),
+        gated.classify(240, 2),
+        gated.classify(181, 2),
+        gated.classify(300, 3),
+        gated.classify(281, 4),
+        gated.classify(1e9, 4),
+      ]).toEqual([0, 0, 2, 2, 3, 4, 4]);
       expect(execute).toHaveBeenCalledTimes(0);
       // a level left, a level entered, a more severe level entered, a held rank the rule lacks
       expect([gated.classify(150, 2), gated.classify(201, 0), gated.classify(251, 2), gated.classify(180, 2), gated.classify(280, 4), gated.classify(210, 1)]).toEqual([0, 2, 3, 0, 3, 2]);
@@ -93,16 +113,12 @@ describe('level classifiers', () => {
   });
 
   it('agree on random values and held levels', () => {
-    const levels: CompiledLevel[] = [
-      compileLevel('red', 4, 'below', -50, 7),
-      compileLevel('orange', 3, 'below', -20, 7),
-      compileLevel('blue', 1, 'below', 0, 7),
-    ];
+    const levels: CompiledLevel[] = [compileLevel('red', 4, 'below', -50, 7), compileLevel('orange', 3, 'below', -20, 7), compileLevel('blue', 1, 'below', 0, 7)];
     const viaRules = createNodeRulesClassifier(levels);
     const ungated = createNodeRulesClassifier(levels, { stableGate: false });
     const direct = createDirectClassifier(levels);
     let seed = 7;
-    const rand = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+    const rand = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
     for (let i = 0; i < 5000; i++) {
       const value = Math.round((rand() * 140 - 90) * 10) / 10;
       const held = Math.floor(rand() * 5);
@@ -113,7 +129,12 @@ describe('level classifiers', () => {
 });
 
 describe('stable gate (property)', () => {
-  const RANKS: [Level, number][] = [['blue', 1], ['yellow', 2], ['orange', 3], ['red', 4]];
+  const RANKS: [Level, number][] = [
+    ['blue', 1],
+    ['yellow', 2],
+    ['orange', 3],
+    ['red', 4],
+  ];
   // Any levels at all (nesting is not assumed by the gate), values on and around their edges.
   const levelsArb = fc
     .tuple(
@@ -134,7 +155,12 @@ describe('stable gate (property)', () => {
         })
         .reverse(),
     );
-  const valueArb = fc.oneof(fc.integer({ min: -80, max: 80 }), fc.double({ min: -80, max: 80, noNaN: true }), fc.integer({ min: -1600, max: 1600 }).map((n) => n / 20), fc.constantFrom(Infinity, -Infinity));
+  const valueArb = fc.oneof(
+    fc.integer({ min: -80, max: 80 }),
+    fc.double({ min: -80, max: 80, noNaN: true }),
+    fc.integer({ min: -1600, max: 1600 }).map((n) => n / 20),
+    fc.constantFrom(Infinity, -Infinity),
+  );
 
   it('passes exactly the values whose classification is the held rank, and the gated engine agrees with the others', () => {
     fc.assert(

@@ -74,11 +74,7 @@ export function compileLevel(level: Level, rank: number, comparison: Comparison,
 
 /** Whether one level is met by `value` for a series holding `heldRank`. */
 export function levelMet(level: CompiledLevel, value: number, heldRank: number): boolean {
-  return (
-    value < level.enterLo ||
-    value > level.enterHi ||
-    (level.rank <= heldRank && (value < level.holdLo || value > level.holdHi))
-  );
+  return value < level.enterLo || value > level.enterHi || (level.rank <= heldRank && (value < level.holdLo || value > level.holdHi));
 }
 
 /** Plain predicates. `levels` must be sorted most severe first. */

@@ -79,8 +79,7 @@ export function reconcileState(ruleSet: CompiledRuleSet, state: RuleState, previ
     const rule = current(ruleId);
     for (const [assetId, bySensor] of byAsset) {
       for (const [sensorId, entry] of bySensor) {
-        const keep =
-          rule !== undefined && rule.kind === 'stale' && (rule.match.metric !== undefined ? rule.match.metric.has(entry.metric) : true) && staleMatches(rule.match, entry);
+        const keep = rule !== undefined && rule.kind === 'stale' && (rule.match.metric !== undefined ? rule.match.metric.has(entry.metric) : true) && staleMatches(rule.match, entry);
         if (keep) {
           if (!entry.fired) scheduleDue(state, entry.lastSeen + rule.staleMs);
           continue;

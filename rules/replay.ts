@@ -9,9 +9,7 @@ import type { RuleRunner } from './rule-runner.js';
 import type { DeviceRef } from './state.js';
 import type { RuleEvent } from './types.js';
 
-export type ReplayItem =
-  | { kind: 'reading'; ts: number; reading: Reading }
-  | { kind: 'presence'; ts: number; device: DeviceRef; status: 'online' | 'offline' };
+export type ReplayItem = { kind: 'reading'; ts: number; reading: Reading } | { kind: 'presence'; ts: number; device: DeviceRef; status: 'online' | 'offline' };
 
 /**
  * Feeds `items` (sorted by ts; equal ts keep their order) and returns every rule event in order.

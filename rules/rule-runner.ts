@@ -114,7 +114,17 @@ export class RuleRunner {
       const restored = restoreFlapping(
         this.ruleSet,
         this.state,
-        { ruleId: a.rule_id, assetId: a.asset_id, sensorId: a.sensor_id, assetType: a.asset_type, street: a.street, metric: a.metric, level: a.level, value: a.value, threshold: a.threshold },
+        {
+          ruleId: a.rule_id,
+          assetId: a.asset_id,
+          sensorId: a.sensor_id,
+          assetType: a.asset_type,
+          street: a.street,
+          metric: a.metric,
+          level: a.level,
+          value: a.value,
+          threshold: a.threshold,
+        },
         now,
       );
       if (!restored) release.push(a);

@@ -15,7 +15,12 @@ function filled(windowMs: number, points: Array<[number, number]>): SampleWindow
 
 describe('SampleWindow', () => {
   it('keeps the readings of (t - W, t] and aggregates them', () => {
-    const w = filled(3 * H, [[0, 5], [H, 1], [2 * H, 9], [3 * H, 4]]); // the reading at 0 is exactly W old: out
+    const w = filled(3 * H, [
+      [0, 5],
+      [H, 1],
+      [2 * H, 9],
+      [3 * H, 4],
+    ]); // the reading at 0 is exactly W old: out
     expect([w.count, w.sum, w.min, w.max, w.firstTs, w.first, w.lastTs, w.last]).toEqual([3, 14, 1, 9, H, 1, 3 * H, 4]);
     w.push(4 * H, 2);
     w.prune(4 * H); // drops the reading at 1h (the minimum)
@@ -58,7 +63,11 @@ describe('SampleWindow', () => {
   });
 
   it('view() aggregates the part after a cutoff without changing the window', () => {
-    const w = filled(10 * H, [[H, 1], [2 * H, 2], [3 * H, 3]]);
+    const w = filled(10 * H, [
+      [H, 1],
+      [2 * H, 2],
+      [3 * H, 3],
+    ]);
     const v = w.view(1.5 * H, { count: 0, sum: 0, min: 0, max: 0, firstTs: 0, first: 0, lastTs: 0, last: 0 });
     expect(v).toEqual({ count: 2, sum: 5, min: 2, max: 3, firstTs: 2 * H, first: 2, lastTs: 3 * H, last: 3 });
     expect(w.count).toBe(3);
@@ -67,7 +76,11 @@ describe('SampleWindow', () => {
 
 describe('signals', () => {
   it('aggregates', () => {
-    const w = filled(H, [[0, 4], [600_000, 8], [1_200_000, 3]]);
+    const w = filled(H, [
+      [0, 4],
+      [600_000, 8],
+      [1_200_000, 3],
+    ]);
     expect(windowSignal({ kind: 'sum', windowMs: H }, w)).toBe(15);
     expect(windowSignal({ kind: 'avg', windowMs: H }, w)).toBe(5);
     expect(windowSignal({ kind: 'min', windowMs: H }, w)).toBe(3);
@@ -86,12 +99,19 @@ describe('signals', () => {
     expect(at(2 * H, 10.5)).toBeNaN(); // 2 h < 3 h
     expect(at(3 * H, 10.75)).toBe(6); // 0.75 mm in 3 h = 6 mm/d
     expect(at(6 * H, 11.5)).toBe(6); // 1.5 mm in 6 h
-    expect(at(7 * H, 12.5)).toBeCloseTo((12.5 - 10.5) / 5 * 24, 12); // the reading at 0 left: 2 mm over 5 h
+    expect(at(7 * H, 12.5)).toBeCloseTo(((12.5 - 10.5) / 5) * 24, 12); // the reading at 0 left: 2 mm over 5 h
   });
 
   it('tangent angle: 45° at the calibrated creep rate, steeper as the slope accelerates', () => {
     const signal = { kind: 'tangent_angle', windowMs: 6 * H, velocity: 0.8 } as const;
-    const angle = (mmPerDay: number) => windowSignal(signal, filled(signal.windowMs, [[0, 100], [5 * H, 100 + (mmPerDay * 5) / 24]]));
+    const angle = (mmPerDay: number) =>
+      windowSignal(
+        signal,
+        filled(signal.windowMs, [
+          [0, 100],
+          [5 * H, 100 + (mmPerDay * 5) / 24],
+        ]),
+      );
     expect(angle(0.8)).toBeCloseTo(45, 10);
     expect(angle(0.8 * Math.tan((80 * Math.PI) / 180))).toBeCloseTo(80, 10);
     expect(angle(0.8 * Math.tan((85 * Math.PI) / 180))).toBeCloseTo(85, 10);
@@ -100,7 +120,11 @@ describe('signals', () => {
   });
 
   it('judged at another time: the readings in (ts - W, ...]', () => {
-    const w = filled(24 * H, [[0, 30], [10 * H, 40], [20 * H, 50]]);
+    const w = filled(24 * H, [
+      [0, 30],
+      [10 * H, 40],
+      [20 * H, 50],
+    ]);
     expect(windowSignalAt({ kind: 'sum', windowMs: 24 * H }, w, 20 * H)).toBe(120);
     expect(windowSignalAt({ kind: 'sum', windowMs: 24 * H }, w, 30 * H)).toBe(90);
     expect(windowSignalAt({ kind: 'sum', windowMs: 24 * H }, w, 50 * H)).toBeNaN();

@@ -298,7 +298,7 @@ function fromParts(signal: WindowedSignal, count: number, sum: number, min: numb
       const span = lastTs - firstTs;
       if (!(span > 0) || span < signal.windowMs / 2) return NaN;
       if (signal.kind === 'rate') return ((last - first) / span) * signal.perMs;
-      return (Math.atan(((last - first) / span) * DAY_MS / signal.velocity) * 180) / Math.PI;
+      return (Math.atan((((last - first) / span) * DAY_MS) / signal.velocity) * 180) / Math.PI;
     }
   }
 }

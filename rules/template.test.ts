@@ -24,9 +24,7 @@ describe('renderMessage', () => {
 
   it('fills every placeholder, leaves unknown ones and renders missing known ones as nothing', () => {
     const template = '{rule_name}({rule_id}) {asset_id}/{asset_type}/{street} {level}/{level_zh} {value}{unit} {foo} {Value} {threshold';
-    expect(renderMessage(template, { ...vars, unit: undefined, level_zh: '一级' })).toBe(
-      '主梁应变超限(bridge-strain) lg-bridge-001/bridge/龙城街道 red/一级 0.3 {foo} {Value} {threshold',
-    );
+    expect(renderMessage(template, { ...vars, unit: undefined, level_zh: '一级' })).toBe('主梁应变超限(bridge-strain) lg-bridge-001/bridge/龙城街道 red/一级 0.3 {foo} {Value} {threshold');
   });
 
   it('formats outside bands', () => {

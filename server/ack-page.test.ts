@@ -16,7 +16,11 @@ const T0 = Date.UTC(2025, 10, 28, 2, 0, 0);
 
 /** The alert service's links, with the metric catalogue's unit for strain. */
 function links(h: Harness): AckLinksPort {
-  return { ackLink: (token) => h.service.ackLink(token), acknowledgeByLink: (token, note) => h.service.acknowledgeByLink(token, note), unitOf: (metric) => (metric === 'strain' ? 'µε' : '') };
+  return {
+    ackLink: (token) => h.service.ackLink(token),
+    acknowledgeByLink: (token, note) => h.service.acknowledgeByLink(token, note),
+    unitOf: (metric) => (metric === 'strain' ? 'µε' : ''),
+  };
 }
 
 function api(h: Harness) {
@@ -40,7 +44,7 @@ function api(h: Harness) {
     metrics: () => '',
     silences: h.service,
     ackLinks: links(h),
-  } as Parameters<typeof buildApi>[0]);
+  });
 }
 
 type Answer = { statusCode: number; json(): unknown };
@@ -188,7 +192,7 @@ describe('silences API', () => {
     const body = { matchers: { asset_id: 'lg-bridge-001', level: ['yellow', 'orange'] }, ends_at: '2025-11-28T12:00:00+08:00', reason: '桥梁检修，封闭施工' };
     const created = await app.inject({ method: 'POST', url: '/api/v1/silences', headers: auth(), payload: body });
     expect(created.statusCode).toBe(201);
-    const silence = created.json() as { id: string };
+    const silence = created.json<{ id: string }>();
     expect(silence).toEqual({
       id: silence.id,
       matchers: { asset_id: ['lg-bridge-001'], level: ['yellow', 'orange'] },

@@ -191,7 +191,10 @@ export function renderAckLinkState(state: AckLinkState, unitOf: UnitOf = NO_UNIT
         state.alert.state === 'firing'
           ? `<form class="card" method="post"><label>${escapeHtml(t.note)}<textarea name="note" maxlength="500"></textarea></label><button type="submit" style="background:${colour}">${escapeHtml(t.button)}</button></form>`
           : '';
-      return { status: 200, html: page(state.language, state.alert.rule_name, alertCard(state.alert, state.language, unitOf(state.alert.metric)) + form + historyCard(state.timeline, state.language)) };
+      return {
+        status: 200,
+        html: page(state.language, state.alert.rule_name, alertCard(state.alert, state.language, unitOf(state.alert.metric)) + form + historyCard(state.timeline, state.language)),
+      };
     }
   }
 }

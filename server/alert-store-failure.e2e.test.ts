@@ -83,7 +83,11 @@ describe('alerts.db failing under the platform', () => {
     // Opened as of when the event came, not when it was stored.
     expect(Date.parse(alert.started_at)).toBeLessThanOrEqual(failedAt);
     const timelineOf = async (id: string) => ((await p.api('GET', `/api/v1/alerts/${id}`)).body as { timeline: Array<{ type: string }> }).timeline.map((e) => e.type);
-    expect(await waitFor('the delivery recorded', async () => ((await timelineOf(alert.id)).includes('delivered') ? timelineOf(alert.id) : undefined))).toEqual(['firing', 'queued', 'delivered']);
+    expect(await waitFor('the delivery recorded', async () => ((await timelineOf(alert.id)).includes('delivered') ? timelineOf(alert.id) : undefined))).toEqual([
+      'firing',
+      'queued',
+      'delivered',
+    ]);
     const outage = bodies.find((b) => b.alert.rule_id === 'platform-alerts-db')!.alert.id;
     const outageTimeline = await waitFor('the outage deliveries recorded', async () => {
       const types = await timelineOf(outage);

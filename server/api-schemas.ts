@@ -13,7 +13,10 @@ import { silenceInputSchema } from '../alerts/silences.js';
 export const alertQuery = z.strictObject({
   state: z.enum(['firing', 'acknowledged', 'resolved']).optional(),
   level: z.enum(LEVELS).optional(),
-  asset_id: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).optional(),
+  asset_id: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]{1,64}$/)
+    .optional(),
   limit: z.coerce.number().int().min(1).max(1000).optional().describe('at most this many alerts (default: all)'),
 });
 export const actionBody = z.strictObject({ note: z.string().max(2000).optional() }).nullish();
@@ -224,7 +227,7 @@ export function routeSchema(doc: RouteDoc): Json {
   errors.add(500);
   for (const status of [...errors].sort()) {
     const body = doc.errorBodies?.[status] ?? errorBody;
-    response[status] = { ...toJsonSchema(body, 'output'), description: body === errorBody ? ERROR_STATUS[status] ?? 'an error' : (body.description ?? 'an error') };
+    response[status] = { ...toJsonSchema(body, 'output'), description: body === errorBody ? (ERROR_STATUS[status] ?? 'an error') : (body.description ?? 'an error') };
   }
   schema.response = response;
   return schema;
@@ -241,9 +244,14 @@ const ackPageAnswers = {
 
 /** The phone page behind a notification's ack_url: the signed token is the only credential. */
 export const ACK_PAGE_SCHEMAS = {
-  get: routeSchema({ summary: 'the acknowledgement page of an ack_url link', tags: ['ack page'], params: ackTokenParams, responses: { 200: html('the alert, its plan and history, and the acknowledge form'), ...ackPageAnswers } }),
+  get: routeSchema({
+    summary: 'the acknowledgement page of an ack_url link',
+    tags: ['ack page'],
+    params: ackTokenParams,
+    responses: { 200: html('the alert, its plan and history, and the acknowledge form'), ...ackPageAnswers },
+  }),
   post: routeSchema({
-    summary: 'acknowledge through an ack_url link (the page\'s form); uses the link up',
+    summary: "acknowledge through an ack_url link (the page's form); uses the link up",
     tags: ['ack page'],
     params: ackTokenParams,
     body: z.looseObject({ note: z.string().optional().describe('kept to 500 characters') }).optional(),

@@ -13,7 +13,23 @@ import type { Logger } from '../lib/logger.js';
 import type { Level } from '../lib/levels.js';
 import { packageVersion } from '../lib/package-info.js';
 import { registerAckPage, type AckLinksPort } from './ack-page.js';
-import { actionBody, alertDetail, alertIdParams, alertQuery, alertView, anyObject, assetView, markOptionalBodies, deviceView, healthBody, invalidRulesBody, listOf, reloadBody, routeSchema, rulesView } from './api-schemas.js';
+import {
+  actionBody,
+  alertDetail,
+  alertIdParams,
+  alertQuery,
+  alertView,
+  anyObject,
+  assetView,
+  markOptionalBodies,
+  deviceView,
+  healthBody,
+  invalidRulesBody,
+  listOf,
+  reloadBody,
+  routeSchema,
+  rulesView,
+} from './api-schemas.js';
 import { auditHook, registerAuditRoutes, type AuditLog } from './audit.js';
 import { registerConsole, type ConsolePort } from './console/routes.js';
 import { CSRF_HEADER, cookieValue, SESSION_COOKIE } from './console/sessions.js';
@@ -107,7 +123,11 @@ export function buildApi(deps: ApiDeps) {
   void app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
-      info: { title: 'Watchpost HTTP API', version: packageVersion(), description: 'JSON; errors are { "error": "<code>", "message": "…" }. Authorization: Bearer <token> except /healthz, /metrics, /openapi.json and /ack/{token}.' },
+      info: {
+        title: 'Watchpost HTTP API',
+        version: packageVersion(),
+        description: 'JSON; errors are { "error": "<code>", "message": "…" }. Authorization: Bearer <token> except /healthz, /metrics, /openapi.json and /ack/{token}.',
+      },
       components: {
         securitySchemes: {
           bearer: { type: 'http', scheme: 'bearer', description: 'an API token (api.tokens); roles viewer < operator < admin' },
@@ -206,7 +226,13 @@ function registerRoutes(app: FastifyInstance, deps: ApiDeps, requireRole: Requir
   );
   app.get(
     '/metrics',
-    { schema: routeSchema({ summary: 'metrics in the Prometheus text format', tags: ['meta'], responses: { 200: { description: 'Prometheus text exposition format 0.0.4', mediaType: 'text/plain' } } }) },
+    {
+      schema: routeSchema({
+        summary: 'metrics in the Prometheus text format',
+        tags: ['meta'],
+        responses: { 200: { description: 'Prometheus text exposition format 0.0.4', mediaType: 'text/plain' } },
+      }),
+    },
     async (_req, reply) => reply.type('text/plain; version=0.0.4; charset=utf-8').send(await deps.metrics()),
   );
 
@@ -227,7 +253,10 @@ function registerRoutes(app: FastifyInstance, deps: ApiDeps, requireRole: Requir
 
   app.get(
     '/api/v1/alerts/:id',
-    { ...guard('viewer'), schema: routeSchema({ summary: 'one alert with its timeline (every event and delivery)', role: 'viewer', params: alertIdParams, responses: { 200: alertDetail }, errors: [404] }) },
+    {
+      ...guard('viewer'),
+      schema: routeSchema({ summary: 'one alert with its timeline (every event and delivery)', role: 'viewer', params: alertIdParams, responses: { 200: alertDetail }, errors: [404] }),
+    },
     (req) => {
       const { id } = parse(alertIdParams, req.params, 'path');
       const alert = deps.alerts.get(id);
@@ -251,7 +280,10 @@ function registerRoutes(app: FastifyInstance, deps: ApiDeps, requireRole: Requir
 
   app.post(
     '/api/v1/alerts/:id/resolve',
-    { ...guard('operator'), schema: routeSchema({ summary: 'resolve by hand', role: 'operator', params: alertIdParams, body: actionBody, responses: { 200: alertView }, errors: [404, 409] }) },
+    {
+      ...guard('operator'),
+      schema: routeSchema({ summary: 'resolve by hand', role: 'operator', params: alertIdParams, body: actionBody, responses: { 200: alertView }, errors: [404, 409] }),
+    },
     (req) => {
       const { id } = parse(alertIdParams, req.params, 'path');
       const body = parse(actionBody, req.body, 'body');
@@ -277,7 +309,9 @@ function registerRoutes(app: FastifyInstance, deps: ApiDeps, requireRole: Requir
     const outcome = deps.reloadRules();
     if (!outcome.ok) {
       const n = outcome.errors.length;
-      return reply.code(400).send({ error: code, message: `the configuration has ${n} error${n === 1 ? '' : 's'}; ${what} in force ${what === 'the rules' ? 'are' : 'is'} unchanged`, errors: outcome.errors });
+      return reply
+        .code(400)
+        .send({ error: code, message: `the configuration has ${n} error${n === 1 ? '' : 's'}; ${what} in force ${what === 'the rules' ? 'are' : 'is'} unchanged`, errors: outcome.errors });
     }
     req.log.info({ by: req.principal?.name, changed: outcome.changed }, 'configuration reloaded through the API');
     const { rules, assets, devices, sections, restartNeeded } = outcome.changes;
@@ -300,7 +334,13 @@ function registerRoutes(app: FastifyInstance, deps: ApiDeps, requireRole: Requir
     '/api/v1/config/reload',
     {
       ...guard('admin'),
-      schema: routeSchema({ summary: 'reload the configuration (every section but the listeners, storage and cluster)', role: 'admin', responses: { 200: reloadBody }, errors: [400, 404], errorBodies: { 400: invalidRulesBody } }),
+      schema: routeSchema({
+        summary: 'reload the configuration (every section but the listeners, storage and cluster)',
+        role: 'admin',
+        responses: { 200: reloadBody },
+        errors: [400, 404],
+        errorBodies: { 400: invalidRulesBody },
+      }),
     },
     reload('invalid_config', 'the configuration'),
   );
@@ -308,7 +348,13 @@ function registerRoutes(app: FastifyInstance, deps: ApiDeps, requireRole: Requir
     '/api/v1/rules/reload',
     {
       ...guard('admin'),
-      schema: routeSchema({ summary: 'reload the configuration (alias of POST /api/v1/config/reload)', role: 'admin', responses: { 200: reloadBody }, errors: [400, 404], errorBodies: { 400: invalidRulesBody } }),
+      schema: routeSchema({
+        summary: 'reload the configuration (alias of POST /api/v1/config/reload)',
+        role: 'admin',
+        responses: { 200: reloadBody },
+        errors: [400, 404],
+        errorBodies: { 400: invalidRulesBody },
+      }),
     },
     reload('invalid_rules', 'the rules'),
   );

@@ -33,7 +33,7 @@ export const verifyBody = z.strictObject({ note: zNote.optional() }).nullish();
 export const dismissBody = z.strictObject({ reason: z.enum(DISMISS_REASONS), note: zNote.optional() });
 export const dispatchBody = z
   .strictObject({
-    department: zId.optional().describe('a department id, or `owner` (the asset\'s owner); default: the rule\'s dispatch default, else owner'),
+    department: zId.optional().describe("a department id, or `owner` (the asset's owner); default: the rule's dispatch default, else owner"),
     note: zNote.optional(),
     due: z.string().max(40).optional().describe("a duration (30m, 2h, 1d) or an RFC 3339 time; default: the rule's due time for the alert's level"),
   })
@@ -118,7 +118,7 @@ export function registerCaseRoutes(
     {
       ...operator,
       schema: routeSchema({
-        summary: "派单: a work order for a department, notified with its phone link",
+        summary: '派单: a work order for a department, notified with its phone link',
         role: 'operator',
         tags,
         params: alertIdParams,
@@ -131,7 +131,12 @@ export function registerCaseRoutes(
     (req, reply) => {
       const { id } = parse(alertIdParams, req.params, 'path');
       const body = parse(dispatchBody, req.body, 'body');
-      const input = { by: req.principal!.name, ...(body?.note ? { note: body.note } : {}), ...(body?.department ? { department: body.department } : {}), ...(body?.due ? { due: body.due } : {}) };
+      const input = {
+        by: req.principal!.name,
+        ...(body?.note ? { note: body.note } : {}),
+        ...(body?.department ? { department: body.department } : {}),
+        ...(body?.due ? { due: body.due } : {}),
+      };
       const result = move(reply, () => deps.cases.dispatch(id, input));
       return reply.sent ? reply : reply.code(201).send(result);
     },
@@ -145,22 +150,49 @@ export function registerCaseRoutes(
 
   app.get(
     '/api/v1/work-orders',
-    { ...viewer, schema: routeSchema({ summary: 'work orders, newest first', role: 'viewer', tags, querystring: workOrderQuery, responses: { 200: listOf('work_orders', workOrderView) }, errors: [404] }) },
+    {
+      ...viewer,
+      schema: routeSchema({
+        summary: 'work orders, newest first',
+        role: 'viewer',
+        tags,
+        querystring: workOrderQuery,
+        responses: { 200: listOf('work_orders', workOrderView) },
+        errors: [404],
+      }),
+    },
     (req) => {
       const q = parse(workOrderQuery, req.query, 'query');
-      return { work_orders: deps.cases.workOrders({ ...(q.department ? { department: q.department } : {}), ...(q.status ? { status: q.status } : {}), ...(q.limit ? { limit: q.limit } : {}) }) };
+      return {
+        work_orders: deps.cases.workOrders({ ...(q.department ? { department: q.department } : {}), ...(q.status ? { status: q.status } : {}), ...(q.limit ? { limit: q.limit } : {}) }),
+      };
     },
   );
 
-  app.get('/api/v1/oncall', { ...viewer, schema: routeSchema({ summary: 'for each schedule: who is on call now and who is next, with times', role: 'viewer', tags, responses: { 200: listOf('schedules', onCallView) } }) }, () => ({
-    schedules: deps.cases.onCall(),
-  }));
+  app.get(
+    '/api/v1/oncall',
+    {
+      ...viewer,
+      schema: routeSchema({ summary: 'for each schedule: who is on call now and who is next, with times', role: 'viewer', tags, responses: { 200: listOf('schedules', onCallView) } }),
+    },
+    () => ({
+      schedules: deps.cases.onCall(),
+    }),
+  );
 
   app.post(
     '/api/v1/schedules/:id/overrides',
     {
       ...operator,
-      schema: routeSchema({ summary: 'a temporary swap: member is on call from starts_at to ends_at (the latest override wins)', role: 'operator', tags, params: scheduleParams, body: overrideBody, responses: { 201: overrideView }, errors: [404] }),
+      schema: routeSchema({
+        summary: 'a temporary swap: member is on call from starts_at to ends_at (the latest override wins)',
+        role: 'operator',
+        tags,
+        params: scheduleParams,
+        body: overrideBody,
+        responses: { 201: overrideView },
+        errors: [404],
+      }),
     },
     (req, reply) => {
       const { id } = parse(scheduleParams, req.params, 'path');

@@ -39,7 +39,8 @@ describe.skipIf(!cliBuilt)('watchpost --version and --help', () => {
     for (const option of ['--config DIR', '--input FILE', '--from-influx', '--start TIME', '--end TIME', '--tz', '--json']) expect(help).toContain(option);
     expect(help).toMatch(/^usage: watchpost replay \[--config DIR\] --input FILE/);
     const simulate = (await runCli(['simulate', '--help'])).stdout;
-    for (const option of ['--config', '--url', '--scenario', '--devices', '--connections', '--rate', '--speed', '--duration', '--start', '--seed']) expect(simulate).toContain(`  ${option} `);
+    for (const option of ['--config', '--url', '--scenario', '--devices', '--connections', '--rate', '--speed', '--duration', '--start', '--seed'])
+      expect(simulate).toContain(`  ${option} `);
   });
 
   it('names an unknown option and points to the command help', async () => {

@@ -13,7 +13,6 @@ import { copyDemoConfig } from '../test/support/demo-config.js';
 
 const VIEWER = 'demo-viewer-token-longgang';
 
-
 describe.skipIf(!existsSync(CLI))('watchpost CLI', () => {
   const dirs: string[] = [];
   afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));

@@ -2,6 +2,7 @@
 /**
  * `watchpost <command>` (contract: Command line). Every command is one entry of COMMANDS: its
  * options, its help text and what it runs; `watchpost <command> --help` prints the help.
+ * Longer than 500 lines because the help texts of every command live in their entries.
  */
 // First: replaces the `debug` package with a disabled one (unless DEBUG is set) before aedes loads it.
 import '../lib/quiet-debug.js';
@@ -58,7 +59,10 @@ ${CONFIG_HELP}`,
   },
   simulate: {
     summary: "device simulators publishing over MQTT with the devices' credentials",
-    usage: ['simulate [--config DIR] [--url mqtt://…] [--scenario NAME] [--devices N] [--rate HZ] [--duration S] [--seed N]', '  [--speed X] [--start TIME] [--connections N] [--protocol mqtt|gb26875]'],
+    usage: [
+      'simulate [--config DIR] [--url mqtt://…] [--scenario NAME] [--devices N] [--rate HZ] [--duration S] [--seed N]',
+      '  [--speed X] [--start TIME] [--connections N] [--protocol mqtt|gb26875]',
+    ],
     help: `Simulates the devices of the configuration, publishing readings of their assets' sensors over MQTT
 with each device's credentials. Prints a summary on stdout, progress on stderr; exits 1 if any
 reading failed or a connection was refused.
@@ -219,9 +223,7 @@ function optionError(name: string, err: Error & { code?: string }): string {
     case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
       return `watchpost ${name}: unknown option ${option ?? err.message} (${hint})`;
     case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
-      return /argument missing/.test(err.message)
-        ? `watchpost ${name}: option ${option} needs a value (${hint})`
-        : `watchpost ${name}: option ${option} takes no value (${hint})`;
+      return /argument missing/.test(err.message) ? `watchpost ${name}: option ${option} needs a value (${hint})` : `watchpost ${name}: option ${option} takes no value (${hint})`;
     case 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL':
       return `watchpost ${name}: unexpected argument ${/'([^']*)'/.exec(err.message)?.[1] ?? ''} (${hint})`;
     default:
@@ -246,13 +248,20 @@ async function main(argv: string[]): Promise<number> {
   }
   const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name]! : undefined;
   if (!command) {
-    process.stderr.write(name.startsWith('-') ? `watchpost: unknown option ${name}; options follow the command (see: watchpost --help)\n` : `watchpost: unknown command "${name}" (see: watchpost --help)\n`);
+    process.stderr.write(
+      name.startsWith('-') ? `watchpost: unknown option ${name}; options follow the command (see: watchpost --help)\n` : `watchpost: unknown command "${name}" (see: watchpost --help)\n`,
+    );
     return 2;
   }
   let values: Values;
   let positionals: string[];
   try {
-    ({ values, positionals } = parseArgs({ args: rest, strict: true, allowPositionals: command.positionals === true, options: { ...command.options, help: { type: 'boolean', short: 'h' } } }));
+    ({ values, positionals } = parseArgs({
+      args: rest,
+      strict: true,
+      allowPositionals: command.positionals === true,
+      options: { ...command.options, help: { type: 'boolean', short: 'h' } },
+    }));
   } catch (err) {
     process.stderr.write(`${optionError(name, err as Error)}\n`);
     return 2;
@@ -277,7 +286,9 @@ async function loadOrExit(dir: string): Promise<WatchpostConfig> {
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+  return Buffer.concat(chunks)
+    .toString('utf8')
+    .replace(/\r?\n$/, '');
 }
 
 const str = (v: string | boolean | undefined): string | undefined => (typeof v === 'string' ? v : undefined);

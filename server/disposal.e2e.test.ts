@@ -65,7 +65,15 @@ function writeConfig(dir: string, dataDir: string, ops: Receiver, dept: Receiver
       ],
       schedules: [{ ...SCHEDULE, rotation: { ...SCHEDULE.rotation, shift: '1d' } }],
       rules: [
-        { id: 'bridge-strain', name: '主梁应变超限', match: { asset_type: 'bridge', metric: 'strain', sensor_id: 'strain-01' }, levels: { red: { above: 300 } }, escalation: 'quick', dispatch: { department: 'owner', due: { red: '2h' } }, plan: ['通知桥梁养护单位现场核查'] },
+        {
+          id: 'bridge-strain',
+          name: '主梁应变超限',
+          match: { asset_type: 'bridge', metric: 'strain', sensor_id: 'strain-01' },
+          levels: { red: { above: 300 } },
+          escalation: 'quick',
+          dispatch: { department: 'owner', due: { red: '2h' } },
+          plan: ['通知桥梁养护单位现场核查'],
+        },
         { id: 'bridge-strain-2', name: '次梁应变超限', match: { asset_type: 'bridge', metric: 'strain', sensor_id: 'strain-02' }, levels: { red: { above: 300 } }, escalation: 'two-tier' },
       ],
       channels: [
@@ -74,7 +82,13 @@ function writeConfig(dir: string, dataDir: string, ops: Receiver, dept: Receiver
       ],
       escalations: [
         { id: 'quick', tiers: [{ after: '0s', notify: ['ops-hook'] }] },
-        { id: 'two-tier', tiers: [{ after: '0s', notify: ['ops-hook'] }, { after: '4s', notify: ['ops-hook'] }] },
+        {
+          id: 'two-tier',
+          tiers: [
+            { after: '0s', notify: ['ops-hook'] },
+            { after: '4s', notify: ['ops-hook'] },
+          ],
+        },
       ],
     }),
   );
@@ -194,9 +208,15 @@ describe.skipIf(!cliBuilt)('the disposal loop end to end', () => {
     check(bodiesOf(ops)[1]!, expected('acknowledged', 'acknowledged', { ...none, status: 'acknowledged' }, signed(bodiesOf(ops)[1]!)));
 
     // Closing now is a move the state machine forbids: 409 with the current status, nothing sent.
-    expect(await api(p, 'POST', `/api/v1/alerts/${alertId}/close`, {})).toEqual({ status: 409, json: { error: 'illegal_case_move', message: 'cannot close a case that is acknowledged', status: 'acknowledged' } });
+    expect(await api(p, 'POST', `/api/v1/alerts/${alertId}/close`, {})).toEqual({
+      status: 409,
+      json: { error: 'illegal_case_move', message: 'cannot close a case that is acknowledged', status: 'acknowledged' },
+    });
     expect((await api(p, 'POST', `/api/v1/alerts/${alertId}/dispatch`, { department: 'lg-nope' })).status).toBe(404);
-    expect((await api(p, 'POST', `/api/v1/alerts/${alertId}/dismiss`, { reason: 'bored' })).json).toMatchObject({ error: 'bad_request', message: expect.stringMatching(/^body\.reason: /) as string });
+    expect((await api(p, 'POST', `/api/v1/alerts/${alertId}/dismiss`, { reason: 'bored' })).json).toMatchObject({
+      error: 'bad_request',
+      message: expect.stringMatching(/^body\.reason: /) as string,
+    });
 
     const verified = await api(p, 'POST', `/api/v1/alerts/${alertId}/verify`, { note: '视频确认属实' });
     expect(verified.status).toBe(200);
@@ -207,7 +227,15 @@ describe.skipIf(!cliBuilt)('the disposal loop end to end', () => {
     const dispatched = await api(p, 'POST', `/api/v1/alerts/${alertId}/dispatch`, { note: '请2小时内到场' });
     expect(dispatched.status).toBe(201);
     const order = dispatched.json.work_order as { id: string; due_at: string };
-    expect(order).toMatchObject({ alert_id: alertId, department: 'lg-bridge-maint', department_name: '桥梁养护中心', status: 'dispatched', note: '请2小时内到场', created_by: 'duty-officer', overdue: false });
+    expect(order).toMatchObject({
+      alert_id: alertId,
+      department: 'lg-bridge-maint',
+      department_name: '桥梁养护中心',
+      status: 'dispatched',
+      note: '请2小时内到场',
+      created_by: 'duty-officer',
+      overdue: false,
+    });
     const dispatchedAt = ((await api(p, 'GET', `/api/v1/alerts/${alertId}`)).json.timeline as Array<{ type: string; at: string }>).find((e) => e.type === 'dispatched')!.at;
     expect(Date.parse(order.due_at) - Date.parse(dispatchedAt)).toBe(2 * 3_600_000);
     const onCall = memberAt({ ...SCHEDULE }, [], Date.now());
@@ -234,7 +262,8 @@ describe.skipIf(!cliBuilt)('the disposal loop end to end', () => {
     expect(html).toContain('桥梁养护中心');
     expect(html).toContain('name="action" value="arrive"');
     expect(html).not.toContain('<script');
-    const form = (action: string, note: string) => fetch(link, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ action, note }).toString() });
+    const form = (action: string, note: string) =>
+      fetch(link, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ action, note }).toString() });
     expect((await form('arrive', '已到场，封闭一条车道')).status).toBe(200);
     await ops.waitForRequests(5);
     check(bodiesOf(ops)[4]!, expected('on_site', 'acknowledged', { ...dispatchedCase, status: 'on_site' }, signed(bodiesOf(ops)[4]!)));
@@ -271,9 +300,13 @@ describe.skipIf(!cliBuilt)('the disposal loop end to end', () => {
     ]);
     expect(detail.timeline.find((e) => e.type === 'dispatched')).toMatchObject({ department: 'lg-bridge-maint', work_order_id: order.id, due_at: order.due_at });
     const list = await api(p, 'GET', '/api/v1/work-orders?department=lg-bridge-maint');
-    expect((list.json.work_orders as Array<{ id: string; status: string; closed_by: string; outcome: string }>).map((w) => [w.id, w.status, w.closed_by, w.outcome])).toEqual([[order.id, 'closed', 'lg-bridge-maint', '已加固，恢复通行']]);
+    expect((list.json.work_orders as Array<{ id: string; status: string; closed_by: string; outcome: string }>).map((w) => [w.id, w.status, w.closed_by, w.outcome])).toEqual([
+      [order.id, 'closed', 'lg-bridge-maint', '已加固，恢复通行'],
+    ]);
     const oncall = await api(p, 'GET', '/api/v1/oncall');
-    expect((oncall.json.schedules as Array<{ schedule: string; current: { member: string } }>).map((s) => [s.schedule, s.current.member])).toEqual([['water-oncall', memberAt(SCHEDULE, [], Date.now())]]);
+    expect((oncall.json.schedules as Array<{ schedule: string; current: { member: string } }>).map((s) => [s.schedule, s.current.member])).toEqual([
+      ['water-oncall', memberAt(SCHEDULE, [], Date.now())],
+    ]);
   });
 
   it('an alarm dismissed as sensor_fault is notified as dismissed and escalates no further', async () => {
@@ -297,7 +330,7 @@ describe.skipIf(!cliBuilt)('the disposal loop end to end', () => {
     expect((await api(p, 'POST', `/api/v1/alerts/${alertId}/verify`, {})).json).toMatchObject({ error: 'illegal_case_move', status: 'dismissed' });
   });
 
-  it('kill -9 between dispatch and the department\'s notification: nothing lost, nothing sent twice', async () => {
+  it("kill -9 between dispatch and the department's notification: nothing lost, nothing sent twice", async () => {
     const first = await boot();
     await publish(first.mqttPort!, 'strain-01', 340);
     await ops.waitForRequests(1);

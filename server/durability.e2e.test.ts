@@ -1,5 +1,5 @@
 /**
- * Nothing acknowledged is lost (issue 5), end to end, with a real influxd and Watchpost run as
+ * Nothing acknowledged is lost, end to end, with a real influxd and Watchpost run as
  * users run it (`node dist/server/cli.js start`):
  *
  * - Devices publish QoS 1 readings at a steady rate (4 devices x 20/s), influxd is stopped for
@@ -112,10 +112,14 @@ async function killDuringOutage(mode: Mode, { expect, onTestFailed }: TestContex
   // ---- InfluxDB goes down ----
   await influx.pause();
   const outageStarted = Date.now();
-  await waitFor('Watchpost to report storage degraded', async () => {
-    const h = await health(api());
-    return h.code === 200 && h.body.status === 'degraded' && h.body.storage.reason === 'unreachable' ? true : undefined;
-  }, 15_000);
+  await waitFor(
+    'Watchpost to report storage degraded',
+    async () => {
+      const h = await health(api());
+      return h.code === 200 && h.body.status === 'degraded' && h.body.storage.reason === 'unreachable' ? true : undefined;
+    },
+    15_000,
+  );
   const ackedAtOutage = ackedTotal();
   await sleep(KILL_AFTER_MS - (Date.now() - outageStarted));
   const during = await metricsText(api());
@@ -158,10 +162,14 @@ async function killDuringOutage(mode: Mode, { expect, onTestFailed }: TestContex
     const p = publishers[i]!;
     expect(p.acked.size).toBe(p.taken());
     const expected = new Map([...p.acked].map(([seq, value]) => [tsBase + seq, value]));
-    const got = await waitFor(`every reading of ${assetId(i)} in InfluxDB`, async () => {
-      const s = await storedStrain(influx, assetId(i));
-      return s.size >= expected.size ? s : undefined;
-    }, 60_000);
+    const got = await waitFor(
+      `every reading of ${assetId(i)} in InfluxDB`,
+      async () => {
+        const s = await storedStrain(influx, assetId(i));
+        return s.size >= expected.size ? s : undefined;
+      },
+      60_000,
+    );
     expect(new Map([...got].sort((a, b) => a[0] - b[0]))).toEqual(new Map([...expected].sort((a, b) => a[0] - b[0])));
     const [count] = await influx.query(`SELECT count(value) FROM strain WHERE asset_id = '${assetId(i)}'`);
     expect(count!.series![0]!.values[0]![1]).toBe(p.taken());
@@ -169,10 +177,14 @@ async function killDuringOutage(mode: Mode, { expect, onTestFailed }: TestContex
 
   await waitFor('the spool to drain', async () => (metricValue(await metricsText(api()), 'watchpost_spool_depth') === 0 ? true : undefined), 30_000);
   await waitFor('health back to ok', async () => ((await health(api())).body.status === 'ok' ? true : undefined), 30_000);
-  await waitFor('the storage alert to resolve', async () => {
-    const platform = (await alertList(api())).filter((a) => a.asset_id === 'watchpost');
-    return platform.length > 0 && platform.every((a) => a.state === 'resolved') ? platform : undefined;
-  }, 20_000);
+  await waitFor(
+    'the storage alert to resolve',
+    async () => {
+      const platform = (await alertList(api())).filter((a) => a.asset_id === 'watchpost');
+      return platform.length > 0 && platform.every((a) => a.state === 'resolved') ? platform : undefined;
+    },
+    20_000,
+  );
   expect((await alertList(api())).filter((a) => a.asset_id === 'watchpost').map((a) => [a.rule_id, a.state])).toEqual([['platform-storage', 'resolved']]);
   const final = await metricsText(api());
   // Latency histograms: one observation per batch written (each of at least one point) and one per spool group commit.
@@ -223,69 +235,89 @@ describe.concurrent('durability', () => {
     180_000,
   );
 
-  it.skipIf(!influxdAvailable)('a full spool stops acknowledging, answers 503, alerts the fallback escalation, and takes everything once InfluxDB is back', async ({ expect }) => {
-    const influx: Influxd = await startInfluxd({ database: 'telemetry' });
-    const receiver: Receiver = await startReceiver();
-    let p: RunningPlatform | undefined;
-    try {
-      await influx.pause();
-      const base = baseConfig({ webhookUrl: receiver.url, dataDir: tempDir('spool-full'), influx: { url: influx.url, version: 1, database: 'telemetry', retry_max_delay: '500ms', timeout: '1s' } });
-      p = await startPlatform({
-        ...base,
-        storage: { ...base.storage, spool: { max_bytes: '1MiB', segment_bytes: '128KiB' } },
-        escalations: [...base.escalations, { id: 'fallback', tiers: [{ after: '0s', notify: ['ops-hook'] }] }],
-      });
-      const T0 = Date.parse('2025-11-28T02:00:00.000Z');
-      const batch = (n: number) => JSON.stringify(Array.from({ length: 1000 }, (_, i) => ({ ts: T0 + n * 1000 + i, values: { strain: i % 150 } })));
+  it.skipIf(!influxdAvailable)(
+    'a full spool stops acknowledging, answers 503, alerts the fallback escalation, and takes everything once InfluxDB is back',
+    async ({ expect }) => {
+      const influx: Influxd = await startInfluxd({ database: 'telemetry' });
+      const receiver: Receiver = await startReceiver();
+      let p: RunningPlatform | undefined;
+      try {
+        await influx.pause();
+        const base = baseConfig({
+          webhookUrl: receiver.url,
+          dataDir: tempDir('spool-full'),
+          influx: { url: influx.url, version: 1, database: 'telemetry', retry_max_delay: '500ms', timeout: '1s' },
+        });
+        p = await startPlatform({
+          ...base,
+          storage: { ...base.storage, spool: { max_bytes: '1MiB', segment_bytes: '128KiB' } },
+          escalations: [...base.escalations, { id: 'fallback', tiers: [{ after: '0s', notify: ['ops-hook'] }] }],
+        });
+        const T0 = Date.parse('2025-11-28T02:00:00.000Z');
+        const batch = (n: number) => JSON.stringify(Array.from({ length: 1000 }, (_, i) => ({ ts: T0 + n * 1000 + i, values: { strain: i % 150 } })));
 
-      // Publish 1000-reading batches until one is not acknowledged: the spool is full.
-      const device = await p.connect('dau-bridge-001', DEVICE_SECRET);
-      let acked = 0;
-      let refusedBatch: number | undefined;
-      for (let n = 0; n < 30 && refusedBatch === undefined; n++) {
-        const closed = new Promise<'closed'>((resolve) => device.once('close', () => resolve('closed')));
-        const outcome = await Promise.race([device.publishAsync('telemetry/lg-bridge-001/strain-01', batch(n), { qos: 1 }).then(() => 'acked' as const), closed]);
-        if (outcome === 'acked') acked++;
-        else refusedBatch = n;
+        // Publish 1000-reading batches until one is not acknowledged: the spool is full.
+        const device = await p.connect('dau-bridge-001', DEVICE_SECRET);
+        let acked = 0;
+        let refusedBatch: number | undefined;
+        for (let n = 0; n < 30 && refusedBatch === undefined; n++) {
+          const closed = new Promise<'closed'>((resolve) => device.once('close', () => resolve('closed')));
+          const outcome = await Promise.race([device.publishAsync('telemetry/lg-bridge-001/strain-01', batch(n), { qos: 1 }).then(() => 'acked' as const), closed]);
+          if (outcome === 'acked') acked++;
+          else refusedBatch = n;
+        }
+        // 1000 readings take about 130 KB in the spool: the 1 MiB spool holds 7 or 8 batches.
+        expect(refusedBatch).toBeDefined();
+        expect(acked).toBeGreaterThanOrEqual(6);
+        expect(acked).toBeLessThanOrEqual(8);
+
+        const unavailable = await health(p.apiUrl);
+        expect(unavailable.code).toBe(503);
+        expect(unavailable.body).toMatchObject({ status: 'unavailable', storage: { accepting: false, pending: acked * 1000 } });
+        expect(unavailable.body.storage.spool.usagePercent).toBeGreaterThan(80);
+
+        // The platform's spool alarm (red: readings are refused) goes to the fallback escalation.
+        const hook = await waitFor(
+          'the fallback notification',
+          async () => {
+            const found = receiver.requests.map((r) => JSON.parse(r.body)).find((b) => b.alert?.rule_id === 'platform-spool');
+            return found;
+          },
+          15_000,
+        );
+        expect(hook).toMatchObject({ event: 'firing', alert: { rule_id: 'platform-spool', asset_id: 'watchpost', level: 'red' } });
+
+        // InfluxDB is back: the backlog drains, the device's refused batch is taken, the alarm resolves.
+        await influx.resume();
+        await waitFor('storage accepting again', async () => ((await health(p!.apiUrl)).body.storage.accepting ? true : undefined), 30_000);
+        const again = await p.connect('dau-bridge-001', DEVICE_SECRET);
+        await again.publishAsync('telemetry/lg-bridge-001/strain-01', batch(refusedBatch!), { qos: 1 });
+        const total = (acked + 1) * 1000;
+        await waitFor(
+          'every acknowledged reading in InfluxDB',
+          async () => {
+            const [r] = await influx.query('SELECT count(value) FROM strain');
+            return r?.series?.[0]?.values[0]?.[1] === total ? true : undefined;
+          },
+          30_000,
+        );
+        await waitFor(
+          'the spool alarm to resolve',
+          async () => {
+            const platform = (await p!.api('GET', '/api/v1/alerts?asset_id=watchpost')).body.alerts as Array<{ rule_id: string; state: string }>;
+            return platform.some((a) => a.rule_id === 'platform-spool' && a.state === 'resolved') ? true : undefined;
+          },
+          20_000,
+        );
+        const finalMetrics = await metricsText(p.apiUrl);
+        expect(drops(finalMetrics)).toEqual([]);
+        expect(metricValue(finalMetrics, 'watchpost_ingest_rejected_total{reason="storage_full"}')).toBeGreaterThanOrEqual(1);
+      } finally {
+        await p?.stop();
+        await receiver.close();
+        await influx.stop();
       }
-      // 1000 readings take about 130 KB in the spool: the 1 MiB spool holds 7 or 8 batches.
-      expect(refusedBatch).toBeDefined();
-      expect(acked).toBeGreaterThanOrEqual(6);
-      expect(acked).toBeLessThanOrEqual(8);
-
-      const unavailable = await health(p.apiUrl);
-      expect(unavailable.code).toBe(503);
-      expect(unavailable.body).toMatchObject({ status: 'unavailable', storage: { accepting: false, pending: acked * 1000 } });
-      expect(unavailable.body.storage.spool.usagePercent).toBeGreaterThan(80);
-
-      // The platform's spool alarm (red: readings are refused) goes to the fallback escalation.
-      const hook = await waitFor('the fallback notification', async () => {
-        const found = receiver.requests.map((r) => JSON.parse(r.body)).find((b) => b.alert?.rule_id === 'platform-spool');
-        return found;
-      }, 15_000);
-      expect(hook).toMatchObject({ event: 'firing', alert: { rule_id: 'platform-spool', asset_id: 'watchpost', level: 'red' } });
-
-      // InfluxDB is back: the backlog drains, the device's refused batch is taken, the alarm resolves.
-      await influx.resume();
-      await waitFor('storage accepting again', async () => ((await health(p!.apiUrl)).body.storage.accepting ? true : undefined), 30_000);
-      const again = await p.connect('dau-bridge-001', DEVICE_SECRET);
-      await again.publishAsync('telemetry/lg-bridge-001/strain-01', batch(refusedBatch!), { qos: 1 });
-      const total = (acked + 1) * 1000;
-      await waitFor('every acknowledged reading in InfluxDB', async () => {
-        const [r] = await influx.query('SELECT count(value) FROM strain');
-        return r?.series?.[0]?.values[0]?.[1] === total ? true : undefined;
-      }, 30_000);
-      await waitFor('the spool alarm to resolve', async () => {
-        const platform = (await p!.api('GET', '/api/v1/alerts?asset_id=watchpost')).body.alerts as Array<{ rule_id: string; state: string }>;
-        return platform.some((a) => a.rule_id === 'platform-spool' && a.state === 'resolved') ? true : undefined;
-      }, 20_000);
-      const finalMetrics = await metricsText(p.apiUrl);
-      expect(drops(finalMetrics)).toEqual([]);
-      expect(metricValue(finalMetrics, 'watchpost_ingest_rejected_total{reason="storage_full"}')).toBeGreaterThanOrEqual(1);
-    } finally {
-      await p?.stop();
-      await receiver.close();
-      await influx.stop();
-    }
-  }, 90_000);
+    },
+    90_000,
+  );
 });

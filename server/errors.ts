@@ -15,7 +15,8 @@ export type ApiErrorCode = keyof typeof API_ERRORS;
 export class ApiError extends Error {
   readonly status: number;
   constructor(
-    readonly code: ApiErrorCode | string,
+    /** One of API_ERRORS, or a part's own code (case moves, registry, console). */
+    readonly code: string,
     message: string,
     status?: number,
   ) {

@@ -31,7 +31,16 @@ describe.skipIf(!opensslBinary)('mTLS: the client certificate names the device',
   function connect(username: string, password: string, client: { certFile: string; keyFile: string }) {
     return mqtt.connectAsync(
       `mqtts://127.0.0.1:${p.platform.mqttsPort()}`,
-      { username, password, ca: readFileSync(certs.caFile), cert: readFileSync(client.certFile), key: readFileSync(client.keyFile), protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 5000 },
+      {
+        username,
+        password,
+        ca: readFileSync(certs.caFile),
+        cert: readFileSync(client.certFile),
+        key: readFileSync(client.keyFile),
+        protocolVersion: 4,
+        reconnectPeriod: 0,
+        connectTimeout: 5000,
+      },
       false,
     );
   }

@@ -23,23 +23,73 @@ const OPERATOR = 'operator-token-0123456789';
 const ADMIN = 'admin-token-0123456789abc';
 
 const alert = {
-  id: 'al_1', rule_id: 'r1', rule_name: 'R1', level: 'red', state: 'firing', asset_id: 'a1', asset_name: 'A1', asset_type: 'bridge', street: 'S',
-  sensor_id: 's1', metric: 'strain', value: 312.5, threshold: 300, started_at: '2026-12-01T00:00:00.000Z', message: 'm', plan: ['p'], ack_url: 'http://x/api/v1/alerts/al_1',
-  updated_at: '2026-12-01T00:00:00.000Z', acknowledged_at: null, acknowledged_by: null, resolved_at: null, resolved_by: null, resolve_reason: null, escalation: 'e1', tier: 0,
+  id: 'al_1',
+  rule_id: 'r1',
+  rule_name: 'R1',
+  level: 'red',
+  state: 'firing',
+  asset_id: 'a1',
+  asset_name: 'A1',
+  asset_type: 'bridge',
+  street: 'S',
+  sensor_id: 's1',
+  metric: 'strain',
+  value: 312.5,
+  threshold: 300,
+  started_at: '2026-12-01T00:00:00.000Z',
+  message: 'm',
+  plan: ['p'],
+  ack_url: 'http://x/api/v1/alerts/al_1',
+  updated_at: '2026-12-01T00:00:00.000Z',
+  acknowledged_at: null,
+  acknowledged_by: null,
+  resolved_at: null,
+  resolved_by: null,
+  resolve_reason: null,
+  escalation: 'e1',
+  tier: 0,
 };
 const caseAlert = { ...alert, case: { status: 'verified', department: null, work_order_id: null } };
 const workOrder = {
-  id: 'wo_1', alert_id: 'al_1', department: 'lg-water', department_name: '水务', status: 'dispatched', note: null, created_by: 'ops', created_at: alert.started_at,
-  due_at: alert.started_at, overdue: false, arrived_at: null, closed_at: null, closed_by: null, outcome: null,
+  id: 'wo_1',
+  alert_id: 'al_1',
+  department: 'lg-water',
+  department_name: '水务',
+  status: 'dispatched',
+  note: null,
+  created_by: 'ops',
+  created_at: alert.started_at,
+  due_at: alert.started_at,
+  overdue: false,
+  arrived_at: null,
+  closed_at: null,
+  closed_by: null,
+  outcome: null,
 };
-const silence = { id: 'si_0123456789abcdef', matchers: { asset_id: ['a1'] }, starts_at: '2026-12-01T00:00:00.000Z', ends_at: '2026-12-02T00:00:00.000Z', reason: 'works', created_by: 'ops', created_at: '2026-12-01T00:00:00.000Z', state: 'active' };
+const silence = {
+  id: 'si_0123456789abcdef',
+  matchers: { asset_id: ['a1'] },
+  starts_at: '2026-12-01T00:00:00.000Z',
+  ends_at: '2026-12-02T00:00:00.000Z',
+  reason: 'works',
+  created_by: 'ops',
+  created_at: '2026-12-01T00:00:00.000Z',
+  state: 'active',
+};
 
 /** Every optional part too (Required): each route the API can have is registered and checked. */
 function deps(): Required<Omit<ApiDeps, 'tls'>> {
   return {
     config: {
-      host: '127.0.0.1', port: 0, public_url: 'http://127.0.0.1:8080', max_body_bytes: 64 * 1024,
-      tokens: [{ name: 'viewer', token: VIEWER, role: 'viewer' }, { name: 'ops', token: OPERATOR, role: 'operator' }, { name: 'admin', token: ADMIN, role: 'admin' }],
+      host: '127.0.0.1',
+      port: 0,
+      public_url: 'http://127.0.0.1:8080',
+      max_body_bytes: 64 * 1024,
+      tokens: [
+        { name: 'viewer', token: VIEWER, role: 'viewer' },
+        { name: 'ops', token: OPERATOR, role: 'operator' },
+        { name: 'admin', token: ADMIN, role: 'admin' },
+      ],
     },
     logger: silentLogger(),
     alerts: {
@@ -51,7 +101,18 @@ function deps(): Required<Omit<ApiDeps, 'tls'>> {
       },
       resolve: () => ({ ...alert, state: 'resolved', resolved_at: alert.started_at, resolved_by: 'ops', resolve_reason: 'operator' }),
     },
-    assets: () => [{ id: 'a1', type: 'bridge', name: 'A1', street: 'S', location: [114.2, 22.7], alert_level: 'red', open_alerts: 1, latest: [{ sensor_id: 's1', metric: 'strain', value: 1, ts: alert.started_at }] }],
+    assets: () => [
+      {
+        id: 'a1',
+        type: 'bridge',
+        name: 'A1',
+        street: 'S',
+        location: [114.2, 22.7],
+        alert_level: 'red',
+        open_alerts: 1,
+        latest: [{ sensor_id: 's1', metric: 'strain', value: 1, ts: alert.started_at }],
+      },
+    ],
     devices: () => [{ id: 'd1', assets: ['a1'], status: 'online', since: alert.started_at }],
     rules: () => ({ rules: [{ id: 'r1', kind: 'threshold' }], loaded_at: alert.started_at, last_reload: null, error: null }),
     reloadRules: () => ({ ok: false, errors: [{ file: 'rules.yaml', path: 'rules[0].for', message: 'not a duration', line: 3 }] }),
@@ -89,14 +150,22 @@ function deps(): Required<Omit<ApiDeps, 'tls'>> {
         throw new AlertError('illegal_case_move', `cannot close a case that is new (${id})`, 'new');
       },
       workOrders: () => [workOrder],
-      onCall: () => [{ schedule: 'water-oncall', time_zone: 'Asia/Shanghai', current: { member: 'zhang-san', name: '张三', from: alert.started_at, until: alert.started_at }, next: { member: 'li-si', name: '李四', from: alert.started_at, until: alert.started_at } }],
+      onCall: () => [
+        {
+          schedule: 'water-oncall',
+          time_zone: 'Asia/Shanghai',
+          current: { member: 'zhang-san', name: '张三', from: alert.started_at, until: alert.started_at },
+          next: { member: 'li-si', name: '李四', from: alert.started_at, until: alert.started_at },
+        },
+      ],
       createOverride: (id) => {
         if (id !== 'water-oncall') throw new AlertError('schedule_not_found', `no schedule with id "${id}"`);
         return { id: 'ov_1', schedule: id, member: 'li-si', starts_at: alert.started_at, ends_at: alert.started_at, created_by: 'ops', created_at: alert.started_at };
       },
     },
     workOrderLinks: { workOrderLink: () => ({ kind: 'invalid' }), actOnWorkOrder: () => ({ kind: 'invalid' }) },
-    console: consolePort({ console: consoleSchema.parse({}), storage: { data_dir: '/nonexistent/watchpost-openapi-test' } }, { clock: { now: () => Date.now() }, logger: silentLogger() }).port,
+    console: consolePort({ console: consoleSchema.parse({}), storage: { data_dir: '/nonexistent/watchpost-openapi-test' } }, { clock: { now: () => Date.now() }, logger: silentLogger() })
+      .port,
   };
 }
 
@@ -118,7 +187,12 @@ describe('GET /openapi.json', () => {
   afterAll(() => app.close());
 
   const call = async (method: string, url: string, token?: string, payload?: unknown) => {
-    const res = await app.inject({ method: method as 'GET', url, headers: token ? { authorization: `Bearer ${token}` } : {}, ...(payload === undefined ? {} : { payload: payload as object }) });
+    const res = await app.inject({
+      method: method as 'GET',
+      url,
+      headers: token ? { authorization: `Bearer ${token}` } : {},
+      ...(payload === undefined ? {} : { payload: payload as object }),
+    });
     const body: unknown = String(res.headers['content-type']).startsWith('application/json') ? res.json() : res.body;
     return { status: res.statusCode, body };
   };
@@ -135,7 +209,18 @@ describe('GET /openapi.json', () => {
     expect(registered.length).toBeGreaterThanOrEqual(15);
     const documented = Object.entries(doc.paths).flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`));
     expect(documented.sort()).toEqual([...new Set(registered)].sort());
-    for (const must of ['GET /healthz', 'GET /metrics', 'GET /openapi.json', 'GET /ack/{token}', 'POST /ack/{token}', 'GET /api/v1/silences', 'POST /api/v1/silences', 'DELETE /api/v1/silences/{id}', 'GET /api/v1/rules', 'POST /api/v1/rules/reload']) {
+    for (const must of [
+      'GET /healthz',
+      'GET /metrics',
+      'GET /openapi.json',
+      'GET /ack/{token}',
+      'POST /ack/{token}',
+      'GET /api/v1/silences',
+      'POST /api/v1/silences',
+      'DELETE /api/v1/silences/{id}',
+      'GET /api/v1/rules',
+      'POST /api/v1/rules/reload',
+    ]) {
       expect(documented).toContain(must);
     }
   });
@@ -235,7 +320,9 @@ describe('GET /openapi.json', () => {
   });
 
   it('the validator catches an answer that is not as documented', () => {
-    expect(openApiMismatches(doc, 'GET', '/api/v1/alerts/al_1', 200, { ...alert, level: 'purple', timeline: [] })).toEqual([expect.stringContaining('/level must be equal to one of the allowed values')]);
+    expect(openApiMismatches(doc, 'GET', '/api/v1/alerts/al_1', 200, { ...alert, level: 'purple', timeline: [] })).toEqual([
+      expect.stringContaining('/level must be equal to one of the allowed values'),
+    ]);
     expect(openApiMismatches(doc, 'GET', '/api/v1/alerts', 401, { error: 'unauthorized' })).toEqual([expect.stringContaining("must have required property 'message'")]);
     expect(pathTemplate(doc, '/api/v1/alerts/al_1/ack?x=1')).toBe('/api/v1/alerts/{id}/ack');
   });

@@ -62,9 +62,7 @@ describe('platform on embedded defaults', () => {
     expect(assets.status).toBe(200);
     await asDocumented('GET', '/api/v1/assets', assets);
     const bridge = assets.body.assets.find((a: { id: string }) => a.id === 'lg-bridge-001');
-    expect(bridge.latest).toEqual(
-      expect.arrayContaining([{ sensor_id: 'strain-01', metric: 'strain', value: 123.4, ts: new Date(T0).toISOString() }]),
-    );
+    expect(bridge.latest).toEqual(expect.arrayContaining([{ sensor_id: 'strain-01', metric: 'strain', value: 123.4, ts: new Date(T0).toISOString() }]));
   });
 
   it('rejects a bad payload on errors/{device_id} and stores nothing of it', async () => {
@@ -210,7 +208,12 @@ describe('platform on embedded defaults', () => {
     const health = await fetch(`${p.apiUrl}/healthz`);
     expect(health.status).toBe(200);
     expect(await health.json()).toMatchObject({ status: 'ok' });
-    for (const [path, token] of [['/api/v1/alerts', 'not-a-token-at-all'], ['/api/v1/alerts/nope', VIEWER_TOKEN], ['/api/v1/alerts?level=purple', VIEWER_TOKEN], ['/api/v1/rules', VIEWER_TOKEN]] as const) {
+    for (const [path, token] of [
+      ['/api/v1/alerts', 'not-a-token-at-all'],
+      ['/api/v1/alerts/nope', VIEWER_TOKEN],
+      ['/api/v1/alerts?level=purple', VIEWER_TOKEN],
+      ['/api/v1/rules', VIEWER_TOKEN],
+    ] as const) {
       await asDocumented('GET', path, await p.api('GET', path, undefined, token));
     }
     const healthAgain = await fetch(`${p.apiUrl}/healthz`);

@@ -48,9 +48,7 @@ describe.skipIf(!mosquittoBinary)('platform with an external mosquitto broker', 
     expect(p.platform.mqttPort()).toBeUndefined();
     const observer = await mqtt.connectAsync(broker.url, { username: 'watchpost', password: 'platform-pass-1', protocolVersion: 4, reconnectPeriod: 0 });
     await observer.subscribeAsync('alerts/#', { qos: 1 });
-    const alertMessage = new Promise<{ topic: string; payload: string }>((resolve) =>
-      observer.on('message', (topic, payload) => resolve({ topic, payload: payload.toString() })),
-    );
+    const alertMessage = new Promise<{ topic: string; payload: string }>((resolve) => observer.on('message', (topic, payload) => resolve({ topic, payload: payload.toString() })));
 
     const device = await mqtt.connectAsync(broker.url, { username: 'dau-bridge-001', password: 'bridge-secret-0001', protocolVersion: 4, reconnectPeriod: 0 });
     await device.publishAsync('telemetry/lg-bridge-001/strain-01', JSON.stringify({ ts: T0, values: { strain: 100 } }), { qos: 1 });
@@ -81,9 +79,7 @@ describe.skipIf(!mosquittoBinary)('platform with an external mosquitto broker', 
 
   it('refuses to start with wrong broker credentials, with a clear error', async () => {
     await expect(
-      startPlatform(
-        baseConfig({ webhookUrl: receiver.url, dataDir: tempDir('data'), broker: { url: broker.url, username: 'watchpost', password: 'wrong-password' } }),
-      ),
+      startPlatform(baseConfig({ webhookUrl: receiver.url, dataDir: tempDir('data'), broker: { url: broker.url, username: 'watchpost', password: 'wrong-password' } })),
     ).rejects.toThrow(/cannot connect to external broker: .*Not authorized|cannot connect to external broker: .*Bad username/i);
   });
 });

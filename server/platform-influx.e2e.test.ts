@@ -24,9 +24,7 @@ describe.skipIf(!influxdAvailable)('platform with InfluxDB 1.6', () => {
   beforeAll(async () => {
     influx = await startInfluxd({ database: 'telemetry' });
     receiver = await startReceiver();
-    p = await startPlatform(
-      baseConfig({ webhookUrl: receiver.url, dataDir: tempDir('data'), influx: { url: influx.url, version: 1, database: 'telemetry' } }),
-    );
+    p = await startPlatform(baseConfig({ webhookUrl: receiver.url, dataDir: tempDir('data'), influx: { url: influx.url, version: 1, database: 'telemetry' } }));
   });
   afterAll(async () => {
     await p?.stop();
@@ -112,7 +110,15 @@ describe.skipIf(!influxdAvailable)('platform with InfluxDB 1.6', () => {
       [150, 'bridge-strain', 'lg-bridge-001', 'yellow', 'resolved'],
     ]);
     expect(await series('SHOW FIELD KEYS FROM alert_events')).toEqual([
-      { name: 'alert_events', columns: ['fieldKey', 'fieldType'], values: [['alert_id', 'string'], ['message', 'string'], ['value', 'float']] },
+      {
+        name: 'alert_events',
+        columns: ['fieldKey', 'fieldType'],
+        values: [
+          ['alert_id', 'string'],
+          ['message', 'string'],
+          ['value', 'float'],
+        ],
+      },
     ]);
   });
 });

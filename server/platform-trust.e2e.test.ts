@@ -33,10 +33,13 @@ describe('platform: forged publishes reach no observer', () => {
 
   beforeAll(async () => {
     const config = baseConfig({ webhookUrl: 'http://127.0.0.1:9/hook', dataDir: tempDir('trust-data') });
-    p = await startPlatform({
-      ...config,
-      devices: [...config.devices, { id: 'city-ops-centre', secret: OBSERVER_SECRET, subscribe: ['alerts/#', 'status/#', 'telemetry/#'] }],
-    }, { logger: createLogger({ level: 'warn', destination: { write: (line: string) => void logLines.push(JSON.parse(line) as Record<string, unknown>) } }) });
+    p = await startPlatform(
+      {
+        ...config,
+        devices: [...config.devices, { id: 'city-ops-centre', secret: OBSERVER_SECRET, subscribe: ['alerts/#', 'status/#', 'telemetry/#'] }],
+      },
+      { logger: createLogger({ level: 'warn', destination: { write: (line: string) => void logLines.push(JSON.parse(line) as Record<string, unknown>) } }) },
+    );
   });
   const rejectedTotal = (reason: string) => p.platform.metrics.counter('watchpost_ingest_rejected_total', '').get({ reason });
   afterAll(async () => {
@@ -55,7 +58,14 @@ describe('platform: forged publishes reach no observer', () => {
     await device.publishAsync('alerts/red/bt-slope-002', '{"event":"firing"}', { qos: 1, retain: true });
     await device.publishAsync('status/city-ops-centre', 'offline', { qos: 1, retain: true });
     await device.publishAsync('telemetry/bt-slope-002/tilt-01', JSON.stringify({ ts: T0, values: { tilt: 9 } }), { qos: 1, retain: true });
-    await device.publishAsync('telemetry/lg-bridge-001/strain-01', JSON.stringify([{ ts: T0, values: { strain: 10 } }, { ts: T0 + 1, values: { strain: 99_999 } }]), { qos: 1 });
+    await device.publishAsync(
+      'telemetry/lg-bridge-001/strain-01',
+      JSON.stringify([
+        { ts: T0, values: { strain: 10 } },
+        { ts: T0 + 1, values: { strain: 99_999 } },
+      ]),
+      { qos: 1 },
+    );
     // A last will to an alert topic, published by the broker when the connection drops.
     const willing = await mqtt.connectAsync(p.mqttUrl, {
       username: 'dau-bridge-001',
@@ -133,7 +143,11 @@ describe('platform: forged publishes reach no observer', () => {
       rejected_readings: bad.slice(0, 100).map((b) => ({ ...b, detail: expect.any(String) })),
     });
     expect(line.rejected_readings[1]).toEqual({ index: 3, reason: 'bad_value', detail: 'strain must be a finite number or a boolean' });
-    expect(JSON.parse(errors[1]!.payload)).toEqual({ topic: 'telemetry/lg-bridge-001/strain-99', reason: 'unknown_sensor', detail: 'sensor "strain-99" is not configured on asset "lg-bridge-001"' });
+    expect(JSON.parse(errors[1]!.payload)).toEqual({
+      topic: 'telemetry/lg-bridge-001/strain-99',
+      reason: 'unknown_sensor',
+      detail: 'sensor "strain-99" is not configured on asset "lg-bridge-001"',
+    });
 
     const logged = logLines.slice(logsBefore).filter((l) => l.msg === 'telemetry rejected');
     expect(logged).toHaveLength(2);
@@ -141,20 +155,33 @@ describe('platform: forged publishes reach no observer', () => {
     expect([rejectedTotal('out_of_range'), rejectedTotal('bad_value')]).toEqual([before.range + 200, before.value + 114]);
   });
 
-  it('forwards only the device\'s own status and its wholly accepted telemetry, for random topics and payloads', async () => {
+  it("forwards only the device's own status and its wholly accepted telemetry, for random topics and payloads", async () => {
     const ids = ['dau-bridge-001', 'dau-slope-002', 'city-ops-centre', 'lg-bridge-001', 'bt-slope-002', 'strain-01', 'red'];
     const topic = fc
       .oneof(
         fc.string({ minLength: 1, maxLength: 40 }),
-        fc.tuple(fc.constantFrom('telemetry', 'status', 'alerts', 'errors', 'Status'), fc.array(fc.oneof(fc.constantFrom(...ids), fc.string({ maxLength: 8 })), { minLength: 1, maxLength: 3 })).map(([h, rest]) => [h, ...rest].join('/')),
+        fc
+          .tuple(
+            fc.constantFrom('telemetry', 'status', 'alerts', 'errors', 'Status'),
+            fc.array(fc.oneof(fc.constantFrom(...ids), fc.string({ maxLength: 8 })), { minLength: 1, maxLength: 3 }),
+          )
+          .map(([h, rest]) => [h, ...rest].join('/')),
         fc.constantFrom('telemetry/lg-bridge-001/strain-01', 'status/dau-bridge-001'),
       )
       // What MQTT lets a client publish at all ($ topics close the connection: covered above).
-      .filter((t) => t.length > 0 && !/[+#\u0000]/.test(t) && !t.startsWith('$'));
-    const payload = fc.constantFrom('online', 'offline', '{"values":{"strain":12}}', '{"values":{"strain":99999}}', '[{"values":{"strain":1}},{"values":{"strain":"x"}}]', '{"event":"firing"}');
+      .filter((t) => t.length > 0 && !t.includes('+') && !t.includes('#') && !t.includes('\u0000') && !t.startsWith('$'));
+    const payload = fc.constantFrom(
+      'online',
+      'offline',
+      '{"values":{"strain":12}}',
+      '{"values":{"strain":99999}}',
+      '[{"values":{"strain":1}},{"values":{"strain":"x"}}]',
+      '{"event":"firing"}',
+    );
     const messages = fc.sample(fc.record({ topic, payload, retain: fc.boolean() }), { seed: PROPERTY_SEED, numRuns: 150 });
     const genuine = (m: { topic: string; payload: string }) =>
-      (m.topic === 'telemetry/lg-bridge-001/strain-01' && m.payload === '{"values":{"strain":12}}') || (m.topic === 'status/dau-bridge-001' && (m.payload === 'online' || m.payload === 'offline'));
+      (m.topic === 'telemetry/lg-bridge-001/strain-01' && m.payload === '{"values":{"strain":12}}') ||
+      (m.topic === 'status/dau-bridge-001' && (m.payload === 'online' || m.payload === 'offline'));
     expect(messages.filter(genuine).length).toBeGreaterThan(5);
     expect(messages.filter((m) => !genuine(m)).length).toBeGreaterThan(100);
 

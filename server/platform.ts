@@ -3,6 +3,9 @@
  * configuration, wires the one-way flow
  *   MQTT -> ingest -> (storage writer, rule runner) -> alert service -> outbox -> channels
  * and owns their start/stop order.
+ *
+ * Longer than 500 lines on purpose: it is the one place that knows every part, and splitting the
+ * wiring would hide the start/stop order it exists to keep in one reading.
  */
 import { mkdirSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
@@ -38,7 +41,7 @@ import type { Logger } from '../lib/logger.js';
 import { DataDirLock } from '../lib/data-dir-lock.js';
 import { MetricsRegistry } from '../lib/metrics.js';
 import { RuntimeMetrics } from '../lib/runtime-metrics.js';
-import { DEFAULT_MESSAGE, renderMessage, type MessageVars } from '../rules/template.js';
+import { DEFAULT_MESSAGE, renderMessage } from '../rules/template.js';
 import { RuleRunner } from '../rules/rule-runner.js';
 import type { DeviceRef } from '../rules/state.js';
 import type { RuleEvent } from '../rules/types.js';
@@ -154,8 +157,7 @@ export class Platform {
       assets: (id) => this.catalogue.asset(id),
       units: (metric) => this.catalogue.unit(metric),
       // {unit} of the rule's signal: mm/d for a rate, ° for a tangent angle, s for stale and offline.
-      renderMessage: (template, vars) =>
-        renderMessage(template ?? DEFAULT_MESSAGE, { ...vars, unit: rules.rules.unit(String(vars.rule_id), String(vars.metric), String(vars.unit ?? '')) } as MessageVars),
+      renderMessage: (template, vars) => renderMessage(template ?? DEFAULT_MESSAGE, { ...vars, unit: rules.rules.unit(String(vars.rule_id), String(vars.metric), String(vars.unit ?? '')) }),
       escalations: config.escalations,
       channels: config.channels,
       contacts: config.contacts,
@@ -223,7 +225,7 @@ export class Platform {
       // README, MQTT: "Several instances and rules". Round robin (mosquitto's way) splits every series between instances.
       logger.warn(
         { shared_group: broker.shared_group },
-        'broker.shared_group: each instance judges rules only on the messages the broker gives it, and keeps its own alerts; the broker must give all of a device\'s messages to one instance (EMQX: broker.shared_subscription_strategy = hash_clientid), or run one instance',
+        "broker.shared_group: each instance judges rules only on the messages the broker gives it, and keeps its own alerts; the broker must give all of a device's messages to one instance (EMQX: broker.shared_subscription_strategy = hash_clientid), or run one instance",
       );
     }
     this.bus = isExternalBroker(broker)
@@ -250,7 +252,10 @@ export class Platform {
           config: httpConfig,
           devices: this.devices,
           // Built once: it verifies any registry entry; its unknown-id work follows the devices at start.
-          verifier: ((verifier) => () => verifier)(new SecretVerifier([...this.devices.all()].map((d) => d.config))),
+          verifier: (
+            (verifier) => () =>
+              verifier
+          )(new SecretVerifier([...this.devices.all()].map((d) => d.config))),
           logins: loginLimiter(isExternalBroker(broker) ? DEFAULT_CONNECT_LIMITS : broker.limits, clock),
           clock,
           metrics,
@@ -318,7 +323,13 @@ export class Platform {
     this.api = api;
     await api.listen({ host: config.api.host, port: config.api.port });
     this.log.info(
-      { mqtt_port: this.mqttPort(), mqtts_port: this.mqttsPort(), http_port: this.httpPort(), storage: config.storage.influx ? `influxdb v${config.storage.influx.version}` : 'embedded', rules: config.rules.length },
+      {
+        mqtt_port: this.mqttPort(),
+        mqtts_port: this.mqttsPort(),
+        http_port: this.httpPort(),
+        storage: config.storage.influx ? `influxdb v${config.storage.influx.version}` : 'embedded',
+        rules: config.rules.length,
+      },
       'watchpost started',
     );
   }
@@ -392,7 +403,14 @@ export class Platform {
     return this.current.devices.map((d) => {
       const p = this.presence.get(d.id);
       const seen = this.lastSeen.get(d.id);
-      return { id: d.id, assets: d.assets, subscribe: d.subscribe, status: p?.status ?? 'unknown', since: p ? new Date(p.since).toISOString() : null, last_seen: seen === undefined ? null : new Date(seen).toISOString() };
+      return {
+        id: d.id,
+        assets: d.assets,
+        subscribe: d.subscribe,
+        status: p?.status ?? 'unknown',
+        since: p ? new Date(p.since).toISOString() : null,
+        last_seen: seen === undefined ? null : new Date(seen).toISOString(),
+      };
     });
   }
 

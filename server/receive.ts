@@ -77,7 +77,9 @@ export function formatDelivery(body: Delivery, note: string, nowMs: number): str
   const event = text(body.event) || '?';
   const level = text(a.level);
   const asset = a.asset_name ? `${text(a.asset_name)} (${text(a.asset_id)})` : text(a.asset_id);
-  const lines = [`── ${zonedTime(new Date(nowMs).toISOString())}  ${event}${level ? ` · ${level}` : ''}${asset ? ` · ${asset}` : ''}${typeof body.tier === 'number' ? ` · tier ${body.tier}` : ''}  [${note}]`];
+  const lines = [
+    `── ${zonedTime(new Date(nowMs).toISOString())}  ${event}${level ? ` · ${level}` : ''}${asset ? ` · ${asset}` : ''}${typeof body.tier === 'number' ? ` · tier ${body.tier}` : ''}  [${note}]`,
+  ];
   if (a.rule_name) lines.push(`   rule:       ${text(a.rule_name)}`);
   if (a.message) lines.push(`   message:    ${text(a.message)}`);
   if (a.sensor_id || a.metric) {
@@ -150,7 +152,7 @@ export class WebhookReceiver {
 
   private receive(req: IncomingMessage, raw: Buffer, answer: (status: number, body: object) => void): void {
     const now = this.options.now?.() ?? Date.now();
-    const header = (name: string) => (typeof req.headers[name] === 'string' ? (req.headers[name] as string) : undefined);
+    const header = (name: string) => (typeof req.headers[name] === 'string' ? req.headers[name] : undefined);
     let note = 'signature not checked: no --secret';
     if (this.options.secret !== undefined) {
       const verdict = verifyDelivery(this.options.secret, { timestamp: header('x-watchpost-timestamp'), signature: header('x-watchpost-signature') }, raw, now);

@@ -39,9 +39,13 @@ function readEmbeddedStore(dataDir: string, metrics: Set<string> | undefined, st
   if (!existsSync(file)) throw new Error(`no embedded telemetry store at ${file} (configure storage.influx to read InfluxDB)`);
   const db = new Database(file, { readonly: true, fileMustExist: true });
   try {
-    const rows = db
-      .prepare('SELECT metric, asset_id, sensor_id, ts, value FROM readings WHERE ts >= ? AND ts < ? ORDER BY ts, asset_id, sensor_id, metric')
-      .all(start, end) as Array<{ metric: string; asset_id: string; sensor_id: string; ts: number; value: number }>;
+    const rows = db.prepare('SELECT metric, asset_id, sensor_id, ts, value FROM readings WHERE ts >= ? AND ts < ? ORDER BY ts, asset_id, sensor_id, metric').all(start, end) as Array<{
+      metric: string;
+      asset_id: string;
+      sensor_id: string;
+      ts: number;
+      value: number;
+    }>;
     return rows.filter((r) => metrics === undefined || metrics.has(r.metric));
   } finally {
     db.close();
@@ -103,7 +107,13 @@ async function readInfluxV1(influx: InfluxConfig, metrics: Set<string> | undefin
 async function readInfluxV2(influx: InfluxConfig, metrics: Set<string> | undefined, start: number, end: number): Promise<StoredRecord[]> {
   const client = new InfluxDB({ url: influx.url, token: influx.token ?? '', timeout: influx.timeout * 10 });
   const api = client.getQueryApi(influx.org!);
-  const filter = metrics === undefined ? 'r._measurement != "alert_events"' : [...metrics].filter(isValidMetric).map((m) => `r._measurement == "${m}"`).join(' or ') || 'false';
+  const filter =
+    metrics === undefined
+      ? 'r._measurement != "alert_events"'
+      : [...metrics]
+          .filter(isValidMetric)
+          .map((m) => `r._measurement == "${m}"`)
+          .join(' or ') || 'false';
   const flux = [
     `from(bucket: ${JSON.stringify(influx.bucket)})`,
     `  |> range(start: ${new Date(start).toISOString()}, stop: ${new Date(end).toISOString()})`,

@@ -18,11 +18,10 @@ import { copyDemoConfig } from '../test/support/demo-config.js';
 function countDemoRules(dir: string): number {
   return readdirSync(dir)
     .filter((f) => f.endsWith('.yaml'))
-    .reduce((n, f) => n + (((parse(readFileSync(join(dir, f), 'utf8')) as { rules?: unknown[] } | null)?.rules ?? []).length), 0);
+    .reduce((n, f) => n + ((parse(readFileSync(join(dir, f), 'utf8')) as { rules?: unknown[] } | null)?.rules ?? []).length, 0);
 }
 
 const T0 = Date.parse('2025-06-01T00:00:00+08:00');
-
 
 /** Hydrant hp-03 sagging below 0.25 and 0.14 MPa and recovering, every 5 s. */
 function hydrantSag(): Array<{ ts: number; value: number }> {
@@ -66,7 +65,16 @@ describe.skipIf(!existsSync(CLI))('watchpost replay', () => {
     expect(again.stdout).toBe(first.stdout);
     const json = await runCli(['replay', '--config', 'config-demo', '--input', file, '--json']);
     expect(JSON.parse(json.stdout).alerts).toEqual([
-      { alert: 1, rule_id: 'hydrant-pressure-low', asset_id: 'lg-hydrant-001', sensor_id: 'hp-03', fired_at: '2025-05-31T16:02:20Z', resolved_at: '2025-05-31T16:05:45Z', highest_level: 'red', events: 6 },
+      {
+        alert: 1,
+        rule_id: 'hydrant-pressure-low',
+        asset_id: 'lg-hydrant-001',
+        sensor_id: 'hp-03',
+        fired_at: '2025-05-31T16:02:20Z',
+        resolved_at: '2025-05-31T16:05:45Z',
+        highest_level: 'red',
+        events: 6,
+      },
     ]);
   });
 
@@ -160,10 +168,11 @@ describe.skipIf(!existsSync(CLI))('watchpost start: SIGHUP reloads the rules', (
     proc.stderr.on('data', (d: Buffer) => (logs += d.toString()));
     const started = await waitFor('watchpost started', async () => logs.split('\n').find((l) => l.includes('"msg":"watchpost started"')), 30_000);
     const apiUrl = `http://127.0.0.1:${(JSON.parse(started) as { http_port: number }).http_port}`;
-    const rules = async () => (await (await fetch(`${apiUrl}/api/v1/rules`, { headers: { authorization: 'Bearer demo-viewer-token-longgang' } })).json()) as {
-      rules: Array<{ id: string }>;
-      error: { at: string; trigger: string; errors: Array<{ path: string; message: string }> } | null;
-    };
+    const rules = async () =>
+      (await (await fetch(`${apiUrl}/api/v1/rules`, { headers: { authorization: 'Bearer demo-viewer-token-longgang' } })).json()) as {
+        rules: Array<{ id: string }>;
+        error: { at: string; trigger: string; errors: Array<{ path: string; message: string }> } | null;
+      };
     // Every rule of the demo's files is in force.
     const demoRules = (await rules()).rules.length;
     expect(demoRules).toBeGreaterThan(1);
@@ -178,7 +187,9 @@ describe.skipIf(!existsSync(CLI))('watchpost start: SIGHUP reloads the rules', (
       const r = await rules();
       return r.error?.trigger === 'file' ? r.error : undefined;
     });
-    expect(byFile.errors).toEqual([{ file: 'rules.yaml', line: editedLine, path: 'rules[14] (sensor-silent).stale', message: '"ten minutes" is not a duration (use 500ms, 30s, 10m, 6h or 1d)' }]);
+    expect(byFile.errors).toEqual([
+      { file: 'rules.yaml', line: editedLine, path: 'rules[14] (sensor-silent).stale', message: '"ten minutes" is not a duration (use 500ms, 30s, 10m, 6h or 1d)' },
+    ]);
     proc.kill('SIGHUP');
     await waitFor('refused on SIGHUP', async () => ((await rules()).error?.trigger === 'signal' ? true : undefined));
     expect((await rules()).rules).toHaveLength(demoRules);

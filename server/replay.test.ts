@@ -73,7 +73,8 @@ describe('replay input', () => {
       [0, 'fault', 0],
       [2000, 'fire_alarm', 1],
     ]);
-    const wide = '\uFEFFasset_id,sensor_id,ts,strain\nlg-bridge-001,strain-01,1748707200000,201.5\nlg-bridge-001,strain-01,1748707201000,\nlg-bridge-001,strain-01,1748707202000,"x"\nlg-bridge-001,strain-01\n';
+    const wide =
+      '\uFEFFasset_id,sensor_id,ts,strain\nlg-bridge-001,strain-01,1748707200000,201.5\nlg-bridge-001,strain-01,1748707201000,\nlg-bridge-001,strain-01,1748707202000,"x"\nlg-bridge-001,strain-01\n';
     const b = parseReplayInput(wide, 'csv', ctx);
     expect(b.readings).toBe(1);
     expect(b.rejected).toEqual([
@@ -137,8 +138,26 @@ describe('replay', () => {
     });
     expect(report.alerts).toEqual([
       { alert: 1, rule_id: 'gas-leak', asset_id: 'lg-gas-001', sensor_id: 'vw-02', fired_at: '2025-05-31T16:00:16Z', resolved_at: null, highest_level: 'red', events: 3 },
-      { alert: 2, rule_id: 'hydrant-pressure-low', asset_id: 'lg-hydrant-001', sensor_id: 'hp-03', fired_at: '2025-05-31T16:02:15Z', resolved_at: '2025-05-31T16:05:00Z', highest_level: 'yellow', events: 2 },
-      { alert: 3, rule_id: 'dau-offline', asset_id: 'lg-slope-001', sensor_id: 'dau-slope-001', fired_at: '2025-05-31T16:03:00Z', resolved_at: '2025-05-31T16:10:00Z', highest_level: 'yellow', events: 2 },
+      {
+        alert: 2,
+        rule_id: 'hydrant-pressure-low',
+        asset_id: 'lg-hydrant-001',
+        sensor_id: 'hp-03',
+        fired_at: '2025-05-31T16:02:15Z',
+        resolved_at: '2025-05-31T16:05:00Z',
+        highest_level: 'yellow',
+        events: 2,
+      },
+      {
+        alert: 3,
+        rule_id: 'dau-offline',
+        asset_id: 'lg-slope-001',
+        sensor_id: 'dau-slope-001',
+        fired_at: '2025-05-31T16:03:00Z',
+        resolved_at: '2025-05-31T16:10:00Z',
+        highest_level: 'yellow',
+        events: 2,
+      },
     ]);
     expect(report.input).toEqual({ readings: 49, statuses: 2, rejected: [] });
   });

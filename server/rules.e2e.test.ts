@@ -164,7 +164,10 @@ describe('every rule kind through MQTT into alerts', () => {
     // it not been held, was due before the marker and would have arrived by then too.
     await bridge.publishAsync('telemetry/lg-bridge-001/strain-01', JSON.stringify({ ts: ts + 10_000, values: { strain: 310 } }), { qos: 1 });
     const bodies = () => receiver.requests.slice(before).map((r) => JSON.parse(r.body) as { event: string; alert: { rule_id: string } });
-    const flapEvents = () => bodies().filter((b) => b.alert.rule_id === 'temp-flap').map((b) => b.event);
+    const flapEvents = () =>
+      bodies()
+        .filter((b) => b.alert.rule_id === 'temp-flap')
+        .map((b) => b.event);
     await waitFor('marker webhook and the first alert resolved', async () =>
       bodies().some((b) => b.alert.rule_id === 'bridge-strain') && flapEvents().includes('resolved') ? true : undefined,
     );
@@ -199,8 +202,18 @@ describe('every rule kind through MQTT into alerts', () => {
       error: 'invalid_rules',
       message: 'the configuration has 3 errors; the rules in force are unchanged',
       errors: [
-        { file: 'watchpost.yaml', line: lineOf(brokenText, 'bad-order', 'red'), path: 'rules[11] (bad-order).levels.red', message: 'red threshold must be stricter than yellow ({"above":100} vs {"above":200})' },
-        { file: 'watchpost.yaml', line: lineOf(brokenText, 'bad-duration', 'for'), path: 'rules[12] (bad-duration).for', message: '"soon" is not a duration (use 500ms, 30s, 10m, 6h or 1d)' },
+        {
+          file: 'watchpost.yaml',
+          line: lineOf(brokenText, 'bad-order', 'red'),
+          path: 'rules[11] (bad-order).levels.red',
+          message: 'red threshold must be stricter than yellow ({"above":100} vs {"above":200})',
+        },
+        {
+          file: 'watchpost.yaml',
+          line: lineOf(brokenText, 'bad-duration', 'for'),
+          path: 'rules[12] (bad-duration).for',
+          message: '"soon" is not a duration (use 500ms, 30s, 10m, 6h or 1d)',
+        },
         { file: 'watchpost.yaml', line: lineOf(brokenText, 'bad-escalation', 'escalation'), path: 'rules[13] (bad-escalation).escalation', message: 'unknown escalation "nowhere"' },
       ],
     });
@@ -215,7 +228,10 @@ describe('every rule kind through MQTT into alerts', () => {
     await waitFor('strain dropped to orange', async () => ((await find('bridge-strain', 'firing')).some((a) => a.level === 'orange') ? true : undefined));
 
     // Fixed on disk without bridge-strain and with a narrower rain rule: the watcher reloads.
-    const fixed = { ...config, rules: config.rules.filter((r) => r.id !== 'bridge-strain').map((r) => (r.id === 'rain-1h' ? { ...r, match: { metric: 'rainfall', asset_type: 'tunnel' } } : r)) };
+    const fixed = {
+      ...config,
+      rules: config.rules.filter((r) => r.id !== 'bridge-strain').map((r) => (r.id === 'rain-1h' ? { ...r, match: { metric: 'rainfall', asset_type: 'tunnel' } } : r)),
+    };
     writeFileSync(file, stringify(fixed));
     const removed = await waitFor('bridge-strain resolved by the reload', async () => {
       const rows = await find('bridge-strain', 'resolved');
@@ -233,7 +249,20 @@ describe('every rule kind through MQTT into alerts', () => {
     const none = { added: [], removed: [], changed: [] };
     expect(ok).toEqual({
       status: 200,
-      body: { reloaded: false, rules: SIGNAL_RULES.length, added: [], removed: [], disabled: [], changed: [], updated: [], no_longer_covered: [], sections: [], restart_needed: [], assets: none, devices: none },
+      body: {
+        reloaded: false,
+        rules: SIGNAL_RULES.length,
+        added: [],
+        removed: [],
+        disabled: [],
+        changed: [],
+        updated: [],
+        no_longer_covered: [],
+        sections: [],
+        restart_needed: [],
+        assets: none,
+        devices: none,
+      },
     });
   });
 });

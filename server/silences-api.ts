@@ -46,7 +46,13 @@ export function registerSilenceRoutes(
     '/api/v1/silences',
     {
       ...operator,
-      schema: routeSchema({ summary: 'create a silence: notifications of matching alerts are held until it ends', role: 'operator', tags, body: silenceInputSchema, responses: { 201: silenceView } }),
+      schema: routeSchema({
+        summary: 'create a silence: notifications of matching alerts are held until it ends',
+        role: 'operator',
+        tags,
+        body: silenceInputSchema,
+        responses: { 201: silenceView },
+      }),
     },
     async (req, reply) => {
       const silence = deps.silences.createSilence(req.body ?? null, req.principal!.name);

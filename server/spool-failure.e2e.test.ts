@@ -74,10 +74,14 @@ describe('platform after a failed spool fdatasync', () => {
         expect(await publishOutcome(device, JSON.stringify({ ts: T0 + 1, values: { strain: 2 } }))).toBe('closed');
       }
       // With fsync: interval the periodic fdatasync fails on its own, no publish needed.
-      const down = await waitFor('/healthz 503', async () => {
-        const h = await health(running.apiUrl);
-        return h.code === 503 ? h : undefined;
-      }, 10_000);
+      const down = await waitFor(
+        '/healthz 503',
+        async () => {
+          const h = await health(running.apiUrl);
+          return h.code === 503 ? h : undefined;
+        },
+        10_000,
+      );
       expect(down.body).toMatchObject({ status: 'unavailable', storage: { accepting: false } });
       expect(down.body.storage.queueError).toMatch(/^spool: fdatasync of .*\/spool\/00000000000000000000\.seg failed: EIO/);
 
@@ -93,10 +97,14 @@ describe('platform after a failed spool fdatasync', () => {
       // The reading acknowledged before the failure reaches the store (the spool is still drained).
       const db = new Database(join(running.dataDir, 'telemetry.db'), { readonly: true, fileMustExist: true });
       try {
-        const rows = await waitFor('the acknowledged reading in telemetry.db', () => {
-          const r = db.prepare('SELECT ts, value FROM readings ORDER BY ts').all() as Array<{ ts: number; value: number }>;
-          return Promise.resolve(r.length > 0 ? r : undefined);
-        }, 10_000);
+        const rows = await waitFor(
+          'the acknowledged reading in telemetry.db',
+          () => {
+            const r = db.prepare('SELECT ts, value FROM readings ORDER BY ts').all() as Array<{ ts: number; value: number }>;
+            return Promise.resolve(r.length > 0 ? r : undefined);
+          },
+          10_000,
+        );
         expect(rows).toEqual([{ ts: T0, value: 1 }]);
       } finally {
         db.close();

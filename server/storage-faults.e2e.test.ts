@@ -74,10 +74,14 @@ async function expectEveryAcknowledgedReading({ expect }: TestContext, r: Resour
     const p = r.publishers[i]!;
     expect(p.acked.size).toBe(p.taken());
     const expected = new Map([...p.acked].map(([seq, value]) => [tsBase + seq, value]));
-    const got = await waitFor(`every reading of ${assetId(i)} in InfluxDB`, async () => {
-      const s = await storedStrain(r.influx!, assetId(i));
-      return s.size >= expected.size ? s : undefined;
-    }, 60_000);
+    const got = await waitFor(
+      `every reading of ${assetId(i)} in InfluxDB`,
+      async () => {
+        const s = await storedStrain(r.influx!, assetId(i));
+        return s.size >= expected.size ? s : undefined;
+      },
+      60_000,
+    );
     expect(new Map([...got].sort((a, b) => a[0] - b[0]))).toEqual(new Map([...expected].sort((a, b) => a[0] - b[0])));
     const [count] = await r.influx!.query(`SELECT count(value) FROM strain WHERE asset_id = '${assetId(i)}'`);
     expect(count!.series![0]!.values[0]![1]).toBe(p.taken());
@@ -124,10 +128,14 @@ describe.concurrent('storage faults', () => {
         const tsBase = Date.now() - 3_600_000;
         const loadStarted = Date.now();
         startDevices(r, wp, tsBase);
-        const degraded = await waitFor('healthz degraded: database_not_found', async () => {
-          const h = await health(wp.apiUrl);
-          return h.code === 200 && h.body.status === 'degraded' && h.body.storage.reason === 'database_not_found' ? h.body : undefined;
-        }, 15_000);
+        const degraded = await waitFor(
+          'healthz degraded: database_not_found',
+          async () => {
+            const h = await health(wp.apiUrl);
+            return h.code === 200 && h.body.status === 'degraded' && h.body.storage.reason === 'database_not_found' ? h.body : undefined;
+          },
+          15_000,
+        );
         expect(degraded.storage).toMatchObject({ state: 'degraded', accepting: true, lastError: 'HTTP 404: database not found: "telemetry"' });
         await waitFor('platform-storage to fire', async () => ((await platformAlerts(wp.apiUrl)).length > 0 ? true : undefined), 15_000);
         expect(await platformAlerts(wp.apiUrl)).toEqual([['platform-storage', 'orange', 'firing']]);
@@ -171,12 +179,17 @@ describe.concurrent('storage faults', () => {
         // No database: Watchpost creates it at start (auth is off, anyone may).
         const influx = (r.influx = await startInfluxd({ database: 'telemetry', createDatabase: false }));
         const configDir = tempDir('storage-401-config');
-        writeConfigDir(configDir, durabilityConfig({ influx, dataDir: tempDir('storage-401-data'), broker: { host: '127.0.0.1', port: 0 }, storage: { deadman: { no_readings: '10m', failing_writes: '10m' } } }));
+        writeConfigDir(
+          configDir,
+          durabilityConfig({ influx, dataDir: tempDir('storage-401-data'), broker: { host: '127.0.0.1', port: 0 }, storage: { deadman: { no_readings: '10m', failing_writes: '10m' } } }),
+        );
         const wp = await startWatchpostProcess(configDir, { logs });
         r.processes.push(wp);
-        expect(logLines(logs.text).filter((l) => l.level === 30 && String(l.msg).startsWith('created the InfluxDB database')).map((l) => l.msg)).toEqual([
-          'created the InfluxDB database "telemetry" (it did not exist)',
-        ]);
+        expect(
+          logLines(logs.text)
+            .filter((l) => l.level === 30 && String(l.msg).startsWith('created the InfluxDB database'))
+            .map((l) => l.msg),
+        ).toEqual(['created the InfluxDB database "telemetry" (it did not exist)']);
         const tsBase = Date.now() - 3_600_000;
         startDevices(r, wp, tsBase);
         await waitFor('readings flowing into InfluxDB', async () => ((await storedStrain(influx, assetId(0))).size >= 20 ? true : undefined), 20_000);
@@ -185,10 +198,14 @@ describe.concurrent('storage faults', () => {
         // ---- InfluxDB comes back with authentication on: Watchpost's user does not exist there ----
         await influx.restart({ auth: true });
         const authStarted = Date.now();
-        const degraded = await waitFor('healthz degraded: unauthorized', async () => {
-          const h = await health(wp.apiUrl);
-          return h.code === 200 && h.body.status === 'degraded' && h.body.storage.reason === 'unauthorized' ? h.body : undefined;
-        }, 15_000);
+        const degraded = await waitFor(
+          'healthz degraded: unauthorized',
+          async () => {
+            const h = await health(wp.apiUrl);
+            return h.code === 200 && h.body.status === 'degraded' && h.body.storage.reason === 'unauthorized' ? h.body : undefined;
+          },
+          15_000,
+        );
         expect(degraded.storage).toMatchObject({ accepting: true, lastError: 'HTTP 401: authorization failed' });
         await waitFor('platform-storage to fire', async () => ((await platformAlerts(wp.apiUrl)).length > 0 ? true : undefined), 15_000);
         expect(await platformAlerts(wp.apiUrl)).toEqual([['platform-storage', 'orange', 'firing']]);
@@ -211,131 +228,162 @@ describe.concurrent('storage faults', () => {
     150_000,
   );
 
-  it.skipIf(!influxdAvailable || !cliBuilt)('a batch with a field type conflict: the good readings are written, the conflicting ones kept in the quarantine file and counted', async ({ expect, onTestFailed }) => {
-    const r = new Resources();
-    const logs = { text: '' };
-    onTestFailed(() => console.error(`watchpost logs (quarantine, last 6000 characters):\n${logs.text.slice(-6000)}`));
-    try {
-      const influx = (r.influx = await startInfluxd({ database: 'telemetry' }));
-      // InfluxDB types a field per shard (a week here): `strain.value` is a string in the week of T_BAD.
-      const T_BAD = Date.parse('2025-11-05T02:00:00.000Z');
-      const T_GOOD = Date.parse('2025-11-26T02:00:00.000Z');
-      const seed = await fetch(`${influx.url}/write?db=telemetry&precision=ms`, { method: 'POST', body: `strain,asset_id=seed value="text" ${T_BAD}` });
-      expect(seed.status).toBe(204);
-      const dataDir = tempDir('storage-quarantine-data');
-      const configDir = tempDir('storage-quarantine-config');
-      writeConfigDir(configDir, durabilityConfig({ influx, dataDir, broker: { host: '127.0.0.1', port: 0 } }));
-      const wp = await startWatchpostProcess(configDir, { logs });
-      r.processes.push(wp);
-
-      const device = await mqtt.connectAsync(`mqtt://127.0.0.1:${wp.mqttPort}`, { username: 'dau-0', password: SECRET(0), clientId: 'dau-0', protocolVersion: 4, reconnectPeriod: 0 });
+  it.skipIf(!influxdAvailable || !cliBuilt)(
+    'a batch with a field type conflict: the good readings are written, the conflicting ones kept in the quarantine file and counted',
+    async ({ expect, onTestFailed }) => {
+      const r = new Resources();
+      const logs = { text: '' };
+      onTestFailed(() => console.error(`watchpost logs (quarantine, last 6000 characters):\n${logs.text.slice(-6000)}`));
       try {
-        // Alternating: a conflicting reading, a good one, ten of each in one message.
-        const readings = Array.from({ length: 20 }, (_, i) => ({ ts: (i % 2 === 0 ? T_BAD : T_GOOD) + i, values: { strain: i + 0.5 } }));
-        await device.publishAsync(`telemetry/${assetId(0)}/strain-01`, JSON.stringify(readings), { qos: 1 });
-      } finally {
-        await device.endAsync();
-      }
-      const good = await waitFor('the good readings in InfluxDB', async () => {
-        const s = await storedStrain(influx, assetId(0));
-        return s.size >= 10 ? s : undefined;
-      }, 20_000);
-      expect([...good].sort((a, b) => a[0] - b[0])).toEqual(Array.from({ length: 10 }, (_, k) => [T_GOOD + 2 * k + 1, 2 * k + 1.5]));
+        const influx = (r.influx = await startInfluxd({ database: 'telemetry' }));
+        // InfluxDB types a field per shard (a week here): `strain.value` is a string in the week of T_BAD.
+        const T_BAD = Date.parse('2025-11-05T02:00:00.000Z');
+        const T_GOOD = Date.parse('2025-11-26T02:00:00.000Z');
+        const seed = await fetch(`${influx.url}/write?db=telemetry&precision=ms`, { method: 'POST', body: `strain,asset_id=seed value="text" ${T_BAD}` });
+        expect(seed.status).toBe(204);
+        const dataDir = tempDir('storage-quarantine-data');
+        const configDir = tempDir('storage-quarantine-config');
+        writeConfigDir(configDir, durabilityConfig({ influx, dataDir, broker: { host: '127.0.0.1', port: 0 } }));
+        const wp = await startWatchpostProcess(configDir, { logs });
+        r.processes.push(wp);
 
-      const file = join(dataDir, 'quarantine.jsonl');
-      // The metric counts once the file holds the records (fsynced).
-      await waitFor('the quarantined readings counted', async () => (metricValue(await metricsText(wp.apiUrl), 'watchpost_storage_quarantined_total{reason="field_type_conflict"}') === 10 ? true : undefined), 10_000);
-      const records = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, string>);
-      const line = (k: number) => `strain,asset_id=${assetId(0)},asset_type=bridge,sensor_id=strain-01,street=龙城街道 value=${2 * k + 0.5} ${T_BAD + 2 * k}`;
-      expect(records.map((rec) => [rec.reason, rec.point]).sort()).toEqual(Array.from({ length: 10 }, (_, k) => ['field_type_conflict', line(k)]).sort());
-      for (const rec of records) {
-        expect(rec.error).toMatch(/^HTTP 400: partial write: field type conflict: input field "value" on measurement "strain" is type float, already exists as type string dropped=\d+$/);
-        expect(Math.abs(Date.parse(rec.time!) - Date.now())).toBeLessThan(60_000);
-      }
-      expect(statSync(file).mode & 0o777).toBe(0o600);
-
-      const metrics = await metricsText(wp.apiUrl);
-      expect(metricValue(metrics, 'watchpost_storage_quarantined_total{reason="field_type_conflict"}')).toBe(10);
-      expect(metricValue(metrics, 'watchpost_storage_written_total')).toBe(10);
-      expect(drops(metrics)).toEqual([]);
-      expect(metricValue(metrics, 'watchpost_spool_depth')).toBe(0);
-      expect((await health(wp.apiUrl)).body.status).toBe('ok');
-      // One log line for the refused batch, not one per reading.
-      expect(logLines(logs.text).filter((l) => l.level === 50).map((l) => [l.msg, l.refused, l.points])).toEqual([
-        ['storage backend refused points for their content; they are kept in the quarantine file, the rest is written', 10, 20],
-      ]);
-      expect(await wp.stop()).toBe(0);
-    } finally {
-      await r.release();
-    }
-  }, 60_000);
-
-  it.skipIf(!cliBuilt)('a second start on the same data_dir exits at once naming the first, which keeps its spool; after a kill -9 a new start takes the stale lock', async ({ expect, onTestFailed }) => {
-    const r = new Resources();
-    const logs = { text: '' };
-    onTestFailed(() => console.error(`watchpost logs (lock, last 6000 characters):\n${logs.text.slice(-6000)}`));
-    try {
-      const dataDir = tempDir('lock-data');
-      const configDir = tempDir('lock-config');
-      // The embedded telemetry store: data_dir holds telemetry.db as well as the spool and alerts.db.
-      const config = durabilityConfig({ influx: { url: 'http://127.0.0.1:1', database: 'telemetry' } as Influxd, dataDir, broker: { host: '127.0.0.1', port: 0 } });
-      delete (config.storage as { influx?: unknown }).influx;
-      writeConfigDir(configDir, config);
-      const first = await startWatchpostProcess(configDir, { logs });
-      r.processes.push(first);
-      const publish = async (wp: WatchpostProcess, ts: number) => {
         const device = await mqtt.connectAsync(`mqtt://127.0.0.1:${wp.mqttPort}`, { username: 'dau-0', password: SECRET(0), clientId: 'dau-0', protocolVersion: 4, reconnectPeriod: 0 });
         try {
-          await device.publishAsync(`telemetry/${assetId(0)}/strain-01`, JSON.stringify({ ts, values: { strain: 1 } }), { qos: 1 });
+          // Alternating: a conflicting reading, a good one, ten of each in one message.
+          const readings = Array.from({ length: 20 }, (_, i) => ({ ts: (i % 2 === 0 ? T_BAD : T_GOOD) + i, values: { strain: i + 0.5 } }));
+          await device.publishAsync(`telemetry/${assetId(0)}/strain-01`, JSON.stringify(readings), { qos: 1 });
         } finally {
           await device.endAsync();
         }
-      };
-      await publish(first, Date.now());
-      await waitFor('the reading written', async () => (metricValue(await metricsText(first.apiUrl), 'watchpost_storage_written_total') === 1 ? true : undefined), 10_000);
+        const good = await waitFor(
+          'the good readings in InfluxDB',
+          async () => {
+            const s = await storedStrain(influx, assetId(0));
+            return s.size >= 10 ? s : undefined;
+          },
+          20_000,
+        );
+        expect([...good].sort((a, b) => a[0] - b[0])).toEqual(Array.from({ length: 10 }, (_, k) => [T_GOOD + 2 * k + 1, 2 * k + 1.5]));
 
-      /** Every file of the spool and the lock: name, size, mtime and content hash. */
-      const snapshot = () => {
-        const dir = join(dataDir, 'spool');
-        const files = readdirSync(dir).map((name) => join(dir, name));
-        return [...files, join(dataDir, 'watchpost.lock')].map((path) => {
-          const st = statSync(path);
-          return [path, st.size, st.mtimeMs, createHash('sha256').update(readFileSync(path)).digest('hex')];
-        });
-      };
-      const before = snapshot();
-      const startedAt = Date.now();
-      const second = await runCli(['start', '--config', configDir], { timeoutMs: 20_000 });
-      expect(Date.now() - startedAt).toBeLessThan(15_000);
-      expect(second.code).not.toBe(0);
-      expect(second.code).not.toBeNull();
-      const fatal = logLines(second.stdout + second.stderr).find((l) => l.level === 60);
-      expect(fatal?.err?.message).toMatch(new RegExp(`^data_dir ${dataDir} is in use by another Watchpost: pid ${first.child.pid} on host \\S+, since \\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z \\(lock file ${join(dataDir, 'watchpost.lock')}\\)`));
-      // It opened nothing in data_dir: no spool, no store.
-      expect(second.stdout).not.toContain('embedded telemetry store open');
-      expect(snapshot()).toEqual(before);
-      expect(JSON.parse(readFileSync(join(dataDir, 'watchpost.lock'), 'utf8')).pid).toBe(first.child.pid);
+        const file = join(dataDir, 'quarantine.jsonl');
+        // The metric counts once the file holds the records (fsynced).
+        await waitFor(
+          'the quarantined readings counted',
+          async () => (metricValue(await metricsText(wp.apiUrl), 'watchpost_storage_quarantined_total{reason="field_type_conflict"}') === 10 ? true : undefined),
+          10_000,
+        );
+        const records = readFileSync(file, 'utf8')
+          .trim()
+          .split('\n')
+          .map((l) => JSON.parse(l) as Record<string, string>);
+        const line = (k: number) => `strain,asset_id=${assetId(0)},asset_type=bridge,sensor_id=strain-01,street=龙城街道 value=${2 * k + 0.5} ${T_BAD + 2 * k}`;
+        expect(records.map((rec) => [rec.reason, rec.point]).sort()).toEqual(Array.from({ length: 10 }, (_, k) => ['field_type_conflict', line(k)]).sort());
+        for (const rec of records) {
+          expect(rec.error).toMatch(/^HTTP 400: partial write: field type conflict: input field "value" on measurement "strain" is type float, already exists as type string dropped=\d+$/);
+          expect(Math.abs(Date.parse(rec.time!) - Date.now())).toBeLessThan(60_000);
+        }
+        expect(statSync(file).mode & 0o777).toBe(0o600);
 
-      // The first is unaffected.
-      await publish(first, Date.now() + 1);
-      await waitFor('the second reading written', async () => (metricValue(await metricsText(first.apiUrl), 'watchpost_storage_written_total') === 2 ? true : undefined), 10_000);
+        const metrics = await metricsText(wp.apiUrl);
+        expect(metricValue(metrics, 'watchpost_storage_quarantined_total{reason="field_type_conflict"}')).toBe(10);
+        expect(metricValue(metrics, 'watchpost_storage_written_total')).toBe(10);
+        expect(drops(metrics)).toEqual([]);
+        expect(metricValue(metrics, 'watchpost_spool_depth')).toBe(0);
+        expect((await health(wp.apiUrl)).body.status).toBe('ok');
+        // One log line for the refused batch, not one per reading.
+        expect(
+          logLines(logs.text)
+            .filter((l) => l.level === 50)
+            .map((l) => [l.msg, l.refused, l.points]),
+        ).toEqual([['storage backend refused points for their content; they are kept in the quarantine file, the rest is written', 10, 20]]);
+        expect(await wp.stop()).toBe(0);
+      } finally {
+        await r.release();
+      }
+    },
+    60_000,
+  );
 
-      // ---- kill -9: the lock stays behind, stale ----
-      const firstPid = first.child.pid!;
-      await first.kill9();
-      expect(JSON.parse(readFileSync(join(dataDir, 'watchpost.lock'), 'utf8')).pid).toBe(firstPid);
-      const third = await startWatchpostProcess(configDir, { logs });
-      r.processes.push(third);
-      expect(logLines(logs.text).filter((l) => l.level === 40 && String(l.msg).startsWith('data_dir lock of a Watchpost that no longer runs')).map((l) => l.msg)).toEqual([
-        expect.stringMatching(new RegExp(`^data_dir lock of a Watchpost that no longer runs \\(pid ${firstPid} on host \\S+, since .+\\): taking it over$`)),
-      ]);
-      expect(JSON.parse(readFileSync(join(dataDir, 'watchpost.lock'), 'utf8')).pid).toBe(third.child.pid);
-      await publish(third, Date.now() + 2);
-      await waitFor('a reading written by the new instance', async () => (metricValue(await metricsText(third.apiUrl), 'watchpost_storage_written_total') === 1 ? true : undefined), 10_000);
-      expect(await third.stop()).toBe(0);
-      expect(existsSync(join(dataDir, 'watchpost.lock'))).toBe(false);
-    } finally {
-      await r.release();
-    }
-  }, 90_000);
+  it.skipIf(!cliBuilt)(
+    'a second start on the same data_dir exits at once naming the first, which keeps its spool; after a kill -9 a new start takes the stale lock',
+    async ({ expect, onTestFailed }) => {
+      const r = new Resources();
+      const logs = { text: '' };
+      onTestFailed(() => console.error(`watchpost logs (lock, last 6000 characters):\n${logs.text.slice(-6000)}`));
+      try {
+        const dataDir = tempDir('lock-data');
+        const configDir = tempDir('lock-config');
+        // The embedded telemetry store: data_dir holds telemetry.db as well as the spool and alerts.db.
+        const config = durabilityConfig({ influx: { url: 'http://127.0.0.1:1', database: 'telemetry' } as Influxd, dataDir, broker: { host: '127.0.0.1', port: 0 } });
+        delete (config.storage as { influx?: unknown }).influx;
+        writeConfigDir(configDir, config);
+        const first = await startWatchpostProcess(configDir, { logs });
+        r.processes.push(first);
+        const publish = async (wp: WatchpostProcess, ts: number) => {
+          const device = await mqtt.connectAsync(`mqtt://127.0.0.1:${wp.mqttPort}`, { username: 'dau-0', password: SECRET(0), clientId: 'dau-0', protocolVersion: 4, reconnectPeriod: 0 });
+          try {
+            await device.publishAsync(`telemetry/${assetId(0)}/strain-01`, JSON.stringify({ ts, values: { strain: 1 } }), { qos: 1 });
+          } finally {
+            await device.endAsync();
+          }
+        };
+        await publish(first, Date.now());
+        await waitFor('the reading written', async () => (metricValue(await metricsText(first.apiUrl), 'watchpost_storage_written_total') === 1 ? true : undefined), 10_000);
+
+        /** Every file of the spool and the lock: name, size, mtime and content hash. */
+        const snapshot = () => {
+          const dir = join(dataDir, 'spool');
+          const files = readdirSync(dir).map((name) => join(dir, name));
+          return [...files, join(dataDir, 'watchpost.lock')].map((path) => {
+            const st = statSync(path);
+            return [path, st.size, st.mtimeMs, createHash('sha256').update(readFileSync(path)).digest('hex')];
+          });
+        };
+        const before = snapshot();
+        const startedAt = Date.now();
+        const second = await runCli(['start', '--config', configDir], { timeoutMs: 20_000 });
+        expect(Date.now() - startedAt).toBeLessThan(15_000);
+        expect(second.code).not.toBe(0);
+        expect(second.code).not.toBeNull();
+        const fatal = logLines(second.stdout + second.stderr).find((l) => l.level === 60);
+        expect(fatal?.err?.message).toMatch(
+          new RegExp(
+            `^data_dir ${dataDir} is in use by another Watchpost: pid ${first.child.pid} on host \\S+, since \\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z \\(lock file ${join(dataDir, 'watchpost.lock')}\\)`,
+          ),
+        );
+        // It opened nothing in data_dir: no spool, no store.
+        expect(second.stdout).not.toContain('embedded telemetry store open');
+        expect(snapshot()).toEqual(before);
+        expect(JSON.parse(readFileSync(join(dataDir, 'watchpost.lock'), 'utf8')).pid).toBe(first.child.pid);
+
+        // The first is unaffected.
+        await publish(first, Date.now() + 1);
+        await waitFor('the second reading written', async () => (metricValue(await metricsText(first.apiUrl), 'watchpost_storage_written_total') === 2 ? true : undefined), 10_000);
+
+        // ---- kill -9: the lock stays behind, stale ----
+        const firstPid = first.child.pid!;
+        await first.kill9();
+        expect(JSON.parse(readFileSync(join(dataDir, 'watchpost.lock'), 'utf8')).pid).toBe(firstPid);
+        const third = await startWatchpostProcess(configDir, { logs });
+        r.processes.push(third);
+        expect(
+          logLines(logs.text)
+            .filter((l) => l.level === 40 && String(l.msg).startsWith('data_dir lock of a Watchpost that no longer runs'))
+            .map((l) => l.msg),
+        ).toEqual([expect.stringMatching(new RegExp(`^data_dir lock of a Watchpost that no longer runs \\(pid ${firstPid} on host \\S+, since .+\\): taking it over$`))]);
+        expect(JSON.parse(readFileSync(join(dataDir, 'watchpost.lock'), 'utf8')).pid).toBe(third.child.pid);
+        await publish(third, Date.now() + 2);
+        await waitFor(
+          'a reading written by the new instance',
+          async () => (metricValue(await metricsText(third.apiUrl), 'watchpost_storage_written_total') === 1 ? true : undefined),
+          10_000,
+        );
+        expect(await third.stop()).toBe(0);
+        expect(existsSync(join(dataDir, 'watchpost.lock'))).toBe(false);
+      } finally {
+        await r.release();
+      }
+    },
+    90_000,
+  );
 });

@@ -28,7 +28,11 @@ describe.skipIf(!opensslBinary)('TLS: MQTT on the TLS port and HTTPS for the API
 
   beforeAll(async () => {
     certs = generateCerts(tempDir('certs'));
-    const config = baseConfig({ webhookUrl: 'http://127.0.0.1:9/hook', dataDir: tempDir('tls-data'), broker: { host: '127.0.0.1', port: 0, tls: { port: 0, cert_file: certs.certFile, key_file: certs.keyFile } } });
+    const config = baseConfig({
+      webhookUrl: 'http://127.0.0.1:9/hook',
+      dataDir: tempDir('tls-data'),
+      broker: { host: '127.0.0.1', port: 0, tls: { port: 0, cert_file: certs.certFile, key_file: certs.keyFile } },
+    });
     p = await startPlatform({ ...config, api: { ...config.api, tls: { cert_file: certs.certFile, key_file: certs.keyFile } } });
   });
   afterAll(async () => {
@@ -58,13 +62,17 @@ describe.skipIf(!opensslBinary)('TLS: MQTT on the TLS port and HTTPS for the API
 
   it('refuses a client that does not trust the certificate', async () => {
     await expect(
-      mqtt.connectAsync(`mqtts://127.0.0.1:${p.platform.mqttsPort()}`, {
-        username: 'dau-bridge-001',
-        password: DEVICE_SECRET,
-        ca: readFileSync(certs.otherCaFile),
-        protocolVersion: 4,
-        reconnectPeriod: 0,
-      }, false),
+      mqtt.connectAsync(
+        `mqtts://127.0.0.1:${p.platform.mqttsPort()}`,
+        {
+          username: 'dau-bridge-001',
+          password: DEVICE_SECRET,
+          ca: readFileSync(certs.otherCaFile),
+          protocolVersion: 4,
+          reconnectPeriod: 0,
+        },
+        false,
+      ),
     ).rejects.toThrow(/certificate/);
     await expect(httpsRequest(p.platform.httpPort()!, readFileSync(certs.otherCaFile), 'GET', '/healthz')).rejects.toThrow(/certificate/);
   });
@@ -74,13 +82,24 @@ describe.skipIf(!opensslBinary)('TLS: MQTT on the TLS port and HTTPS for the API
     const health = await httpsRequest(p.platform.httpPort()!, ca, 'GET', '/healthz');
     expect(health.status).toBe(200);
     expect(JSON.parse(health.body)).toMatchObject({ status: 'ok' });
-    const big = await httpsRequest(p.platform.httpPort()!, ca, 'POST', '/api/v1/alerts/al_x/ack', { authorization: `Bearer ${OPS_TOKEN}`, 'content-type': 'application/json' }, Buffer.from(JSON.stringify({ note: 'x'.repeat(70 * 1024) })));
+    const big = await httpsRequest(
+      p.platform.httpPort()!,
+      ca,
+      'POST',
+      '/api/v1/alerts/al_x/ack',
+      { authorization: `Bearer ${OPS_TOKEN}`, 'content-type': 'application/json' },
+      Buffer.from(JSON.stringify({ note: 'x'.repeat(70 * 1024) })),
+    );
     expect(big.status).toBe(413);
     expect(JSON.parse(big.body)).toEqual({ error: 'payload_too_large', message: 'request body exceeds 65536 bytes' });
   });
 
   it('does not start with a certificate file it cannot read, and names it', async () => {
-    const config = baseConfig({ webhookUrl: 'http://127.0.0.1:9/hook', dataDir: tempDir('tls-bad'), broker: { host: '127.0.0.1', port: 0, tls: { port: 0, cert_file: '/nonexistent/server.pem', key_file: certs.keyFile } } });
+    const config = baseConfig({
+      webhookUrl: 'http://127.0.0.1:9/hook',
+      dataDir: tempDir('tls-bad'),
+      broker: { host: '127.0.0.1', port: 0, tls: { port: 0, cert_file: '/nonexistent/server.pem', key_file: certs.keyFile } },
+    });
     await expect(startPlatform(config)).rejects.toThrow('broker.tls.cert_file: cannot read /nonexistent/server.pem: ENOENT');
   });
 });

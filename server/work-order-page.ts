@@ -29,9 +29,14 @@ const tokenParams = z.strictObject({ token: z.string().describe('the signed toke
 const answers = { 404: html('the link is not valid'), 409: html('the work order is closed'), 410: html('the link has expired') };
 
 export const WORK_ORDER_PAGE_SCHEMAS = {
-  get: routeSchema({ summary: 'the phone page of a work order', tags: ['work-order page'], params: tokenParams, responses: { 200: html('the alarm, the work order and the form'), ...answers } }),
+  get: routeSchema({
+    summary: 'the phone page of a work order',
+    tags: ['work-order page'],
+    params: tokenParams,
+    responses: { 200: html('the alarm, the work order and the form'), ...answers },
+  }),
   post: routeSchema({
-    summary: 'arrive, feedback or close through a work-order link (the page\'s form)',
+    summary: "arrive, feedback or close through a work-order link (the page's form)",
     tags: ['work-order page'],
     params: tokenParams,
     body: z.looseObject({ action: z.string().optional().describe('arrive, feedback or close'), note: z.string().optional().describe('kept to 500 characters') }),
@@ -47,7 +52,11 @@ const T = {
   expired: ['链接已过期', '这个工单链接已过期。请联系指挥中心。'],
   closed: ['工单已办结', '这个工单已经办结（或已由指挥中心关闭），链接不能再使用。'],
   badAction: ['请选择操作', '请选择“已到场”“现场反馈”或“办结”。'],
-  done: { arrive: ['已记录到场', '到场时间已记录，指挥中心会收到通知。'], feedback: ['已记录反馈', '反馈已记录，指挥中心会收到通知。'], close: ['工单已办结', '工单已办结，指挥中心会收到通知。'] },
+  done: {
+    arrive: ['已记录到场', '到场时间已记录，指挥中心会收到通知。'],
+    feedback: ['已记录反馈', '反馈已记录，指挥中心会收到通知。'],
+    close: ['工单已办结', '工单已办结，指挥中心会收到通知。'],
+  },
   status: { dispatched: '已派单，待到场', on_site: '已到场处置中', closed: '已办结' },
   department: '承办单位',
   due: '处置时限',
@@ -118,7 +127,8 @@ function historyCard(notes: Array<{ at: string; actor: string; note: string }>):
 
 function form(alert: AlertRecord, onSite: boolean): string {
   const colour = COLOURS[alert.level];
-  const button = (action: WorkOrderAction, label: string, background: string) => `<button type="submit" name="action" value="${action}" style="background:${background}">${escapeHtml(label)}</button>`;
+  const button = (action: WorkOrderAction, label: string, background: string) =>
+    `<button type="submit" name="action" value="${action}" style="background:${background}">${escapeHtml(label)}</button>`;
   return (
     `<form class="card" method="post"><label>${escapeHtml(T.note)}<textarea name="note" maxlength="${MAX_NOTE}"></textarea></label>` +
     (onSite ? '' : button('arrive', T.arrive, colour)) +

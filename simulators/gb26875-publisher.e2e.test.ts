@@ -70,7 +70,10 @@ describe('watchpost simulate --protocol gb26875', () => {
     expect(summary.confirmed).toBe(summary.frames);
     expect(summary.frames).toBeGreaterThan(0);
     const alerts = (await p.api('GET', '/api/v1/alerts')).body.alerts as Array<{ rule_id: string; sensor_id: string; level: string }>;
-    const fire = alerts.filter((a) => a.rule_id === 'fire-alarm').map((a) => `${a.sensor_id}:${a.level}`).sort();
+    const fire = alerts
+      .filter((a) => a.rule_id === 'fire-alarm')
+      .map((a) => `${a.sensor_id}:${a.level}`)
+      .sort();
     expect(fire).toEqual(['panel:red', 'smoke-18f-01:red', 'smoke-18f-02:red']);
   }, 30_000);
 });

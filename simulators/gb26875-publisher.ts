@@ -215,7 +215,10 @@ export async function runGb26875Simulation(config: Config, options: Gb26875Simul
     .filter((d) => d.points.length > 0);
   if (devices.length === 0) throw new SimulationError('invalid_option', 'no gb26875 device mapping names a simulated sensor (adapters[].devices[].sensors)');
   for (const d of devices) await d.link.open(host, port);
-  log.info({ scenario: scenario.name, target, devices: devices.length, points: devices.reduce((n, d) => n + d.points.length, 0) }, `GB/T 26875.3 simulation starting: ${scenario.description}`);
+  log.info(
+    { scenario: scenario.name, target, devices: devices.length, points: devices.reduce((n, d) => n + d.points.length, 0) },
+    `GB/T 26875.3 simulation starting: ${scenario.description}`,
+  );
 
   const lastStatus = new Map<string, { status: number; at: number }>();
   const inflight: Promise<void>[] = [];
@@ -223,10 +226,18 @@ export async function runGb26875Simulation(config: Config, options: Gb26875Simul
     for (let k = 0; time.steps === undefined || k < time.steps; k++) {
       const due = wallStart + (k * time.stepMs) / time.speed;
       const wait = due - Date.now();
-      if (wait > 0) await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, wait);
-        options.signal?.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
-      });
+      if (wait > 0)
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, wait);
+          options.signal?.addEventListener(
+            'abort',
+            () => {
+              clearTimeout(t);
+              resolve();
+            },
+            { once: true },
+          );
+        });
       if (options.signal?.aborted) break;
       const ts = stepTs(time, k);
       for (const d of devices) {

@@ -101,4 +101,3 @@ export function* historyOf(sensor: SensorPlan, time: TimePlan, tsOffset = 0): Ge
     if (reading) yield { elapsed: (-j * time.historyStepMs) / 1000, reading };
   }
 }
-

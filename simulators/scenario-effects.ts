@@ -95,11 +95,7 @@ export interface ResolvedValueEffect {
  * `offset` or `value` is used when given, else the effect is skipped with a warning. Effects on a
  * sensor the configuration does not simulate are skipped with a warning too.
  */
-export function resolveValueEffects(
-  scenario: ScenarioSpec,
-  rules: readonly RuleConfig[],
-  series: readonly SeriesTarget[],
-): { effects: ResolvedValueEffect[]; warnings: string[] } {
+export function resolveValueEffects(scenario: ScenarioSpec, rules: readonly RuleConfig[], series: readonly SeriesTarget[]): { effects: ResolvedValueEffect[]; warnings: string[] } {
   const effects: ResolvedValueEffect[] = [];
   const warnings: string[] = [];
   const candidates = valueRules(rules);

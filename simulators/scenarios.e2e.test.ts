@@ -22,7 +22,6 @@ import { runSimulation, type SimulationSummary } from './simulate.js';
 
 const VIEWER = 'demo-viewer-token-longgang';
 
-
 interface ApiAlert {
   id: string;
   rule_id: string;

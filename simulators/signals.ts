@@ -100,7 +100,7 @@ export type SignalGenerator = (ts: number) => number;
 
 /** Hours since local midnight in Shenzhen (UTC+8, no daylight saving), fractional. */
 export function shenzhenHour(ts: number): number {
-  return ((ts / 3_600_000 + 8) % 24 + 24) % 24;
+  return (((ts / 3_600_000 + 8) % 24) + 24) % 24;
 }
 
 /** Daily temperature cycle in [-1, 1], coldest around 03:00, warmest around 15:00. */

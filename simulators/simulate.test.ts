@@ -239,8 +239,9 @@ describe('simulated clock', () => {
 describe('scenarios', () => {
   const config = demoConfig();
   const start = Date.parse('2025-07-01T06:00:00+08:00');
-  const run = (scenario: string, options: { speed?: number; rate?: number; seed?: number; duration?: number } = {}) =>
-    [...simulatedReadings(config, { scenario, start, now: start, speed: 60, rate: 1, ...options })];
+  const run = (scenario: string, options: { speed?: number; rate?: number; seed?: number; duration?: number } = {}) => [
+    ...simulatedReadings(config, { scenario, start, now: start, speed: 60, rate: 1, ...options }),
+  ];
 
   it('has the scenarios of the issue, each with its expected alerts documented', () => {
     expect(Object.keys(SCENARIOS).sort()).toEqual(
@@ -256,7 +257,12 @@ describe('scenarios', () => {
   it('binds the normal scenario to the chronic low-pressure hydrant in 水径村', () => {
     const { effects } = resolveValueEffects(SCENARIOS.normal!, config.rules, demoSeries(config));
     expect(effects.map(({ assetId, sensorId, metric, target }) => ({ assetId, sensorId, metric, target }))).toEqual([
-      { assetId: 'lg-hydrant-002', sensorId: 'hp-02', metric: 'hydrant_pressure', target: { kind: 'level', ruleId: 'hydrant-pressure-low', level: 'yellow', band: [0.2, 0.25], threshold: 0.25, value: 0.225 } },
+      {
+        assetId: 'lg-hydrant-002',
+        sensorId: 'hp-02',
+        metric: 'hydrant_pressure',
+        target: { kind: 'level', ruleId: 'hydrant-pressure-low', level: 'yellow', band: [0.2, 0.25], threshold: 0.25, value: 0.225 },
+      },
     ]);
   });
 
@@ -351,7 +357,7 @@ describe('scenarios', () => {
     }
   });
 
-  it('the e2e test\'s compression raises the documented levels through the rule engine at any hour of the day', () => {
+  it("the e2e test's compression raises the documented levels through the rule engine at any hour of the day", () => {
     // The everyday values follow a daily cycle, so a compression that samples a ramp too coarsely
     // can skip a level band at some hours only (the e2e test then fails by the clock). The real
     // rules (RuleRunner, on event time), every 3 hours of a day, the newest alert of each key.
@@ -568,9 +574,7 @@ describe('MQTT round trip against an aedes broker', () => {
   it('sends the incident scenario’s smoke alarm on the 18F detector two seconds in', async () => {
     const summary = await runSimulation(config, { url, scenario: 'incident', duration: 2.6, rate: 5, logger: silentLogger() });
     const smoke = (sensor: string) =>
-      published
-        .filter((p) => p.topic === `telemetry/lg-building-001/${sensor}`)
-        .map((p) => JSON.parse(p.payload) as { ts: number; values: { smoke: boolean } });
+      published.filter((p) => p.topic === `telemetry/lg-building-001/${sensor}`).map((p) => JSON.parse(p.payload) as { ts: number; values: { smoke: boolean } });
     const alarmed = smoke('smoke-18f-01').filter((r) => r.values.smoke);
     expect(alarmed.length).toBeGreaterThan(0);
     expect(smoke('smoke-18f-01')[0]!.values.smoke).toBe(false);

@@ -93,7 +93,20 @@ export async function runSimulation(config: SimulatorConfig, options: Simulation
     log.info({ configured: plan.devices.length, simulated: wanted }, 'load mode: replicas of the configured devices, timestamps offset by the replica number in ms');
   }
 
-  const stats: Stats = { sent: 0, acknowledged: 0, failed: 0, connectFailures: 0, rejected: [], rejectedTotal: 0, perAsset: {}, refused: [], frozen: false, firstTs: undefined, lastTs: undefined, unsent: 0 };
+  const stats: Stats = {
+    sent: 0,
+    acknowledged: 0,
+    failed: 0,
+    connectFailures: 0,
+    rejected: [],
+    rejectedTotal: 0,
+    perAsset: {},
+    refused: [],
+    frozen: false,
+    firstTs: undefined,
+    lastTs: undefined,
+    unsent: 0,
+  };
   const ctx: RunContext = { url: options.url, time, wallStart, seed, log, stats };
   const outagesOf = new Map(plan.devices.map((d) => [d.id, d.outages]));
   const connections = assignConnections(virtual, options.connections).map(
@@ -119,10 +132,7 @@ export async function runSimulation(config: SimulatorConfig, options: Simulation
   );
 
   const effectTimers = plan.effects.map((e) =>
-    setTimeout(
-      () => log.info({ asset_id: e.assetId, sensor_id: e.sensorId, metric: e.metric, target: e.target }, `scenario: ${e.effect.note}`),
-      (e.effect.at * 1000) / time.speed,
-    ),
+    setTimeout(() => log.info({ asset_id: e.assetId, sensor_id: e.sensorId, metric: e.metric, target: e.target }, `scenario: ${e.effect.note}`), (e.effect.at * 1000) / time.speed),
   );
   const progress = (): SimulationProgress => ({
     elapsedMs: Date.now() - wallStart,
@@ -202,4 +212,3 @@ export async function runSimulation(config: SimulatorConfig, options: Simulation
   log.info(loggable, 'simulation finished');
   return summary;
 }
-

@@ -25,7 +25,9 @@ export function emailHtml(message: RenderedMessage, language: 'zh' | 'en'): stri
     `<!doctype html><html lang="${language === 'zh' ? 'zh-CN' : 'en'}"><body style="font-family:sans-serif;margin:0;padding:16px">`,
     `<div style="border-left:6px solid ${colour};padding:8px 12px"><h2 style="margin:0 0 8px;color:${colour}">${escapeHtml(title ?? '')}</h2>`,
     `<pre style="white-space:pre-wrap;font-family:inherit;margin:0">${escapeHtml(lines.join('\n'))}</pre>`,
-    message.ackUrl ? `<p><a href="${escapeHtml(message.ackUrl)}" style="display:inline-block;padding:10px 18px;background:${colour};color:#fff;text-decoration:none;border-radius:4px">${ack}</a></p>` : '',
+    message.ackUrl
+      ? `<p><a href="${escapeHtml(message.ackUrl)}" style="display:inline-block;padding:10px 18px;background:${colour};color:#fff;text-decoration:none;border-radius:4px">${ack}</a></p>`
+      : '',
     '</div></body></html>',
   ].join('');
 }

@@ -63,7 +63,10 @@ function codeOutcome(code: number, message: string, status: number, retryCodes: 
 export function wecomPayload(config: WecomChannelConfig, n: Notification): Record<string, unknown> {
   const { message } = renderFor(n, formatOptions(config));
   if (config.msgtype === 'text') {
-    const phones = n.recipients.map((r) => r.phone).filter((p): p is string => p !== undefined).map(localMobile);
+    const phones = n.recipients
+      .map((r) => r.phone)
+      .filter((p): p is string => p !== undefined)
+      .map(localMobile);
     return { msgtype: 'text', text: { content: truncateBytes(message.text, 2048), ...(phones.length ? { mentioned_mobile_list: phones } : {}) } };
   }
   return { msgtype: 'markdown', markdown: { content: truncateBytes(message.markdown, 4096) } };
@@ -98,7 +101,10 @@ export function dingtalkUrl(config: DingtalkChannelConfig, now: number): string 
 
 export function dingtalkPayload(config: DingtalkChannelConfig, n: Notification): Record<string, unknown> {
   const { message } = renderFor(n, formatOptions(config));
-  const phones = n.recipients.map((r) => r.phone).filter((p): p is string => p !== undefined).map(localMobile);
+  const phones = n.recipients
+    .map((r) => r.phone)
+    .filter((p): p is string => p !== undefined)
+    .map(localMobile);
   // A mention shows only when the number also appears in the text.
   const mentions = phones.length ? `\n\n${phones.map((p) => `@${p}`).join(' ')}` : '';
   const at = { atMobiles: phones, isAtAll: false };

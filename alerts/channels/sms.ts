@@ -127,11 +127,13 @@ const ALIYUN_RETRY = /^(Throttling.*|ServiceUnavailable|InternalError|isp\.SYSTE
 function judgeAliyun(answer: HttpAnswer, now: number): DeliveryOutcome {
   const json = jsonOf(answer);
   const code = typeof json?.Code === 'string' ? json.Code : undefined;
-  if (code === undefined) return answer.status >= 200 && answer.status < 300 ? { outcome: 'failed', error: `unexpected answer: ${snippet(answer.text)}`, statusCode: answer.status } : outcomeOfStatus(answer, now);
+  if (code === undefined)
+    return answer.status >= 200 && answer.status < 300 ? { outcome: 'failed', error: `unexpected answer: ${snippet(answer.text)}`, statusCode: answer.status } : outcomeOfStatus(answer, now);
   if (code === 'OK') return { outcome: 'delivered', statusCode: answer.status };
   const error = `${code}: ${answerField(json?.Message)}`;
   if (code === 'isv.BUSINESS_LIMIT_CONTROL') return { outcome: 'retry', error, statusCode: answer.status, retryAfterMs: THROTTLE_PAUSE_MS, throttled: true };
-  if (ALIYUN_RETRY.test(code) || answer.status >= 500) return { outcome: 'retry', error, statusCode: answer.status, ...(code.startsWith('Throttling') ? { throttled: true, retryAfterMs: THROTTLE_PAUSE_MS } : {}) };
+  if (ALIYUN_RETRY.test(code) || answer.status >= 500)
+    return { outcome: 'retry', error, statusCode: answer.status, ...(code.startsWith('Throttling') ? { throttled: true, retryAfterMs: THROTTLE_PAUSE_MS } : {}) };
   return { outcome: 'failed', error, statusCode: answer.status };
 }
 
@@ -211,7 +213,8 @@ function tencentCodeOutcome(code: string, message: string, status: number): Deli
 
 function judgeTencent(answer: HttpAnswer, now: number): DeliveryOutcome {
   const response = jsonOf(answer)?.Response as { Error?: { Code?: string; Message?: string }; SendStatusSet?: Array<{ Code?: string; Message?: string }> } | undefined;
-  if (!response) return answer.status >= 200 && answer.status < 300 ? { outcome: 'failed', error: `unexpected answer: ${snippet(answer.text)}`, statusCode: answer.status } : outcomeOfStatus(answer, now);
+  if (!response)
+    return answer.status >= 200 && answer.status < 300 ? { outcome: 'failed', error: `unexpected answer: ${snippet(answer.text)}`, statusCode: answer.status } : outcomeOfStatus(answer, now);
   if (response.Error?.Code) return tencentCodeOutcome(response.Error.Code, response.Error.Message ?? '', answer.status);
   const sent = response.SendStatusSet?.[0];
   if (!sent?.Code) return { outcome: 'failed', error: `unexpected answer: ${snippet(answer.text)}`, statusCode: answer.status };

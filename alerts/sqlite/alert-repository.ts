@@ -9,24 +9,28 @@ export class SqliteAlertRepository implements AlertRepository {
   constructor(private readonly db: AlertsDatabase) {}
 
   insertAlert(a: AlertRecord): void {
-    this.db.stmt(
-      `INSERT INTO alerts (id, rule_id, asset_id, sensor_id, metric, level, state, value, threshold, event_ts, started_at, updated_at,
+    this.db
+      .stmt(
+        `INSERT INTO alerts (id, rule_id, asset_id, sensor_id, metric, level, state, value, threshold, event_ts, started_at, updated_at,
          acknowledged_at, acknowledged_by, resolved_at, resolved_by, resolve_reason, rule_name, asset_name, asset_type, street, message, plan,
          escalation_policy, last_tier, held_notice)
        VALUES (@id, @rule_id, @asset_id, @sensor_id, @metric, @level, @state, @value, @threshold, @event_ts, @started_at, @updated_at,
          @acknowledged_at, @acknowledged_by, @resolved_at, @resolved_by, @resolve_reason, @rule_name, @asset_name, @asset_type, @street, @message, @plan,
          @escalation_policy, @last_tier, @held_notice)`,
-    ).run(toAlertRow(a));
+      )
+      .run(toAlertRow(a));
   }
 
   updateAlert(a: AlertRecord): void {
-    const info = this.db.stmt(
-      `UPDATE alerts SET level = @level, state = @state, value = @value, threshold = @threshold, event_ts = @event_ts, updated_at = @updated_at,
+    const info = this.db
+      .stmt(
+        `UPDATE alerts SET level = @level, state = @state, value = @value, threshold = @threshold, event_ts = @event_ts, updated_at = @updated_at,
          acknowledged_at = @acknowledged_at, acknowledged_by = @acknowledged_by, resolved_at = @resolved_at, resolved_by = @resolved_by,
          resolve_reason = @resolve_reason, rule_name = @rule_name, asset_name = @asset_name, asset_type = @asset_type, street = @street,
          message = @message, plan = @plan, escalation_policy = @escalation_policy, last_tier = @last_tier, held_notice = @held_notice
        WHERE id = @id`,
-    ).run(toAlertRow(a));
+      )
+      .run(toAlertRow(a));
     if (info.changes !== 1) throw new Error(`alert ${a.id} does not exist`);
   }
 
@@ -36,9 +40,7 @@ export class SqliteAlertRepository implements AlertRepository {
   }
 
   findOpenAlert(ruleId: string, assetId: string, sensorId: string): AlertRecord | undefined {
-    const row = this.db.stmt(`SELECT * FROM alerts WHERE rule_id = ? AND asset_id = ? AND sensor_id = ? AND state <> 'resolved'`).get(ruleId, assetId, sensorId) as
-      | AlertRow
-      | undefined;
+    const row = this.db.stmt(`SELECT * FROM alerts WHERE rule_id = ? AND asset_id = ? AND sensor_id = ? AND state <> 'resolved'`).get(ruleId, assetId, sensorId) as AlertRow | undefined;
     return row && fromAlertRow(row);
   }
 
@@ -81,12 +83,14 @@ export class SqliteAlertRepository implements AlertRepository {
   pruneResolved(before: number, limit: number): { alerts: number; digests: number } {
     return this.db.transaction(() => {
       const ids = (
-        this.db.stmt(
-          `SELECT id FROM alerts a WHERE state = 'resolved' AND resolved_at < ?
+        this.db
+          .stmt(
+            `SELECT id FROM alerts a WHERE state = 'resolved' AND resolved_at < ?
              AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.alert_id = a.id AND o.status = 'pending')
              AND NOT EXISTS (SELECT 1 FROM alert_cases c WHERE c.alert_id = a.id AND c.status NOT IN ('closed', 'dismissed'))
            ORDER BY resolved_at LIMIT ?`,
-        ).all(before, limit) as Array<{ id: string }>
+          )
+          .all(before, limit) as Array<{ id: string }>
       ).map((r) => r.id);
       for (const id of ids) {
         this.db.stmt('DELETE FROM alert_timeline WHERE alert_id = ?').run(id);
@@ -96,9 +100,9 @@ export class SqliteAlertRepository implements AlertRepository {
         this.db.stmt('DELETE FROM alert_cases WHERE alert_id = ?').run(id);
         this.db.stmt('DELETE FROM alerts WHERE id = ?').run(id);
       }
-      const digests = this.db.stmt(
-        `DELETE FROM outbox_digests WHERE delivery_id IN (SELECT delivery_id FROM outbox_digests WHERE status <> 'pending' AND updated_at < ? LIMIT ?)`,
-      ).run(before, limit).changes;
+      const digests = this.db
+        .stmt(`DELETE FROM outbox_digests WHERE delivery_id IN (SELECT delivery_id FROM outbox_digests WHERE status <> 'pending' AND updated_at < ? LIMIT ?)`)
+        .run(before, limit).changes;
       return { alerts: ids.length, digests };
     });
   }
@@ -114,10 +118,12 @@ export class SqliteAlertRepository implements AlertRepository {
   }
 
   appendTimeline(entry: Omit<TimelineEntry, 'seq'>): number {
-    const info = this.db.stmt(
-      `INSERT INTO alert_timeline (alert_id, at, kind, type, level, state, tier, channel, delivery_id, detail)
+    const info = this.db
+      .stmt(
+        `INSERT INTO alert_timeline (alert_id, at, kind, type, level, state, tier, channel, delivery_id, detail)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    ).run(entry.alertId, entry.at, entry.kind, entry.type, entry.level, entry.state, entry.tier, entry.channel, entry.deliveryId, JSON.stringify(entry.detail));
+      )
+      .run(entry.alertId, entry.at, entry.kind, entry.type, entry.level, entry.state, entry.tier, entry.channel, entry.deliveryId, JSON.stringify(entry.detail));
     return Number(info.lastInsertRowid);
   }
 

@@ -86,11 +86,13 @@ export class SqliteCaseRepository implements CaseRepository {
   }
 
   putCase(c: CaseRecord): void {
-    this.db.stmt(
-      `INSERT INTO alert_cases (alert_id, status, department, work_order_id, dismiss_reason, updated_at, ack_deadline) VALUES (?, ?, ?, ?, ?, ?, ?)
+    this.db
+      .stmt(
+        `INSERT INTO alert_cases (alert_id, status, department, work_order_id, dismiss_reason, updated_at, ack_deadline) VALUES (?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (alert_id) DO UPDATE SET status = excluded.status, department = excluded.department, work_order_id = excluded.work_order_id,
          dismiss_reason = excluded.dismiss_reason, updated_at = excluded.updated_at, ack_deadline = excluded.ack_deadline`,
-    ).run(c.alertId, c.status, c.department, c.workOrderId, c.dismissReason, c.updatedAt, c.ackDeadline);
+      )
+      .run(c.alertId, c.status, c.department, c.workOrderId, c.dismissReason, c.updatedAt, c.ackDeadline);
   }
 
   dueAckDeadlines(now: number): CaseRecord[] {

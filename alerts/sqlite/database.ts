@@ -51,7 +51,8 @@ export class AlertsDatabase {
     try {
       db.pragma('busy_timeout = 5000');
       const version = db.pragma('user_version', { simple: true }) as number;
-      if (version !== SCHEMA_VERSION) throw new Error(`${file} has schema version ${version}, this version of watchpost reads ${SCHEMA_VERSION}; start the platform once to bring it forward`);
+      if (version !== SCHEMA_VERSION)
+        throw new Error(`${file} has schema version ${version}, this version of watchpost reads ${SCHEMA_VERSION}; start the platform once to bring it forward`);
     } catch (error) {
       db.close();
       throw error;

@@ -7,9 +7,9 @@ export class SqliteHoldRepository implements HoldRepository {
   constructor(private readonly db: AlertsDatabase) {}
 
   insertSilence(s: SilenceRecord): void {
-    this.db.stmt(
-      `INSERT INTO silences (id, matchers, starts_at, ends_at, reason, created_by, created_at, deleted_at, deleted_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    ).run(s.id, JSON.stringify(s.matchers), s.startsAt, s.endsAt, s.reason, s.createdBy, s.createdAt, s.deletedAt, s.deletedBy);
+    this.db
+      .stmt(`INSERT INTO silences (id, matchers, starts_at, ends_at, reason, created_by, created_at, deleted_at, deleted_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+      .run(s.id, JSON.stringify(s.matchers), s.startsAt, s.endsAt, s.reason, s.createdBy, s.createdAt, s.deletedAt, s.deletedBy);
   }
 
   getSilence(id: string): SilenceRecord | undefined {

@@ -7,10 +7,12 @@ export class SqliteOutboxRepository implements OutboxRepository {
   constructor(private readonly db: AlertsDatabase) {}
 
   insertOutbox(row: Omit<OutboxRow, 'seq' | 'status' | 'attempts' | 'updatedAt' | 'lastError' | 'digestId'>): void {
-    this.db.stmt(
-      `INSERT INTO outbox (delivery_id, alert_id, channel_id, recipients, event, tier, body, status, attempts, next_attempt_at, created_at, updated_at, last_error)
+    this.db
+      .stmt(
+        `INSERT INTO outbox (delivery_id, alert_id, channel_id, recipients, event, tier, body, status, attempts, next_attempt_at, created_at, updated_at, last_error)
        VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?, NULL)`,
-    ).run(row.deliveryId, row.alertId, row.channelId, JSON.stringify(row.recipients), row.event, row.tier, row.body, row.nextAttemptAt, row.createdAt, row.createdAt);
+      )
+      .run(row.deliveryId, row.alertId, row.channelId, JSON.stringify(row.recipients), row.event, row.tier, row.body, row.nextAttemptAt, row.createdAt, row.createdAt);
   }
 
   getOutbox(deliveryId: string): OutboxRow | undefined {
@@ -28,22 +30,26 @@ export class SqliteOutboxRepository implements OutboxRepository {
    * taken into a digest are not heads (the digest is), but still hold back later rows.
    */
   pendingOutboxHeads(): OutboxRow[] {
-    const rows = this.db.stmt(
-      `SELECT o.* FROM outbox o
+    const rows = this.db
+      .stmt(
+        `SELECT o.* FROM outbox o
        WHERE o.status = 'pending' AND o.digest_id IS NULL
          AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.status = 'pending' AND p.alert_id = o.alert_id AND p.channel_id = o.channel_id
                            AND p.recipients = o.recipients AND p.seq < o.seq)
        ORDER BY o.next_attempt_at, o.seq`,
-    ).all() as OutboxDbRow[];
+      )
+      .all() as OutboxDbRow[];
     return rows.map(fromOutboxRow);
   }
 
   /** Pending rows with a seq above `afterSeq`, oldest first, without their bodies (the outbox sender's index). */
   pendingOutboxRows(afterSeq = 0): PendingRow[] {
-    const rows = this.db.stmt(
-      `SELECT seq, delivery_id, alert_id, channel_id, recipients, event, tier, attempts, next_attempt_at, created_at, digest_id
+    const rows = this.db
+      .stmt(
+        `SELECT seq, delivery_id, alert_id, channel_id, recipients, event, tier, attempts, next_attempt_at, created_at, digest_id
        FROM outbox WHERE seq > ? AND status = 'pending' ORDER BY seq`,
-    ).all(afterSeq) as Array<Omit<OutboxDbRow, 'body' | 'status' | 'updated_at' | 'last_error'>>;
+      )
+      .all(afterSeq) as Array<Omit<OutboxDbRow, 'body' | 'status' | 'updated_at' | 'last_error'>>;
     return rows.map((r) => ({
       seq: r.seq,
       deliveryId: r.delivery_id,
@@ -62,10 +68,12 @@ export class SqliteOutboxRepository implements OutboxRepository {
   /** Records a digest and marks its members as taken into it. */
   insertDigest(d: Omit<DigestRow, 'status' | 'attempts' | 'updatedAt' | 'lastError'>): void {
     this.db.transaction(() => {
-      this.db.stmt(
-        `INSERT INTO outbox_digests (delivery_id, channel_id, rate_key, recipients, members, status, attempts, next_attempt_at, created_at, updated_at, last_error)
+      this.db
+        .stmt(
+          `INSERT INTO outbox_digests (delivery_id, channel_id, rate_key, recipients, members, status, attempts, next_attempt_at, created_at, updated_at, last_error)
          VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?, NULL)`,
-      ).run(d.deliveryId, d.channelId, d.rateKey, JSON.stringify(d.recipients), JSON.stringify(d.members), d.nextAttemptAt, d.createdAt, d.createdAt);
+        )
+        .run(d.deliveryId, d.channelId, d.rateKey, JSON.stringify(d.recipients), JSON.stringify(d.members), d.nextAttemptAt, d.createdAt, d.createdAt);
       const claim = this.db.stmt(`UPDATE outbox SET digest_id = ? WHERE delivery_id = ? AND status = 'pending' AND digest_id IS NULL`);
       for (const member of d.members) {
         if (claim.run(d.deliveryId, member).changes !== 1) throw new Error(`outbox row ${member} cannot join digest ${d.deliveryId}`);
@@ -83,22 +91,19 @@ export class SqliteOutboxRepository implements OutboxRepository {
   }
 
   updateDigest(deliveryId: string, change: AttemptChange): void {
-    this.db.stmt(`UPDATE outbox_digests SET status = ?, attempts = ?, next_attempt_at = ?, updated_at = ?, last_error = ? WHERE delivery_id = ?`).run(
-      change.status,
-      change.attempts,
-      change.nextAttemptAt,
-      change.updatedAt,
-      change.lastError,
-      deliveryId,
-    );
+    this.db
+      .stmt(`UPDATE outbox_digests SET status = ?, attempts = ?, next_attempt_at = ?, updated_at = ?, last_error = ? WHERE delivery_id = ?`)
+      .run(change.status, change.attempts, change.nextAttemptAt, change.updatedAt, change.lastError, deliveryId);
   }
 
   /** Attempts made since `since` (platform time), by channel and recipients: seeds the rate limits after a restart. */
   attemptsSince(since: number): Array<{ channelId: string; recipients: string[]; at: number }> {
-    const rows = this.db.stmt(
-      `SELECT channel_id, recipients, updated_at FROM outbox WHERE attempts > 0 AND digest_id IS NULL AND updated_at >= ?
+    const rows = this.db
+      .stmt(
+        `SELECT channel_id, recipients, updated_at FROM outbox WHERE attempts > 0 AND digest_id IS NULL AND updated_at >= ?
        UNION ALL SELECT channel_id, recipients, updated_at FROM outbox_digests WHERE attempts > 0 AND updated_at >= ?`,
-    ).all(since, since) as Array<{ channel_id: string; recipients: string; updated_at: number }>;
+      )
+      .all(since, since) as Array<{ channel_id: string; recipients: string; updated_at: number }>;
     return rows.map((r) => ({ channelId: r.channel_id, recipients: JSON.parse(r.recipients) as string[], at: r.updated_at }));
   }
 
@@ -112,14 +117,9 @@ export class SqliteOutboxRepository implements OutboxRepository {
   }
 
   updateOutbox(deliveryId: string, change: AttemptChange): void {
-    this.db.stmt(`UPDATE outbox SET status = ?, attempts = ?, next_attempt_at = ?, updated_at = ?, last_error = ? WHERE delivery_id = ?`).run(
-      change.status,
-      change.attempts,
-      change.nextAttemptAt,
-      change.updatedAt,
-      change.lastError,
-      deliveryId,
-    );
+    this.db
+      .stmt(`UPDATE outbox SET status = ?, attempts = ?, next_attempt_at = ?, updated_at = ?, last_error = ? WHERE delivery_id = ?`)
+      .run(change.status, change.attempts, change.nextAttemptAt, change.updatedAt, change.lastError, deliveryId);
   }
 
   /** Everyone an alert has been notified to so far: channel -> contact ids, in first-notified order. */

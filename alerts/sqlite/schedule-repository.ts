@@ -7,11 +7,13 @@ export class SqliteScheduleRepository implements ScheduleRepository {
   constructor(private readonly db: AlertsDatabase) {}
 
   putSchedule(s: EscalationSchedule): void {
-    this.db.stmt(
-      `INSERT INTO escalation_schedule (alert_id, policy_id, anchor_at, next_tier, next_due_at, repeats) VALUES (?, ?, ?, ?, ?, ?)
+    this.db
+      .stmt(
+        `INSERT INTO escalation_schedule (alert_id, policy_id, anchor_at, next_tier, next_due_at, repeats) VALUES (?, ?, ?, ?, ?, ?)
        ON CONFLICT (alert_id) DO UPDATE SET policy_id = excluded.policy_id, anchor_at = excluded.anchor_at, next_tier = excluded.next_tier,
          next_due_at = excluded.next_due_at, repeats = excluded.repeats`,
-    ).run(s.alertId, s.policyId, s.anchorAt, s.nextTier, s.nextDueAt, s.repeats);
+      )
+      .run(s.alertId, s.policyId, s.anchorAt, s.nextTier, s.nextDueAt, s.repeats);
   }
 
   getSchedule(alertId: string): EscalationSchedule | undefined {

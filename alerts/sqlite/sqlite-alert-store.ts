@@ -2,7 +2,25 @@
  * The SQLite alert store: `${dataDir}/alerts.db` (database.ts, migrations.ts), one repository per
  * table group, behind the AlertStore interface (../store.ts).
  */
-import type { AlertFilter, AlertKey, AlertRecord, AlertStore, AttemptChange, AuditFilter, AuditRecord, CaseRecord, DigestRow, EscalationSchedule, OutboxRow, OverrideRecord, PendingRow, SilenceRecord, TimelineEntry, WorkOrderFilter, WorkOrderRecord } from '../store.js';
+import type {
+  AlertFilter,
+  AlertKey,
+  AlertRecord,
+  AlertStore,
+  AttemptChange,
+  AuditFilter,
+  AuditRecord,
+  CaseRecord,
+  DigestRow,
+  EscalationSchedule,
+  OutboxRow,
+  OverrideRecord,
+  PendingRow,
+  SilenceRecord,
+  TimelineEntry,
+  WorkOrderFilter,
+  WorkOrderRecord,
+} from '../store.js';
 import type { CaseStatus } from '../case-machine.js';
 import { SqliteCaseRepository } from './case-repository.js';
 import { SqliteAlertRepository } from './alert-repository.js';

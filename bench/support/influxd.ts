@@ -108,11 +108,15 @@ export async function startInfluxd(options: { database?: string; createDatabase?
     proc.stdout?.on('data', keep);
     proc.stderr?.on('data', keep);
     process.once('exit', killOnExit);
-    await waitFor(`influxd on port ${port}`, async () => {
-      if (proc.exitCode !== null) throw new Error(`influxd exited with ${proc.exitCode}: ${output}`);
-      const res = await fetch(`${url}/ping`);
-      return res.status === 204 ? true : undefined;
-    }, 30_000);
+    await waitFor(
+      `influxd on port ${port}`,
+      async () => {
+        if (proc.exitCode !== null) throw new Error(`influxd exited with ${proc.exitCode}: ${output}`);
+        const res = await fetch(`${url}/ping`);
+        return res.status === 204 ? true : undefined;
+      },
+      30_000,
+    );
   };
 
   const halt = async () => {

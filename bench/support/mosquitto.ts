@@ -24,7 +24,13 @@ export async function startMosquitto(options: { users?: Record<string, string>; 
   if (options.users) {
     // mosquitto_passwd -U hashes a plain-text file in place.
     const passwd = join(dir, 'passwd');
-    writeFileSync(passwd, Object.entries(options.users).map(([u, p]) => `${u}:${p}`).join('\n') + '\n', { mode: 0o600 });
+    writeFileSync(
+      passwd,
+      Object.entries(options.users)
+        .map(([u, p]) => `${u}:${p}`)
+        .join('\n') + '\n',
+      { mode: 0o600 },
+    );
     await new Promise<void>((resolve, reject) => {
       const p = spawn('mosquitto_passwd', ['-U', passwd], { stdio: 'inherit' });
       p.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`mosquitto_passwd exited ${code}`))));
@@ -40,16 +46,18 @@ export async function startMosquitto(options: { users?: Record<string, string>; 
   const child: ChildProcess = spawn(mosquittoBinary, ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-  await waitFor(`mosquitto on port ${port}`, () =>
-    new Promise<true | undefined>((resolve, reject) => {
-      if (child.exitCode !== null) return reject(new Error(`mosquitto exited with ${child.exitCode}: ${stderr.trim()}`));
-      const s = connect(port, '127.0.0.1');
-      s.once('connect', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once('error', () => resolve(undefined));
-    }),
+  await waitFor(
+    `mosquitto on port ${port}`,
+    () =>
+      new Promise<true | undefined>((resolve, reject) => {
+        if (child.exitCode !== null) return reject(new Error(`mosquitto exited with ${child.exitCode}: ${stderr.trim()}`));
+        const s = connect(port, '127.0.0.1');
+        s.once('connect', () => {
+          s.destroy();
+          resolve(true);
+        });
+        s.once('error', () => resolve(undefined));
+      }),
   );
   return {
     url: `mqtt://127.0.0.1:${port}`,

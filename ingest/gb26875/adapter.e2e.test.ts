@@ -69,7 +69,10 @@ function frame(serial: number, appData: Uint8Array, source = PANEL): Buffer {
 }
 
 function componentStatus(componentAddress: number, status: number, description: string): Uint8Array {
-  return encodeUnit({ type: 2, objects: [{ type: 2, systemType: 1, systemAddress: 1, componentType: 42, componentAddress, status, description: encodeDescription(description), time: timeLabelAt(Date.now(), 480) }] });
+  return encodeUnit({
+    type: 2,
+    objects: [{ type: 2, systemType: 1, systemAddress: 1, componentType: 42, componentAddress, status, description: encodeDescription(description), time: timeLabelAt(Date.now(), 480) }],
+  });
 }
 
 /** The latest values of one sensor of an asset view, metric -> value. */
@@ -189,7 +192,9 @@ describe('GB/T 26875.3 adapter, end to end', () => {
     try {
       const time = timeLabelAt(Date.now(), 480);
       device.socket.write(frame(7, encodeUnit({ type: 1, objects: [{ type: 1, systemType: 1, systemAddress: 1, status: 0b1_0001, time }] })));
-      device.socket.write(frame(8, encodeUnit({ type: 3, objects: [{ type: 3, systemType: 1, systemAddress: 1, componentType: 99, componentAddress: 5, analogueType: 4, value: 3, time }] })));
+      device.socket.write(
+        frame(8, encodeUnit({ type: 3, objects: [{ type: 3, systemType: 1, systemAddress: 1, componentType: 99, componentAddress: 5, analogueType: 4, value: 3, time }] })),
+      );
       expect((await device.answerTo(7)).command).toBe(COMMAND.confirm);
       expect((await device.answerTo(8)).command).toBe(COMMAND.confirm);
       const tower = (await p.api('GET', '/api/v1/assets')).body.assets.find((a: { id: string }) => a.id === 'hg-tower-001');

@@ -87,7 +87,10 @@ const status = (serial: number, componentAddress: number, bits: number, source =
     source,
     destination: '0x000000000000',
     command: COMMAND.send,
-    appData: encodeUnit({ type: 2, objects: [{ type: 2, systemType: 1, systemAddress: 1, componentType: 42, componentAddress, status: bits, description: new Uint8Array(0), time: time() }] }),
+    appData: encodeUnit({
+      type: 2,
+      objects: [{ type: 2, systemType: 1, systemAddress: 1, componentType: 42, componentAddress, status: bits, description: new Uint8Array(0), time: time() }],
+    }),
   });
 const stored: IngestOutcome = { accepted: 4, rejected: 0, stored: true };
 

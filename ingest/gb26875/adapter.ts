@@ -227,7 +227,15 @@ export class Gb26875Adapter {
     }
     const now = this.deps.clock.now();
     link.socket.write(
-      encodeFrame({ serial: to.serial, version: to.version, time: timeLabelAt(now, this.offsetMinutes), source: this.deps.config.address, destination: to.source, command, appData: new Uint8Array(0) }),
+      encodeFrame({
+        serial: to.serial,
+        version: to.version,
+        time: timeLabelAt(now, this.offsetMinutes),
+        source: this.deps.config.address,
+        destination: to.source,
+        command,
+        appData: new Uint8Array(0),
+      }),
     );
   }
 
@@ -280,7 +288,15 @@ export class Gb26875Adapter {
       link.serial = (link.serial + 1) & 0xffff;
       const time = timeLabelAt(now, this.offsetMinutes);
       link.socket.write(
-        encodeFrame({ serial: link.serial, version: frame.version, time, source: this.deps.config.address, destination: mapping.address, command: COMMAND.control, appData: encodeUnit({ type: TYPE.syncDeviceClock, objects: [{ type: 90, time }] }) }),
+        encodeFrame({
+          serial: link.serial,
+          version: frame.version,
+          time,
+          source: this.deps.config.address,
+          destination: mapping.address,
+          command: COMMAND.control,
+          appData: encodeUnit({ type: TYPE.syncDeviceClock, objects: [{ type: 90, time }] }),
+        }),
       );
     }
   }

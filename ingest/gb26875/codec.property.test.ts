@@ -12,8 +12,26 @@ const u32 = fc.integer({ min: 0, max: 0xffffffff });
 
 const objectOf: Record<number, fc.Arbitrary<InfoObject>> = {
   1: fc.record({ type: fc.constant(1 as const), systemType: byte, systemAddress: byte, status: u16, time }),
-  2: fc.record({ type: fc.constant(2 as const), systemType: byte, systemAddress: byte, componentType: byte, componentAddress: u32, status: u16, description: fc.uint8Array({ minLength: DESCRIPTION_BYTES, maxLength: DESCRIPTION_BYTES }), time }),
-  3: fc.record({ type: fc.constant(3 as const), systemType: byte, systemAddress: byte, componentType: byte, componentAddress: u32, analogueType: byte, value: fc.integer({ min: -32768, max: 32767 }), time }),
+  2: fc.record({
+    type: fc.constant(2 as const),
+    systemType: byte,
+    systemAddress: byte,
+    componentType: byte,
+    componentAddress: u32,
+    status: u16,
+    description: fc.uint8Array({ minLength: DESCRIPTION_BYTES, maxLength: DESCRIPTION_BYTES }),
+    time,
+  }),
+  3: fc.record({
+    type: fc.constant(3 as const),
+    systemType: byte,
+    systemAddress: byte,
+    componentType: byte,
+    componentAddress: u32,
+    analogueType: byte,
+    value: fc.integer({ min: -32768, max: 32767 }),
+    time,
+  }),
   4: fc.record({ type: fc.constant(4 as const), systemType: byte, systemAddress: byte, operation: byte, operator: byte, time }),
   21: fc.record({ type: fc.constant(21 as const), status: byte, time }),
   24: fc.record({ type: fc.constant(24 as const), operation: byte, operator: byte, time }),
@@ -25,8 +43,7 @@ const unit: fc.Arbitrary<DataUnit> = fc
   .constantFrom(...Object.keys(objectOf).map(Number))
   .chain((type) => fc.array(objectOf[type]!, { minLength: 1, maxLength: 20 }).map((objects) => ({ type, objects })));
 
-const frame = (appData: fc.Arbitrary<Uint8Array>): fc.Arbitrary<Frame> =>
-  fc.record({ serial: u16, version: u16, time, source: address, destination: address, command: byte, appData });
+const frame = (appData: fc.Arbitrary<Uint8Array>): fc.Arbitrary<Frame> => fc.record({ serial: u16, version: u16, time, source: address, destination: address, command: byte, appData });
 
 /** Scans a whole buffer as the transport does; every step must move forward. */
 function scanAll(buf: Uint8Array): ScanResult[] {

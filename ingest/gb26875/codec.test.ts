@@ -34,7 +34,15 @@ describe('GB/T 26875.3 frame', () => {
     expect(scan.kind).toBe('frame');
     if (scan.kind !== 'frame') return;
     expect(scan.next).toBe(SYSTEM_FIRE.length);
-    expect(scan.frame).toEqual({ serial: 1, version: 1, time: TIME, source: '0x0000AB12CD34', destination: '0x000000000000', command: 2, appData: hex('01010101030005 1e14010c1a'.replace(/ /g, '')) });
+    expect(scan.frame).toEqual({
+      serial: 1,
+      version: 1,
+      time: TIME,
+      source: '0x0000AB12CD34',
+      destination: '0x000000000000',
+      command: 2,
+      appData: hex('01010101030005 1e14010c1a'.replace(/ /g, '')),
+    });
     expect(decodeUnit(scan.frame.appData)).toEqual({ ok: true, unit: { type: 1, objects: [{ type: 1, systemType: 1, systemAddress: 1, status: 3, time: TIME }] } });
   });
 
@@ -80,9 +88,13 @@ describe('GB/T 26875.3 objects', () => {
   it('decodes a component status with its GB 18030 description', () => {
     const data = hex(
       '0201' + // type 2, 1 object
-        '01' + '02' + '2a' + '04030201' + // system type 1, system address 2, component type 42 (photoelectric smoke), address 0x01020304
+        '01' +
+        '02' +
+        '2a' +
+        '04030201' + // system type 1, system address 2, component type 42 (photoelectric smoke), address 0x01020304
         '0200' + // fire alarm
-        'd2bbb2e3d7dfb5c0' + '00'.repeat(23) + // 一层走道
+        'd2bbb2e3d7dfb5c0' +
+        '00'.repeat(23) + // 一层走道
         '051e14010c1a',
     );
     const result = decodeUnit(data);
@@ -125,7 +137,10 @@ describe('GB/T 26875.3 objects', () => {
   it('decodes transmission device status, operation records and time', () => {
     expect(decodeUnit(hex('1501' + '03' + '051e14010c1a'))).toEqual({ ok: true, unit: { type: 21, objects: [{ type: 21, status: 3, time: TIME }] } });
     expect(decodeUnit(hex('1801' + '04' + '07' + '051e14010c1a'))).toEqual({ ok: true, unit: { type: 24, objects: [{ type: 24, operation: 4, operator: 7, time: TIME }] } });
-    expect(decodeUnit(hex('0401' + '0101' + '01' + '02' + '051e14010c1a'))).toEqual({ ok: true, unit: { type: 4, objects: [{ type: 4, systemType: 1, systemAddress: 1, operation: 1, operator: 2, time: TIME }] } });
+    expect(decodeUnit(hex('0401' + '0101' + '01' + '02' + '051e14010c1a'))).toEqual({
+      ok: true,
+      unit: { type: 4, objects: [{ type: 4, systemType: 1, systemAddress: 1, operation: 1, operator: 2, time: TIME }] },
+    });
     expect(decodeUnit(hex('1c01' + '051e14010c1a'))).toEqual({ ok: true, unit: { type: 28, objects: [{ type: 28, time: TIME }] } });
     expect(encodeUnit({ type: 90, objects: [{ type: 90, time: TIME }] }).toString('hex')).toBe('5a01051e14010c1a');
   });

@@ -3,10 +3,7 @@ import { z } from 'zod';
 import { zDuration, zId, zMetric } from '../../lib/schema.js';
 import { isAddress, MAX_APP_DATA, normalizeAddress } from './frame.js';
 
-const zAddress = z
-  .string()
-  .refine(isAddress, 'must be "0x" and 12 hex digits (the 6-byte address as a little-endian number), e.g. "0x0000AB12CD34"')
-  .transform(normalizeAddress);
+const zAddress = z.string().refine(isAddress, 'must be "0x" and 12 hex digits (the 6-byte address as a little-endian number), e.g. "0x0000AB12CD34"').transform(normalizeAddress);
 
 /** A point of the device (system s-…, component c-…, transmission device uitd) renamed onto the catalogue. */
 const pointSchema = z.strictObject({

@@ -94,7 +94,10 @@ export function readTime(bytes: Uint8Array, offset: number): TimeLabel {
 }
 
 export function writeTime(out: Uint8Array, offset: number, t: TimeLabel): void {
-  out.set([t.second, t.minute, t.hour, t.day, t.month, t.year].map((v) => v & 0xff), offset);
+  out.set(
+    [t.second, t.minute, t.hour, t.day, t.month, t.year].map((v) => v & 0xff),
+    offset,
+  );
 }
 
 function readHeader(buf: Uint8Array, at: number): FrameHeader {

@@ -79,10 +79,28 @@ function readObject(type: number, b: Uint8Array, o: number): InfoObject {
     case 1:
       return { type, systemType: b[o]!, systemAddress: b[o + 1]!, status: u16(b, o + 2), time: readTime(b, o + 4) };
     case 2:
-      return { type, systemType: b[o]!, systemAddress: b[o + 1]!, componentType: b[o + 2]!, componentAddress: u32(b, o + 3), status: u16(b, o + 7), description: b.slice(o + 9, o + 40), time: readTime(b, o + 40) };
+      return {
+        type,
+        systemType: b[o]!,
+        systemAddress: b[o + 1]!,
+        componentType: b[o + 2]!,
+        componentAddress: u32(b, o + 3),
+        status: u16(b, o + 7),
+        description: b.slice(o + 9, o + 40),
+        time: readTime(b, o + 40),
+      };
     case 3: {
       const raw = u16(b, o + 8);
-      return { type, systemType: b[o]!, systemAddress: b[o + 1]!, componentType: b[o + 2]!, componentAddress: u32(b, o + 3), analogueType: b[o + 7]!, value: raw >= 0x8000 ? raw - 0x10000 : raw, time: readTime(b, o + 10) };
+      return {
+        type,
+        systemType: b[o]!,
+        systemAddress: b[o + 1]!,
+        componentType: b[o + 2]!,
+        componentAddress: u32(b, o + 3),
+        analogueType: b[o + 7]!,
+        value: raw >= 0x8000 ? raw - 0x10000 : raw,
+        time: readTime(b, o + 10),
+      };
     }
     case 4:
       return { type, systemType: b[o]!, systemAddress: b[o + 1]!, operation: b[o + 2]!, operator: b[o + 3]!, time: readTime(b, o + 4) };

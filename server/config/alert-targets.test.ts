@@ -8,7 +8,10 @@ import { configSchema } from './schema.js';
 describe('channel configuration', () => {
   it('checks that SMS and e-mail targets reach contacts with a phone number or address', () => {
     const r = configSchema.safeParse({
-      contacts: [{ id: 'a', name: 'A', phone: '+8613800000001' }, { id: 'b', name: 'B' }],
+      contacts: [
+        { id: 'a', name: 'A', phone: '+8613800000001' },
+        { id: 'b', name: 'B' },
+      ],
       channels: [
         { id: 'sms', type: 'sms', provider: 'http', url: 'https://gw' },
         { id: 'mail', type: 'email', from: 'w@x.y', smtp: { host: 'h' } },

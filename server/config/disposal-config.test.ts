@@ -59,10 +59,20 @@ describe('departments, schedules and dispatch in the configuration', () => {
     if (!result.ok) throw new Error(JSON.stringify(result.errors));
     const c = result.config;
     expect(c.departments).toEqual([
-      { id: 'lg-water', name: '龙岗水务集团', kind: 'owner', notify: [{ channel: 'sms', to: ['schedule:water-oncall'] }, { channel: 'ops-hook', to: [] }] },
+      {
+        id: 'lg-water',
+        name: '龙岗水务集团',
+        kind: 'owner',
+        notify: [
+          { channel: 'sms', to: ['schedule:water-oncall'] },
+          { channel: 'ops-hook', to: [] },
+        ],
+      },
       { id: 'lg-fire', name: '龙岗消防', kind: 'authority', notify: [{ channel: 'ops-hook', to: ['li-si'] }] },
     ]);
-    expect(c.schedules).toEqual([{ id: 'water-oncall', time_zone: 'Asia/Shanghai', rotation: { members: ['zhang-san', 'li-si'], shift: 86_400_000, handoff: '08:30', start: '2026-12-01' } }]);
+    expect(c.schedules).toEqual([
+      { id: 'water-oncall', time_zone: 'Asia/Shanghai', rotation: { members: ['zhang-san', 'li-si'], shift: 86_400_000, handoff: '08:30', start: '2026-12-01' } },
+    ]);
     expect(c.assets[0]).toMatchObject({ owner: 'lg-water', authorities: ['lg-fire'] });
     expect(c.rules[0]).toMatchObject({ dispatch: { department: 'owner', due: { red: 1_800_000, yellow: 86_400_000 } } });
     expect(c.escalations[0]).toMatchObject({ ack_timeout: 900_000, tiers: [{ after: 0, notify: [{ channel: 'sms', to: ['zhang-san', 'schedule:water-oncall', 'department:lg-fire'] }] }] });
@@ -139,6 +149,8 @@ departments:
     const result = loadConfig(configDir({ 'f.yaml': text }), {});
     expect(result.ok).toBe(false);
     if (result.ok) return;
-    expect(result.errors.map((e) => `${e.path}: ${e.message}`)).toEqual(['departments[0] (d1).notify[0].to[0]: contact "no-phone" of schedule "s1" has no phone number, which channel "sms" (sms) needs']);
+    expect(result.errors.map((e) => `${e.path}: ${e.message}`)).toEqual([
+      'departments[0] (d1).notify[0].to[0]: contact "no-phone" of schedule "s1" has no phone number, which channel "sms" (sms) needs',
+    ]);
   });
 });

@@ -18,7 +18,8 @@ const DEMO = join(ROOT, 'config-demo');
 const demoFiles = readdirSync(DEMO).filter((f) => /\.ya?ml$/.test(f));
 
 const validate = new Ajv2020({ allErrors: true, strict: true, allowUnionTypes: true }).compile(JSON.parse(readFileSync(SCHEMA_FILE, 'utf8')) as object);
-const errorsOf = (doc: unknown) => (validate(doc) ? [] : validate.errors!.map((e) => `${e.instancePath || '/'} ${e.message}${e.params && 'additionalProperty' in e.params ? ` (${String(e.params.additionalProperty)})` : ''}`));
+const errorsOf = (doc: unknown) =>
+  validate(doc) ? [] : validate.errors!.map((e) => `${e.instancePath || '/'} ${e.message}${e.params && 'additionalProperty' in e.params ? ` (${String(e.params.additionalProperty)})` : ''}`);
 
 const dirs: string[] = [];
 afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
@@ -38,7 +39,22 @@ describe('watchpost.schema.json', () => {
 
   it('has every section, all optional, and refuses unknown sections', () => {
     const schema = configJsonSchema();
-    expect(Object.keys(schema.properties as object).sort()).toEqual(['adapters', 'api', 'assets', 'broker', 'channels', 'console', 'contacts', 'departments', 'devices', 'escalations', 'metrics', 'rules', 'schedules', 'storage']);
+    expect(Object.keys(schema.properties as object).sort()).toEqual([
+      'adapters',
+      'api',
+      'assets',
+      'broker',
+      'channels',
+      'console',
+      'contacts',
+      'departments',
+      'devices',
+      'escalations',
+      'metrics',
+      'rules',
+      'schedules',
+      'storage',
+    ]);
     expect(schema.required).toBeUndefined();
     expect(schema.additionalProperties).toBe(false);
     expect(errorsOf({})).toEqual([]);
@@ -75,7 +91,10 @@ describe('watchpost.schema.json', () => {
     ['a threshold rule on a rate', `${rule}    levels: { red: { above: 5 } }\n    signal: { rate: 1d, window: 6h }\n    for: 30s\n`],
     ['a stale rule', 'rules:\n  - { id: s1, stale: 10m, level: yellow }\n'],
     ['an offline rule', 'rules:\n  - { id: o1, offline: 2m, level: yellow }\n'],
-    ['a compound rule', 'rules:\n  - id: c1\n    level: red\n    all:\n      - { metric: rainfall, signal: { sum: 24h }, above: 100 }\n      - { metric: displacement, signal: { tangent_angle: 6h, velocity: 0.8 }, above: 85 }\n'],
+    [
+      'a compound rule',
+      'rules:\n  - id: c1\n    level: red\n    all:\n      - { metric: rainfall, signal: { sum: 24h }, above: 100 }\n      - { metric: displacement, signal: { tangent_angle: 6h, velocity: 0.8 }, above: 85 }\n',
+    ],
     ['an sms channel', 'channels:\n  - { id: sms, type: sms, provider: http, url: "https://sms.example.org/send" }\n'],
     ['an external broker', 'broker: { url: "mqtt://127.0.0.1:1883", username: w, password: p, shared_group: watchpost }\n'],
   ])('accepts %s, as watchpost check does', (_what, yaml) => {

@@ -9,7 +9,18 @@
  * errors name the cause; their JSON Schema is the union of the kinds they dispatch to.
  */
 import { z } from 'zod';
-import { channelSchema, dingtalkChannelSchema, emailChannelSchema, feishuChannelSchema, smsAliyunSchema, smsHttpSchema, smsTencentSchema, smsTwilioSchema, webhookChannelSchema, wecomChannelSchema } from '../../alerts/config.js';
+import {
+  channelSchema,
+  dingtalkChannelSchema,
+  emailChannelSchema,
+  feishuChannelSchema,
+  smsAliyunSchema,
+  smsHttpSchema,
+  smsTencentSchema,
+  smsTwilioSchema,
+  webhookChannelSchema,
+  wecomChannelSchema,
+} from '../../alerts/config.js';
 import { compoundRuleSchema, offlineRuleSchema, ruleSchema, signalSchema, staleRuleSchema, thresholdRuleSchema } from '../../rules/config.js';
 import { zDuration } from '../../lib/schema.js';
 import { configSchema } from './schema.js';
@@ -65,7 +76,17 @@ function override(ctx: { zodSchema: unknown; jsonSchema: JsonSchema }): void {
       ],
     });
   } else if (ctx.zodSchema === channelSchema) {
-    const channels = [webhookChannelSchema, wecomChannelSchema, dingtalkChannelSchema, feishuChannelSchema, emailChannelSchema, smsHttpSchema, smsAliyunSchema, smsTencentSchema, smsTwilioSchema];
+    const channels = [
+      webhookChannelSchema,
+      wecomChannelSchema,
+      dingtalkChannelSchema,
+      feishuChannelSchema,
+      emailChannelSchema,
+      smsHttpSchema,
+      smsAliyunSchema,
+      smsTencentSchema,
+      smsTwilioSchema,
+    ];
     replace({ description: 'a notification channel, by type (and provider for sms)', anyOf: channels.map(toJson) });
   }
 }

@@ -27,7 +27,7 @@ function mutate(value: unknown, path: readonly (string | number)[], replacement:
   if (path.length === 0) return replacement;
   const [head, ...rest] = path;
   if (Array.isArray(value)) return value.map((v, i) => (i === head ? mutate(v, rest, replacement) : v));
-  if (value !== null && typeof value === 'object') return { ...(value as object), [head!]: mutate((value as Record<string, unknown>)[head as string], rest, replacement) };
+  if (value !== null && typeof value === 'object') return { ...value, [head!]: mutate((value as Record<string, unknown>)[head as string], rest, replacement) };
   return replacement;
 }
 
@@ -76,15 +76,26 @@ describe('loadConfig (property)', () => {
     const result = load(stringify({ ...VALID, rules: [{ ...VALID.rules[0], id: 'platform-spool' }] }));
     expect(result.ok).toBe(false);
     if (!result.ok) {
-      expect(result.errors).toContainEqual({ file: 'watchpost.yaml', path: 'rules[0] (platform-spool).id', message: 'rule ids starting with "platform-" are reserved for Watchpost\'s own alerts', line: expect.any(Number) });
+      expect(result.errors).toContainEqual({
+        file: 'watchpost.yaml',
+        path: 'rules[0] (platform-spool).id',
+        message: 'rule ids starting with "platform-" are reserved for Watchpost\'s own alerts',
+        line: expect.any(Number),
+      });
     }
   });
 
   it('never throws on any text', () => {
     fc.assert(
-      fc.property(fc.oneof(fc.string({ maxLength: 400 }), fc.string({ unit: fc.constantFrom(':', '-', ' ', '\n', '{', '}', '[', ']', '&', '*', '!', '|', '>', '#', '$', 'a', '1', '"', "'"), maxLength: 200 })), (text) => {
-        checkOutcome(load(text));
-      }),
+      fc.property(
+        fc.oneof(
+          fc.string({ maxLength: 400 }),
+          fc.string({ unit: fc.constantFrom(':', '-', ' ', '\n', '{', '}', '[', ']', '&', '*', '!', '|', '>', '#', '$', 'a', '1', '"', "'"), maxLength: 200 }),
+        ),
+        (text) => {
+          checkOutcome(load(text));
+        },
+      ),
       params(200),
     );
   });
@@ -118,7 +129,8 @@ describe('loadConfig (property)', () => {
         else expect(ok.errors.map((e) => e.path)).toContain('devices[0].secret');
         const missing = load(stringify(doc), {});
         expect(missing.ok).toBe(false);
-        if (!missing.ok) expect(missing.errors).toContainEqual({ file: 'watchpost.yaml', path: 'devices[0].secret', message: `environment variable ${name} is not set`, line: expect.any(Number) });
+        if (!missing.ok)
+          expect(missing.errors).toContainEqual({ file: 'watchpost.yaml', path: 'devices[0].secret', message: `environment variable ${name} is not set`, line: expect.any(Number) });
       }),
       params(100),
     );

@@ -284,8 +284,8 @@ export function loadConfig(dir: string, env: NodeJS.ProcessEnv = process.env, ov
       let localPath: PathPart[] = path;
       const origin = section === undefined ? undefined : origins.get(String(section));
       if (Array.isArray(origin) && typeof index === 'number' && origin[index]) {
-        file = origin[index]!.file;
-        localPath = [section!, origin[index]!.index!, ...rest];
+        file = origin[index].file;
+        localPath = [section!, origin[index].index!, ...rest];
       } else if (origin && !Array.isArray(origin)) {
         file = origin.file;
       } else if (section !== undefined && index !== undefined) {

@@ -19,8 +19,16 @@ export const apiSchema = z
   .strictObject({
     host: z.string().default('0.0.0.0'),
     port: z.number().int().min(0).max(65535).default(8080),
-    public_url: z.string().regex(/^https?:\/\//, 'must be an http:// or https:// URL').default('http://127.0.0.1:8080'),
-    max_body_bytes: z.number().int().min(1024).max(10 * 1024 * 1024).default(64 * 1024),
+    public_url: z
+      .string()
+      .regex(/^https?:\/\//, 'must be an http:// or https:// URL')
+      .default('http://127.0.0.1:8080'),
+    max_body_bytes: z
+      .number()
+      .int()
+      .min(1024)
+      .max(10 * 1024 * 1024)
+      .default(64 * 1024),
     /** HTTPS from PEM files (with ca_file: clients must present a certificate it signed). */
     tls: tlsFilesSchema.optional(),
     tokens: z
@@ -43,7 +51,15 @@ export const MAP_SECTIONS = ['metrics'] as const;
 export const SINGLE_SECTIONS = ['broker', 'api', 'storage', 'console'] as const;
 export const SECTIONS = [...SINGLE_SECTIONS, ...MAP_SECTIONS, ...LIST_SECTIONS] as const;
 
-const REFERENCE_NOUN: Record<string, string> = { assets: 'asset', devices: 'device', escalations: 'escalation', channels: 'channel', contacts: 'contact', departments: 'department', schedules: 'schedule' };
+const REFERENCE_NOUN: Record<string, string> = {
+  assets: 'asset',
+  devices: 'device',
+  escalations: 'escalation',
+  channels: 'channel',
+  contacts: 'contact',
+  departments: 'department',
+  schedules: 'schedule',
+};
 
 /** What a cross-reference issue carries in `params`: the section and id it names. */
 export interface ReferenceParams {
@@ -187,14 +203,16 @@ export const configSchema = z
       const adapterTypes = new Map<unknown, number>();
       items('adapters').forEach((adapter, i) => {
         const first = adapterTypes.get(adapter.type);
-        if (first !== undefined && (adapter.type === 'sparkplug' || adapter.type === 'http')) issue(['adapters', i, 'type'], `only one ${String(adapter.type)} adapter (also adapters[${first}])`);
+        if (first !== undefined && (adapter.type === 'sparkplug' || adapter.type === 'http'))
+          issue(['adapters', i, 'type'], `only one ${String(adapter.type)} adapter (also adapters[${first}])`);
         else adapterTypes.set(adapter.type, i);
         if (adapter.type === 'gb26875') {
           // A transmission device is a device of its own (presence, offline rules), not an MQTT device.
           list(adapter.devices).forEach((mapping, j) => {
             const { device, asset } = (mapping ?? {}) as { device?: unknown; asset?: unknown };
             if (typeof asset === 'string' && !assetIds.has(asset)) reference(['adapters', i, 'devices', j, 'asset'], 'assets', asset);
-            if (typeof device === 'string' && deviceAssets.has(device)) issue(['adapters', i, 'devices', j, 'device'], `"${device}" is an MQTT device (devices); a transmission device needs an id of its own`);
+            if (typeof device === 'string' && deviceAssets.has(device))
+              issue(['adapters', i, 'devices', j, 'device'], `"${device}" is an MQTT device (devices); a transmission device needs an id of its own`);
           });
           return;
         }
@@ -205,7 +223,8 @@ export const configSchema = z
           if (typeof edge !== 'string') return;
           const assets = deviceAssets.get(edge);
           if (!assets) reference(['adapters', i, 'nodes', j, 'edge'], 'devices', edge);
-          else if (typeof asset === 'string' && !assets.has(asset)) issue(['adapters', i, 'nodes', j, 'asset'], `device "${edge}" (the edge node) may not publish for asset "${asset}": add it to the device's assets`);
+          else if (typeof asset === 'string' && !assets.has(asset))
+            issue(['adapters', i, 'nodes', j, 'asset'], `device "${edge}" (the edge node) may not publish for asset "${asset}": add it to the device's assets`);
         });
       });
 

@@ -33,7 +33,13 @@ export class ScriptedChannel implements Channel {
 }
 
 export const RULES: Record<string, RuleInfo> = {
-  'bridge-strain': { id: 'bridge-strain', name: '主梁应变超限', message: '{asset_name} {sensor_id} 应变 {value}{unit}，超过{level_name}阈值 {threshold}', plan: ['通知桥梁养护单位现场核查'], escalation: 'bridge-duty' },
+  'bridge-strain': {
+    id: 'bridge-strain',
+    name: '主梁应变超限',
+    message: '{asset_name} {sensor_id} 应变 {value}{unit}，超过{level_name}阈值 {threshold}',
+    plan: ['通知桥梁养护单位现场核查'],
+    escalation: 'bridge-duty',
+  },
   'slope-tilt': { id: 'slope-tilt', name: '边坡倾斜', message: '{asset_name} 倾角 {value}', plan: [], escalation: 'bridge-duty' },
 };
 
@@ -47,7 +53,13 @@ export const BRIDGE_DUTY: EscalationConfig = {
   id: 'bridge-duty',
   tiers: [
     { after: 0, notify: [{ channel: 'ops-hook', to: [] }] },
-    { after: 10 * MIN, notify: [{ channel: 'ops-hook', to: [] }, { channel: 'sms', to: ['street-supervisor'] }] },
+    {
+      after: 10 * MIN,
+      notify: [
+        { channel: 'ops-hook', to: [] },
+        { channel: 'sms', to: ['street-supervisor'] },
+      ],
+    },
   ],
   repeat: 30 * MIN,
 };
@@ -100,7 +112,21 @@ export function startHarness(options: HarnessOptions = {}): Harness {
     const channels = new Map(channelSpecs.map((c) => [c.id, new ScriptedChannel(c.id, c.type ?? 'webhook', sent, c.rateLimits ?? [], c.addressing ?? 'group', c.maxAgeMs)]));
     const channelConfigs: ChannelConfig[] = channelSpecs.map((c) =>
       c.type === 'sms'
-        ? { id: c.id, type: 'sms', provider: 'http', url: 'http://127.0.0.1:9/sms', method: 'POST', headers: {}, content_type: 'json', body: {}, query: {}, language: 'zh', time_zone: 'Asia/Shanghai', timeout: 1000, max_age: 3_600_000 }
+        ? {
+            id: c.id,
+            type: 'sms',
+            provider: 'http',
+            url: 'http://127.0.0.1:9/sms',
+            method: 'POST',
+            headers: {},
+            content_type: 'json',
+            body: {},
+            query: {},
+            language: 'zh',
+            time_zone: 'Asia/Shanghai',
+            timeout: 1000,
+            max_age: 3_600_000,
+          }
         : { id: c.id, type: 'webhook', url: 'http://127.0.0.1:9/hook', headers: {}, timeout: 1000, max_age: 3_600_000 },
     );
     const metrics = new MetricsRegistry();
@@ -110,7 +136,12 @@ export function startHarness(options: HarnessOptions = {}): Harness {
       logger: silentLogger(),
       metrics,
       rules: (id) => RULES[id],
-      assets: (id) => (id === 'lg-bridge-001' ? { id, name: '龙岗河大桥', type: 'bridge', street: '龙城街道' } : id === 'bt-slope-002' ? { id, name: '坂田边坡', type: 'slope', street: '坂田街道' } : undefined),
+      assets: (id) =>
+        id === 'lg-bridge-001'
+          ? { id, name: '龙岗河大桥', type: 'bridge', street: '龙城街道' }
+          : id === 'bt-slope-002'
+            ? { id, name: '坂田边坡', type: 'slope', street: '坂田街道' }
+            : undefined,
       units: () => 'µε',
       renderMessage: (template, vars) => (template ?? '{rule_name}').replace(/\{(\w+)\}/g, (m, k: string) => String(vars[k] ?? m)),
       escalations: options.escalations ?? [BRIDGE_DUTY],
@@ -179,4 +210,3 @@ export const SAMPLE_BODY: AlertEventBody = {
     case: { status: 'new', department: null, work_order_id: null },
   },
 };
-

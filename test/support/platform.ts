@@ -59,7 +59,15 @@ export function baseConfig(options: { webhookUrl: string; influx?: Record<string
       },
     ],
     channels: [{ id: 'ops-hook', type: 'webhook', url: options.webhookUrl, secret: HOOK_SECRET }],
-    escalations: [{ id: 'bridge-duty', tiers: [{ after: '0s', notify: ['ops-hook'] }, { after: '10m', notify: ['ops-hook'] }] }],
+    escalations: [
+      {
+        id: 'bridge-duty',
+        tiers: [
+          { after: '0s', notify: ['ops-hook'] },
+          { after: '10m', notify: ['ops-hook'] },
+        ],
+      },
+    ],
   };
 }
 

@@ -38,11 +38,9 @@ export async function startVictoriaMetrics(): Promise<VictoriaMetrics> {
   const dir = mkdtempSync(join(tmpdir(), 'watchpost-vm-'));
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const child: ChildProcess = spawn(
-    victoriaMetricsBinary,
-    [`-httpListenAddr=127.0.0.1:${port}`, `-storageDataPath=${dir}`, '-retentionPeriod=100y', '-loggerLevel=ERROR'],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  const child: ChildProcess = spawn(victoriaMetricsBinary, [`-httpListenAddr=127.0.0.1:${port}`, `-storageDataPath=${dir}`, '-retentionPeriod=100y', '-loggerLevel=ERROR'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let output = '';
   const keep = (d: Buffer) => (output = (output + d.toString()).slice(-4000));
   child.stdout?.on('data', keep);
@@ -63,11 +61,15 @@ export async function startVictoriaMetrics(): Promise<VictoriaMetrics> {
   };
 
   try {
-    await waitFor(`victoria-metrics on port ${port}`, async () => {
-      if (child.exitCode !== null) throw new Error(`victoria-metrics exited with ${child.exitCode}: ${output}`);
-      const res = await fetch(`${url}/health`);
-      return res.status === 200 ? true : undefined;
-    }, 30_000);
+    await waitFor(
+      `victoria-metrics on port ${port}`,
+      async () => {
+        if (child.exitCode !== null) throw new Error(`victoria-metrics exited with ${child.exitCode}: ${output}`);
+        const res = await fetch(`${url}/health`);
+        return res.status === 200 ? true : undefined;
+      },
+      30_000,
+    );
   } catch (err) {
     await stop();
     throw err;

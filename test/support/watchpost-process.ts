@@ -73,7 +73,10 @@ export async function startWatchpostProcess(configDir: string, options: { env?: 
       reject(new Error(`watchpost did not start: ${sink.text.slice(-3000)}`));
     }, options.timeoutMs ?? 30_000);
     const onData = () => {
-      const line = sink.text.slice(from).split('\n').find((l) => l.includes('"msg":"watchpost started"'));
+      const line = sink.text
+        .slice(from)
+        .split('\n')
+        .find((l) => l.includes('"msg":"watchpost started"'));
       if (!line) return;
       clearTimeout(timer);
       child.stdout.off('data', onData);
