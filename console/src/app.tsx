@@ -6,6 +6,7 @@ import { language } from './i18n';
 import { connect, disconnect } from './live';
 import { AlertPage } from './pages/alert-page';
 import { BoardPage } from './pages/board-page';
+import { DevicesPage } from './pages/devices-page';
 import { MapPage } from './pages/map-page';
 import { NotFoundPage } from './pages/not-found-page';
 import { OnCallPage } from './pages/oncall-page';
@@ -45,6 +46,7 @@ export function App() {
         {route.page === 'silences' && <SilencesPage />}
         {route.page === 'work-orders' && <WorkOrdersPage />}
         {route.page === 'oncall' && <OnCallPage />}
+        {route.page === 'devices' && <DevicesPage />}
         {route.page === 'not-found' && <NotFoundPage path={route.path} />}
       </main>
     </div>

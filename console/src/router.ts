@@ -13,7 +13,14 @@ export function navigate(to: string): void {
 addEventListener('popstate', () => path.set(location.pathname));
 
 export type Route =
-  { page: 'board' } | { page: 'alert'; id: string } | { page: 'map' } | { page: 'silences' } | { page: 'work-orders' } | { page: 'oncall' } | { page: 'not-found'; path: string };
+  | { page: 'board' }
+  | { page: 'alert'; id: string }
+  | { page: 'map' }
+  | { page: 'silences' }
+  | { page: 'work-orders' }
+  | { page: 'oncall' }
+  | { page: 'devices' }
+  | { page: 'not-found'; path: string };
 
 export function match(pathname: string): Route {
   const p = pathname.replace(/\/+$/, '') || '/';
@@ -30,5 +37,6 @@ export function match(pathname: string): Route {
   if (p === `${BASE}/silences`) return { page: 'silences' };
   if (p === `${BASE}/work-orders`) return { page: 'work-orders' };
   if (p === `${BASE}/oncall`) return { page: 'oncall' };
+  if (p === `${BASE}/devices`) return { page: 'devices' };
   return { page: 'not-found', path: pathname };
 }

@@ -15,6 +15,14 @@ export interface Session {
   map_attribution: string | null;
 }
 
+export interface Device {
+  id: string;
+  assets: string[];
+  status: 'online' | 'offline' | 'unknown';
+  since: string | null;
+  last_seen?: string | null;
+}
+
 export interface Alert {
   id: string;
   rule_id: string;

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PACKAGE_ROOT } from '../../lib/package-info.js';
-import { baseConfig, DEVICE_SECRET, OPS_TOKEN, startPlatform, tempDir, VIEWER_TOKEN, type RunningPlatform } from '../../test/support/platform.js';
+import { baseConfig, DEVICE_SECRET, OPS_TOKEN, OTHER_SECRET, startPlatform, tempDir, VIEWER_TOKEN, type RunningPlatform } from '../../test/support/platform.js';
 import { startReceiver, type Receiver } from '../../test/support/receiver.js';
 
 export const CHROMIUM = '/usr/bin/chromium';
@@ -177,7 +177,7 @@ describe.skipIf(!hasChromium)('duty console in Chromium', () => {
     await page.getByTestId('action-verify').waitFor({ state: 'detached' });
   });
 
-  it('shows the map, work orders and who is on call', async () => {
+  it('shows the map, work orders, who is on call and the devices', async () => {
     await page.getByTestId('nav-map').click();
     await page.getByTestId('map').waitFor();
     await expect(page.getByTestId('map').getAttribute('data-tiles')).resolves.toBe('no');
@@ -194,6 +194,19 @@ describe.skipIf(!hasChromium)('duty console in Chromium', () => {
     await page.getByTestId('nav-oncall').click();
     await page.getByTestId('oncall').waitFor();
     await expect(page.getByTestId('oncall').textContent()).resolves.toMatch(/当前值班： (张三|李四) \(/);
+    const slope = await p.connect('dau-slope-002', OTHER_SECRET);
+    await slope.publishAsync('status/dau-slope-002', 'online', { qos: 1, retain: true });
+    await page.getByTestId('nav-devices').click();
+    await page.getByTestId('devices').waitFor();
+    await expect(page.getByTestId('nav-devices').textContent()).resolves.toBe('设备');
+    const slopeRow = page.locator('[data-device-id="dau-slope-002"]');
+    await expect(slopeRow.getByTestId('device-status').textContent()).resolves.toBe('● 在线');
+    await expect(slopeRow.getByTestId('device-status').getAttribute('class')).resolves.toBe('device-online');
+    await expect(slopeRow.getByTestId('device-assets').textContent()).resolves.toBe('bt-slope-002');
+    await expect(slopeRow.getByTestId('device-last-seen').textContent()).resolves.toMatch(/^\d{4}\/\d{1,2}\/\d{1,2} \d{2}:\d{2}:\d{2}$/);
+    // A device that never published a status/ message: unknown, though its readings were seen.
+    await expect(page.locator('[data-device-id="dau-pipe-003"]').getByTestId('device-status').textContent()).resolves.toBe('● 未知');
+    await slope.endAsync();
   });
 
   it('an expired session returns to sign-in and keeps the typed note; unknown routes show a page; English on request', async () => {

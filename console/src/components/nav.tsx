@@ -12,6 +12,7 @@ const PAGES = [
   ['map', '/console/map', 'nav.map'],
   ['work-orders', '/console/work-orders', 'nav.work_orders'],
   ['oncall', '/console/oncall', 'nav.oncall'],
+  ['devices', '/console/devices', 'nav.devices'],
   ['silences', '/console/silences', 'nav.silences'],
 ] as const;
 
