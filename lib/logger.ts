@@ -19,8 +19,9 @@ export type { Logger };
 export const REDACTED = '[redacted]';
 
 const SECRET_KEY = /secret|token|password|passwd|pass$|_key$|authorization|cookie/i;
-/** Deeper values are logged as they are: log objects are small, and a cycle must end. */
+/** Objects nested deeper than this are not walked (a cycle must end) and are logged as DEPTH_CUT, never as they are. */
 const MAX_DEPTH = 8;
+const DEPTH_CUT = '[nested too deep]';
 const URL_USERINFO = /([a-z][a-z0-9+.-]*:\/\/)[^\s/?#@]+@/gi;
 const SECRET_QUERY = /([?&][^=&#\s]*(?:secret|token|password|passwd|pass|key|sign(?:ature)?)=)[^&#\s]*/gi;
 const BEARER = /\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+/g;
@@ -37,7 +38,9 @@ export function redactString(text: string): string {
 /** `value` with every secret replaced; the same object when there was none. */
 export function redact(value: unknown, depth = 0): unknown {
   if (typeof value === 'string') return redactString(value);
-  if (value === null || typeof value !== 'object' || depth >= MAX_DEPTH) return value;
+  if (value === null || typeof value !== 'object') return value;
+  // Fail closed: what is not inspected is not logged.
+  if (depth >= MAX_DEPTH) return DEPTH_CUT;
   if (value instanceof URL) return redactString(value.href);
   if (value instanceof Error) {
     const serialised = stdSerializers.err(value) as unknown as Record<string, unknown>;
