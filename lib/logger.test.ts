@@ -91,10 +91,10 @@ describe('logger redaction', () => {
   });
 
   it('logs an object nested past the walk depth as cut, never as it is', () => {
-    let deep: Record<string, unknown> = { credential: 'deep-unnamed-value' };
+    let deep: Record<string, unknown> = { token: 'deep-token-value' };
     for (let i = 0; i < 12; i++) deep = { level: deep };
     const out = JSON.stringify(redact(deep));
-    expect(out).not.toContain('deep-unnamed-value');
+    expect(out).not.toContain('deep-token-value');
     expect(out).toContain('"[nested too deep]"');
     // Within the depth, values stay as they are.
     expect(redact({ a: { b: { c: 'kept' } } })).toEqual({ a: { b: { c: 'kept' } } });
