@@ -41,6 +41,7 @@ import { registerCaseRoutes, type CasesPort } from './cases-api.js';
 import { registerWorkOrderPage, type WorkOrderLinksPort } from './work-order-page.js';
 import type { ConfigReloadOutcome } from './config-reload.js';
 import { registerRegistryRoutes, type RegistryPort } from './registry-api.js';
+import { registerReportRoutes, type ReportPort } from './report-api.js';
 import type { ApiConfig, Role } from './config/schema.js';
 
 const ROLE_RANK: Record<Role, number> = { viewer: 1, operator: 2, admin: 3 };
@@ -89,6 +90,8 @@ export interface ApiDeps {
   console?: ConsolePort;
   /** HTTP push of readings by devices (adapters: type http), POST {path}/{asset_id}/{sensor_id}. */
   httpPush?: HttpPush;
+  /** The disposal loop's measures (GET /api/v1/report), as watchpost report --json. */
+  report?: ReportPort;
 }
 
 function parse<T extends z.ZodType>(schema: T, value: unknown, what: string): z.output<T> {
@@ -366,4 +369,5 @@ function registerRoutes(app: FastifyInstance, deps: ApiDeps, requireRole: Requir
   if (deps.audit) registerAuditRoutes(app, { audit: deps.audit, requireRole });
   if (deps.cases) registerCaseRoutes(app, { cases: deps.cases, requireRole });
   if (deps.workOrderLinks) registerWorkOrderPage(app, deps.workOrderLinks);
+  if (deps.report) registerReportRoutes(app, { report: deps.report, requireRole });
 }

@@ -9,6 +9,7 @@ import { openApiMismatches, pathTemplate, type OpenApiDocument } from '../test/s
 import { silentLogger } from '../lib/logger.js';
 import { buildApi, type ApiDeps } from './api.js';
 import { AlertError } from '../alerts/errors.js';
+import { buildCaseReport } from '../alerts/report.js';
 import { ApiError } from './errors.js';
 import { RegistryError } from './registry.js';
 import { DeviceRegistry } from '../ingest/broker-policy.js';
@@ -164,6 +165,7 @@ function deps(): Required<Omit<ApiDeps, 'tls'>> {
       },
     },
     workOrderLinks: { workOrderLink: () => ({ kind: 'invalid' }), actOnWorkOrder: () => ({ kind: 'invalid' }) },
+    report: (from, to) => buildCaseReport([], { from, to }),
     console: consolePort({ console: consoleSchema.parse({}), storage: { data_dir: '/nonexistent/watchpost-openapi-test' } }, { clock: { now: () => Date.now() }, logger: silentLogger() })
       .port,
   };
@@ -303,6 +305,10 @@ describe('GET /openapi.json', () => {
     ['GET', '/api/v1/work-orders?department=lg-water&status=dispatched', VIEWER, undefined, 200],
     ['GET', '/api/v1/work-orders?status=lost', VIEWER, undefined, 400],
     ['GET', '/api/v1/oncall', VIEWER, undefined, 200],
+    ['GET', '/api/v1/report?from=2026-12-01T00:00:00%2B08:00&to=2026-12-02T00:00:00%2B08:00', VIEWER, undefined, 200],
+    ['GET', '/api/v1/report?from=yesterday&to=2026-12-02T00:00:00Z', VIEWER, undefined, 400],
+    ['GET', '/api/v1/report?from=2026-12-02T00:00:00Z&to=2026-12-01T00:00:00Z', VIEWER, undefined, 400],
+    ['GET', '/api/v1/report?from=2026-12-01T00:00:00Z&to=2026-12-02T00:00:00Z', undefined, undefined, 401],
     ['POST', '/api/v1/schedules/water-oncall/overrides', OPERATOR, { member: 'li-si', starts_at: '2026-12-01T08:30:00+08:00', ends_at: '2026-12-01T20:30:00+08:00' }, 201],
     ['POST', '/api/v1/schedules/nope/overrides', OPERATOR, { member: 'li-si', starts_at: '2026-12-01T08:30:00+08:00', ends_at: '2026-12-01T20:30:00+08:00' }, 404],
     ['POST', '/api/v1/schedules/water-oncall/overrides', VIEWER, { member: 'li-si', starts_at: '2026-12-01T08:30:00+08:00', ends_at: '2026-12-01T20:30:00+08:00' }, 403],

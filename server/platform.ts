@@ -46,6 +46,7 @@ import { RuleRunner } from '../rules/rule-runner.js';
 import type { DeviceRef } from '../rules/state.js';
 import type { RuleEvent } from '../rules/types.js';
 import { buildApi, type HealthReport } from './api.js';
+import { caseReport } from './report.js';
 import { AuditLog } from './audit.js';
 import { consolePort, type ConsoleParts } from './console/platform-console.js';
 import { ConfigReloader, type ConfigChanges, type ConfigReloadOutcome } from './config-reload.js';
@@ -318,6 +319,7 @@ export class Platform {
       workOrderLinks: alerts,
       ackLinks: { ackLink: (token) => alerts.ackLink(token), acknowledgeByLink: (token, note) => alerts.acknowledgeByLink(token, note), unitOf: (metric) => this.catalogue.unit(metric) },
       audit: this.audit,
+      report: (from, to) => caseReport(store, this.current, from, to),
       console: this.console.port,
     });
     this.api = api;

@@ -155,6 +155,11 @@ describe.skipIf(!existsSync(CLI))('watchpost report', () => {
       ['orange', 1, 1],
     ]);
     expect(report.false_alarms.by_sensor).toEqual([{ asset_id: 'lg-bridge-001', sensor_id: 'strain-01', cases: 2, dismissed: 1, rate: 0.5, reasons: { sensor_fault: 1 } }]);
+    // GET /api/v1/report answers the same JSON, from the store the platform holds open.
+    const answered = await p.api('GET', `/api/v1/report?from=${windowFrom}&to=${windowTo}`, undefined, VIEWER_TOKEN);
+    expect(answered.status).toBe(200);
+    expect(answered.body).toEqual(report);
+    expect(answered.body.total).toMatchObject({ cases: 2, overdue: 0, dismissed: 1, false_alarm_rate: 0.5, stages: { close: expected.close } });
 
     // The histogram holds the same times.
     const metrics = (await (await fetch(`${p.apiUrl}/metrics`)).text()).split('\n');
@@ -172,7 +177,7 @@ describe.skipIf(!existsSync(CLI))('watchpost report', () => {
     );
   });
 
-  it('refuses a missing or reversed range', async () => {
+  it('refuses a missing, reversed or bad range (CLI and API)', async () => {
     expect(await runCli(['report', '--config', p.configDir, '--from', '2026-12-01T00:00:00Z'])).toMatchObject({
       code: 2,
       stderr: 'watchpost report: give --from TIME and --to TIME (see: watchpost report --help)\n',
@@ -180,6 +185,14 @@ describe.skipIf(!existsSync(CLI))('watchpost report', () => {
     expect(await runCli(['report', '--config', p.configDir, '--from', '2026-12-02T00:00:00Z', '--to', '2026-12-01T00:00:00Z'])).toMatchObject({
       code: 2,
       stderr: '--from must be before --to\n',
+    });
+    expect(await p.api('GET', '/api/v1/report?from=2026-12-02T00:00:00Z&to=2026-12-01T00:00:00Z', undefined, VIEWER_TOKEN)).toMatchObject({
+      status: 400,
+      body: { error: 'bad_request', message: 'query.from must be before query.to' },
+    });
+    expect(await p.api('GET', '/api/v1/report?from=yesterday&to=2026-12-01T00:00:00Z', undefined, VIEWER_TOKEN)).toMatchObject({
+      status: 400,
+      body: { error: 'bad_request', message: 'query.from: the time must be epoch milliseconds or an RFC 3339 time such as 2025-06-01T10:00:00+08:00' },
     });
   });
 });
