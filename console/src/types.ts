@@ -128,3 +128,22 @@ export interface SeriesAnswer {
   points: Array<{ t: number; v: number; min?: number; max?: number }>;
   bucket_ms: number | null;
 }
+
+export interface StageFigures {
+  count: number;
+  median_s: number | null;
+  p90_s: number | null;
+}
+
+/** GET /api/v1/report: the figures the console shows (the answer holds more). */
+export interface CaseReport {
+  from: string;
+  to: string;
+  total: {
+    cases: number;
+    stages: Record<'ack' | 'verify' | 'dispatch' | 'on_site' | 'close', StageFigures>;
+    overdue: number;
+    dismissed: number;
+    false_alarm_rate: number | null;
+  };
+}

@@ -177,7 +177,7 @@ describe.skipIf(!hasChromium)('duty console in Chromium', () => {
     await page.getByTestId('action-verify').waitFor({ state: 'detached' });
   });
 
-  it('shows the map, work orders, who is on call and the devices', async () => {
+  it("shows the map, work orders with today's disposal figures, who is on call and the devices", async () => {
     await page.getByTestId('nav-map').click();
     await page.getByTestId('map').waitFor();
     await expect(page.getByTestId('map').getAttribute('data-tiles')).resolves.toBe('no');
@@ -191,6 +191,22 @@ describe.skipIf(!hasChromium)('duty console in Chromium', () => {
     await page.getByTestId('nav-work-orders').click();
     await page.getByTestId('wo-department').waitFor();
     await expect(page.getByTestId('wo-department').textContent()).resolves.toContain('桥梁养护中心');
+    // Today's disposal loop: the two alarms, the red one acknowledged and dispatched, none closed or dismissed.
+    const panel = page.getByTestId('today-report');
+    await panel.waitFor();
+    const range = { from: Number(await panel.getAttribute('data-from')), to: Number(await panel.getAttribute('data-to')) };
+    expect(range.to - range.from).toBe(86_400_000); // Asia/Shanghai keeps no daylight saving time
+    expect(new Date(range.from).toLocaleString('en-GB', { timeZone: 'Asia/Shanghai', hour: '2-digit', minute: '2-digit', hour12: false })).toBe('00:00');
+    const today = (await p.api('GET', `/api/v1/report?from=${range.from}&to=${range.to}`)).body as { total: { stages: { ack: { median_s: number } } } };
+    const ackSeconds = today.total.stages.ack.median_s;
+    expect(ackSeconds).toBeGreaterThan(0);
+    await expect(panel.locator('h3').textContent()).resolves.toBe('今日处置');
+    await expect(page.getByTestId('report-cases').textContent()).resolves.toBe('2');
+    await expect(page.getByTestId('report-ack').getAttribute('data-value')).resolves.toBe(String(ackSeconds));
+    await expect(page.getByTestId('report-ack').textContent()).resolves.toMatch(/^(\d+(\.\d)?s|\d+m \d{2}s)$/);
+    await expect(page.getByTestId('report-close').textContent()).resolves.toBe('—');
+    await expect(page.getByTestId('report-overdue').textContent()).resolves.toBe('0');
+    await expect(page.getByTestId('report-false-alarm').textContent()).resolves.toBe('0.0%');
     await page.getByTestId('nav-oncall').click();
     await page.getByTestId('oncall').waitFor();
     await expect(page.getByTestId('oncall').textContent()).resolves.toMatch(/当前值班： (张三|李四) \(/);

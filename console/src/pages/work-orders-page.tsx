@@ -3,6 +3,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { api } from '../api';
 import { ErrorMessage } from '../components/error-message';
 import { Link } from '../components/link';
+import { TodayReport } from '../components/today-report';
 import { formatTime, t } from '../i18n';
 import { changed } from '../live';
 import { useStore } from '../store';
@@ -35,6 +36,7 @@ export function WorkOrdersPage() {
         </label>
       </div>
       <ErrorMessage error={error} />
+      <TodayReport />
       {shown.length === 0 && <p class="muted">{t('wo.none')}</p>}
       {sorted.map(([department, list]) => (
         <div class="card" data-testid="wo-department">
