@@ -219,7 +219,7 @@ describe.skipIf(!hasChromium)('duty console in Chromium', () => {
     await expect(slopeRow.getByTestId('device-status').textContent()).resolves.toBe('● 在线');
     await expect(slopeRow.getByTestId('device-status').getAttribute('class')).resolves.toBe('device-online');
     await expect(slopeRow.getByTestId('device-assets').textContent()).resolves.toBe('bt-slope-002');
-    await expect(slopeRow.getByTestId('device-last-seen').textContent()).resolves.toMatch(/^\d{4}\/\d{1,2}\/\d{1,2} \d{2}:\d{2}:\d{2}$/);
+    await expect(slopeRow.getByTestId('device-last-seen').textContent()).resolves.toMatch(/^\d{4}\/\d{1,2}\/\d{1,2} \d{2}:\d{2}:\d{2}/); // local time (formatTime)
     // A device that never published a status/ message: unknown, though its readings were seen.
     await expect(page.locator('[data-device-id="dau-pipe-003"]').getByTestId('device-status').textContent()).resolves.toBe('● 未知');
     await slope.endAsync();
