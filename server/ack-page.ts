@@ -7,11 +7,14 @@
  * No scripts, no external assets; CSP forbids everything but inline styles and posting back here;
  * no caching, no referrer (the token is in the URL).
  */
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { ACK_PAGE_SCHEMAS } from './api-schemas.js';
 import type { AckLinkResult, AckLinkState, AlertView, TimelineEntryView } from '../alerts/alert-service.js';
 import type { Language } from '../alerts/config.js';
-import { eventName, formatTime, levelName } from '../alerts/message-format.js';
+import { eventName, levelName } from '../alerts/message-format.js';
+import { escapeHtml, LEVEL_COLOURS, LINK_TOKEN, linkPage, noticeCard, sendLinkPage, zonedTime } from './link-page.js';
+
+export { ACK_PAGE_TIME_ZONE, escapeHtml, zonedTime } from './link-page.js';
 
 export interface AckLinksPort {
   ackLink(token: string): AckLinkState;
@@ -19,10 +22,6 @@ export interface AckLinksPort {
   /** The unit of a metric's readings (the metric catalogue's); readings are shown without one if absent. */
   unitOf?(metric: string): string;
 }
-
-const TOKEN = /^[A-Za-z0-9_.~-]{20,400}$/;
-/** The district's zone; every time on the page is shown in it, with its UTC offset. */
-export const ACK_PAGE_TIME_ZONE = 'Asia/Shanghai';
 
 const TEXT = {
   zh: {
@@ -73,30 +72,10 @@ const TEXT = {
   },
 } as const;
 
-const COLOURS = { blue: '#1e6fd9', yellow: '#b88a00', orange: '#e8710a', red: '#d93025' } as const;
-
-/** `UTC+8`, `UTC-3:30` or `UTC`: the zone's offset at that instant. */
-function utcOffset(date: Date, timeZone: string): string {
-  const name = new Intl.DateTimeFormat('en-US', { timeZone, timeZoneName: 'shortOffset' }).formatToParts(date).find((p) => p.type === 'timeZoneName')?.value ?? 'GMT';
-  return name.replace(/^(GMT|UTC)([+-]0(:00)?)?/, 'UTC');
-}
-
-/** `2026-12-01 08:30:00 (UTC+8)`. */
-export function zonedTime(iso: string, timeZone = ACK_PAGE_TIME_ZONE): string {
-  const date = new Date(iso);
-  if (Number.isNaN(date.getTime())) return iso;
-  return `${formatTime(iso, { language: 'zh', timeZone })} (${utcOffset(date, timeZone)})`;
-}
-
 /** A number with its unit: `312.5 µε`; a band as `0.2~0.4 MPa`. */
 function withUnit(value: number | [number, number], unit: string): string {
   const text = Array.isArray(value) ? `${value[0]}~${value[1]}` : String(value);
   return unit ? `${text} ${unit}` : text;
-}
-
-/** Every text that reaches the page passes through here. */
-export function escapeHtml(text: unknown): string {
-  return String(text).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 }
 
 const STYLE = `body{font-family:system-ui,-apple-system,"PingFang SC","Microsoft YaHei",sans-serif;margin:0;background:#f4f5f7;color:#1f2328}
@@ -111,16 +90,12 @@ button{width:100%;padding:14px;font-size:1.1em;font-weight:600;color:#fff;border
 .note{margin:2px 0 6px;padding:4px 8px;border-left:3px solid #d0d7de;white-space:pre-wrap}`;
 
 function page(language: Language, title: string, body: string): string {
-  return `<!doctype html><html lang="${language === 'zh' ? 'zh-CN' : 'en'}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><meta name="robots" content="noindex"><title>${escapeHtml(title)} · Watchpost</title><style>${STYLE}</style></head><body><main>${body}</main></body></html>`;
-}
-
-function noticeCard(heading: string, text: string): string {
-  return `<div class="card notice"><h1>${escapeHtml(heading)}</h1><p>${escapeHtml(text)}</p></div>`;
+  return linkPage(language === 'zh' ? 'zh-CN' : 'en', title, STYLE, body);
 }
 
 function alertCard(alert: AlertView, language: Language, unit: string): string {
   const t = TEXT[language];
-  const colour = COLOURS[alert.level];
+  const colour = LEVEL_COLOURS[alert.level];
   const threshold = alert.threshold === null ? '' : withUnit(alert.threshold, unit);
   let state: string = t.states[alert.state];
   if (alert.state === 'acknowledged' && alert.acknowledged_by && alert.acknowledged_at) state += `（${t.by(alert.acknowledged_by, zonedTime(alert.acknowledged_at))}）`;
@@ -157,18 +132,6 @@ function historyCard(timeline: TimelineEntryView[], language: Language): string 
   return `<div class="card"><h2>${escapeHtml(TEXT[language].history)}</h2><ul>${items.map(item).join('')}</ul></div>`;
 }
 
-function send(reply: FastifyReply, status: number, html: string): FastifyReply {
-  return reply
-    .code(status)
-    .header('content-type', 'text/html; charset=utf-8')
-    .header('cache-control', 'no-store')
-    .header('referrer-policy', 'no-referrer')
-    .header('x-content-type-options', 'nosniff')
-    .header('x-frame-options', 'DENY')
-    .header('content-security-policy', "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
-    .send(html);
-}
-
 type UnitOf = (metric: string) => string;
 const NO_UNIT: UnitOf = () => '';
 
@@ -186,7 +149,7 @@ export function renderAckLinkState(state: AckLinkState, unitOf: UnitOf = NO_UNIT
     }
     case 'valid': {
       const t = TEXT[state.language];
-      const colour = COLOURS[state.alert.level];
+      const colour = LEVEL_COLOURS[state.alert.level];
       const form =
         state.alert.state === 'firing'
           ? `<form class="card" method="post"><label>${escapeHtml(t.note)}<textarea name="note" maxlength="500"></textarea></label><button type="submit" style="background:${colour}">${escapeHtml(t.button)}</button></form>`
@@ -229,16 +192,16 @@ export function registerAckPage(app: FastifyInstance<any, any, any, any>, port: 
 
     scope.get<{ Params: { token: string } }>('/ack/:token', { schema: ACK_PAGE_SCHEMAS.get }, async (req, reply) => {
       const token = req.params.token;
-      const { status, html } = TOKEN.test(token) ? renderAckLinkState(port.ackLink(token), unitOf) : renderAckLinkState({ kind: 'invalid' });
-      return send(reply, status, html);
+      const { status, html } = LINK_TOKEN.test(token) ? renderAckLinkState(port.ackLink(token), unitOf) : renderAckLinkState({ kind: 'invalid' });
+      return sendLinkPage(reply, status, html);
     });
 
     scope.post<{ Params: { token: string }; Body: unknown }>('/ack/:token', { schema: ACK_PAGE_SCHEMAS.post }, async (req, reply) => {
       const token = req.params.token;
       const body = req.body as { note?: unknown } | null | undefined;
       const note = typeof body?.note === 'string' ? body.note.slice(0, 500) : undefined;
-      const { status, html } = TOKEN.test(token) ? renderAckLinkResult(port.acknowledgeByLink(token, note), unitOf) : renderAckLinkState({ kind: 'invalid' });
-      return send(reply, status, html);
+      const { status, html } = LINK_TOKEN.test(token) ? renderAckLinkResult(port.acknowledgeByLink(token, note), unitOf) : renderAckLinkState({ kind: 'invalid' });
+      return sendLinkPage(reply, status, html);
     });
   });
 }

@@ -8,12 +8,12 @@
  * changes anything; no scripts, no external assets, no caching, no referrer (the token is in
  * the URL). Chinese, for a small screen.
  */
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { WorkOrderAction, WorkOrderLinkResult, WorkOrderLinkState, WorkOrderView } from '../alerts/cases.js';
 import { levelName } from '../alerts/message-format.js';
 import type { AlertRecord } from '../alerts/store.js';
-import { escapeHtml, zonedTime } from './ack-page.js';
+import { escapeHtml, LEVEL_COLOURS, LINK_TOKEN, linkPage, noticeCard, sendLinkPage, zonedTime } from './link-page.js';
 import { routeSchema } from './api-schemas.js';
 
 export interface WorkOrderLinksPort {
@@ -21,7 +21,6 @@ export interface WorkOrderLinksPort {
   actOnWorkOrder(token: string, action: WorkOrderAction, note?: string): WorkOrderLinkResult;
 }
 
-const TOKEN = /^[A-Za-z0-9_.~-]{20,400}$/;
 const MAX_NOTE = 500;
 
 const html = (description: string) => ({ description, mediaType: 'text/html' });
@@ -44,8 +43,6 @@ export const WORK_ORDER_PAGE_SCHEMAS = {
     responses: { 200: html('recorded'), 422: html('no valid action chosen'), ...answers },
   }),
 };
-
-const COLOURS = { blue: '#1e6fd9', yellow: '#b88a00', orange: '#e8710a', red: '#d93025' } as const;
 
 const T = {
   invalid: ['链接无效', '这个工单链接无效或已被篡改。请使用派单通知中的原始链接。'],
@@ -86,11 +83,7 @@ button{width:100%;padding:14px;margin:0 0 8px;font-size:1.1em;font-weight:600;co
 .note{margin:2px 0 6px;padding:4px 8px;border-left:3px solid #d0d7de;white-space:pre-wrap}`;
 
 function page(title: string, body: string): string {
-  return `<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><meta name="robots" content="noindex"><title>${escapeHtml(title)} · Watchpost</title><style>${STYLE}</style></head><body><main>${body}</main></body></html>`;
-}
-
-function notice(heading: string, text: string): string {
-  return `<div class="card notice"><h1>${escapeHtml(heading)}</h1><p>${escapeHtml(text)}</p></div>`;
+  return linkPage('zh-CN', title, STYLE, body);
 }
 
 function rows(items: Array<[string, string]>): string {
@@ -98,7 +91,7 @@ function rows(items: Array<[string, string]>): string {
 }
 
 function orderCard(order: WorkOrderView, alert: AlertRecord): string {
-  const colour = COLOURS[alert.level];
+  const colour = LEVEL_COLOURS[alert.level];
   return (
     `<div class="card"><span class="badge" style="background:${colour}">${escapeHtml(levelName(alert.level, 'zh'))}</span>` +
     `<h1>${escapeHtml(alert.ruleName)}</h1><p>${escapeHtml(alert.message)}</p>` +
@@ -126,7 +119,7 @@ function historyCard(notes: Array<{ at: string; actor: string; note: string }>):
 }
 
 function form(alert: AlertRecord, onSite: boolean): string {
-  const colour = COLOURS[alert.level];
+  const colour = LEVEL_COLOURS[alert.level];
   const button = (action: WorkOrderAction, label: string, background: string) =>
     `<button type="submit" name="action" value="${action}" style="background:${background}">${escapeHtml(label)}</button>`;
   return (
@@ -141,13 +134,13 @@ function form(alert: AlertRecord, onSite: boolean): string {
 export function renderWorkOrderState(state: WorkOrderLinkState | { kind: 'bad_action' }): { status: number; html: string } {
   switch (state.kind) {
     case 'invalid':
-      return { status: 404, html: page(T.invalid[0], notice(T.invalid[0], T.invalid[1])) };
+      return { status: 404, html: page(T.invalid[0], noticeCard(T.invalid[0], T.invalid[1])) };
     case 'expired':
-      return { status: 410, html: page(T.expired[0], notice(T.expired[0], T.expired[1])) };
+      return { status: 410, html: page(T.expired[0], noticeCard(T.expired[0], T.expired[1])) };
     case 'bad_action':
-      return { status: 422, html: page(T.badAction[0], notice(T.badAction[0], T.badAction[1])) };
+      return { status: 422, html: page(T.badAction[0], noticeCard(T.badAction[0], T.badAction[1])) };
     case 'closed':
-      return { status: 409, html: page(T.closed[0], notice(T.closed[0], T.closed[1]) + orderCard(state.order, state.alert)) };
+      return { status: 409, html: page(T.closed[0], noticeCard(T.closed[0], T.closed[1]) + orderCard(state.order, state.alert)) };
     case 'valid':
       return { status: 200, html: page(state.alert.ruleName, orderCard(state.order, state.alert) + form(state.alert, state.order.status === 'on_site') + historyCard(state.notes)) };
   }
@@ -156,19 +149,7 @@ export function renderWorkOrderState(state: WorkOrderLinkState | { kind: 'bad_ac
 export function renderWorkOrderResult(result: WorkOrderLinkResult): { status: number; html: string } {
   if (result.kind !== 'done') return renderWorkOrderState(result);
   const [heading, text] = T.done[result.action];
-  return { status: 200, html: page(heading, notice(heading, text) + orderCard(result.order, result.alert)) };
-}
-
-function send(reply: FastifyReply, status: number, body: string): FastifyReply {
-  return reply
-    .code(status)
-    .header('content-type', 'text/html; charset=utf-8')
-    .header('cache-control', 'no-store')
-    .header('referrer-policy', 'no-referrer')
-    .header('x-content-type-options', 'nosniff')
-    .header('x-frame-options', 'DENY')
-    .header('content-security-policy', "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
-    .send(body);
+  return { status: 200, html: page(heading, noticeCard(heading, text) + orderCard(result.order, result.alert)) };
 }
 
 const ACTIONS = new Set<string>(['arrive', 'feedback', 'close']);
@@ -182,24 +163,24 @@ export function registerWorkOrderPage(app: FastifyInstance<any, any, any, any>, 
 
     scope.get<{ Params: { token: string } }>('/wo/:token', { schema: WORK_ORDER_PAGE_SCHEMAS.get }, async (req, reply) => {
       const token = req.params.token;
-      const { status, html: body } = renderWorkOrderState(TOKEN.test(token) ? port.workOrderLink(token) : { kind: 'invalid' });
-      return send(reply, status, body);
+      const { status, html: body } = renderWorkOrderState(LINK_TOKEN.test(token) ? port.workOrderLink(token) : { kind: 'invalid' });
+      return sendLinkPage(reply, status, body);
     });
 
     scope.post<{ Params: { token: string }; Body: unknown }>('/wo/:token', { schema: WORK_ORDER_PAGE_SCHEMAS.post }, async (req, reply) => {
       const token = req.params.token;
-      if (!TOKEN.test(token)) return send(reply, 404, renderWorkOrderState({ kind: 'invalid' }).html);
+      if (!LINK_TOKEN.test(token)) return sendLinkPage(reply, 404, renderWorkOrderState({ kind: 'invalid' }).html);
       const body = req.body as { action?: unknown; note?: unknown } | null | undefined;
       const action = typeof body?.action === 'string' && ACTIONS.has(body.action) ? (body.action as WorkOrderAction) : undefined;
       if (!action) {
         // The link is judged first: a bad link says so whatever the form holds.
         const state = port.workOrderLink(token);
         const { status, html: page } = renderWorkOrderState(state.kind === 'valid' ? { kind: 'bad_action' } : state);
-        return send(reply, status, page);
+        return sendLinkPage(reply, status, page);
       }
       const note = typeof body?.note === 'string' && body.note.trim() !== '' ? body.note.slice(0, MAX_NOTE) : undefined;
       const { status, html: page } = renderWorkOrderResult(port.actOnWorkOrder(token, action, note));
-      return send(reply, status, page);
+      return sendLinkPage(reply, status, page);
     });
   });
 }
