@@ -56,6 +56,8 @@ describe.each(Object.keys(SCENARIOS))('scenario %s through the platform', (name)
       ...loaded.config,
       broker: { ...loaded.config.broker, port: 0 },
       api: { ...loaded.config.api, port: 0 },
+      // Listening adapters on free ports too, so demo runs in parallel files do not collide.
+      adapters: loaded.config.adapters.map((a) => ('port' in a ? { ...a, port: 0 } : a)),
       storage: { ...loaded.config.storage, data_dir: (dataDir = tempDir(`scenario-${name}`)) },
       channels: loaded.config.channels.map((c) => ({ ...c, url: receiver.url })),
     };
