@@ -45,6 +45,7 @@ describe('watchpost.schema.json', () => {
       'assets',
       'broker',
       'channels',
+      'cluster',
       'console',
       'contacts',
       'departments',

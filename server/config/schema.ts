@@ -11,6 +11,7 @@ import { consoleSchema } from '../console/config.js';
 import { sparkplugAdapterSchema } from '../../ingest/sparkplug/config.js';
 import { httpAdapterSchema } from '../../ingest/http-push/config.js';
 import { gb26875AdapterSchema } from '../../ingest/gb26875/config.js';
+import { clusterSchema } from './cluster.js';
 
 export const ROLES = ['viewer', 'operator', 'admin'] as const;
 export type Role = (typeof ROLES)[number];
@@ -48,7 +49,7 @@ export const LIST_SECTIONS = ['assets', 'devices', 'rules', 'contacts', 'channel
 /** Sections that are maps: merged key by key across files. */
 export const MAP_SECTIONS = ['metrics'] as const;
 /** Sections that may appear in one file only. */
-export const SINGLE_SECTIONS = ['broker', 'api', 'storage', 'console'] as const;
+export const SINGLE_SECTIONS = ['broker', 'api', 'storage', 'console', 'cluster'] as const;
 export const SECTIONS = [...SINGLE_SECTIONS, ...MAP_SECTIONS, ...LIST_SECTIONS] as const;
 
 const REFERENCE_NOUN: Record<string, string> = {
@@ -75,6 +76,7 @@ export const configSchema = z
     api: apiSchema,
     storage: storageSchema,
     console: consoleSchema,
+    cluster: clusterSchema,
     assets: z.array(assetSchema).default([]),
     metrics: z.record(z.string().regex(/^[a-z][a-z0-9_]{0,63}$/, 'metric names must match [a-z][a-z0-9_]{0,63}'), metricSchema).default({}),
     devices: z.array(deviceSchema).default([]),
