@@ -218,7 +218,7 @@ export async function startRabbitMQ(): Promise<RabbitServer> {
     if (server) return;
     await startEpmd();
     const out = openSync(outFile, 'a');
-    if (ids.uid !== undefined) chownSync(outFile, ids.uid, ids.gid!);
+    if (ids.uid !== undefined) chownSync(outFile, ids.uid, ids.gid);
     const child = spawn(script, [], { cwd: dir, env, stdio: ['ignore', out, out], ...ids });
     closeSync(out);
     server = child;
@@ -239,7 +239,7 @@ export async function startRabbitMQ(): Promise<RabbitServer> {
       if (pid) livePids.add(pid);
     } catch (err) {
       await stop().catch(() => undefined);
-      throw new Error(`${(err as Error).message}\n${logTail()}`);
+      throw new Error(`${(err as Error).message}\n${logTail()}`, { cause: err });
     }
   };
 
@@ -313,7 +313,7 @@ export async function startRabbitMQ(): Promise<RabbitServer> {
     writeFileSync(pluginsFile, '[].\n');
     writeFileSync(envFile, '');
     if (ids.uid !== undefined) {
-      for (const p of [dir, mnesiaDir, logDir, configFile, pluginsFile, envFile]) chownSync(p, ids.uid, ids.gid!);
+      for (const p of [dir, mnesiaDir, logDir, configFile, pluginsFile, envFile]) chownSync(p, ids.uid, ids.gid);
     }
     await start();
   } catch (err) {
