@@ -14,10 +14,10 @@ import { assetBody, deviceBody, RegistryError, type DeviceView, type RawItem } f
 
 /** What the routes need; registry.ts's Registry satisfies it. */
 export interface RegistryPort {
-  putAsset(id: string, body: unknown): { created: boolean; asset: RawItem };
-  deleteAsset(id: string): void;
+  putAsset(id: string, body: unknown): Promise<{ created: boolean; asset: RawItem }> | { created: boolean; asset: RawItem };
+  deleteAsset(id: string): Promise<void> | void;
   putDevice(id: string, body: unknown): Promise<{ created: boolean; device: DeviceView; secret?: string }>;
-  deleteDevice(id: string): void;
+  deleteDevice(id: string): Promise<void> | void;
   rotateSecret(id: string): Promise<{ id: string; secret: string }>;
 }
 
@@ -35,6 +35,7 @@ const secretAnswer = z.strictObject({ id: z.string(), secret: z.string().describ
 const inUseBody = errorBody
   .extend({ devices: z.array(z.string()).optional(), file: z.string().optional() })
   .describe('read_only_config, asset_in_use (naming the devices), or the item is defined in another file');
+const unavailableBody = errorBody.describe('registry_unavailable: the shared registry (PostgreSQL, in a cluster) cannot be reached; nothing changed');
 const invalidBody = invalidRulesBody.describe('the change would make the configuration invalid (every error); nothing changed');
 
 /** The part of a reply an error answer needs (the API's instance carries its own generics). */
@@ -60,7 +61,7 @@ export function registerRegistryRoutes(
 ): void {
   const admin = { onRequest: deps.requireRole('admin') };
   const tags = ['registry'];
-  const errors = { errors: [400, 404, 409], errorBodies: { 400: invalidBody, 409: inUseBody } };
+  const errors = { errors: [400, 404, 409, 503], errorBodies: { 400: invalidBody, 409: inUseBody, 503: unavailableBody } };
 
   app.put(
     '/api/v1/assets/:id',
@@ -76,11 +77,11 @@ export function registerRegistryRoutes(
         ...errors,
       }),
     },
-    (req, reply) => {
+    async (req, reply) => {
       const id = pathId(req.params);
       try {
-        const { created, asset } = deps.registry.putAsset(id, req.body);
-        return reply.code(created ? 201 : 200).send(asset);
+        const { created, asset } = await deps.registry.putAsset(id, req.body);
+        return await reply.code(created ? 201 : 200).send(asset);
       } catch (err) {
         return sendError(reply, err);
       }
@@ -100,11 +101,11 @@ export function registerRegistryRoutes(
         ...errors,
       }),
     },
-    (req, reply) => {
+    async (req, reply) => {
       const id = pathId(req.params);
       try {
-        deps.registry.deleteAsset(id);
-        return reply.code(204).send();
+        await deps.registry.deleteAsset(id);
+        return await reply.code(204).send();
       } catch (err) {
         return sendError(reply, err);
       }
@@ -149,11 +150,11 @@ export function registerRegistryRoutes(
         ...errors,
       }),
     },
-    (req, reply) => {
+    async (req, reply) => {
       const id = pathId(req.params);
       try {
-        deps.registry.deleteDevice(id);
-        return reply.code(204).send();
+        await deps.registry.deleteDevice(id);
+        return await reply.code(204).send();
       } catch (err) {
         return sendError(reply, err);
       }

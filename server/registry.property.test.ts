@@ -87,10 +87,10 @@ describe('the registry file', () => {
             const before = { text: file(), state: view(current) };
             let refused: RegistryError | undefined;
             try {
-              if (o.kind === 'putAsset') registry.putAsset(o.id, { type: o.type, name: o.name, street: '街道' });
-              else if (o.kind === 'deleteAsset') registry.deleteAsset(o.id);
+              if (o.kind === 'putAsset') await registry.putAsset(o.id, { type: o.type, name: o.name, street: '街道' });
+              else if (o.kind === 'deleteAsset') await registry.deleteAsset(o.id);
               else if (o.kind === 'putDevice') await registry.putDevice(o.id, { assets: o.assets, ...(o.secret ? { secret: o.secret } : {}) });
-              else if (o.kind === 'deleteDevice') registry.deleteDevice(o.id);
+              else if (o.kind === 'deleteDevice') await registry.deleteDevice(o.id);
               else await registry.rotateSecret(o.id);
             } catch (err) {
               if (!(err instanceof RegistryError)) throw err;
@@ -129,7 +129,7 @@ describe('the registry file', () => {
       const n = 30;
       const outcomes = await Promise.all(
         Array.from({ length: n }, (_, i) =>
-          i % 3 === 0 ? Promise.resolve(registry.putAsset(`c-asset-${i}`, { type: 'slope', name: `坡 ${i}`, street: 's' })) : registry.putDevice(`c-dev-${i}`, { assets: ['base-asset'] }),
+          i % 3 === 0 ? registry.putAsset(`c-asset-${i}`, { type: 'slope', name: `坡 ${i}`, street: 's' }) : registry.putDevice(`c-dev-${i}`, { assets: ['base-asset'] }),
         ),
       );
       expect(outcomes.every((o) => o.created)).toBe(true);

@@ -1,16 +1,19 @@
 /**
  * Assets and devices changed at run time (contract: "The registry at run time"). Each change is
- * validated with the whole configuration directory as `watchpost check` validates it, written to
- * registry.yaml (registry-file.ts) and applied at once, as a reload would; a change that would
- * make the configuration invalid is refused with every error and nothing changes.
+ * validated with the whole configuration directory as `watchpost check` validates it, kept by the
+ * registry's backend (registry-backend.ts: registry.yaml, or PostgreSQL in a cluster) and applied
+ * at once, as a reload would; a change that would make the configuration invalid is refused with
+ * every error and nothing changes.
  *
  * Secrets: a device created without one gets 32 random bytes (CSPRNG) as base64url, returned
  * once; only its scrypt hash is kept. A secret given in the body is hashed too (at least 8
  * characters, as the configuration requires). Items defined in another file of the directory are
  * that file's: changing them here is refused (409), edit the file.
  *
- * Changes are serialised: the part that reads, validates, writes and applies is synchronous, so
- * concurrent requests never interleave there (hashing runs before it, off the event loop).
+ * Changes are serialised in the process: each reads, validates, keeps and applies the content as
+ * the one before left it (hashing runs before, off the event loop). Another instance's change in
+ * between (a cluster) makes the backend refuse the write as a conflict; the change is then
+ * computed again from the new content, so neither is lost.
  */
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
@@ -19,13 +22,17 @@ import { assetSchema, deviceSchema } from '../ingest/config.js';
 import { zId } from '../lib/schema.js';
 import { loadConfig, type ConfigError } from './config/load.js';
 import type { WatchpostConfig } from './config/schema.js';
-import { idsInOtherFiles, readOnlyReason, readRegistry, REGISTRY_FILE, renderRegistry, validateWith, writeRegistryAtomically, type RawItem, type RegistryContent } from './registry-file.js';
+import { FileRegistryBackend, RegistryConflict, RegistryError, type RegistryBackend, type RegistrySnapshot } from './registry-backend.js';
+import { idsInOtherFiles, REGISTRY_FILE, renderRegistry, validateWith, type RawItem, type RegistryContent } from './registry-file.js';
 
 export type { RawItem } from './registry-file.js';
+export { RegistryError } from './registry-backend.js';
 
 /** The minimum length of a device secret (as the configuration's `secret`). */
 export const MIN_SECRET_LENGTH = 8;
 const GENERATED_SECRET_BYTES = 32;
+/** Writes refused as conflicts (another instance changed the registry) before the change is given up. */
+const MAX_ATTEMPTS = 5;
 
 /** PUT /api/v1/assets/{id}: the configuration's asset object; `id`, if given, must be the path's. */
 export const assetBody = assetSchema.omit({ id: true }).extend({ id: zId.optional() });
@@ -44,17 +51,6 @@ export const deviceBody = z
 export type AssetBody = z.output<typeof assetBody>;
 export type DeviceBody = z.output<typeof deviceBody>;
 
-export class RegistryError extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-    readonly status: number,
-    readonly details: Record<string, unknown> = {},
-  ) {
-    super(message);
-  }
-}
-
 export interface RegistryDeps {
   configDir: string;
   /** The configuration in force (for the devices that reference an asset). */
@@ -63,6 +59,8 @@ export interface RegistryDeps {
   apply: (config: WatchpostConfig) => void;
   hash?: (secret: string) => Promise<string>;
   load?: typeof loadConfig;
+  /** Where changes are kept: registry.yaml in configDir by default. */
+  backend?: RegistryBackend;
 }
 
 export type DeviceView = { id: string; assets: string[]; subscribe: string[] };
@@ -93,18 +91,23 @@ export function generateSecret(): string {
 const deviceView = (d: RawItem): DeviceView => ({ id: d.id, assets: (d.assets as string[] | undefined) ?? [], subscribe: (d.subscribe as string[] | undefined) ?? [] });
 
 export class Registry {
-  constructor(private readonly deps: RegistryDeps) {}
+  private readonly backend: RegistryBackend;
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly deps: RegistryDeps) {
+    this.backend = deps.backend ?? new FileRegistryBackend(deps.configDir);
+  }
 
   private get dir(): string {
     return this.deps.configDir;
   }
 
-  /** The current registry.yaml, after the checks every change needs. */
-  private begin(section: 'assets' | 'devices', id: string): RegistryContent {
-    const readOnly = readOnlyReason(this.dir);
-    if (readOnly) throw new RegistryError('read_only_config', `${readOnly}; run-time changes cannot be kept`, 409);
-    const content = readRegistry(this.dir);
-    if (!content) {
+  /** The content in force, after the checks every change needs. */
+  private begin(section: 'assets' | 'devices', id: string): RegistrySnapshot {
+    const refused = this.backend.unwritable();
+    if (refused) throw refused;
+    const snapshot = this.backend.read();
+    if (!snapshot) {
       const result = (this.deps.load ?? loadConfig)(this.dir);
       const errors = result.ok ? [{ file: REGISTRY_FILE, path: '(root)', message: 'must be a mapping with lists of assets and devices' }] : result.errors;
       throw new RegistryError('invalid_config', `${REGISTRY_FILE} cannot be read; fix it by hand first (${errors.length} error${errors.length === 1 ? '' : 's'})`, 400, { errors });
@@ -114,11 +117,11 @@ export class Registry {
       const noun = section === 'assets' ? 'asset' : 'device';
       throw new RegistryError(`${noun}_defined_elsewhere`, `${noun} "${id}" is defined in ${other}; change it there`, 409, { file: other });
     }
-    return content;
+    return snapshot;
   }
 
-  /** Validates the directory with `content` as registry.yaml, writes it and applies it. */
-  private commit(content: RegistryContent): void {
+  /** Validates the directory with `content` as the registry, keeps it and applies it. */
+  private async commit(snapshot: RegistrySnapshot, content: RegistryContent): Promise<void> {
     const text = renderRegistry(content);
     const result = validateWith(this.dir, text, this.deps.load);
     if (!result.ok) {
@@ -127,44 +130,69 @@ export class Registry {
         errors,
       });
     }
-    try {
-      writeRegistryAtomically(this.dir, text);
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'EROFS' || code === 'EACCES' || code === 'EPERM')
-        throw new RegistryError('read_only_config', `the configuration directory ${this.dir} cannot be written (${code}); nothing changed`, 409);
-      throw err;
-    }
+    await this.backend.write(snapshot, content, text);
     this.deps.apply(result.config);
   }
 
-  putAsset(id: string, body: unknown): { created: boolean; asset: RawItem } {
-    const parsed = parseBody(assetBody, body, id);
-    const content = this.begin('assets', id);
-    const asset: RawItem = { ...parsed, id };
-    const index = content.assets.findIndex((a) => a.id === id);
-    const assets = index < 0 ? [...content.assets, asset] : content.assets.map((a, i) => (i === index ? asset : a));
-    this.commit({ ...content, assets });
-    return { created: index < 0, asset };
+  /** Runs one change after the other in this process. */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => undefined);
+    return run;
   }
 
-  deleteAsset(id: string): void {
-    const content = this.begin('assets', id);
-    if (!content.assets.some((a) => a.id === id)) throw new RegistryError('not_found', `no asset "${id}" in ${REGISTRY_FILE}`, 404);
-    const referencing = new Set<string>();
-    for (const d of this.deps.current().devices) if (d.assets.includes(id)) referencing.add(d.id);
-    for (const d of content.devices) if (Array.isArray(d.assets) && d.assets.includes(id)) referencing.add(d.id);
-    if (referencing.size > 0) {
-      const devices = [...referencing].sort();
-      throw new RegistryError('asset_in_use', `asset "${id}" is still referenced by device${devices.length === 1 ? '' : 's'} ${devices.join(', ')}`, 409, { devices });
-    }
-    this.commit({ ...content, assets: content.assets.filter((a) => a.id !== id) });
+  /**
+   * Computes a change from the content in force, then validates, keeps and applies it; computed
+   * again from the new content when another instance changed the registry in between.
+   */
+  private change<T>(section: 'assets' | 'devices', id: string, compute: (content: RegistryContent) => { content: RegistryContent; result: T }): Promise<T> {
+    return this.exclusive(async () => {
+      for (let attempt = 1; ; attempt++) {
+        const snapshot = this.begin(section, id);
+        const next = compute(snapshot.content);
+        try {
+          await this.commit(snapshot, next.content);
+          return next.result;
+        } catch (err) {
+          if (!(err instanceof RegistryConflict)) throw err;
+          if (attempt >= MAX_ATTEMPTS) throw new RegistryError('conflict', `the registry kept changing while this change was made (${attempt} attempts); send it again`, 409);
+        }
+      }
+    });
+  }
+
+  private notFound(noun: 'asset' | 'device', id: string): RegistryError {
+    return new RegistryError('not_found', `no ${noun} "${id}" in ${this.backend.where}`, 404);
+  }
+
+  putAsset(id: string, body: unknown): Promise<{ created: boolean; asset: RawItem }> {
+    const parsed = parseBody(assetBody, body, id);
+    const asset: RawItem = { ...parsed, id };
+    return this.change('assets', id, (content) => {
+      const index = content.assets.findIndex((a) => a.id === id);
+      const assets = index < 0 ? [...content.assets, asset] : content.assets.map((a, i) => (i === index ? asset : a));
+      return { content: { ...content, assets }, result: { created: index < 0, asset } };
+    });
+  }
+
+  deleteAsset(id: string): Promise<void> {
+    return this.change('assets', id, (content) => {
+      if (!content.assets.some((a) => a.id === id)) throw this.notFound('asset', id);
+      const referencing = new Set<string>();
+      for (const d of this.deps.current().devices) if (d.assets.includes(id)) referencing.add(d.id);
+      for (const d of content.devices) if (Array.isArray(d.assets) && d.assets.includes(id)) referencing.add(d.id);
+      if (referencing.size > 0) {
+        const devices = [...referencing].sort();
+        throw new RegistryError('asset_in_use', `asset "${id}" is still referenced by device${devices.length === 1 ? '' : 's'} ${devices.join(', ')}`, 409, { devices });
+      }
+      return { content: { ...content, assets: content.assets.filter((a) => a.id !== id) }, result: undefined };
+    });
   }
 
   /** Creates or replaces a device; `secret` is set when one was generated (returned once). */
   async putDevice(id: string, body: unknown): Promise<{ created: boolean; device: DeviceView; secret?: string }> {
     const parsed = parseBody(deviceBody, body, id);
-    const existing = readRegistry(this.dir)?.devices.find((d) => d.id === id);
+    const existing = this.backend.read()?.content.devices.find((d) => d.id === id);
     let generated: string | undefined;
     let credential: { secret_hash: string } | { secret: string } | undefined;
     if (parsed.secret !== undefined) credential = { secret_hash: await this.hash(parsed.secret) };
@@ -173,40 +201,40 @@ export class Registry {
       generated = generateSecret();
       credential = { secret_hash: await this.hash(generated) };
     }
-    // From here on synchronous: no other change interleaves.
-    const content = this.begin('devices', id);
-    const index = content.devices.findIndex((d) => d.id === id);
-    const before = index < 0 ? undefined : content.devices[index]!;
-    if (!credential && !before) {
-      // Deleted while this request waited: create it afresh (a secret cannot be generated now without waiting again).
-      throw new RegistryError('conflict', `device "${id}" was deleted meanwhile; send the request again`, 409);
-    }
-    const kept = before && !credential ? (before.secret_hash !== undefined ? { secret_hash: before.secret_hash } : { secret: before.secret }) : credential!;
-    const device: RawItem = { id, ...kept, assets: parsed.assets, ...(parsed.subscribe.length > 0 ? { subscribe: parsed.subscribe } : {}) };
-    const devices = index < 0 ? [...content.devices, device] : content.devices.map((d, i) => (i === index ? device : d));
-    this.commit({ ...content, devices });
-    // A secret generated for a device another request created meanwhile is still the one now kept.
-    return { created: index < 0, device: deviceView(device), ...(generated !== undefined ? { secret: generated } : {}) };
+    return this.change('devices', id, (content) => {
+      const index = content.devices.findIndex((d) => d.id === id);
+      const before = index < 0 ? undefined : content.devices[index]!;
+      if (!credential && !before) {
+        // Deleted while this request waited: create it afresh (a secret cannot be generated now without waiting again).
+        throw new RegistryError('conflict', `device "${id}" was deleted meanwhile; send the request again`, 409);
+      }
+      const kept = before && !credential ? (before.secret_hash !== undefined ? { secret_hash: before.secret_hash } : { secret: before.secret }) : credential!;
+      const device: RawItem = { id, ...kept, assets: parsed.assets, ...(parsed.subscribe.length > 0 ? { subscribe: parsed.subscribe } : {}) };
+      const devices = index < 0 ? [...content.devices, device] : content.devices.map((d, i) => (i === index ? device : d));
+      // A secret generated for a device another request created meanwhile is still the one now kept.
+      return { content: { ...content, devices }, result: { created: index < 0, device: deviceView(device), ...(generated !== undefined ? { secret: generated } : {}) } };
+    });
   }
 
-  deleteDevice(id: string): void {
-    const content = this.begin('devices', id);
-    if (!content.devices.some((d) => d.id === id)) throw new RegistryError('not_found', `no device "${id}" in ${REGISTRY_FILE}`, 404);
-    this.commit({ ...content, devices: content.devices.filter((d) => d.id !== id) });
+  deleteDevice(id: string): Promise<void> {
+    return this.change('devices', id, (content) => {
+      if (!content.devices.some((d) => d.id === id)) throw this.notFound('device', id);
+      return { content: { ...content, devices: content.devices.filter((d) => d.id !== id) }, result: undefined };
+    });
   }
 
-  /** A new secret for a device of registry.yaml: the old one stops working and its connections close. */
+  /** A new secret for a device of the registry: the old one stops working and its connections close. */
   async rotateSecret(id: string): Promise<{ id: string; secret: string }> {
     this.begin('devices', id);
     const secret = generateSecret();
     const secret_hash = await this.hash(secret);
-    const content = this.begin('devices', id);
-    const index = content.devices.findIndex((d) => d.id === id);
-    if (index < 0) throw new RegistryError('not_found', `no device "${id}" in ${REGISTRY_FILE}`, 404);
-    const { secret: _old, secret_hash: _oldHash, ...rest } = content.devices[index]!;
-    const device: RawItem = { ...rest, id, secret_hash };
-    this.commit({ ...content, devices: content.devices.map((d, i) => (i === index ? device : d)) });
-    return { id, secret };
+    return this.change('devices', id, (content) => {
+      const index = content.devices.findIndex((d) => d.id === id);
+      if (index < 0) throw this.notFound('device', id);
+      const { secret: _old, secret_hash: _oldHash, ...rest } = content.devices[index]!;
+      const device: RawItem = { ...rest, id, secret_hash };
+      return { content: { ...content, devices: content.devices.map((d, i) => (i === index ? device : d)) }, result: { id, secret } };
+    });
   }
 
   private hash(secret: string): Promise<string> {
