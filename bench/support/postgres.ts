@@ -16,7 +16,6 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, appendFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import pg from 'pg';
 import { freePort, waitFor } from './binaries.js';
 
 export const POSTGRES_BIN_DIR = '/usr/lib/postgresql/15/bin';
@@ -67,16 +66,35 @@ export function requirePostgres(): boolean {
 /** For `describe.skipIf(!postgresAvailable)`. */
 export const postgresAvailable = requirePostgres();
 
-/** Runs a PostgreSQL binary, as the `postgres` user when we are root; rejects with its output. */
-function run(binary: string, args: string[], cwd: string, timeoutMs = 120_000): Promise<string> {
+/** The command line of a PostgreSQL binary, as the `postgres` user when we are root. */
+function commandOf(binary: string, args: string[]): [string, string[]] {
   const path = join(POSTGRES_BIN_DIR, binary);
-  const [file, argv] = asRoot ? ['runuser', ['-u', SERVICE_USER, '--', path, ...args]] : [path, args];
+  return asRoot ? ['runuser', ['-u', SERVICE_USER, '--', path, ...args]] : [path, args];
+}
+
+function failure(binary: string, args: string[], err: Error, output: string): Error {
+  return new Error(`${binary} ${args.join(' ')} failed: ${err.message}\n${output}`.trim(), { cause: err });
+}
+
+/** Runs a PostgreSQL binary; rejects with its output. */
+function run(binary: string, args: string[], cwd: string, timeoutMs = 120_000): Promise<string> {
+  const [file, argv] = commandOf(binary, args);
   return new Promise((resolve, reject) => {
     execFile(file, argv, { cwd, timeout: timeoutMs, encoding: 'utf8' }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`${binary} ${args.join(' ')} failed: ${err.message}\n${stdout}${stderr}`.trim()));
+      if (err) reject(failure(binary, args, err, stdout + stderr));
       else resolve(stdout);
     });
   });
+}
+
+function runSync(binary: string, args: string[], cwd: string, timeoutMs = 120_000): string {
+  const [file, argv] = commandOf(binary, args);
+  try {
+    return execFileSync(file, argv, { cwd, timeout: timeoutMs, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (err) {
+    const e = err as Error & { stdout?: string; stderr?: string };
+    throw failure(binary, args, e, `${e.stdout ?? ''}${e.stderr ?? ''}`);
+  }
 }
 
 /** Gives the `postgres` user the right to pass through every parent of `dir` (o+x), as 711 does. */
@@ -95,139 +113,234 @@ function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
   process.once('exit', () => {
-    for (const [dataDir, cwd] of running) {
-      const args = ['-D', dataDir, '-m', 'immediate', '-w', '-t', '10', 'stop'];
+    for (const [dataDir, dir] of running) {
       try {
-        const path = join(POSTGRES_BIN_DIR, 'pg_ctl');
-        if (asRoot) execFileSync('runuser', ['-u', SERVICE_USER, '--', path, ...args], { cwd, stdio: 'ignore' });
-        else execFileSync(path, args, { cwd, stdio: 'ignore' });
+        runSync('pg_ctl', ['-D', dataDir, '-m', 'immediate', '-w', '-t', '10', 'stop'], dir, 15_000);
       } catch {
-        // Best effort on the way out.
+        killPostmaster(dataDir);
       }
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 }
 
-export async function startPostgres(): Promise<PgServer> {
-  const reason = missingReason();
-  if (reason) throw new Error(reason);
-  const dir = mkdtempSync(join(tmpdir(), 'watchpost-postgres-'));
-  const dataDir = join(dir, 'data');
-  const socketDir = join(dir, 'socket');
-  const logFile = join(dir, 'postgres.log');
-  const password = randomBytes(18).toString('hex');
-  const port = await freePort();
-  const url = `postgres://${POSTGRES_ROLE}:${password}@127.0.0.1:${port}/${POSTGRES_ROLE}`;
-  let isRunning = false;
-  let destroyed = false;
+/** One server's files, settings and commands; runs them with `run` (async) or `runSync`. */
+class Cluster {
+  readonly dataDir: string;
+  readonly socketDir: string;
+  readonly logFile: string;
+  readonly password = randomBytes(18).toString('hex');
+  readonly url: string;
+  running = false;
+  destroyed = false;
 
-  const admin = async <T>(fn: (client: pg.Client) => Promise<T>): Promise<T> => {
-    const client = new pg.Client({ host: socketDir, port, user: SERVICE_USER, database: 'postgres', connectionTimeoutMillis: 10_000 });
-    await client.connect();
-    try {
-      return await fn(client);
-    } finally {
-      await client.end();
-    }
-  };
+  constructor(
+    readonly dir: string,
+    readonly port: number,
+  ) {
+    this.dataDir = join(dir, 'data');
+    this.socketDir = join(dir, 'socket');
+    this.logFile = join(dir, 'postgres.log');
+    this.url = this.urlOf(POSTGRES_ROLE);
+  }
 
-  const logTail = () => {
-    try {
-      return readFileSync(logFile, 'utf8').slice(-3000);
-    } catch {
-      return '';
-    }
-  };
+  static create(port: number): Cluster {
+    const reason = missingReason();
+    if (reason) throw new Error(reason);
+    const cluster = new Cluster(mkdtempSync(join(tmpdir(), 'watchpost-postgres-')), port);
+    cluster.prepareDirs();
+    return cluster;
+  }
 
-  const start = async () => {
-    if (destroyed) throw new Error('this PostgreSQL was destroyed');
-    if (isRunning) return;
-    try {
-      await run('pg_ctl', ['-D', dataDir, '-l', logFile, '-w', '-t', '60', 'start'], dir);
-    } catch (err) {
-      throw new Error(`${(err as Error).message}\n${logTail()}`, { cause: err });
-    }
-    isRunning = true;
-    running.set(dataDir, dir);
-    installExitHook();
-    await waitFor(`PostgreSQL on port ${port}`, () => admin(async (c) => (await c.query('SELECT 1')).rowCount === 1 || undefined), 30_000);
-  };
+  urlOf(database: string): string {
+    return `postgres://${POSTGRES_ROLE}:${this.password}@127.0.0.1:${this.port}/${database}`;
+  }
 
-  const stop = async () => {
-    if (!isRunning) return;
-    await run('pg_ctl', ['-D', dataDir, '-m', 'fast', '-w', '-t', '60', 'stop'], dir);
-    isRunning = false;
-    running.delete(dataDir);
-  };
-
-  const destroy = async () => {
-    if (destroyed) return;
-    try {
-      if (isRunning) {
-        try {
-          await stop();
-        } catch {
-          await run('pg_ctl', ['-D', dataDir, '-m', 'immediate', '-w', '-t', '30', 'stop'], dir).catch(() => undefined);
-          killPostmaster(dataDir);
-        }
-      }
-    } finally {
-      isRunning = false;
-      destroyed = true;
-      running.delete(dataDir);
-      rmSync(dir, { recursive: true, force: true });
-    }
-  };
-
-  try {
-    chmodSync(dir, 0o711);
-    makeTraversable(dir);
-    mkdirSync(dataDir, { mode: 0o700 });
-    mkdirSync(socketDir, { mode: 0o700 });
-    writeFileSync(logFile, '');
+  private prepareDirs(): void {
+    chmodSync(this.dir, 0o711);
+    makeTraversable(this.dir);
+    mkdirSync(this.dataDir, { mode: 0o700 });
+    mkdirSync(this.socketDir, { mode: 0o700 });
+    writeFileSync(this.logFile, '');
     if (asRoot) {
       const uid = Number(execFileSync('id', ['-u', SERVICE_USER], { encoding: 'utf8' }).trim());
       const gid = Number(execFileSync('id', ['-g', SERVICE_USER], { encoding: 'utf8' }).trim());
-      for (const p of [dataDir, socketDir, logFile]) chownSync(p, uid, gid);
+      for (const p of [this.dataDir, this.socketDir, this.logFile]) chownSync(p, uid, gid);
     }
-    await run('initdb', ['-D', dataDir, '-U', SERVICE_USER, '--auth-local=trust', '--auth-host=scram-sha-256', '-E', 'UTF8', '--locale=C', '--no-instructions'], dir);
+  }
+
+  readonly initdbArgs = () => ['-D', this.dataDir, '-U', SERVICE_USER, '--auth-local=trust', '--auth-host=scram-sha-256', '-E', 'UTF8', '--locale=C', '--no-instructions', '--no-sync'];
+  readonly startArgs = () => ['-D', this.dataDir, '-l', this.logFile, '-w', '-t', '60', 'start'];
+  readonly stopArgs = (mode: 'fast' | 'immediate') => ['-D', this.dataDir, '-m', mode, '-w', '-t', '60', 'stop'];
+  /** psql as the superuser over the unix socket (trusted there), stopping at the first error. */
+  readonly psqlArgs = (sql: string) => ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', this.socketDir, '-p', String(this.port), '-U', SERVICE_USER, '-d', 'postgres', '-c', sql];
+  readonly setupSql = () => [`CREATE ROLE ${POSTGRES_ROLE} LOGIN CREATEDB PASSWORD '${this.password}'`, `CREATE DATABASE ${POSTGRES_ROLE} OWNER ${POSTGRES_ROLE}`];
+
+  createDatabaseSql(name: string): string {
+    if (!DATABASE_NAME.test(name)) throw new Error(`database name "${name}" must match ${String(DATABASE_NAME)}`);
+    return `CREATE DATABASE "${name}" OWNER ${POSTGRES_ROLE}`;
+  }
+
+  configure(): void {
     appendFileSync(
-      join(dataDir, 'postgresql.conf'),
+      join(this.dataDir, 'postgresql.conf'),
       [
         '',
         "listen_addresses = '127.0.0.1'",
-        `port = ${port}`,
-        `unix_socket_directories = '${socketDir}'`,
+        `port = ${this.port}`,
+        `unix_socket_directories = '${this.socketDir}'`,
         'fsync = on',
         'shared_buffers = 16MB',
         'max_connections = 100',
         "log_min_messages = 'warning'",
-        'log_connections = off',
         '',
       ].join('\n'),
     );
+  }
+
+  started(): void {
+    this.running = true;
+    running.set(this.dataDir, this.dir);
+    installExitHook();
+  }
+
+  stopped(): void {
+    this.running = false;
+    running.delete(this.dataDir);
+  }
+
+  remove(): void {
+    this.stopped();
+    this.destroyed = true;
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  logTail(): string {
+    try {
+      return readFileSync(this.logFile, 'utf8').slice(-3000);
+    } catch {
+      return '';
+    }
+  }
+}
+
+export async function startPostgres(): Promise<PgServer> {
+  const cluster = Cluster.create(await freePort());
+  const { dir } = cluster;
+  const psql = (sql: string) => run('psql', cluster.psqlArgs(sql), dir, 60_000);
+
+  const start = async () => {
+    if (cluster.destroyed) throw new Error('this PostgreSQL was destroyed');
+    if (cluster.running) return;
+    try {
+      await run('pg_ctl', cluster.startArgs(), dir);
+    } catch (err) {
+      throw new Error(`${(err as Error).message}\n${cluster.logTail()}`, { cause: err });
+    }
+    cluster.started();
+    await waitFor(`PostgreSQL on port ${cluster.port}`, async () => (await psql('SELECT 1'), true), 30_000);
+  };
+
+  const stop = async () => {
+    if (!cluster.running) return;
+    await run('pg_ctl', cluster.stopArgs('fast'), dir);
+    cluster.stopped();
+  };
+
+  const destroy = async () => {
+    if (cluster.destroyed) return;
+    try {
+      if (cluster.running) {
+        try {
+          await stop();
+        } catch {
+          await run('pg_ctl', cluster.stopArgs('immediate'), dir).catch(() => undefined);
+          killPostmaster(cluster.dataDir);
+        }
+      }
+    } finally {
+      cluster.remove();
+    }
+  };
+
+  try {
+    await run('initdb', cluster.initdbArgs(), dir);
+    cluster.configure();
     await start();
-    await admin(async (c) => {
-      await c.query(`CREATE ROLE ${POSTGRES_ROLE} LOGIN CREATEDB PASSWORD '${password}'`);
-      await c.query(`CREATE DATABASE ${POSTGRES_ROLE} OWNER ${POSTGRES_ROLE}`);
-    });
+    for (const sql of cluster.setupSql()) await psql(sql);
   } catch (err) {
     await destroy().catch(() => undefined);
     throw err;
   }
 
   return {
-    url,
-    port,
+    url: cluster.url,
+    port: cluster.port,
     async createDatabase(name) {
-      if (!DATABASE_NAME.test(name)) throw new Error(`database name "${name}" must match ${String(DATABASE_NAME)}`);
-      await admin((c) => c.query(`CREATE DATABASE "${name}" OWNER ${POSTGRES_ROLE}`));
-      return `postgres://${POSTGRES_ROLE}:${password}@127.0.0.1:${port}/${name}`;
+      await psql(cluster.createDatabaseSql(name));
+      return cluster.urlOf(name);
     },
     stop,
     start,
     destroy,
   };
+}
+
+/** A private PostgreSQL started without awaiting: for test code that must stay synchronous (the alert store factory). */
+export interface PgServerSync {
+  url: string;
+  port: number;
+  createDatabase(name: string): string;
+  destroy(): void;
+}
+
+export function startPostgresSync(): PgServerSync {
+  const cluster = Cluster.create(freePortSync());
+  const { dir } = cluster;
+  const psql = (sql: string) => runSync('psql', cluster.psqlArgs(sql), dir, 60_000);
+  const destroy = () => {
+    if (cluster.destroyed) return;
+    try {
+      if (cluster.running) {
+        try {
+          runSync('pg_ctl', cluster.stopArgs('fast'), dir);
+        } catch {
+          killPostmaster(cluster.dataDir);
+        }
+      }
+    } finally {
+      cluster.remove();
+    }
+  };
+  try {
+    runSync('initdb', cluster.initdbArgs(), dir);
+    cluster.configure();
+    try {
+      runSync('pg_ctl', cluster.startArgs(), dir);
+    } catch (err) {
+      throw new Error(`${(err as Error).message}\n${cluster.logTail()}`, { cause: err });
+    }
+    cluster.started();
+    for (const sql of cluster.setupSql()) psql(sql);
+  } catch (err) {
+    destroy();
+    throw err;
+  }
+  return {
+    url: cluster.url,
+    port: cluster.port,
+    createDatabase(name) {
+      psql(cluster.createDatabaseSql(name));
+      return cluster.urlOf(name);
+    },
+    destroy,
+  };
+}
+
+/** freePort() without awaiting: a child process listens on 0 and prints the port. */
+function freePortSync(): number {
+  const script = "const s=require('net').createServer();s.listen(0,'127.0.0.1',()=>{process.stdout.write(String(s.address().port));s.close()})";
+  return Number(execFileSync(process.execPath, ['-e', script], { encoding: 'utf8' }));
 }
 
 /** Last resort when pg_ctl cannot stop it: SIGKILL the postmaster named in postmaster.pid. */
