@@ -32,6 +32,12 @@
  *   transition-queue.ts). While that lasts the platform alert `platform-alerts-db` is published
  *   on MQTT at once; when alerts.db works again it is recorded (firing at the first failure,
  *   resolved at the recovery) and notified to `fallback`.
+ * - Cluster mode (`cluster` option): several instances share one store. Any instance applies rule
+ *   events and API actions; the escalation schedule, ack deadlines, overdue work orders, ends of
+ *   holds, the outbox and retention run on the leader only, which takes them from the store when it
+ *   becomes leader. Silences and flapping marks are re-read every poll; the sender claims each row
+ *   before an attempt (store.claimOutbox); an alert another instance opened first is found and
+ *   changed instead (Transitions.commit).
  *
  * The parts: transitions.ts (state machine, records, commit), notifier.ts (timeline, MQTT and
  * outbox rows), holds.ts (silences, flapping), escalation-runner.ts (the timer), ack-links.ts,
@@ -43,10 +49,21 @@ import type { Logger } from '../lib/logger.js';
 import { createChannel as createConfiguredChannel } from './channels/index.js';
 import type { RuleEvent } from '../rules/types.js';
 import { AckLinks, type AckLinkResult, type AckLinkState } from './ack-links.js';
-import { errorText, TRANSITIONS_WAITING_METRIC, type AlertContext, type AlertServiceOptions, type AlertStoreHealth, type OperatorAction } from './alert-types.js';
+import {
+  DEFAULT_CLAIM_TTL_MS,
+  DEFAULT_CLUSTER_POLL_MS,
+  errorText,
+  TRANSITIONS_WAITING_METRIC,
+  type AlertClusterOptions,
+  type AlertContext,
+  type AlertServiceOptions,
+  type AlertStoreHealth,
+  type OperatorAction,
+} from './alert-types.js';
 import { AlertViews, timelineView, type AlertDetail, type AlertView } from './alert-views.js';
 import type { ChannelConfig, ContactConfig, DepartmentConfig, EscalationConfig, ScheduleConfig } from './config.js';
 import { DeliveryFailedAlerts, type DeliveryFailure } from './delivery-failed.js';
+import { DueTimer } from './due-timer.js';
 import { AlertError } from './errors.js';
 import { EscalationRunner } from './escalation-runner.js';
 import { Holds } from './holds.js';
@@ -80,8 +97,17 @@ export { DEFAULT_ACK_LINK_TTL_MS } from './ack-links.js';
 export * from './alert-types.js';
 export type { AlertDetail, AlertView, TimelineEntryView } from './alert-views.js';
 
-/** Work waiting for alerts.db: a rule event (with the platform time it arrived), a failed delivery, or the record of an outage. */
-type Queued = { kind: 'rule'; event: RuleEvent; at: number; applied: boolean } | DeliveryFailure | OutageRecord;
+/** The promise of one handle() call: settled once its last event is stored, or rejected at stop. */
+interface Settle {
+  resolve: () => void;
+  reject: (error: Error) => void;
+}
+
+/**
+ * Work waiting for alerts.db: a rule event (with the platform time it arrived; the last of a
+ * handle() call carries that call's promise), a failed delivery, or the record of an outage.
+ */
+type Queued = { kind: 'rule'; event: RuleEvent; at: number; applied: boolean; settle?: Settle } | DeliveryFailure | OutageRecord;
 
 /** The parts of the configuration the alert stage reads at each notification; a reload replaces them (`updateConfig`). */
 export interface AlertConfigUpdate {
@@ -120,6 +146,14 @@ export class AlertService {
   private readonly retention: AlertRetention;
   /** A flapping hold ended while applying rule events: held notifications are due. */
   private holdEnded = false;
+  private readonly cluster: AlertClusterOptions | undefined;
+  /** Cluster mode: re-reads the shared store's holds and due times, checks leadership. */
+  private readonly pollTimer: DueTimer;
+  private started = false;
+  /** Running the leader's work (always, without a cluster, once started). */
+  private leading = false;
+  /** Promises of handle() calls whose events are not stored yet. */
+  private readonly unsettled = new Set<Settle>();
 
   constructor(options: AlertServiceOptions) {
     const logger = options.logger.child({ module: 'alerts' });
@@ -141,6 +175,11 @@ export class AlertService {
     const createChannel = options.createChannel ?? ((config: ChannelConfig) => createConfiguredChannel(config, { clock: options.clock }));
     this.createChannel = createChannel;
     this.channels = new Map(options.channels.map((c) => [c.id, createChannel(c)]));
+    this.cluster = options.cluster;
+    this.pollTimer = new DueTimer(options.clock, () => this.poll());
+    const cluster = options.cluster;
+    const pollMs = cluster?.pollIntervalMs ?? DEFAULT_CLUSTER_POLL_MS;
+    const longestTimeout = Math.max(0, ...options.channels.map((c) => c.timeout));
     this.outbox = new OutboxSender({
       store: options.store,
       clock: options.clock,
@@ -152,6 +191,7 @@ export class AlertService {
       onFailed: (row, error) => this.onDeliveryFailed(row, error),
       resolve: (row, now) => this.notifier.recipients.resolveRow(row, now),
       resolveRecipients: (ids, now) => this.notifier.recipients.resolve(ids, now),
+      ...(cluster ? { cluster: { owner: cluster.instanceId, claimTtlMs: cluster.claimTtlMs ?? Math.max(DEFAULT_CLAIM_TTL_MS, 2 * longestTimeout), retryMs: pollMs } } : {}),
     });
     this.views = new AlertViews(options.publicUrl, (alertId) => options.store.getCase(alertId));
     this.holds = new Holds(options.store, options.clock, logger, () => this.escalationRunner.run());
@@ -185,10 +225,49 @@ export class AlertService {
     this.retention = new AlertRetention(options.store, options.clock, logger.child({ part: 'retention' }), options.metrics, options.retention ?? { maxAgeMs: DEFAULT_ALERT_RETENTION_MS });
   }
 
-  /** Resumes pending notifications and escalation timers (overdue tiers are notified now). */
+  /**
+   * Resumes pending notifications and escalation timers (overdue tiers are notified now). In a
+   * cluster only the leader does that (now, or when it becomes leader); every instance polls.
+   */
   start(): void {
+    this.started = true;
     this.transitions.refreshOpenCounts();
     this.holds.load();
+    if (!this.cluster) {
+      this.startLeading();
+      return;
+    }
+    this.leadershipChanged();
+    this.pollTimer.arm(this.clock.now() + this.pollInterval());
+  }
+
+  /**
+   * Cluster mode: leadership may have changed (the lease holder calls this at once; the poll
+   * also checks isLeader() every pollIntervalMs). A new leader takes everything from the store:
+   * pending notifications, due tiers, deadlines, holds; one that lost it stops sending (deliveries
+   * in flight finish and are recorded) and stops its timers.
+   */
+  leadershipChanged(): void {
+    if (!this.cluster || !this.started) return;
+    let leader = false;
+    try {
+      leader = this.cluster.isLeader();
+    } catch (error) {
+      this.logger.error({ err: error }, 'asking for the cluster leadership failed; acting as a follower');
+    }
+    if (leader === this.leading) return;
+    this.logger.info(
+      { instance_id: this.cluster.instanceId, leader },
+      leader ? 'leading the alert stage: escalation, deadlines and notifications run here' : 'no longer leading the alert stage',
+    );
+    if (leader) {
+      this.holds.load();
+      this.startLeading();
+    } else this.stopLeading();
+  }
+
+  private startLeading(): void {
+    this.leading = true;
     try {
       this.store.pruneAckLinks(this.clock.now());
     } catch (error) {
@@ -200,14 +279,54 @@ export class AlertService {
     this.retention.start();
   }
 
+  private stopLeading(): void {
+    this.leading = false;
+    this.escalationRunner.stop();
+    this.cases.stop();
+    this.retention.stop();
+    this.outbox.pause();
+  }
+
+  private pollInterval(): number {
+    return Math.max(10, this.cluster?.pollIntervalMs ?? DEFAULT_CLUSTER_POLL_MS);
+  }
+
+  /**
+   * Cluster mode, every pollIntervalMs: silences and flapping marks as the store has them (so a
+   * silence set on another instance holds here), the open counts, the leadership; the leader
+   * then looks for what other instances wrote: outbox rows, schedules, deadlines, ended holds.
+   */
+  private poll(): void {
+    if (!this.started) return;
+    try {
+      const ended = this.holds.load();
+      this.transitions.refreshOpenCounts();
+      this.leadershipChanged();
+      if (this.leading) {
+        if (ended) this.escalationRunner.run();
+        else this.escalationRunner.arm();
+        this.cases.arm();
+        this.outbox.kick();
+      }
+    } catch (error) {
+      this.logger.error({ err: error }, 'polling the shared alert store failed');
+    }
+    this.pollTimer.arm(this.clock.now() + this.pollInterval());
+  }
+
   /** Releases timers; deliveries in flight stay pending for the next start. */
   async stop(): Promise<void> {
+    this.started = false;
+    this.leading = false;
+    this.pollTimer.clear();
     this.escalationRunner.stop();
     this.cases.stop();
     this.retention.stop();
     // A last attempt for what waits for alerts.db; what still fails is judged again from the next start's readings.
     this.queue.flush();
     if (this.queue.size > 0) this.logger.error({ waiting: this.queue.size }, 'stopping with alert transitions that alerts.db did not store');
+    for (const settle of [...this.unsettled]) settle.reject(new Error('the alert stage stopped before it stored these rule events'));
+    this.unsettled.clear();
     await this.outbox.stop();
     for (const channel of this.channels.values()) (channel as Channel & { close?: () => void }).close?.();
   }
@@ -217,10 +336,29 @@ export class AlertService {
    * stage's flapping mark: `started` and `flapping` hold the notifications of its (rule, asset,
    * sensor) from this event on; `ended` (stable for one window) releases them after the event.
    * An event alerts.db cannot store waits, with all later ones, until it can (transition-queue.ts).
+   * The promise resolves once every one of these events is stored (committed); it rejects when the
+   * stage stops first. Ignoring it is safe: the events are applied all the same.
    */
-  handle(events: readonly RuleEvent[]): void {
+  handle(events: readonly RuleEvent[]): Promise<void> {
+    if (events.length === 0) return Promise.resolve();
     const at = this.clock.now();
-    this.queue.push(events.map((event) => ({ kind: 'rule', event, at, applied: false })));
+    let settle!: Settle;
+    const stored = new Promise<void>((resolve, reject) => {
+      settle = {
+        resolve: () => {
+          this.unsettled.delete(settle);
+          resolve();
+        },
+        reject,
+      };
+    });
+    // A caller that does not wait must not see an unhandled rejection at stop.
+    stored.catch(() => undefined);
+    this.unsettled.add(settle);
+    const items: Queued[] = events.map((event) => ({ kind: 'rule', event, at, applied: false }));
+    (items[items.length - 1] as Queued & { kind: 'rule' }).settle = settle;
+    this.queue.push(items);
+    return stored;
   }
 
   /** False while so many rule events wait for alerts.db that readings should not be acknowledged. */
@@ -253,6 +391,7 @@ export class AlertService {
       item.applied = true;
     }
     if (mark === 'ended' && this.holds.recordFlapping(event, false, at) === 'ended') this.holdEnded = true;
+    item.settle?.resolve();
   }
 
   private releaseEndedHolds(): void {

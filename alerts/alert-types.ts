@@ -70,7 +70,30 @@ export interface AlertServiceOptions {
   assetDepartments?: (assetId: string) => { owner?: string; authorities?: readonly string[] } | undefined;
   /** A rule's dispatch defaults (department and due time by level). */
   dispatchDefaults?: (ruleId: string) => DispatchConfig | undefined;
+  /** Set when several instances share the store (cluster mode); absent, this is the only instance. */
+  cluster?: AlertClusterOptions;
 }
+
+/**
+ * One of several alert stages on one shared store. Every instance applies rule events and API
+ * actions; what must happen once in the cluster (escalation schedule, ack deadlines, overdue work
+ * orders, ends of silences and flapping holds, the outbox, retention) runs only while `isLeader()`.
+ * Every `pollIntervalMs` each instance re-reads silences and flapping marks from the store and
+ * checks isLeader(); the leader also looks for new outbox rows and due times other instances wrote.
+ */
+export interface AlertClusterOptions {
+  /** This instance's id: the owner named on the outbox rows it claims. */
+  instanceId: string;
+  /** True while this instance holds the cluster's leader lease. */
+  isLeader(): boolean;
+  /** How often the store is polled (default 1000 ms). */
+  pollIntervalMs?: number;
+  /** How long a claim on an outbox row or digest lasts (default 60 s): longer than any channel's timeout. */
+  claimTtlMs?: number;
+}
+
+export const DEFAULT_CLUSTER_POLL_MS = 1000;
+export const DEFAULT_CLAIM_TTL_MS = 60_000;
 
 export interface OperatorAction {
   by: string;

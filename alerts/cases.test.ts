@@ -59,7 +59,7 @@ describe('the disposal loop', () => {
   });
 
   async function fire(): Promise<string> {
-    h.service.handle([ruleEvent('red', 320)]);
+    void h.service.handle([ruleEvent('red', 320)]);
     await vi.advanceTimersByTimeAsync(0);
     const id = h.service.list()[0]!.id;
     h.sent.splice(0);
@@ -173,7 +173,7 @@ describe('the disposal loop', () => {
     expect(h.service.get(id)).toMatchObject({ state: 'firing', case: { status: 'new' } });
     expect(() => h.service.dispatch(id, { by: 'x', department: 'lg-nope' })).toThrow(expect.objectContaining({ code: 'department_not_found' }) as Error);
     // A resolved alert's new case must be verified before it is dispatched; a firing one is taken on by the dispatch.
-    h.service.handle([ruleEvent(null, 10)]);
+    void h.service.handle([ruleEvent(null, 10)]);
     await vi.advanceTimersByTimeAsync(0);
     expect(() => h.service.dispatch(id, { by: 'x' })).toThrow(
       expect.objectContaining({ code: 'illegal_case_move', caseStatus: 'new', message: 'cannot dispatch a case that is new' }) as Error,
@@ -322,14 +322,14 @@ describe('the disposal loop', () => {
 
   it('a raise after the acknowledgement leaves escalation to its schedule; acknowledging again restarts the ack timeout', async () => {
     const id = await fire();
-    h.service.handle([ruleEvent('yellow', 210)]);
+    void h.service.handle([ruleEvent('yellow', 210)]);
     await vi.advanceTimersByTimeAsync(0);
     h.service.acknowledge(id, { by: 'duty-officer' });
     await vi.advanceTimersByTimeAsync(5 * MIN);
     h.sent.splice(0);
     expect(h.service.get(id).state).toBe('acknowledged');
     // Dropped to yellow and raised to red again: firing, escalation re-armed (tier 1 due 10m after the raise).
-    h.service.handle([ruleEvent('red', 330)]);
+    void h.service.handle([ruleEvent('red', 330)]);
     await vi.advanceTimersByTimeAsync(10 * MIN);
     expect(h.take().map(([e, t]) => [e, t])).toEqual([
       ['level_raised', 0],
@@ -354,7 +354,7 @@ describe('the disposal loop', () => {
 
   it('a case stays open after its signal resolves', async () => {
     const id = await fire();
-    h.service.handle([ruleEvent(null, 10)]);
+    void h.service.handle([ruleEvent(null, 10)]);
     await vi.advanceTimersByTimeAsync(0);
     expect(h.service.get(id)).toMatchObject({ state: 'resolved', case: { status: 'new' } });
     h.service.verify(id, { by: 'duty-officer' });

@@ -414,7 +414,7 @@ describe('the whole path', () => {
     });
     service.start();
     try {
-      service.handle([{ ruleId: 'bridge-strain', assetId: 'lg-bridge-001', sensorId: 'strain-01', metric: 'strain', level: 'red', value: 312.5, threshold: 300, ts: Date.now() }]);
+      void service.handle([{ ruleId: 'bridge-strain', assetId: 'lg-bridge-001', sensorId: 'strain-01', metric: 'strain', level: 'red', value: 312.5, threshold: 300, ts: Date.now() }]);
       const deadline = Date.now() + 10_000;
       while (received.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       expect(received.map((r) => r.url.split('?')[0])).toEqual(['/robot/send', '/cgi-bin/webhook/send']);

@@ -77,14 +77,18 @@ export class EscalationRunner {
     } catch (error) {
       this.logger.error({ err: error }, 'reading the escalation schedule failed');
     }
-    for (const schedule of due) {
+    for (const found of due) {
       try {
         this.transitions.commit((effects) => {
-          const alert = this.store.getAlert(schedule.alertId);
+          const alert = this.store.getAlert(found.alertId);
           if (!alert || alert.state !== 'firing') {
-            this.store.deleteSchedule(schedule.alertId);
+            this.store.deleteSchedule(found.alertId);
             return;
           }
+          // Read again after the alert (locked in a shared store): another instance may have
+          // escalated, re-armed or acknowledged it since the due list was read.
+          const schedule = this.store.getSchedule(alert.id);
+          if (!schedule || schedule.nextDueAt > now) return;
           const policy = this.escalations.get(schedule.policyId);
           if (!policy) {
             this.logger.warn({ alert_id: alert.id, escalation: schedule.policyId }, 'escalation policy no longer configured; escalation of this alert stops');
@@ -99,7 +103,7 @@ export class EscalationRunner {
           this.transitions.escalate(alert, policy, schedule, now, effects);
         });
       } catch (error) {
-        this.logger.error({ err: error, alert_id: schedule.alertId }, 'escalating an alert failed');
+        this.logger.error({ err: error, alert_id: found.alertId }, 'escalating an alert failed');
       }
     }
     try {

@@ -223,7 +223,7 @@ describe('escalation with fake timers', () => {
   });
 
   it('notifies tier 0 at once, tier 1 after `after`, then repeats the last tier', async () => {
-    service.handle([ruleEvent('red', 312.5, 300)]);
+    void service.handle([ruleEvent('red', 312.5, 300)]);
     await vi.advanceTimersByTimeAsync(0);
     expect(takeSent()).toEqual([
       ['firing', 0, 'ops-hook', []],
@@ -261,7 +261,7 @@ describe('escalation with fake timers', () => {
   });
 
   it('acknowledging stops escalation and tells those notified so far', async () => {
-    service.handle([ruleEvent('red', 312.5, 300)]);
+    void service.handle([ruleEvent('red', 312.5, 300)]);
     await vi.advanceTimersByTimeAsync(5 * MIN);
     takeSent();
     const id = service.list()[0]!.id;
@@ -306,7 +306,7 @@ describe('escalation with fake timers', () => {
   });
 
   it('resolving notifies everyone notified so far, once per channel', async () => {
-    service.handle([ruleEvent('red', 312.5, 300)]);
+    void service.handle([ruleEvent('red', 312.5, 300)]);
     await vi.advanceTimersByTimeAsync(11 * MIN);
     expect(takeSent().length).toBe(3);
     const id = service.list()[0]!.id;
@@ -324,11 +324,11 @@ describe('escalation with fake timers', () => {
   });
 
   it('resolves on its own when no level is met, and a new level opens a new alert', async () => {
-    service.handle([ruleEvent('red', 312.5, 300)]);
+    void service.handle([ruleEvent('red', 312.5, 300)]);
     await vi.advanceTimersByTimeAsync(MIN);
-    service.handle([ruleEvent(null, 150, 300)]);
+    void service.handle([ruleEvent(null, 150, 300)]);
     await vi.advanceTimersByTimeAsync(0);
-    service.handle([ruleEvent('yellow', 205, 200)]);
+    void service.handle([ruleEvent('yellow', 205, 200)]);
     await vi.advanceTimersByTimeAsync(0);
     expect(takeSent()).toEqual([
       ['firing', 0, 'ops-hook', []],
@@ -347,10 +347,10 @@ describe('escalation with fake timers', () => {
   });
 
   it('a drop is recorded, not notified; a raise is notified at once; a raise after ack re-arms escalation', async () => {
-    service.handle([ruleEvent('orange', 260, 250)]);
+    void service.handle([ruleEvent('orange', 260, 250)]);
     await vi.advanceTimersByTimeAsync(2 * MIN);
     takeSent();
-    service.handle([ruleEvent('yellow', 210, 200)]);
+    void service.handle([ruleEvent('yellow', 210, 200)]);
     await vi.advanceTimersByTimeAsync(0);
     expect(takeSent()).toEqual([]);
     const id = service.list()[0]!.id;
@@ -358,7 +358,7 @@ describe('escalation with fake timers', () => {
     await vi.advanceTimersByTimeAsync(MIN);
     takeSent();
     // t = 3m: raise while acknowledged -> firing again, tier 1 now due at 13m (not 10m).
-    service.handle([ruleEvent('red', 320, 300)]);
+    void service.handle([ruleEvent('red', 320, 300)]);
     await vi.advanceTimersByTimeAsync(0);
     expect(takeSent()).toEqual([
       ['level_raised', 0, 'ops-hook', []],
@@ -390,11 +390,11 @@ describe('escalation with fake timers', () => {
   });
 
   it('per-level escalation: the level picks the policy; a raise to another policy notifies its tier 0 and re-arms', async () => {
-    service.handle([ruleEvent('orange', 3.1, 3, 'bridge-tilt')]);
+    void service.handle([ruleEvent('orange', 3.1, 3, 'bridge-tilt')]);
     await vi.advanceTimersByTimeAsync(0);
     expect(takeSent()).toEqual([['firing', 0, 'ops-hook', []]]);
     await vi.advanceTimersByTimeAsync(4 * MIN);
-    service.handle([ruleEvent('red', 5.2, 5, 'bridge-tilt')]);
+    void service.handle([ruleEvent('red', 5.2, 5, 'bridge-tilt')]);
     await vi.advanceTimersByTimeAsync(0);
     expect(takeSent()).toEqual([
       ['level_raised', 0, 'ops-hook', []],
@@ -409,7 +409,7 @@ describe('escalation with fake timers', () => {
   });
 
   it('resolves the open alerts of a removed rule with the reason recorded, and filters the list', async () => {
-    service.handle([ruleEvent('red', 312.5, 300), { ...ruleEvent('yellow', 3.1, 3, 'bridge-tilt'), sensorId: 'tilt-01', metric: 'tilt' }]);
+    void service.handle([ruleEvent('red', 312.5, 300), { ...ruleEvent('yellow', 3.1, 3, 'bridge-tilt'), sensorId: 'tilt-01', metric: 'tilt' }]);
     await vi.advanceTimersByTimeAsync(0);
     takeSent();
     expect(service.list({ level: 'yellow' }).map((a) => a.rule_id)).toEqual(['bridge-tilt']);
@@ -441,7 +441,7 @@ describe('escalation with fake timers', () => {
   });
 
   it('after a restart no tier is skipped and none is sent twice', async () => {
-    service.handle([ruleEvent('red', 312.5, 300)]);
+    void service.handle([ruleEvent('red', 312.5, 300)]);
     await vi.advanceTimersByTimeAsync(0);
     expect(takeSent().length).toBe(2);
     await service.stop();
@@ -451,7 +451,7 @@ describe('escalation with fake timers', () => {
     store = openAlertStore(dir);
     service = build();
     // The rules stage restarted too and reports the level again: not a new alert.
-    service.handle([ruleEvent('red', 312.5, 300)]);
+    void service.handle([ruleEvent('red', 312.5, 300)]);
     service.start();
     await vi.advanceTimersByTimeAsync(0);
     expect(takeSent()).toEqual([

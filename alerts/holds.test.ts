@@ -31,7 +31,7 @@ describe('silences', () => {
     const s = silence({ asset_id: 'lg-bridge-001' }, 25 * MIN);
     expect(s).toMatchObject({ matchers: { asset_id: ['lg-bridge-001'] }, starts_at: iso(T0), ends_at: iso(T0 + 25 * MIN), reason: '桥梁检修', created_by: 'duty-officer', state: 'active' });
     expect(s.id).toMatch(/^si_[0-9a-f]{16}$/);
-    h.service.handle([ruleEvent('red', 312.5)]);
+    void h.service.handle([ruleEvent('red', 312.5)]);
     await vi.advanceTimersByTimeAsync(24 * MIN);
     expect(h.take()).toEqual([]);
     const [alert] = h.service.list();
@@ -61,9 +61,9 @@ describe('silences', () => {
 
   it('an alert that opens and resolves within a silence is recorded and notified to nobody', async () => {
     silence({ rule_id: 'bridge-strain', level: ['red', 'orange'] }, 60 * MIN);
-    h.service.handle([ruleEvent('red', 312.5)]);
+    void h.service.handle([ruleEvent('red', 312.5)]);
     await vi.advanceTimersByTimeAsync(5 * MIN);
-    h.service.handle([ruleEvent(null, 150)]);
+    void h.service.handle([ruleEvent(null, 150)]);
     await vi.advanceTimersByTimeAsync(3 * 60 * MIN);
     expect(h.take()).toEqual([]);
     expect(h.service.list().map((a) => [a.state, a.resolve_reason])).toEqual([['resolved', 'condition_cleared']]);
@@ -72,7 +72,7 @@ describe('silences', () => {
   it('does not hold alerts that do not match, nor before a silence starts', async () => {
     silence({ street: '坂田街道' }, 60 * MIN);
     silence({ asset_id: 'lg-bridge-001' }, 60 * MIN, 30 * MIN);
-    h.service.handle([ruleEvent('red', 312.5)]);
+    void h.service.handle([ruleEvent('red', 312.5)]);
     await vi.advanceTimersByTimeAsync(0);
     expect(h.take()).toEqual([['firing', 0, 'ops-hook', []]]);
     expect(
@@ -84,7 +84,7 @@ describe('silences', () => {
   });
 
   it('a resolve and a raise during a silence are sent when it is deleted, to those notified before', async () => {
-    h.service.handle([ruleEvent('orange', 260)]);
+    void h.service.handle([ruleEvent('orange', 260)]);
     await vi.advanceTimersByTimeAsync(11 * MIN);
     expect(h.take()).toEqual([
       ['firing', 0, 'ops-hook', []],
@@ -92,7 +92,7 @@ describe('silences', () => {
       ['escalated', 1, 'sms', ['street-supervisor']],
     ]);
     const s = silence({ asset_type: 'bridge' }, 60 * MIN);
-    h.service.handle([ruleEvent('red', 320)]);
+    void h.service.handle([ruleEvent('red', 320)]);
     await vi.advanceTimersByTimeAsync(MIN);
     expect(h.take()).toEqual([]);
     h.service.deleteSilence(s.id, 'duty-officer');
@@ -103,7 +103,7 @@ describe('silences', () => {
     ]);
     // A second silence; the alert resolves under it; its end tells those notified.
     silence({ asset_id: 'lg-bridge-001' }, 10 * MIN);
-    h.service.handle([ruleEvent(null, 100)]);
+    void h.service.handle([ruleEvent(null, 100)]);
     await vi.advanceTimersByTimeAsync(10 * MIN - 1);
     expect(h.take()).toEqual([]);
     await vi.advanceTimersByTimeAsync(1);
@@ -128,7 +128,7 @@ describe('silences', () => {
 
   it('keeps holding across a restart and releases at the end', async () => {
     silence({ asset_id: 'lg-bridge-001' }, 20 * MIN);
-    h.service.handle([ruleEvent('red', 312.5)]);
+    void h.service.handle([ruleEvent('red', 312.5)]);
     await vi.advanceTimersByTimeAsync(MIN);
     await h.restart();
     await vi.advanceTimersByTimeAsync(18 * MIN);
@@ -176,18 +176,18 @@ describe('flapping hold', () => {
   });
 
   it('holds notifications from the event marked started until the one marked ended, then sends one per alert', async () => {
-    h.service.handle([ruleEvent('yellow', 210)]);
+    void h.service.handle([ruleEvent('yellow', 210)]);
     await vi.advanceTimersByTimeAsync(0);
     expect(h.take()).toEqual([['firing', 0, 'ops-hook', []]]);
     // The rules stage: the 7th change within the window makes it flapping.
-    h.service.handle([ruleEvent('red', 320, { flapping: 'started', changes: 7 })]);
-    h.service.handle([ruleEvent('orange', 270, { flapping: 'flapping', changes: 8 })]);
-    h.service.handle([ruleEvent('red', 330, { flapping: 'flapping', changes: 9 })]);
+    void h.service.handle([ruleEvent('red', 320, { flapping: 'started', changes: 7 })]);
+    void h.service.handle([ruleEvent('orange', 270, { flapping: 'flapping', changes: 8 })]);
+    void h.service.handle([ruleEvent('red', 330, { flapping: 'flapping', changes: 9 })]);
     await vi.advanceTimersByTimeAsync(20 * MIN);
     expect(h.take()).toEqual([]);
     expect(h.service.isFlapping({ ruleId: 'bridge-strain', assetId: 'lg-bridge-001', sensorId: 'strain-01' })).toBe(true);
     // Stable for one window: the `ended` event repeats the current level.
-    h.service.handle([ruleEvent('red', 330, { flapping: 'ended', changes: 9 })]);
+    void h.service.handle([ruleEvent('red', 330, { flapping: 'ended', changes: 9 })]);
     await vi.advanceTimersByTimeAsync(0);
     // One summary (the raise, to those notified plus tier 0), then the tier that came due meanwhile.
     expect(h.take()).toEqual([
@@ -202,9 +202,9 @@ describe('flapping hold', () => {
   it('setFlapping holds alerts that open and resolve meanwhile, and survives a restart', async () => {
     const key = { ruleId: 'bridge-strain', assetId: 'lg-bridge-001', sensorId: 'strain-01' };
     h.service.setFlapping(key, true);
-    h.service.handle([ruleEvent('red', 320)]);
-    h.service.handle([ruleEvent(null, 100)]);
-    h.service.handle([ruleEvent('orange', 260)]);
+    void h.service.handle([ruleEvent('red', 320)]);
+    void h.service.handle([ruleEvent(null, 100)]);
+    void h.service.handle([ruleEvent('orange', 260)]);
     await h.restart();
     await vi.advanceTimersByTimeAsync(30 * MIN);
     expect(h.take()).toEqual([]);
@@ -239,7 +239,7 @@ describe('delivery_failed alerts', () => {
 
   it('a delivery that fails for good raises a delivery_failed alert to the fallback escalation, once per (asset, channel)', async () => {
     h.channels.get('ops-hook')!.answers.push({ outcome: 'failed', error: 'error 310000: sign not match', statusCode: 200 });
-    h.service.handle([ruleEvent('orange', 260)]);
+    void h.service.handle([ruleEvent('orange', 260)]);
     await vi.advanceTimersByTimeAsync(0);
     expect(h.take()).toEqual([
       ['firing', 0, 'duty-phone', ['district-chief']],
@@ -250,7 +250,7 @@ describe('delivery_failed alerts', () => {
     expect(df.message).toBe('通知渠道 ops-hook 投递失败：龙岗河大桥「主梁应变超限」橙色预警的告警通知未送达（error 310000: sign not match）');
     // A second failure on the same channel, of a red alert on the same asset: the same alert, raised.
     h.channels.get('ops-hook')!.answers.push({ outcome: 'failed', error: 'error 310000: sign not match' });
-    h.service.handle([ruleEvent('red', 330, { ruleId: 'slope-tilt', sensorId: 'tilt-01', metric: 'tilt' })]);
+    void h.service.handle([ruleEvent('red', 330, { ruleId: 'slope-tilt', sensorId: 'tilt-01', metric: 'tilt' })]);
     await vi.advanceTimersByTimeAsync(0);
     expect(h.take()).toEqual([
       ['level_raised', 0, 'duty-phone', ['district-chief']],
@@ -272,7 +272,7 @@ describe('delivery_failed alerts', () => {
   it('a failing fallback channel does not loop', async () => {
     h.channels.get('ops-hook')!.answers.push({ outcome: 'failed', error: 'HTTP 404' });
     h.channels.get('duty-phone')!.answers.push({ outcome: 'failed', error: 'isv.MOBILE_NUMBER_ILLEGAL' });
-    h.service.handle([ruleEvent('red', 330)]);
+    void h.service.handle([ruleEvent('red', 330)]);
     await vi.advanceTimersByTimeAsync(60 * MIN);
     expect(
       h.service

@@ -34,13 +34,23 @@ export class Holds {
     private readonly onEnded: () => void,
   ) {}
 
-  /** Reads silences and flapping marks from alerts.db (at start). */
-  load(): void {
+  /**
+   * Reads silences and flapping marks from alerts.db: at start, and in a cluster every poll, so
+   * that a silence or flapping mark another instance recorded holds here too. True when a hold
+   * ended or was removed since the last read (held notifications may then be due).
+   */
+  load(): boolean {
     try {
-      this.silences = this.store.silencesEndingAfter(this.clock.now());
-      this.flapping = new Set(this.store.flappingKeys().map(keyString));
+      const silences = this.store.silencesEndingAfter(this.clock.now());
+      const flapping = new Set(this.store.flappingKeys().map(keyString));
+      const ids = new Set(silences.map((s) => s.id));
+      const ended = this.silences.some((s) => !ids.has(s.id)) || [...this.flapping].some((k) => !flapping.has(k));
+      this.silences = silences;
+      this.flapping = flapping;
+      return ended;
     } catch (error) {
       this.logger.error({ err: error }, 'reading silences and flapping state failed');
+      return false;
     }
   }
 

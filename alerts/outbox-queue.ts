@@ -47,7 +47,11 @@ export class PendingOutbox {
     return this.byId.get(deliveryId);
   }
 
-  /** Adds pending rows read from the store, in seq order. */
+  /**
+   * Adds pending rows read from the store, in seq order; rows already indexed are skipped. A row
+   * below the seq of rows already queued (a shared store shows rows at commit, not in seq order)
+   * takes its place by seq, ahead of the head only while the head is merely waiting.
+   */
   add(rows: readonly PendingRow[]): void {
     for (const row of rows) {
       if (this.byId.has(row.deliveryId)) continue;
@@ -55,10 +59,25 @@ export class PendingOutbox {
       this.byId.set(row.deliveryId, row);
       const key = queueKey(row);
       const queue = this.queues.get(key);
-      if (queue) queue.push(row);
-      else this.queues.set(key, [row]);
-      if (this.queues.get(key)![0] === row && row.digestId === null) this.wait(row, row.nextAttemptAt);
+      if (!queue) {
+        this.queues.set(key, [row]);
+        if (row.digestId === null) this.wait(row, row.nextAttemptAt);
+        continue;
+      }
+      let at = queue.length;
+      while (at > 0 && queue[at - 1]!.seq > row.seq) at--;
+      const head = queue[0]!;
+      if (at === 0 && !(this.isWaiting(head) && row.digestId === null)) at = 1;
+      queue.splice(at, 0, row);
+      if (at === 0) {
+        this.unwait(head);
+        this.wait(row, row.nextAttemptAt);
+      }
     }
+  }
+
+  private isWaiting(row: PendingRow): boolean {
+    return this.waiting.get(this.rateKey(row))?.has(row) === true;
   }
 
   /** Makes a head wait until `at` (its next attempt, or later when a limit holds it back). */

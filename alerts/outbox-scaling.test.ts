@@ -52,7 +52,7 @@ describe('outbox during a channel outage', () => {
     const hook = h.channels.get('ops-hook')!;
     for (let i = 0; i < N * ROUNDS; i++) hook.answers.push({ outcome: 'retry', error: 'HTTP 503', statusCode: 503 });
 
-    h.service.handle(Array.from({ length: N }, (_, i) => ruleEvent('red', 310, { sensorId: `strain-${i}` })));
+    void h.service.handle(Array.from({ length: N }, (_, i) => ruleEvent('red', 310, { sensorId: `strain-${i}` })));
     const before = { ...reads };
     await vi.advanceTimersByTimeAsync(0);
     for (let round = 1; round < ROUNDS; round++) await vi.advanceTimersByTimeAsync(1000);

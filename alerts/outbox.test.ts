@@ -55,7 +55,7 @@ describe('outbox with fake timers', () => {
 
   it('sends within the rate limit alone and merges the excess into one digest, never dropping one', async () => {
     h = startHarness({ escalations: [groupOnly], channels: [{ id: 'duty-group', type: 'wecom', rateLimits: [{ max: 3, per: MIN }] }], retry: { jitter: 0 } });
-    h.service.handle([1, 2, 3, 4, 5, 6].map(sensor));
+    void h.service.handle([1, 2, 3, 4, 5, 6].map(sensor));
     await vi.advanceTimersByTimeAsync(0);
     // Room for 3: two alone, the other four in one digest (the third slot).
     expect(h.take()).toEqual([
@@ -63,7 +63,7 @@ describe('outbox with fake timers', () => {
       ['firing', 0, 'duty-group', []],
       ['digest:firing,firing,firing,firing', 0, 'duty-group', []],
     ]);
-    h.service.handle([7, 8].map(sensor));
+    void h.service.handle([7, 8].map(sensor));
     await vi.advanceTimersByTimeAsync(MIN - 1);
     expect(h.take()).toEqual([]);
     await vi.advanceTimersByTimeAsync(1);
@@ -90,10 +90,10 @@ describe('outbox with fake timers', () => {
 
   it('gives the digest every merged notification, oldest first', async () => {
     h = startHarness({ escalations: [groupOnly], channels: [{ id: 'duty-group', type: 'wecom', rateLimits: [{ max: 1, per: MIN }] }] });
-    h.service.handle([sensor(1)]);
+    void h.service.handle([sensor(1)]);
     await vi.advanceTimersByTimeAsync(0);
     h.sent.splice(0);
-    h.service.handle([2, 3, 4].map(sensor));
+    void h.service.handle([2, 3, 4].map(sensor));
     await vi.advanceTimersByTimeAsync(MIN);
     expect(h.sent.length).toBe(1);
     const digest = h.sent[0]!;
@@ -104,12 +104,12 @@ describe('outbox with fake timers', () => {
 
   it('limits person channels per recipient', async () => {
     h = startHarness({ escalations: [smsOnly], channels: [{ id: 'sms', type: 'sms', addressing: 'person', rateLimits: [{ max: 1, per: MIN }] }] });
-    h.service.handle([sensor(1)]);
+    void h.service.handle([sensor(1)]);
     await vi.advanceTimersByTimeAsync(0);
     expect(h.take()).toEqual([['firing', 0, 'sms', ['longcheng-duty']]]);
-    h.service.handle([sensor(2)]);
+    void h.service.handle([sensor(2)]);
     await vi.advanceTimersByTimeAsync(30 * S);
-    h.service.handle([sensor(3)]);
+    void h.service.handle([sensor(3)]);
     await vi.advanceTimersByTimeAsync(30 * S - 1);
     expect(h.take()).toEqual([]);
     await vi.advanceTimersByTimeAsync(1);
@@ -120,7 +120,7 @@ describe('outbox with fake timers', () => {
     h = startHarness({ escalations: [groupOnly], channels: [{ id: 'duty-group', type: 'wecom', maxAgeMs: 10 * MIN }], retry: { baseDelayMs: S, maxDelayMs: 5 * MIN, jitter: 0 } });
     const channel = h.channels.get('duty-group')!;
     for (let i = 0; i < 50; i++) channel.answers.push({ outcome: 'retry', error: 'HTTP 503: busy', statusCode: 503 });
-    h.service.handle([sensor(1)]);
+    void h.service.handle([sensor(1)]);
     await vi.advanceTimersByTimeAsync(20 * MIN);
     const id = h.service.list().find((a) => a.rule_id === 'bridge-strain')!.id;
     const outcomes = h.service.get(id).timeline.filter((e) => e.kind === 'delivery' && e.type !== 'queued');
@@ -133,10 +133,10 @@ describe('outbox with fake timers', () => {
   it('honours Retry-After and pauses a throttled channel for every notification', async () => {
     h = startHarness({ escalations: [groupOnly], channels: [{ id: 'duty-group', type: 'dingtalk', rateLimits: [{ max: 20, per: MIN }] }], retry: { jitter: 0 } });
     h.channels.get('duty-group')!.answers.push({ outcome: 'retry', error: 'error 130101: send too fast', retryAfterMs: MIN, throttled: true });
-    h.service.handle([sensor(1)]);
+    void h.service.handle([sensor(1)]);
     await vi.advanceTimersByTimeAsync(0);
     expect(h.take().length).toBe(1);
-    h.service.handle([sensor(2)]);
+    void h.service.handle([sensor(2)]);
     await vi.advanceTimersByTimeAsync(MIN - 1);
     expect(h.take()).toEqual([]);
     await vi.advanceTimersByTimeAsync(1);
@@ -148,11 +148,11 @@ describe('outbox with fake timers', () => {
 
   it('a digest formed before a restart is sent after it under its own delivery_id, its members never alone', async () => {
     h = startHarness({ escalations: [groupOnly], channels: [{ id: 'duty-group', type: 'wecom', rateLimits: [{ max: 1, per: MIN }] }], retry: { baseDelayMs: 5 * S, jitter: 0 } });
-    h.service.handle([sensor(1)]);
+    void h.service.handle([sensor(1)]);
     await vi.advanceTimersByTimeAsync(0);
     h.take();
     h.channels.get('duty-group')!.answers.push({ outcome: 'retry', error: 'HTTP 502', statusCode: 502 });
-    h.service.handle([2, 3].map(sensor));
+    void h.service.handle([2, 3].map(sensor));
     await vi.advanceTimersByTimeAsync(MIN);
     const first = h.sent.splice(0);
     expect(first.map((n) => n.digest?.length)).toEqual([2]);

@@ -11,6 +11,11 @@
  * Pending rows are indexed in memory (outbox-queue.ts): read once at start, then only new ones,
  * so the work of a pump is proportional to what it sends, also while a channel is down.
  *
+ * In a cluster (`cluster` option) only the leader sends, and the store is shared: rows come from
+ * every instance, and before each attempt the sender claims the row (or digest) in the store for
+ * `claimTtlMs`, so two instances that both believe they lead never send one at the same time.
+ * The index then re-reads every pending row at each look (see refresh()).
+ *
  * Retries: network errors, timeouts, 408, 429 and 5xx (and providers' "busy" answers) are
  * retried with exponential backoff and jitter, honouring Retry-After, until the notification is
  * `max_age` old (or `max_attempts` were made); then it fails for good, like any other 4xx.
@@ -108,6 +113,8 @@ export interface OutboxSenderOptions {
   resolve?: (row: OutboxRow, now: number) => { recipients: string[]; body: string } | undefined;
   /** Recipients of a digest as of now (schedules resolved). */
   resolveRecipients?: (ids: readonly string[], now: number) => string[];
+  /** Set in a cluster: the owner name of claims, how long one lasts, how soon a refused one is tried again. */
+  cluster?: { owner: string; claimTtlMs: number; retryMs: number };
 }
 
 interface InFlight {
@@ -145,7 +152,10 @@ export class OutboxSender {
     return new PendingOutbox((row) => this.rateKey(row.channelId, row.recipients));
   }
 
-  /** Resumes every pending row (and digest); rate limits remember the sends of their last window. */
+  /**
+   * Resumes every pending row (and digest) as the store has them; rate limits remember the sends of
+   * their last window (also those of other instances). Also after pause(): a new leader starts here.
+   */
   start(): void {
     if (this.running) return;
     this.running = true;
@@ -153,6 +163,7 @@ export class OutboxSender {
     this.digestQueue = [];
     this.added = true;
     this.loaded = false;
+    for (const [id, channel] of this.options.channels) this.limiters.set(id, new RateLimiter(channel.rateLimits ?? []));
     try {
       const longest = Math.max(0, ...[...this.options.channels.values()].flatMap((c) => (c.rateLimits ?? []).map((l) => l.per)));
       if (longest > 0) {
@@ -164,6 +175,15 @@ export class OutboxSender {
       this.options.logger.error({ err: error }, 'reading recent deliveries for the rate limits failed');
     }
     this.kick();
+  }
+
+  /**
+   * Sends nothing more until start() (this instance no longer leads); deliveries in flight finish
+   * and are recorded, so the next leader does not send them again.
+   */
+  pause(): void {
+    this.running = false;
+    this.timer.clear();
   }
 
   /** Stops sending; deliveries in flight are aborted and stay pending for the next start. */
@@ -204,10 +224,37 @@ export class OutboxSender {
   private refresh(): void {
     if (!this.added) return;
     const { store } = this.options;
-    if (!this.loaded) this.digestQueue = store.pendingDigests();
+    if (this.options.cluster) {
+      // A shared store takes a row's seq when it is inserted but shows the row only at its
+      // commit, so rows of concurrent transactions on other instances can appear below the
+      // highest seq already seen: reading only above it could miss one for good. So every look
+      // reads all pending rows (without bodies; the index skips those it has); a look-back window
+      // by seq or time would need a bound on how long a transaction stays open, which nothing gives.
+      this.mergeDigests(store.pendingDigests());
+      this.pending.add(store.pendingOutboxRows(0));
+    } else {
+      if (!this.loaded) this.digestQueue = store.pendingDigests();
+      this.pending.add(store.pendingOutboxRows(this.pending.lastSeq));
+    }
     this.loaded = true;
-    this.pending.add(store.pendingOutboxRows(this.pending.lastSeq));
     this.added = false;
+  }
+
+  /** Takes pending digests read from a shared store: known ones keep their state here, settled ones not in flight go. */
+  private mergeDigests(read: readonly DigestRow[]): void {
+    const known = new Map(this.digestQueue.map((d) => [d.deliveryId, d]));
+    const ids = new Set(read.map((d) => d.deliveryId));
+    const kept = this.digestQueue.filter((d) => ids.has(d.deliveryId) || this.inFlight.has(d.deliveryId));
+    for (const d of read) if (!known.has(d.deliveryId)) kept.push(d);
+    this.digestQueue = kept;
+  }
+
+  /** In a cluster: claims the row or digest for this attempt; false when another instance holds it. */
+  private claim(kind: 'row' | 'digest', deliveryId: string, now: number): boolean {
+    const cluster = this.options.cluster;
+    if (!cluster) return true;
+    const until = now + cluster.claimTtlMs;
+    return kind === 'row' ? this.options.store.claimOutbox(deliveryId, cluster.owner, now, until) : this.options.store.claimDigest(deliveryId, cluster.owner, now, until);
   }
 
   private pump(): void {
@@ -289,9 +336,27 @@ export class OutboxSender {
   }
 
   private dispatchRow(head: PendingRow, now: number): void {
+    if (this.inFlight.has(head.deliveryId)) {
+      // Still being sent from before a pause: its outcome is recorded, then the store says what is left.
+      this.pending.wait(head, now + (this.options.cluster?.retryMs ?? this.retry.baseDelayMs));
+      return;
+    }
     let row: OutboxRow | undefined;
     try {
       row = this.options.store.getOutbox(head.deliveryId);
+      if (this.options.cluster && row?.status === 'pending') {
+        if (row.nextAttemptAt > now) {
+          // Another instance attempted it since this index read it.
+          head.attempts = row.attempts;
+          head.nextAttemptAt = row.nextAttemptAt;
+          this.pending.wait(head, row.nextAttemptAt);
+          return;
+        }
+        if (!this.claim('row', row.deliveryId, now)) {
+          this.pending.wait(head, now + this.options.cluster.retryMs);
+          return;
+        }
+      }
     } catch (error) {
       this.options.logger.error({ err: error, delivery_id: head.deliveryId }, 'reading a notification from the outbox failed');
       this.pending.wait(head, now + this.retry.baseDelayMs);
@@ -339,6 +404,8 @@ export class OutboxSender {
     let v: Verdict;
     try {
       v = record();
+      // Sent before a pause and a new start: the index of this start has the row as the store does.
+      if (this.pending.get(head.deliveryId) !== head) return;
     } catch (err) {
       // Not recorded: it stays pending and is sent again under the same delivery_id.
       this.options.logger.error({ err, delivery_id: head.deliveryId }, 'recording a delivery outcome failed');
@@ -357,6 +424,7 @@ export class OutboxSender {
     let v: Verdict;
     try {
       v = record();
+      if (!this.digestQueue.includes(digest)) return;
     } catch (err) {
       this.options.logger.error({ err, delivery_id: digest.deliveryId }, 'recording a delivery outcome failed');
       digest.nextAttemptAt = now + this.retry.baseDelayMs;
@@ -375,6 +443,16 @@ export class OutboxSender {
   }
 
   private dispatchDigest(digest: DigestRow, now: number): void {
+    try {
+      if (!this.claim('digest', digest.deliveryId, now)) {
+        digest.nextAttemptAt = now + this.options.cluster!.retryMs;
+        return;
+      }
+    } catch (error) {
+      this.options.logger.error({ err: error, delivery_id: digest.deliveryId }, 'claiming a digest failed');
+      digest.nextAttemptAt = now + this.retry.baseDelayMs;
+      return;
+    }
     const channel = this.options.channels.get(digest.channelId);
     const members = digest.members.map((id) => this.options.store.getOutbox(id)).filter((r): r is OutboxRow => r !== undefined);
     const attempt = digest.attempts + 1;
@@ -407,7 +485,8 @@ export class OutboxSender {
       .then((outcome) => {
         this.inFlight.delete(notification.deliveryId);
         // Stopping: leave it pending; the next start sends it again under the same delivery_id.
-        if (controller.signal.aborted || !this.running) return;
+        // Paused (no longer leading): record the outcome, so the next leader does not repeat it.
+        if (controller.signal.aborted) return;
         if (outcome.outcome === 'retry' && outcome.throttled && outcome.retryAfterMs !== undefined) {
           const key = notification.digest
             ? this.options.store.getDigest(notification.deliveryId)?.rateKey
@@ -442,6 +521,8 @@ export class OutboxSender {
       lastError: null,
     };
     try {
+      // In a cluster every member is claimed first: one another instance is sending stays out.
+      if (this.options.cluster && !rows.every((row) => this.claim('row', row.deliveryId, now))) return undefined;
       store.transaction(() => {
         store.insertDigest(digest);
         for (const row of rows) {

@@ -64,8 +64,8 @@ describe('alerts.db retention', () => {
 
   /** Opens and resolves an alert on a sensor now; returns its id. */
   async function resolvedAlert(sensorId: string): Promise<string> {
-    h.service.handle([ruleEvent('red', 312.5, { sensorId })]);
-    h.service.handle([ruleEvent(null, 280, { sensorId })]);
+    void h.service.handle([ruleEvent('red', 312.5, { sensorId })]);
+    void h.service.handle([ruleEvent(null, 280, { sensorId })]);
     await vi.advanceTimersByTimeAsync(0);
     return h.store.listAlerts({ limit: 1000 }).find((a) => a.sensorId === sensorId)!.id;
   }
@@ -73,7 +73,7 @@ describe('alerts.db retention', () => {
   it('deletes alerts resolved more than the retention ago with their timeline and outbox rows, and keeps the rest', async () => {
     start(200);
     const old = await resolvedAlert('strain-01');
-    h.service.handle([ruleEvent('red', 312.5, { sensorId: 'strain-02' })]);
+    void h.service.handle([ruleEvent('red', 312.5, { sensorId: 'strain-02' })]);
     await vi.advanceTimersByTimeAsync(0);
     const open = h.store.listAlerts().find((a) => a.sensorId === 'strain-02')!.id;
     vi.setSystemTime(T0 + 10 * DAY);
@@ -101,7 +101,7 @@ describe('alerts.db retention', () => {
     ]);
     expect(h.metrics.counter(ALERTS_PRUNED_METRIC, '').get()).toBe(1);
     // The open alert's notifications are untouched: resolving it still notifies who was notified.
-    h.service.handle([ruleEvent(null, 280, { sensorId: 'strain-02' })]);
+    void h.service.handle([ruleEvent(null, 280, { sensorId: 'strain-02' })]);
     await vi.advanceTimersByTimeAsync(0);
     expect(h.take().slice(-1)).toEqual([['resolved', 0, 'ops-hook', []]]);
   });

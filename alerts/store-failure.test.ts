@@ -69,7 +69,7 @@ describe('alert transitions while alerts.db fails', () => {
     // The start's own work (outbox, retention) is done before the disk fills.
     await vi.advanceTimersByTimeAsync(0);
     fault.on = true;
-    h.service.handle([ruleEvent('red', 312.5)]);
+    void h.service.handle([ruleEvent('red', 312.5)]);
     expect(h.store.listAlerts()).toEqual([]);
     expect(h.service.storeHealth()).toEqual({ waiting: 1, failing_since: iso(T0), error: 'database or disk is full' });
     // The platform alert is published at once; the rule's alert waits.
@@ -126,8 +126,8 @@ describe('alert transitions while alerts.db fails', () => {
 
   it('keeps later events behind the one that failed, in order, and refuses readings once the queue is full', async () => {
     fault.on = true;
-    h.service.handle([ruleEvent('red', 312.5)]);
-    h.service.handle([ruleEvent(null, 280), ruleEvent('yellow', 301, { sensorId: 'strain-02' })]);
+    void h.service.handle([ruleEvent('red', 312.5)]);
+    void h.service.handle([ruleEvent(null, 280), ruleEvent('yellow', 301, { sensorId: 'strain-02' })]);
     expect(h.service.accepting()).toBe(false);
     expect(h.service.storeHealth()?.waiting).toBe(3);
 
@@ -157,7 +157,7 @@ describe('alert transitions while alerts.db fails', () => {
 
   it('keeps a delivery_failed alert that cannot be stored until it can', async () => {
     h.channels.get('ops-hook')!.answers.push({ outcome: 'failed', error: 'HTTP 400', statusCode: 400 });
-    h.service.handle([ruleEvent('red', 312.5)]);
+    void h.service.handle([ruleEvent('red', 312.5)]);
     const alert = h.store.listAlerts()[0]!;
     fault.on = true;
     fault.only = 'insertAlert';

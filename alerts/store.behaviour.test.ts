@@ -5,11 +5,13 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ALERT_STORE_BACKENDS } from '../test/support/alert-store.js';
-import { MAX_LIST_LIMIT, type AlertRecord, type AlertStore } from './store.js';
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ALERT_STORE_BACKENDS, releaseAlertStoreBackends } from '../test/support/alert-store.js';
+import { isOpenAlertExists, MAX_LIST_LIMIT, type AlertRecord, type AlertStore } from './store.js';
 
 const T0 = Date.UTC(2025, 10, 28, 2, 0, 0);
+
+afterAll(() => releaseAlertStoreBackends());
 
 function alert(id: string, extra: Partial<AlertRecord> = {}): AlertRecord {
   return {
@@ -186,6 +188,52 @@ describe.each(Object.keys(ALERT_STORE_BACKENDS))('alert store: %s', (backend) =>
     expect(store.getDigest('g1')).toMatchObject({ status: 'delivered', attempts: 1, updatedAt: T0 + 10 });
     expect(store.pendingDigests()).toEqual([]);
     expect(store.attemptsSince(T0)).toEqual([{ channelId: 'ops-hook', recipients: [], at: T0 + 10 }]);
+  });
+
+  it('refuses a second open alert of a key with a recognisable error', () => {
+    store.insertAlert(alert('al_1'));
+    let error: unknown;
+    try {
+      store.transaction(() => store.insertAlert(alert('al_2')));
+    } catch (e) {
+      error = e;
+    }
+    expect(isOpenAlertExists(error)).toBe(true);
+    expect(store.getAlert('al_2')).toBeUndefined();
+    let other: unknown;
+    try {
+      store.insertAlert(alert('al_1', { sensorId: 'strain-02' }));
+    } catch (e) {
+      other = e;
+    }
+    expect(other).toBeDefined();
+    expect(isOpenAlertExists(other)).toBe(false);
+  });
+
+  it('lets one owner at a time claim a pending outbox row or digest until the claim ends or the attempt is recorded', () => {
+    store.insertAlert(alert('al_1'));
+    outbox(store, 'd1', 'al_1');
+    outbox(store, 'd2', 'al_1', { channelId: 'sms', recipients: ['longcheng-duty'] });
+    expect(store.claimOutbox('d1', 'a', T0, T0 + 60_000)).toBe(true);
+    expect(store.claimOutbox('d1', 'b', T0 + 1000, T0 + 61_000)).toBe(false);
+    expect(store.claimOutbox('d1', 'a', T0 + 1000, T0 + 61_000)).toBe(true);
+    // The claim ended: another owner may take the row.
+    expect(store.claimOutbox('d1', 'b', T0 + 61_000, T0 + 121_000)).toBe(true);
+    expect(store.claimOutbox('d1', 'a', T0 + 62_000, T0 + 122_000)).toBe(false);
+    // Recording an attempt ends the claim.
+    store.updateOutbox('d1', { status: 'pending', attempts: 1, nextAttemptAt: T0 + 70_000, updatedAt: T0 + 62_000, lastError: 'HTTP 503' });
+    expect(store.claimOutbox('d1', 'a', T0 + 70_000, T0 + 130_000)).toBe(true);
+    store.updateOutbox('d1', { status: 'delivered', attempts: 2, nextAttemptAt: T0 + 70_000, updatedAt: T0 + 71_000, lastError: null });
+    expect(store.claimOutbox('d1', 'a', T0 + 72_000, T0 + 132_000)).toBe(false);
+    expect(store.claimOutbox('nope', 'a', T0, T0 + 1000)).toBe(false);
+
+    store.insertDigest({ deliveryId: 'g1', channelId: 'sms', rateKey: 'sms', recipients: ['longcheng-duty'], members: ['d2'], nextAttemptAt: T0, createdAt: T0 });
+    expect(store.claimDigest('g1', 'a', T0, T0 + 60_000)).toBe(true);
+    expect(store.claimDigest('g1', 'b', T0 + 1, T0 + 60_001)).toBe(false);
+    store.updateDigest('g1', { status: 'pending', attempts: 1, nextAttemptAt: T0 + 5000, updatedAt: T0 + 1000, lastError: 'timeout' });
+    expect(store.claimDigest('g1', 'b', T0 + 5000, T0 + 65_000)).toBe(true);
+    store.updateDigest('g1', { status: 'failed', attempts: 2, nextAttemptAt: T0 + 5000, updatedAt: T0 + 6000, lastError: 'HTTP 400' });
+    expect(store.claimDigest('g1', 'b', T0 + 7000, T0 + 67_000)).toBe(false);
   });
 
   it('keeps silences, flapping marks, used links and settings', () => {

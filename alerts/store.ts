@@ -164,9 +164,26 @@ export interface AttemptChange {
   lastError: string | null;
 }
 
+/**
+ * insertAlert refused the alert: an open alert of the same (rule, asset, sensor) exists (in a
+ * cluster, another instance may have committed it after this transaction looked). Recognised by
+ * its `code`, so an error rebuilt across a worker thread still counts.
+ */
+export class OpenAlertExistsError extends Error {
+  readonly code = 'open_alert_exists';
+  constructor(key: AlertKey) {
+    super(`an open alert of (${key.ruleId}, ${key.assetId}, ${key.sensorId}) exists already`);
+    this.name = 'OpenAlertExistsError';
+  }
+}
+
+export function isOpenAlertExists(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === 'open_alert_exists';
+}
+
 /** Alerts and their timelines. */
 export interface AlertRepository {
-  /** Throws when an open alert of the same (rule, asset, sensor) exists. */
+  /** Throws OpenAlertExistsError when an open alert of the same (rule, asset, sensor) exists. */
   insertAlert(a: AlertRecord): void;
   /** Throws when the alert does not exist. */
   updateAlert(a: AlertRecord): void;
@@ -205,7 +222,14 @@ export interface OutboxRepository {
   /** Pending rows with a seq above `afterSeq`, oldest first, without their bodies (the outbox sender's index). */
   pendingOutboxRows(afterSeq?: number): PendingRow[];
   pendingOutboxCount(): number;
-  /** Records the outcome of one attempt on the outbox row. */
+  /**
+   * Claims a pending row for one attempt by `owner` (an instance id) until `untilMs`: true when the
+   * row is pending and unclaimed, claimed by `owner` already, or its claim ended at or before `now`;
+   * false otherwise (gone, settled, or claimed by another owner). Atomic: of two instances that
+   * both believe they lead, at most one sends a row at a time.
+   */
+  claimOutbox(deliveryId: string, owner: string, now: number, untilMs: number): boolean;
+  /** Records the outcome of one attempt on the outbox row, and ends its claim. */
   updateOutbox(deliveryId: string, change: AttemptChange): void;
   /** Sets the recipients and body of a row not attempted yet (schedules resolved when it is first sent). */
   resolveOutbox(deliveryId: string, recipients: string[], body: string): void;
@@ -216,6 +240,9 @@ export interface OutboxRepository {
   /** Pending digests by next attempt, then creation. */
   pendingDigests(): DigestRow[];
   getDigest(deliveryId: string): DigestRow | undefined;
+  /** claimOutbox for a pending digest. */
+  claimDigest(deliveryId: string, owner: string, now: number, untilMs: number): boolean;
+  /** Records the outcome of one attempt on the digest, and ends its claim. */
   updateDigest(deliveryId: string, change: AttemptChange): void;
   /** Attempts made since `since` (platform time), by channel and recipients: seeds the rate limits after a restart. */
   attemptsSince(since: number): Array<{ channelId: string; recipients: string[]; at: number }>;

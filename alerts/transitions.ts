@@ -16,7 +16,10 @@ import { dueSteps, planRaise, scheduleFrom, selectPolicyId, type EscalationStep 
 import type { Holds } from './holds.js';
 import type { Notifier } from './notifier.js';
 import { openAlert, transition, type AlertInput, type Transition } from './state-machine.js';
-import type { AlertRecord, AlertStore, EscalationSchedule } from './store.js';
+import { isOpenAlertExists, type AlertRecord, type AlertStore, type EscalationSchedule } from './store.js';
+
+/** Attempts of a transaction that loses the race to open an alert (each retry finds it open, so two suffice). */
+const MAX_OPEN_CONFLICTS = 3;
 
 /** What an alert is opened from: a rule event, or the platform itself (delivery_failed). */
 export interface OpenSpec {
@@ -65,12 +68,25 @@ export class Transitions {
       .collect(() => LEVELS.map((level) => [{ level }, this.openCounts.get(level) ?? 0]));
   }
 
-  /** Runs fn in one transaction, then its effects. */
+  /**
+   * Runs fn in one transaction, then its effects. When another instance of a cluster opened the
+   * alert fn was about to open (the one-open-alert index refused it), the transaction is rolled
+   * back and fn runs again: it then finds that alert open and applies its change to it.
+   */
   commit<T>(fn: (effects: Effect[]) => T): T {
-    const effects: Effect[] = [];
-    const result = this.store.transaction(() => fn(effects));
-    this.runEffects(effects);
-    return result;
+    for (let attempt = 1; ; attempt++) {
+      const effects: Effect[] = [];
+      let result: T;
+      try {
+        result = this.store.transaction(() => fn(effects));
+      } catch (error) {
+        if (!isOpenAlertExists(error) || attempt >= MAX_OPEN_CONFLICTS) throw error;
+        this.logger.info({ attempt }, 'another instance opened the alert first; applying the change to its alert');
+        continue;
+      }
+      this.runEffects(effects);
+      return result;
+    }
   }
 
   runEffects(effects: readonly Effect[]): void {

@@ -163,7 +163,7 @@ describe('webhook delivery end to end', () => {
   it('POSTs exactly the contract body with delivery, timestamp, signature and extra headers', async () => {
     build(opsOnly).start();
     const before = Math.floor(Date.now() / 1000);
-    service.handle([redEvent()]);
+    void service.handle([redEvent()]);
     await hook.waitFor(1);
     const after = Math.floor(Date.now() / 1000);
     const [req] = hook.requests;
@@ -219,7 +219,7 @@ describe('webhook delivery end to end', () => {
   it('retries a 503 under the same delivery_id with the same bytes, then records the delivery', async () => {
     hook.answers.push({ status: 503 });
     build(opsOnly).start();
-    service.handle([redEvent()]);
+    void service.handle([redEvent()]);
     await hook.waitFor(2);
     const [first, second] = hook.requests;
     expect(second!.headers['x-watchpost-delivery']).toBe(first!.headers['x-watchpost-delivery']);
@@ -243,7 +243,7 @@ describe('webhook delivery end to end', () => {
   it("keeps an alert's notifications to one receiver in order while an earlier one is retried", async () => {
     hook.answers.push({ status: 503 });
     build(opsOnly).start();
-    service.handle([redEvent()]);
+    void service.handle([redEvent()]);
     service.resolve(service.list()[0]!.id, { by: 'duty-officer' });
     await hook.waitFor(3);
     await sleep(200);
@@ -257,7 +257,7 @@ describe('webhook delivery end to end', () => {
   it('honours Retry-After on 429', async () => {
     hook.answers.push({ status: 429, headers: { 'Retry-After': '1' } });
     build(opsOnly).start();
-    service.handle([redEvent()]);
+    void service.handle([redEvent()]);
     await hook.waitFor(2);
     const [first, second] = hook.requests;
     // The backoff alone would wait 50 ms.
@@ -268,7 +268,7 @@ describe('webhook delivery end to end', () => {
   it('fails a 400 for good, once, and records it on the alert', async () => {
     hook.answers.push({ status: 400 });
     build(opsOnly).start();
-    service.handle([redEvent()]);
+    void service.handle([redEvent()]);
     await hook.waitFor(1);
     const id = service.list().find((a) => a.rule_id === 'bridge-strain')!.id;
     await until(() => service.get(id).timeline.some((e) => e.type === 'delivery_failed'));
@@ -319,7 +319,7 @@ describe('webhook delivery end to end', () => {
     stores.push(store);
     services.push(service);
     service.start();
-    service.handle([redEvent()]);
+    void service.handle([redEvent()]);
     const id = service.list()[0]!.id;
     await until(() => service.get(id).timeline.some((e) => e.type === 'delivery_failed'));
     const outcomes = service
@@ -348,7 +348,7 @@ describe('webhook delivery end to end', () => {
     // the delivery was made and never recorded, as in a crash between sending and recording.
     hook.answers.push('hang');
     build(escalation).start();
-    service.handle([redEvent()]);
+    void service.handle([redEvent()]);
     await hook.waitFor(1);
     const alertId = service.list()[0]!.id;
     await service.stop();
@@ -358,7 +358,7 @@ describe('webhook delivery end to end', () => {
     offset += 11 * MIN;
     build(escalation);
     // The rules stage restarted too and reports the same level again.
-    service.handle([redEvent()]);
+    void service.handle([redEvent()]);
     service.start();
     await hook.waitFor(2);
     await audit.waitFor(1);

@@ -1,7 +1,7 @@
 /** The `alerts` and `alert_timeline` tables of alerts.db, and their retention. */
 import type { Level } from '../../lib/levels.js';
 import type { AlertState } from '../state-machine.js';
-import { clampLimit, type AlertFilter, type AlertRecord, type AlertRepository, type TimelineEntry, type TimelineEntryType } from '../store.js';
+import { clampLimit, OpenAlertExistsError, type AlertFilter, type AlertRecord, type AlertRepository, type TimelineEntry, type TimelineEntryType } from '../store.js';
 import type { AlertsDatabase } from './database.js';
 import { fromAlertRow, toAlertRow, type AlertRow, type TimelineRow } from './rows.js';
 
@@ -9,6 +9,16 @@ export class SqliteAlertRepository implements AlertRepository {
   constructor(private readonly db: AlertsDatabase) {}
 
   insertAlert(a: AlertRecord): void {
+    try {
+      this.insertRow(a);
+    } catch (error) {
+      const e = error as { code?: unknown; message?: unknown };
+      if (e.code === 'SQLITE_CONSTRAINT_UNIQUE' && typeof e.message === 'string' && e.message.includes('alerts.rule_id')) throw new OpenAlertExistsError(a);
+      throw error;
+    }
+  }
+
+  private insertRow(a: AlertRecord): void {
     this.db
       .stmt(
         `INSERT INTO alerts (id, rule_id, asset_id, sensor_id, metric, level, state, value, threshold, event_ts, started_at, updated_at,

@@ -60,8 +60,8 @@ describe('alerts.db migrations', () => {
     store.close();
     // Version 1: no digests, no held notices, none of the later indexes.
     const db = new Database(file);
-    db.exec(`DROP INDEX alerts_resolved; DROP INDEX outbox_alert; DROP TABLE outbox_digests;
-      ALTER TABLE outbox DROP COLUMN digest_id; ALTER TABLE alerts DROP COLUMN held_notice;
+    db.exec(`DROP INDEX alerts_resolved; DROP INDEX outbox_alert; DROP INDEX alerts_held; DROP TABLE outbox_digests;
+      ALTER TABLE outbox DROP COLUMN digest_id; ALTER TABLE outbox DROP COLUMN claimed_by; ALTER TABLE outbox DROP COLUMN claimed_until; ALTER TABLE alerts DROP COLUMN held_notice;
       INSERT INTO alerts (id, rule_id, asset_id, sensor_id, metric, level, state, value, threshold, event_ts, started_at, updated_at,
         rule_name, asset_name, asset_type, street, message, plan)
       VALUES ('al_old', 'bridge-strain', 'lg-bridge-001', 'strain-01', 'strain', 'red', 'firing', 312.5, '300', 1, 2, 3, 'r', 'a', 'bridge', 's', 'm', '[]');
@@ -90,6 +90,32 @@ describe('alerts.db migrations', () => {
     SqliteAlertStore.open(dir).close();
     expect(inspect(file)).toMatchObject({ version: SCHEMA_VERSION });
     expect(inspect(file).indexes).toEqual(expect.arrayContaining(['alerts_resolved', 'outbox_alert']));
+  });
+
+  it('adds the claim columns and the held-notice index to a version 5 database, keeping its outbox', () => {
+    const store = SqliteAlertStore.open(dir);
+    store.close();
+    const db = new Database(file);
+    db.exec(`DROP INDEX alerts_held; ALTER TABLE outbox DROP COLUMN claimed_by; ALTER TABLE outbox DROP COLUMN claimed_until;
+      ALTER TABLE outbox_digests DROP COLUMN claimed_by; ALTER TABLE outbox_digests DROP COLUMN claimed_until;
+      INSERT INTO alerts (id, rule_id, asset_id, sensor_id, metric, level, state, value, threshold, event_ts, started_at, updated_at,
+        rule_name, asset_name, asset_type, street, message, plan)
+      VALUES ('al_old', 'bridge-strain', 'lg-bridge-001', 'strain-01', 'strain', 'red', 'firing', 312.5, '300', 1, 2, 3, 'r', 'a', 'bridge', 's', 'm', '[]');
+      INSERT INTO outbox (delivery_id, alert_id, channel_id, recipients, event, tier, body, status, attempts, next_attempt_at, created_at, updated_at)
+      VALUES ('d-old', 'al_old', 'ops-hook', '[]', 'firing', 0, '{}', 'pending', 0, 2, 2, 2);
+      PRAGMA user_version = 5;`);
+    db.close();
+    const reopened = SqliteAlertStore.open(dir);
+    try {
+      expect(reopened.claimOutbox('d-old', 'a', 10, 100)).toBe(true);
+      expect(reopened.claimOutbox('d-old', 'b', 50, 150)).toBe(false);
+    } finally {
+      reopened.close();
+    }
+    const after = inspect(file);
+    expect(after.version).toBe(SCHEMA_VERSION);
+    expect(after.indexes).toContain('alerts_held');
+    expect(after.columns('outbox')).toEqual(expect.arrayContaining(['claimed_by', 'claimed_until']));
   });
 
   it('refuses a database written by a newer version', () => {

@@ -228,6 +228,18 @@ CREATE INDEX IF NOT EXISTS audit_log_at ON audit_log (at);
 `);
     },
   },
+  {
+    version: 6,
+    description: 'claims on outbox rows and digests (the sender fence of a cluster), held notices by update',
+    up(db) {
+      for (const table of ['outbox', 'outbox_digests']) {
+        const columns = new Set((db.prepare('SELECT name FROM pragma_table_info(?)').all(table) as Array<{ name: string }>).map((c) => c.name));
+        if (!columns.has('claimed_by')) db.exec(`ALTER TABLE ${table} ADD COLUMN claimed_by TEXT`);
+        if (!columns.has('claimed_until')) db.exec(`ALTER TABLE ${table} ADD COLUMN claimed_until INTEGER`);
+      }
+      db.exec('CREATE INDEX IF NOT EXISTS alerts_held ON alerts (updated_at) WHERE held_notice IS NOT NULL');
+    },
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -90,9 +90,13 @@ export class SqliteOutboxRepository implements OutboxRepository {
     return row && fromDigestRow(row);
   }
 
+  claimDigest(deliveryId: string, owner: string, now: number, untilMs: number): boolean {
+    return this.claim('outbox_digests', deliveryId, owner, now, untilMs);
+  }
+
   updateDigest(deliveryId: string, change: AttemptChange): void {
     this.db
-      .stmt(`UPDATE outbox_digests SET status = ?, attempts = ?, next_attempt_at = ?, updated_at = ?, last_error = ? WHERE delivery_id = ?`)
+      .stmt(`UPDATE outbox_digests SET status = ?, attempts = ?, next_attempt_at = ?, updated_at = ?, last_error = ?, claimed_by = NULL, claimed_until = NULL WHERE delivery_id = ?`)
       .run(change.status, change.attempts, change.nextAttemptAt, change.updatedAt, change.lastError, deliveryId);
   }
 
@@ -116,9 +120,24 @@ export class SqliteOutboxRepository implements OutboxRepository {
     this.db.stmt('UPDATE outbox SET recipients = ?, body = ? WHERE delivery_id = ? AND attempts = 0').run(JSON.stringify(recipients), body, deliveryId);
   }
 
+  claimOutbox(deliveryId: string, owner: string, now: number, untilMs: number): boolean {
+    return this.claim('outbox', deliveryId, owner, now, untilMs);
+  }
+
+  /** One UPDATE: SQLite runs it alone, so the check and the claim cannot interleave with another writer's. */
+  private claim(table: 'outbox' | 'outbox_digests', deliveryId: string, owner: string, now: number, untilMs: number): boolean {
+    const info = this.db
+      .stmt(
+        `UPDATE ${table} SET claimed_by = ?, claimed_until = ?
+       WHERE delivery_id = ? AND status = 'pending' AND (claimed_by IS NULL OR claimed_by = ? OR claimed_until <= ?)`,
+      )
+      .run(owner, untilMs, deliveryId, owner, now);
+    return info.changes === 1;
+  }
+
   updateOutbox(deliveryId: string, change: AttemptChange): void {
     this.db
-      .stmt(`UPDATE outbox SET status = ?, attempts = ?, next_attempt_at = ?, updated_at = ?, last_error = ? WHERE delivery_id = ?`)
+      .stmt(`UPDATE outbox SET status = ?, attempts = ?, next_attempt_at = ?, updated_at = ?, last_error = ?, claimed_by = NULL, claimed_until = NULL WHERE delivery_id = ?`)
       .run(change.status, change.attempts, change.nextAttemptAt, change.updatedAt, change.lastError, deliveryId);
   }
 

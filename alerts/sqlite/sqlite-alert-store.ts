@@ -147,6 +147,14 @@ export class SqliteAlertStore implements AlertStore {
     this.outbox.resolveOutbox(deliveryId, recipients, body);
   }
 
+  claimOutbox(deliveryId: string, owner: string, now: number, untilMs: number): boolean {
+    return this.outbox.claimOutbox(deliveryId, owner, now, untilMs);
+  }
+
+  claimDigest(deliveryId: string, owner: string, now: number, untilMs: number): boolean {
+    return this.outbox.claimDigest(deliveryId, owner, now, untilMs);
+  }
+
   updateOutbox(deliveryId: string, change: AttemptChange): void {
     this.outbox.updateOutbox(deliveryId, change);
   }
