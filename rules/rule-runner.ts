@@ -10,6 +10,7 @@ import { compileRules, type CompiledRuleSet, type CompileOptions } from './compi
 import { createRuleState, evaluate, reconcileState, restoreAlert, stateStats, type AlertRef, type DeviceRef, type RuleState, type StateStats } from './evaluate.js';
 import { dueAt, presence, tick, watchSensors, type WatchedSensor } from './tick.js';
 import { restoreFlapping } from './reconcile.js';
+import { dropAssetState, exportAssetState, importAssetState, type AssetSnapshot } from './state-codec.js';
 import type { RuleEvent, Threshold } from './types.js';
 
 export interface OpenAlertSeed {
@@ -130,6 +131,21 @@ export class RuleRunner {
       if (!restored) release.push(a);
     }
     return release;
+  }
+
+  /** The evaluation state of these assets as plain JSON (rules/state-codec.ts), one snapshot per asset, empty ones included. */
+  exportAssets(assetIds: ReadonlySet<string>): AssetSnapshot[] {
+    return [...assetIds].map((assetId) => exportAssetState(this.ruleSet, this.state, assetId));
+  }
+
+  /** Replaces the state of the snapshots' assets with theirs (validated ones: decodeAssetSnapshot). */
+  importAssets(snapshots: readonly AssetSnapshot[]): void {
+    importAssetState(this.ruleSet, this.state, snapshots);
+  }
+
+  /** Forgets the state of these assets (a partition handed over). */
+  dropAssets(assetIds: ReadonlySet<string>): void {
+    dropAssetState(this.state, assetIds);
   }
 
   /** Swaps in a new rule set, keeping the state of rules whose evaluation did not change. */

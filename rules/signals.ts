@@ -57,6 +57,18 @@ export interface WindowView {
   last: number;
 }
 
+/** A window's contents (SampleWindow.snapshot): `slots` holds 9 doubles per slot, oldest first. */
+export interface WindowSnapshot {
+  windowMs: number;
+  samples: number;
+  sumHi: number;
+  sumLo: number;
+  evictions: number;
+  min: number;
+  max: number;
+  slots: Float64Array;
+}
+
 export class SampleWindow {
   readonly slotMs: number;
   /** Most slots the window can hold (see the module comment): the buffer never grows past it. */
@@ -209,6 +221,38 @@ export class SampleWindow {
     }
     out.sum = hi + lo;
     return out;
+  }
+
+  /**
+   * The window as plain data, exact: `SampleWindow.restore` of it behaves exactly as this window
+   * does (the running sum's compensation and eviction count included). Extrema are recomputed
+   * first when stale, so equal windows give equal snapshots.
+   */
+  snapshot(): WindowSnapshot {
+    const slots = new Float64Array(this.size * F);
+    for (let i = 0; i < this.size; i++) {
+      const o = ((this.head + i) % this.cap) * F;
+      slots.set(this.buf.subarray(o, o + F), i * F);
+    }
+    return { windowMs: this.windowMs, samples: this.samples, sumHi: this.sumHi, sumLo: this.sumLo, evictions: this.evictions, min: this.min, max: this.max, slots };
+  }
+
+  /** The window a snapshot was taken of; throws when the snapshot cannot be one. */
+  static restore(s: WindowSnapshot): SampleWindow {
+    const w = new SampleWindow(s.windowMs);
+    const size = s.slots.length / F;
+    if (!Number.isInteger(size) || size > w.limit) throw new RangeError(`a window of ${s.windowMs} ms holds at most ${w.limit} slots of ${F} values`);
+    w.cap = Math.max(4, size);
+    w.buf = new Float64Array(w.cap * F);
+    w.buf.set(s.slots);
+    w.size = size;
+    w.samples = s.samples;
+    w.sumHi = s.sumHi;
+    w.sumLo = s.sumLo;
+    w.evictions = s.evictions;
+    w.minV = s.min;
+    w.maxV = s.max;
+    return w;
   }
 
   private add(x: number): void {
