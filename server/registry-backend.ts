@@ -47,6 +47,12 @@ export interface RegistryBackend {
   /** Why no change can be kept now, checked before a change is computed; undefined when one can. */
   unwritable(): RegistryError | undefined;
   /**
+   * Runs one change: `fn` reads, computes and writes it (once at most). A backend shared by
+   * several instances holds every other instance's writes off meanwhile, after bringing its copy
+   * up to date, so that a change is computed from the latest content.
+   */
+  exclusive<T>(fn: () => Promise<T>): Promise<T>;
+  /**
    * Keeps `next` (rendered as `text`, the registry.yaml it stands for), computed from `base`.
    * Rejects with RegistryConflict when the content is no longer `base` (nothing kept), with a
    * RegistryError when it cannot be kept (read-only, unreachable).
@@ -83,16 +89,20 @@ export class FileRegistryBackend implements RegistryBackend {
     return reason ? new RegistryError('read_only_config', `${reason}; run-time changes cannot be kept`, 409) : undefined;
   }
 
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    return fn(); // this process is the file's one writer, and the registry serialises its changes
+  }
+
   write(_base: RegistrySnapshot, _next: RegistryContent, text: string): Promise<void> {
     try {
       writeRegistryAtomically(this.dir, text);
+      return Promise.resolve();
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'EROFS' || code === 'EACCES' || code === 'EPERM')
         return Promise.reject(new RegistryError('read_only_config', `the configuration directory ${this.dir} cannot be written (${code}); nothing changed`, 409));
-      return Promise.reject(err as Error);
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
-    return Promise.resolve();
   }
 
   onChange(): () => void {

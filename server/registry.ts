@@ -148,11 +148,13 @@ export class Registry {
   private change<T>(section: 'assets' | 'devices', id: string, compute: (content: RegistryContent) => { content: RegistryContent; result: T }): Promise<T> {
     return this.exclusive(async () => {
       for (let attempt = 1; ; attempt++) {
-        const snapshot = this.begin(section, id);
-        const next = compute(snapshot.content);
         try {
-          await this.commit(snapshot, next.content);
-          return next.result;
+          return await this.backend.exclusive(async () => {
+            const snapshot = this.begin(section, id);
+            const next = compute(snapshot.content);
+            await this.commit(snapshot, next.content);
+            return next.result;
+          });
         } catch (err) {
           if (!(err instanceof RegistryConflict)) throw err;
           if (attempt >= MAX_ATTEMPTS) throw new RegistryError('conflict', `the registry kept changing while this change was made (${attempt} attempts); send it again`, 409);

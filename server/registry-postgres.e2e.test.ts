@@ -1,0 +1,290 @@
+/**
+ * The registry in PostgreSQL, against a real server: two instances (two configuration
+ * directories with the same files, one database), each with its own registry and reloader as the
+ * platform wires them. A change through one reaches the other through its poll and its validated
+ * reload; concurrent changes of one device keep both; a rotated secret works on the other
+ * instance and the old one no longer does; with PostgreSQL stopped, writes answer 503 and reads
+ * keep the last copy, and changes made once it is back reach every instance.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { stringify } from 'yaml';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { hashSecret, SecretVerifier } from '../ingest/device-auth.js';
+import { silentLogger } from '../lib/logger.js';
+import { RuleRunner } from '../rules/rule-runner.js';
+import { postgresAvailable, startPostgres, type PgServer } from '../test/support/postgres.js';
+import { ConfigReloader, type ConfigChanges } from './config-reload.js';
+import { loadConfig } from './config/load.js';
+import type { WatchpostConfig } from './config/schema.js';
+import { Registry, RegistryError } from './registry.js';
+import { PostgresRegistryBackend, REGISTRY_SCHEMA } from './registry-postgres.js';
+
+const POLL_MS = 200;
+const fastHash = (secret: string) => Promise.resolve(`scrypt$16384$8$1$${Buffer.from(secret.slice(0, 12)).toString('base64')}$${Buffer.alloc(32, 7).toString('base64')}`);
+
+interface Instance {
+  dir: string;
+  pool: pg.Pool;
+  backend: PostgresRegistryBackend;
+  registry: Registry;
+  reloader: ConfigReloader;
+  current: () => WatchpostConfig;
+  /** The changes of every reload this instance applied, in order. */
+  reloads: ConfigChanges[];
+}
+
+/** Waits until `check` holds, polling every 20 ms, at most `ms`; returns how long it took. */
+async function until(what: string, check: () => boolean, ms: number): Promise<number> {
+  const started = Date.now();
+  for (;;) {
+    if (check()) return Date.now() - started;
+    if (Date.now() - started > ms) throw new Error(`${what}: not within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe.skipIf(!postgresAvailable)('the registry in PostgreSQL (two instances, one database)', () => {
+  let server: PgServer;
+  let databases = 0;
+  const open: Instance[] = [];
+  const dirs: string[] = [];
+
+  beforeAll(async () => {
+    server = await startPostgres();
+  }, 120_000);
+
+  afterAll(async () => {
+    await server?.destroy();
+  });
+
+  afterEach(async () => {
+    for (const i of open.splice(0)) {
+      i.reloader.stop();
+      await i.backend.stop();
+      await i.pool.end();
+    }
+    for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+  });
+
+  /** A configuration directory with the same base files each time (data_dir apart). */
+  function configDir(): string {
+    const dir = mkdtempSync(join(tmpdir(), 'watchpost-registry-pg-'));
+    dirs.push(dir);
+    writeFileSync(
+      join(dir, 'watchpost.yaml'),
+      stringify({
+        storage: { data_dir: join(tmpdir(), 'watchpost-registry-pg-data') },
+        assets: [{ id: 'base-asset', type: 'bridge', name: 'base', street: 's' }],
+        devices: [{ id: 'base-device', secret: 'base-secret-01', assets: ['base-asset'] }],
+      }),
+    );
+    return dir;
+  }
+
+  async function instance(url: string, options: { pollMs?: number; hash?: (s: string) => Promise<string> } = {}): Promise<Instance> {
+    const dir = configDir();
+    const pool = new pg.Pool({ connectionString: url, max: 4 });
+    pool.on('error', () => undefined); // idle connections dropped while the server is stopped
+    const backend = new PostgresRegistryBackend({ pool, logger: silentLogger(), configDir: dir }, { pollMs: options.pollMs ?? POLL_MS, queryTimeoutMs: 3000 });
+    await backend.start();
+    const load = (d: string) => loadConfig(d, {}, backend.overrides());
+    const first = load(dir);
+    if (!first.ok) throw new Error(`the base configuration is invalid: ${JSON.stringify(first.errors)}`);
+    let current = first.config;
+    const reloads: ConfigChanges[] = [];
+    const reloader = new ConfigReloader(
+      {
+        configDir: dir,
+        runner: new RuleRunner(current.rules),
+        clock: { now: () => Date.now() },
+        logger: silentLogger(),
+        current: () => current,
+        apply: (next, changes) => {
+          current = next;
+          reloads.push(changes);
+        },
+        load,
+      },
+      { watch: false },
+    );
+    backend.onChange(() => void reloader.reload('file'));
+    const registry = new Registry({
+      configDir: dir,
+      current: () => current,
+      apply: (next) => void reloader.applyConfig(next, 'api'),
+      hash: options.hash ?? fastHash,
+      backend,
+      load: (d, env, overrides) => loadConfig(d, {}, overrides),
+    });
+    const made: Instance = { dir, pool, backend, registry, reloader, current: () => current, reloads };
+    open.push(made);
+    return made;
+  }
+
+  async function database(): Promise<string> {
+    return server.createDatabase(`registry_${++databases}`);
+  }
+
+  it('an asset added through A is in B within the poll interval (1 s) and a margin, through B’s validated reload', async () => {
+    const url = await database();
+    const a = await instance(url, { pollMs: 1000 });
+    const b = await instance(url, { pollMs: 1000 });
+    const started = Date.now();
+    const put = await a.registry.putAsset('lg-slope-007', { type: 'slope', name: '坡 7', street: '布吉街道', sensors: [{ id: 'tilt-01', metrics: ['tilt'] }] });
+    expect(put.created).toBe(true);
+    expect(a.current().assets.map((x) => x.id)).toEqual(['lg-slope-007', 'base-asset']); // registry.yaml's place: before watchpost.yaml
+    await until('the asset in B', () => b.current().assets.some((x) => x.id === 'lg-slope-007'), 1000 + 2000);
+    expect(Date.now() - started).toBeLessThan(1000 + 2000);
+    expect(b.current().assets.find((x) => x.id === 'lg-slope-007')).toEqual(a.current().assets.find((x) => x.id === 'lg-slope-007'));
+    expect(b.reloads.at(-1)?.assets).toEqual({ added: ['lg-slope-007'], removed: [], changed: [] });
+    // Both instances render the same registry, and a third loading it afresh sees the same.
+    expect(b.backend.overrides()).toEqual(a.backend.overrides());
+    const c = await instance(url);
+    expect(c.current().assets).toEqual(a.current().assets);
+
+    await b.registry.deleteAsset('lg-slope-007');
+    await until('the deletion in A', () => !a.current().assets.some((x) => x.id === 'lg-slope-007'), 1000 + 2000);
+    expect(a.reloads.at(-1)?.assets).toEqual({ added: [], removed: ['lg-slope-007'], changed: [] });
+  }, 30_000);
+
+  it('concurrent changes of one device from A and B: both are kept, none lost', async () => {
+    const url = await database();
+    const a = await instance(url);
+    const b = await instance(url);
+    await a.registry.putAsset('x1', { type: 'bridge', name: 'x1', street: 's' });
+    await a.registry.putAsset('x2', { type: 'bridge', name: 'x2', street: 's' });
+    await a.registry.putDevice('dev-1', { assets: ['x1'], secret: 'initial-secret-1' });
+    await until('dev-1 in B', () => b.current().devices.some((d) => d.id === 'dev-1'), 5000);
+
+    // B changes the device's assets while A rotates its secret, from the same version.
+    const [assets, rotated] = await Promise.all([b.registry.putDevice('dev-1', { assets: ['x1', 'x2'] }), a.registry.rotateSecret('dev-1')]);
+    expect(assets.created).toBe(false);
+    const expected = { assets: ['x1', 'x2'], secret_hash: await fastHash(rotated.secret) };
+    for (const i of [a, b]) {
+      await until(
+        `both changes in ${i === a ? 'A' : 'B'}`,
+        () => {
+          const d = i.current().devices.find((x) => x.id === 'dev-1');
+          return d !== undefined && d.secret_hash === expected.secret_hash && d.assets.length === 2;
+        },
+        5000,
+      );
+      expect(i.current().devices.find((x) => x.id === 'dev-1')).toMatchObject(expected);
+    }
+
+    // Many writes from both at once: every one kept, in one version each.
+    const puts = await Promise.all(Array.from({ length: 20 }, (_, n) => (n % 2 === 0 ? a : b).registry.putAsset(`many-${n}`, { type: 'slope', name: `坡 ${n}`, street: 's' })));
+    expect(puts.every((p) => p.created)).toBe(true);
+    const ids = Array.from({ length: 20 }, (_, n) => `many-${n}`).sort();
+    for (const i of [a, b]) await until('all twenty', () => ids.every((id) => i.current().assets.some((x) => x.id === id)), 5000);
+    const version = await a.pool.query<{ version: string }>('SELECT version FROM registry_state');
+    // 2 assets + 1 device + 2 device changes + 20 assets.
+    expect(Number(version.rows[0]!.version)).toBe(25);
+  }, 60_000);
+
+  it('a secret rotated through A logs in on B and the old one no longer does; B’s reload names the device changed (its connections close)', async () => {
+    const url = await database();
+    const a = await instance(url, { hash: (s) => hashSecret(s) });
+    const b = await instance(url, { hash: (s) => hashSecret(s) });
+    await a.registry.putAsset('r1', { type: 'bridge', name: 'r1', street: 's' });
+    const created = await a.registry.putDevice('dev-r', { assets: ['r1'] });
+    expect(created.secret).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    await until('dev-r in B', () => b.current().devices.some((d) => d.id === 'dev-r'), 5000);
+    const logsIn = async (i: Instance, secret: string) => {
+      const device = i.current().devices.find((d) => d.id === 'dev-r');
+      return new SecretVerifier(i.current().devices).verify(device, Buffer.from(secret));
+    };
+    expect(await logsIn(b, created.secret!)).toBe(true);
+
+    const rotated = await a.registry.rotateSecret('dev-r');
+    expect(rotated.secret).not.toBe(created.secret);
+    await until('the rotation in B', () => b.reloads.some((r) => r.devices.changed.includes('dev-r')), 5000);
+    expect(await logsIn(b, rotated.secret)).toBe(true);
+    expect(await logsIn(b, created.secret!)).toBe(false);
+
+    // Only scrypt hashes in PostgreSQL, never a secret.
+    const rows = await a.pool.query<{ body: string }>("SELECT body::text AS body FROM registry_entries WHERE kind = 'device'");
+    expect(rows.rows).toHaveLength(1);
+    expect(rows.rows[0]!.body).not.toContain(rotated.secret);
+    expect(rows.rows[0]!.body).not.toContain(created.secret!);
+    expect(JSON.parse(rows.rows[0]!.body)).toEqual({ id: 'dev-r', secret_hash: expect.stringMatching(/^scrypt\$16384\$8\$1\$/), assets: ['r1'] });
+    await expect(
+      a.pool.query(`INSERT INTO registry_entries (kind, id, body, position, version) VALUES ('device', 'plain', '{"id":"plain","secret":"in-clear-123","assets":[]}', 99, 99)`),
+    ).rejects.toThrow(/registry_entries_no_plain_secret/);
+  }, 60_000);
+
+  it('PostgreSQL down: writes answer 503, reads keep the last copy; once it is back, changes reach every instance', async () => {
+    const url = await database();
+    const a = await instance(url);
+    const b = await instance(url);
+    await a.registry.putAsset('kept', { type: 'bridge', name: 'kept', street: 's' });
+    await until('kept in B', () => b.current().assets.some((x) => x.id === 'kept'), 5000);
+
+    await server.stop();
+    try {
+      const refused = await a.registry.putAsset('while-down', { type: 'bridge', name: 'd', street: 's' }).catch((err: unknown) => err);
+      expect(refused).toBeInstanceOf(RegistryError);
+      expect(refused).toMatchObject({ code: 'registry_unavailable', status: 503 });
+      expect((refused as Error).message).toMatch(/^PostgreSQL \(the registry\) cannot be reached: .+; nothing changed$/);
+      // Nothing applied, nothing kept in the copy; both instances keep the last one.
+      expect(a.current().assets.map((x) => x.id)).toEqual(['kept', 'base-asset']);
+      expect(a.backend.read().content.assets.map((x) => x.id)).toEqual(['kept']);
+      await until('B notices the outage', () => !b.backend.status().reachable, 5000);
+      expect(b.current().assets.map((x) => x.id)).toEqual(['kept', 'base-asset']);
+      expect(b.backend.overrides().get('registry.yaml')).toContain('"id":"kept"');
+    } finally {
+      await server.start();
+    }
+    await a.registry.putAsset('after', { type: 'bridge', name: 'after', street: 's' });
+    for (const i of [a, b]) await until('after everywhere', () => i.current().assets.some((x) => x.id === 'after') && i.backend.status().reachable, 10_000);
+    expect(b.current().assets.map((x) => x.id)).toEqual(['kept', 'after', 'base-asset']);
+  }, 120_000);
+
+  it('creates its tables idempotently, and an empty registry takes the directory’s registry.yaml once (plain secrets hashed)', async () => {
+    const url = await database();
+    const dir = configDir();
+    writeFileSync(
+      join(dir, 'registry.yaml'),
+      'assets:\n  - {"id":"from-file","type":"bridge","name":"f","street":"s"}\ndevices:\n  - {"id":"file-dev","secret":"plain-secret-9","assets":["from-file"]}\n',
+    );
+    const pool = new pg.Pool({ connectionString: url, max: 2 });
+    try {
+      const seeded = new PostgresRegistryBackend({ pool, logger: silentLogger(), configDir: dir, hash: fastHash }, { pollMs: POLL_MS });
+      const other = new PostgresRegistryBackend({ pool, logger: silentLogger(), configDir: dir, hash: fastHash }, { pollMs: POLL_MS });
+      await Promise.all([seeded.start(), other.start()]);
+      await Promise.all([seeded.stop(), other.stop()]);
+      await other.refresh();
+      for (const backend of [seeded, other]) {
+        expect(backend.read()).toEqual({
+          version: 1,
+          content: {
+            assets: [{ id: 'from-file', type: 'bridge', name: 'f', street: 's' }],
+            devices: [{ id: 'file-dev', assets: ['from-file'], secret_hash: await fastHash('plain-secret-9') }],
+            other: {},
+          },
+        });
+      }
+      for (const statement of REGISTRY_SCHEMA) await pool.query(statement);
+      const again = new PostgresRegistryBackend({ pool, logger: silentLogger(), configDir: dir, hash: fastHash }, { pollMs: POLL_MS });
+      await again.start();
+      await again.stop();
+      expect(again.read().version).toBe(1);
+    } finally {
+      await pool.end();
+    }
+  }, 30_000);
+
+  it('an unreachable PostgreSQL at start is a clear error naming it', async () => {
+    const pool = new pg.Pool({ connectionString: `postgres://watchpost:x@127.0.0.1:${server.port}/nowhere_database`, max: 1 });
+    pool.on('error', () => undefined);
+    try {
+      const backend = new PostgresRegistryBackend({ pool, logger: silentLogger(), configDir: configDir() }, { queryTimeoutMs: 2000 });
+      await expect(backend.start()).rejects.toThrow(/^PostgreSQL \(the registry\): /);
+    } finally {
+      await pool.end();
+    }
+  });
+});
