@@ -1,81 +1,7 @@
 /** The `alert_cases`, `work_orders` and `schedule_overrides` tables of alerts.db. */
-import type { CaseStatus, DismissReason } from '../case-machine.js';
-import { clampLimit, type CaseRecord, type CaseRepository, type OverrideRecord, type WorkOrderFilter, type WorkOrderRecord, type WorkOrderStatus } from '../store.js';
+import { clampLimit, type CaseRecord, type CaseRepository, type OverrideRecord, type WorkOrderFilter, type WorkOrderRecord } from '../store.js';
 import type { AlertsDatabase } from './database.js';
-
-interface CaseRow {
-  alert_id: string;
-  status: string;
-  department: string | null;
-  work_order_id: string | null;
-  dismiss_reason: string | null;
-  updated_at: number;
-  ack_deadline: number | null;
-}
-
-interface WorkOrderRow {
-  id: string;
-  alert_id: string;
-  department: string;
-  status: string;
-  note: string | null;
-  created_by: string;
-  created_at: number;
-  due_at: number;
-  nonce: string;
-  expires_at: number;
-  arrived_at: number | null;
-  closed_at: number | null;
-  closed_by: string | null;
-  outcome: string | null;
-  overdue_at: number | null;
-}
-
-interface OverrideRow {
-  id: string;
-  schedule_id: string;
-  member: string;
-  starts_at: number;
-  ends_at: number;
-  created_at: number;
-  created_by: string;
-}
-
-function fromCaseRow(r: CaseRow): CaseRecord {
-  return {
-    alertId: r.alert_id,
-    status: r.status as CaseStatus,
-    department: r.department,
-    workOrderId: r.work_order_id,
-    dismissReason: r.dismiss_reason as DismissReason | null,
-    updatedAt: r.updated_at,
-    ackDeadline: r.ack_deadline,
-  };
-}
-
-function fromWorkOrderRow(r: WorkOrderRow): WorkOrderRecord {
-  return {
-    id: r.id,
-    alertId: r.alert_id,
-    department: r.department,
-    status: r.status as WorkOrderStatus,
-    note: r.note,
-    createdBy: r.created_by,
-    createdAt: r.created_at,
-    dueAt: r.due_at,
-    nonce: r.nonce,
-    expiresAt: r.expires_at,
-    arrivedAt: r.arrived_at,
-    closedAt: r.closed_at,
-    closedBy: r.closed_by,
-    outcome: r.outcome,
-    overdueAt: r.overdue_at,
-  };
-}
-
-function workOrderParams(w: WorkOrderRecord): unknown[] {
-  return [w.alertId, w.department, w.status, w.note, w.createdBy, w.createdAt, w.dueAt, w.nonce, w.expiresAt, w.arrivedAt, w.closedAt, w.closedBy, w.outcome, w.overdueAt, w.id];
-}
+import { fromCaseRow, fromOverrideRow, fromWorkOrderRow, workOrderParams, type CaseRow, type OverrideRow, type WorkOrderRow } from './rows.js';
 
 export class SqliteCaseRepository implements CaseRepository {
   constructor(private readonly db: AlertsDatabase) {}
@@ -157,6 +83,6 @@ export class SqliteCaseRepository implements CaseRepository {
     const rows = this.db
       .stmt('SELECT * FROM schedule_overrides WHERE ends_at > @since AND (@schedule IS NULL OR schedule_id = @schedule) ORDER BY created_at, id')
       .all({ since, schedule: scheduleId ?? null }) as OverrideRow[];
-    return rows.map((r) => ({ id: r.id, scheduleId: r.schedule_id, member: r.member, startsAt: r.starts_at, endsAt: r.ends_at, createdAt: r.created_at, createdBy: r.created_by }));
+    return rows.map(fromOverrideRow);
   }
 }

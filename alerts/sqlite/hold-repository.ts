@@ -1,7 +1,7 @@
 /** The `silences` and `flapping` tables of alerts.db. */
 import type { AlertKey, HoldRepository, SilenceRecord } from '../store.js';
 import type { AlertsDatabase } from './database.js';
-import { fromSilenceRow, type SilenceDbRow } from './rows.js';
+import { fromFlappingRow, fromSilenceRow, type FlappingRow, type SilenceDbRow } from './rows.js';
 
 export class SqliteHoldRepository implements HoldRepository {
   constructor(private readonly db: AlertsDatabase) {}
@@ -37,11 +37,6 @@ export class SqliteHoldRepository implements HoldRepository {
   }
 
   flappingKeys(): Array<AlertKey & { since: number }> {
-    return (this.db.stmt('SELECT * FROM flapping').all() as Array<{ rule_id: string; asset_id: string; sensor_id: string; since: number }>).map((r) => ({
-      ruleId: r.rule_id,
-      assetId: r.asset_id,
-      sensorId: r.sensor_id,
-      since: r.since,
-    }));
+    return (this.db.stmt('SELECT * FROM flapping').all() as FlappingRow[]).map(fromFlappingRow);
   }
 }

@@ -1,0 +1,273 @@
+/**
+ * The versioned schema of the PostgreSQL alert store, one row per applied version in
+ * `watchpost_schema`. The migrations run in order in one transaction that first takes an
+ * advisory lock, so several instances starting together migrate once: the others wait for the
+ * lock, then find the schema current. A schema newer than this code is refused.
+ *
+ * The tables mirror alerts.db (../sqlite/migrations.ts) column for column, so that both backends
+ * share their row mapping (../sqlite/rows.ts): epoch milliseconds are BIGINT, JSON values TEXT
+ * (kept byte for byte, as SQLite keeps them); an identity column stands in for SQLite's rowid
+ * where rows are listed in insertion order. The cluster's own tables (instances, leases, rule
+ * checkpoints) live in the same schema, with PostgreSQL's clock (TIMESTAMPTZ) where leases need it.
+ */
+import type { Logger } from '../../lib/logger.js';
+import type { PostgresAlertsDatabase } from './database.js';
+
+interface Migration {
+  version: number;
+  description: string;
+  sql: string;
+}
+
+const SCHEMA_V1 = `
+CREATE TABLE alerts (
+  id TEXT PRIMARY KEY,
+  rule_id TEXT NOT NULL,
+  asset_id TEXT NOT NULL,
+  sensor_id TEXT NOT NULL,
+  metric TEXT NOT NULL,
+  level TEXT NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('firing', 'acknowledged', 'resolved')),
+  value DOUBLE PRECISION NOT NULL,
+  threshold TEXT,
+  event_ts BIGINT NOT NULL,
+  started_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL,
+  acknowledged_at BIGINT,
+  acknowledged_by TEXT,
+  resolved_at BIGINT,
+  resolved_by TEXT,
+  resolve_reason TEXT,
+  rule_name TEXT NOT NULL,
+  asset_name TEXT NOT NULL,
+  asset_type TEXT NOT NULL,
+  street TEXT NOT NULL,
+  message TEXT NOT NULL,
+  plan TEXT NOT NULL,
+  escalation_policy TEXT,
+  last_tier INTEGER,
+  held_notice TEXT,
+  -- Insertion order (SQLite's rowid): ties of started_at list the later insert first.
+  row_seq BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE
+);
+-- One open alert per (rule, asset, sensor), enforced by the database itself, across instances.
+CREATE UNIQUE INDEX alerts_one_open ON alerts (rule_id, asset_id, sensor_id) WHERE state <> 'resolved';
+CREATE INDEX alerts_started ON alerts (started_at, row_seq);
+CREATE INDEX alerts_asset ON alerts (asset_id, started_at);
+CREATE INDEX alerts_resolved ON alerts (resolved_at) WHERE state = 'resolved';
+CREATE INDEX alerts_held ON alerts (updated_at) WHERE held_notice IS NOT NULL;
+
+CREATE TABLE alert_timeline (
+  seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  alert_id TEXT NOT NULL REFERENCES alerts (id),
+  at BIGINT NOT NULL,
+  kind TEXT NOT NULL CHECK (kind IN ('event', 'delivery')),
+  type TEXT NOT NULL,
+  level TEXT,
+  state TEXT,
+  tier INTEGER,
+  channel TEXT,
+  delivery_id TEXT,
+  detail TEXT NOT NULL
+);
+CREATE INDEX alert_timeline_alert ON alert_timeline (alert_id, seq);
+
+CREATE TABLE outbox (
+  seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  delivery_id TEXT NOT NULL UNIQUE,
+  alert_id TEXT NOT NULL REFERENCES alerts (id),
+  channel_id TEXT NOT NULL,
+  recipients TEXT NOT NULL,
+  event TEXT NOT NULL,
+  tier INTEGER NOT NULL,
+  body TEXT NOT NULL,
+  status TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'failed')),
+  attempts INTEGER NOT NULL,
+  next_attempt_at BIGINT NOT NULL,
+  created_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL,
+  last_error TEXT,
+  digest_id TEXT,
+  -- The instance attempting the row, until when (the sender's fence in a cluster).
+  claimed_by TEXT,
+  claimed_until BIGINT
+);
+CREATE INDEX outbox_pending ON outbox (alert_id, channel_id, seq) WHERE status = 'pending';
+CREATE INDEX outbox_pending_seq ON outbox (seq) WHERE status = 'pending';
+CREATE INDEX outbox_alert ON outbox (alert_id, seq);
+CREATE INDEX outbox_attempted ON outbox (updated_at) WHERE attempts > 0;
+
+CREATE TABLE outbox_digests (
+  delivery_id TEXT PRIMARY KEY,
+  channel_id TEXT NOT NULL,
+  rate_key TEXT NOT NULL,
+  recipients TEXT NOT NULL,
+  members TEXT NOT NULL,
+  status TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'failed')),
+  attempts INTEGER NOT NULL,
+  next_attempt_at BIGINT NOT NULL,
+  created_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL,
+  last_error TEXT,
+  claimed_by TEXT,
+  claimed_until BIGINT
+);
+CREATE INDEX outbox_digests_pending ON outbox_digests (next_attempt_at, created_at) WHERE status = 'pending';
+CREATE INDEX outbox_digests_settled ON outbox_digests (updated_at) WHERE status <> 'pending';
+
+CREATE TABLE silences (
+  id TEXT PRIMARY KEY,
+  matchers TEXT NOT NULL,
+  starts_at BIGINT NOT NULL,
+  ends_at BIGINT NOT NULL,
+  reason TEXT NOT NULL,
+  created_by TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  deleted_at BIGINT,
+  deleted_by TEXT
+);
+CREATE INDEX silences_end ON silences (ends_at) WHERE deleted_at IS NULL;
+
+-- (rule, asset, sensor) whose notifications are held because the rules stage reports flapping.
+CREATE TABLE flapping (
+  rule_id TEXT NOT NULL,
+  asset_id TEXT NOT NULL,
+  sensor_id TEXT NOT NULL,
+  since BIGINT NOT NULL,
+  PRIMARY KEY (rule_id, asset_id, sensor_id)
+);
+
+-- Single-use acknowledgement links: the nonce of every link that was used.
+CREATE TABLE ack_links_used (
+  nonce TEXT PRIMARY KEY,
+  alert_id TEXT NOT NULL,
+  used_at BIGINT NOT NULL,
+  expires_at BIGINT NOT NULL
+);
+CREATE INDEX ack_links_used_expiry ON ack_links_used (expires_at);
+
+CREATE TABLE meta (
+  key TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+);
+
+CREATE TABLE escalation_schedule (
+  alert_id TEXT PRIMARY KEY REFERENCES alerts (id),
+  policy_id TEXT NOT NULL,
+  anchor_at BIGINT NOT NULL,
+  next_tier INTEGER NOT NULL,
+  next_due_at BIGINT NOT NULL,
+  repeats INTEGER NOT NULL
+);
+CREATE INDEX escalation_schedule_due ON escalation_schedule (next_due_at);
+
+CREATE TABLE alert_cases (
+  alert_id TEXT PRIMARY KEY REFERENCES alerts (id),
+  status TEXT NOT NULL CHECK (status IN ('new', 'acknowledged', 'verified', 'dismissed', 'dispatched', 'on_site', 'closed')),
+  department TEXT,
+  work_order_id TEXT,
+  dismiss_reason TEXT,
+  updated_at BIGINT NOT NULL,
+  ack_deadline BIGINT
+);
+CREATE INDEX alert_cases_ack_deadline ON alert_cases (ack_deadline) WHERE ack_deadline IS NOT NULL;
+CREATE INDEX alert_cases_status ON alert_cases (status);
+
+CREATE TABLE work_orders (
+  id TEXT PRIMARY KEY,
+  alert_id TEXT NOT NULL REFERENCES alerts (id),
+  department TEXT NOT NULL,
+  status TEXT NOT NULL CHECK (status IN ('dispatched', 'on_site', 'closed')),
+  note TEXT,
+  created_by TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  due_at BIGINT NOT NULL,
+  nonce TEXT NOT NULL,
+  expires_at BIGINT NOT NULL,
+  arrived_at BIGINT,
+  closed_at BIGINT,
+  closed_by TEXT,
+  outcome TEXT,
+  overdue_at BIGINT,
+  row_seq BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE
+);
+CREATE INDEX work_orders_alert ON work_orders (alert_id);
+CREATE INDEX work_orders_created ON work_orders (created_at, row_seq);
+CREATE INDEX work_orders_due ON work_orders (due_at) WHERE status <> 'closed' AND overdue_at IS NULL;
+
+CREATE TABLE schedule_overrides (
+  id TEXT PRIMARY KEY,
+  schedule_id TEXT NOT NULL,
+  member TEXT NOT NULL,
+  starts_at BIGINT NOT NULL,
+  ends_at BIGINT NOT NULL,
+  created_at BIGINT NOT NULL,
+  created_by TEXT NOT NULL
+);
+CREATE INDEX schedule_overrides_end ON schedule_overrides (ends_at);
+
+CREATE TABLE audit_log (
+  seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  at BIGINT NOT NULL,
+  actor TEXT,
+  method TEXT NOT NULL,
+  path TEXT NOT NULL,
+  outcome INTEGER NOT NULL
+);
+CREATE INDEX audit_log_at ON audit_log (at);
+
+-- Cluster mode: the instances, their leases (partitions, leader) and the rules' state per asset.
+CREATE TABLE cluster_instances (
+  instance_id TEXT PRIMARY KEY,
+  started_at BIGINT NOT NULL,
+  heartbeat_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+
+CREATE TABLE cluster_leases (
+  name TEXT PRIMARY KEY,
+  owner TEXT,
+  epoch BIGINT NOT NULL DEFAULT 0,
+  expires_at TIMESTAMPTZ
+);
+
+CREATE TABLE rule_checkpoints (
+  asset_id TEXT PRIMARY KEY,
+  partition INTEGER NOT NULL,
+  state JSONB NOT NULL,
+  updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+CREATE INDEX rule_checkpoints_partition ON rule_checkpoints (partition);
+`;
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    description:
+      'alerts, timeline, outbox and digests, silences, flapping, used ack links, settings, escalation schedule, cases, work orders, overrides, audit log; cluster instances, leases, rule checkpoints',
+    sql: SCHEMA_V1,
+  },
+];
+
+export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
+
+/** The advisory lock that serializes migrations of one database (any constant; this one spells "wpschema"). */
+const MIGRATION_LOCK = '7770736368656d61';
+
+/** Brings the schema to SCHEMA_VERSION; throws for a database newer than that. */
+export function migrate(db: PostgresAlertsDatabase, logger?: Logger): void {
+  db.transaction(() => {
+    db.exec(`SELECT pg_advisory_xact_lock(x'${MIGRATION_LOCK}'::bigint)`, [], false);
+    db.exec(`CREATE TABLE IF NOT EXISTS watchpost_schema (version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())`, [], false);
+    const row = db.exec<{ version: number | null }>('SELECT MAX(version) AS version FROM watchpost_schema', [], false).rows[0];
+    const version = row?.version ?? 0;
+    if (version > SCHEMA_VERSION) {
+      throw new Error(`the PostgreSQL alert store at ${db.server} has schema version ${version}, newer than this version of watchpost understands (${SCHEMA_VERSION}); upgrade watchpost`);
+    }
+    for (const migration of MIGRATIONS) {
+      if (migration.version <= version) continue;
+      db.exec(migration.sql, [], false);
+      db.exec('INSERT INTO watchpost_schema (version, description) VALUES ($1, $2)', [migration.version, migration.description], false);
+      logger?.info({ version: migration.version, server: db.server }, `PostgreSQL alert store migrated: ${migration.description}`);
+    }
+  });
+}

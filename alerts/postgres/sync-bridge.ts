@@ -1,0 +1,210 @@
+/**
+ * A synchronous PostgreSQL client: the alert store's interface is synchronous (the alert stage
+ * writes a transition and its effects in one call), `pg` is not. A worker thread (pg-worker.mjs)
+ * owns the connection; a call posts its request to the worker and blocks in Atomics.wait on a
+ * shared flag until the worker has posted the answer, which receiveMessageOnPort then takes (so
+ * an answer of any size passes whole).
+ *
+ * Every wait is bounded: a server that does not answer makes the call throw after `waitMs`, and
+ * the worker (with its connection, which rolls back whatever was open) is replaced at the next
+ * call. A lost connection is opened again by the next call. Errors name the server as host:port,
+ * never the password.
+ */
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
+
+export interface SyncBridgeOptions {
+  /** How long connecting may take. */
+  connectTimeoutMs?: number;
+  /** How long one statement may run (PostgreSQL's statement_timeout). */
+  statementTimeoutMs?: number;
+  applicationName?: string;
+}
+
+export const DEFAULT_SYNC_BRIDGE_OPTIONS: Required<SyncBridgeOptions> = {
+  connectTimeoutMs: 3000,
+  statementTimeoutMs: 5000,
+  applicationName: 'watchpost',
+};
+
+export interface QueryResult<R> {
+  rows: R[];
+  rowCount: number;
+}
+
+/** An error of PostgreSQL or of the connection to it; `code` is the SQLSTATE when the server answered. */
+export class PostgresError extends Error {
+  readonly code: string | undefined;
+  readonly constraint: string | undefined;
+  constructor(message: string, fields: { code?: string; constraint?: string; cause?: unknown } = {}) {
+    super(message, fields.cause === undefined ? undefined : { cause: fields.cause });
+    this.name = 'PostgresError';
+    this.code = fields.code;
+    this.constraint = fields.constraint;
+  }
+}
+
+interface Answer {
+  id: number;
+  ok: boolean;
+  rows: unknown[];
+  rowCount: number;
+  session: number;
+  error?: { message: string; code?: string; constraint?: string; detail?: string };
+}
+
+type Request = { op: 'connect' } | { op: 'close' } | { op: 'query'; sql: string; params: unknown[]; name?: string };
+
+const WORKER_FILE = fileURLToPath(new URL('./pg-worker.mjs', import.meta.url));
+/** What the worker needs beyond the statement timeout: connecting, starting the thread, the answer's way back. */
+const WAIT_MARGIN_MS = 2000;
+
+/** host:port of a postgres:// URL (for messages); throws, without echoing it, for anything else. */
+export function serverOf(url: string): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new Error('postgres_url is not a URL: use postgres://user:password@host:port/database');
+  }
+  if (parsed.protocol !== 'postgres:' && parsed.protocol !== 'postgresql:') throw new Error(`postgres_url must start with postgres:// (got ${parsed.protocol}//)`);
+  if (!parsed.hostname) throw new Error('postgres_url names no host: use postgres://user:password@host:port/database');
+  return `${parsed.hostname}:${parsed.port || '5432'}`;
+}
+
+export class SyncPgBridge {
+  /** host:port, for messages. */
+  readonly server: string;
+  private readonly options: Required<SyncBridgeOptions>;
+  private readonly waitMs: number;
+  private worker: Worker | undefined;
+  private port: MessagePort | undefined;
+  private flag: Int32Array | undefined;
+  private nextId = 1;
+  /** Counts the workers started, so a transaction can tell that its connection was replaced. */
+  private workers = 0;
+  private lastSession = 0;
+  private closed = false;
+
+  constructor(
+    private readonly url: string,
+    options: SyncBridgeOptions = {},
+    private readonly onReconnect?: (server: string) => void,
+  ) {
+    this.server = serverOf(url);
+    this.options = { ...DEFAULT_SYNC_BRIDGE_OPTIONS, ...options };
+    this.waitMs = this.options.connectTimeoutMs + this.options.statementTimeoutMs + 1000 + WAIT_MARGIN_MS;
+    if (!existsSync(WORKER_FILE)) throw new Error(`${WORKER_FILE} is missing (npm run build copies it beside the compiled store)`);
+  }
+
+  /** Connects now (open() fails early for a bad address or password). */
+  connect(): void {
+    this.call({ op: 'connect' });
+  }
+
+  /**
+   * The connection a call used: changes when the connection or the worker was replaced, which
+   * breaks a transaction open on the old one.
+   */
+  get session(): string {
+    return `${this.workers}.${this.lastSession}`;
+  }
+
+  query<R>(sql: string, params: unknown[] = [], name?: string): QueryResult<R> {
+    const answer = this.call({ op: 'query', sql, params, ...(name ? { name } : {}) });
+    return { rows: answer.rows as R[], rowCount: answer.rowCount };
+  }
+
+  get isOpen(): boolean {
+    return !this.closed;
+  }
+
+  /** Ends the connection and the worker. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (!this.worker) return;
+    try {
+      this.roundTrip({ op: 'close' }, Math.min(this.waitMs, 5000));
+    } catch {
+      // A worker that does not answer is terminated below all the same.
+    }
+    this.stopWorker();
+  }
+
+  private call(request: Request): Answer {
+    if (this.closed) throw new Error(`the PostgreSQL alert store (${this.server}) is closed`);
+    if (!this.worker) this.startWorker();
+    const answer = this.roundTrip(request, this.waitMs);
+    if (answer.session !== this.lastSession) {
+      if (this.lastSession !== 0 || this.workers > 1) this.onReconnect?.(this.server);
+      this.lastSession = answer.session;
+    }
+    if (!answer.ok) {
+      const e = answer.error ?? { message: 'unknown error' };
+      const connectionLevel = e.code === undefined || e.code.startsWith('08') || e.code.startsWith('57P') || e.code === '28P01' || e.code === '3D000';
+      const message = connectionLevel ? `PostgreSQL at ${this.server}: ${e.message}` : e.detail ? `${e.message} (${e.detail})` : e.message;
+      throw new PostgresError(message, { ...(e.code ? { code: e.code } : {}), ...(e.constraint ? { constraint: e.constraint } : {}) });
+    }
+    return answer;
+  }
+
+  private startWorker(): void {
+    const { port1, port2 } = new MessageChannel();
+    const signal = new SharedArrayBuffer(4);
+    const worker = new Worker(WORKER_FILE, {
+      workerData: {
+        port: port2,
+        signal,
+        url: this.url,
+        connectTimeoutMs: this.options.connectTimeoutMs,
+        statementTimeoutMs: this.options.statementTimeoutMs,
+        applicationName: this.options.applicationName,
+      },
+      transferList: [port2],
+    });
+    // Neither keeps the process alive: a store nobody closed does not hold up the exit.
+    worker.unref();
+    port1.unref();
+    // Its errors arrive as timeouts of the waiting call; this only keeps them from being unhandled.
+    worker.on('error', () => undefined);
+    this.worker = worker;
+    this.port = port1;
+    this.flag = new Int32Array(signal);
+    this.workers++;
+  }
+
+  private stopWorker(): void {
+    const worker = this.worker;
+    this.worker = undefined;
+    this.port?.close();
+    this.port = undefined;
+    this.flag = undefined;
+    if (worker) void worker.terminate();
+  }
+
+  private roundTrip(request: Request, waitMs: number): Answer {
+    const port = this.port!;
+    const flag = this.flag!;
+    const id = this.nextId++;
+    Atomics.store(flag, 0, 0);
+    port.postMessage({ id, ...request });
+    const deadline = Date.now() + waitMs;
+    for (;;) {
+      const received: { message: Answer } | undefined = receiveMessageOnPort(port);
+      if (received) {
+        if (received.message.id === id) return received.message;
+        continue;
+      }
+      const left = deadline - Date.now();
+      if (left <= 0) break;
+      Atomics.wait(flag, 0, 0, left);
+      Atomics.store(flag, 0, 0);
+    }
+    // No answer: the worker may be stuck on a dead connection. Replace it; the server rolls back
+    // whatever the old connection had open when it goes.
+    this.stopWorker();
+    throw new PostgresError(`PostgreSQL at ${this.server} did not answer within ${waitMs} ms`, { code: undefined });
+  }
+}
