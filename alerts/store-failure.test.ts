@@ -65,6 +65,29 @@ describe('alert transitions while alerts.db fails', () => {
 
   const published = () => h.published.splice(0).map(([topic, payload]) => [topic, (JSON.parse(payload) as AlertEventBody).event, (JSON.parse(payload) as AlertEventBody).alert.rule_id]);
 
+  it('resolves handle() once its events are stored, after alerts.db recovers, and rejects it when the stage stops first', async () => {
+    await vi.advanceTimersByTimeAsync(0);
+    let stored = false;
+    await h.service.handle([ruleEvent('red', 312.5)]);
+    expect(h.store.listAlerts()).toHaveLength(1);
+    fault.on = true;
+    const waiting = h.service.handle([ruleEvent('red', 320, { sensorId: 'strain-02' }), ruleEvent('red', 330, { sensorId: 'strain-03' })]);
+    void waiting.then(() => (stored = true));
+    await vi.advanceTimersByTimeAsync(3 * S);
+    expect(stored).toBe(false);
+    fault.on = false;
+    await vi.advanceTimersByTimeAsync(4 * S);
+    expect(stored).toBe(true);
+    expect(h.store.listAlerts().filter((a) => a.ruleId === 'bridge-strain')).toHaveLength(3);
+
+    fault.on = true;
+    const lost = h.service.handle([ruleEvent('red', 340, { sensorId: 'strain-04' })]);
+    await h.service.stop();
+    await expect(lost).rejects.toThrow('the alert stage stopped before it stored these rule events');
+    fault.on = false;
+    h.service.start();
+  });
+
   it('opens the alert once alerts.db works again, with its timeline from when the event came, and notifies it once', async () => {
     // The start's own work (outbox, retention) is done before the disk fills.
     await vi.advanceTimersByTimeAsync(0);
