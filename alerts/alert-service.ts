@@ -505,6 +505,8 @@ export class AlertService {
         );
         count++;
       } catch (error) {
+        // Another instance of a cluster, reloading the same configuration, resolved it first.
+        if (error instanceof AlertError && error.code === 'alert_resolved') continue;
         this.logger.error({ err: error, alert_id: open.id, asset_id: assetId }, 'resolving an alert of a removed asset failed');
       }
     }
@@ -521,6 +523,7 @@ export class AlertService {
         );
         count++;
       } catch (error) {
+        if (error instanceof AlertError && error.code === 'alert_resolved') continue;
         this.logger.error({ err: error, alert_id: open.id, rule_id: ruleId }, 'resolving an alert of a removed rule failed');
       }
     }

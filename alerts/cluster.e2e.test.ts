@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../lib/logger.js';
 import { MetricsRegistry } from '../lib/metrics.js';
 import type { RuleEvent } from '../rules/types.js';
@@ -16,7 +16,7 @@ import { AlertService, type AlertServiceOptions, type RuleInfo } from './alert-s
 import type { DepartmentConfig, EscalationConfig, WebhookChannelConfig } from './config.js';
 import type { AlertEventBody } from './event-body.js';
 import type { AlertStore } from './store.js';
-import { openAlertStore } from '../test/support/alert-store.js';
+import { openAlertStore, releaseAlertStoreBackends } from '../test/support/alert-store.js';
 
 const POLL_MS = 100;
 
@@ -141,6 +141,8 @@ describe('two alert stages on one store', () => {
     dept = await startReceiver();
     leader = undefined;
   });
+
+  afterAll(() => releaseAlertStoreBackends());
 
   afterEach(async () => {
     for (const { service, store } of running.splice(0)) {
