@@ -66,9 +66,7 @@ export class PostgresAlertsDatabase {
       if (this.bridge.session !== this.txSession) throw new Error(`the connection to PostgreSQL at ${this.server} was lost during the transaction`);
     }
     try {
-      const result = this.bridge.query<R>(sql, params, prepared ? this.nameOf(sql) : undefined);
-      if (this.depth > 0 && this.bridge.session !== this.txSession) throw new Error(`the connection to PostgreSQL at ${this.server} was lost during the transaction`);
-      return result;
+      return this.bridge.query<R>(sql, params, prepared ? this.nameOf(sql) : undefined, this.depth > 0);
     } catch (error) {
       // A failed statement aborts a PostgreSQL transaction; a savepoint's rollback recovers it,
       // which transaction() does when the error reaches it.
@@ -145,14 +143,15 @@ export class PostgresAlertsDatabase {
     this.txSession = '';
     if (!sameConnection) return;
     try {
-      this.bridge.query('ROLLBACK');
+      this.bridge.query('ROLLBACK', [], undefined, true);
     } catch {
       // The connection went with the failure: the server rolled the transaction back.
     }
   }
 
+  /** BEGIN may connect; every other control statement belongs to the open transaction's connection. */
   private control(sql: string): void {
-    this.bridge.query(sql);
+    this.bridge.query(sql, [], undefined, sql !== 'BEGIN');
   }
 
   /** A stable name per statement, so each is parsed once per connection. */

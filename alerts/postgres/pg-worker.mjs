@@ -100,6 +100,11 @@ async function handle(request) {
   }
   let c;
   try {
+    // A statement of a transaction runs on the transaction's connection or not at all.
+    if (request.session !== undefined && (client === undefined || request.session !== session)) {
+      reply({ id, ok: false, error: { message: 'the connection was lost during the transaction', code: '08003' }, session });
+      return;
+    }
     if (!client) await connect();
     c = client;
     if (op === 'connect') {

@@ -54,8 +54,9 @@ interface Answer {
   error?: { message: string; code?: string; constraint?: string; detail?: string };
 }
 
-type Request = { op: 'connect' } | { op: 'close' } | { op: 'query'; sql: string; params: unknown[]; name?: string };
+type Request = { op: 'connect' } | { op: 'close' } | { op: 'query'; sql: string; params: unknown[]; name?: string; session?: number };
 
+const SQLSTATE = /^[0-9A-Z]{5}$/;
 const WORKER_FILE = fileURLToPath(new URL('./pg-worker.mjs', import.meta.url));
 /** What the worker needs beyond the statement timeout: connecting, starting the thread, the answer's way back. */
 const WAIT_MARGIN_MS = 2000;
@@ -111,8 +112,13 @@ export class SyncPgBridge {
     return `${this.workers}.${this.lastSession}`;
   }
 
-  query<R>(sql: string, params: unknown[] = [], name?: string): QueryResult<R> {
-    const answer = this.call({ op: 'query', sql, params, ...(name ? { name } : {}) });
+  /**
+   * Runs one statement. `pinned`: only on the connection of the last answer (a transaction's); the
+   * worker then refuses to run it on a new one, so a statement of a transaction whose connection
+   * was lost fails instead of running on its own.
+   */
+  query<R>(sql: string, params: unknown[] = [], name?: string, pinned = false): QueryResult<R> {
+    const answer = this.call({ op: 'query', sql, params, ...(name ? { name } : {}), ...(pinned ? { session: this.lastSession } : {}) });
     return { rows: answer.rows as R[], rowCount: answer.rowCount };
   }
 
@@ -143,7 +149,8 @@ export class SyncPgBridge {
     }
     if (!answer.ok) {
       const e = answer.error ?? { message: 'unknown error' };
-      const connectionLevel = e.code === undefined || e.code.startsWith('08') || e.code.startsWith('57P') || e.code === '28P01' || e.code === '3D000';
+      // Not a SQLSTATE (ECONNREFUSED, a timeout), a lost connection, refused credentials, no such database.
+      const connectionLevel = e.code === undefined || !SQLSTATE.test(e.code) || /^(08|57P|28)/.test(e.code) || e.code === '3D000';
       const message = connectionLevel ? `PostgreSQL at ${this.server}: ${e.message}` : e.detail ? `${e.message} (${e.detail})` : e.message;
       throw new PostgresError(message, { ...(e.code ? { code: e.code } : {}), ...(e.constraint ? { constraint: e.constraint } : {}) });
     }

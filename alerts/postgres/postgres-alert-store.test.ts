@@ -1,0 +1,225 @@
+/**
+ * What only the PostgreSQL store has to show (the behavioural suite, alerts/store.behaviour.test.ts,
+ * covers the interface): the outage of the server (calls throw within seconds, the store works
+ * again once it is back, an open transaction is rolled back), bounded statements, exact round
+ * trips of big numbers, JSON and big values, the schema version check, errors that name the server
+ * but not the password, and the cost of one call.
+ */
+import pg from 'pg';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { postgresAvailable, startPostgres, type PgServer } from '../../test/support/postgres.js';
+import type { AlertRecord, TimelineEntry } from '../store.js';
+import { SCHEMA_VERSION } from './migrations.js';
+import { PostgresAlertStore } from './postgres-alert-store.js';
+import { SyncPgBridge } from './sync-bridge.js';
+
+const T0 = Date.UTC(2025, 10, 28, 2, 0, 0);
+
+function alert(id: string, extra: Partial<AlertRecord> = {}): AlertRecord {
+  return {
+    id,
+    ruleId: 'bridge-strain',
+    assetId: 'lg-bridge-001',
+    sensorId: 'strain-01',
+    metric: 'strain',
+    level: 'red',
+    state: 'firing',
+    value: 312.5,
+    threshold: [300, 400],
+    eventTs: T0 - 1000,
+    startedAt: T0,
+    updatedAt: T0,
+    acknowledgedAt: null,
+    acknowledgedBy: null,
+    resolvedAt: null,
+    resolvedBy: null,
+    resolveReason: null,
+    ruleName: '主梁应变超限',
+    assetName: '龙岗河大桥',
+    assetType: 'bridge',
+    street: '龙城街道',
+    message: '应变 312.5',
+    plan: ['核查'],
+    escalationPolicy: 'bridge-duty',
+    lastTier: null,
+    heldNotice: null,
+    ...extra,
+  };
+}
+
+function event(alertId: string, detail: Record<string, unknown>): Omit<TimelineEntry, 'seq'> {
+  return { alertId, at: T0, kind: 'event', type: 'firing', level: 'red', state: 'firing', tier: null, channel: null, deliveryId: null, detail };
+}
+
+describe.skipIf(!postgresAvailable)('PostgreSQL alert store', () => {
+  let server: PgServer;
+  let url: string;
+  let databases = 0;
+
+  beforeAll(async () => {
+    server = await startPostgres();
+  });
+
+  afterAll(async () => {
+    await server?.destroy();
+  });
+
+  beforeEach(async () => {
+    url = await server.createDatabase(`pg_store_${++databases}`);
+  });
+
+  it('throws within seconds while PostgreSQL is down, and works again once it is back', async () => {
+    const store = PostgresAlertStore.open(url, { connectTimeoutMs: 2000, statementTimeoutMs: 2000 });
+    try {
+      store.insertAlert(alert('al_1'));
+      await server.stop();
+      const started = Date.now();
+      expect(() => store.getAlert('al_1')).toThrow(/PostgreSQL at 127\.0\.0\.1:\d+/);
+      expect(() => store.transaction(() => store.insertAlert(alert('al_2', { sensorId: 'strain-02' })))).toThrow(/PostgreSQL at 127\.0\.0\.1:\d+/);
+      expect(Date.now() - started).toBeLessThan(5000);
+      expect(store.isOpen).toBe(true);
+
+      await server.start();
+      expect(store.getAlert('al_1')?.id).toBe('al_1');
+      expect(store.getAlert('al_2')).toBeUndefined();
+      store.transaction(() => store.insertAlert(alert('al_2', { sensorId: 'strain-02' })));
+      expect(store.getAlert('al_2')?.id).toBe('al_2');
+    } finally {
+      store.close();
+    }
+  });
+
+  it('rolls back a transaction whose connection was lost in the middle, and reconnects for the next one', async () => {
+    const store = PostgresAlertStore.open(url, { connectTimeoutMs: 2000, statementTimeoutMs: 2000 });
+    const admin = new pg.Client(url);
+    await admin.connect();
+    try {
+      store.insertAlert(alert('al_1'));
+      const pid = (await admin.query<{ pid: number }>(`SELECT pid FROM pg_stat_activity WHERE application_name = 'watchpost' AND datname = current_database()`)).rows;
+      expect(pid).toHaveLength(1);
+      expect(() =>
+        store.transaction(() => {
+          store.appendTimeline(event('al_1', { n: 1 }));
+          // The server ends this connection (as a failover or a restart would) inside the transaction.
+          const killer = new SyncPgBridge(url);
+          try {
+            killer.query('SELECT pg_terminate_backend($1)', [pid[0]!.pid]);
+          } finally {
+            killer.close();
+          }
+          store.appendTimeline(event('al_1', { n: 2 }));
+        }),
+      ).toThrow(/PostgreSQL at 127\.0\.0\.1|lost during the transaction/);
+      expect(store.timeline('al_1')).toEqual([]);
+      store.transaction(() => store.appendTimeline(event('al_1', { n: 3 })));
+      expect(store.timeline('al_1').map((e) => e.detail)).toEqual([{ n: 3 }]);
+    } finally {
+      await admin.end();
+      store.close();
+    }
+  });
+
+  it('ends a statement that runs too long instead of waiting for it', () => {
+    const bridge = new SyncPgBridge(url, { statementTimeoutMs: 300 });
+    try {
+      const started = Date.now();
+      expect(() => bridge.query('SELECT pg_sleep(5)')).toThrow(/statement timeout/);
+      expect(Date.now() - started).toBeLessThan(3000);
+      expect(bridge.query<{ one: number }>('SELECT 1 AS one').rows).toEqual([{ one: 1 }]);
+    } finally {
+      bridge.close();
+    }
+  });
+
+  it('keeps epoch milliseconds, doubles, JSON and text exactly, and values of many megabytes', () => {
+    const store = PostgresAlertStore.open(url);
+    try {
+      // The largest time a Date can hold, a double that needs all 17 digits, and text SQLite would keep.
+      const a = alert('al_1', {
+        startedAt: 8.64e15,
+        eventTs: 8.64e15 - 1,
+        updatedAt: 8.64e15,
+        value: 0.1 + 0.2,
+        threshold: [-1e-300, 1.7976931348623157e308],
+        message: 'a\tb\n"c"\\ 😀 \u2028',
+      });
+      store.insertAlert(a);
+      expect(store.getAlert('al_1')).toEqual(a);
+      expect(typeof store.getAlert('al_1')!.startedAt).toBe('number');
+
+      const detail = { nested: { list: [1, 'two', null, true], empty: {} }, nul: '\u0000', big: Number.MAX_SAFE_INTEGER, z: 1, a: 2 };
+      const seq = store.appendTimeline(event('al_1', detail));
+      const [entry] = store.timeline('al_1');
+      expect(entry).toEqual({ ...event('al_1', detail), seq });
+      // Key order is kept (JSON is stored as text, as SQLite does).
+      expect(Object.keys(entry!.detail)).toEqual(['nested', 'nul', 'big', 'z', 'a']);
+
+      // Bigger than any buffer a bridge might use: 8 MB of body, a timeline of 2000 entries.
+      const body = JSON.stringify({ text: 'x'.repeat(8 * 1024 * 1024) });
+      store.insertOutbox({ deliveryId: 'd1', alertId: 'al_1', channelId: 'ops-hook', recipients: ['duty'], event: 'firing', tier: 0, body, nextAttemptAt: T0, createdAt: T0 });
+      expect(store.getOutbox('d1')?.body).toBe(body);
+      store.transaction(() => {
+        for (let i = 0; i < 2000; i++) store.appendTimeline(event('al_1', { i, pad: 'y'.repeat(200) }));
+      });
+      const timeline = store.timeline('al_1');
+      expect(timeline).toHaveLength(2001);
+      expect(timeline.at(-1)!.detail).toEqual({ i: 1999, pad: 'y'.repeat(200) });
+      expect(timeline.map((e) => e.seq)).toEqual([...timeline.map((e) => e.seq)].sort((x, y) => x - y));
+    } finally {
+      store.close();
+    }
+  });
+
+  it('refuses a schema newer than it knows, and reopens the current one without migrating again', async () => {
+    PostgresAlertStore.open(url).close();
+    PostgresAlertStore.open(url).close();
+    const admin = new pg.Client(url);
+    await admin.connect();
+    try {
+      expect((await admin.query('SELECT version FROM watchpost_schema ORDER BY version')).rows).toEqual(Array.from({ length: SCHEMA_VERSION }, (_, i) => ({ version: i + 1 })));
+      await admin.query(`INSERT INTO watchpost_schema (version, description) VALUES ($1, 'from the future')`, [SCHEMA_VERSION + 1]);
+    } finally {
+      await admin.end();
+    }
+    expect(() => PostgresAlertStore.open(url)).toThrow(`has schema version ${SCHEMA_VERSION + 1}, newer than this version of watchpost understands (${SCHEMA_VERSION})`);
+  });
+
+  it('names the server but never the password when it cannot connect', async () => {
+    const wrong = url.replace(/:([0-9a-f]+)@/, ':not-the-password@');
+    expect(() => PostgresAlertStore.open(wrong)).toThrow(new RegExp(`PostgreSQL at 127\\.0\\.0\\.1:${server.port}: password authentication failed`));
+    try {
+      PostgresAlertStore.open(wrong);
+    } catch (error) {
+      expect(String(error)).not.toContain('not-the-password');
+    }
+    const closedPort = `postgres://watchpost:secret-pw@127.0.0.1:1/watchpost`;
+    expect(() => PostgresAlertStore.open(closedPort, { connectTimeoutMs: 1000 })).toThrow(/PostgreSQL at 127\.0\.0\.1:1: .*ECONNREFUSED/);
+    expect(() => PostgresAlertStore.open('mysql://u:secret-pw@h/db')).toThrow('postgres_url must start with postgres:// (got mysql://)');
+    expect(() => PostgresAlertStore.open('not a url secret-pw')).toThrow('postgres_url is not a URL');
+    for (const bad of [closedPort, 'not a url secret-pw']) {
+      try {
+        PostgresAlertStore.open(bad);
+      } catch (error) {
+        expect(String(error)).not.toContain('secret-pw');
+      }
+    }
+  });
+
+  it('costs about one round trip per call (printed)', () => {
+    const store = PostgresAlertStore.open(url);
+    try {
+      store.insertAlert(alert('al_1'));
+      const calls = 1000;
+      const started = performance.now();
+      for (let i = 0; i < calls; i++) store.getAlert('al_1');
+      const perCall = (performance.now() - started) / calls;
+      const txStarted = performance.now();
+      for (let i = 0; i < 100; i++) store.transaction(() => store.appendTimeline(event('al_1', { i })));
+      const perTransaction = (performance.now() - txStarted) / 100;
+      console.log(`PostgreSQL alert store: getAlert ${perCall.toFixed(3)} ms per call (${calls} calls); a transaction of one append ${perTransaction.toFixed(3)} ms`);
+      expect(store.timeline('al_1')).toHaveLength(100);
+    } finally {
+      store.close();
+    }
+  });
+});
