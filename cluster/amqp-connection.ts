@@ -79,6 +79,7 @@ export class AmqpConnection {
   private readonly connectUrl: string;
   private readonly address: string;
   private readonly password: string;
+  private readonly user: string;
   private current: ChannelModel | undefined;
   private state: AmqpStatus;
   private stopped = true;
@@ -96,6 +97,7 @@ export class AmqpConnection {
     if (!parsed.searchParams.has('heartbeat')) parsed.searchParams.set('heartbeat', String(this.options.heartbeatSeconds));
     this.connectUrl = parsed.toString();
     this.password = decodeURIComponent(parsed.password);
+    this.user = decodeURIComponent(parsed.username) || 'guest';
     this.address = brokerAddress(options.url);
     this.state = { connected: false, since: Date.now(), url: redactUrl(options.url) };
   }
@@ -112,9 +114,11 @@ export class AmqpConnection {
       } catch (err) {
         const setup = err instanceof AmqpError && err.code === AMQP_ERROR_CODES.QUEUE_SETUP;
         if (this.stopped) throw new AmqpError(AMQP_ERROR_CODES.STOPPED, 'the AMQP connection was stopped while starting');
-        if (setup || Date.now() + delay > deadline) {
+        const refused = this.loginRefusal(err);
+        if (setup || refused || Date.now() + delay > deadline) {
           this.stopped = true;
           if (setup) throw err;
+          if (refused) throw refused;
           throw new AmqpError(AMQP_ERROR_CODES.UNAVAILABLE, `cannot reach RabbitMQ at ${this.address}: ${this.describe(err)}`, { cause: err });
         }
         await new Promise((r) => setTimeout(r, delay));
@@ -168,6 +172,22 @@ export class AmqpConnection {
     if (error instanceof AggregateError && error.errors.length > 0) message = error.errors.map((e: unknown) => (e instanceof Error ? e.message : String(e))).join('; ');
     if (this.password) message = message.split(this.password).join('[redacted]');
     return redactString(message);
+  }
+
+  /** A clear error when the broker answered but refused the login or the virtual host. */
+  private loginRefusal(err: unknown): AmqpError | undefined {
+    const message = this.describe(err);
+    if (/ACCESS.REFUSED|\b403\b/.test(message)) {
+      return new AmqpError(
+        AMQP_ERROR_CODES.LOGIN_REFUSED,
+        `RabbitMQ at ${this.address} refused the login of user "${this.user}" (check the user and password of cluster.amqp_url): ${message}`,
+        { cause: err },
+      );
+    }
+    if (/NOT.ALLOWED|\b530\b/.test(message)) {
+      return new AmqpError(AMQP_ERROR_CODES.LOGIN_REFUSED, `RabbitMQ at ${this.address} refused the virtual host of cluster.amqp_url for user "${this.user}": ${message}`, { cause: err });
+    }
+    return undefined;
   }
 
   private connectOnce(): Promise<void> {

@@ -6,6 +6,8 @@
 export const AMQP_ERROR_CODES = {
   /** No connection to RabbitMQ right now (down, unreachable, reconnecting). */
   UNAVAILABLE: 'AMQP_UNAVAILABLE',
+  /** The broker refused the login (user, password) or the virtual host. */
+  LOGIN_REFUSED: 'AMQP_LOGIN_REFUSED',
   /** The broker is blocking publishers (a memory or disk alarm). */
   BLOCKED: 'AMQP_BLOCKED',
   /** Too many publishes await their confirms already. */

@@ -106,9 +106,14 @@ describe.skipIf(!rabbitmqAvailable)('cluster over RabbitMQ', () => {
 
   it('a wrong password is an error at start, without the password', async () => {
     const url = server.url.replace(/:[0-9a-f]+@/, ':wrongpassword@');
-    const c = new AmqpConnection({ url, partitions: 1, instanceId: 'wp-test', logger, startTimeoutMs: 300 });
+    const c = new AmqpConnection({ url, partitions: 1, instanceId: 'wp-test', logger, startTimeoutMs: 10_000 });
+    const started = Date.now();
     const err = (await c.start().catch((e: unknown) => e)) as AmqpError;
+    expect(err.code).toBe(AMQP_ERROR_CODES.LOGIN_REFUSED);
+    expect(err.message).toContain('refused the login of user "watchpost"');
     expect(err.message).toMatch(/ACCESS.REFUSED/);
+    // Not retried until the start timeout: the broker answered.
+    expect(Date.now() - started).toBeLessThan(3000);
     expect(err.message).toContain(`127.0.0.1:${server.port}`);
     expect(err.message + JSON.stringify(c.status())).not.toContain('wrongpassword');
   });
@@ -134,6 +139,19 @@ describe.skipIf(!rabbitmqAvailable)('cluster over RabbitMQ', () => {
     await waitFor('three messages', async () => ([...received.values()].flat().length === 3 ? true : undefined), 10_000);
     expect([...received.entries()].sort((a, b) => a[0] - b[0])).toEqual(sent.map(([p, m]) => [p, [m]]));
     await waitFor('acks', async () => (sub.status().reduce((n, s) => n + s.handled, 0) === 3 ? true : undefined), 10_000);
+  });
+
+  it('a publish to a partition without a queue is refused, not confirmed into nothing', async () => {
+    const c = await connection();
+    const pub = await publisher(c);
+    // The cluster declared 0..7; 9 has no queue.
+    const err = (await pub.publish(9, message(1)).catch((e: unknown) => e)) as AmqpError;
+    expect(err).toBeInstanceOf(AmqpError);
+    expect(err.code).toBe(AMQP_ERROR_CODES.UNROUTABLE);
+    expect(err.message).toContain('watchpost.readings.9');
+    await pub.publish(0, message(2));
+    expect(pub.stats()).toEqual({ confirmed: 1, failed: 1, inFlight: 0 });
+    await purge(0);
   });
 
   it('hands one partition to the handler strictly in order, one at a time, also across a handler failure', async () => {
@@ -248,7 +266,6 @@ describe.skipIf(!rabbitmqAvailable)('cluster over RabbitMQ', () => {
     expect(byB).toEqual([]);
     // The instance dies: its connection drops without a goodbye.
     (a.model()!.connection as unknown as { stream: { destroy(error: Error): void } }).stream.destroy(new Error('killed'));
-    await a.stop();
     await waitFor('B got all', async () => (byB.length >= 20 ? true : undefined), 30_000);
     expect(byB).toEqual(Array.from({ length: 20 }, (_, i) => i));
     expect(gotA).toEqual([0]);
