@@ -217,19 +217,22 @@ export class LeaseManager {
       this.pool = options.pool;
       this.ownPool = false;
     } else if (options.url) {
-      this.pool = new pg.Pool({ connectionString: options.url, max: 2, connectionTimeoutMillis: this.renewMs, query_timeout: this.ttlMs });
+      this.pool = new pg.Pool({ connectionString: options.url, max: 2, connectionTimeoutMillis: this.ttlMs, query_timeout: this.ttlMs });
       this.pool.on('error', (err) => this.log.warn({ err }, 'leases: an idle PostgreSQL connection failed'));
       this.ownPool = true;
     } else throw new Error('LeaseManager needs a pool or a url');
   }
 
-  /** Creates the tables and lease rows, then runs the first round; rejects when PostgreSQL cannot be reached. */
+  /** Creates the tables and lease rows, heartbeats, then runs the first round one renewMs later; rejects when PostgreSQL cannot be reached. */
   async start(): Promise<void> {
     if (this.running) return;
     await ensureSchema(this.pool, [...this.names, LEADER_LEASE]);
+    await heartbeat(this.pool, this.instanceId, true);
+    this.starting = false;
     this.running = true;
-    this.starting = true;
-    await this.runRound();
+    // Instances starting together see each other's heartbeat before any of them takes its share.
+    await new Promise((resolve) => setTimeout(resolve, this.renewMs));
+    if (this.running) await this.runRound();
   }
 
   /** Gives up every lease: onLose for each owned partition, then the rows and the heartbeat are released at once. */
