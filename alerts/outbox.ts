@@ -136,6 +136,8 @@ export class OutboxSender {
   private added = true;
   /** The pending digests were read since start. */
   private loaded = false;
+  /** In a cluster: when the index next re-reads every pending row. */
+  private rescanAt = 0;
   private running = false;
   private kicked = false;
 
@@ -163,6 +165,7 @@ export class OutboxSender {
     this.digestQueue = [];
     this.added = true;
     this.loaded = false;
+    this.rescanAt = 0;
     for (const [id, channel] of this.options.channels) this.limiters.set(id, new RateLimiter(channel.rateLimits ?? []));
     try {
       const longest = Math.max(0, ...[...this.options.channels.values()].flatMap((c) => (c.rateLimits ?? []).map((l) => l.per)));
@@ -216,22 +219,27 @@ export class OutboxSender {
     });
   }
 
+  /** Stored with a digest, so no NUL (PostgreSQL text refuses it): the unit separator cannot be in an id. */
   private rateKey(channelId: string, recipients: readonly string[]): string {
-    return this.options.channels.get(channelId)?.addressing === 'person' ? `${channelId}\u0000${recipients.join(',')}` : channelId;
+    return this.options.channels.get(channelId)?.addressing === 'person' ? `${channelId}\u001f${recipients.join(',')}` : channelId;
   }
 
   /** Reads rows added since the last read (and, on the first read, the pending digests). */
-  private refresh(): void {
+  private refresh(now: number): void {
     if (!this.added) return;
-    const { store } = this.options;
-    if (this.options.cluster) {
+    const { store, cluster } = this.options;
+    if (cluster && now >= this.rescanAt) {
       // A shared store takes a row's seq when it is inserted but shows the row only at its
       // commit, so rows of concurrent transactions on other instances can appear below the
-      // highest seq already seen: reading only above it could miss one for good. So every look
-      // reads all pending rows (without bodies; the index skips those it has); a look-back window
-      // by seq or time would need a bound on how long a transaction stays open, which nothing gives.
+      // highest seq already seen: reading only above it could miss one for good. So once per
+      // poll the index reads all pending rows (without bodies; it skips those it has); a look-back
+      // window by seq or time would need a bound on how long a transaction stays open, which
+      // nothing gives. Between those, this instance's own commits are read above the last seq.
+      this.rescanAt = now + cluster.retryMs / 2;
       this.mergeDigests(store.pendingDigests());
       this.pending.add(store.pendingOutboxRows(0));
+    } else if (cluster) {
+      this.pending.add(store.pendingOutboxRows(this.pending.lastSeq));
     } else {
       if (!this.loaded) this.digestQueue = store.pendingDigests();
       this.pending.add(store.pendingOutboxRows(this.pending.lastSeq));
@@ -268,7 +276,7 @@ export class OutboxSender {
     };
     const now = clock.now();
     try {
-      this.refresh();
+      this.refresh(now);
       // Digests first: they hold the oldest notifications of their key.
       for (const digest of this.digestQueue) {
         if (this.inFlight.has(digest.deliveryId)) continue;
