@@ -32,6 +32,12 @@ describe.skipIf(!rabbitmqAvailable)('private RabbitMQ', () => {
     await connection.close();
   }, 120_000);
 
+  it('runs rabbitmqctl against its own node', async () => {
+    const out = await server.ctl(['list_users', '--quiet']);
+    expect(out).toMatch(/^watchpost\s/m);
+    expect(out).not.toMatch(/^guest\s/m);
+  }, 60_000);
+
   it('refuses a wrong password', async () => {
     const wrong = server.url.replace(/:[0-9a-f]+@/, ':wrong@');
     await expect(amqp.connect(wrong)).rejects.toThrow(/ACCESS_REFUSED|403/);

@@ -11,7 +11,7 @@
  *
  * Without RabbitMQ the suites skip with a warning; under CI=true that is a failure.
  */
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { spawn, execFile, execFileSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { connect as connectTcp } from 'node:net';
@@ -25,6 +25,7 @@ export const RABBITMQ_USER = 'watchpost';
 const SERVICE_USER = 'rabbitmq';
 /** The real start script; /usr/sbin/rabbitmq-server is a wrapper that forces cwd and HOME. */
 const SERVER_SCRIPTS = ['/usr/lib/rabbitmq/bin/rabbitmq-server', '/usr/lib/rabbitmq/sbin/rabbitmq-server'];
+const CTL_SCRIPTS = ['/usr/lib/rabbitmq/bin/rabbitmqctl', '/usr/lib/rabbitmq/sbin/rabbitmqctl'];
 const START_TIMEOUT_MS = 90_000;
 const STOP_TIMEOUT_MS = 30_000;
 
@@ -34,6 +35,8 @@ export interface RabbitServer {
   port: number;
   /** Its temp dir (database, logs, cookie); beam.smp runs with `-home <dir>`. */
   dir: string;
+  /** Runs `rabbitmqctl <args>` against this node (e.g. `set_vm_memory_high_watermark 0` raises a memory alarm); resolves with its output. */
+  ctl(args: string[]): Promise<string>;
   /** Stops the node (SIGTERM through its pid file, waited for), keeping its ports and data. */
   stop(): Promise<void>;
   /** Starts the stopped node again: same directory, same ports, same queues. */
@@ -270,6 +273,16 @@ export async function startRabbitMQ(): Promise<RabbitServer> {
     server = undefined;
   };
 
+  const ctl = (args: string[]): Promise<string> => {
+    const path = CTL_SCRIPTS.find((p) => existsSync(p)) ?? which('rabbitmqctl') ?? 'rabbitmqctl';
+    return new Promise((resolve, reject) => {
+      execFile(path, ['-n', nodeName, ...args], { cwd: dir, env, timeout: 60_000, encoding: 'utf8', ...ids }, (err, stdout, stderr) => {
+        if (err) reject(new Error(`rabbitmqctl ${args.join(' ')} failed: ${err.message}\n${stdout}${stderr}`.trim(), { cause: err }));
+        else resolve(stdout);
+      });
+    });
+  };
+
   const destroy = async () => {
     if (destroyed) return;
     try {
@@ -321,5 +334,5 @@ export async function startRabbitMQ(): Promise<RabbitServer> {
     throw err;
   }
 
-  return { url, port, dir, stop, start, destroy };
+  return { url, port, dir, ctl, stop, start, destroy };
 }
