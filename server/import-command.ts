@@ -1,8 +1,34 @@
-/** The `watchpost import` command: reads the CSV, runs import.ts and prints its report. */
+/**
+ * The `watchpost import` command: reads the CSV, runs import.ts and prints its report. With a
+ * `cluster` section the registry is the cluster's, in PostgreSQL (registry-postgres.ts).
+ */
 import { readFileSync } from 'node:fs';
-import { formatErrors } from './config/load.js';
-import { formatImportErrors, importCsv } from './import.js';
+import pg from 'pg';
+import { silentLogger } from '../lib/logger.js';
+import { engineAddress } from './config/cluster.js';
+import { formatErrors, loadConfig } from './config/load.js';
+import { formatImportErrors, importCsv, type ImportReport } from './import.js';
 import { REGISTRY_FILE } from './registry-file.js';
+import { PostgresRegistryBackend } from './registry-postgres.js';
+
+const POSTGRES_PORT = 5432;
+
+/** Imports into the cluster's registry in PostgreSQL; undefined (after the error on stderr) when it cannot be reached. */
+async function importIntoPostgres(configDir: string, url: string, text: string, dryRun: boolean): Promise<ImportReport | undefined> {
+  const pool = new pg.Pool({ connectionString: url, max: 2, connectionTimeoutMillis: 10_000 });
+  pool.on('error', () => undefined); // an idle connection dropped: the next statement reports it
+  const backend = new PostgresRegistryBackend({ pool, logger: silentLogger(), configDir }, { pollMs: 60_000 });
+  try {
+    await backend.start();
+    return await importCsv(configDir, text, { dryRun, backend });
+  } catch (err) {
+    process.stderr.write(`watchpost import: ${(err as Error).message} (${engineAddress(url, POSTGRES_PORT)})\n`);
+    return undefined;
+  } finally {
+    await backend.stop();
+    await pool.end();
+  }
+}
 
 export async function runImport(configDir: string, positionals: readonly string[], dryRun: boolean): Promise<number> {
   if (positionals.length !== 1) {
@@ -18,7 +44,10 @@ export async function runImport(configDir: string, positionals: readonly string[
     return 2;
   }
   const started = Date.now();
-  const report = await importCsv(configDir, text, { dryRun });
+  const loaded = loadConfig(configDir);
+  const cluster = loaded.ok ? loaded.config.cluster : undefined;
+  const report = cluster ? await importIntoPostgres(configDir, cluster.postgres_url, text, dryRun) : await importCsv(configDir, text, { dryRun });
+  if (!report) return 1;
   const ms = Date.now() - started;
   if (!report.ok) {
     if (report.errors.length > 0) process.stderr.write(`${formatImportErrors(file, report.errors)}\n`);
@@ -32,6 +61,7 @@ export async function runImport(configDir: string, positionals: readonly string[
     process.stderr.write(`generated secrets follow on stdout (device_id,secret): shown this once, only their hashes are kept\n`);
     process.stdout.write(`device_id,secret\n${report.secrets.map((s) => `${s.id},${s.secret}`).join('\n')}\n`);
   }
-  process.stderr.write(dryRun ? `dry run: ${summary}; nothing written (${ms} ms)\n` : `${summary} in ${configDir}/${REGISTRY_FILE} (${ms} ms)\n`);
+  const where = cluster ? `the registry in PostgreSQL (${engineAddress(cluster.postgres_url, POSTGRES_PORT)})` : `${configDir}/${REGISTRY_FILE}`;
+  process.stderr.write(dryRun ? `dry run: ${summary}; nothing written (${ms} ms)\n` : `${summary} in ${where} (${ms} ms)\n`);
   return 0;
 }

@@ -24,7 +24,8 @@ import { assetSchema, deviceSchema } from '../ingest/config.js';
 import { hashSecret } from '../ingest/device-auth.js';
 import { parseCsv, type CsvRecord } from './csv.js';
 import type { ConfigError } from './config/load.js';
-import { idsInOtherFiles, readOnlyReason, readRegistry, REGISTRY_FILE, renderRegistry, validateWith, writeRegistryAtomically, type RawItem } from './registry-file.js';
+import { FileRegistryBackend, RegistryConflict, RegistryError, type RegistryBackend } from './registry-backend.js';
+import { idsInOtherFiles, readOnlyReason, REGISTRY_FILE, renderRegistry, validateWith, type RawItem, type RegistryContent } from './registry-file.js';
 
 export const IMPORT_COLUMNS = ['kind', 'id', 'type', 'name', 'street', 'lon', 'lat', 'owner', 'authorities', 'sensors', 'assets', 'subscribe', 'secret_hash'] as const;
 type Column = (typeof IMPORT_COLUMNS)[number];
@@ -72,6 +73,8 @@ export interface ImportOptions {
   hash?: (secret: string) => Promise<string>;
   /** Secrets hashed at once (scrypt runs on libuv's thread pool). */
   hashConcurrency?: number;
+  /** Where the registry is kept: registry.yaml in the directory by default (PostgreSQL in a cluster). */
+  backend?: RegistryBackend;
 }
 
 function emptyReport(errors: ImportError[], configErrors: ConfigError[] = []): ImportReport {
@@ -168,9 +171,10 @@ export async function importCsv(dir: string, text: string, options: ImportOption
     rows.push({ line: record.line, kind, item: item as RawItem, generate });
   }
 
-  const readOnly = readOnlyReason(dir);
-  const content = readRegistry(dir);
-  if (!content) return emptyReport(errors, [{ file: REGISTRY_FILE, path: '(root)', message: 'must be a mapping with lists of assets and devices; fix it by hand first' }]);
+  const backend = options.backend ?? new FileRegistryBackend(dir);
+  const readOnly = options.backend ? options.backend.unwritable()?.message : readOnlyReason(dir);
+  const snapshot = backend.read();
+  if (!snapshot) return emptyReport(errors, [{ file: REGISTRY_FILE, path: '(root)', message: 'must be a mapping with lists of assets and devices; fix it by hand first' }]);
   const elsewhere = idsInOtherFiles(dir);
   for (const row of rows) {
     const file = (row.kind === 'asset' ? elsewhere.assets : elsewhere.devices).get(row.item.id);
@@ -181,7 +185,7 @@ export async function importCsv(dir: string, text: string, options: ImportOption
   const secrets: Array<{ id: string; secret: string }> = [];
   const hashes = new Map<string, string>();
   if (!options.dryRun && !readOnly && errors.length === 0) {
-    const existing = new Set(content.devices.map((d) => d.id));
+    const existing = new Set(snapshot.content.devices.map((d) => d.id));
     for (const r of rows) if (r.kind === 'device' && r.generate && !existing.has(r.item.id)) secrets.push({ id: r.item.id, secret: randomBytes(32).toString('base64url') });
     const hash = options.hash ?? hashSecret;
     const concurrency = options.hashConcurrency ?? 4;
@@ -192,57 +196,75 @@ export async function importCsv(dir: string, text: string, options: ImportOption
     }
   }
 
-  // Merged into registry.yaml: replaced in place by id, else appended; the line of each item's row.
-  const assets = [...content.assets];
-  const devices = [...content.devices];
-  const lineOf = { assets: new Map<number, number>(), devices: new Map<number, number>() };
-  const indexOf = { assets: new Map(assets.map((a, i) => [a.id, i])), devices: new Map(devices.map((d, i) => [d.id, i])) };
-  const report = emptyReport([]);
-  for (const row of rows) {
-    const target = row.kind === 'asset' ? assets : devices;
-    const counts = row.kind === 'asset' ? report.assets : report.devices;
-    const item = row.generate ? { ...row.item, secret_hash: hashes.get(row.item.id) ?? PLACEHOLDER_HASH } : row.item;
-    const ids = row.kind === 'asset' ? indexOf.assets : indexOf.devices;
-    const index = ids.get(item.id) ?? -1;
-    if (index < 0) ids.set(item.id, target.length);
-    if (index >= 0) {
-      // A device replaced without a secret_hash keeps its credential.
-      const before = target[index]!;
-      target[index] = row.generate && row.kind === 'device' ? { ...row.item, ...(before.secret_hash !== undefined ? { secret_hash: before.secret_hash } : { secret: before.secret }) } : item;
-      if (row.kind === 'device') row.generate = false;
-      counts.replaced++;
-    } else {
-      target.push(item);
-      counts.added++;
+  // Merged into the registry: replaced in place by id, else appended; the line of each item's row.
+  // The report, and what to write when it is good.
+  const merge = (content: RegistryContent): { report: ImportReport; write?: { content: RegistryContent; text: string } } => {
+    const assets = [...content.assets];
+    const devices = [...content.devices];
+    const lineOf = { assets: new Map<number, number>(), devices: new Map<number, number>() };
+    const indexOf = { assets: new Map(assets.map((a, i) => [a.id, i])), devices: new Map(devices.map((d, i) => [d.id, i])) };
+    const report = emptyReport([]);
+    for (const row of rows) {
+      const target = row.kind === 'asset' ? assets : devices;
+      const counts = row.kind === 'asset' ? report.assets : report.devices;
+      const item = row.generate ? { ...row.item, secret_hash: hashes.get(row.item.id) ?? PLACEHOLDER_HASH } : row.item;
+      const ids = row.kind === 'asset' ? indexOf.assets : indexOf.devices;
+      const index = ids.get(item.id) ?? -1;
+      if (index < 0) ids.set(item.id, target.length);
+      if (index >= 0) {
+        // A device replaced without a secret_hash keeps its credential.
+        const before = target[index]!;
+        target[index] =
+          row.generate && row.kind === 'device' ? { ...row.item, ...(before.secret_hash !== undefined ? { secret_hash: before.secret_hash } : { secret: before.secret }) } : item;
+        if (row.kind === 'device') row.generate = false;
+        counts.replaced++;
+      } else {
+        target.push(item);
+        counts.added++;
+      }
+      (row.kind === 'asset' ? lineOf.assets : lineOf.devices).set(index >= 0 ? index : target.length - 1, row.line);
     }
-    (row.kind === 'asset' ? lineOf.assets : lineOf.devices).set(index >= 0 ? index : target.length - 1, row.line);
-  }
 
-  const configErrors: ConfigError[] = [];
-  const rendered = renderRegistry({ ...content, assets, devices });
-  if (errors.length === 0) {
-    const result = validateWith(dir, rendered);
-    if (!result.ok) {
-      for (const e of result.errors) {
-        const m = e.file === REGISTRY_FILE ? /^(assets|devices)\[(\d+)\][^.]*\.?([a-z_]*)/.exec(e.path) : null;
-        const line = m ? lineOf[m[1] as 'assets' | 'devices'].get(Number(m[2])) : undefined;
-        if (line === undefined) {
-          configErrors.push(e);
-          continue;
+    const configErrors: ConfigError[] = [];
+    const rendered = renderRegistry({ ...content, assets, devices });
+    if (errors.length === 0) {
+      const result = validateWith(dir, rendered);
+      if (!result.ok) {
+        for (const e of result.errors) {
+          const m = e.file === REGISTRY_FILE ? /^(assets|devices)\[(\d+)\][^.]*\.?([a-z_]*)/.exec(e.path) : null;
+          const line = m ? lineOf[m[1] as 'assets' | 'devices'].get(Number(m[2])) : undefined;
+          if (line === undefined) {
+            configErrors.push(e);
+            continue;
+          }
+          const kind = m![1] === 'assets' ? 'asset' : 'device';
+          const column = columnOf(kind, m![3] ? [m![3]] : ['id']);
+          errors.push({ line, ...(position.has(column) ? { column: position.get(column)! + 1 } : {}), name: column, message: e.message });
         }
-        const kind = m![1] === 'assets' ? 'asset' : 'device';
-        const column = columnOf(kind, m![3] ? [m![3]] : ['id']);
-        errors.push({ line, ...(position.has(column) ? { column: position.get(column)! + 1 } : {}), name: column, message: e.message });
       }
     }
-  }
-  errors.sort((a, b) => a.line - b.line || (a.column ?? 0) - (b.column ?? 0));
-  if (errors.length > 0 || configErrors.length > 0) return { ...report, ok: false, errors, configErrors };
-  if (options.dryRun) return { ...report, ok: true };
-  if (readOnly) return { ...report, ok: false, configErrors: [{ file: dir, path: '(root)', message: `${readOnly}; nothing written` }] };
+    errors.sort((a, b) => a.line - b.line || (a.column ?? 0) - (b.column ?? 0));
+    if (errors.length > 0 || configErrors.length > 0) return { report: { ...report, ok: false, errors, configErrors } };
+    if (options.dryRun) return { report: { ...report, ok: true } };
+    if (readOnly) return { report: { ...report, ok: false, configErrors: [{ file: dir, path: '(root)', message: `${readOnly}; nothing written` }] } };
+    return { report: { ...report, ok: true, secrets, written: true }, write: { content: { ...content, assets, devices }, text: rendered } };
+  };
 
-  writeRegistryAtomically(dir, rendered);
-  return { ...report, ok: true, secrets, written: true };
+  if (options.dryRun || readOnly || errors.length > 0) return merge(snapshot.content).report;
+  // Written as computed from the content the secrets were made for: a change by someone else since is refused (run it again).
+  try {
+    return await backend.exclusive(async () => {
+      const now = backend.read();
+      if (!now || now.version !== snapshot.version) throw new RegistryConflict();
+      const { report, write } = merge(now.content);
+      if (write) await backend.write(now, write.content, write.text);
+      return report;
+    });
+  } catch (err) {
+    const message = err instanceof RegistryConflict ? 'the registry was changed while the import ran; nothing written, run it again' : err instanceof RegistryError ? err.message : undefined;
+    if (message === undefined) throw err;
+    return emptyReport([], [{ file: backend.where, path: '(root)', message }]);
+  }
 }
 
 /** `FILE:LINE: column N (name): message`, one line per error. */

@@ -6,18 +6,19 @@
  * instance and the old one no longer does; with PostgreSQL stopped, writes answer 503 and reads
  * keep the last copy, and changes made once it is back reach every instance.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { stringify } from 'yaml';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { hashSecret, SecretVerifier } from '../ingest/device-auth.js';
 import { silentLogger } from '../lib/logger.js';
 import { RuleRunner } from '../rules/rule-runner.js';
 import { postgresAvailable, startPostgres, type PgServer } from '../test/support/postgres.js';
 import { ConfigReloader, type ConfigChanges } from './config-reload.js';
 import { loadConfig } from './config/load.js';
+import { runImport } from './import-command.js';
 import type { WatchpostConfig } from './config/schema.js';
 import { Registry, RegistryError } from './registry.js';
 import { PostgresRegistryBackend, REGISTRY_SCHEMA } from './registry-postgres.js';
@@ -276,6 +277,36 @@ describe.skipIf(!postgresAvailable)('the registry in PostgreSQL (two instances, 
       await pool.end();
     }
   }, 30_000);
+
+  it('watchpost import with a cluster section writes into PostgreSQL, and every instance takes the rows', async () => {
+    const url = await database();
+    const b = await instance(url);
+    const dir = configDir();
+    writeFileSync(join(dir, 'cluster.yaml'), stringify({ cluster: { instance_id: 'importer', amqp_url: 'amqp://u:p@127.0.0.1:5672/', postgres_url: url } }));
+    const csv = join(dir, 'inventory.csv');
+    writeFileSync(csv, 'kind,id,type,name,street,sensors,assets,secret_hash\nasset,imp-1,bridge,桥,街道,strain-01:strain,,\ndevice,imp-dev,,,,,imp-1,\n');
+    const stdout = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    let code: number;
+    let err: string;
+    let printed: string;
+    try {
+      code = await runImport(dir, [csv], false);
+    } finally {
+      err = stderr.mock.calls.map((c) => String(c[0])).join('');
+      printed = stdout.mock.calls.map((c) => String(c[0])).join('');
+      stdout.mockRestore();
+      stderr.mockRestore();
+    }
+    expect(err).toMatch(/1 assets added, 0 replaced; 1 devices added, 0 replaced in the registry in PostgreSQL \(127\.0\.0\.1:\d+\)/);
+    expect(code).toBe(0);
+    const secret = /^imp-dev,(.+)$/m.exec(printed)?.[1];
+    expect(secret).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(existsSync(join(dir, 'registry.yaml'))).toBe(false);
+    await until('the import in B', () => b.current().assets.some((x) => x.id === 'imp-1') && b.current().devices.some((d) => d.id === 'imp-dev'), 5000);
+    const device = b.current().devices.find((d) => d.id === 'imp-dev')!;
+    expect(await new SecretVerifier(b.current().devices).verify(device, Buffer.from(secret!))).toBe(true);
+  }, 60_000);
 
   it('an unreachable PostgreSQL at start is a clear error naming it', async () => {
     const pool = new pg.Pool({ connectionString: `postgres://watchpost:x@127.0.0.1:${server.port}/nowhere_database`, max: 1 });
