@@ -8,7 +8,9 @@
  * share their row mapping (../sqlite/rows.ts): epoch milliseconds are BIGINT, JSON values TEXT
  * (kept byte for byte, as SQLite keeps them); an identity column stands in for SQLite's rowid
  * where rows are listed in insertion order. The cluster's own tables (instances, leases, rule
- * checkpoints) live in the same schema, with PostgreSQL's clock (TIMESTAMPTZ) where leases need it.
+ * checkpoints, the run-time registry) live in the same schema, with PostgreSQL's clock
+ * (TIMESTAMPTZ) where leases need it; their parts create them too (IF NOT EXISTS, under the same
+ * advisory lock) when they start before the store.
  */
 import type { Logger } from '../../lib/logger.js';
 import type { PostgresAlertsDatabase } from './database.js';
@@ -216,27 +218,45 @@ CREATE TABLE audit_log (
 );
 CREATE INDEX audit_log_at ON audit_log (at);
 
--- Cluster mode: the instances, their leases (partitions, leader) and the rules' state per asset.
-CREATE TABLE cluster_instances (
+-- Cluster mode: the instances, their leases (partitions, leader) and the rules' state per asset,
+-- exactly as cluster/leases.ts and cluster/rule-checkpoints.ts create them when they start first.
+CREATE TABLE IF NOT EXISTS cluster_instances (
   instance_id TEXT PRIMARY KEY,
-  started_at BIGINT NOT NULL,
-  heartbeat_at TIMESTAMPTZ NOT NULL DEFAULT now()
+  heartbeat_at TIMESTAMPTZ NOT NULL,
+  started_at TIMESTAMPTZ NOT NULL
 );
-
-CREATE TABLE cluster_leases (
-  name TEXT PRIMARY KEY,
-  owner TEXT,
-  epoch BIGINT NOT NULL DEFAULT 0,
-  expires_at TIMESTAMPTZ
+CREATE TABLE IF NOT EXISTS cluster_leases (
+  name TEXT PRIMARY KEY,          -- 'partition:<p>' or 'leader'
+  owner TEXT,                     -- NULL = free
+  epoch BIGINT NOT NULL,          -- +1 for every new owner (fencing token)
+  expires_at TIMESTAMPTZ NOT NULL -- PostgreSQL's clock; '-infinity' for a row never leased
 );
-
-CREATE TABLE rule_checkpoints (
+CREATE TABLE IF NOT EXISTS rule_checkpoints (
   asset_id TEXT PRIMARY KEY,
-  partition INTEGER NOT NULL,
-  state JSONB NOT NULL,
-  updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
+  partition INT NOT NULL,
+  state JSONB NOT NULL,           -- rules/state-codec.ts AssetSnapshot, version field "v"
+  updated_at TIMESTAMPTZ NOT NULL
 );
-CREATE INDEX rule_checkpoints_partition ON rule_checkpoints (partition);
+CREATE INDEX IF NOT EXISTS rule_checkpoints_partition ON rule_checkpoints (partition);
+`;
+
+/** The run-time registry of a cluster, as server/registry-postgres.ts creates it when it starts first. */
+const REGISTRY_V2 = `
+CREATE TABLE IF NOT EXISTS registry_state (
+  id smallint PRIMARY KEY CHECK (id = 1),
+  version bigint NOT NULL CHECK (version >= 0)
+);
+INSERT INTO registry_state (id, version) VALUES (1, 0) ON CONFLICT (id) DO NOTHING;
+CREATE TABLE IF NOT EXISTS registry_entries (
+  kind text NOT NULL CHECK (kind IN ('asset', 'device')),
+  id text NOT NULL CHECK (id ~ '^[A-Za-z0-9_.-]{1,64}$'),
+  body json CHECK (body IS NULL OR (json_typeof(body) = 'object' AND body->>'id' = id)),
+  position bigint NOT NULL,
+  version bigint NOT NULL CHECK (version > 0),
+  PRIMARY KEY (kind, id),
+  CONSTRAINT registry_entries_no_plain_secret CHECK (kind <> 'device' OR body IS NULL OR body->'secret' IS NULL)
+);
+CREATE INDEX IF NOT EXISTS registry_entries_version ON registry_entries (version);
 `;
 
 export const MIGRATIONS: readonly Migration[] = [
@@ -246,12 +266,20 @@ export const MIGRATIONS: readonly Migration[] = [
       'alerts, timeline, outbox and digests, silences, flapping, used ack links, settings, escalation schedule, cases, work orders, overrides, audit log; cluster instances, leases, rule checkpoints',
     sql: SCHEMA_V1,
   },
+  {
+    version: 2,
+    description: 'the run-time registry of a cluster: its version and its entries (assets, devices)',
+    sql: REGISTRY_V2,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
 
 /** The advisory lock that serializes migrations of one database (any constant; this one spells "wpschema"). */
 const MIGRATION_LOCK = '7770736368656d61';
+
+/** The lock cluster/leases.ts and cluster/rule-checkpoints.ts take while they create their tables. */
+const CLUSTER_SCHEMA_LOCK = 'watchpost.cluster_schema';
 
 /** Brings the schema to SCHEMA_VERSION; throws for a database newer than that. */
 export function migrate(db: PostgresAlertsDatabase, logger?: Logger): void {
@@ -263,6 +291,8 @@ export function migrate(db: PostgresAlertsDatabase, logger?: Logger): void {
     if (version > SCHEMA_VERSION) {
       throw new Error(`the PostgreSQL alert store at ${db.server} has schema version ${version}, newer than this version of watchpost understands (${SCHEMA_VERSION}); upgrade watchpost`);
     }
+    // The cluster's leases and checkpoints create their tables under a lock of their own.
+    if (version < SCHEMA_VERSION) db.exec(`SELECT pg_advisory_xact_lock(hashtext('${CLUSTER_SCHEMA_LOCK}'))`, [], false);
     for (const migration of MIGRATIONS) {
       if (migration.version <= version) continue;
       db.exec(migration.sql, [], false);
