@@ -16,6 +16,7 @@ import { chromium, type BrowserContext } from 'playwright-core';
 import { stringify } from 'yaml';
 import { BENCH_METRICS, benchCatalogue, benchDevices, endProgress, env, printTable, progress, runPublishers, startWatchpost, stopChild } from './harness.js';
 import type { PublisherJob } from './publisher.js';
+import { metricValue } from './support/metric-value.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
@@ -23,6 +24,108 @@ const TOKEN = 'bench-console-token-0123';
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+}
+
+/** Rows that fill the bench's 1400×900 viewport (and some): the first screenful. */
+const SCREENFUL = 25;
+/** The lists the board fetches, as the API's full alerts and as the board's compact view. */
+const LIST_QUERIES = { full: '/api/v1/alerts?state=firing&limit=1000', board: '/api/v1/alerts?state=firing&limit=1000&view=board' };
+
+interface RequestTiming {
+  path: string;
+  /** ms after navigation start */
+  start: number;
+  /** request sent to its first byte */
+  ttfb: number;
+  end: number;
+  bytes: number;
+}
+
+interface RenderBreakdown {
+  document: number;
+  script: number;
+  requests: RequestTiming[];
+}
+
+/** Runs in the page: navigation and resource timings (ms after navigation start). */
+function readBreakdown(): RenderBreakdown {
+  const nav = performance.getEntriesByType('navigation')[0] as PerformanceNavigationTiming;
+  const resources = performance.getEntriesByType('resource') as PerformanceResourceTiming[];
+  const script = resources.find((e) => e.name.endsWith('.js'));
+  return {
+    document: Math.round(nav.responseEnd),
+    script: Math.round(script?.responseEnd ?? 0),
+    requests: resources
+      .filter((e) => !e.name.includes('/console/assets/'))
+      .map((e) => ({
+        path: e.name.replace(location.origin, ''),
+        start: Math.round(e.startTime),
+        ttfb: Math.round(e.responseStart - (e.requestStart || e.startTime)),
+        end: Math.round(e.responseEnd),
+        bytes: e.decodedBodySize,
+      })),
+  };
+}
+
+/** GET `path` n times from this process: time to the first byte and to the whole answer, and its size. */
+async function timeAnswers(url: string, headers: Record<string, string>, n: number): Promise<{ ttfb: number; total: number; bytes: number } | null> {
+  const ttfb: number[] = [];
+  const total: number[] = [];
+  let bytes = 0;
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    const res = await fetch(url, { headers });
+    const t1 = performance.now();
+    const body = await res.arrayBuffer();
+    if (!res.ok) return null;
+    total.push(performance.now() - t0);
+    ttfb.push(t1 - t0);
+    bytes = body.byteLength;
+  }
+  return { ttfb: median(ttfb), total: median(total), bytes };
+}
+
+function round1(ms: number | undefined): number | null {
+  return ms === undefined ? null : Math.round(ms * 10) / 10;
+}
+
+function median(values: number[]): number {
+  return percentile(
+    [...values].sort((a, b) => a - b),
+    50,
+  );
+}
+
+/** A histogram of the Prometheus text: cumulative counts by upper bound, sum and count. */
+interface Histogram {
+  buckets: Array<[number, number]>;
+  sum: number;
+  count: number;
+}
+
+function histogram(text: string, name: string): Histogram {
+  const buckets: Array<[number, number]> = [];
+  let sum = 0;
+  let count = 0;
+  for (const line of text.split('\n')) {
+    const bucket = new RegExp(`^${name}_bucket\\{le="([^"]+)"\\} (\\S+)$`).exec(line);
+    if (bucket) buckets.push([bucket[1] === '+Inf' ? Infinity : Number(bucket[1]), Number(bucket[2])]);
+    else if (line.startsWith(`${name}_sum `)) sum = Number(line.split(' ')[1]);
+    else if (line.startsWith(`${name}_count `)) count = Number(line.split(' ')[1]);
+  }
+  return { buckets, sum, count };
+}
+
+/** Between two snapshots of a histogram in seconds: the mean and the upper bound of the bucket holding the p99, in ms. */
+function histogramWindow(before: Histogram, after: Histogram): { mean_ms: number | null; p99_le_ms: number | null } {
+  const count = after.count - before.count;
+  if (count <= 0) return { mean_ms: null, p99_le_ms: null };
+  const bucket = after.buckets.find(([, n], i) => n - (before.buckets[i]?.[1] ?? 0) >= 0.99 * count);
+  return { mean_ms: Math.round(((after.sum - before.sum) / count) * 10_000) / 10, p99_le_ms: bucket ? bucket[0] * 1000 : null };
+}
+
+async function metricsText(apiUrl: string): Promise<string> {
+  return (await fetch(`${apiUrl}/metrics`)).text();
 }
 
 export async function main(): Promise<void> {
@@ -74,6 +177,8 @@ export async function main(): Promise<void> {
       await new Promise((r) => setTimeout(r, 200));
     }
 
+    const answersIdle = { full: await timeAnswers(`${wp.apiUrl}${LIST_QUERIES.full}`, auth, 10), board: await timeAnswers(`${wp.apiUrl}${LIST_QUERIES.board}`, auth, 10) };
+
     const perDeviceInterval = Math.round((1000 * devices) / background);
     const per = Math.ceil(devices / publishers);
     const durationMs = 30_000 + renders * 4000 + alarms * 1500;
@@ -91,9 +196,11 @@ export async function main(): Promise<void> {
     let backgroundAcked = 0;
     const load = runPublishers(jobs, (acked) => (backgroundAcked = acked), stop.signal);
     await new Promise((r) => setTimeout(r, 3000)); // the background load settles
+    const answersLoaded = { full: await timeAnswers(`${wp.apiUrl}${LIST_QUERIES.full}`, auth, 10), board: await timeAnswers(`${wp.apiUrl}${LIST_QUERIES.board}`, auth, 10) };
     const loadStart = performance.now();
     const ackedAtStart = backgroundAcked;
 
+    const metricsBefore = await metricsText(wp.apiUrl);
     context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, viewport: { width: 1400, height: 900 } });
     // Signed in once: the session cookie goes into the browser.
     const signIn = await fetch(`${wp.apiUrl}/console/session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token: TOKEN }) });
@@ -105,32 +212,47 @@ export async function main(): Promise<void> {
     context.on('close', () => process.stderr.write('console bench: the browser closed\n'));
 
     const firstRender: number[] = [];
+    const firstScreen: number[] = [];
+    const breakdowns: RenderBreakdown[] = [];
     // Each render in a new tab (the one before closed first): a fresh visit, not a reload that tears down a full board.
     for (let i = 0; i < renders; i++) {
       const tab = await context.newPage();
+      // CONSOLE_CPU_PROFILE=FILE: the browser's CPU profile of the last render (open it in Chromium's DevTools).
+      const cdp = process.env.CONSOLE_CPU_PROFILE && i === renders - 1 ? await context.newCDPSession(tab) : undefined;
+      if (cdp)
+        await cdp
+          .send('Profiler.enable')
+          .then(() => cdp.send('Profiler.setSamplingInterval', { interval: 200 }))
+          .then(() => cdp.send('Profiler.start'));
       await tab.goto(`${wp.apiUrl}/console`);
-      firstRender.push(
-        await tab.evaluate(
-          (n) =>
-            new Promise<number>((resolve, reject) => {
-              const check = () => {
-                const rows = document.querySelectorAll('[data-testid="alert-row"]').length;
-                if (rows >= n) resolve(performance.now());
-                else if (performance.now() > 60_000) reject(new Error(`${rows} of ${n} rows after 60 s`));
-                else requestAnimationFrame(check);
-              };
-              check();
-            }),
-          openAlerts,
-        ),
+      const seen = await tab.evaluate(
+        ({ n, screenful }) =>
+          new Promise<{ all: number; screen: number }>((resolve, reject) => {
+            let screen = 0;
+            const check = () => {
+              const rows = document.querySelectorAll('[data-testid="alert-row"]').length;
+              if (!screen && rows >= screenful) screen = performance.now();
+              if (rows >= n) resolve({ all: performance.now(), screen });
+              else if (performance.now() > 60_000) reject(new Error(`${rows} of ${n} rows after 60 s`));
+              else requestAnimationFrame(check);
+            };
+            check();
+          }),
+        { n: openAlerts, screenful: Math.min(openAlerts, SCREENFUL) },
       );
-      progress(`console: first render ${i + 1}/${renders}: ${firstRender[i]!.toFixed(0)} ms`);
+      if (cdp) writeFileSync(process.env.CONSOLE_CPU_PROFILE!, JSON.stringify((await cdp.send('Profiler.stop')).profile));
+      firstRender.push(seen.all);
+      firstScreen.push(seen.screen);
+      breakdowns.push(await tab.evaluate(readBreakdown));
+      progress(`console: first render ${i + 1}/${renders}: ${seen.all.toFixed(0)} ms`);
       if (process.env.CONSOLE_TIMINGS)
-        process.stderr.write(
-          `${JSON.stringify(await tab.evaluate(() => performance.getEntriesByType('resource').map((e) => [e.name.replace(location.origin, ''), Math.round(e.startTime), Math.round(e.duration), (e as PerformanceResourceTiming).transferSize])))}\n`,
-        );
+        process.stderr.write(`render ${i + 1}: ${seen.all.toFixed(0)} ms, first ${SCREENFUL} rows ${seen.screen.toFixed(0)} ms ${JSON.stringify(breakdowns[i])}\n`);
       await tab.close();
     }
+    const metricsAfter = await metricsText(wp.apiUrl);
+    const loopDelay = histogramWindow(histogram(metricsBefore, 'watchpost_event_loop_delay_seconds'), histogram(metricsAfter, 'watchpost_event_loop_delay_seconds'));
+    const storeWrites = histogramWindow(histogram(metricsBefore, 'watchpost_storage_write_latency_seconds'), histogram(metricsAfter, 'watchpost_storage_write_latency_seconds'));
+    const loopBusy = metricValue(metricsAfter, 'watchpost_event_loop_utilization') ?? null;
     await page.goto(`${wp.apiUrl}/console`);
     await page.getByTestId('connection').filter({ hasText: '实时' }).waitFor();
     await page
@@ -165,6 +287,10 @@ export async function main(): Promise<void> {
     await load;
     await alarm.endAsync();
     endProgress();
+    // The list requests answered before the rows were drawn (the board fetches them again after the stream's `ready`).
+    const lists = breakdowns.map((b, i) => b.requests.filter((r) => r.path.startsWith('/api/v1/alerts') && r.end <= firstRender[i]!));
+    const listsEnd = lists.map((l) => Math.max(...l.map((r) => r.end)));
+    const browserRender = firstRender.map((t, i) => t - listsEnd[i]!);
     firstRender.sort((a, b) => a - b);
     onScreen.sort((a, b) => a - b);
     fromPublish.sort((a, b) => a - b);
@@ -179,6 +305,32 @@ export async function main(): Promise<void> {
       new_alarm_max_ms: onScreen[onScreen.length - 1]!,
       new_alarm_from_publish_p50_ms: percentile(fromPublish, 50),
       new_alarm_from_publish_max_ms: fromPublish[fromPublish.length - 1]!,
+      first_screen_p50_ms: Math.round(median(firstScreen)),
+      // Where the first render goes (medians over the renders, ms after navigation start).
+      document_loaded_p50_ms: median(breakdowns.map((b) => b.document)),
+      script_loaded_p50_ms: median(breakdowns.map((b) => b.script)),
+      session_ttfb_p50_ms: median(breakdowns.map((b) => b.requests.find((r) => r.path === '/console/session')?.ttfb ?? 0)),
+      lists_requested_p50_ms: median(lists.map((l) => Math.min(...l.map((r) => r.start)))),
+      lists_ttfb_p50_ms: median(lists.map((l) => Math.max(...l.map((r) => r.ttfb)))),
+      lists_loaded_p50_ms: median(listsEnd),
+      lists_bytes: lists[0]?.reduce((sum, r) => sum + r.bytes, 0) ?? 0,
+      browser_render_p50_ms: Math.round(median(browserRender)),
+      // The firing list fetched by this process: its full view and the board's view, idle and under the load.
+      full_list_bytes: answersIdle.full?.bytes ?? null,
+      full_list_idle_ttfb_ms: round1(answersIdle.full?.ttfb),
+      full_list_idle_total_ms: round1(answersIdle.full?.total),
+      full_list_loaded_ttfb_ms: round1(answersLoaded.full?.ttfb),
+      full_list_loaded_total_ms: round1(answersLoaded.full?.total),
+      board_list_bytes: answersIdle.board?.bytes ?? null,
+      board_list_idle_ttfb_ms: round1(answersIdle.board?.ttfb),
+      board_list_idle_total_ms: round1(answersIdle.board?.total),
+      board_list_loaded_ttfb_ms: round1(answersLoaded.board?.ttfb),
+      board_list_loaded_total_ms: round1(answersLoaded.board?.total),
+      // Watchpost's main thread while the renders ran.
+      event_loop_busy: loopBusy,
+      event_loop_delay_mean_ms: loopDelay.mean_ms,
+      event_loop_delay_p99_le_ms: loopDelay.p99_le_ms,
+      store_batch_write_mean_ms: storeWrites.mean_ms,
       renders: firstRender.length,
       alarms: onScreen.length,
     };

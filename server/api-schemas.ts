@@ -7,6 +7,7 @@
 import { z } from 'zod';
 import { LEVELS } from '../lib/levels.js';
 import { silenceInputSchema } from '../alerts/silences.js';
+import { ALERT_LIST_VIEWS, boardAlertView } from './console/board-view.js';
 
 // ---- requests ----
 
@@ -18,6 +19,7 @@ export const alertQuery = z.strictObject({
     .regex(/^[A-Za-z0-9_.-]{1,64}$/)
     .optional(),
   limit: z.coerce.number().int().min(1).max(1000).optional().describe('at most this many alerts (default: all)'),
+  view: z.enum(ALERT_LIST_VIEWS).optional().describe('full (the default): the alert view; board: only the fields a board of open alerts shows'),
 });
 export const actionBody = z.strictObject({ note: z.string().max(2000).optional() }).nullish();
 export const alertIdParams = z.strictObject({ id: z.string().min(1).max(100) });
@@ -96,6 +98,9 @@ export const alertView = z.looseObject({
   escalation: z.string().nullable(),
   tier: z.number().int().nullable().describe('the last escalation tier notified'),
 });
+
+/** GET /api/v1/alerts: full alert views, or board views with view=board. */
+export const alertList = z.strictObject({ alerts: z.array(z.union([alertView, boardAlertView])).describe('alert views; with view=board, board views') });
 
 export const timelineEntry = z.looseObject({ seq: z.number().int(), at: zTime, kind: z.enum(['event', 'delivery']), type: z.string() });
 

@@ -17,6 +17,7 @@ import {
   actionBody,
   alertDetail,
   alertIdParams,
+  alertList,
   alertQuery,
   alertView,
   anyObject,
@@ -31,8 +32,10 @@ import {
   rulesView,
 } from './api-schemas.js';
 import { auditHook, registerAuditRoutes, type AuditLog } from './audit.js';
+import { boardView, type AlertViewFields } from './console/board-view.js';
 import { registerConsole, type ConsolePort } from './console/routes.js';
 import { CSRF_HEADER, cookieValue, SESSION_COOKIE } from './console/sessions.js';
+import { STREAM_ID_HEADER } from './console/stream.js';
 import { ApiError } from './errors.js';
 import { registerHttpPush } from './http-ingest.js';
 import type { HttpPush } from '../ingest/http-push/http-push.js';
@@ -247,10 +250,13 @@ function registerRoutes(app: FastifyInstance, deps: ApiDeps, requireRole: Requir
 
   app.get(
     '/api/v1/alerts',
-    { ...guard('viewer'), schema: routeSchema({ summary: 'alerts, newest first', role: 'viewer', querystring: alertQuery, responses: { 200: listOf('alerts', alertView) } }) },
-    (req) => {
+    { ...guard('viewer'), schema: routeSchema({ summary: 'alerts, newest first', role: 'viewer', querystring: alertQuery, responses: { 200: alertList } }) },
+    (req, reply) => {
       const q = parse(alertQuery, req.query, 'query');
-      return { alerts: deps.alerts.list({ state: q.state, level: q.level, assetId: q.asset_id, limit: q.limit }) };
+      const alerts = deps.alerts.list({ state: q.state, level: q.level, assetId: q.asset_id, limit: q.limit });
+      // Where the list was read in the console's stream: GET /api/v1/stream?last_event_id= goes on from there.
+      if (deps.console) void reply.header(STREAM_ID_HEADER, String(deps.console.stream.latestId()));
+      return { alerts: q.view === 'board' ? alerts.map((a) => boardView(a as AlertViewFields)) : alerts };
     },
   );
 

@@ -19,6 +19,11 @@ export class ApiFailure extends Error {
 }
 
 export async function api<T>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<T> {
+  return (await apiAnswer<T>(method, path, body)).data;
+}
+
+/** The answer's body with its headers. */
+export async function apiAnswer<T>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<{ data: T; headers: Headers }> {
   const headers: Record<string, string> = { accept: 'application/json' };
   const current = session.value;
   if (method !== 'GET' && current && current !== 'unknown') headers['x-csrf-token'] = current.csrf_token;
@@ -41,7 +46,7 @@ export async function api<T>(method: 'GET' | 'POST' | 'DELETE', path: string, bo
     if (res.status === 401 && path !== '/console/session') session.set(null);
     throw new ApiFailure(error.message ?? `${res.status} ${res.statusText}`, res.status, error.error ?? 'http_error');
   }
-  return data as T;
+  return { data: data as T, headers: res.headers };
 }
 
 export async function restoreSession(): Promise<void> {

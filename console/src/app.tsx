@@ -1,6 +1,6 @@
 /** The console's frame: sign-in until there is a session, then the navigation and the page of the route. */
 import { useEffect } from 'preact/hooks';
-import { restoreSession, session } from './api';
+import { session } from './api';
 import { Nav } from './components/nav';
 import { language } from './i18n';
 import { connect, disconnect } from './live';
@@ -22,7 +22,6 @@ export function App() {
   const pathname = useStore(path);
   useStore(language);
   useEffect(() => {
-    void restoreSession();
     const gesture = () => unlock();
     addEventListener('pointerdown', gesture);
     return () => removeEventListener('pointerdown', gesture);

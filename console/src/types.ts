@@ -47,6 +47,22 @@ export interface Alert {
   dismiss_reason?: string | null;
 }
 
+/** An alert as the board shows it: GET /api/v1/alerts?view=board. */
+export interface BoardAlert {
+  id: string;
+  rule_name: string;
+  level: Level;
+  state: Alert['state'];
+  asset_id: string;
+  asset_name: string;
+  street: string;
+  sensor_id: string;
+  metric: string;
+  value: number;
+  started_at: string;
+  case: { status: CaseStatus; department: string | null };
+}
+
 export interface TimelineEntry {
   seq: number;
   at: string;

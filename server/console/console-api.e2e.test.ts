@@ -170,6 +170,58 @@ describe('console sessions and stream', () => {
     stale.close();
   });
 
+  it('answers the board view with the stream event id it was read at, and the stream goes on from that id', async () => {
+    const viewer = await signIn(VIEWER_TOKEN);
+    const get = (path: string, headers: Record<string, string> = {}) => fetch(`${p.apiUrl}${path}`, { headers: { cookie: viewer.cookie, ...headers } });
+    const full = await get('/api/v1/alerts?state=firing');
+    const [a] = ((await full.json()) as { alerts: Array<Record<string, unknown>> }).alerts;
+    const board = await get('/api/v1/alerts?state=firing&view=board');
+    expect(board.status).toBe(200);
+    const boardBody = (await board.json()) as { alerts: unknown[] };
+    expect(boardBody.alerts).toEqual([
+      {
+        id: a!.id,
+        rule_name: '主梁应变超限',
+        level: 'red',
+        state: 'firing',
+        asset_id: 'lg-bridge-001',
+        asset_name: a!.asset_name,
+        street: a!.street,
+        sensor_id: 'strain-01',
+        metric: 'strain',
+        value: 320,
+        started_at: a!.started_at,
+        case: { status: 'new', department: null },
+      },
+    ]);
+    const latest = (p.platform as unknown as { console: { stream: { latestId(): number } } }).console.stream.latestId();
+    expect([full.headers.get('x-stream-event-id'), board.headers.get('x-stream-event-id')]).toEqual([String(latest), String(latest)]);
+
+    // A change after the list was read: the stream opened from the list's id sends it, then `ready`.
+    expect((await p.api('POST', `/api/v1/alerts/${String(a!.id)}/ack`, { note: '核查中' })).status).toBe(200);
+    const after = await openStream(`${p.apiUrl}/api/v1/stream?last_event_id=${latest}`, { cookie: viewer.cookie });
+    await after.waitFor((e) => e.event === 'ready');
+    const seen = (s: { events: Array<{ id?: string; event: string; data: string }> }) =>
+      s.events.map((e) => [Number(e.id), e.event, e.event === 'alert' ? (JSON.parse(e.data) as { event: string }).event : null]);
+    expect(seen(after)).toEqual([
+      [latest + 1, 'alert', 'acknowledged'],
+      [latest + 1, 'ready', null],
+    ]);
+    after.close();
+    // Last-Event-ID (a reconnect) wins over the query.
+    const reconnect = await openStream(`${p.apiUrl}/api/v1/stream?last_event_id=${latest}`, { cookie: viewer.cookie, 'last-event-id': String(latest + 1) });
+    await reconnect.waitFor((e) => e.event === 'ready');
+    expect(seen(reconnect)).toEqual([[latest + 1, 'ready', null]]);
+    reconnect.close();
+
+    const badId = await get('/api/v1/stream?last_event_id=12a');
+    expect([badId.status, await badId.json()]).toEqual([400, { error: 'bad_request', message: 'query.last_event_id: not an event id' }]);
+    const badView = await p.api('GET', '/api/v1/alerts?view=compact', undefined, VIEWER_TOKEN);
+    expect([badView.status, badView.body.error]).toEqual([400, 'bad_request']);
+    const doc = await fetchOpenApi(p.apiUrl);
+    expect(openApiMismatches(doc, 'GET', '/api/v1/alerts', 200, boardBody)).toEqual([]);
+  });
+
   it('answers a series of readings, and the new routes are in /openapi.json', async () => {
     const q = new URLSearchParams({ asset_id: 'lg-bridge-001', sensor_id: 'strain-01', metric: 'strain', from: String(T0 - 1000), to: String(T0 + 120_000) });
     const res = await fetch(`${p.apiUrl}/api/v1/series?${q.toString()}`, { headers: { authorization: `Bearer ${VIEWER_TOKEN}` } });

@@ -5,7 +5,9 @@
  *   and sets the session cookie (HttpOnly, SameSite=Strict, Path=/, Secure under TLS);
  *   GET /console/session: the signed-in session (the page reads its CSRF token after a reload);
  *   DELETE /console/session: sign out;
- * - GET /api/v1/stream (viewer): live alert events as server-sent events (stream.ts);
+ * - GET /api/v1/stream (viewer): live alert events as server-sent events (stream.ts), from the
+ *   Last-Event-ID header or `?last_event_id=` (GET /api/v1/alerts answers the stream's latest id
+ *   in STREAM_ID_HEADER, so a client reads a list and then the stream from where the list was read);
  * - GET /api/v1/series (viewer): a sensor metric's readings (series.ts).
  * Everything else the console shows comes from the same HTTP API everyone uses; the API accepts
  * the session cookie beside Bearer tokens (server/api.ts), with the CSRF token on changes.
@@ -21,7 +23,7 @@ import type { ConsoleConfig } from './config.js';
 import { CSRF_HEADER, cookieValue, SESSION_COOKIE, sessionCookie, type Session, type SessionStore } from './sessions.js';
 import type { SeriesSource } from './series.js';
 import { contentSecurityPolicy, type ConsoleFiles, type StaticFile } from './static.js';
-import type { AlertStream } from './stream.js';
+import { STREAM_ID_HEADER, type AlertStream } from './stream.js';
 
 export interface ConsolePort {
   config: ConsoleConfig;
@@ -60,6 +62,13 @@ export const sessionView = z.strictObject({
   idle_timeout_s: z.number().int(),
   map_tiles: z.string().nullable().describe('console.map_tiles'),
   map_attribution: z.string().nullable(),
+});
+export const streamQuery = z.strictObject({
+  last_event_id: z
+    .string()
+    .regex(/^\d{1,16}$/, 'not an event id')
+    .optional()
+    .describe(`start after this event (the ${STREAM_ID_HEADER} header of a GET /api/v1/alerts answer); the Last-Event-ID header wins`),
 });
 export const seriesQuery = z.strictObject({
   asset_id: zId,
@@ -159,6 +168,7 @@ export function registerConsole(app: FastifyInstance, port: ConsolePort, auth: C
         summary: 'live alert events (server-sent events: ready, alert, reset); reconnect with Last-Event-ID to be sent what was missed',
         role: 'viewer',
         tags,
+        querystring: streamQuery,
         responses: { 200: { description: 'text/event-stream; `alert` events carry the alert event body of alerts/{level}/{asset_id}', mediaType: 'text/event-stream' } },
         errors: [503],
       }),
@@ -166,10 +176,11 @@ export function registerConsole(app: FastifyInstance, port: ConsolePort, auth: C
     (req, reply) => {
       // HEAD (fastify adds it to every GET) answers the headers only, and is no stream client.
       if (req.method === 'HEAD') return reply.header('content-type', 'text/event-stream; charset=utf-8').header('cache-control', 'no-cache, no-store').send();
+      const q = parse(streamQuery, req.query, 'query');
       if (stream.isFull()) throw new ApiError('too_many_clients', 'too many open streams; try again later', 503);
-      const last = req.headers['last-event-id'];
+      const header = req.headers['last-event-id'];
       reply.hijack();
-      stream.attach(reply.raw, typeof last === 'string' ? last : undefined);
+      stream.attach(reply.raw, typeof header === 'string' ? header : q.last_event_id);
     },
   );
 

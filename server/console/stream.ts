@@ -23,6 +23,9 @@ export interface StreamOptions {
   maxBufferedBytes: number;
 }
 
+/** The header of GET /api/v1/alerts answers: the stream's latest event id when the list was read. */
+export const STREAM_ID_HEADER = 'x-stream-event-id';
+
 export const DEFAULT_STREAM_OPTIONS: StreamOptions = { capacity: 10_000, maxClients: 200, heartbeatMs: 15_000, maxBufferedBytes: 4 * 1024 * 1024 };
 
 interface StreamEvent {

@@ -1,15 +1,23 @@
-/** The board's rows: one per alert, coloured by level; a click opens the alert. Rows re-render only when their alert changes. */
+/**
+ * The board's rows: one per alert, coloured by level; a click opens the alert. Rows re-render only
+ * when their alert changes. A long board is drawn a screenful first and the rest in the tasks after,
+ * so the first rows show without waiting for a thousand.
+ */
 import { Component } from 'preact';
+import { useEffect, useState } from 'preact/hooks';
 import { formatNumber, formatTime, language, t } from '../i18n';
 import { fresh } from '../live';
 import { navigate } from '../router';
-import type { Alert } from '../types';
+import type { BoardAlert } from '../types';
 import { LevelBadge } from './level-badge';
 
 const FRESH_MS = 10_000;
+/** Rows drawn in the first frame (more than a screen holds), then per task after it. */
+const FIRST_ROWS = 40;
+const ROWS_PER_TASK = 250;
 
 interface RowProps {
-  alert: Alert;
+  alert: BoardAlert;
   isFresh: boolean;
   lang: string;
 }
@@ -49,8 +57,8 @@ class AlertRow extends Component<RowProps> {
         </td>
         <td data-testid="alert-state">{t(`state.${a.state}`)}</td>
         <td>
-          {t(`case.${a.case?.status ?? 'new'}`)}
-          {a.case?.department ? <div class="muted small">{a.case.department}</div> : null}
+          {t(`case.${a.case.status}`)}
+          {a.case.department ? <div class="muted small">{a.case.department}</div> : null}
         </td>
         <td class="small">{formatTime(a.started_at)}</td>
       </tr>
@@ -58,8 +66,17 @@ class AlertRow extends Component<RowProps> {
   }
 }
 
-export function AlertTable(props: { alerts: Alert[] }) {
+export function AlertTable(props: { alerts: BoardAlert[] }) {
   const now = Date.now();
+  // How many rows are drawn, until all of them have been once (later changes draw at once).
+  const [drawn, setDrawn] = useState(FIRST_ROWS);
+  const complete = drawn === Infinity;
+  useEffect(() => {
+    if (complete || props.alerts.length === 0) return;
+    const timer = setTimeout(() => setDrawn(drawn + ROWS_PER_TASK >= props.alerts.length ? Infinity : drawn + ROWS_PER_TASK), 0);
+    return () => clearTimeout(timer);
+  }, [drawn, props.alerts.length === 0]);
+  const rows = complete ? props.alerts : props.alerts.slice(0, drawn);
   if (props.alerts.length === 0)
     return (
       <p class="empty" data-testid="board-empty">
@@ -81,7 +98,7 @@ export function AlertTable(props: { alerts: Alert[] }) {
         </tr>
       </thead>
       <tbody>
-        {props.alerts.map((a) => (
+        {rows.map((a) => (
           <AlertRow key={a.id} alert={a} isFresh={now - (fresh.get(a.id) ?? 0) < FRESH_MS} lang={language.value} />
         ))}
       </tbody>

@@ -6,9 +6,9 @@ import { BoardFilters, NO_FILTERS, type Filters } from '../components/board-filt
 import { t } from '../i18n';
 import { alerts } from '../live';
 import { useStore } from '../store';
-import { LEVELS, type Alert, type Asset } from '../types';
+import { LEVELS, type Asset, type BoardAlert } from '../types';
 
-const rank = (a: Alert) => LEVELS.indexOf(a.level);
+const rank = (a: BoardAlert) => LEVELS.indexOf(a.level);
 const FILTER_KEY = 'watchpost.board.filters';
 
 function savedFilters(): Filters {
@@ -41,7 +41,7 @@ export function BoardPage() {
   }, []);
   const list = useMemo(() => [...all.values()], [all]);
   const streets = useMemo(() => [...new Set([...assetStreets, ...list.map((a) => a.street)])].sort((a, b) => a.localeCompare(b, 'zh-CN')), [list, assetStreets]);
-  const departments = useMemo(() => [...new Set(list.flatMap((a) => (a.case?.department ? [a.case.department] : [])))].sort(), [list]);
+  const departments = useMemo(() => [...new Set(list.flatMap((a) => (a.case.department ? [a.case.department] : [])))].sort(), [list]);
   const shown = useMemo(
     () =>
       list
@@ -49,8 +49,8 @@ export function BoardPage() {
           (a) =>
             (!filters.street || a.street === filters.street) &&
             (!filters.level || a.level === filters.level) &&
-            (!filters.department || a.case?.department === filters.department) &&
-            (!filters.status || (a.case?.status ?? 'new') === filters.status),
+            (!filters.department || a.case.department === filters.department) &&
+            (!filters.status || a.case.status === filters.status),
         )
         .sort((a, b) => rank(a) - rank(b) || (a.state === 'firing' ? 0 : 1) - (b.state === 'firing' ? 0 : 1) || b.started_at.localeCompare(a.started_at)),
     [list, filters],
