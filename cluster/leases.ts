@@ -91,6 +91,8 @@ interface Held {
   deadline: number;
   /** onLose is running or queued (release above the share): not owned any more, still renewed. */
   releasing: boolean;
+  /** onAcquire has been called: a loss is followed by onLose (else the partition was never taken up). */
+  started: boolean;
 }
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
@@ -365,7 +367,7 @@ export class LeaseManager {
         const at = performance.now();
         const taken = await take(this.pool, this.instanceId, [LEADER_LEASE], 1, this.ttlMs);
         const epoch = taken.get(LEADER_LEASE);
-        if (epoch !== undefined) this.setLeader({ epoch, deadline: at + this.ttlMs, releasing: false });
+        if (epoch !== undefined) this.setLeader({ epoch, deadline: at + this.ttlMs, releasing: false, started: true });
       }
       if (!this.connected) this.log.info({ owned: this.status().owned, live: this.live, share: this.share }, 'leases: PostgreSQL reached');
       this.connected = true;
@@ -380,11 +382,12 @@ export class LeaseManager {
   }
 
   private acquired(partition: number, epoch: number, at: number): void {
-    const h: Held = { epoch, deadline: at + this.ttlMs, releasing: false };
+    const h: Held = { epoch, deadline: at + this.ttlMs, releasing: false, started: false };
     this.held.set(partition, h);
     this.log.info({ partition, epoch }, 'lease acquired');
     void this.enqueue(partition, async () => {
       if (this.held.get(partition) !== h) return; // lost before it started: nothing to load
+      h.started = true;
       try {
         await this.options.onAcquire(partition);
       } catch (err) {
@@ -425,7 +428,7 @@ export class LeaseManager {
     if (!h) return;
     this.held.delete(partition);
     this.log.warn({ partition, epoch: h.epoch, why }, 'lease lost');
-    if (h.releasing) return; // its onLose is queued or running
+    if (h.releasing || !h.started) return; // its onLose is queued or running, or it was never taken up
     void this.enqueue(partition, () => this.options.onLose(partition));
   }
 
