@@ -99,7 +99,7 @@ describe.skipIf(!postgresAvailable)('rule checkpoints in PostgreSQL', () => {
     expect(after.exportAssets(IDS)).toEqual(one.exportAssets(IDS));
   }, 60_000);
 
-  it('save writes a batch in one statement (the last snapshot of an asset wins); deleteAssets removes rows', async () => {
+  it('save writes a batch in one statement (the last snapshot of an asset wins, an empty one deletes its row); deleteAssets removes rows', async () => {
     const { pool } = await database();
     const store = new RuleCheckpoints({ pool });
     await store.ensureSchema();
@@ -108,14 +108,19 @@ describe.skipIf(!postgresAvailable)('rule checkpoints in PostgreSQL', () => {
     const [a1, a2] = r.exportAssets(new Set(SLOPES.slice(0, 2))) as [AssetSnapshot, AssetSnapshot];
     const empty = runner().exportAssets(new Set([SLOPES[0]!]))[0]!;
     await store.save(1, [a1, a2]);
-    await store.save(2, [a1, empty]); // moved to partition 2, now empty
-    const { rows } = await pool.query<{ asset_id: string; partition: number; alerts: number }>(
-      `SELECT asset_id, partition, jsonb_array_length(state->'alerts') AS alerts FROM rule_checkpoints ORDER BY asset_id`,
-    );
-    expect(rows).toEqual([
-      { asset_id: SLOPES[0], partition: 2, alerts: 0 },
+    const rowsOf = async () =>
+      (
+        await pool.query<{ asset_id: string; partition: number; alerts: number }>(
+          `SELECT asset_id, partition, jsonb_array_length(state->'alerts') AS alerts FROM rule_checkpoints ORDER BY asset_id`,
+        )
+      ).rows;
+    expect(await rowsOf()).toEqual([
+      { asset_id: SLOPES[0], partition: 1, alerts: 2 },
       { asset_id: SLOPES[1], partition: 1, alerts: 2 },
     ]);
+    await store.save(2, [a1, a2, empty]); // the last of an asset wins: lg-slope-001 has no state any more
+    expect(await rowsOf()).toEqual([{ asset_id: SLOPES[1], partition: 2, alerts: 2 }]);
+    await store.save(1, [a1]);
     await store.deleteAssets([SLOPES[0]!]);
     expect((await store.load(0, SLOPES)).map((s) => s.assetId)).toEqual([SLOPES[1]]);
   }, 60_000);
@@ -174,7 +179,11 @@ describe.skipIf(!postgresAvailable)('rule checkpoints in PostgreSQL', () => {
 
     // An old owner that still believes it holds the lease (its epoch) is refused by PostgreSQL, and the batch is not written.
     const stale = new RuleCheckpoints({ pool, fence: { instanceId: 'wp-a', epoch: () => epochOfA } });
-    const newer = runner().exportAssets(IDS);
+    const fresher = runner();
+    judge(fresher, readings(0, 10));
+    const newer = fresher.exportAssets(IDS);
+    const emptied = runner().exportAssets(new Set([SLOPES[0]!]));
+    await expect(stale.save(0, emptied)).rejects.toThrow(CheckpointFencedError); // nor deletes
     await expect(stale.save(0, newer)).rejects.toMatchObject({ code: 'checkpoint_fenced', partition: 0 });
     expect(await store.load(0, SLOPES)).toEqual(snapshots);
     // The holder writes.

@@ -4,7 +4,8 @@
  * of a batch are stored and before the batch is acknowledged, read by the next owner when it
  * takes the partition over.
  *
- * - `save` writes all snapshots of a batch in one statement (all or none). With a `fence` (the
+ * - `save` writes all snapshots of a batch in one statement (all or none; an empty snapshot deletes
+ *   the asset's row). With a `fence` (the
  *   LeaseManager) the statement first locks the partition's lease row and writes only while that
  *   row still names this instance with the epoch it acquired and has not expired, on
  *   PostgreSQL's clock; otherwise it writes nothing and throws CheckpointFencedError. The lock
@@ -19,7 +20,7 @@
  */
 import pg from 'pg';
 import type { Logger } from '../lib/logger.js';
-import { decodeAssetSnapshot, type AssetSnapshot } from '../rules/state-codec.js';
+import { decodeAssetSnapshot, isEmptySnapshot, type AssetSnapshot } from '../rules/state-codec.js';
 import { leaseName, withSchemaLock } from './leases.js';
 
 /** The table (helper P's migrations create the same in the versioned schema). */
@@ -61,25 +62,26 @@ export interface RuleCheckpointsOptions {
 
 // ---- statements ----
 
-function upsert(pool: pg.Pool, partition: number, ids: string[], states: string[]): Promise<pg.QueryResult> {
-  return pool.query(
-    `INSERT INTO rule_checkpoints (asset_id, partition, state, updated_at)
-     SELECT a, $1, s::jsonb, clock_timestamp() FROM unnest($2::text[], $3::text[]) AS t(a, s)
-     ON CONFLICT (asset_id) DO UPDATE SET partition = EXCLUDED.partition, state = EXCLUDED.state, updated_at = EXCLUDED.updated_at`,
-    [partition, ids, states],
+/**
+ * Upserts the non-empty snapshots and deletes the rows of the empty ones, in one statement; with
+ * a fence only while the lease row names `owner` with `epoch` (locked FOR SHARE). Returns
+ * whether the fence held (always true without one).
+ */
+async function write(pool: pg.Pool, partition: number, ids: string[], states: string[], empty: string[], fence?: { owner: string; epoch: number }): Promise<boolean> {
+  const held = fence ? `SELECT 1 FROM cluster_leases WHERE name = $5 AND owner = $6 AND epoch = $7 AND expires_at > clock_timestamp() FOR SHARE` : 'SELECT 1';
+  const result = await pool.query<{ held: number }>(
+    `WITH fence AS (${held}),
+     up AS (
+       INSERT INTO rule_checkpoints (asset_id, partition, state, updated_at)
+       SELECT a, $1, s::jsonb, clock_timestamp() FROM unnest($2::text[], $3::text[]) AS t(a, s) WHERE EXISTS (SELECT 1 FROM fence)
+       ON CONFLICT (asset_id) DO UPDATE SET partition = EXCLUDED.partition, state = EXCLUDED.state, updated_at = EXCLUDED.updated_at
+       RETURNING 1
+     ),
+     gone AS (DELETE FROM rule_checkpoints WHERE asset_id = ANY($4::text[]) AND EXISTS (SELECT 1 FROM fence) RETURNING 1)
+     SELECT (SELECT count(*) FROM fence)::int AS held`,
+    fence ? [partition, ids, states, empty, leaseName(partition), fence.owner, fence.epoch] : [partition, ids, states, empty],
   );
-}
-
-function fencedUpsert(pool: pg.Pool, partition: number, ids: string[], states: string[], owner: string, epoch: number): Promise<pg.QueryResult> {
-  return pool.query(
-    `WITH fence AS (
-       SELECT 1 FROM cluster_leases WHERE name = $4 AND owner = $5 AND epoch = $6 AND expires_at > clock_timestamp() FOR SHARE
-     )
-     INSERT INTO rule_checkpoints (asset_id, partition, state, updated_at)
-     SELECT a, $1, s::jsonb, clock_timestamp() FROM unnest($2::text[], $3::text[]) AS t(a, s) WHERE EXISTS (SELECT 1 FROM fence)
-     ON CONFLICT (asset_id) DO UPDATE SET partition = EXCLUDED.partition, state = EXCLUDED.state, updated_at = EXCLUDED.updated_at`,
-    [partition, ids, states, leaseName(partition), owner, epoch],
-  );
+  return result.rows[0]!.held > 0;
 }
 
 function selectPartition(pool: pg.Pool, partition: number): Promise<pg.QueryResult<{ asset_id: string; state: unknown }>> {
@@ -118,22 +120,32 @@ export class RuleCheckpoints {
     });
   }
 
-  /** Writes these snapshots (one per asset; the last wins for an asset named twice) in one statement. */
+  /**
+   * Writes these snapshots (one per asset; the last wins for an asset named twice) in one
+   * statement. An empty snapshot (the asset holds no state) deletes the asset's row: an asset
+   * without a checkpoint is seeded from its open alerts by the next owner.
+   */
   async save(partition: number, snapshots: readonly AssetSnapshot[]): Promise<void> {
     if (snapshots.length === 0) return;
-    const byAsset = new Map<string, string>();
-    for (const s of snapshots) byAsset.set(s.assetId, JSON.stringify(s));
-    const ids = [...byAsset.keys()];
-    const states = [...byAsset.values()];
+    const byAsset = new Map<string, AssetSnapshot>();
+    for (const s of snapshots) byAsset.set(s.assetId, s);
+    const ids: string[] = [];
+    const states: string[] = [];
+    const empty: string[] = [];
+    for (const [id, s] of byAsset) {
+      if (isEmptySnapshot(s)) empty.push(id);
+      else {
+        ids.push(id);
+        states.push(JSON.stringify(s));
+      }
+    }
     const fence = this.options.fence;
     if (fence === undefined) {
-      await upsert(this.pool, partition, ids, states);
+      await write(this.pool, partition, ids, states, empty);
       return;
     }
     const epoch = fence.epoch(partition);
-    if (epoch === undefined) throw new CheckpointFencedError(partition);
-    const result = await fencedUpsert(this.pool, partition, ids, states, fence.instanceId, epoch);
-    if (result.rowCount !== ids.length) throw new CheckpointFencedError(partition);
+    if (epoch === undefined || !(await write(this.pool, partition, ids, states, empty, { owner: fence.instanceId, epoch }))) throw new CheckpointFencedError(partition);
   }
 
   /** The checkpoints stored under partition `p`. */
