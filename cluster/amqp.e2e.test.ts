@@ -330,6 +330,65 @@ describe.skipIf(!rabbitmqAvailable)('cluster over RabbitMQ', () => {
     expect(sub.status()[0]?.consuming).toBe(true);
   }, 120_000);
 
+  it('a memory alarm blocks publishers: publish is refused at once, and works again when it clears', async () => {
+    const c = await connection();
+    const pub = await publisher(c, 2000);
+    await pub.publish(0, message(1));
+    await server.ctl(['set_vm_memory_high_watermark', '0']);
+    try {
+      // RabbitMQ blocks a connection when it next publishes: that publish waits for its confirm in vain.
+      await waitFor(
+        'blocked',
+        async () => {
+          if (c.status().blocked) return true;
+          const first = (await pub.publish(0, message(9)).catch((e: unknown) => e)) as AmqpError | undefined;
+          expect([undefined, AMQP_ERROR_CODES.TIMEOUT, AMQP_ERROR_CODES.BLOCKED]).toContain(first?.code);
+          return c.status().blocked ? true : undefined;
+        },
+        30_000,
+      );
+      const started = Date.now();
+      const err = (await pub.publish(0, message(2)).catch((e: unknown) => e)) as AmqpError;
+      expect(Date.now() - started).toBeLessThan(100);
+      expect(err.code).toBe(AMQP_ERROR_CODES.BLOCKED);
+      expect(err.canRetry()).toBe(true);
+    } finally {
+      await server.ctl(['set_vm_memory_high_watermark', '0.4']);
+    }
+    await waitFor('unblocked', async () => (c.status().blocked ? undefined : true), 30_000);
+    await pub.publish(0, message(3));
+    await purge(0);
+  }, 90_000);
+
+  it('cancel with waitMs abandons a handler that hangs; its message goes to the next consumer', async () => {
+    const a = await connection({ instanceId: 'wp-a' });
+    const b = await connection({ instanceId: 'wp-b' });
+    await purge(2);
+    const pub = await publisher(a);
+    let release = () => undefined as void;
+    const hang = new Promise<void>((r) => (release = r));
+    cleanups.push(async () => release());
+    const gotA: number[] = [];
+    const subA = consumer(a);
+    await subA.consume(2, async (m) => {
+      gotA.push(seqOf(m));
+      await hang;
+    });
+    const byB: number[] = [];
+    const subB = consumer(b);
+    await subB.consume(2, async (m) => {
+      byB.push(seqOf(m));
+    });
+    await Promise.all([0, 1, 2].map((i) => pub.publish(2, message(i))));
+    await waitFor('A holds the first', async () => (gotA.length === 1 ? true : undefined), 10_000);
+    const started = Date.now();
+    await subA.cancel(2, { waitMs: 300 });
+    expect(Date.now() - started).toBeLessThan(5000);
+    await waitFor('B has all three', async () => (byB.length === 3 ? true : undefined), 10_000);
+    expect(byB).toEqual([0, 1, 2]);
+    release();
+  });
+
   it('benchmark: confirmed publishes and consumed messages per second', async () => {
     const c = await connection();
     await purge(7);

@@ -116,8 +116,12 @@ export class PartitionConsumer {
     return this.hold(partition, maxBatch, handler);
   }
 
-  /** Stops consuming `p`: the handler call in progress finishes and is acked; the rest goes back to the queue. */
-  async cancel(partition: number): Promise<void> {
+  /**
+   * Stops consuming `p`: the handler call in progress finishes and is acked; the rest goes back
+   * to the queue. With `waitMs`, a handler call still running after that long is abandoned: the
+   * channel closes anyway, so its messages go to the next consumer (and its result is not acked).
+   */
+  async cancel(partition: number, options: { waitMs?: number } = {}): Promise<void> {
     const held = this.held.get(partition);
     if (!held) return;
     this.held.delete(partition);
@@ -125,7 +129,12 @@ export class PartitionConsumer {
     clearTimeout(held.retryTimer);
     held.wake?.();
     await held.opening?.catch(() => undefined);
-    await held.worker;
+    if (options.waitMs === undefined) await held.worker;
+    else if (held.worker) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([held.worker, new Promise<void>((resolve) => (timer = setTimeout(resolve, options.waitMs)))]);
+      clearTimeout(timer);
+    }
     await this.closeChannel(held);
   }
 
