@@ -401,10 +401,14 @@ export class Cases {
   }
 
   private overdue(orderId: string, now: number, effects: Effect[]): void {
+    const found = this.store.getWorkOrder(orderId);
+    if (!found) return;
+    // The alert first (locked in a shared store), then the order as it is now: two instances
+    // that both believe they lead mark it overdue once.
+    const alert = this.store.getAlert(found.alertId);
     const order = this.store.getWorkOrder(orderId);
     if (!order || order.status === 'closed' || order.overdueAt !== null) return;
     this.store.updateWorkOrder({ ...order, overdueAt: now });
-    const alert = this.store.getAlert(order.alertId);
     if (!alert) return;
     const current = this.caseOf(alert.id);
     const r = moveCase(current, { kind: 'overdue' });
@@ -426,9 +430,10 @@ export class Cases {
   }
 
   private ackTimedOut(alertId: string, now: number, effects: Effect[]): void {
+    // The alert first (locked in a shared store), then its case as it is now.
+    const alert = this.store.getAlert(alertId);
     const current = this.store.getCase(alertId);
     if (!current || current.ackDeadline === null || current.ackDeadline > now) return;
-    const alert = this.store.getAlert(alertId);
     const policy = alert?.escalationPolicy ? this.ctx.escalations.get(alert.escalationPolicy) : undefined;
     const stillWaiting = current.status === 'acknowledged' || current.status === 'verified';
     // A firing alert (raised after its acknowledgement) escalates by its schedule instead.
