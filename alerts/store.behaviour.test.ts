@@ -6,44 +6,14 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ALERT_T0, sampleAlert } from '../test/support/alert-records.js';
 import { ALERT_STORE_BACKENDS, releaseAlertStoreBackends } from '../test/support/alert-store.js';
 import { isOpenAlertExists, MAX_LIST_LIMIT, type AlertRecord, type AlertStore } from './store.js';
 
-const T0 = Date.UTC(2025, 10, 28, 2, 0, 0);
+const T0 = ALERT_T0;
+const alert = sampleAlert;
 
 afterAll(() => releaseAlertStoreBackends());
-
-function alert(id: string, extra: Partial<AlertRecord> = {}): AlertRecord {
-  return {
-    id,
-    ruleId: 'bridge-strain',
-    assetId: 'lg-bridge-001',
-    sensorId: 'strain-01',
-    metric: 'strain',
-    level: 'red',
-    state: 'firing',
-    value: 312.5,
-    threshold: [300, 400],
-    eventTs: T0 - 1000,
-    startedAt: T0,
-    updatedAt: T0,
-    acknowledgedAt: null,
-    acknowledgedBy: null,
-    resolvedAt: null,
-    resolvedBy: null,
-    resolveReason: null,
-    ruleName: '主梁应变超限',
-    assetName: '龙岗河大桥',
-    assetType: 'bridge',
-    street: '龙城街道',
-    message: '应变 312.5',
-    plan: ['核查'],
-    escalationPolicy: 'bridge-duty',
-    lastTier: null,
-    heldNotice: null,
-    ...extra,
-  };
-}
 
 const resolved = (at: number): Partial<AlertRecord> => ({ state: 'resolved', resolvedAt: at, resolvedBy: 'system', resolveReason: 'condition_cleared', updatedAt: at });
 

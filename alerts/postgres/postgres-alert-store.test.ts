@@ -7,45 +7,15 @@
  */
 import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { ALERT_T0, sampleAlert } from '../../test/support/alert-records.js';
 import { postgresAvailable, startPostgres, type PgServer } from '../../test/support/postgres.js';
-import type { AlertRecord, TimelineEntry } from '../store.js';
+import type { TimelineEntry } from '../store.js';
 import { SCHEMA_VERSION } from './migrations.js';
 import { PostgresAlertStore } from './postgres-alert-store.js';
 import { SyncPgBridge } from './sync-bridge.js';
 
-const T0 = Date.UTC(2025, 10, 28, 2, 0, 0);
-
-function alert(id: string, extra: Partial<AlertRecord> = {}): AlertRecord {
-  return {
-    id,
-    ruleId: 'bridge-strain',
-    assetId: 'lg-bridge-001',
-    sensorId: 'strain-01',
-    metric: 'strain',
-    level: 'red',
-    state: 'firing',
-    value: 312.5,
-    threshold: [300, 400],
-    eventTs: T0 - 1000,
-    startedAt: T0,
-    updatedAt: T0,
-    acknowledgedAt: null,
-    acknowledgedBy: null,
-    resolvedAt: null,
-    resolvedBy: null,
-    resolveReason: null,
-    ruleName: '主梁应变超限',
-    assetName: '龙岗河大桥',
-    assetType: 'bridge',
-    street: '龙城街道',
-    message: '应变 312.5',
-    plan: ['核查'],
-    escalationPolicy: 'bridge-duty',
-    lastTier: null,
-    heldNotice: null,
-    ...extra,
-  };
-}
+const T0 = ALERT_T0;
+const alert = sampleAlert;
 
 function event(alertId: string, detail: Record<string, unknown>): Omit<TimelineEntry, 'seq'> {
   return { alertId, at: T0, kind: 'event', type: 'firing', level: 'red', state: 'firing', tier: null, channel: null, deliveryId: null, detail };
@@ -114,6 +84,29 @@ describe.skipIf(!postgresAvailable)('PostgreSQL alert store', () => {
       store.transaction(() => store.appendTimeline(event('al_1', { n: 3 })));
       expect(store.timeline('al_1').map((e) => e.detail)).toEqual([{ n: 3 }]);
     } finally {
+      await admin.end();
+      store.close();
+    }
+  });
+
+  // Signalling the server's processes takes root (they run as the `postgres` user) or that user.
+  it.skipIf(process.getuid?.() !== 0)('gives up on a server that stops answering (process frozen), and continues on a new connection', async () => {
+    const store = PostgresAlertStore.open(url, { connectTimeoutMs: 1000, statementTimeoutMs: 1000 });
+    const admin = new pg.Client(url);
+    await admin.connect();
+    let frozen: number | undefined;
+    try {
+      store.insertAlert(alert('al_1'));
+      const backends = (await admin.query<{ pid: number }>(`SELECT pid FROM pg_stat_activity WHERE application_name = 'watchpost' AND datname = current_database()`)).rows;
+      expect(backends).toHaveLength(1);
+      frozen = backends[0]!.pid;
+      process.kill(frozen, 'SIGSTOP');
+      const started = Date.now();
+      expect(() => store.getAlert('al_1')).toThrow(/PostgreSQL at 127\.0\.0\.1:\d+: .*timeout/i);
+      expect(Date.now() - started).toBeLessThan(5000);
+      expect(store.getAlert('al_1')?.id).toBe('al_1');
+    } finally {
+      if (frozen !== undefined) process.kill(frozen, 'SIGCONT');
       await admin.end();
       store.close();
     }

@@ -1,9 +1,7 @@
 /** The `alerts` and `alert_timeline` tables of alerts.db, and their retention. */
-import type { Level } from '../../lib/levels.js';
-import type { AlertState } from '../state-machine.js';
-import { clampLimit, OpenAlertExistsError, type AlertFilter, type AlertRecord, type AlertRepository, type TimelineEntry, type TimelineEntryType } from '../store.js';
+import { clampLimit, OpenAlertExistsError, type AlertFilter, type AlertRecord, type AlertRepository, type TimelineEntry } from '../store.js';
 import type { AlertsDatabase } from './database.js';
-import { fromAlertRow, toAlertRow, type AlertRow, type TimelineRow } from './rows.js';
+import { fromAlertRow, fromTimelineRow, toAlertRow, type AlertRow, type TimelineRow } from './rows.js';
 
 export class SqliteAlertRepository implements AlertRepository {
   constructor(private readonly db: AlertsDatabase) {}
@@ -138,19 +136,6 @@ export class SqliteAlertRepository implements AlertRepository {
   }
 
   timeline(alertId: string): TimelineEntry[] {
-    const rows = this.db.stmt('SELECT * FROM alert_timeline WHERE alert_id = ? ORDER BY seq').all(alertId) as TimelineRow[];
-    return rows.map((r) => ({
-      seq: r.seq,
-      alertId: r.alert_id,
-      at: r.at,
-      kind: r.kind as TimelineEntry['kind'],
-      type: r.type as TimelineEntryType,
-      level: r.level as Level | null,
-      state: r.state as AlertState | null,
-      tier: r.tier,
-      channel: r.channel,
-      deliveryId: r.delivery_id,
-      detail: JSON.parse(r.detail) as Record<string, unknown>,
-    }));
+    return (this.db.stmt('SELECT * FROM alert_timeline WHERE alert_id = ? ORDER BY seq').all(alertId) as TimelineRow[]).map(fromTimelineRow);
   }
 }

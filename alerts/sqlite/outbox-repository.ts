@@ -1,7 +1,7 @@
 /** The `outbox` and `outbox_digests` tables of alerts.db. */
-import type { AttemptChange, DigestRow, NotificationEvent, OutboxRepository, OutboxRow, PendingRow } from '../store.js';
+import type { AttemptChange, DigestRow, OutboxRepository, OutboxRow, PendingRow } from '../store.js';
 import type { AlertsDatabase } from './database.js';
-import { fromDigestRow, fromOutboxRow, type DigestDbRow, type OutboxDbRow } from './rows.js';
+import { fromAttemptRow, fromDigestRow, fromOutboxRow, fromPendingRow, notifiedTargetsOf, PENDING_COLUMNS, type DigestDbRow, type OutboxDbRow, type PendingDbRow } from './rows.js';
 
 export class SqliteOutboxRepository implements OutboxRepository {
   constructor(private readonly db: AlertsDatabase) {}
@@ -44,25 +44,7 @@ export class SqliteOutboxRepository implements OutboxRepository {
 
   /** Pending rows with a seq above `afterSeq`, oldest first, without their bodies (the outbox sender's index). */
   pendingOutboxRows(afterSeq = 0): PendingRow[] {
-    const rows = this.db
-      .stmt(
-        `SELECT seq, delivery_id, alert_id, channel_id, recipients, event, tier, attempts, next_attempt_at, created_at, digest_id
-       FROM outbox WHERE seq > ? AND status = 'pending' ORDER BY seq`,
-      )
-      .all(afterSeq) as Array<Omit<OutboxDbRow, 'body' | 'status' | 'updated_at' | 'last_error'>>;
-    return rows.map((r) => ({
-      seq: r.seq,
-      deliveryId: r.delivery_id,
-      alertId: r.alert_id,
-      channelId: r.channel_id,
-      recipients: JSON.parse(r.recipients) as string[],
-      event: r.event as NotificationEvent,
-      tier: r.tier,
-      attempts: r.attempts,
-      nextAttemptAt: r.next_attempt_at,
-      createdAt: r.created_at,
-      digestId: r.digest_id,
-    }));
+    return (this.db.stmt(`SELECT ${PENDING_COLUMNS} FROM outbox WHERE seq > ? AND status = 'pending' ORDER BY seq`).all(afterSeq) as PendingDbRow[]).map(fromPendingRow);
   }
 
   /** Records a digest and marks its members as taken into it. */
@@ -108,7 +90,7 @@ export class SqliteOutboxRepository implements OutboxRepository {
        UNION ALL SELECT channel_id, recipients, updated_at FROM outbox_digests WHERE attempts > 0 AND updated_at >= ?`,
       )
       .all(since, since) as Array<{ channel_id: string; recipients: string; updated_at: number }>;
-    return rows.map((r) => ({ channelId: r.channel_id, recipients: JSON.parse(r.recipients) as string[], at: r.updated_at }));
+    return rows.map(fromAttemptRow);
   }
 
   pendingOutboxCount(): number {
@@ -143,13 +125,6 @@ export class SqliteOutboxRepository implements OutboxRepository {
 
   /** Everyone an alert has been notified to so far: channel -> contact ids, in first-notified order. */
   notifiedTargets(alertId: string): Array<{ channel: string; to: string[] }> {
-    const rows = this.db.stmt('SELECT channel_id, recipients FROM outbox WHERE alert_id = ? ORDER BY seq').all(alertId) as Array<{ channel_id: string; recipients: string }>;
-    const byChannel = new Map<string, Set<string>>();
-    for (const row of rows) {
-      let to = byChannel.get(row.channel_id);
-      if (!to) byChannel.set(row.channel_id, (to = new Set()));
-      for (const contact of JSON.parse(row.recipients) as string[]) to.add(contact);
-    }
-    return [...byChannel].map(([channel, to]) => ({ channel, to: [...to] }));
+    return notifiedTargetsOf(this.db.stmt('SELECT channel_id, recipients FROM outbox WHERE alert_id = ? ORDER BY seq').all(alertId) as Array<{ channel_id: string; recipients: string }>);
   }
 }

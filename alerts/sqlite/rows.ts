@@ -186,23 +186,7 @@ export function fromAlertRow(r: AlertRow): AlertRecord {
 }
 
 export function fromOutboxRow(r: OutboxDbRow): OutboxRow {
-  return {
-    seq: r.seq,
-    deliveryId: r.delivery_id,
-    alertId: r.alert_id,
-    channelId: r.channel_id,
-    recipients: JSON.parse(r.recipients) as string[],
-    event: r.event as NotificationEvent,
-    tier: r.tier,
-    body: r.body,
-    status: r.status as OutboxStatus,
-    attempts: r.attempts,
-    nextAttemptAt: r.next_attempt_at,
-    createdAt: r.created_at,
-    updatedAt: r.updated_at,
-    lastError: r.last_error,
-    digestId: r.digest_id,
-  };
+  return { ...fromPendingRow(r), body: r.body, status: r.status as OutboxStatus, updatedAt: r.updated_at, lastError: r.last_error };
 }
 
 export function fromDigestRow(r: DigestDbRow): DigestRow {

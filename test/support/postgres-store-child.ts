@@ -6,6 +6,7 @@
 import { createInterface } from 'node:readline';
 import { PostgresAlertStore } from '../../alerts/postgres/postgres-alert-store.js';
 import { isOpenAlertExists, type AlertKey, type AlertRecord } from '../../alerts/store.js';
+import { sampleAlert } from './alert-records.js';
 
 export type ChildCommand =
   | { op: 'open' }
@@ -24,33 +25,9 @@ function sleep(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
+/** An alert of `key` with value 0. */
 export function raceAlert(id: string, key: AlertKey): AlertRecord {
-  return {
-    id,
-    ...key,
-    metric: 'strain',
-    level: 'red',
-    state: 'firing',
-    value: 0,
-    threshold: [300, 400],
-    eventTs: 1,
-    startedAt: 1,
-    updatedAt: 1,
-    acknowledgedAt: null,
-    acknowledgedBy: null,
-    resolvedAt: null,
-    resolvedBy: null,
-    resolveReason: null,
-    ruleName: 'r',
-    assetName: 'a',
-    assetType: 'bridge',
-    street: 's',
-    message: 'm',
-    plan: [],
-    escalationPolicy: null,
-    lastTier: null,
-    heldNotice: null,
-  };
+  return sampleAlert(id, { ...key, value: 0 });
 }
 
 function run(command: ChildCommand): unknown {
