@@ -3,30 +3,27 @@
  * `cluster` section the registry is the cluster's, in PostgreSQL (registry-postgres.ts).
  */
 import { readFileSync } from 'node:fs';
-import pg from 'pg';
 import { silentLogger } from '../lib/logger.js';
-import { engineAddress } from './config/cluster.js';
+import { engineAddress, type ClusterConfig } from './config/cluster.js';
 import { formatErrors, loadConfig } from './config/load.js';
 import { formatImportErrors, importCsv, type ImportReport } from './import.js';
 import { REGISTRY_FILE } from './registry-file.js';
-import { PostgresRegistryBackend } from './registry-postgres.js';
+import { registryBackend } from './registry-postgres.js';
 
 const POSTGRES_PORT = 5432;
 
 /** Imports into the cluster's registry in PostgreSQL; undefined (after the error on stderr) when it cannot be reached. */
-async function importIntoPostgres(configDir: string, url: string, text: string, dryRun: boolean): Promise<ImportReport | undefined> {
-  const pool = new pg.Pool({ connectionString: url, max: 2, connectionTimeoutMillis: 10_000 });
-  pool.on('error', () => undefined); // an idle connection dropped: the next statement reports it
-  const backend = new PostgresRegistryBackend({ pool, logger: silentLogger(), configDir }, { pollMs: 60_000 });
+async function importIntoPostgres(configDir: string, cluster: ClusterConfig, text: string, dryRun: boolean): Promise<ImportReport | undefined> {
+  // No other instance's change is awaited here: one poll a minute is only its timer.
+  const backend = registryBackend({ cluster }, { configDir, logger: silentLogger() }, { pollMs: 60_000 });
   try {
     await backend.start();
     return await importCsv(configDir, text, { dryRun, backend });
   } catch (err) {
-    process.stderr.write(`watchpost import: ${(err as Error).message} (${engineAddress(url, POSTGRES_PORT)})\n`);
+    process.stderr.write(`watchpost import: ${(err as Error).message} (${engineAddress(cluster.postgres_url, POSTGRES_PORT)})\n`);
     return undefined;
   } finally {
     await backend.stop();
-    await pool.end();
   }
 }
 
@@ -46,7 +43,7 @@ export async function runImport(configDir: string, positionals: readonly string[
   const started = Date.now();
   const loaded = loadConfig(configDir);
   const cluster = loaded.ok ? loaded.config.cluster : undefined;
-  const report = cluster ? await importIntoPostgres(configDir, cluster.postgres_url, text, dryRun) : await importCsv(configDir, text, { dryRun });
+  const report = cluster ? await importIntoPostgres(configDir, cluster, text, dryRun) : await importCsv(configDir, text, { dryRun });
   if (!report) return 1;
   const ms = Date.now() - started;
   if (!report.ok) {

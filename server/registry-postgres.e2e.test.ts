@@ -15,13 +15,14 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { hashSecret, SecretVerifier } from '../ingest/device-auth.js';
 import { silentLogger } from '../lib/logger.js';
 import { RuleRunner } from '../rules/rule-runner.js';
+import { freePort } from '../test/support/binaries.js';
 import { postgresAvailable, startPostgres, type PgServer } from '../test/support/postgres.js';
 import { ConfigReloader, type ConfigChanges } from './config-reload.js';
 import { loadConfig } from './config/load.js';
 import { runImport } from './import-command.js';
 import type { WatchpostConfig } from './config/schema.js';
 import { Registry, RegistryError } from './registry.js';
-import { PostgresRegistryBackend, REGISTRY_SCHEMA } from './registry-postgres.js';
+import { PostgresRegistryBackend, REGISTRY_SCHEMA, registryBackend } from './registry-postgres.js';
 
 const POLL_MS = 200;
 const fastHash = (secret: string) => Promise.resolve(`scrypt$16384$8$1$${Buffer.from(secret.slice(0, 12)).toString('base64')}$${Buffer.alloc(32, 7).toString('base64')}`);
@@ -309,13 +310,16 @@ describe.skipIf(!postgresAvailable)('the registry in PostgreSQL (two instances, 
   }, 60_000);
 
   it('an unreachable PostgreSQL at start is a clear error naming it', async () => {
-    const pool = new pg.Pool({ connectionString: `postgres://watchpost:x@127.0.0.1:${server.port}/nowhere_database`, max: 1 });
-    pool.on('error', () => undefined);
+    const port = await freePort();
+    const backend = registryBackend(
+      { cluster: { instance_id: 'i1', amqp_url: 'amqp://u:p@127.0.0.1:5672/', postgres_url: `postgres://watchpost:x@127.0.0.1:${port}/watchpost`, partitions: 16 } },
+      { configDir: configDir(), logger: silentLogger() },
+      { queryTimeoutMs: 2000 },
+    );
     try {
-      const backend = new PostgresRegistryBackend({ pool, logger: silentLogger(), configDir: configDir() }, { queryTimeoutMs: 2000 });
-      await expect(backend.start()).rejects.toThrow(/^PostgreSQL \(the registry\): /);
+      await expect(backend.start()).rejects.toThrow(/^PostgreSQL \(the registry\): .*ECONNREFUSED/);
     } finally {
-      await pool.end();
+      await backend.stop();
     }
   });
 });

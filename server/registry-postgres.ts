@@ -21,7 +21,7 @@
  * (config-reload.ts). While PostgreSQL is unreachable the copy stays in force, writes answer 503
  * `registry_unavailable`, and the poll catches up when it is back.
  */
-import type pg from 'pg';
+import pg from 'pg';
 import { hashSecret } from '../ingest/device-auth.js';
 import type { Logger } from '../lib/logger.js';
 import type { WatchpostConfig } from './config/schema.js';
@@ -113,6 +113,8 @@ export interface PostgresRegistryDeps {
   configDir: string;
   /** Hashes a plain `secret` of that registry.yaml (only hashes are kept in PostgreSQL). */
   hash?: (secret: string) => Promise<string>;
+  /** stop() ends the pool too (the backend made it). */
+  ownsPool?: boolean;
 }
 
 interface Entry {
@@ -193,6 +195,7 @@ export class PostgresRegistryBackend implements RegistryBackend {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     await this.polling;
+    if (this.deps.ownsPool) await this.deps.pool.end();
   }
 
   read(): RegistrySnapshot {
@@ -495,9 +498,13 @@ export class PostgresRegistryBackend implements RegistryBackend {
   }
 }
 
+/** Connections of a pool the backend makes itself: a poll and a change in progress at most. */
+const OWN_POOL_SIZE = 2;
+
 /**
  * Where the registry keeps its changes for this configuration: PostgreSQL when it has a
- * `cluster` section (the pool is the cluster's), registry.yaml in the directory otherwise.
+ * `cluster` section, registry.yaml in the directory otherwise. In a cluster it uses `pool`
+ * if given, else a small pool of its own on `cluster.postgres_url` that stop() ends.
  */
 export function registryBackend(
   config: Pick<WatchpostConfig, 'cluster'>,
@@ -505,6 +512,12 @@ export function registryBackend(
   options: Partial<PostgresRegistryOptions> = {},
 ): RegistryBackend {
   if (!config.cluster) return new FileRegistryBackend(deps.configDir);
-  if (!deps.pool) throw new Error('cluster mode: the registry needs the PostgreSQL pool');
-  return new PostgresRegistryBackend({ pool: deps.pool, logger: deps.logger, configDir: deps.configDir, ...(deps.hash ? { hash: deps.hash } : {}) }, options);
+  let pool = deps.pool;
+  if (!pool) {
+    const timeoutMs = options.queryTimeoutMs ?? DEFAULT_POSTGRES_REGISTRY_OPTIONS.queryTimeoutMs;
+    pool = new pg.Pool({ connectionString: config.cluster.postgres_url, max: OWN_POOL_SIZE, connectionTimeoutMillis: timeoutMs, idleTimeoutMillis: 30_000 });
+    // An idle connection PostgreSQL dropped: the next statement reports the outage (an unhandled 'error' would end the process).
+    pool.on('error', () => undefined);
+  }
+  return new PostgresRegistryBackend({ pool, logger: deps.logger, configDir: deps.configDir, ownsPool: !deps.pool, ...(deps.hash ? { hash: deps.hash } : {}) }, options);
 }
