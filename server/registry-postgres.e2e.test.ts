@@ -112,7 +112,7 @@ describe.skipIf(!postgresAvailable)('the registry in PostgreSQL (two instances, 
       },
       { watch: false },
     );
-    backend.onChange(() => void reloader.reload('file'));
+    backend.onChange(() => void reloader.reload('registry'));
     const registry = new Registry({
       configDir: dir,
       current: () => current,

@@ -8,7 +8,13 @@ import type { ReloadChanges } from '../rules/rule-runner.js';
 import type { RuleEvent } from '../rules/types.js';
 import type { ConfigError } from './config/load.js';
 
-export type ReloadTrigger = 'api' | 'signal' | 'file';
+/** What started a reload; `registry`: another instance changed the cluster's registry (PostgreSQL). */
+export type ReloadTrigger = 'api' | 'signal' | 'file' | 'registry';
+
+/** The reload's cause as alert timelines name it. */
+export function reloadCause(trigger: ReloadTrigger): string {
+  return { api: 'API reload', signal: 'SIGHUP reload', file: 'file change reload', registry: 'registry change on another instance' }[trigger];
+}
 
 /** `GET /api/v1/rules`: the rules in force and the error of the last reload, if it failed. */
 export interface RulesView {
@@ -33,7 +39,7 @@ export interface ReloadAlertsPort {
  */
 export function resolveAfterReload(alerts: ReloadAlertsPort, changes: ReloadChanges, trigger: ReloadTrigger, now: number): number {
   let resolved = 0;
-  const how = `${trigger === 'api' ? 'API' : trigger === 'signal' ? 'SIGHUP' : 'file change'} reload`;
+  const how = reloadCause(trigger);
   for (const id of changes.removed) resolved += alerts.resolveForRemovedRule(id, { reason: 'rule_removed', note: `rule "${id}" was removed from the configuration (${how})` });
   for (const id of changes.disabled) resolved += alerts.resolveForRemovedRule(id, { reason: 'rule_disabled', note: `rule "${id}" was disabled (${how})` });
   for (const id of changes.changed) {
