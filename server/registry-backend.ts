@@ -60,6 +60,8 @@ export interface RegistryBackend {
   write(base: RegistrySnapshot, next: RegistryContent, text: string): Promise<void>;
   /** Called after the content changed from elsewhere (not after this instance's own writes). */
   onChange(listener: () => void): () => void;
+  /** For /healthz, when the content lives elsewhere: its version and whether the last statement reached it. */
+  status?(): { version: number; reachable: boolean; error?: string };
   start(): Promise<void>;
   stop(): Promise<void>;
 }
