@@ -97,6 +97,9 @@ export { DEFAULT_ACK_LINK_TTL_MS } from './ack-links.js';
 export * from './alert-types.js';
 export type { AlertDetail, AlertView, TimelineEntryView } from './alert-views.js';
 
+/** Cluster mode: how long stop() lets deliveries in flight finish, so their claims end with their outcome. */
+const STOP_GRACE_MS = 5000;
+
 /** The promise of one handle() call: settled once its last event is stored, or rejected at stop. */
 interface Settle {
   resolve: () => void;
@@ -266,6 +269,11 @@ export class AlertService {
     } else this.stopLeading();
   }
 
+  /** Whether this instance runs the cluster's once-only work now (always true without a cluster, once started). */
+  isLeading(): boolean {
+    return this.leading;
+  }
+
   private startLeading(): void {
     this.leading = true;
     try {
@@ -327,7 +335,7 @@ export class AlertService {
     if (this.queue.size > 0) this.logger.error({ waiting: this.queue.size }, 'stopping with alert transitions that alerts.db did not store');
     for (const settle of [...this.unsettled]) settle.reject(new Error('the alert stage stopped before it stored these rule events'));
     this.unsettled.clear();
-    await this.outbox.stop();
+    await this.outbox.stop(this.cluster ? STOP_GRACE_MS : 0);
     for (const channel of this.channels.values()) (channel as Channel & { close?: () => void }).close?.();
   }
 

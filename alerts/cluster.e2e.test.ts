@@ -167,6 +167,7 @@ describe('two alert stages on one store', () => {
       () => `tiers sent: ${ops.requests.length}`,
     );
     lead('b', a, b);
+    expect([a.isLeading(), b.isLeading()]).toEqual([false, true]);
     await until(
       () => ops.requests.length >= 4,
       10_000,
@@ -358,6 +359,29 @@ describe('two alert stages on one store', () => {
       'strain-02:escalated:1',
       'strain-02:firing:0',
     ]);
+  });
+
+  it('lets a delivery in flight finish and be recorded when the leader stops, so the next leader does not send it again', async () => {
+    ops.delayMs = 300;
+    const a = instance('a', { escalation: ONCE });
+    const b = instance('b', { escalation: ONCE });
+    lead('a', a, b);
+    await a.handle([event('red', 320)]);
+    await until(() => ops.requests.length >= 1);
+    const stopping = running.findIndex((r) => r.service === a);
+    const { store } = running.splice(stopping, 1)[0]!;
+    await a.stop();
+    store.close();
+    lead('b', b);
+    await sleep(5 * POLL_MS);
+    expect(ops.requests).toHaveLength(1);
+    const id = ops.requests[0]!.body.alert.id;
+    expect(
+      b
+        .get(id)
+        .timeline.filter((e) => e.kind === 'delivery')
+        .map((e) => e.type),
+    ).toEqual(['queued', 'delivered']);
   });
 
   it('applies an event to the alert another instance opened first instead of losing it (the one-open-alert race)', async () => {

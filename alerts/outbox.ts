@@ -189,10 +189,18 @@ export class OutboxSender {
     this.timer.clear();
   }
 
-  /** Stops sending; deliveries in flight are aborted and stay pending for the next start. */
-  async stop(): Promise<void> {
+  /** Stops sending; deliveries in flight (after `graceMs` for them to finish) are aborted and stay pending for the next start. */
+  async stop(graceMs = 0): Promise<void> {
     this.running = false;
     this.timer.clear();
+    if (graceMs > 0 && this.inFlight.size > 0) {
+      // In a cluster: deliveries that finish within the grace are recorded (their claims end), so
+      // the next leader need not wait for the claims to run out before it sends what is left.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const grace = new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)));
+      await Promise.race([Promise.allSettled([...this.inFlight.values()].map((f) => f.done)), grace]);
+      clearTimeout(timer);
+    }
     const inFlight = [...this.inFlight.values()];
     for (const f of inFlight) f.controller.abort(new Error('the alert stage is stopping'));
     await Promise.allSettled(inFlight.map((f) => f.done));
