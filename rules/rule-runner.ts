@@ -10,7 +10,7 @@ import { compileRules, type CompiledRuleSet, type CompileOptions } from './compi
 import { createRuleState, evaluate, reconcileState, restoreAlert, stateStats, type AlertRef, type DeviceRef, type RuleState, type StateStats } from './evaluate.js';
 import { dueAt, presence, tick, watchSensors, type WatchedSensor } from './tick.js';
 import { restoreFlapping } from './reconcile.js';
-import { dropAssetState, exportAssetState, importAssetState, type AssetSnapshot } from './state-codec.js';
+import { dropAssetState, exportAssetStates, importAssetState, type AssetSnapshot } from './state-codec.js';
 import type { RuleEvent, Threshold } from './types.js';
 
 export interface OpenAlertSeed {
@@ -135,7 +135,7 @@ export class RuleRunner {
 
   /** The evaluation state of these assets as plain JSON (rules/state-codec.ts), one snapshot per asset, empty ones included. */
   exportAssets(assetIds: ReadonlySet<string>): AssetSnapshot[] {
-    return [...assetIds].map((assetId) => exportAssetState(this.ruleSet, this.state, assetId));
+    return exportAssetStates(this.ruleSet, this.state, assetIds);
   }
 
   /** Replaces the state of the snapshots' assets with theirs (validated ones: decodeAssetSnapshot). */

@@ -328,6 +328,42 @@ function encodeSeries(metric: string, s: SeriesState): SeriesJson {
 
 /** Everything `state` holds for one asset. Rules are visited in rule set order, so equal states give equal snapshots. */
 export function exportAssetState(ruleSet: CompiledRuleSet, state: RuleState, assetId: string): AssetSnapshot {
+  return exportAssetStates(ruleSet, state, [assetId])[0]!;
+}
+
+/** Per rule, per asset: what is keyed by device (offline) or by asset and sensor together (flapping). */
+type ByRuleAsset<T> = Map<string, Map<string, T[]>>;
+
+function push<T>(index: ByRuleAsset<T>, ruleId: string, assetId: string, item: T): void {
+  let byAsset = index.get(ruleId);
+  if (byAsset === undefined) index.set(ruleId, (byAsset = new Map<string, T[]>()));
+  const list = byAsset.get(assetId);
+  if (list === undefined) byAsset.set(assetId, [item]);
+  else list.push(item);
+}
+
+/** One snapshot per asset, in the order given; offline and flapping records are indexed once for all of them. */
+export function exportAssetStates(ruleSet: CompiledRuleSet, state: RuleState, assetIds: Iterable<string>): AssetSnapshot[] {
+  const wanted = new Set(assetIds);
+  const offline: ByRuleAsset<[OfflineEntry, number]> = new Map();
+  for (const [ruleId, byDevice] of state.offline) {
+    for (const e of byDevice.values())
+      e.assets.forEach((a, position) => {
+        if (wanted.has(a.assetId)) push(offline, ruleId, a.assetId, [e, position]);
+      });
+  }
+  const flapping: ByRuleAsset<[string, FlapState]> = new Map();
+  for (const [ruleId, byKey] of state.flapping) {
+    for (const [key, f] of byKey) {
+      const cut = key.indexOf('\u0000');
+      const assetId = key.slice(0, cut);
+      if (wanted.has(assetId)) push(flapping, ruleId, assetId, [key.slice(cut + 1), f]);
+    }
+  }
+  return [...wanted].map((assetId) => exportOne(ruleSet, state, assetId, offline, flapping));
+}
+
+function exportOne(ruleSet: CompiledRuleSet, state: RuleState, assetId: string, offline: ByRuleAsset<[OfflineEntry, number]>, flapping: ByRuleAsset<[string, FlapState]>): AssetSnapshot {
   const snapshot: AssetSnapshot = {
     v: SNAPSHOT_VERSION,
     assetId,
@@ -354,9 +390,7 @@ export function exportAssetState(ruleSet: CompiledRuleSet, state: RuleState, ass
     for (const e of state.stale.get(rule.id)?.get(assetId)?.values() ?? []) {
       snapshot.stale.push({ ...ref, sensor: e.sensorId, assetType: e.assetType, street: e.street, metric: e.metric, lastSeen: num(e.lastSeen), fired: e.fired });
     }
-    for (const e of state.offline.get(rule.id)?.values() ?? []) {
-      const position = e.assets.findIndex((a) => a.assetId === assetId);
-      if (position < 0) continue;
+    for (const [e, position] of offline.get(rule.id)?.get(assetId) ?? []) {
       const asset = e.assets[position]!;
       snapshot.offline.push({ ...ref, device: e.deviceId, position, assetType: asset.assetType, street: asset.street, since: num(e.since), fired: e.fired });
     }
@@ -382,12 +416,10 @@ export function exportAssetState(ruleSet: CompiledRuleSet, state: RuleState, ass
         ),
       });
     }
-    const prefix = flapKey(assetId, '');
-    for (const [key, f] of state.flapping.get(rule.id) ?? []) {
-      if (!key.startsWith(prefix)) continue;
+    for (const [sensor, f] of flapping.get(rule.id)?.get(assetId) ?? []) {
       snapshot.flapping.push({
         ...ref,
-        sensor: key.slice(prefix.length),
+        sensor,
         times: f.times.map(num),
         flapping: f.flapping,
         changesWhileFlapping: f.changesWhileFlapping,
