@@ -11,7 +11,7 @@
  *
  * Without the PostgreSQL 15 binaries the suites skip with a warning; under CI=true that is a failure.
  */
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, appendFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -202,6 +202,23 @@ class Cluster {
     this.running = true;
     running.set(this.dataDir, this.dir);
     installExitHook();
+    this.watchParent();
+  }
+
+  private watching = false;
+
+  /**
+   * A process killed by a signal runs no exit hook: a watchdog shell stops the server and deletes
+   * its directory once this process is gone (and ends by itself once destroy() deleted it).
+   */
+  private watchParent(): void {
+    if (this.watching) return;
+    this.watching = true;
+    const [file, argv] = commandOf('pg_ctl', this.stopArgs('immediate'));
+    const quote = (arg: string) => `'${arg.replace(/'/g, `'\\''`)}'`;
+    const stop = [file, ...argv].map(quote).join(' ');
+    const script = `while kill -0 ${process.pid} 2>/dev/null && [ -d ${quote(this.dataDir)} ]; do sleep 1; done; if [ -d ${quote(this.dataDir)} ]; then ${stop} >/dev/null 2>&1; rm -rf ${quote(this.dir)}; fi`;
+    spawn('sh', ['-c', script], { cwd: '/', detached: true, stdio: 'ignore' }).unref();
   }
 
   stopped(): void {
