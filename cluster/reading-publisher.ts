@@ -165,7 +165,14 @@ export class ReadingPublisher {
         { persistent: true, mandatory: true, contentType: 'application/json', messageId: String(pending.id) },
         (err: unknown) => {
           this.unconfirmed.delete(pending.id);
-          if (err) this.settle(pending, new AmqpError(AMQP_ERROR_CODES.NACKED, `RabbitMQ refused a message for partition ${pending.partition}`));
+          // amqplib calls back with 'message nacked' for a basic.nack, with 'channel closed' for the rest.
+          if (err)
+            this.settle(
+              pending,
+              err instanceof Error && err.message === 'message nacked'
+                ? new AmqpError(AMQP_ERROR_CODES.NACKED, `RabbitMQ refused a message for partition ${pending.partition}`)
+                : new AmqpError(AMQP_ERROR_CODES.CHANNEL_CLOSED, `the channel to RabbitMQ closed before the confirm of a message for partition ${pending.partition}`),
+            );
           else if (pending.returned) this.settle(pending, new AmqpError(AMQP_ERROR_CODES.UNROUTABLE, `RabbitMQ has no queue ${queueName(pending.partition)}`));
           else this.settle(pending);
         },
