@@ -9,6 +9,7 @@
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import fc from 'fast-check';
 import pg from 'pg';
 import { stringify } from 'yaml';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -16,6 +17,7 @@ import { hashSecret, SecretVerifier } from '../ingest/device-auth.js';
 import { silentLogger } from '../lib/logger.js';
 import { RuleRunner } from '../rules/rule-runner.js';
 import { freePort } from '../test/support/binaries.js';
+import { params } from '../test/support/property.js';
 import { postgresAvailable, startPostgres, type PgServer } from '../test/support/postgres.js';
 import { ConfigReloader, type ConfigChanges } from './config-reload.js';
 import { loadConfig } from './config/load.js';
@@ -308,6 +310,55 @@ describe.skipIf(!postgresAvailable)('the registry in PostgreSQL (two instances, 
     const device = b.current().devices.find((d) => d.id === 'imp-dev')!;
     expect(await new SecretVerifier(b.current().devices).verify(device, Buffer.from(secret!))).toBe(true);
   }, 60_000);
+
+  it('random changes through either instance: both converge on what a fresh load of the database gives, refused ones change nothing', async () => {
+    type Op = { on: 0 | 1; kind: 'putAsset' | 'deleteAsset' | 'putDevice' | 'deleteDevice' | 'rotate'; id: string; assets: string[]; type: string };
+    const op: fc.Arbitrary<Op> = fc.record({
+      on: fc.constantFrom(0 as const, 1 as const),
+      kind: fc.constantFrom('putAsset' as const, 'putAsset' as const, 'deleteAsset' as const, 'putDevice' as const, 'putDevice' as const, 'deleteDevice' as const, 'rotate' as const),
+      id: fc.constantFrom('p1', 'p2', 'base-asset', 'base-device'),
+      assets: fc.subarray(['p1', 'p2', 'base-asset', 'nowhere'], { maxLength: 2 }),
+      type: fc.constantFrom('bridge', 'slope', 'Bad!'),
+    });
+    const view = (c: WatchpostConfig) => ({
+      assets: c.assets.map((a) => ({ id: a.id, type: a.type })),
+      devices: c.devices.map((d) => ({ id: d.id, assets: d.assets, secret_hash: d.secret_hash })),
+    });
+    await fc.assert(
+      fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 10 }), async (ops) => {
+        const url = await database();
+        const pair = [await instance(url), await instance(url)] as const;
+        for (const o of ops) {
+          const r = pair[o.on].registry;
+          const before = pair[o.on].backend.read().version;
+          let refused = false;
+          try {
+            if (o.kind === 'putAsset') await r.putAsset(o.id, { type: o.type, name: o.id, street: 's' });
+            else if (o.kind === 'deleteAsset') await r.deleteAsset(o.id);
+            else if (o.kind === 'putDevice') await r.putDevice(o.id, { assets: o.assets, secret: `secret-of-${o.id}` });
+            else if (o.kind === 'deleteDevice') await r.deleteDevice(o.id);
+            else await r.rotateSecret(o.id);
+          } catch (err) {
+            if (!(err instanceof RegistryError) || err.status >= 500) throw err;
+            refused = true;
+          }
+          const version = pair[o.on].backend.read().version;
+          if (refused) expect(version).toBe(before);
+          const other = pair[1 - o.on]!;
+          await until('the other instance at the same version', () => other.backend.read().version === version, 5000);
+          await until('the other instance reloaded', () => JSON.stringify(view(other.current())) === JSON.stringify(view(pair[o.on].current())), 5000);
+        }
+        const fresh = await instance(url);
+        expect(view(fresh.current())).toEqual(view(pair[0].current()));
+        expect(view(pair[1].current())).toEqual(view(pair[0].current()));
+        for (const i of open.splice(0)) {
+          await i.backend.stop();
+          await i.pool.end();
+        }
+      }),
+      params(6),
+    );
+  }, 180_000);
 
   it('an unreachable PostgreSQL at start is a clear error naming it', async () => {
     const port = await freePort();

@@ -164,6 +164,7 @@ export class PostgresRegistryBackend implements RegistryBackend {
   private lastError: string | undefined;
   /** The transaction of the change in progress (exclusive), which write() commits. */
   private held?: { client: pg.PoolClient; committed: boolean };
+  private changes: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly deps: PostgresRegistryDeps,
@@ -230,8 +231,17 @@ export class PostgresRegistryBackend implements RegistryBackend {
    * change waits for it, and the copy is brought up to the latest version before `fn` reads it.
    * write() commits the transaction; without a write it is rolled back.
    */
-  async exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.held) throw new Error('a registry change is already in progress');
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    // One at a time in this process too: the held transaction is the backend's.
+    const run = this.changes.then(
+      () => this.locked(fn),
+      () => this.locked(fn),
+    );
+    this.changes = run.catch(() => undefined);
+    return run;
+  }
+
+  private async locked<T>(fn: () => Promise<T>): Promise<T> {
     let client: pg.PoolClient;
     try {
       client = await this.connect();
