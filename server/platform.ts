@@ -54,6 +54,7 @@ import { Registry } from './registry.js';
 import { resolveAfterReload, type ReloadTrigger } from './rules-reload.js';
 import type { WatchpostConfig } from './config/schema.js';
 import { Gb26875Adapter } from '../ingest/gb26875/adapter.js';
+import { ClusterMode } from './cluster/cluster-mode.js';
 
 export interface PlatformOptions {
   logger: Logger;
@@ -103,6 +104,8 @@ export class Platform {
   /** GB/T 26875.3 listeners (adapters: type gb26875), and their transmission devices' assets by device id. */
   private gb26875: Gb26875Adapter[] = [];
   private readonly adapterDevices = new Map<string, string[]>();
+  /** Cluster mode (config `cluster`): the partitions this instance judges, the shared store, the leases. */
+  private cluster?: ClusterMode;
 
   constructor(
     private readonly config: WatchpostConfig,
@@ -124,6 +127,9 @@ export class Platform {
     this.dataDirLock = DataDirLock.acquire(config.storage.data_dir, logger);
     // Certificates are read first, so a bad file stops the start before anything listens.
     const apiTls = config.api.tls ? loadTls(config.api.tls, 'api.tls') : undefined;
+    // Both engines are tried before anything is built on them: an unreachable one stops the start, named.
+    if (config.cluster) this.cluster = await ClusterMode.connect(config.cluster, { logger, clock, metrics });
+    const cluster = this.cluster;
     this.runtime.start();
 
     const writer = createTelemetryWriter(
@@ -146,7 +152,7 @@ export class Platform {
     // Platform alerts (spool filling, ingest silent, storage failing) go to the `fallback` escalation.
     const hasFallback = config.escalations.some((e) => e.id === FALLBACK_ESCALATION_ID);
     if (!hasFallback) logger.warn('no escalation named "fallback": platform alerts (spool, deadman) are recorded and published but notify nobody');
-    const store = (this.options.openAlertStore ?? ((dir: string) => SqliteAlertStore.open(dir)))(config.storage.data_dir);
+    const store = (this.options.openAlertStore ?? (cluster ? () => cluster.openAlertStore() : (dir: string) => SqliteAlertStore.open(dir)))(config.storage.data_dir);
     this.store = store;
     const caseMetrics = new CaseMetrics(metrics, store);
     const alerts = new AlertService({
@@ -176,26 +182,40 @@ export class Platform {
         caseMetrics.alertEvent(point);
       },
       retention: { maxAgeMs: config.storage.retention.alerts },
+      ...(cluster ? { cluster: cluster.alertCluster() } : {}),
     });
     this.alerts = alerts;
     // Alerts open before a restart seed the rule state, so a reading back below the threshold resolves them;
     // alerts of rules removed while the platform was down are resolved.
     // (Platform and delivery_failed alerts are the alert stage's own, not the rules'.)
     const openAtStart = alerts.openAlerts().filter((a) => !PLATFORM_RULE_IDS.includes(a.rule_id) && a.rule_id !== DELIVERY_FAILED_RULE);
-    for (const ruleId of rules.restore(openAtStart, clock.now())) {
+    // In a cluster the state of a partition's assets comes with its lease (checkpoints; open alerts where there are none).
+    const removedRules = cluster ? [...new Set(openAtStart.map((a) => a.rule_id))].filter((id) => rules.rules.get(id) === undefined) : rules.restore(openAtStart, clock.now());
+    for (const ruleId of removedRules) {
       alerts.resolveForRemovedRule(ruleId, { reason: 'rule_removed', note: `rule "${ruleId}" is no longer in the configuration (found at start)` });
     }
     rules.watch(this.watchedSensors(), clock.now());
     alerts.start();
     // The alert stage keeps flapping holds across restarts; the rules end them after a stable window.
-    const flapping = openAtStart.filter((a) => alerts.isFlapping({ ruleId: a.rule_id, assetId: a.asset_id, sensorId: a.sensor_id }));
+    const flapping = (cluster ? [] : openAtStart).filter((a) => alerts.isFlapping({ ruleId: a.rule_id, assetId: a.asset_id, sensorId: a.sensor_id }));
     for (const a of rules.restoreFlapping(flapping, clock.now())) alerts.setFlapping({ ruleId: a.rule_id, assetId: a.asset_id, sensorId: a.sensor_id }, false);
     this.reloader = new ConfigReloader(
       { configDir: this.options.configDir, runner: rules, clock, logger, current: () => this.current, apply: (next, changes, trigger) => this.applyConfig(next, changes, trigger) },
       { watch: this.options.watchRules ?? true },
     );
     this.reloader.start();
-    this.ruleTimer = setInterval(() => this.ruleEvents(rules.tick(clock.now())), this.options.ruleTickMs ?? 1000);
+    if (cluster) {
+      await cluster.start({
+        rules,
+        handle: (events) => alerts.handle(events),
+        leadershipChanged: () => alerts.leadershipChanged(),
+        openAlerts: () => alerts.openAlerts().filter((a) => !PLATFORM_RULE_IDS.includes(a.rule_id) && a.rule_id !== DELIVERY_FAILED_RULE),
+        assets: () => this.current.assets,
+        sensors: () => this.configuredSensors(),
+        deviceRef: (deviceId) => this.deviceRef(deviceId),
+      });
+    }
+    this.ruleTimer = setInterval(() => (cluster ? cluster.tick() : this.ruleEvents(rules.tick(clock.now()))), this.options.ruleTickMs ?? 1000);
     this.ruleTimer.unref();
 
     const ingest = new IngestService({
@@ -222,7 +242,7 @@ export class Platform {
       },
     };
     const broker = config.broker;
-    if (isExternalBroker(broker) && broker.shared_group !== undefined && config.rules.length > 0) {
+    if (isExternalBroker(broker) && broker.shared_group !== undefined && config.rules.length > 0 && !cluster) {
       // README, MQTT: "Several instances and rules". Round robin (mosquitto's way) splits every series between instances.
       logger.warn(
         { shared_group: broker.shared_group },
@@ -230,7 +250,13 @@ export class Platform {
       );
     }
     this.bus = isExternalBroker(broker)
-      ? new ExternalBroker({ config: broker, handlers, logger, ...externalSparkplug(config.adapters, clock.now()) })
+      ? new ExternalBroker({
+          // Instances of a cluster on one host need their own persistent sessions: named after the instance.
+          config: cluster && broker.client_id === undefined ? { ...broker, client_id: `watchpost-${cluster.instanceId}` } : broker,
+          handlers,
+          logger,
+          ...externalSparkplug(config.adapters, clock.now()),
+        })
       : new EmbeddedBroker({ config: broker, devices: this.devices, handlers, logger, metrics, clock, sparkplugEdges: sparkplugEdges(config.adapters) });
     await this.bus.start();
     const sparkplugConfig = config.adapters.find((a) => a.type === 'sparkplug');
@@ -286,13 +312,14 @@ export class Platform {
       clock,
       logger,
       storage: () => this.storageStatus(),
-      onSignal: (signal) => this.alerts?.handle([platformRuleEvent(signal, clock.now())]),
+      // In a cluster each instance has its own platform alerts: sensor_id is the instance id.
+      onSignal: (signal) => void this.alerts?.handle([{ ...platformRuleEvent(signal, clock.now()), ...(cluster ? { sensorId: cluster.instanceId } : {}) }]),
     });
     this.watchdog = watchdog;
     // Platform alerts still open from a previous run are carried on, not resolved and raised again.
     const open: WatchdogState = {};
     for (const a of alerts.openAlerts()) {
-      const check = a.asset_id === PLATFORM_ASSET_ID ? platformCheckOf(a.rule_id) : undefined;
+      const check = a.asset_id === PLATFORM_ASSET_ID && (!cluster || a.sensor_id === cluster.instanceId) ? platformCheckOf(a.rule_id) : undefined;
       if (check) open[check] = a.level;
     }
     watchdog.start(open);
@@ -344,6 +371,9 @@ export class Platform {
     const writer = this.writer;
     // Too many rule events wait for a failing alerts.db: the device resends instead.
     if (!writer || this.alerts?.accepting() === false) return Promise.resolve(false);
+    const cluster = this.cluster;
+    // In a cluster, acknowledged = in this spool and confirmed by RabbitMQ to the partitions that judge it.
+    if (cluster) return writer.writeReadings(readings).then((stored) => stored && cluster.publishReadings(readings).then((published) => published && this.stored(readings)));
     // .then rather than an async function: this runs for every message (allocation per call).
     return writer.writeReadings(readings).then((stored) => stored && this.stored(readings));
   }
@@ -352,12 +382,12 @@ export class Platform {
   private stored(readings: Reading[]): true {
     this.watchdog?.readingsAccepted();
     this.latest.update(readings);
-    this.ruleEvents(this.rules!.process(readings, this.clock.now()));
+    if (!this.cluster) this.ruleEvents(this.rules!.process(readings, this.clock.now()));
     return true;
   }
 
   private ruleEvents(events: readonly RuleEvent[]): void {
-    if (events.length > 0) this.alerts?.handle(events);
+    if (events.length > 0) void this.alerts?.handle(events);
   }
 
   /** Reloads the configuration directory (SIGHUP, API, file change); the rules reload is its alias. */
@@ -416,8 +446,13 @@ export class Platform {
     });
   }
 
-  /** Configured sensors, for stale rules to watch before they first report. */
+  /** Sensors the stale rules of this instance watch before they first report: the configured ones (in a cluster, of owned partitions). */
   private watchedSensors() {
+    const cluster = this.cluster;
+    return cluster ? this.configuredSensors().filter((s) => cluster.owns(s.assetId)) : this.configuredSensors();
+  }
+
+  private configuredSensors() {
     return [...this.catalogue.allAssets()].flatMap((a) =>
       [...(a.sensors ?? new Map<string, ReadonlySet<string> | undefined>())].map(([sensorId, metrics]) => ({
         assetId: a.id,
@@ -449,7 +484,8 @@ export class Platform {
     if (previous?.status === status) return;
     this.presence.set(deviceId, { status, since: this.clock.now() });
     this.log.info({ device_id: deviceId, status }, 'device status');
-    if (this.rules) this.ruleEvents(this.rules.presence(this.deviceRef(deviceId), status, this.clock.now()));
+    if (this.cluster) this.cluster.publishPresence(deviceId, status);
+    else if (this.rules) this.ruleEvents(this.rules.presence(this.deviceRef(deviceId), status, this.clock.now()));
   }
 
   private assetsView(): unknown[] {
@@ -487,9 +523,10 @@ export class Platform {
     } catch {
       // alerts.db cannot be read: the counts stay 0, and `alerts` says why when writes fail too.
     }
-    const refusing = !broker || !storage || storage.accepting === false || this.alerts?.accepting() === false;
-    const status = refusing ? 'unavailable' : alerts ? 'degraded' : storage.state;
-    return { status, broker: broker ? 'up' : 'down', storage: storage ?? null, open_alerts: openByLevel, ...(alerts ? { alerts } : {}) };
+    const cluster = this.cluster?.health();
+    const refusing = !broker || !storage || storage.accepting === false || this.alerts?.accepting() === false || cluster?.amqp === 'down';
+    const status = refusing ? 'unavailable' : alerts || cluster?.postgres === 'down' ? 'degraded' : storage.state;
+    return { status, broker: broker ? 'up' : 'down', storage: storage ?? null, open_alerts: openByLevel, ...(alerts ? { alerts } : {}), ...(cluster ? { cluster } : {}) };
   }
 
   mqttPort(): number | undefined {
@@ -532,6 +569,10 @@ export class Platform {
     this.api = this.bus = this.alerts = this.store = this.writer = undefined;
     await api?.close().catch((err: Error) => this.log.error({ err }, 'closing the API failed'));
     await bus?.stop().catch((err: Error) => this.log.error({ err }, 'stopping the broker failed'));
+    // The partitions go to the other instances before the alert stage stops.
+    const cluster = this.cluster;
+    this.cluster = undefined;
+    await cluster?.stop().catch((err: Error) => this.log.error({ err }, 'leaving the cluster failed'));
     await alerts?.stop().catch((err: Error) => this.log.error({ err }, 'stopping alerts failed'));
     store?.close();
     await writer?.stop().catch((err: Error) => this.log.error({ err }, 'stopping the storage writer failed'));
