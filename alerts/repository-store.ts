@@ -1,6 +1,7 @@
 /**
- * An AlertStore made of one repository per table group: every method but the transaction and
- * the lifecycle goes to its repository. The SQLite and PostgreSQL stores build theirs on it.
+ * An AlertStore made of one repository per table group and the database under them: every method
+ * goes to its repository, transactions and the lifecycle to the database. The SQLite and
+ * PostgreSQL stores build theirs on it.
  */
 import type {
   AlertFilter,
@@ -42,12 +43,30 @@ export interface StoreRepositories {
   report: ReportRepository;
 }
 
-export abstract class RepositoryAlertStore implements AlertStore {
-  protected constructor(private readonly repos: StoreRepositories) {}
+/** The database under the repositories: its transactions and its lifecycle. */
+export interface StoreDatabase {
+  transaction<T>(fn: () => T): T;
+  readonly isOpen: boolean;
+  close(): void;
+}
 
-  abstract transaction<T>(fn: () => T): T;
-  abstract get isOpen(): boolean;
-  abstract close(): void;
+export abstract class RepositoryAlertStore implements AlertStore {
+  protected constructor(
+    private readonly repos: StoreRepositories,
+    private readonly database: StoreDatabase,
+  ) {}
+
+  transaction<T>(fn: () => T): T {
+    return this.database.transaction(fn);
+  }
+
+  get isOpen(): boolean {
+    return this.database.isOpen;
+  }
+
+  close(): void {
+    this.database.close();
+  }
 
   insertAlert(a: AlertRecord): void {
     this.repos.alerts.insertAlert(a);

@@ -19,16 +19,19 @@ export type { PostgresOpenOptions } from './database.js';
 
 export class PostgresAlertStore extends RepositoryAlertStore {
   private constructor(private readonly db: PostgresAlertsDatabase) {
-    super({
-      alerts: new PostgresAlertRepository(db),
-      outbox: new PostgresOutboxRepository(db),
-      holds: new PostgresHoldRepository(db),
-      schedules: new PostgresScheduleRepository(db),
-      settings: new PostgresSettingsRepository(db),
-      cases: new PostgresCaseRepository(db),
-      audit: new PostgresAuditRepository(db),
-      report: new PostgresReportRepository(db),
-    });
+    super(
+      {
+        alerts: new PostgresAlertRepository(db),
+        outbox: new PostgresOutboxRepository(db),
+        holds: new PostgresHoldRepository(db),
+        schedules: new PostgresScheduleRepository(db),
+        settings: new PostgresSettingsRepository(db),
+        cases: new PostgresCaseRepository(db),
+        audit: new PostgresAuditRepository(db),
+        report: new PostgresReportRepository(db),
+      },
+      db,
+    );
   }
 
   /**
@@ -43,17 +46,5 @@ export class PostgresAlertStore extends RepositoryAlertStore {
   /** host:port of the server. */
   get server(): string {
     return this.db.server;
-  }
-
-  transaction<T>(fn: () => T): T {
-    return this.db.transaction(fn);
-  }
-
-  get isOpen(): boolean {
-    return this.db.isOpen;
-  }
-
-  close(): void {
-    this.db.close();
   }
 }

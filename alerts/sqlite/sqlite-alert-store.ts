@@ -14,17 +14,20 @@ import { SqliteScheduleRepository } from './schedule-repository.js';
 import { SqliteSettingsRepository } from './settings-repository.js';
 
 export class SqliteAlertStore extends RepositoryAlertStore {
-  private constructor(private readonly db: AlertsDatabase) {
-    super({
-      alerts: new SqliteAlertRepository(db),
-      outbox: new SqliteOutboxRepository(db),
-      holds: new SqliteHoldRepository(db),
-      schedules: new SqliteScheduleRepository(db),
-      settings: new SqliteSettingsRepository(db),
-      cases: new SqliteCaseRepository(db),
-      audit: new SqliteAuditRepository(db),
-      report: new SqliteReportRepository(db),
-    });
+  private constructor(db: AlertsDatabase) {
+    super(
+      {
+        alerts: new SqliteAlertRepository(db),
+        outbox: new SqliteOutboxRepository(db),
+        holds: new SqliteHoldRepository(db),
+        schedules: new SqliteScheduleRepository(db),
+        settings: new SqliteSettingsRepository(db),
+        cases: new SqliteCaseRepository(db),
+        audit: new SqliteAuditRepository(db),
+        report: new SqliteReportRepository(db),
+      },
+      db,
+    );
   }
 
   /** Opens (creating and migrating if needed) `${dataDir}/alerts.db`. */
@@ -35,17 +38,5 @@ export class SqliteAlertStore extends RepositoryAlertStore {
   /** Opens an existing `${dataDir}/alerts.db` for reading only (a report beside a running platform); every write throws. */
   static openReadOnly(dataDir: string): SqliteAlertStore {
     return new SqliteAlertStore(AlertsDatabase.openReadOnly(dataDir));
-  }
-
-  transaction<T>(fn: () => T): T {
-    return this.db.transaction(fn);
-  }
-
-  get isOpen(): boolean {
-    return this.db.isOpen;
-  }
-
-  close(): void {
-    this.db.close();
   }
 }
