@@ -2,11 +2,18 @@
  * console: the duty console in headless Chromium (Debian's chromium, playwright-core) against
  * `watchpost start` (embedded store) holding OPEN_ALERTS open alerts (default 1,000) under a
  * background load of BACKGROUND readings/s (default 10,000) from separate publisher processes.
- * Prints the board's first render (navigation start to every open alert's row in the page,
- * RENDERS times) and a new alarm's time from its reading's PUBACK to its row in the page (ALARMS
- * times; both instants on this machine's wall clock, the row seen at the browser's next frame; it
- * can be negative: the row may be drawn before the PUBACK reaches the publisher), and from its PUBLISH.
- * Environment: OPEN_ALERTS, BACKGROUND, DEVICES, PUBLISHERS, RENDERS, ALARMS.
+ * Prints the board's first render (navigation start to every open alert's row in the page, and to
+ * its first screenful of rows; RENDERS times under the load, and IDLE_RENDERS times before the
+ * load starts: the ceiling of this machine in the same run), where that time goes (document,
+ * script, the session and list requests' start, time to first byte and end, their bytes, the
+ * browser's own render after the lists; Watchpost's event loop and store writes meanwhile), the
+ * firing list's answer time from this process in the full and the board view, and a new alarm's
+ * time from its reading's PUBACK to its row in the page (ALARMS times; both instants on this
+ * machine's wall clock, the row seen at the browser's next frame; it can be negative: the row may
+ * be drawn before the PUBACK reaches the publisher), and from its PUBLISH.
+ * Environment: OPEN_ALERTS, BACKGROUND, DEVICES, PUBLISHERS, RENDERS, IDLE_RENDERS, ALARMS;
+ * CONSOLE_TIMINGS=1 prints each render's timings, CONSOLE_CPU_PROFILE=FILE the browser's CPU
+ * profile of the last render under load.
  */
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -45,6 +52,38 @@ interface RenderBreakdown {
   document: number;
   script: number;
   requests: RequestTiming[];
+}
+
+interface Renders {
+  firstRender: number[];
+  firstScreen: number[];
+  breakdowns: RenderBreakdown[];
+}
+
+function summary(r: Renders, suffix: string): Record<string, number> {
+  const sorted = [...r.firstRender].sort((a, b) => a - b);
+  return {
+    [`first_render${suffix}_p50_ms`]: Math.round(percentile(sorted, 50)),
+    [`first_render${suffix}_max_ms`]: Math.round(sorted[sorted.length - 1]!),
+    [`first_screen${suffix}_p50_ms`]: Math.round(median(r.firstScreen)),
+  };
+}
+
+/** Where the first render goes: medians over the renders, ms after navigation start. */
+function breakdown(r: Renders): Record<string, number> {
+  // The list requests answered before the rows were drawn.
+  const lists = r.breakdowns.map((b, i) => b.requests.filter((q) => q.path.startsWith('/api/v1/alerts') && q.end <= r.firstRender[i]!));
+  const listsEnd = lists.map((l) => Math.max(...l.map((q) => q.end)));
+  return {
+    document_loaded_p50_ms: median(r.breakdowns.map((b) => b.document)),
+    script_loaded_p50_ms: median(r.breakdowns.map((b) => b.script)),
+    session_ttfb_p50_ms: median(r.breakdowns.map((b) => b.requests.find((q) => q.path === '/console/session')?.ttfb ?? 0)),
+    lists_requested_p50_ms: median(lists.map((l) => Math.min(...l.map((q) => q.start)))),
+    lists_ttfb_p50_ms: median(lists.map((l) => Math.max(...l.map((q) => q.ttfb)))),
+    lists_loaded_p50_ms: median(listsEnd),
+    lists_bytes: lists[0]?.reduce((sum, q) => sum + q.bytes, 0) ?? 0,
+    browser_render_p50_ms: Math.round(median(r.firstRender.map((t, i) => t - listsEnd[i]!))),
+  };
 }
 
 /** Runs in the page: navigation and resource timings (ms after navigation start). */
@@ -135,6 +174,7 @@ export async function main(): Promise<void> {
   const devices = env('DEVICES', 200);
   const publishers = env('PUBLISHERS', 2);
   const renders = env('RENDERS', 5);
+  const idleRenders = env('IDLE_RENDERS', 3);
   const alarms = env('ALARMS', 20);
   const list = benchDevices(devices);
   const bench = benchCatalogue(list);
@@ -179,6 +219,60 @@ export async function main(): Promise<void> {
 
     const answersIdle = { full: await timeAnswers(`${wp.apiUrl}${LIST_QUERIES.full}`, auth, 10), board: await timeAnswers(`${wp.apiUrl}${LIST_QUERIES.board}`, auth, 10) };
 
+    context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, viewport: { width: 1400, height: 900 } });
+    // Signed in once: the session cookie goes into the browser.
+    const signIn = await fetch(`${wp.apiUrl}/console/session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token: TOKEN }) });
+    const cookie = /^watchpost_session=([^;]+)/.exec(signIn.headers.get('set-cookie') ?? '')![1]!;
+    await context.addCookies([{ name: 'watchpost_session', value: cookie, url: wp.apiUrl, httpOnly: true, sameSite: 'Strict' }]);
+    const page = context.pages()[0] ?? (await context.newPage());
+    page.setDefaultTimeout(60_000);
+    page.on('crash', () => process.stderr.write('console bench: the page crashed\n'));
+    context.on('close', () => process.stderr.write('console bench: the browser closed\n'));
+
+    /** First renders of the board, each in a new tab (the one before closed first): a fresh visit, not a reload that tears down a full board. */
+    const measure = async (count: number, label: string): Promise<Renders> => {
+      const firstRender: number[] = [];
+      const firstScreen: number[] = [];
+      const breakdowns: RenderBreakdown[] = [];
+      for (let i = 0; i < count; i++) {
+        const tab = await context!.newPage();
+        // CONSOLE_CPU_PROFILE=FILE: the browser's CPU profile of the last render (open it in Chromium's DevTools).
+        const cdp = process.env.CONSOLE_CPU_PROFILE && label === 'under load' && i === count - 1 ? await context!.newCDPSession(tab) : undefined;
+        if (cdp)
+          await cdp
+            .send('Profiler.enable')
+            .then(() => cdp.send('Profiler.setSamplingInterval', { interval: 200 }))
+            .then(() => cdp.send('Profiler.start'));
+        await tab.goto(`${wp.apiUrl}/console`);
+        const seen = await tab.evaluate(
+          ({ n, screenful }) =>
+            new Promise<{ all: number; screen: number }>((resolve, reject) => {
+              let screen = 0;
+              const check = () => {
+                const rows = document.querySelectorAll('[data-testid="alert-row"]').length;
+                if (!screen && rows >= screenful) screen = performance.now();
+                if (rows >= n) resolve({ all: performance.now(), screen });
+                else if (performance.now() > 60_000) reject(new Error(`${rows} of ${n} rows after 60 s`));
+                else requestAnimationFrame(check);
+              };
+              check();
+            }),
+          { n: openAlerts, screenful: Math.min(openAlerts, SCREENFUL) },
+        );
+        if (cdp) writeFileSync(process.env.CONSOLE_CPU_PROFILE!, JSON.stringify((await cdp.send('Profiler.stop')).profile));
+        firstRender.push(seen.all);
+        firstScreen.push(seen.screen);
+        breakdowns.push(await tab.evaluate(readBreakdown));
+        progress(`console: first render ${label} ${i + 1}/${count}: ${seen.all.toFixed(0)} ms`);
+        if (process.env.CONSOLE_TIMINGS)
+          process.stderr.write(`render ${label} ${i + 1}: ${seen.all.toFixed(0)} ms, first ${SCREENFUL} rows ${seen.screen.toFixed(0)} ms ${JSON.stringify(breakdowns[i])}\n`);
+        await tab.close();
+      }
+      return { firstRender, firstScreen, breakdowns };
+    };
+    // The ceiling: the same renders without the background load, in the same run.
+    const idle = await measure(idleRenders, 'idle');
+
     const perDeviceInterval = Math.round((1000 * devices) / background);
     const per = Math.ceil(devices / publishers);
     const durationMs = 30_000 + renders * 4000 + alarms * 1500;
@@ -201,54 +295,7 @@ export async function main(): Promise<void> {
     const ackedAtStart = backgroundAcked;
 
     const metricsBefore = await metricsText(wp.apiUrl);
-    context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, viewport: { width: 1400, height: 900 } });
-    // Signed in once: the session cookie goes into the browser.
-    const signIn = await fetch(`${wp.apiUrl}/console/session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token: TOKEN }) });
-    const cookie = /^watchpost_session=([^;]+)/.exec(signIn.headers.get('set-cookie') ?? '')![1]!;
-    await context.addCookies([{ name: 'watchpost_session', value: cookie, url: wp.apiUrl, httpOnly: true, sameSite: 'Strict' }]);
-    const page = context.pages()[0] ?? (await context.newPage());
-    page.setDefaultTimeout(60_000);
-    page.on('crash', () => process.stderr.write('console bench: the page crashed\n'));
-    context.on('close', () => process.stderr.write('console bench: the browser closed\n'));
-
-    const firstRender: number[] = [];
-    const firstScreen: number[] = [];
-    const breakdowns: RenderBreakdown[] = [];
-    // Each render in a new tab (the one before closed first): a fresh visit, not a reload that tears down a full board.
-    for (let i = 0; i < renders; i++) {
-      const tab = await context.newPage();
-      // CONSOLE_CPU_PROFILE=FILE: the browser's CPU profile of the last render (open it in Chromium's DevTools).
-      const cdp = process.env.CONSOLE_CPU_PROFILE && i === renders - 1 ? await context.newCDPSession(tab) : undefined;
-      if (cdp)
-        await cdp
-          .send('Profiler.enable')
-          .then(() => cdp.send('Profiler.setSamplingInterval', { interval: 200 }))
-          .then(() => cdp.send('Profiler.start'));
-      await tab.goto(`${wp.apiUrl}/console`);
-      const seen = await tab.evaluate(
-        ({ n, screenful }) =>
-          new Promise<{ all: number; screen: number }>((resolve, reject) => {
-            let screen = 0;
-            const check = () => {
-              const rows = document.querySelectorAll('[data-testid="alert-row"]').length;
-              if (!screen && rows >= screenful) screen = performance.now();
-              if (rows >= n) resolve({ all: performance.now(), screen });
-              else if (performance.now() > 60_000) reject(new Error(`${rows} of ${n} rows after 60 s`));
-              else requestAnimationFrame(check);
-            };
-            check();
-          }),
-        { n: openAlerts, screenful: Math.min(openAlerts, SCREENFUL) },
-      );
-      if (cdp) writeFileSync(process.env.CONSOLE_CPU_PROFILE!, JSON.stringify((await cdp.send('Profiler.stop')).profile));
-      firstRender.push(seen.all);
-      firstScreen.push(seen.screen);
-      breakdowns.push(await tab.evaluate(readBreakdown));
-      progress(`console: first render ${i + 1}/${renders}: ${seen.all.toFixed(0)} ms`);
-      if (process.env.CONSOLE_TIMINGS)
-        process.stderr.write(`render ${i + 1}: ${seen.all.toFixed(0)} ms, first ${SCREENFUL} rows ${seen.screen.toFixed(0)} ms ${JSON.stringify(breakdowns[i])}\n`);
-      await tab.close();
-    }
+    const loaded = await measure(renders, 'under load');
     const metricsAfter = await metricsText(wp.apiUrl);
     const loopDelay = histogramWindow(histogram(metricsBefore, 'watchpost_event_loop_delay_seconds'), histogram(metricsAfter, 'watchpost_event_loop_delay_seconds'));
     const storeWrites = histogramWindow(histogram(metricsBefore, 'watchpost_storage_write_latency_seconds'), histogram(metricsAfter, 'watchpost_storage_write_latency_seconds'));
@@ -287,34 +334,21 @@ export async function main(): Promise<void> {
     await load;
     await alarm.endAsync();
     endProgress();
-    // The list requests answered before the rows were drawn (the board fetches them again after the stream's `ready`).
-    const lists = breakdowns.map((b, i) => b.requests.filter((r) => r.path.startsWith('/api/v1/alerts') && r.end <= firstRender[i]!));
-    const listsEnd = lists.map((l) => Math.max(...l.map((r) => r.end)));
-    const browserRender = firstRender.map((t, i) => t - listsEnd[i]!);
-    firstRender.sort((a, b) => a - b);
     onScreen.sort((a, b) => a - b);
     fromPublish.sort((a, b) => a - b);
     const figures = {
       scenario: 'console',
       open_alerts: openAlerts,
       background_readings_per_s: backgroundRate,
-      first_render_p50_ms: Math.round(percentile(firstRender, 50)),
-      first_render_max_ms: Math.round(firstRender[firstRender.length - 1]!),
+      ...summary(loaded, ''),
+      first_render_idle_p50_ms: Math.round(median(idle.firstRender)),
+      first_render_ratio_to_idle: Math.round((median(loaded.firstRender) / median(idle.firstRender)) * 100) / 100,
       new_alarm_p50_ms: percentile(onScreen, 50),
       new_alarm_p99_ms: percentile(onScreen, 99),
       new_alarm_max_ms: onScreen[onScreen.length - 1]!,
       new_alarm_from_publish_p50_ms: percentile(fromPublish, 50),
       new_alarm_from_publish_max_ms: fromPublish[fromPublish.length - 1]!,
-      first_screen_p50_ms: Math.round(median(firstScreen)),
-      // Where the first render goes (medians over the renders, ms after navigation start).
-      document_loaded_p50_ms: median(breakdowns.map((b) => b.document)),
-      script_loaded_p50_ms: median(breakdowns.map((b) => b.script)),
-      session_ttfb_p50_ms: median(breakdowns.map((b) => b.requests.find((r) => r.path === '/console/session')?.ttfb ?? 0)),
-      lists_requested_p50_ms: median(lists.map((l) => Math.min(...l.map((r) => r.start)))),
-      lists_ttfb_p50_ms: median(lists.map((l) => Math.max(...l.map((r) => r.ttfb)))),
-      lists_loaded_p50_ms: median(listsEnd),
-      lists_bytes: lists[0]?.reduce((sum, r) => sum + r.bytes, 0) ?? 0,
-      browser_render_p50_ms: Math.round(median(browserRender)),
+      ...breakdown(loaded),
       // The firing list fetched by this process: its full view and the board's view, idle and under the load.
       full_list_bytes: answersIdle.full?.bytes ?? null,
       full_list_idle_ttfb_ms: round1(answersIdle.full?.ttfb),
@@ -331,7 +365,8 @@ export async function main(): Promise<void> {
       event_loop_delay_mean_ms: loopDelay.mean_ms,
       event_loop_delay_p99_le_ms: loopDelay.p99_le_ms,
       store_batch_write_mean_ms: storeWrites.mean_ms,
-      renders: firstRender.length,
+      renders: loaded.firstRender.length,
+      idle_renders: idle.firstRender.length,
       alarms: onScreen.length,
     };
     printTable(Object.entries(figures));

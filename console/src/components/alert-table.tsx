@@ -1,6 +1,6 @@
 /**
  * The board's rows: one per alert, coloured by level; a click opens the alert. Rows re-render only
- * when their alert changes. A long board is drawn a screenful first and the rest in the tasks after,
+ * when their alert changes. A long board is drawn a screenful first and the rest in the task after,
  * so the first rows show without waiting for a thousand.
  */
 import { Component } from 'preact';
@@ -12,9 +12,8 @@ import type { BoardAlert } from '../types';
 import { LevelBadge } from './level-badge';
 
 const FRESH_MS = 10_000;
-/** Rows drawn in the first frame (more than a screen holds), then per task after it. */
+/** Rows drawn in the first frame (more than a screen holds); the rest in the task after it (each drawing lays out the table again). */
 const FIRST_ROWS = 40;
-const ROWS_PER_TASK = 250;
 
 interface RowProps {
   alert: BoardAlert;
@@ -73,9 +72,9 @@ export function AlertTable(props: { alerts: BoardAlert[] }) {
   const complete = drawn === Infinity;
   useEffect(() => {
     if (complete || props.alerts.length === 0) return;
-    const timer = setTimeout(() => setDrawn(drawn + ROWS_PER_TASK >= props.alerts.length ? Infinity : drawn + ROWS_PER_TASK), 0);
+    const timer = setTimeout(() => setDrawn(Infinity), 0);
     return () => clearTimeout(timer);
-  }, [drawn, props.alerts.length === 0]);
+  }, [complete, props.alerts.length === 0]);
   const rows = complete ? props.alerts : props.alerts.slice(0, drawn);
   if (props.alerts.length === 0)
     return (
