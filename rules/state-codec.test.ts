@@ -1,3 +1,4 @@
+import { deflateRawSync } from 'node:zlib';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { Reading } from '../ingest/reading.js';
@@ -300,9 +301,15 @@ describe('rule state snapshots', () => {
     expect(bad((s) => (s.alerts[0].series[0].window.slots = '***'))).toThrow(/slots/);
     // Valid JSON, but not a window of this rule: import refuses it and changes nothing.
     const wrongSize = structuredClone(good) as any;
-    wrongSize.alerts[0].series[0].window.slots = Buffer.alloc(8).toString('base64');
+    wrongSize.alerts[0].series[0].window.slots = deflateRawSync(Buffer.alloc(8)).toString('base64');
     const target = fresh();
     expect(() => target.importAssets([decodeAssetSnapshot(wrongSize)])).toThrow(new SnapshotError('window slots are not whole'));
+    const bomb = structuredClone(good) as any;
+    bomb.alerts[0].series[0].window.slots = deflateRawSync(Buffer.alloc(1_000_000)).toString('base64');
+    expect(() => target.importAssets([decodeAssetSnapshot(bomb)])).toThrow(/window slots do not inflate: .*(buffer|length)/i);
+    const notDeflated = structuredClone(good) as any;
+    notDeflated.alerts[0].series[0].window.slots = Buffer.alloc(72).toString('base64');
+    expect(() => target.importAssets([decodeAssetSnapshot(notDeflated)])).toThrow(/window slots do not inflate/);
     const wrongWindow = structuredClone(good) as any;
     wrongWindow.alerts[0].series[0].window.ms = 1234;
     expect(() => target.importAssets([decodeAssetSnapshot(wrongWindow)])).toThrow(/a window of 1234 ms where the rule has 15000 ms/);
