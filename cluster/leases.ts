@@ -48,7 +48,11 @@ CREATE TABLE IF NOT EXISTS cluster_leases (
 )`;
 
 export interface LeaseManagerOptions {
-  /** An open pool (not ended by stop()), or a URL to open one. */
+  /**
+   * An open pool (not ended by stop()), or a URL to open one. A pool given here needs
+   * `connectionTimeoutMillis` and `query_timeout` (about ttlMs): a round waits for its queries, and
+   * a query that never returns (a network partition) would stop the rounds for good.
+   */
   pool?: pg.Pool;
   url?: string;
   instanceId: string;
