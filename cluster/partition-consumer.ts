@@ -180,11 +180,13 @@ export class PartitionConsumer {
     await this.open(held);
   }
 
+  /** Opens the partition's channel, after any opening still in progress (which may be for a lost connection). */
   private open(held: Held): Promise<void> {
-    if (held.opening) return held.opening;
-    const opening = this.openChannel(held).finally(() => {
-      if (held.opening === opening) held.opening = undefined;
-    });
+    const opening = (held.opening ?? Promise.resolve())
+      .then(() => this.openChannel(held))
+      .finally(() => {
+        if (held.opening === opening) held.opening = undefined;
+      });
     held.opening = opening;
     return opening;
   }

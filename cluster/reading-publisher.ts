@@ -83,7 +83,10 @@ export class ReadingPublisher {
     this.started = true;
     this.unsubscribe = [
       this.connection.onConnected((model) => void this.open(model)),
-      this.connection.onDisconnected((err) => this.failAll(`the connection to RabbitMQ was lost: ${this.connection.describe(err)}`)),
+      this.connection.onDisconnected((err) => {
+        this.channel = undefined;
+        this.failAll(`the connection to RabbitMQ was lost: ${this.connection.describe(err)}`);
+      }),
     ];
     const model = this.connection.model();
     if (model) await this.open(model);
@@ -214,17 +217,19 @@ export class ReadingPublisher {
     for (const pending of all) this.settle(pending, new AmqpError(AMQP_ERROR_CODES.CHANNEL_CLOSED, message));
   }
 
+  /** Opens the channel for `model`, after any opening still in progress (which may be for a lost connection). */
   private open(model: ChannelModel): Promise<void> {
-    if (this.opening) return this.opening;
-    const opening = this.openChannel(model).finally(() => {
-      if (this.opening === opening) this.opening = undefined;
-    });
+    const opening = (this.opening ?? Promise.resolve())
+      .then(() => this.openChannel(model))
+      .finally(() => {
+        if (this.opening === opening) this.opening = undefined;
+      });
     this.opening = opening;
     return opening;
   }
 
   private async openChannel(model: ChannelModel): Promise<void> {
-    if (!this.started || this.connection.model() !== model) return;
+    if (!this.started || this.connection.model() !== model || this.channel) return;
     let channel: ConfirmChannel;
     try {
       channel = await model.createConfirmChannel();
