@@ -74,7 +74,7 @@ describe('acknowledgement page', () => {
   });
 
   async function firstLink(): Promise<string> {
-    h.service.handle([ruleEvent('red', 312.5)]);
+    await h.service.handle([ruleEvent('red', 312.5)]);
     await vi.waitFor(() => expect(h.sent.length).toBeGreaterThan(0));
     const url = parseEventBody(h.sent[0]!.body).alert.ack_url;
     expect(url.startsWith('https://watchpost.example.org/ack/v1~')).toBe(true);
