@@ -26,7 +26,7 @@ export class PostgresCaseRepository implements CaseRepository {
   }
 
   dueAckDeadlines(now: number): CaseRecord[] {
-    return this.db.all<CaseRow>('SELECT * FROM alert_cases WHERE ack_deadline IS NOT NULL AND ack_deadline <= $1 ORDER BY ack_deadline, alert_id', [now]).map(fromCaseRow);
+    return this.db.all<CaseRow>('SELECT * FROM alert_cases WHERE ack_deadline IS NOT NULL AND ack_deadline <= $1 ORDER BY ack_deadline, alert_id COLLATE "C"', [now]).map(fromCaseRow);
   }
 
   nextAckDeadline(): number | undefined {
@@ -57,7 +57,9 @@ export class PostgresCaseRepository implements CaseRepository {
   }
 
   dueWorkOrders(now: number): WorkOrderRecord[] {
-    return this.db.all<WorkOrderRow>(`SELECT * FROM work_orders WHERE status <> 'closed' AND overdue_at IS NULL AND due_at <= $1 ORDER BY due_at, id`, [now]).map(fromWorkOrderRow);
+    return this.db
+      .all<WorkOrderRow>(`SELECT * FROM work_orders WHERE status <> 'closed' AND overdue_at IS NULL AND due_at <= $1 ORDER BY due_at, id COLLATE "C"`, [now])
+      .map(fromWorkOrderRow);
   }
 
   nextWorkOrderDue(): number | undefined {
@@ -78,7 +80,7 @@ export class PostgresCaseRepository implements CaseRepository {
 
   overrides(since: number, scheduleId?: string): OverrideRecord[] {
     return this.db
-      .all<OverrideRow>('SELECT * FROM schedule_overrides WHERE ends_at > $1 AND ($2::text IS NULL OR schedule_id = $2) ORDER BY created_at, id', [since, scheduleId ?? null])
+      .all<OverrideRow>('SELECT * FROM schedule_overrides WHERE ends_at > $1 AND ($2::text IS NULL OR schedule_id = $2) ORDER BY created_at, id COLLATE "C"', [since, scheduleId ?? null])
       .map(fromOverrideRow);
   }
 }

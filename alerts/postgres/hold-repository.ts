@@ -26,11 +26,11 @@ export class PostgresHoldRepository implements HoldRepository {
   }
 
   silencesEndingAfter(since: number): SilenceRecord[] {
-    return this.db.all<SilenceDbRow>('SELECT * FROM silences WHERE deleted_at IS NULL AND ends_at > $1 ORDER BY starts_at, id', [since]).map(fromSilenceRow);
+    return this.db.all<SilenceDbRow>('SELECT * FROM silences WHERE deleted_at IS NULL AND ends_at > $1 ORDER BY starts_at, id COLLATE "C"', [since]).map(fromSilenceRow);
   }
 
   expiredSilences(now: number, limit = 1000): SilenceRecord[] {
-    return this.db.all<SilenceDbRow>('SELECT * FROM silences WHERE deleted_at IS NULL AND ends_at <= $1 ORDER BY ends_at DESC, id LIMIT $2', [now, limit]).map(fromSilenceRow);
+    return this.db.all<SilenceDbRow>('SELECT * FROM silences WHERE deleted_at IS NULL AND ends_at <= $1 ORDER BY ends_at DESC, id COLLATE "C" LIMIT $2', [now, limit]).map(fromSilenceRow);
   }
 
   deleteSilence(id: string, at: number, by: string): boolean {
@@ -43,6 +43,6 @@ export class PostgresHoldRepository implements HoldRepository {
   }
 
   flappingKeys(): Array<AlertKey & { since: number }> {
-    return this.db.all<FlappingRow>('SELECT * FROM flapping ORDER BY since, rule_id, asset_id, sensor_id').map(fromFlappingRow);
+    return this.db.all<FlappingRow>('SELECT * FROM flapping ORDER BY since, rule_id COLLATE "C", asset_id COLLATE "C", sensor_id COLLATE "C"').map(fromFlappingRow);
   }
 }

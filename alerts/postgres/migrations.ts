@@ -7,7 +7,8 @@
  * The tables mirror alerts.db (../sqlite/migrations.ts) column for column, so that both backends
  * share their row mapping (../sqlite/rows.ts): epoch milliseconds are BIGINT, JSON values TEXT
  * (kept byte for byte, as SQLite keeps them); an identity column stands in for SQLite's rowid
- * where rows are listed in insertion order. The cluster's own tables (instances, leases, rule
+ * where rows are listed in insertion order. Text that breaks ties in an order is compared bytewise
+ * (COLLATE "C"), as SQLite compares it, whatever the database's locale. The cluster's own tables (instances, leases, rule
  * checkpoints, the run-time registry) live in the same schema, with PostgreSQL's clock
  * (TIMESTAMPTZ) where leases need it; their parts create them too (IF NOT EXISTS, under the same
  * advisory lock) when they start before the store.

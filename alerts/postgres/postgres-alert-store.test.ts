@@ -198,6 +198,18 @@ describe.skipIf(!postgresAvailable)('PostgreSQL alert store', () => {
     }
   });
 
+  it('orders ties bytewise whatever the database locale, and refuses every call once closed', async () => {
+    // ICU's en-US puts si_a before si_B; bytes (and SQLite) put B (0x42) before a (0x61).
+    const store = PostgresAlertStore.open(await server.createDatabase('pg_store_locale', { icuLocale: 'en-US' }));
+    const silence = { matchers: {}, startsAt: T0, endsAt: T0 + 1000, reason: 'r', createdBy: 'duty', createdAt: T0, deletedAt: null, deletedBy: null };
+    for (const id of ['si_b', 'si_B', 'si-a', 'si_a']) store.insertSilence({ ...silence, id });
+    expect(store.silencesEndingAfter(T0).map((s) => s.id)).toEqual(['si-a', 'si_B', 'si_a', 'si_b']);
+    store.close();
+    expect(store.isOpen).toBe(false);
+    expect(() => store.getAlert('al_1')).toThrow(/is closed/);
+    store.close();
+  });
+
   it('costs about one round trip per call (printed)', () => {
     const store = PostgresAlertStore.open(url);
     try {

@@ -25,7 +25,7 @@ export class PostgresScheduleRepository implements ScheduleRepository {
   }
 
   dueSchedules(now: number): EscalationSchedule[] {
-    return this.db.all<ScheduleRow>('SELECT * FROM escalation_schedule WHERE next_due_at <= $1 ORDER BY next_due_at, alert_id', [now]).map(fromScheduleRow);
+    return this.db.all<ScheduleRow>('SELECT * FROM escalation_schedule WHERE next_due_at <= $1 ORDER BY next_due_at, alert_id COLLATE "C"', [now]).map(fromScheduleRow);
   }
 
   nextScheduleDueAfter(now: number): number | undefined {

@@ -28,8 +28,8 @@ export interface PgServer {
   /** postgres://watchpost:<password>@127.0.0.1:<port>/watchpost */
   url: string;
   port: number;
-  /** Creates an empty database owned by `watchpost`; returns its url. */
-  createDatabase(name: string): Promise<string>;
+  /** Creates an empty database owned by `watchpost` (collating by `icuLocale`, e.g. en-US, when given); returns its url. */
+  createDatabase(name: string, options?: { icuLocale?: string }): Promise<string>;
   /** Stops the server (pg_ctl stop -m fast), keeping its port and data. */
   stop(): Promise<void>;
   /** Starts the stopped server again: same directory, same port. */
@@ -176,9 +176,11 @@ class Cluster {
   readonly psqlArgs = (sql: string) => ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', this.socketDir, '-p', String(this.port), '-U', SERVICE_USER, '-d', 'postgres', '-c', sql];
   readonly setupSql = () => [`CREATE ROLE ${POSTGRES_ROLE} LOGIN CREATEDB PASSWORD '${this.password}'`, `CREATE DATABASE ${POSTGRES_ROLE} OWNER ${POSTGRES_ROLE}`];
 
-  createDatabaseSql(name: string): string {
+  createDatabaseSql(name: string, icuLocale?: string): string {
     if (!DATABASE_NAME.test(name)) throw new Error(`database name "${name}" must match ${String(DATABASE_NAME)}`);
-    return `CREATE DATABASE "${name}" OWNER ${POSTGRES_ROLE}`;
+    if (icuLocale === undefined) return `CREATE DATABASE "${name}" OWNER ${POSTGRES_ROLE}`;
+    if (!/^[A-Za-z0-9-]{1,32}$/.test(icuLocale)) throw new Error(`ICU locale "${icuLocale}" must be letters, digits and hyphens`);
+    return `CREATE DATABASE "${name}" OWNER ${POSTGRES_ROLE} TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE '${icuLocale}'`;
   }
 
   configure(): void {
@@ -293,8 +295,8 @@ export async function startPostgres(): Promise<PgServer> {
   return {
     url: cluster.url,
     port: cluster.port,
-    async createDatabase(name) {
-      await psql(cluster.createDatabaseSql(name));
+    async createDatabase(name, options = {}) {
+      await psql(cluster.createDatabaseSql(name, options.icuLocale));
       return cluster.urlOf(name);
     },
     stop,
