@@ -351,6 +351,43 @@ describe.skipIf(!rabbitmqAvailable)('cluster over RabbitMQ', () => {
     expect(sub.status()[0]?.consuming).toBe(true);
   }, 120_000);
 
+  it('connections closed by the broker twice while a device publishes: all arrive, first copies in order', async () => {
+    const c = await connection();
+    await purge(5);
+    const pub = await publisher(c, 3000);
+    const got: number[] = [];
+    const sub = consumer(c);
+    await sub.consume(5, async (m) => {
+      got.push(seqOf(m));
+    });
+    const N = 300;
+    let refused = 0;
+    // A device: sends k again until it is confirmed, then k+1.
+    const device = (async () => {
+      for (let k = 0; k < N; k++) {
+        for (;;) {
+          try {
+            await pub.publish(5, message(k));
+            break;
+          } catch (err) {
+            expect((err as AmqpError).canRetry()).toBe(true);
+            refused += 1;
+            await new Promise((r) => setTimeout(r, 20));
+          }
+        }
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    })();
+    for (let i = 0; i < 2; i++) {
+      await waitFor('progress', async () => (got.length > (i + 1) * 50 ? true : undefined), 30_000);
+      await server.ctl(['close_all_connections', 'test']);
+    }
+    await device;
+    await waitFor('all consumed', async () => (new Set(got).size === N ? true : undefined), 30_000);
+    expect([...new Set(got)]).toEqual(Array.from({ length: N }, (_, k) => k));
+    expect(refused).toBeGreaterThan(0);
+  }, 120_000);
+
   it('a memory alarm blocks publishers: publish is refused at once, and works again when it clears', async () => {
     const c = await connection();
     const pub = await publisher(c, 2000);
