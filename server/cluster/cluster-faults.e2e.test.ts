@@ -15,6 +15,7 @@
  * instance's partitions are judged again is printed.
  */
 import pg from 'pg';
+import { DEFAULT_CLAIM_TTL_MS } from '../../alerts/alert-types.js';
 import { afterAll, afterEach, beforeAll, describe, expect, it, type TestContext } from 'vitest';
 import { waitFor } from '../../test/support/binaries.js';
 import {
@@ -165,7 +166,9 @@ describe.skipIf(!available)('cluster mode under faults', () => {
   async function expectTiersInOrder(): Promise<void> {
     const alerts = (await db.query<{ id: string; started_at: string }>(`SELECT id, started_at FROM alerts WHERE asset_id LIKE 'br-%'`)).rows;
     const afterMs = TIERS_AFTER.map((t) => Number(t.slice(0, -1)) * 1000);
-    const due = (startedAt: number) => afterMs.filter((ms) => startedAt + ms <= Date.now() - 3000).length;
+    // A tier is sent within a poll or two of its time; one whose row a killed leader had claimed waits for the claim to
+    // expire (DEFAULT_CLAIM_TTL_MS), so the liveness check allows that much.
+    const due = (startedAt: number) => afterMs.filter((ms) => startedAt + ms <= Date.now() - 3000 - DEFAULT_CLAIM_TTL_MS).length;
     // The leader sends what is due within a poll or two.
     await waitFor(
       'the due tiers sent',
@@ -189,7 +192,7 @@ describe.skipIf(!available)('cluster mode under faults', () => {
       for (const d of mine) idsByTier.set(d.tier, (idsByTier.get(d.tier) ?? new Set()).add(d.delivery_id));
       const tiers = [...idsByTier.keys()].sort((x, y) => x - y);
       expect(tiers, `tiers of ${a.id}`).toEqual(Array.from({ length: tiers.length }, (_, t) => t));
-      expect(tiers.length, `tiers of ${a.id} due by now`).toBeGreaterThanOrEqual(due(Number(a.started_at)) - 1);
+      expect(tiers.length, `tiers of ${a.id} due by now`).toBeGreaterThanOrEqual(due(Number(a.started_at)));
       for (const [tier, ids] of idsByTier) expect([...ids].length, `delivery ids of ${a.id} tier ${tier}`).toBe(1);
     }
   }

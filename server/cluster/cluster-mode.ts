@@ -71,7 +71,9 @@ export class ClusterMode {
     await checkEngines(config);
     const engines = await openEngines(config, deps);
     const ping = new pg.Pool({ connectionString: config.postgres_url, max: 1, connectionTimeoutMillis: PING_TIMEOUT_MS, query_timeout: PING_TIMEOUT_MS, idleTimeoutMillis: 30_000 });
-    ping.on('error', () => undefined); // an idle client's lost connection: the next ping reports it
+    // A lost connection: the next ping reports it; an 'error' event without a listener would end the process.
+    ping.on('error', () => undefined);
+    ping.on('connect', (client) => client.on('error', () => undefined));
     return new ClusterMode(config, deps, engines, ping);
   }
 

@@ -54,7 +54,9 @@ export async function openLeasing(config: ClusterConfig, deps: { logger: Logger 
     statement_timeout: STATEMENT_TIMEOUT_MS,
     query_timeout: STATEMENT_TIMEOUT_MS + 500,
   });
-  pool.on('error', () => undefined); // an idle client's lost connection: the next query reports it
+  // A lost connection: the query on it (or the next one) reports it; an 'error' event without a listener would end the process.
+  pool.on('error', () => undefined);
+  pool.on('connect', (client) => client.on('error', () => undefined));
   return Promise.resolve(new PgLeasing(config, pool, deps.logger.child({ part: 'leases' })));
 }
 
