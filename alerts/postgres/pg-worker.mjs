@@ -105,7 +105,14 @@ async function handle(request) {
       reply({ id, ok: false, error: { message: 'the connection was lost during the transaction', code: '08003' }, session });
       return;
     }
-    if (!client) await connect();
+    if (!client) {
+      try {
+        await connect();
+      } catch (err) {
+        reply({ id, ok: false, error: errorOf(err), session, connectFailed: true });
+        return;
+      }
+    }
     c = client;
     if (op === 'connect') {
       reply({ id, ok: true, rows: [], rowCount: 0, session });
@@ -115,7 +122,7 @@ async function handle(request) {
     reply({ id, ok: true, rows: result.rows, rowCount: result.rowCount ?? 0, session });
   } catch (err) {
     if (c && !connectionUsable(err)) drop(c);
-    reply({ id, ok: false, error: errorOf(err), session, connected: client !== undefined });
+    reply({ id, ok: false, error: errorOf(err), session });
   }
 }
 

@@ -21,6 +21,20 @@ function event(alertId: string, detail: Record<string, unknown>): Omit<TimelineE
   return { alertId, at: T0, kind: 'event', type: 'firing', level: 'red', state: 'firing', tier: null, channel: null, deliveryId: null, detail };
 }
 
+/** Polls `ok` (a call that may throw) until it holds; fails after `ms`. */
+async function waitUntil(ok: () => boolean, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    try {
+      if (ok()) return;
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+    }
+    if (Date.now() > deadline) throw new Error(`not true within ${ms} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
 describe.skipIf(!postgresAvailable)('PostgreSQL alert store', () => {
   let server: PgServer;
   let url: string;
@@ -49,8 +63,13 @@ describe.skipIf(!postgresAvailable)('PostgreSQL alert store', () => {
       expect(Date.now() - started).toBeLessThan(5000);
       expect(store.isOpen).toBe(true);
 
+      // Between tries calls fail at once with the last error, not after another connect attempt.
+      const quick = Date.now();
+      expect(() => store.getAlert('al_1')).toThrow(/PostgreSQL at 127\.0\.0\.1:\d+/);
+      expect(Date.now() - quick).toBeLessThan(100);
+
       await server.start();
-      expect(store.getAlert('al_1')?.id).toBe('al_1');
+      await waitUntil(() => store.getAlert('al_1')?.id === 'al_1', 5000);
       expect(store.getAlert('al_2')).toBeUndefined();
       store.transaction(() => store.insertAlert(alert('al_2', { sensorId: 'strain-02' })));
       expect(store.getAlert('al_2')?.id).toBe('al_2');

@@ -7,7 +7,9 @@
  *
  * Every wait is bounded: a server that does not answer makes the call throw after `waitMs`, and
  * the worker (with its connection, which rolls back whatever was open) is replaced at the next
- * call. A lost connection is opened again by the next call. Errors name the server as host:port,
+ * call. A lost connection is opened again by the next call; while the server cannot be reached,
+ * calls fail at once (the last error) between tries, so an outage does not block every call for a
+ * connect timeout. Errors name the server as host:port,
  * never the password.
  */
 import { existsSync } from 'node:fs';
@@ -52,6 +54,8 @@ interface Answer {
   rowCount: number;
   session: number;
   error?: { message: string; code?: string; constraint?: string; detail?: string };
+  /** The worker could not connect (rather than a statement failing). */
+  connectFailed?: boolean;
 }
 
 type Request = { op: 'connect' } | { op: 'close' } | { op: 'query'; sql: string; params: unknown[]; name?: string; session?: number };
@@ -60,6 +64,8 @@ const SQLSTATE = /^[0-9A-Z]{5}$/;
 const WORKER_FILE = fileURLToPath(new URL('./pg-worker.mjs', import.meta.url));
 /** What the worker needs beyond the statement timeout: connecting, starting the thread, the answer's way back. */
 const WAIT_MARGIN_MS = 2000;
+const BACKOFF_FIRST_MS = 250;
+const BACKOFF_MAX_MS = 4000;
 
 /** host:port of a postgres:// URL (for messages); throws, without echoing it, for anything else. */
 export function serverOf(url: string): string {
@@ -87,6 +93,8 @@ export class SyncPgBridge {
   private workers = 0;
   private lastSession = 0;
   private closed = false;
+  /** Set while the server is unreachable: the error to throw until the next try is due. */
+  private unreachable: { failures: number; error: PostgresError; retryAt: bigint } | undefined;
 
   constructor(
     private readonly url: string,
@@ -141,8 +149,17 @@ export class SyncPgBridge {
 
   private call(request: Request): Answer {
     if (this.closed) throw new Error(`the PostgreSQL alert store (${this.server}) is closed`);
+    // A server that could not be reached a moment ago is not tried again by every call: each try
+    // can block the thread for the connect timeout.
+    if (this.unreachable && process.hrtime.bigint() < this.unreachable.retryAt && request.op !== 'close') throw this.unreachable.error;
     if (!this.worker) this.startWorker();
-    const answer = this.roundTrip(request, this.waitMs);
+    let answer: Answer;
+    try {
+      answer = this.roundTrip(request, this.waitMs);
+    } catch (error) {
+      this.backOff(error as PostgresError);
+      throw error;
+    }
     if (answer.session !== this.lastSession) {
       if (this.lastSession !== 0 || this.workers > 1) this.onReconnect?.(this.server);
       this.lastSession = answer.session;
@@ -152,9 +169,19 @@ export class SyncPgBridge {
       // Not a SQLSTATE (ECONNREFUSED, a timeout), a lost connection, refused credentials, no such database.
       const connectionLevel = e.code === undefined || !SQLSTATE.test(e.code) || /^(08|57P|28)/.test(e.code) || e.code === '3D000';
       const message = connectionLevel ? `PostgreSQL at ${this.server}: ${e.message}` : e.detail ? `${e.message} (${e.detail})` : e.message;
-      throw new PostgresError(message, { ...(e.code ? { code: e.code } : {}), ...(e.constraint ? { constraint: e.constraint } : {}) });
+      const error = new PostgresError(message, { ...(e.code ? { code: e.code } : {}), ...(e.constraint ? { constraint: e.constraint } : {}) });
+      if (answer.connectFailed) this.backOff(error);
+      throw error;
     }
+    this.unreachable = undefined;
     return answer;
+  }
+
+  /** Calls fail at once for a while (250 ms, doubling to 4 s) after the server could not be reached. */
+  private backOff(error: PostgresError): void {
+    const failures = (this.unreachable?.failures ?? 0) + 1;
+    const ms = Math.min(BACKOFF_FIRST_MS * 2 ** (failures - 1), BACKOFF_MAX_MS);
+    this.unreachable = { failures, error, retryAt: process.hrtime.bigint() + BigInt(ms) * 1_000_000n };
   }
 
   private startWorker(): void {
