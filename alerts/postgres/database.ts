@@ -59,7 +59,7 @@ export class PostgresAlertsDatabase {
     return this.exec(sql, params).rowCount;
   }
 
-  /** Runs a statement of its own, not prepared (DDL, transaction control, advisory locks). */
+  /** Runs one statement, prepared once per connection; `prepared` false for DDL, several statements at once, advisory locks. */
   exec<R = unknown>(sql: string, params: unknown[] = [], prepared = true): { rows: R[]; rowCount: number } {
     if (this.depth > 0) {
       if (this.txBroken) throw new Error('the transaction failed; it is rolled back when it ends');
