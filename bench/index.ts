@@ -24,6 +24,11 @@ const SCENARIOS: Record<string, { describe: string; load: () => Promise<unknown>
     describe: "the duty console in Chromium: the board's first render with 1,000 open alerts, and a new alarm's PUBACK to on screen, under 10,000 readings/s",
     load: () => import('./console-bench.js').then((m) => m.main()),
   },
+  cluster: {
+    describe:
+      'cluster mode (PostgreSQL, RabbitMQ, mosquitto $share) with 1, 2 and 3 instances: readings/s queryable and judged, alert latency, as ratios to one instance without a cluster; hand-over time after kill -9',
+    load: () => import('./cluster-bench.js').then((m) => m.main()),
+  },
   adapters: {
     describe:
       'GB/T 26875.3 over TCP, Sparkplug B edge nodes and HTTP push into InfluxDB: frames or messages/s and readings/s until queryable, lost, ratio to the ceiling; fire-alarm latency under GB/T 26875.3 load',

@@ -61,6 +61,8 @@ export async function startClusterEngines(): Promise<ClusterEngines> {
 export interface ClusterConfigOptions {
   engines: ClusterEngines;
   partitions: number;
+  /** False: the same configuration without its `cluster` section (one instance on SQLite, for comparison). */
+  cluster?: boolean;
   /** Configuration sections beside broker, api, storage and cluster (assets, rules, ...). */
   sections: Record<string, unknown>;
 }
@@ -77,7 +79,7 @@ export function writeClusterConfig(dir: string, options: ClusterConfigOptions): 
       influx: { url: engines.influx.url, version: 1, database: engines.influx.database, flush_interval: '200ms', timeout: '2s', retry_max_delay: '1s' },
       deadman: { no_readings: '10m', failing_writes: '10m' },
     },
-    cluster: { instance_id: '${WP_INSTANCE}', amqp_url: '${WP_AMQP_URL}', postgres_url: '${WP_PG_URL}', partitions: options.partitions },
+    ...(options.cluster === false ? {} : { cluster: { instance_id: '${WP_INSTANCE}', amqp_url: '${WP_AMQP_URL}', postgres_url: '${WP_PG_URL}', partitions: options.partitions } }),
     ...options.sections,
   };
   writeFileSync(join(dir, 'watchpost.yaml'), stringify(config));
