@@ -5,6 +5,7 @@
  * trips of big numbers, JSON and big values, the schema version check, errors that name the server
  * but not the password, and the cost of one call.
  */
+import { createServer, type AddressInfo } from 'node:net';
 import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ALERT_T0, sampleAlert } from '../../test/support/alert-records.js';
@@ -128,6 +129,29 @@ describe.skipIf(!postgresAvailable)('PostgreSQL alert store', () => {
       if (frozen !== undefined) process.kill(frozen, 'SIGCONT');
       await admin.end();
       store.close();
+    }
+  });
+
+  it('gives up a worker that does not answer in time, fails at once for a pause, then tries with a new worker', async () => {
+    // A server that accepts connections and never says a word: the worker waits for it (its own
+    // connect timeout is long here), the call does not.
+    const silent = createServer(() => undefined);
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const { port } = silent.address() as AddressInfo;
+    const bridge = new SyncPgBridge(`postgres://u:secret-pw@127.0.0.1:${port}/db`, { connectTimeoutMs: 60_000, answerTimeoutMs: 500 });
+    const timed = (fn: () => void) => {
+      const started = performance.now();
+      expect(fn).toThrow(`PostgreSQL at 127.0.0.1:${port} did not answer within 500 ms`);
+      return performance.now() - started;
+    };
+    try {
+      expect(timed(() => bridge.query('SELECT 1'))).toBeLessThan(2000);
+      expect(timed(() => bridge.query('SELECT 1'))).toBeLessThan(100);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(timed(() => bridge.query('SELECT 1'))).toBeGreaterThanOrEqual(450);
+    } finally {
+      bridge.close();
+      silent.close();
     }
   });
 

@@ -22,9 +22,14 @@ export interface SyncBridgeOptions {
   /** How long one statement may run (PostgreSQL's statement_timeout). */
   statementTimeoutMs?: number;
   applicationName?: string;
+  /**
+   * How long a call waits for the worker's answer before it gives the worker up (default: the
+   * connect and statement timeouts and a margin; the worker's own timeouts normally answer first).
+   */
+  answerTimeoutMs?: number;
 }
 
-export const DEFAULT_SYNC_BRIDGE_OPTIONS: Required<SyncBridgeOptions> = {
+export const DEFAULT_SYNC_BRIDGE_OPTIONS: Required<Omit<SyncBridgeOptions, 'answerTimeoutMs'>> = {
   connectTimeoutMs: 3000,
   statementTimeoutMs: 5000,
   applicationName: 'watchpost',
@@ -83,7 +88,7 @@ export function serverOf(url: string): string {
 export class SyncPgBridge {
   /** host:port, for messages. */
   readonly server: string;
-  private readonly options: Required<SyncBridgeOptions>;
+  private readonly options: Required<Omit<SyncBridgeOptions, 'answerTimeoutMs'>>;
   private readonly waitMs: number;
   private worker: Worker | undefined;
   private port: MessagePort | undefined;
@@ -102,8 +107,9 @@ export class SyncPgBridge {
     private readonly onReconnect?: (server: string) => void,
   ) {
     this.server = serverOf(url);
-    this.options = { ...DEFAULT_SYNC_BRIDGE_OPTIONS, ...options };
-    this.waitMs = this.options.connectTimeoutMs + this.options.statementTimeoutMs + 1000 + WAIT_MARGIN_MS;
+    const { answerTimeoutMs, ...rest } = options;
+    this.options = { ...DEFAULT_SYNC_BRIDGE_OPTIONS, ...rest };
+    this.waitMs = answerTimeoutMs ?? this.options.connectTimeoutMs + this.options.statementTimeoutMs + 1000 + WAIT_MARGIN_MS;
     if (!existsSync(WORKER_FILE)) throw new Error(`${WORKER_FILE} is missing (npm run build copies it beside the compiled store)`);
   }
 
