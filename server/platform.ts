@@ -51,7 +51,10 @@ import { AuditLog } from './audit.js';
 import { consolePort, type ConsoleParts } from './console/platform-console.js';
 import { ConfigReloader, type ConfigChanges, type ConfigReloadOutcome } from './config-reload.js';
 import { Registry } from './registry.js';
-import { resolveAfterReload, type ReloadTrigger } from './rules-reload.js';
+import { reloadCause, resolveAfterReload, type ReloadTrigger } from './rules-reload.js';
+import { loadConfig } from './config/load.js';
+import type { RegistryBackend } from './registry-backend.js';
+import { registryBackend } from './registry-postgres.js';
 import type { WatchpostConfig } from './config/schema.js';
 import { Gb26875Adapter } from '../ingest/gb26875/adapter.js';
 import { ClusterMode } from './cluster/cluster-mode.js';
@@ -106,6 +109,8 @@ export class Platform {
   private readonly adapterDevices = new Map<string, string[]>();
   /** Cluster mode (config `cluster`): the partitions this instance judges, the shared store, the leases. */
   private cluster?: ClusterMode;
+  /** Where run-time registry changes are kept: registry.yaml, or PostgreSQL in a cluster. */
+  private registryStore?: RegistryBackend;
 
   constructor(
     private readonly config: WatchpostConfig,
@@ -199,11 +204,27 @@ export class Platform {
     // The alert stage keeps flapping holds across restarts; the rules end them after a stable window.
     const flapping = (cluster ? [] : openAtStart).filter((a) => alerts.isFlapping({ ruleId: a.rule_id, assetId: a.asset_id, sensorId: a.sensor_id }));
     for (const a of rules.restoreFlapping(flapping, clock.now())) alerts.setFlapping({ ruleId: a.rule_id, assetId: a.asset_id, sensorId: a.sensor_id }, false);
+    const registryStore = registryBackend(config, { configDir: this.options.configDir, logger });
+    await registryStore.start();
+    this.registryStore = registryStore;
     this.reloader = new ConfigReloader(
-      { configDir: this.options.configDir, runner: rules, clock, logger, current: () => this.current, apply: (next, changes, trigger) => this.applyConfig(next, changes, trigger) },
+      {
+        configDir: this.options.configDir,
+        runner: rules,
+        clock,
+        logger,
+        current: () => this.current,
+        apply: (next, changes, trigger) => this.applyConfig(next, changes, trigger),
+        // The registry's content in registry.yaml's place (in a cluster, PostgreSQL's).
+        load: (dir) => loadConfig(dir, process.env, registryStore.overrides()),
+      },
       { watch: this.options.watchRules ?? true },
     );
     this.reloader.start();
+    // In a cluster the shared registry replaces the disk's registry.yaml before partitions and listeners start;
+    // another instance's change reloads through the same validated path.
+    if (cluster) this.reloader.reload('registry');
+    registryStore.onChange(() => void this.reloader?.reload('registry'));
     if (cluster) {
       await cluster.start({
         rules,
@@ -338,7 +359,7 @@ export class Platform {
       devices: () => this.devicesView(),
       rules: () => this.reloader?.view(),
       reloadRules: () => this.reloadConfig('api'),
-      registry: new Registry({ configDir: this.options.configDir, current: () => this.current, apply: (next) => void this.reloader?.applyConfig(next, 'api') }),
+      registry: new Registry({ configDir: this.options.configDir, current: () => this.current, apply: (next) => void this.reloader?.applyConfig(next, 'api'), backend: registryStore }),
       health: () => this.health(),
       metrics: () => metrics.render(),
       silences: alerts,
@@ -424,7 +445,7 @@ export class Platform {
     const alerts = this.alerts;
     if (!alerts) return;
     alerts.updateConfig({ escalations: next.escalations, channels: next.channels, contacts: next.contacts, departments: next.departments, schedules: next.schedules });
-    const how = `${trigger === 'api' ? 'API' : trigger === 'signal' ? 'SIGHUP' : 'file change'} reload`;
+    const how = reloadCause(trigger);
     for (const id of changes.assets.removed) alerts.resolveForRemovedAsset(id, { note: `asset "${id}" was removed from the configuration (${how})` });
     resolveAfterReload(alerts, changes.rules, trigger, now);
     if (changes.sections.includes('assets') || changes.sections.includes('rules')) this.rules?.watch(this.watchedSensors(), now);
@@ -523,7 +544,7 @@ export class Platform {
     } catch {
       // alerts.db cannot be read: the counts stay 0, and `alerts` says why when writes fail too.
     }
-    const cluster = this.cluster?.health();
+    const cluster = this.cluster ? { ...this.cluster.health(), ...(this.registryStore?.status ? { registry: this.registryStore.status() } : {}) } : undefined;
     const refusing = !broker || !storage || storage.accepting === false || this.alerts?.accepting() === false || cluster?.amqp === 'down';
     const status = refusing ? 'unavailable' : alerts || cluster?.postgres === 'down' ? 'degraded' : storage.state;
     return { status, broker: broker ? 'up' : 'down', storage: storage ?? null, open_alerts: openByLevel, ...(alerts ? { alerts } : {}), ...(cluster ? { cluster } : {}) };
@@ -564,6 +585,8 @@ export class Platform {
     this.runtime.stop();
     this.reloader?.stop();
     this.reloader = undefined;
+    await this.registryStore?.stop().catch((err: Error) => this.log.error({ err }, 'stopping the registry failed'));
+    this.registryStore = undefined;
     if (this.ruleTimer) clearInterval(this.ruleTimer);
     this.ruleTimer = undefined;
     this.api = this.bus = this.alerts = this.store = this.writer = undefined;

@@ -313,7 +313,8 @@ export class ClusterNode {
           await Promise.race([this.deps.checkpoints.save(partition, snapshot), part.lost]);
           return;
         } catch (err) {
-          if (err instanceof PartitionHandedOverSignal) throw new PartitionHandedOver(partition);
+          // Lost meanwhile, or the lease is no longer this instance's (the checkpoint is refused): the batch is the next owner's.
+          if (err instanceof PartitionHandedOverSignal || (err as { code?: unknown }).code === 'checkpoint_fenced') throw new PartitionHandedOver(partition);
           this.log.warn({ err, partition }, 'writing a rule checkpoint failed: retrying (the message stays unacknowledged)');
           await sleep(this.deps.retryMs ?? 500);
         }
