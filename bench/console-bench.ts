@@ -342,6 +342,7 @@ export async function main(): Promise<void> {
       background_readings_per_s: backgroundRate,
       ...summary(loaded, ''),
       first_render_idle_p50_ms: Math.round(median(idle.firstRender)),
+      first_screen_idle_p50_ms: Math.round(median(idle.firstScreen)),
       first_render_ratio_to_idle: Math.round((median(loaded.firstRender) / median(idle.firstRender)) * 100) / 100,
       new_alarm_p50_ms: percentile(onScreen, 50),
       new_alarm_p99_ms: percentile(onScreen, 99),
