@@ -36,6 +36,7 @@ import { boardView, type AlertViewFields } from './console/board-view.js';
 import { registerConsole, type ConsolePort } from './console/routes.js';
 import { CSRF_HEADER, cookieValue, SESSION_COOKIE } from './console/sessions.js';
 import { STREAM_ID_HEADER } from './console/stream.js';
+import { refuseNul } from './nul-guard.js';
 import { ApiError } from './errors.js';
 import { registerHttpPush } from './http-ingest.js';
 import type { HttpPush } from '../ingest/http-push/http-push.js';
@@ -206,6 +207,7 @@ export function buildApi(deps: ApiDeps) {
   });
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0]}` }));
 
+  app.addHook('preValidation', refuseNul);
   if (deps.audit) app.addHook('onSend', auditHook(deps.audit));
   void app.register((api, _options, done) => {
     registerRoutes(api, deps, requireRole);
