@@ -58,6 +58,7 @@ import { registryBackend } from './registry-postgres.js';
 import type { WatchpostConfig } from './config/schema.js';
 import { Gb26875Adapter } from '../ingest/gb26875/adapter.js';
 import { ClusterMode } from './cluster/cluster-mode.js';
+import { ClusterAlertFeed } from './cluster/alert-feed.js';
 
 export interface PlatformOptions {
   logger: Logger;
@@ -111,6 +112,8 @@ export class Platform {
   private cluster?: ClusterMode;
   /** Where run-time registry changes are kept: registry.yaml, or PostgreSQL in a cluster. */
   private registryStore?: RegistryBackend;
+  /** Cluster mode behind an external broker: the other instances' alert events, for this console's stream. */
+  private alertFeed?: ClusterAlertFeed;
 
   constructor(
     private readonly config: WatchpostConfig,
@@ -179,6 +182,7 @@ export class Platform {
       dispatchDefaults: (id) => this.current.rules.find((r) => r.id === id)?.dispatch,
       publicUrl: config.api.public_url,
       publish: (topic, payload) => {
+        this.alertFeed?.published(payload); // before the broker can echo it back
         this.bus?.publish(topic, payload, { qos: 1 });
         this.console?.stream.publish('alert', payload); // the console's live board
       },
@@ -280,6 +284,10 @@ export class Platform {
         })
       : new EmbeddedBroker({ config: broker, devices: this.devices, handlers, logger, metrics, clock, sparkplugEdges: sparkplugEdges(config.adapters) });
     await this.bus.start();
+    if (cluster && isExternalBroker(broker)) {
+      this.alertFeed = new ClusterAlertFeed({ broker, instanceId: cluster.instanceId, logger, onAlert: (payload) => this.console?.stream.publish('alert', payload) });
+      this.alertFeed.start();
+    }
     const sparkplugConfig = config.adapters.find((a) => a.type === 'sparkplug');
     if (sparkplugConfig) {
       const bus = this.bus;
@@ -580,6 +588,8 @@ export class Platform {
     this.watchdog = undefined;
     this.audit?.stop();
     this.audit = undefined;
+    await this.alertFeed?.stop();
+    this.alertFeed = undefined;
     this.console?.stop(); // ends the console's open streams, which the HTTP server's close would wait for
     this.console = undefined;
     this.runtime.stop();

@@ -19,6 +19,7 @@ import { DEFAULT_CLAIM_TTL_MS } from '../../alerts/alert-types.js';
 import { afterAll, afterEach, beforeAll, describe, expect, it, type TestContext } from 'vitest';
 import { waitFor } from '../../test/support/binaries.js';
 import {
+  CLUSTER_TOKEN,
   clusterHealth,
   ClusterRunner,
   coversAll,
@@ -35,6 +36,7 @@ import { mosquittoBinary } from '../../test/support/mosquitto.js';
 import { postgresAvailable } from '../../test/support/postgres.js';
 import { rabbitmqAvailable } from '../../test/support/rabbitmq.js';
 import { startReceiver, type Receiver } from '../../test/support/receiver.js';
+import { openStream, type SseStream } from '../../test/support/sse.js';
 import { cliBuilt } from '../../test/support/watchpost-process.js';
 
 const PARTITIONS = 8;
@@ -58,6 +60,8 @@ describe.skipIf(!available)('cluster mode under faults', () => {
   /** Readings taken per asset, over every phase so far (after settling, all of them acknowledged). */
   const taken = new Array<number>(ASSETS).fill(0);
   let phase = 0;
+  /** Each first instance's console stream, open from the start. */
+  const streams = new Map<string, SseStream>();
 
   beforeAll(async () => {
     [engines, receiver] = await Promise.all([startClusterEngines(), startReceiver('/hook')]);
@@ -77,6 +81,7 @@ describe.skipIf(!available)('cluster mode under faults', () => {
       },
     });
     await Promise.all(INSTANCES.map((id) => runner.start(id)));
+    for (const i of runner.instances.values()) streams.set(i.id, await openStream(`${i.apiUrl}/api/v1/stream`, { authorization: `Bearer ${CLUSTER_TOKEN}` }));
     db = new pg.Pool({ connectionString: engines.postgres.url, max: 2 });
     db.on('error', () => undefined);
     // Every partition owned, once.
@@ -98,6 +103,7 @@ describe.skipIf(!available)('cluster mode under faults', () => {
   });
 
   afterAll(async () => {
+    for (const s of streams.values()) s.close();
     await db?.end().catch(() => undefined);
     await runner?.destroy();
     await receiver?.close();
@@ -241,6 +247,24 @@ describe.skipIf(!available)('cluster mode under faults', () => {
     const devices = publishers();
     await waitFor('readings flowing into InfluxDB', async () => ((await influxCount(assetId(0))) >= 10 ? true : undefined), 30_000, 200);
     await waitFor('alerts on the hot assets', async () => ((await db.query(`SELECT 1 FROM alerts WHERE asset_id LIKE 'br-%'`)).rowCount === 2 * HOT ? true : undefined), 30_000, 200);
+    // Every console sees every alert once, whichever instance raised it.
+    const alertIds = (await db.query<{ id: string }>(`SELECT id FROM alerts WHERE asset_id LIKE 'br-%' ORDER BY id`)).rows.map((r) => r.id);
+    for (const [id, stream] of streams) {
+      const firing = () =>
+        stream.events
+          .filter((e) => e.event === 'alert')
+          .map((e) => JSON.parse(e.data) as Delivery)
+          .filter((d) => d.event === 'firing');
+      await waitFor(`every alert on the console of ${id}`, async () => (alertIds.every((a) => firing().some((d) => d.alert.id === a)) ? true : undefined), 15_000, 100).catch(
+        () => undefined,
+      );
+      expect(
+        firing()
+          .map((d) => d.alert.id)
+          .sort(),
+        `firing events on the console of ${id}`,
+      ).toEqual(alertIds);
+    }
     const victim = await leader();
     const before = await clusterHealth(victim);
     const orphaned = before!.body.cluster!.owned;
