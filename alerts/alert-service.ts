@@ -87,7 +87,7 @@ import type { WorkOrderFilter } from './store.js';
 import type { SilenceState, SilenceView } from './silences.js';
 import type { ResolveReason } from './state-machine.js';
 import { StoreOutage, type OutageRecord } from './store-outage.js';
-import type { AlertFilter, AlertKey, AlertStore, OutboxRow } from './store.js';
+import type { AlertFilter, AlertKey, AlertRecord, AlertStore, OutboxRow } from './store.js';
 import { TransitionQueue } from './transition-queue.js';
 import { Transitions } from './transitions.js';
 
@@ -585,7 +585,13 @@ export class AlertService {
   }
 
   list(filter: AlertFilter = {}): AlertView[] {
-    return this.store.listAlerts(filter).map((a) => this.views.view(a));
+    return this.viewsOf(this.store.listAlerts(filter));
+  }
+
+  /** API views of many alerts, their cases read in one query (not one per alert: a round trip each in PostgreSQL). */
+  private viewsOf(alerts: readonly AlertRecord[]): AlertView[] {
+    const cases = this.store.getCases(alerts.map((a) => a.id));
+    return alerts.map((a) => this.views.view(a, cases.get(a.id)));
   }
 
   /** One alert with its whole timeline; throws alert_not_found. */
@@ -596,7 +602,7 @@ export class AlertService {
   }
 
   openAlerts(): AlertView[] {
-    return this.store.openAlerts().map((a) => this.views.view(a));
+    return this.viewsOf(this.store.openAlerts());
   }
 
   /**

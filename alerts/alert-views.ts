@@ -58,12 +58,12 @@ export class AlertViews {
     return { delivery_id: deliveryId, event, tier, to: extra.to ?? [], ...(extra.workOrder ? { work_order: extra.workOrder } : {}), alert: this.alertBody(alert, ackUrl) };
   }
 
-  caseBody(alertId: string): CaseBody {
-    const c = this.caseOf(alertId);
+  /** `c`: the alert's case when the caller read it already (a list reads them in one go). */
+  caseBody(alertId: string, c: CaseRecord | undefined = this.caseOf(alertId)): CaseBody {
     return { status: c?.status ?? 'new', department: c?.department ?? null, work_order_id: c?.workOrderId ?? null };
   }
 
-  alertBody(a: AlertRecord, ackUrl?: string): AlertBody {
+  alertBody(a: AlertRecord, ackUrl?: string, c: CaseRecord | undefined = this.caseOf(a.id)): AlertBody {
     return {
       id: a.id,
       rule_id: a.ruleId,
@@ -82,13 +82,13 @@ export class AlertViews {
       message: a.message,
       plan: a.plan,
       ack_url: ackUrl ?? this.apiUrl(a.id),
-      case: this.caseBody(a.id),
+      case: this.caseBody(a.id, c),
     };
   }
 
-  view(a: AlertRecord): AlertView {
+  view(a: AlertRecord, c: CaseRecord | undefined = this.caseOf(a.id)): AlertView {
     return {
-      ...this.alertBody(a),
+      ...this.alertBody(a, undefined, c),
       updated_at: new Date(a.updatedAt).toISOString(),
       acknowledged_at: isoOrNull(a.acknowledgedAt),
       acknowledged_by: a.acknowledgedBy,
@@ -97,7 +97,7 @@ export class AlertViews {
       resolve_reason: a.resolveReason,
       escalation: a.escalationPolicy,
       tier: a.lastTier,
-      dismiss_reason: this.caseOf(a.id)?.dismissReason ?? null,
+      dismiss_reason: c?.dismissReason ?? null,
     };
   }
 }

@@ -248,6 +248,10 @@ export abstract class RepositoryAlertStore implements AlertStore {
     return this.repos.cases.getCase(alertId);
   }
 
+  getCases(alertIds: readonly string[]): Map<string, CaseRecord> {
+    return this.repos.cases.getCases(alertIds);
+  }
+
   putCase(c: CaseRecord): void {
     this.repos.cases.putCase(c);
   }

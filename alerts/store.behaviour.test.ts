@@ -296,6 +296,12 @@ describe.each(Object.keys(ALERT_STORE_BACKENDS))('alert store: %s', (backend) =>
     store.putCase({ alertId: 'al_5', status: 'dismissed', ...kase, dismissReason: 'sensor_fault' });
     // al_1 resolved without a case is still a new case; al_3 acknowledged without one is acknowledged.
     expect(Object.fromEntries(store.openCaseCounts())).toEqual({ new: 2, acknowledged: 1, dispatched: 1 });
+    // Several cases in one read: those without a case (al_2) and unknown ids are absent.
+    const cases = store.getCases(['al_5', 'al_2', 'al_4', 'nope', "al'; --"]);
+    expect([...cases.keys()].sort()).toEqual(['al_4', 'al_5']);
+    expect(cases.get('al_4')).toEqual({ alertId: 'al_4', status: 'dispatched', ...kase, department: 'lg-bridge' });
+    expect(cases.get('al_5')).toEqual(store.getCase('al_5'));
+    expect(store.getCases([]).size).toBe(0);
 
     const first = store.appendAudit({ at: T0, actor: 'ops', method: 'POST', path: '/api/v1/alerts/al_2/ack', outcome: 200 });
     const second = store.appendAudit({ at: T0 + 1, actor: null, method: 'DELETE', path: '/api/v1/silences/x', outcome: 401 });

@@ -344,6 +344,8 @@ export interface OverrideRecord {
 /** Cases, work orders and on-call overrides. */
 export interface CaseRepository {
   getCase(alertId: string): CaseRecord | undefined;
+  /** The cases of several alerts in one read (alerts without a case are absent from the map). */
+  getCases(alertIds: readonly string[]): Map<string, CaseRecord>;
   /** Inserts or replaces the alert's case. */
   putCase(c: CaseRecord): void;
   /** Cases whose ack deadline is at or before `now`, by deadline. */

@@ -16,6 +16,13 @@ export class PostgresCaseRepository implements CaseRepository {
     return row && fromCaseRow(row);
   }
 
+  getCases(alertIds: readonly string[]): Map<string, CaseRecord> {
+    const found = new Map<string, CaseRecord>();
+    const rows = alertIds.length === 0 ? [] : this.db.all<CaseRow>('SELECT * FROM alert_cases WHERE alert_id = ANY($1::text[])', [alertIds]);
+    for (const row of rows) found.set(row.alert_id, fromCaseRow(row));
+    return found;
+  }
+
   putCase(c: CaseRecord): void {
     this.db.run(
       `INSERT INTO alert_cases (alert_id, status, department, work_order_id, dismiss_reason, updated_at, ack_deadline) VALUES ($1, $2, $3, $4, $5, $6, $7)

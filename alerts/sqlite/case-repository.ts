@@ -11,6 +11,14 @@ export class SqliteCaseRepository implements CaseRepository {
     return row && fromCaseRow(row);
   }
 
+  getCases(alertIds: readonly string[]): Map<string, CaseRecord> {
+    const found = new Map<string, CaseRecord>();
+    // json_each takes the ids as one bound parameter, however many there are.
+    const rows = alertIds.length === 0 ? [] : (this.db.stmt('SELECT * FROM alert_cases WHERE alert_id IN (SELECT value FROM json_each(?))').all(JSON.stringify(alertIds)) as CaseRow[]);
+    for (const row of rows) found.set(row.alert_id, fromCaseRow(row));
+    return found;
+  }
+
   putCase(c: CaseRecord): void {
     this.db
       .stmt(
