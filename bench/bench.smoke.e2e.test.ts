@@ -8,6 +8,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { influxdAvailable } from './support/influxd.js';
 import { mosquittoBinary } from './support/mosquitto.js';
+import { postgresAvailable } from './support/postgres.js';
+import { rabbitmqAvailable } from './support/rabbitmq.js';
 import { ROOT } from '../test/support/watchpost-process.js';
 
 const BENCH = join(ROOT, 'dist', 'bench', 'index.js');
@@ -88,6 +90,17 @@ describe.skipIf(!influxdAvailable)('benchmark scenarios at a tiny size', () => {
       expect(figures.readings_acked).toBeGreaterThan(0);
     },
     240_000,
+  );
+
+  it.skipIf(mosquittoBinary === undefined || !postgresAvailable || !rabbitmqAvailable)(
+    'cluster reports 2 instances in cluster mode, with nothing lost, the alerts timed and the hand-over',
+    async () => {
+      const figures = await runScenario('cluster', { ...tiny, INFLIGHT: '2', INSTANCES: '2', LATENCY_SAMPLES: '2', PARTITIONS: '4' });
+      expect(figures).toMatchObject({ scenario: 'cluster-x2', instances: 2, readings_lost: 0, alert_samples: 2 });
+      expect(figures.readings_acked).toBeGreaterThan(0);
+      expect(figures.hand_over_ms).toBeGreaterThan(0);
+    },
+    300_000,
   );
 });
 
