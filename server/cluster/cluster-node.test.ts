@@ -24,7 +24,7 @@ const RULES = [
 ];
 const logger = createLogger({ level: 'silent' });
 
-function setup(shared: Map<string, AssetSnapshot> = new Map()) {
+function setup(shared: Map<string, AssetSnapshot> = new Map(), publish: PartitionTransport['publish'] = () => Promise.resolve()) {
   const clock = {
     t: T0,
     now() {
@@ -34,7 +34,7 @@ function setup(shared: Map<string, AssetSnapshot> = new Map()) {
   const handlers = new Map<number, (messages: PartitionMessage[]) => Promise<void>>();
   const transport: PartitionTransport = {
     connected: () => true,
-    publish: () => Promise.resolve(),
+    publish,
     consume: (p, handler) => {
       handlers.set(p, handler);
       return Promise.resolve({ cancel: () => Promise.resolve(void handlers.delete(p)) });
@@ -69,6 +69,30 @@ function setup(shared: Map<string, AssetSnapshot> = new Map()) {
 }
 
 describe('ClusterNode', () => {
+  it('publishes the readings of one turn as one message per partition, in order, and answers each caller for its own partitions', async () => {
+    const published: Array<{ partition: number; message: PartitionMessage }> = [];
+    let refuse = -1;
+    const { node, clock } = setup(new Map(), (partition, message) => {
+      published.push({ partition, message });
+      return partition === refuse ? Promise.reject(new Error('nacked')) : Promise.resolve();
+    });
+    const reading = (assetId: string, value: number) => ({ assetId, sensorId: 's1', assetType: 'bridge', street: 's', metric: 'strain', value, ts: clock.t });
+    const first = node.publishReadings([reading('a0', 1), reading('a1', 2)]);
+    const second = node.publishReadings([reading('a0', 3)]);
+    await expect(Promise.all([first, second])).resolves.toEqual([true, true]);
+    expect(published.map((m) => [m.partition, m.message.kind === 'readings' ? m.message.readings.map((r) => r.value) : []])).toEqual([
+      [0, [1, 3]],
+      [1, [2]],
+    ]);
+    // A refusal in partition 1 fails only the caller with readings there.
+    refuse = 1;
+    published.length = 0;
+    const both = node.publishReadings([reading('a0', 4), reading('a1', 5)]);
+    const zeroOnly = node.publishReadings([reading('a0', 6)]);
+    await expect(Promise.all([both, zeroOnly])).resolves.toEqual([false, true]);
+    expect(published).toHaveLength(2);
+  });
+
   it('judges stale sensors of owned partitions only', async () => {
     const { node, clock, stored, line, rules } = setup();
     await node.acquire(0);

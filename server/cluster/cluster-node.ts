@@ -127,6 +127,13 @@ export class ClusterNode {
   /** Presence not yet confirmed by RabbitMQ, latest per device, and its sender. */
   private readonly presenceQueue = new Map<string, { status: 'online' | 'offline'; at: number }>();
   private presencePump?: Promise<void>;
+  /**
+   * Readings of the messages accepted in this turn of the event loop, published together: one
+   * AMQP message per partition per turn instead of one per MQTT message (a confirm round trip
+   * each), in acceptance order. Each caller waits only for the partitions of its own readings.
+   */
+  private outgoing: Reading[] = [];
+  private outgoingFlush?: Promise<Map<number, Promise<void>>>;
   /** When the last partition was acquired, and when each was acquired (hand-over measurements). */
   readonly acquiredAt = new Map<number, number>();
   private readonly log: Logger;
@@ -150,14 +157,51 @@ export class ClusterNode {
 
   /** Readings durable in this instance's spool, published to their partitions: true once all are confirmed. */
   publishReadings(readings: readonly Reading[]): Promise<boolean> {
-    const messages = this.deps.readingMessages(this.deps.instanceId, readings, this.deps.partitions);
-    return Promise.all(messages.map(({ partition, message }) => this.deps.transport.publish(partition, message))).then(
-      () => true,
-      (err: Error) => {
-        this.log.debug({ err }, 'readings not confirmed by RabbitMQ: not acknowledged');
-        return false;
-      },
+    const mine = new Set<number>();
+    for (const r of readings) {
+      mine.add(this.partitionOf(r.assetId));
+      this.outgoing.push(r);
+    }
+    this.outgoingFlush ??= new Promise((resolve, reject) =>
+      setImmediate(() => {
+        const batch = this.outgoing;
+        this.outgoing = [];
+        this.outgoingFlush = undefined;
+        try {
+          resolve(this.publishBatch(batch));
+        } catch (err) {
+          reject(err);
+        }
+      }),
     );
+    return this.outgoingFlush
+      .then((confirmed) => Promise.all([...mine].map((p) => confirmed.get(p) ?? Promise.reject(new Error(`partition ${p}: nothing was published`)))))
+      .then(
+        () => true,
+        (err: Error) => {
+          this.log.debug({ err }, 'readings not confirmed by RabbitMQ: not acknowledged');
+          return false;
+        },
+      );
+  }
+
+  /** Publishes one turn's readings; per partition, a promise of all its messages' confirms. */
+  private publishBatch(readings: readonly Reading[]): Map<number, Promise<void>> {
+    const sent = new Map<number, Promise<void>[]>();
+    for (const { partition, message } of this.deps.readingMessages(this.deps.instanceId, readings, this.deps.partitions)) {
+      const confirm = this.deps.transport.publish(partition, message);
+      const list = sent.get(partition);
+      if (list) list.push(confirm);
+      else sent.set(partition, [confirm]);
+    }
+    const confirmed = new Map<number, Promise<void>>();
+    for (const [partition, list] of sent) {
+      const all = Promise.all(list).then(() => undefined);
+      // Every partition is awaited by the callers whose readings are in it; this only keeps a refusal seen by none of them from being unhandled.
+      all.catch(() => undefined);
+      confirmed.set(partition, all);
+    }
+    return confirmed;
   }
 
   /** A device's presence, forwarded to the partitions of its assets until RabbitMQ confirmed it (the latest per device). */
