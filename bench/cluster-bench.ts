@@ -11,7 +11,8 @@
  * are owned again is the hand-over time.
  *
  * Environment: DURATION_S (10), DEVICES (100), PUBLISHERS (1), INFLIGHT (per device, 20),
- * PARTITIONS (16), LATENCY_SAMPLES (10), INSTANCES (`1,2,3`).
+ * PARTITIONS (16), LATENCY_SAMPLES (10), INSTANCES (`1,2,3`), BROKER_INFLIGHT (mosquitto `max_inflight_messages`, the QoS 1
+ * messages it has in flight to each instance at once; 100).
  */
 import { createServer } from 'node:http';
 import { cpus, loadavg, totalmem } from 'node:os';
@@ -112,7 +113,7 @@ async function run(shared: ClusterEngines, instances: number, clusterMode: boole
   const publishers = env('PUBLISHERS', 1);
   const list = benchDevices(devices);
   // A broker, a database and an InfluxDB of its own per run; PostgreSQL and RabbitMQ are shared (a new database each time).
-  const mosquitto = await startMosquitto({ extraConfig: ['max_queued_messages 0', 'max_inflight_messages 100'] });
+  const mosquitto = await startMosquitto({ extraConfig: ['max_queued_messages 0', `max_inflight_messages ${env('BROKER_INFLIGHT', 100)}`] });
   const influx: Influxd = await startInfluxd({ database: 'telemetry' });
   const receiver = await startReceiver();
   const pgUrl = await shared.postgres.createDatabase(`bench_${run}`);
