@@ -196,6 +196,11 @@ export function buildApi(deps: ApiDeps) {
 
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string; status?: number }, req, reply: FastifyReply) => {
     if (err instanceof ApiError) return reply.code(err.status).send({ error: err.code, message: err.message });
+    // The cluster's alert store cannot be reached: the request can be made again once it is back.
+    if ((err as { unavailable?: unknown }).unavailable === true) {
+      req.log.warn({ err }, 'request refused: the alert store is unavailable');
+      return reply.code(503).send({ error: 'unavailable', message: `the alert store is unavailable: ${err.message}` });
+    }
     const status = err.status ?? err.statusCode ?? 500;
     if (status === 413) return reply.code(413).send({ error: 'payload_too_large', message: `request body exceeds ${deps.config.max_body_bytes} bytes` });
     if (status >= 400 && status < 500) {

@@ -68,6 +68,8 @@ describe.skipIf(!postgresAvailable)('PostgreSQL alert store', () => {
       const quick = Date.now();
       expect(() => store.getAlert('al_1')).toThrow(/PostgreSQL at 127\.0\.0\.1:\d+/);
       expect(Date.now() - quick).toBeLessThan(100);
+      // Marked unavailable (the API answers 503), unlike an error of the statement.
+      expect(() => store.getAlert('al_1')).toThrow(expect.objectContaining({ unavailable: true }));
 
       await server.start();
       await waitUntil(() => store.getAlert('al_1')?.id === 'al_1', 5000);

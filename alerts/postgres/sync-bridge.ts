@@ -44,9 +44,12 @@ export interface QueryResult<R> {
 export class PostgresError extends Error {
   readonly code: string | undefined;
   readonly constraint: string | undefined;
-  constructor(message: string, fields: { code?: string; constraint?: string; cause?: unknown } = {}) {
+  /** The server could not be reached or answered nothing (not an error of the statement): the API answers 503. */
+  readonly unavailable: boolean;
+  constructor(message: string, fields: { code?: string; constraint?: string; cause?: unknown; unavailable?: boolean } = {}) {
     super(message, fields.cause === undefined ? undefined : { cause: fields.cause });
     this.name = 'PostgresError';
+    this.unavailable = fields.unavailable ?? false;
     this.code = fields.code;
     this.constraint = fields.constraint;
   }
@@ -70,7 +73,8 @@ const WORKER_FILE = fileURLToPath(new URL('./pg-worker.mjs', import.meta.url));
 /** What the worker needs beyond the statement timeout: connecting, starting the thread, the answer's way back. */
 const WAIT_MARGIN_MS = 2000;
 const BACKOFF_FIRST_MS = 250;
-const BACKOFF_MAX_MS = 4000;
+// Short, so that calls work again within about a second of the server's return.
+const BACKOFF_MAX_MS = 1000;
 
 /** host:port of a postgres:// URL (for messages); throws, without echoing it, for anything else. */
 export function serverOf(url: string): string {
@@ -175,7 +179,7 @@ export class SyncPgBridge {
       // Not a SQLSTATE (ECONNREFUSED, a timeout), a lost connection, refused credentials, no such database.
       const connectionLevel = e.code === undefined || !SQLSTATE.test(e.code) || /^(08|57P|28)/.test(e.code) || e.code === '3D000';
       const message = connectionLevel ? `PostgreSQL at ${this.server}: ${e.message}` : e.detail ? `${e.message} (${e.detail})` : e.message;
-      const error = new PostgresError(message, { ...(e.code ? { code: e.code } : {}), ...(e.constraint ? { constraint: e.constraint } : {}) });
+      const error = new PostgresError(message, { ...(e.code ? { code: e.code } : {}), ...(e.constraint ? { constraint: e.constraint } : {}), unavailable: connectionLevel });
       if (answer.connectFailed) this.backOff(error);
       throw error;
     }
@@ -183,7 +187,7 @@ export class SyncPgBridge {
     return answer;
   }
 
-  /** Calls fail at once for a while (250 ms, doubling to 4 s) after the server could not be reached. */
+  /** Calls fail at once for a while (250 ms, doubling to 1 s) after the server could not be reached. */
   private backOff(error: PostgresError): void {
     const failures = (this.unreachable?.failures ?? 0) + 1;
     const ms = Math.min(BACKOFF_FIRST_MS * 2 ** (failures - 1), BACKOFF_MAX_MS);
@@ -247,6 +251,6 @@ export class SyncPgBridge {
     // No answer: the worker may be stuck on a dead connection. Replace it; the server rolls back
     // whatever the old connection had open when it goes.
     this.stopWorker();
-    throw new PostgresError(`PostgreSQL at ${this.server} did not answer within ${waitMs} ms`, { code: undefined });
+    throw new PostgresError(`PostgreSQL at ${this.server} did not answer within ${waitMs} ms`, { code: undefined, unavailable: true });
   }
 }
