@@ -9,12 +9,12 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import mqtt, { type MqttClient } from 'mqtt';
 import { stringify } from 'yaml';
 import { startInfluxd, type Influxd } from './influxd.js';
 import { startMosquitto, type Mosquitto } from './mosquitto.js';
 import { startPostgres, type PgServer } from './postgres.js';
 import { startRabbitMQ, type RabbitServer } from './rabbitmq.js';
+import { startSteadyPublisher, type SteadyPublisher } from './steady-publisher.js';
 
 /** The package root, from bench/support (tests) or dist/bench/support (the built benchmark). */
 export const ROOT = [resolve(import.meta.dirname, '..', '..'), resolve(import.meta.dirname, '..', '..', '..')].find((d) => existsSync(join(d, 'package.json')))!;
@@ -224,17 +224,8 @@ export function coversAll(owned: Map<string, number[] | undefined>, partitions: 
   return seen.size === partitions;
 }
 
-export interface Device {
-  /** seq -> value of every reading the broker acknowledged. */
-  readonly acked: Map<number, number>;
-  taken(): number;
-  unacknowledged(): number;
-  /** Stops taking readings; the unacknowledged ones are still sent. */
-  pause(): void;
-  /** Waits until every reading taken is acknowledged. */
-  settle(timeoutMs: number): Promise<void>;
-  close(): Promise<void>;
-}
+/** A device of the cluster tests (bench/support/steady-publisher.ts). */
+export type Device = SteadyPublisher;
 
 /**
  * A device publishing one reading every 1000/rate ms at QoS 1, timestamped with the time it is
@@ -242,48 +233,5 @@ export interface Device {
  * until the broker acknowledges it and sending the unacknowledged ones again after a reconnect.
  */
 export function startDevice(options: { url: string; clientId: string; topic: string; rate: number; metric: string; valueOf: (seq: number) => number; tsBase?: number }): Device {
-  const acked = new Map<number, number>();
-  const pending = new Map<number, string>();
-  const stepMs = 1000 / options.rate;
-  const tsBase = options.tsBase ?? Date.now();
-  let seq = 0;
-  const client: MqttClient = mqtt.connect(options.url, { protocolVersion: 4, clientId: options.clientId, clean: true, reconnectPeriod: 300, connectTimeout: 3000, keepalive: 10 });
-  client.on('error', () => undefined);
-  const send = (n: number, payload: string) => {
-    client.publish(options.topic, payload, { qos: 1 }, (err) => {
-      if (err || !pending.has(n)) return;
-      pending.delete(n);
-      acked.set(n, options.valueOf(n));
-    });
-  };
-  client.on('connect', () => {
-    for (const [n, payload] of pending) send(n, payload);
-  });
-  const take = () => {
-    const n = seq++;
-    const payload = JSON.stringify({ ts: Math.round(tsBase + n * stepMs), values: { [options.metric]: options.valueOf(n) } });
-    pending.set(n, payload);
-    if (client.connected) send(n, payload);
-  };
-  let timer: NodeJS.Timeout | undefined = setInterval(take, stepMs);
-  return {
-    acked,
-    taken: () => seq,
-    unacknowledged: () => pending.size,
-    pause() {
-      clearInterval(timer);
-      timer = undefined;
-    },
-    async settle(timeoutMs) {
-      const deadline = Date.now() + timeoutMs;
-      while (pending.size > 0) {
-        if (Date.now() > deadline) throw new Error(`${options.clientId}: ${pending.size} readings still unacknowledged`);
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    },
-    async close() {
-      clearInterval(timer);
-      await client.endAsync(true);
-    },
-  };
+  return startSteadyPublisher({ ...options, tsBase: options.tsBase ?? Date.now(), tsStepMs: 1000 / options.rate });
 }
